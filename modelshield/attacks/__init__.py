@@ -1,0 +1,1 @@
+"""Attacks on ML models: evasion today; poisoning, privacy and extraction follow."""

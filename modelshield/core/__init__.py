@@ -1,0 +1,1 @@
+"""The core vocabulary every capability speaks: models, datasets, findings, settings, errors."""

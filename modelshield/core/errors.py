@@ -1,0 +1,58 @@
+"""One exception hierarchy for the whole library.
+
+The CLI turns any ``ModelShieldError`` into one line on stderr and exit code 2::
+
+    ModelShieldError
+    ├── InputError            bad data, shapes, labels, NaN, parameter values
+    ├── FormatError           unknown or unsupported file format
+    │   └── UnsafeFormatError pickle-based or otherwise unsafe to load
+    ├── MissingFileError      a path that does not exist
+    ├── CapabilityError       asked a black-box model for gradients, etc.
+    ├── DependencyError       an optional dependency is not installed
+    └── RemoteModelError      a remote model endpoint failed or answered badly
+"""
+
+from __future__ import annotations
+
+
+class ModelShieldError(Exception):
+    """Base of every error modelshield raises on purpose."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint or self.hint
+
+    def diagnostics(self) -> str:
+        """One line for a person: what went wrong and what to do next."""
+        msg = str(self)
+        return f"{msg} ({self.hint})" if self.hint else msg
+
+
+class InputError(ModelShieldError):
+    """The data or a parameter is not what the operation needs."""
+
+
+class FormatError(ModelShieldError):
+    """A file's format is unknown or not supported."""
+
+
+class UnsafeFormatError(FormatError):
+    """A file would execute code when loaded (pickle and friends)."""
+
+
+class MissingFileError(ModelShieldError):
+    """A path that was given does not exist."""
+
+
+class CapabilityError(ModelShieldError):
+    """The model cannot do what was asked (e.g. gradients from a black box)."""
+
+
+class DependencyError(ModelShieldError):
+    """An optional dependency needed for this operation is not installed."""
+
+
+class RemoteModelError(ModelShieldError):
+    """A model behind an HTTP endpoint failed or answered with something unusable."""
