@@ -1,18 +1,26 @@
-"""Evaluation data as tensors: scikit-learn's bundled sets today, files next.
+"""Evaluation data as tensors: scikit-learn's bundled sets, arrays, tables and image folders.
 
 Every loader returns a ``Dataset`` whose inputs are float32 in a known box (``bounds``) and whose
-labels are int64 class indices, so an attack's ε means the same thing whatever the source.
+labels are int64 class indices, so an attack's ε means the same thing whatever the source. Files
+are told apart by content, and bad data (NaN, fractional labels, values outside the bounds) is
+refused with the reason rather than silently fixed.
 """
 
 from __future__ import annotations
 
+import codecs
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import DependencyError, FormatError, InputError
+from modelshield.core.loading import detect_format, refuse_pickled_npy
 
 
 @dataclass
@@ -71,3 +79,167 @@ def sklearn_dataset(name: str, split: str = "test", test_size: float = 0.25, see
         xs = xs.reshape(-1, 1, 8, 8)
     names = [str(n) for n in getattr(bunch, "target_names", range(int(y.max()) + 1))]
     return Dataset(torch.from_numpy(xs), torch.from_numpy(ys), f"sklearn:{name}:{split}", (0.0, 1.0), names)
+
+
+SUPPORTED_DATA = "sklearn:<name>[:train|test], .npz with x and y, 'x.npy,y.npy', CSV, Parquet, an image folder"
+LABEL_COLUMNS = ("label", "target", "y")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def load_dataset(
+    spec: str,
+    *,
+    label_column: str | None = None,
+    bounds: tuple[float, float] | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> Dataset:
+    """Load evaluation data from a spec: ``sklearn:digits[:train]``, a file, two .npy files or a folder.
+
+    Images (a folder of ``<class>/*.png|jpg``) are scaled into [0, 1] as (N, C, H, W) and default
+    to bounds (0, 1); other data keeps its values and, unless ``bounds`` is given, the box they
+    span. ``input_shape`` reshapes flat rows (e.g. ``(1, 8, 8)``). Tables take their labels from
+    ``label_column`` or a column named label, target or y.
+    """
+    checks: dict[str, Any] = {"bounds": bounds, "input_shape": input_shape}
+    if spec.startswith("sklearn:"):
+        name, _, split = spec.removeprefix("sklearn:").partition(":")
+        ds = sklearn_dataset(name, split or "test")
+        return _checked(ds.x.numpy(), ds.y.numpy(), ds.name, default_bounds=ds.bounds, class_names=ds.class_names, **checks)
+    path = Path(spec)
+    if not path.exists() and spec.count(",") == 1:
+        return _checked(*(_read_npy(Path(p)) for p in spec.split(",")), spec, **checks)
+    if path.is_dir():
+        x, y, classes = _image_folder(path)
+        return _checked(x, y, spec, default_bounds=(0.0, 1.0), class_names=classes, **checks)
+    fmt = detect_format(path)
+    if fmt == "npz":
+        return _checked(*_read_npz(path), spec, **checks)
+    if fmt == "npy":
+        raise InputError(f"{path} holds one array; pass 'x.npy,y.npy' or an .npz with arrays x and y")
+    if fmt == "parquet" or (fmt == "unknown" and _is_text(path)):
+        x, y = _table(path, "parquet" if fmt == "parquet" else "csv", label_column)
+        return _checked(x, y, spec, **checks)
+    raise FormatError(f"{path} is not a dataset modelshield reads ({fmt}); supported: {SUPPORTED_DATA}")
+
+
+def _checked(
+    x: np.ndarray,
+    y: np.ndarray,
+    name: str,
+    *,
+    bounds: tuple[float, float] | None,
+    input_shape: Sequence[int] | None,
+    default_bounds: tuple[float, float] | None = None,
+    class_names: list[str] | None = None,
+) -> Dataset:
+    """Validate and convert arrays into a Dataset, refusing what an attack would silently mangle."""
+    if len(x) == 0:
+        raise InputError(f"{name} has no samples")
+    if len(x) != len(y):
+        raise InputError(f"{name} has {len(x)} inputs but {len(y)} labels")
+    if x.dtype.kind not in "biuf":
+        raise InputError(f"{name}: inputs are not numeric ({x.dtype})")
+    if y.ndim != 1 or y.dtype.kind not in "biuf" or (y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
+        raise InputError(f"{name}: labels must be one integer class index per sample", hint="encode classes as 0..C-1")
+    if y.min() < 0:
+        raise InputError(f"{name}: labels must be class indices 0..C-1, found {int(y.min())}")
+    x = x.astype(np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise InputError(f"{name}: {bad} input values are NaN or Inf")
+    if input_shape is not None:
+        if int(np.prod(input_shape)) != int(np.prod(x.shape[1:])):
+            raise InputError(f"{name}: samples of shape {x.shape[1:]} cannot be reshaped to {tuple(input_shape)}")
+        x = x.reshape(len(x), *input_shape)
+    lo, hi = bounds or default_bounds or (float(x.min()), float(x.max()))
+    if lo >= hi:
+        raise InputError(f"{name}: bounds ({lo}, {hi}) are empty", hint="pass bounds=(low, high)")
+    tol = 1e-5 * max(1.0, hi - lo)
+    if float(x.min()) < lo - tol or float(x.max()) > hi + tol:
+        raise InputError(f"{name}: inputs range over [{x.min():.4g}, {x.max():.4g}], outside the bounds [{lo}, {hi}]")
+    return Dataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)), name, (float(lo), float(hi)), class_names)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    if detect_format(path) != "npy":
+        raise FormatError(f"{path} is not a .npy array")
+    return np.load(path, allow_pickle=False)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays x and y of an .npz; headers are checked first so object arrays are never read."""
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        if not {"x.npy", "y.npy"} <= set(names):
+            raise InputError(f"{path} has arrays {sorted(n.removesuffix('.npy') for n in names)}; it needs x and y")
+        for name in ("x.npy", "y.npy"):
+            with zf.open(name) as f:
+                refuse_pickled_npy(f, f"{path}:{name}")
+    with np.load(path, allow_pickle=False) as arrays:
+        return arrays["x"], arrays["y"]
+
+
+def _is_text(path: Path) -> bool:
+    """True when the file starts with UTF-8 text and no NUL bytes (a CSV candidate)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head)
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
+
+
+def _table(path: Path, fmt: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of a CSV (with a header row) or Parquet table."""
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise DependencyError("reading tables needs pandas", hint="pip install 'modelshield[data]'") from e
+    try:
+        frame = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
+    except (ValueError, ImportError) as e:  # pandas' parser errors are ValueErrors; ImportError: no pyarrow
+        raise FormatError(f"cannot read {path} as {fmt}: {' '.join(str(e).split())[:200]}") from e
+    columns = [str(c) for c in frame.columns]
+    label = label_column or next((c for c in LABEL_COLUMNS if c in columns), None)
+    if label is None or label not in columns:
+        raise InputError(
+            f"{path} has no label column {label_column or ' / '.join(LABEL_COLUMNS)!r}; columns: {', '.join(columns[:20])}",
+            hint="name it label, target or y, or pass label_column",
+        )
+    features = frame.drop(columns=[label])
+    text = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if text or features.shape[1] == 0:
+        raise InputError(f"{path}: feature columns must be numeric, not {', '.join(text[:10]) or '(none)'}")
+    return features.to_numpy(), frame[label].to_numpy()
+
+
+def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images under root/<class>/ as (N, C, H, W) in [0, 1]; grey stays one channel, the rest RGB."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as e:
+        raise DependencyError("reading images needs Pillow", hint="pip install 'modelshield[data]'") from e
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise InputError(f"{root} has no class folders; expected {root}/<class>/*.png")
+    files = [(i, f) for i, c in enumerate(classes) for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    empty = sorted(set(classes) - {classes[i] for i, _ in files})
+    if empty:
+        raise InputError(f"class folders {', '.join(empty)} under {root} have no .png or .jpg images")
+    pixels = []
+    for _, file in files:
+        try:
+            with Image.open(file) as im:
+                mode = "L" if im.mode in ("1", "L") else "RGB"
+                pixels.append(np.asarray(im.convert(mode), dtype=np.float32) / 255.0)
+        except (UnidentifiedImageError, OSError) as e:
+            raise InputError(f"cannot read image {file}: {e}") from e
+        if pixels[-1].shape[:2] != pixels[0].shape[:2]:
+            (h, w), (h0, w0) = pixels[-1].shape[:2], pixels[0].shape[:2]
+            raise InputError(f"{file} is {w}×{h} but {files[0][1]} is {w0}×{h0}", hint="resize the images to one size")
+    if all(p.ndim == 2 for p in pixels):
+        x = np.stack(pixels)[:, None]
+    else:
+        x = np.stack([np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in pixels]).transpose(0, 3, 1, 2)
+    return x, np.asarray([i for i, _ in files], dtype=np.int64), classes
