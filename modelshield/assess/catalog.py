@@ -1,0 +1,75 @@
+"""What each assessment finding means in the shared security vocabularies.
+
+MITRE ATLAS technique ids (https://atlas.mitre.org) and OWASP Machine Learning Security Top 10
+(2023) ids, with the remediation a team can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A finding type: stable id, title, taxonomy ids and what to do about it."""
+
+    id: str
+    title: str
+    atlas: tuple[str, ...]
+    owasp_ml: tuple[str, ...]
+    remediation: str
+
+
+WHITE_BOX_EVASION = Rule(
+    "MS-EVASION-001",
+    "Low robust accuracy under white-box L∞ evasion",
+    ("AML.T0043.000", "AML.T0015"),
+    ("ML01:2023",),
+    "Harden the model with PGD adversarial training or TRADES; add adversarial-input detection and a "
+    "confidence fallback in front of it; keep gradients and weights away from untrusted parties.",
+)
+WHITE_BOX_L2_EVASION = Rule(
+    "MS-EVASION-002",
+    "Low robust accuracy under white-box L2 evasion",
+    ("AML.T0043.000", "AML.T0015"),
+    ("ML01:2023",),
+    "Train against L2 attacks as well (PGD-L2 adversarial training) or certify with randomized smoothing.",
+)
+MINIMAL_PERTURBATION = Rule(
+    "MS-EVASION-003",
+    "Small perturbations flip predictions",
+    ("AML.T0043.000",),
+    ("ML01:2023",),
+    "The median minimal L2 perturbation is a small fraction of a typical input's norm: widen the margin "
+    "with adversarial training, and monitor for inputs near the decision boundary.",
+)
+SCORE_BASED_EVASION = Rule(
+    "MS-EVASION-004",
+    "Score-based black-box evasion succeeds through the prediction API",
+    ("AML.T0043.001", "AML.T0040"),
+    ("ML01:2023", "ML05:2023"),
+    "Return labels instead of scores where possible, round or limit confidence outputs, rate-limit and "
+    "monitor query patterns per identity, and harden the model itself.",
+)
+DECISION_BASED_EVASION = Rule(
+    "MS-EVASION-005",
+    "Decision-based black-box evasion succeeds from labels alone",
+    ("AML.T0043.001", "AML.T0040"),
+    ("ML01:2023",),
+    "Label-only access is not a defence: enforce query budgets and detect boundary-probing query bursts.",
+)
+GATE_FAILED = Rule(
+    "MS-GATE-001",
+    "Robust accuracy below the required threshold",
+    ("AML.T0043",),
+    ("ML01:2023",),
+    "Do not promote this model: robust accuracy at the gating ε is under the policy's --fail-under.",
+)
+UNTRUSTWORTHY_EVALUATION = Rule(
+    "MS-SANITY-001",
+    "The robustness evaluation may be unreliable",
+    ("AML.T0043",),
+    ("ML01:2023",),
+    "A sanity check failed (gradient masking, randomness or an attack bug can inflate robust accuracy): "
+    "read the check's detail and re-run with stronger or black-box attacks before trusting the numbers.",
+)

@@ -1,0 +1,114 @@
+"""Turn an assessment's numbers into findings with severity, taxonomy ids and remediation."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from modelshield.assess import catalog
+from modelshield.assess.catalog import Rule
+from modelshield.assess.results import AssessmentResult, AttackRecord
+from modelshield.core.findings import Finding, Severity
+
+
+def _finding(rule: Rule, description: str, metric: str, value: float | None, severity: Severity,
+             threshold: float | None = None, **evidence: object) -> Finding:
+    return Finding(
+        id=rule.id, title=rule.title, description=description, metric=metric, value=value, threshold=threshold,
+        severity=severity, atlas=list(rule.atlas), owasp_ml=list(rule.owasp_ml), remediation=rule.remediation,
+        evidence=evidence,
+    )
+
+
+def robustness_severity(robust: float, clean: float) -> Severity:
+    """How much of the clean accuracy survives the attack decides how bad it is."""
+    kept = robust / clean if clean > 0 else 1.0
+    if kept < 0.1:
+        return Severity.critical
+    if kept < 0.5:
+        return Severity.high
+    if kept < 0.8:
+        return Severity.medium
+    if kept < 0.95:
+        return Severity.low
+    return Severity.info
+
+
+def success_severity(rate: float) -> Severity:
+    """Black-box attacks: the share of samples an outsider can flip through the API."""
+    if rate >= 0.5:
+        return Severity.high
+    if rate >= 0.2:
+        return Severity.medium
+    if rate > 0:
+        return Severity.low
+    return Severity.info
+
+
+def _worst(records: list[AttackRecord]) -> AttackRecord | None:
+    return min(records, key=lambda r: r.robust_accuracy) if records else None
+
+
+def build_findings(result: AssessmentResult, x: Tensor) -> list[Finding]:
+    """Every finding the result supports, most severe first."""
+    out: list[Finding] = []
+    clean = result.clean_accuracy
+    gate = result.gating.get("eps")
+    white = [r for r in result.attacks if r.queries is None and r.eps is not None]
+
+    worst = _worst([r for r in white if r.norm == "linf" and r.eps == gate])
+    if worst is not None:
+        out.append(_finding(
+            catalog.WHITE_BOX_EVASION,
+            f"{worst.attack} at L∞ ε={gate:g} leaves {worst.robust_accuracy:.1%} accuracy (clean {clean:.1%}).",
+            "robust_accuracy", worst.robust_accuracy, robustness_severity(worst.robust_accuracy, clean),
+            attack=worst.attack, eps=gate, clean_accuracy=clean,
+        ))
+    l2 = sorted({r.eps for r in white if r.norm == "l2" and r.eps is not None})
+    if l2:
+        mid = l2[len(l2) // 2]
+        worst = _worst([r for r in white if r.norm == "l2" and r.eps == mid])
+        assert worst is not None
+        out.append(_finding(
+            catalog.WHITE_BOX_L2_EVASION,
+            f"{worst.attack} at L2 ε={mid:g} leaves {worst.robust_accuracy:.1%} accuracy (clean {clean:.1%}).",
+            "robust_accuracy", worst.robust_accuracy, robustness_severity(worst.robust_accuracy, clean),
+            attack=worst.attack, eps=mid, clean_accuracy=clean,
+        ))
+    minimal = [r for r in result.attacks if r.eps is None and r.median_l2 is not None and r.queries is None]
+    if minimal:
+        best = min(minimal, key=lambda r: r.median_l2 or float("inf"))
+        typical = float(x.flatten(1).norm(dim=1).median()) if len(x) else 1.0
+        rel = (best.median_l2 or 0.0) / typical if typical > 0 else 0.0
+        sev = Severity.high if rel < 0.05 else Severity.medium if rel < 0.15 else Severity.low
+        out.append(_finding(
+            catalog.MINIMAL_PERTURBATION,
+            f"{best.attack}: the median successful L2 perturbation is {best.median_l2:.3g}, "
+            f"{rel:.1%} of a typical input's L2 norm ({typical:.3g}).",
+            "median_l2", best.median_l2, sev, attack=best.attack, relative_to_input=rel,
+        ))
+    for curve in result.query_curves:
+        rule = catalog.SCORE_BASED_EVASION if curve.attack == "square" else catalog.DECISION_BASED_EVASION
+        rate = curve.success_rate[-1] if curve.success_rate else 0.0
+        out.append(_finding(
+            rule,
+            f"{curve.attack} fooled {rate:.1%} of correctly classified samples within {curve.budgets[-1]} queries "
+            f"per sample at {curve.norm.upper()} ε={curve.eps:g}.",
+            "success_rate", rate, success_severity(rate), attack=curve.attack, queries=curve.budgets[-1],
+            eps=curve.eps,
+        ))
+    fail_under = result.gating.get("fail_under")
+    robust = result.gating.get("robust_accuracy")
+    if fail_under is not None and robust is not None and robust < fail_under:
+        out.append(_finding(
+            catalog.GATE_FAILED,
+            f"Robust accuracy {robust:.1%} at L∞ ε={gate:g} is below the required {fail_under:.1%}.",
+            "robust_accuracy", robust, Severity.high, threshold=fail_under, attack=result.gating.get("attack"),
+        ))
+    for flag in result.sanity:
+        if not flag.passed:
+            out.append(_finding(catalog.UNTRUSTWORTHY_EVALUATION, f"{flag.name}: {flag.detail}", flag.name, None,
+                                Severity.medium, check=flag.name))
+    return sorted(out, key=lambda f: -f.severity.rank)
+
+
+__all__ = ["build_findings", "robustness_severity", "success_severity"]

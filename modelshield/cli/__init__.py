@@ -1,0 +1,1 @@
+"""The ``modelshield`` command: thin shells that parse, call the library and render."""

@@ -1,0 +1,203 @@
+"""``modelshield assess``: how a model breaks under evasion attacks, as a report and a CI gate."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from modelshield.assess.results import AssessmentResult
+from modelshield.assess.runner import ALL_ATTACKS, AssessConfig, planned_steps, assess
+from modelshield.core.datasets import Dataset
+from modelshield.core.errors import InputError
+from modelshield.core.model import Model
+
+DEMO_EPS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+DEMO_EPS_L2 = (0.25, 0.5, 1.0, 1.5)
+DEMO_GATE = 0.1
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    """Parse '0.01,0.03,8/255' into floats; fractions are accepted since ε is often k/255."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            num, _, den = part.partition("/")
+            value = float(num) / float(den) if den else float(num)
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"{what}: {part!r} is not a number (use e.g. 0.03 or 8/255)") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InputError(f"{what}: {part!r} is not a finite number")
+        out.append(value)
+    if not out:
+        raise InputError(f"{what}: no values given")
+    return out
+
+
+def _headers(pairs: list[str]) -> dict[str, str]:
+    headers = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise InputError(f"--header {pair.split(':')[0]!r}...: use 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _load_inputs(
+    model: str, data: str, arch: str | None, arch_kwargs: str | None, label_column: str | None,
+    bounds: tuple[float, float] | None, mean: str | None, std: str | None, num_classes: int | None,
+    headers: list[str], device: str | None,
+) -> tuple[Model, Dataset]:
+    """Load data first (it fixes the input shape), then the model, safely."""
+    from modelshield.core.datasets import load_dataset
+    from modelshield.core.loading import load_model
+
+    ds = load_dataset(data, label_column=label_column, bounds=bounds)
+    shape = tuple(ds.x.shape[1:])
+    b = bounds or ds.bounds
+    n_classes = num_classes
+    if model.startswith(("http://", "https://")):
+        from modelshield.core.adapters import RemoteModel
+
+        n_classes = n_classes or int(ds.y.max()) + 1
+        return RemoteModel(model, input_shape=shape, num_classes=n_classes, bounds=b, headers=_headers(headers)), ds
+    kwargs = json.loads(arch_kwargs) if arch_kwargs else None
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"num_classes\": 10}'")
+    m = load_model(
+        model, arch=arch, arch_kwargs=kwargs, input_shape=shape, num_classes=n_classes, bounds=b,
+        mean=parse_floats(mean, "--mean") if mean else None, std=parse_floats(std, "--std") if std else None,
+        device=device,
+    )
+    return m, ds
+
+
+def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path]) -> None:
+    table = Table(title=f"modelshield assess — clean accuracy {result.clean_accuracy:.1%}", show_lines=False)
+    for col in ("attack", "norm", "ε", "robust acc", "success", "queries", "median L2", "seconds"):
+        table.add_column(col, justify="left" if col in ("attack", "norm") else "right")
+    for r in result.attacks:
+        table.add_row(
+            r.attack, r.norm, "min" if r.eps is None else f"{r.eps:g}", f"{r.robust_accuracy:.1%}",
+            f"{r.success_rate:.1%}", "—" if r.queries is None else str(r.queries),
+            "—" if r.median_l2 is None else f"{r.median_l2:.3f}", f"{r.seconds:.2f}",
+        )
+    console.print(table)
+    for f in result.findings:
+        console.print(f"[bold]{f.severity.value.upper():8}[/bold] {f.id} {f.description}", highlight=False)
+    for flag in result.sanity:
+        mark = "[green]ok[/green]  " if flag.passed else "[red]FAIL[/red]"
+        console.print(f"sanity {mark} {flag.name}: {flag.detail}", highlight=False)
+    g = result.gating
+    if g.get("robust_accuracy") is not None:
+        verdict = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
+        limit = f" (required ≥ {g['fail_under']:.1%})" if g.get("fail_under") is not None else ""
+        console.print(f"gate {verdict}: robust accuracy {g['robust_accuracy']:.1%} at L∞ ε={g['eps']:g} "
+                      f"against {g['attack']}{limit}")
+    for kind, path in paths.items():
+        console.print(f"{kind:5} {path}", highlight=False)
+
+
+def assess_command(
+    model: Annotated[Optional[str], typer.Option(help="Model file (safetensors, TorchScript, ONNX, skops) or http(s) URL.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Data: sklearn:digits, .npz (x, y), CSV, Parquet or an image folder.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.html, report.json, report.sarif, report.md.")] = Path("assessment"),
+    demo: Annotated[bool, typer.Option("--demo", help="Assess the built-in digits CNN (trained in seconds).")] = False,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture for safetensors weights: 'package.module:Class'.")] = None,
+    arch_kwargs: Annotated[Optional[str], typer.Option(help="JSON keyword arguments for --arch.")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="L∞ ε sweep, comma separated; fractions allowed (8/255).")] = None,
+    eps_l2: Annotated[Optional[str], typer.Option("--eps-l2", help="L2 ε sweep, comma separated.")] = None,
+    gating_eps: Annotated[Optional[str], typer.Option(help="L∞ ε the gate decides at (default: middle of the sweep).")] = None,
+    fail_under: Annotated[Optional[float], typer.Option(help="Exit 1 when robust accuracy at the gating ε is below this fraction.")] = None,
+    attacks: Annotated[str, typer.Option(help=f"Attacks to run: {','.join(ALL_ATTACKS)}.")] = ",".join(ALL_ATTACKS),
+    samples: Annotated[Optional[int], typer.Option(help="Evaluate on a random subset of this many samples.")] = None,
+    steps: Annotated[int, typer.Option(help="PGD steps.")] = 20,
+    queries: Annotated[int, typer.Option(help="Square attack query budget per sample.")] = 1000,
+    label_column: Annotated[Optional[str], typer.Option(help="Label column for CSV/Parquet data.")] = None,
+    bounds: Annotated[Optional[str], typer.Option(help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="Per-channel normalisation mean applied inside the model adapter.")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Per-channel normalisation std applied inside the model adapter.")] = None,
+    num_classes: Annotated[Optional[int], typer.Option(help="Number of classes, when it cannot be inferred.")] = None,
+    header: Annotated[list[str], typer.Option(help="HTTP header 'Name: value' for a remote model (repeatable).")] = [],  # noqa: B006
+    device: Annotated[Optional[str], typer.Option(help="Torch device, e.g. cuda:0 (default: where the model is).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Attack batch size.")] = 512,
+    seed: Annotated[int, typer.Option(help="Random seed for subsets and randomised attacks.")] = 0,
+) -> None:
+    """Run evasion attacks on a model and write HTML, JSON, SARIF and Markdown reports."""
+    from modelshield.report import write_reports
+
+    console = Console(stderr=True)
+    if demo == bool(model or data):
+        raise InputError("give either --demo or both --model and --data")
+    if not demo and not (model and data):
+        raise InputError("--model and --data are both required")
+    bnds = None
+    if bounds:
+        lo_hi = parse_floats(bounds, "--bounds")
+        if len(lo_hi) != 2 or lo_hi[0] >= lo_hi[1]:
+            raise InputError("--bounds takes 'lo,hi' with lo < hi")
+        bnds = (lo_hi[0], lo_hi[1])
+    cfg = AssessConfig(
+        attacks=[a.strip() for a in attacks.split(",") if a.strip()],
+        fail_under=fail_under,
+        pgd_steps=steps,
+        square_queries=queries,
+        batch_size=batch_size,
+        seed=seed,
+        command="modelshield " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    if eps:
+        cfg.eps_linf = parse_floats(eps, "--eps")
+    if eps_l2:
+        cfg.eps_l2 = parse_floats(eps_l2, "--eps-l2")
+    if gating_eps:
+        cfg.gating_eps = parse_floats(gating_eps, "--gating-eps")[0]
+    cfg.validate()
+
+    out.mkdir(parents=True, exist_ok=True)
+    if demo:
+        from modelshield.core.loading import save_torch_model
+        from modelshield.demo import demo_model_and_data
+
+        with console.status("training the demo CNN on scikit-learn's digits..."):
+            m, ds = demo_model_and_data(seed=seed)
+        weights = out / "model.safetensors"
+        save_torch_model(m.module, weights)
+        cfg.model_info = {"name": "demo digits CNN", "path": str(weights), "arch": "modelshield.demo:DigitsCNN"}
+        if not eps:
+            cfg.eps_linf = DEMO_EPS
+        if not eps_l2:
+            cfg.eps_l2 = DEMO_EPS_L2
+        if not gating_eps:
+            cfg.gating_eps = DEMO_GATE
+    else:
+        assert model is not None and data is not None
+        m, ds = _load_inputs(model, data, arch, arch_kwargs, label_column, bnds, mean, std, num_classes, header, device)
+        cfg.model_info = {"name": Path(model).name if "://" not in model else model, "path": model, "arch": arch}
+    if samples is not None:
+        if samples < 1:
+            raise InputError("--samples must be at least 1")
+        ds = ds.subset(samples, seed=seed)
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("assessing", total=planned_steps(cfg, m.white_box))
+
+        def advance(desc: str, n: int) -> None:
+            bar.update(task, description=desc, advance=n)
+
+        result, examples = assess(m, ds, cfg, progress=advance)
+    paths = write_reports(result, out, examples)
+    _summary(console, result, paths)
+    if not result.passed:
+        raise typer.Exit(1)

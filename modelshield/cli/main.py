@@ -1,0 +1,50 @@
+"""Entry point: one typer app, one module per command group, errors as one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+import modelshield
+from modelshield.cli.assess import assess_command
+from modelshield.core.errors import ModelShieldError
+
+app = typer.Typer(
+    name="modelshield",
+    help="Secure machine-learning systems: assess, harden, ship, serve, watch, respond, govern.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("assess")(assess_command)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the installed modelshield version."""
+    typer.echo(modelshield.__version__)
+
+
+def main() -> None:
+    """Run the CLI; turn library errors into one line on stderr and exit code 2, never a traceback."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app()
+    except ModelShieldError as exc:
+        err.print(f"error: {exc.diagnostics()}", markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("MODELSHIELD_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (set MODELSHIELD_DEBUG=1 for a traceback)", markup=False)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

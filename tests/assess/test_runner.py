@@ -1,0 +1,158 @@
+"""The assessment runner: numbers, gate, findings and sanity flags on the demo digits CNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from modelshield.assess.runner import AssessConfig, assess
+from modelshield.core.datasets import Dataset
+from modelshield.core.errors import InputError
+from modelshield.core.model import Model, TorchModel
+
+FAST = dict(
+    eps_linf=(0.02, 0.1, 0.3), eps_l2=(0.5, 1.5), gating_eps=0.1, pgd_steps=10, apgd_steps=20, cw_steps=30,
+    square_queries=200, hsj_budgets=(50, 150), hsj_samples=8,
+)
+
+
+@pytest.fixture(scope="module")
+def small(digits_test: Dataset) -> Dataset:
+    return digits_test.subset(120, seed=1)
+
+
+@pytest.fixture(scope="module")
+def result(digits_model: TorchModel, small: Dataset):  # type: ignore[no-untyped-def]
+    return assess(digits_model, small, AssessConfig(**FAST))
+
+
+def test_pgd_breaks_standard_model_and_curve_falls(result) -> None:  # type: ignore[no-untyped-def]
+    res, _ = result
+    assert res.clean_accuracy > 0.9
+    pgd = {r.eps: r.robust_accuracy for r in res.attacks if r.attack == "pgd"}
+    assert set(pgd) == {0.02, 0.1, 0.3}
+    assert pgd[0.02] > 0.7 and pgd[0.3] < 0.05
+    assert pgd[0.02] >= pgd[0.1] >= pgd[0.3]
+    fgsm = {r.eps: r.robust_accuracy for r in res.attacks if r.attack == "fgsm"}
+    assert all(pgd[e] <= fgsm[e] + 0.02 for e in pgd)
+
+
+def test_every_attack_reported_with_required_fields(result) -> None:  # type: ignore[no-untyped-def]
+    res, _ = result
+    names = {r.attack for r in res.attacks}
+    assert {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "hopskipjump"} <= names
+    assert any(r.norm == "l2" and r.eps is not None for r in res.attacks)
+    for r in res.attacks:
+        assert 0.0 <= r.robust_accuracy <= 1.0 and 0.0 <= r.success_rate <= 1.0 and r.seconds >= 0
+        assert (r.queries is not None) == (r.attack in ("square", "hopskipjump"))
+    minimal = [r for r in res.attacks if r.eps is None and r.queries is None]
+    assert {r.attack for r in minimal} >= {"deepfool"} and all(r.median_l2 for r in minimal)
+    assert res.perturbation_l2 and all(v > 0 for vs in res.perturbation_l2.values() for v in vs)
+    square = next(c for c in res.query_curves if c.attack == "square")
+    assert square.success_rate == sorted(square.success_rate) and square.budgets[-1] == 200
+
+
+def test_findings_carry_taxonomy_and_severity(result) -> None:  # type: ignore[no-untyped-def]
+    res, examples = result
+    by_id = {f.id: f for f in res.findings}
+    f = by_id["MS-EVASION-001"]
+    assert f.severity.value in ("high", "critical") and "AML.T0043.000" in f.atlas and f.owasp_ml == ["ML01:2023"]
+    assert f.remediation
+    assert "MS-EVASION-004" in by_id
+    ranks = [f.severity.rank for f in res.findings]
+    assert ranks == sorted(ranks, reverse=True)
+    assert all(flag.passed for flag in res.sanity), [f for f in res.sanity if not f.passed]
+    assert examples is not None and examples.clean.shape[1:] == (1, 8, 8)
+    assert (examples.adv_pred != examples.true_labels).all()
+
+
+def test_gate_fails_below_threshold(digits_model: TorchModel, small: Dataset) -> None:
+    res, _ = assess(digits_model, small, AssessConfig(eps_linf=(0.1,), attacks=("pgd",), pgd_steps=5, fail_under=0.9))
+    assert res.passed is False and res.gating["attack"] == "pgd"
+    assert any(f.id == "MS-GATE-001" and f.threshold == 0.9 for f in res.findings)
+    ok, _ = assess(digits_model, small, AssessConfig(eps_linf=(0.001,), attacks=("pgd",), pgd_steps=5, fail_under=0.5))
+    assert ok.passed is True
+
+
+class _Quantised(Model):
+    """Rounds inputs to two levels before the CNN: gradients vanish, robustness is fake."""
+
+    white_box = True
+
+    def __init__(self, inner: TorchModel) -> None:
+        super().__init__()
+        self.inner, self.num_classes, self.input_shape = inner, inner.num_classes, inner.input_shape
+
+    def _scores(self, x: Tensor) -> Tensor:
+        return self.inner._scores(torch.round(x))
+
+
+class _Noisy(_Quantised):
+    """Adds fresh noise to every answer: a randomised defence."""
+
+    def _scores(self, x: Tensor) -> Tensor:
+        return self.inner._scores(x) + 0.5 * torch.randn(x.shape[0], self.num_classes)
+
+
+class _Softmax(_Quantised):
+    def _scores(self, x: Tensor) -> Tensor:
+        return torch.softmax(self.inner._scores(x), dim=1)
+
+
+def test_sanity_flags_catch_masked_gradients(digits_model: TorchModel, small: Dataset) -> None:
+    cfg = AssessConfig(eps_linf=(0.3,), attacks=("pgd", "square"), pgd_steps=5, square_queries=200)
+    res, _ = assess(_Quantised(digits_model), small, cfg)
+    failed = {f.name for f in res.sanity if not f.passed}
+    assert "zero-gradients" in failed
+    assert "black-box-beats-white-box" in failed
+    assert any(f.id == "MS-SANITY-001" for f in res.findings)
+
+
+def test_sanity_flags_catch_randomness_and_probabilities(digits_model: TorchModel, small: Dataset) -> None:
+    cfg = AssessConfig(eps_linf=(0.1,), attacks=("fgsm",))
+    noisy, _ = assess(_Noisy(digits_model), small, cfg)
+    assert "randomised-outputs" in {f.name for f in noisy.sanity if not f.passed}
+    soft, _ = assess(_Softmax(digits_model), small, cfg)
+    assert "probability-outputs" in {f.name for f in soft.sanity if not f.passed}
+
+
+def test_black_box_model_gets_only_black_box_attacks(small: Dataset) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from modelshield.core.adapters import SklearnModel
+    from modelshield.core.datasets import sklearn_dataset
+
+    train = sklearn_dataset("digits", "train")
+    clf = LogisticRegression(max_iter=300).fit(train.x.flatten(1).numpy(), train.y.numpy())
+    model = SklearnModel(clf, input_shape=(1, 8, 8), num_classes=10)
+    cfg = AssessConfig(eps_linf=(0.1,), square_queries=100, hsj_budgets=(40,), hsj_samples=5)
+    res, _ = assess(model, small, cfg)
+    assert {r.attack for r in res.attacks} == {"square", "hopskipjump"}
+    square = next(r for r in res.attacks if r.attack == "square")
+    assert square.queries is not None and 0 < square.queries <= 100 * len(small) + len(small)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(eps_linf=(-0.1,)), "positive"),
+        (dict(attacks=("pgd", "nope")), "unknown attacks"),
+        (dict(fail_under=1.5), "fraction"),
+        (dict(pgd_steps=0), "pgd-steps"),
+    ],
+)
+def test_bad_config_is_refused(digits_model: TorchModel, small: Dataset, kwargs: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        assess(digits_model, small, AssessConfig(**kwargs))
+
+
+def test_bad_data_is_refused(digits_model: TorchModel, small: Dataset) -> None:
+    nan = small.x.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        assess(digits_model, Dataset(nan, small.y, "nan"))
+    with pytest.raises(InputError, match="labels"):
+        assess(digits_model, Dataset(small.x, small.y + 10, "labels"))
+    with pytest.raises(InputError, match="shape"):
+        assess(digits_model, Dataset(small.x.flatten(1), small.y, "flat"))

@@ -1,0 +1,103 @@
+"""`modelshield assess` as a user runs it: reports written, gate exit code, bad input → one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelshield.cli.main import main
+
+QUICK = ["--samples", "80", "--steps", "5", "--queries", "60", "--attacks", "fgsm,pgd,deepfool,square"]
+
+
+def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Call the real entry point in-process; return its exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(sys, "argv", ["modelshield", "assess", "--demo", "--out", str(out), *QUICK])
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+    finally:
+        mp.undo()
+    return out
+
+
+def test_demo_writes_every_report(demo_out: Path) -> None:
+    for name in ("report.html", "report.json", "report.sarif", "report.md", "model.safetensors"):
+        assert (demo_out / name).stat().st_size > 0, name
+    report = json.loads((demo_out / "report.json").read_text())
+    assert 0.9 < report["clean_accuracy"] <= 1.0
+    assert {a["attack"] for a in report["attacks"]} == {"fgsm", "pgd", "deepfool", "square"}
+    for a in report["attacks"]:
+        assert {"attack", "norm", "eps", "robust_accuracy", "success_rate", "queries", "seconds"} <= set(a)
+    assert report["findings"] and report["command"].startswith("modelshield assess --demo")
+    sarif = json.loads((demo_out / "report.sarif").read_text())
+    assert sarif["version"] == "2.1.0" and len(sarif["runs"][0]["results"]) == len(report["findings"])
+
+
+def test_saved_demo_model_reloads_and_gate_exits_1(
+    demo_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["assess", "--model", str(demo_out / "model.safetensors"), "--arch", "modelshield.demo:DigitsCNN",
+            "--data", "sklearn:digits", "--out", str(tmp_path), "--eps", "0.1", "--attacks", "pgd", "--steps", "5",
+            "--samples", "60", "--fail-under", "0.95"]
+    code, err = run_cli(args, monkeypatch, capsys)
+    assert code == 1, err
+    assert "FAILED" in err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] is False and report["gating"]["fail_under"] == 0.95
+
+
+def _npz(path: Path, x: np.ndarray, y: np.ndarray) -> str:
+    np.savez(path, x=x, y=y)
+    return str(path)
+
+
+def test_bad_input_is_one_line_exit_2(
+    demo_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = str(demo_out / "model.safetensors")
+    model = ["--model", weights, "--arch", "modelshield.demo:DigitsCNN", "--out", str(tmp_path / "o")]
+    x = np.random.default_rng(0).random((20, 1, 8, 8), dtype=np.float32)
+    y = np.arange(20) % 10
+    bad_x = x.copy()
+    bad_x[3, 0, 2, 2] = np.nan
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    cases = {
+        "negative eps": ["assess", "--demo", "--eps", "-0.1", "--out", str(tmp_path / "o")],
+        "missing file": ["assess", "--model", str(tmp_path / "nope.onnx"), "--data", "sklearn:digits"],
+        "pickle": ["assess", "--model", str(pickled), "--data", "sklearn:digits"],
+        "nan": ["assess", *model, "--data", _npz(tmp_path / "nan.npz", bad_x, y)],
+        "labels": ["assess", *model, "--data", _npz(tmp_path / "lab.npz", x, y + 10), "--num-classes", "10"],
+        "shape": ["assess", *model, "--data", _npz(tmp_path / "flat.npz", x.reshape(20, 64), y)],
+        "unknown format": ["assess", "--model", str(tmp_path / "x.bin"), "--data", "sklearn:digits"],
+        "unknown attack": ["assess", "--demo", "--attacks", "pgd,zzz"],
+    }
+    (tmp_path / "x.bin").write_bytes(b"\x00\x01garbage" * 10)
+    for name, args in cases.items():
+        code, err = run_cli(args, monkeypatch, capsys)
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        assert code == 2, (name, code, err)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
+        assert "Traceback" not in err
+    _, err = run_cli(cases["pickle"], monkeypatch, capsys)
+    assert "pickle" in err.lower()
