@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import io
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from modelshield.core.adapters import OnnxModel
+from modelshield.core.errors import InputError
+
+
+def onnx_bytes(net: nn.Module, *, dynamic_batch: bool) -> bytes:
+    """Export with the TorchScript-based exporter (the dynamo one needs onnxscript)."""
+    buf = io.BytesIO()
+    axes = {"x": {0: "n"}, "scores": {0: "n"}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (torch.zeros(1, 1, 8, 8),), buf, input_names=["x"], output_names=["scores"], dynamic_axes=axes, dynamo=False
+        )
+    return buf.getvalue()
+
+
+def test_logits_graph_with_dynamic_batch(cnn, digits_small, tmp_path):
+    path = tmp_path / "cnn.onnx"
+    path.write_bytes(onnx_bytes(cnn, dynamic_batch=True))
+    model = OnnxModel(path)
+    assert model.input_shape == (1, 8, 8) and model.num_classes == 10 and not model.probabilities
+    x = digits_small.x
+    torch.testing.assert_close(model.logits(x), cnn(x), atol=1e-4, rtol=1e-4)
+    assert model.predict(x, batch_size=16).tolist() == cnn(x).argmax(1).tolist()
+    assert model.queries == 2 * len(x)
+
+
+def test_softmax_graph_with_batch_fixed_to_one_is_looped_and_logged(cnn, digits_small):
+    model = OnnxModel(onnx_bytes(nn.Sequential(cnn, nn.Softmax(dim=1)), dynamic_batch=False))
+    assert model.probabilities
+    x = digits_small.x[:7]
+    torch.testing.assert_close(model.logits(x), torch.log_softmax(cnn(x), dim=1), atol=1e-4, rtol=1e-4)
+
+
+def test_logits_declared_as_probabilities_refused_on_use(cnn, digits_small):
+    model = OnnxModel(onnx_bytes(cnn, dynamic_batch=True), output="probabilities")
+    with pytest.raises(InputError, match="negative probabilities"):
+        model.logits(digits_small.x[:4])
+
+
+def test_num_classes_or_input_shape_mismatch_refused(cnn):
+    graph = onnx_bytes(cnn, dynamic_batch=True)
+    with pytest.raises(InputError, match="outputs 10 scores"):
+        OnnxModel(graph, num_classes=3)
+    with pytest.raises(InputError, match="does not match"):
+        OnnxModel(graph, input_shape=(1, 4, 16))
