@@ -1,0 +1,132 @@
+"""Carlini & Wagner's L2 attack: minimum-norm adversarials by optimisation in tanh space."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from modelshield.attacks.base import Attack
+from modelshield.attacks.evasion._common import batch_view, check_count, check_positive, flat_norm
+from modelshield.attacks.losses import is_adversarial, margin
+from modelshield.core.model import Model
+
+_UNSET = 1e10  # "no upper bound on c found yet" in the binary search
+
+
+class CarliniWagnerL2(Attack):
+    """Carlini–Wagner L2: minimise ``||δ||₂² + c · f(x + δ)`` with Adam in tanh space.
+
+    Carlini, Wagner, "Towards Evaluating the Robustness of Neural Networks", IEEE S&P 2017,
+    https://arxiv.org/abs/1608.04644.
+
+    The change of variables ``x' = lo + (hi − lo)(tanh(w) + 1)/2`` keeps every iterate inside the
+    model's bounds ``(lo, hi)``. ``f`` is the margin loss ``max(z_y − max_{j≠y} z_j, −kappa)``
+    (for targets: ``max(max_{j≠t} z_j − z_t, −kappa)``). An outer binary search on ``c`` runs
+    per sample: ``c`` shrinks after a success and grows (×10 until an upper bound is known)
+    after a failure. The smallest-L2 successful point over all searches is kept.
+
+    Args:
+        c: initial trade-off constant (default 1.0).
+        kappa: confidence margin required of a success (default 0.0).
+        steps: Adam steps per binary-search step (default 100); stops early when the
+            objective stops decreasing.
+        lr: Adam learning rate (default 0.01).
+        binary_search_steps: rounds of the search on ``c`` (default 5).
+        targeted: ``y`` holds target labels (default False).
+
+    Minimum-norm attack (``minimal = True``): output of the same shape, dtype and device as
+    ``x``, inside the bounds; the input unchanged where no adversarial was found.
+
+    Example::
+
+        x_adv = CarliniWagnerL2(steps=200)(model, x, y)
+        l2 = (x_adv - x).flatten(1).norm(dim=1)
+    """
+
+    name = "cw-l2"
+    norm = "l2"
+    minimal = True
+
+    def __init__(
+        self,
+        c: float = 1.0,
+        *,
+        kappa: float = 0.0,
+        steps: int = 100,
+        lr: float = 0.01,
+        binary_search_steps: int = 5,
+        targeted: bool = False,
+    ) -> None:
+        self.c = check_positive("c", c)
+        self.kappa = check_positive("kappa", kappa, allow_zero=True)
+        self.steps = check_count("steps", steps)
+        self.lr = check_positive("lr", lr)
+        self.binary_search_steps = check_count("binary_search_steps", binary_search_steps)
+        self.targeted = bool(targeted)
+
+    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
+        model.check_inputs(x, y)
+        x = x.detach()
+        lo, hi = model.bounds
+        to_unit = lambda v: (v - lo) / (hi - lo) * 2 - 1  # noqa: E731  [lo, hi] -> [-1, 1]
+        w0 = torch.atanh(to_unit(x).clamp(-1 + 1e-6, 1 - 1e-6))
+
+        n = x.shape[0]
+        c = torch.full((n,), self.c, device=x.device, dtype=x.dtype)
+        c_low, c_high = torch.zeros_like(c), torch.full_like(c, _UNSET)
+        best_l2 = torch.full_like(c, float("inf"))
+        best = x.clone()
+        for _ in range(self.binary_search_steps):
+            x_run, l2_run, ok_run = self._optimise(model, x, y, w0, c, lo, hi)
+            improved = ok_run & (l2_run < best_l2)
+            best = torch.where(batch_view(improved, x), x_run, best)
+            best_l2 = torch.where(improved, l2_run, best_l2)
+            # Binary search on c per sample: tighten after success, loosen after failure.
+            c_high = torch.where(ok_run, torch.minimum(c_high, c), c_high)
+            c_low = torch.where(ok_run, c_low, torch.maximum(c_low, c))
+            bracketed = c_high < _UNSET
+            c = torch.where(bracketed, (c_low + c_high) / 2, c * 10)
+        return best
+
+    def _optimise(
+        self, model: Model, x: Tensor, y: Tensor, w0: Tensor, c: Tensor, lo: float, hi: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Adam on w for a fixed c; returns each sample's smallest-L2 success (or x), L2 and flag."""
+        w = w0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([w], lr=self.lr)
+        best_l2 = torch.full_like(c, float("inf"))
+        best = x.clone()
+        prev = float("inf")
+        check_every = max(self.steps // 10, 1)
+        for step in range(self.steps):
+            x_new = lo + (hi - lo) * (torch.tanh(w) + 1) / 2
+            logits = model.logits(x_new)
+            l2sq = (x_new - x).flatten(1).pow(2).sum(dim=1)
+            f = self._f(logits, y)
+            total = (l2sq + c * f).sum()
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            with torch.no_grad():
+                ok = self._succeeded(logits, y)
+                l2 = l2sq.sqrt()
+                better = ok & (l2 < best_l2)
+                best = torch.where(batch_view(better, x), x_new, best)
+                best_l2 = torch.where(better, l2, best_l2)
+                if (step + 1) % check_every == 0:  # abort when the objective stalls (as the paper's code)
+                    cur = float(total)
+                    if cur > prev * 0.9999:
+                        break
+                    prev = cur
+        return best.detach(), best_l2, torch.isfinite(best_l2)
+
+    def _f(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Margin objective, clipped at −kappa: ≤ 0 exactly when the attack has succeeded."""
+        m = -margin(logits, y) if not self.targeted else margin(logits, y)
+        return m.clamp(min=-self.kappa)
+
+    def _succeeded(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Success with confidence: the winning margin is at least ``kappa``."""
+        if self.kappa == 0:
+            return is_adversarial(logits, y, self.targeted)
+        return self._f(logits, y) <= -self.kappa
