@@ -104,10 +104,13 @@ def load_dataset(
     if spec.startswith("sklearn:"):
         name, _, split = spec.removeprefix("sklearn:").partition(":")
         ds = sklearn_dataset(name, split or "test")
-        return _checked(ds.x.numpy(), ds.y.numpy(), ds.name, default_bounds=ds.bounds, class_names=ds.class_names, **checks)
+        return _checked(
+            ds.x.numpy(), ds.y.numpy(), ds.name, default_bounds=ds.bounds, class_names=ds.class_names, **checks
+        )
     path = Path(spec)
     if not path.exists() and spec.count(",") == 1:
-        return _checked(*(_read_npy(Path(p)) for p in spec.split(",")), spec, **checks)
+        x, y = (_read_npy(Path(p)) for p in spec.split(","))
+        return _checked(x, y, spec, **checks)
     if path.is_dir():
         x, y, classes = _image_folder(path)
         return _checked(x, y, spec, default_bounds=(0.0, 1.0), class_names=classes, **checks)
@@ -203,8 +206,9 @@ def _table(path: Path, fmt: str, label_column: str | None) -> tuple[np.ndarray, 
     columns = [str(c) for c in frame.columns]
     label = label_column or next((c for c in LABEL_COLUMNS if c in columns), None)
     if label is None or label not in columns:
+        wanted = label_column or " / ".join(LABEL_COLUMNS)
         raise InputError(
-            f"{path} has no label column {label_column or ' / '.join(LABEL_COLUMNS)!r}; columns: {', '.join(columns[:20])}",
+            f"{path} has no label column {wanted!r}; columns: {', '.join(columns[:20])}",
             hint="name it label, target or y, or pass label_column",
         )
     features = frame.drop(columns=[label])
@@ -223,7 +227,12 @@ def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise InputError(f"{root} has no class folders; expected {root}/<class>/*.png")
-    files = [(i, f) for i, c in enumerate(classes) for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    files = [
+        (i, f)
+        for i, c in enumerate(classes)
+        for f in sorted((root / c).iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
     empty = sorted(set(classes) - {classes[i] for i, _ in files})
     if empty:
         raise InputError(f"class folders {', '.join(empty)} under {root} have no .png or .jpg images")

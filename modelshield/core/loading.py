@@ -50,6 +50,8 @@ _SAFETENSORS_DTYPES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
     "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
 }  # fmt: skip
+
+
 def _refuse(path: Path, what: str) -> UnsafeFormatError:
     return UnsafeFormatError(
         f"{path} is {what}: loading it would run arbitrary code, so modelshield refuses it", hint=CONVERT_HINT
@@ -118,7 +120,9 @@ def _is_onnx(path: Path) -> bool:
     try:
         import onnx
     except ImportError as e:
-        raise DependencyError(f"{path} may be ONNX, which needs the onnx package", hint="pip install 'modelshield[onnx]'") from e
+        raise DependencyError(
+            f"{path} may be ONNX, which needs the onnx package", hint="pip install 'modelshield[onnx]'"
+        ) from e
     try:
         proto = onnx.load(os.fspath(path), load_external_data=False)
     except Exception:  # protobuf's DecodeError and friends: not a ModelProto
@@ -132,7 +136,7 @@ def detect_format(path: str | os.PathLike[str]) -> FileFormat:
     if not path.exists():
         raise MissingFileError(f"no such file: {path}")
     if path.is_dir():
-        raise FormatError(f"{path} is a directory, not a model file")
+        raise FormatError(f"{path} is a directory, not a file")
     with open(path, "rb") as f:
         head = f.read(_HEAD)
     if len(head) > 8 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= _MAX_SAFETENSORS_HEADER:
@@ -146,9 +150,13 @@ def detect_format(path: str | os.PathLike[str]) -> FileFormat:
     if head.startswith(b"PAR1"):
         return "parquet"
     if head[257:262] == b"ustar":
-        with tarfile.open(path) as tf:
-            if {"pickle", "storages", "sys_info"} & set(tf.getnames()):
-                raise _refuse(path, "a legacy torch.save tar archive of pickles")
+        try:
+            with tarfile.open(path) as tf:  # lists member headers; extracts nothing
+                names = set(tf.getnames())
+        except tarfile.TarError:
+            return "unknown"
+        if {"pickle", "storages", "sys_info"} & names:
+            raise _refuse(path, "a legacy torch.save tar archive of pickles")
         return "unknown"
     inner = _decompressed_head(head)
     if inner is not None and _pickle_kind(inner):
@@ -193,7 +201,7 @@ def check_safetensors(path: Path) -> None:
             raise FormatError(f"{path}: tensor {name!r} has {end - begin} bytes for shape {shape} {info['dtype']}")
         spans.append((begin, end, name))
     spans.sort()
-    for (_, prev_end, prev), (begin, _, name) in zip(spans, spans[1:]):
+    for (_, prev_end, prev), (begin, _, name) in zip(spans, spans[1:], strict=False):
         if begin < prev_end:
             raise FormatError(f"{path}: tensors {prev!r} and {name!r} overlap")
 
@@ -201,9 +209,7 @@ def check_safetensors(path: Path) -> None:
 def _build_arch(arch: str | None, arch_kwargs: dict[str, Any] | None) -> nn.Module:
     """Construct the network named 'package.module:ClassName' (code the user chose to trust)."""
     if not arch:
-        raise InputError(
-            "a safetensors file holds weights only; pass arch='package.module:ClassName' for the network"
-        )
+        raise InputError("a safetensors file holds weights only; pass arch='package.module:ClassName' for the network")
     module_name, _, attr = arch.partition(":")
     if not module_name or not attr:
         raise InputError(f"arch must look like 'package.module:ClassName', not {arch!r}")
@@ -239,7 +245,9 @@ def _load_weights(net: nn.Module, path: Path, arch: str) -> None:
         )
 
 
-def _torch_model(net: nn.Module, input_shape: Sequence[int] | None, num_classes: int | None, **kwargs: Any) -> TorchModel:
+def _torch_model(
+    net: nn.Module, input_shape: Sequence[int] | None, num_classes: int | None, **kwargs: Any
+) -> TorchModel:
     """Wrap a network, reading num_classes off one forward pass on zeros (which also checks the shape)."""
     if input_shape is None:
         raise InputError("input_shape is required for a PyTorch model", hint="e.g. input_shape=(1, 8, 8)")
@@ -260,7 +268,9 @@ def _load_skops(path: Path, trusted_types: Sequence[str] | None) -> Any:
     try:
         import skops.io as sio
     except ImportError as e:
-        raise DependencyError(f"{path} is a skops file, which needs skops", hint="pip install 'modelshield[skops]'") from e
+        raise DependencyError(
+            f"{path} is a skops file, which needs skops", hint="pip install 'modelshield[skops]'"
+        ) from e
     untrusted = sio.get_untrusted_types(file=path)
     refused = sorted(set(untrusted) - set(trusted_types or ()))
     if refused:

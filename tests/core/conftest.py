@@ -30,4 +30,3 @@ def logreg() -> LogisticRegression:
     train = sklearn_dataset("digits", "train")
     with threadpool_limits(1):  # BLAS threads spinning against other work on a shared CPU cost 30x here
         return LogisticRegression(max_iter=300).fit(train.x.flatten(1).numpy(), train.y.numpy())
-

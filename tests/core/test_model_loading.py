@@ -15,7 +15,6 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
-from torch import nn
 
 from modelshield.core.adapters import OnnxModel, SklearnModel, TorchModel
 from modelshield.core.errors import FormatError, InputError, MissingFileError, UnsafeFormatError
@@ -138,8 +137,15 @@ def safetensors_with(header: dict, data: bytes = bytes(16), length: int | None =
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (safetensors_with({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                           "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}), "overlap"),  # fmt: skip
+        (
+            safetensors_with(
+                {
+                    "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                    "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+                }
+            ),
+            "overlap",
+        ),  # fmt: skip
         (safetensors_with({"a": {"dtype": "F32", "shape": [8], "data_offsets": [0, 32]}}), "outside"),
         (safetensors_with({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}), "bytes for shape"),
         (safetensors_with({"a": {"dtype": "PY_OBJECT", "shape": [2], "data_offsets": [0, 8]}}), "unknown dtype"),

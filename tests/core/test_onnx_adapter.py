@@ -18,7 +18,13 @@ def onnx_bytes(net: nn.Module, *, dynamic_batch: bool) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net, (torch.zeros(1, 1, 8, 8),), buf, input_names=["x"], output_names=["scores"], dynamic_axes=axes, dynamo=False
+            net,
+            (torch.zeros(1, 1, 8, 8),),
+            buf,
+            input_names=["x"],
+            output_names=["scores"],
+            dynamic_axes=axes,
+            dynamo=False,
         )
     return buf.getvalue()
 

@@ -15,7 +15,9 @@ def test_scores_are_log_probabilities_and_queries_are_counted(logreg, digits_sma
     scores = model.logits(x[:10])
     assert not model.white_box and model.num_classes == 10
     assert scores.dtype == torch.float32 and scores.shape == (10, 10)
-    np.testing.assert_allclose(scores.exp().numpy(), logreg.predict_proba(x[:10].flatten(1).numpy()), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        scores.exp().numpy(), logreg.predict_proba(x[:10].flatten(1).numpy()), rtol=1e-5, atol=1e-6
+    )
     assert model.predict(x).tolist() == logreg.predict(x.flatten(1).numpy()).tolist()
     assert model.queries == 10 + len(x)
     model.reset_queries()
