@@ -43,3 +43,11 @@ def test_label_only_estimator_maps_its_classes_to_indices(digits_small):
 def test_mismatched_shape_or_classes_refused(logreg, kwargs, message):
     with pytest.raises(InputError, match=message):
         SklearnModel(logreg, **kwargs)
+
+
+def test_adapters_package_exports_every_adapter():
+    import modelshield.core.adapters as adapters
+    from modelshield.core.model import Model
+
+    assert sorted(adapters.__all__) == ["OnnxModel", "RemoteModel", "SklearnModel", "TorchModel"]
+    assert all(issubclass(getattr(adapters, name), Model) for name in adapters.__all__)
