@@ -1,0 +1,63 @@
+"""report.md: a short summary for a CI job summary or a pull-request comment.
+
+Only what a reviewer needs to decide: the verdict, failed sanity checks, and the findings.
+The full numbers live in report.html and report.json.
+"""
+
+from __future__ import annotations
+
+import re
+
+from modelshield.assess.results import AssessmentResult
+from modelshield.report.examples import ExampleGrid
+from modelshield.report.formatting import num, pct, sorted_findings, verdict
+from modelshield.report.interface import Renderer
+
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&])")
+
+
+def md_escape(text: object) -> str:
+    """Text safe in a table cell: Markdown and HTML both stay inert, lines fold into one."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _code_block(text: str) -> str:
+    # A fence longer than any backtick run inside, so a command can never close it early.
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return f"{fence}sh\n{text}\n{fence}"
+
+
+class MarkdownRenderer(Renderer):
+    """Verdict first, then what to look at; examples cannot be shown and are ignored."""
+
+    name = "markdown"
+    filename = "report.md"
+
+    def render(self, result: AssessmentResult, examples: ExampleGrid | None = None) -> str:
+        outcome = verdict(result)
+        model = result.model.get("name") or result.model.get("path") or "model"
+        mark = "✅" if outcome.passed else "❌"
+        lines = [
+            f"## {mark} modelshield: {outcome.headline} — {md_escape(model)}",
+            "",
+            f"{md_escape(outcome.sentence)} Clean accuracy: {pct(result.clean_accuracy)}.",
+        ]
+        failed = [flag for flag in result.sanity if not flag.passed]
+        if failed:
+            lines += ["", f"> **Warning:** {len(failed)} sanity check(s) failed; robust accuracy may be overstated."]
+            lines += [f"> - {md_escape(flag.name)}: {md_escape(flag.detail)}" for flag in failed]
+        findings = sorted_findings(result.findings)
+        if findings:
+            lines += ["", "| Severity | Finding | Metric | Value | Threshold |", "| --- | --- | --- | ---: | ---: |"]
+            lines += [
+                f"| {f.severity.value} | {md_escape(f.title)} ({md_escape(f.id)}) | {md_escape(f.metric)} "
+                f"| {num(f.value, 4)} | {num(f.threshold, 4)} |"
+                for f in findings
+            ]
+        else:
+            lines += ["", "No findings."]
+        if result.command:
+            lines += ["", "Reproduce:", "", _code_block(result.command)]
+        provenance = f"{md_escape(result.tool)} {md_escape(result.version)} · {md_escape(result.created)}"
+        lines += ["", f"<sub>{provenance} · full report in report.html</sub>"]
+        return "\n".join(lines) + "\n"
