@@ -99,6 +99,7 @@ class _Run:
     fooled: Tensor
     seconds: float
     queries: Tensor | None = None
+    total_queries: int | None = None
 
 
 class _Assessment:
@@ -123,9 +124,10 @@ class _Assessment:
         start = time.perf_counter()
         x_adv = _batched(self.model, attack, x, y, self.cfg.batch_size)
         seconds = time.perf_counter() - start
+        spent = self.model.queries
         fooled = self.model.predict(x_adv, self.cfg.batch_size) != y
         queries = getattr(attack, "queries_per_sample", None) if attack.black_box else None
-        result = _Run(x_adv, fooled, seconds, queries)
+        result = _Run(x_adv, fooled, seconds, queries, spent if attack.black_box else None)
         self.runs[(attack.name, attack.norm, key_eps)] = result
         return result
 
@@ -147,7 +149,7 @@ class _Assessment:
             eps=None if attack.minimal else attack.eps,
             robust_accuracy=robust,
             success_rate=success,
-            queries=int(run.queries.sum()) if run.queries is not None else None,
+            queries=run.total_queries,
             seconds=round(run.seconds, 4),
             targeted=attack.targeted,
             median_l2=median_l2,

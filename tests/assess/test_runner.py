@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from modelshield.assess.findings import robustness_severity
 from modelshield.assess.runner import AssessConfig, assess
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
@@ -30,7 +31,7 @@ def result(digits_model: TorchModel, small: Dataset):  # type: ignore[no-untyped
 def test_pgd_breaks_standard_model_and_curve_falls(result) -> None:  # type: ignore[no-untyped-def]
     res, _ = result
     assert res.clean_accuracy > 0.9
-    pgd = {r.eps: r.robust_accuracy for r in res.attacks if r.attack == "pgd"}
+    pgd = {r.eps: r.robust_accuracy for r in res.attacks if r.attack == "pgd" and r.norm == "linf"}
     assert set(pgd) == {0.02, 0.1, 0.3}
     assert pgd[0.02] > 0.7 and pgd[0.3] < 0.05
     assert pgd[0.02] >= pgd[0.1] >= pgd[0.3]
@@ -57,7 +58,9 @@ def test_findings_carry_taxonomy_and_severity(result) -> None:  # type: ignore[n
     res, examples = result
     by_id = {f.id: f for f in res.findings}
     f = by_id["MS-EVASION-001"]
-    assert f.severity.value in ("high", "critical") and "AML.T0043.000" in f.atlas and f.owasp_ml == ["ML01:2023"]
+    assert f.value is not None and f.severity == robustness_severity(f.value, res.clean_accuracy)
+    assert f.severity.rank >= robustness_severity(0.49, 1.0).rank  # PGD at ε=0.1 halves the digits CNN's accuracy
+    assert "AML.T0043.000" in f.atlas and f.owasp_ml == ["ML01:2023"]
     assert f.remediation
     assert "MS-EVASION-004" in by_id
     ranks = [f.severity.rank for f in res.findings]
@@ -119,12 +122,14 @@ def test_sanity_flags_catch_randomness_and_probabilities(digits_model: TorchMode
 
 def test_black_box_model_gets_only_black_box_attacks(small: Dataset) -> None:
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     from modelshield.core.adapters import SklearnModel
     from modelshield.core.datasets import sklearn_dataset
 
     train = sklearn_dataset("digits", "train")
-    clf = LogisticRegression(max_iter=300).fit(train.x.flatten(1).numpy(), train.y.numpy())
+    with threadpool_limits(1):  # multi-threaded BLAS is far slower than one thread on this tiny fit
+        clf = LogisticRegression(max_iter=300).fit(train.x.flatten(1).numpy(), train.y.numpy())
     model = SklearnModel(clf, input_shape=(1, 8, 8), num_classes=10)
     cfg = AssessConfig(eps_linf=(0.1,), square_queries=100, hsj_budgets=(40,), hsj_samples=5)
     res, _ = assess(model, small, cfg)
