@@ -12,16 +12,14 @@ scores of one sample, except cross-entropy, which is invariant to the shift eith
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from modelshield.core.errors import InputError
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-LossSpec = Union[str, LossFn]
+LossSpec = str | LossFn
 
 LOSS_NAMES = ("ce", "dlr", "margin")
 

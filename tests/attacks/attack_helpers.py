@@ -31,7 +31,9 @@ class LabelOnly(Model):
 
 def shifted_digits(model: TorchModel) -> TorchModel:
     """The digits model re-wrapped to take inputs in [-1, 1] (maps them back to [0, 1] inside)."""
-    return TorchModel(model.module, input_shape=model.input_shape, num_classes=10, bounds=(-1.0, 1.0), mean=-1.0, std=2.0)
+    return TorchModel(
+        model.module, input_shape=model.input_shape, num_classes=10, bounds=(-1.0, 1.0), mean=-1.0, std=2.0
+    )
 
 
 def tabular_model(features: int = 12, classes: int = 4, seed: int = 0) -> tuple[TorchModel, Tensor, Tensor]:

@@ -66,7 +66,9 @@ def hsj_runs(digits_model: TorchModel, digits_test: Dataset) -> dict[int, tuple[
     return runs
 
 
-def test_hopskipjump_uses_labels_only_and_finds_adversarials(digits_model: TorchModel, digits_test: Dataset, hsj_runs) -> None:
+def test_hopskipjump_uses_labels_only_and_finds_adversarials(
+    digits_model: TorchModel, digits_test: Dataset, hsj_runs
+) -> None:
     x, y = digits_test.x[300:312], digits_test.y[300:312]
     with pytest.raises(CapabilityError):
         LabelOnly(digits_model).logits(x)

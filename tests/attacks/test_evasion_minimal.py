@@ -60,7 +60,9 @@ def test_deepfool_succeeds_with_small_steps(digits_model: TorchModel, xy) -> Non
     assert DeepFool.minimal and CarliniWagnerL2.minimal
 
 
-@pytest.mark.parametrize("make", [lambda: DeepFool(), lambda: CarliniWagnerL2(steps=30, lr=0.2)], ids=["deepfool", "cw"])
+@pytest.mark.parametrize(
+    "make", [lambda: DeepFool(), lambda: CarliniWagnerL2(steps=30, lr=0.2)], ids=["deepfool", "cw"]
+)
 def test_minimal_attacks_on_flat_inputs(make) -> None:
     model, x, y = tabular_model()
     x_adv = make()(model, x, y)

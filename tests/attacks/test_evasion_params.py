@@ -49,7 +49,9 @@ def test_inputs_are_checked(digits_model: TorchModel) -> None:
 
 
 def test_public_names() -> None:
-    assert sorted(evasion.__all__) == sorted(["APGD", "FGSM", "PGD", "CarliniWagnerL2", "DeepFool", "HopSkipJump", "Square"])
+    assert sorted(evasion.__all__) == sorted(
+        ["APGD", "FGSM", "PGD", "CarliniWagnerL2", "DeepFool", "HopSkipJump", "Square"]
+    )
     for name in evasion.__all__:
         cls = getattr(evasion, name)
         assert cls.__doc__ and "arxiv.org" in cls.__doc__, name

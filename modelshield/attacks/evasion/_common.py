@@ -57,4 +57,3 @@ def generator(seed: int | None, device: torch.device) -> torch.Generator | None:
     if seed is None:
         return None
     return torch.Generator(device=device).manual_seed(int(seed))
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
 
 import torch
 from torch import Tensor
@@ -12,11 +12,16 @@ from modelshield.attacks.evasion._common import check_norm, check_positive, gene
 from modelshield.attacks.losses import LossFn, LossSpec, check_loss, is_adversarial, resolve_loss
 from modelshield.core.model import Model
 
-RunOnce = Callable[[Tensor, Tensor, "torch.Generator | None"], Tensor]
-
 
 class GradientAttack(Attack):
-    """An ε-bounded attack that ascends a pluggable loss with input gradients."""
+    """An ε-bounded attack that ascends a pluggable loss with input gradients.
+
+    Subclasses implement one run from a random start (``_run``); this class checks inputs and
+    repeats the run ``restarts`` times on the samples not yet fooled.
+    """
+
+    eps: float
+    restarts: int = 1
 
     def __init__(self, eps: float, *, norm: Norm, loss: LossSpec, targeted: bool, seed: int | None = None) -> None:
         self.eps = check_positive("eps", eps, allow_zero=True)
@@ -39,21 +44,25 @@ class GradientAttack(Attack):
         x_adv.requires_grad_(False)
         return loss.detach(), grad, logits.detach()
 
-    def _with_restarts(self, model: Model, x: Tensor, y: Tensor, restarts: int, run_once: RunOnce) -> Tensor:
-        """Run ``run_once`` up to ``restarts`` times; each sample keeps its first adversarial.
-
-        Later restarts only attack the samples earlier ones did not fool; a sample never fooled
-        keeps the result of the last restart.
-        """
+    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
+        model.check_inputs(x, y)
+        x = x.detach()
+        objective = self._objective()
         gen = generator(self.seed, x.device)
-        x_adv = run_once(x, y, gen)
-        if restarts == 1:
+        x_adv = self._run(model, x, y, objective, gen)
+        if self.restarts == 1:
             return x_adv
+        # Later restarts attack only the samples not fooled yet; each keeps its first adversarial,
+        # a sample never fooled keeps the last run's result.
         todo = torch.nonzero(~is_adversarial(model.predict(x_adv), y, self.targeted)).squeeze(1)
-        for _ in range(restarts - 1):
+        for _ in range(self.restarts - 1):
             if todo.numel() == 0:
                 break
-            cand = run_once(x[todo], y[todo], gen)
+            cand = self._run(model, x[todo], y[todo], objective, gen)
             x_adv[todo] = cand
             todo = todo[~is_adversarial(model.predict(cand), y[todo], self.targeted)]
         return x_adv
+
+    @abstractmethod
+    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, gen: torch.Generator | None) -> Tensor:
+        """One run of the attack on ``x`` (labels or targets ``y``), ascending ``objective``."""

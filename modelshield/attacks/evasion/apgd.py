@@ -86,15 +86,6 @@ class APGD(GradientAttack):
         self.rho = check_fraction("rho", rho)
         self.name = f"apgd-{loss}" if isinstance(loss, str) else "apgd"  # type: ignore[misc]
 
-    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
-        model.check_inputs(x, y)
-        objective = self._objective()
-
-        def run_once(x0: Tensor, y0: Tensor, gen: torch.Generator | None) -> Tensor:
-            return self._run(model, x0, y0, objective, gen)
-
-        return self._with_restarts(model, x.detach(), y, self.restarts, run_once)
-
     def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, gen: torch.Generator | None) -> Tensor:
         ball = make_ball(self.norm, x, self.eps, model.bounds)
         x_adv = ball.random_start(gen)

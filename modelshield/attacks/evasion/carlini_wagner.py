@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from modelshield.attacks.base import Attack
-from modelshield.attacks.evasion._common import batch_view, check_count, check_positive, flat_norm
+from modelshield.attacks.evasion._common import batch_view, check_count, check_positive
 from modelshield.attacks.losses import is_adversarial, margin
 from modelshield.core.model import Model
 
@@ -68,7 +68,7 @@ class CarliniWagnerL2(Attack):
         model.check_inputs(x, y)
         x = x.detach()
         lo, hi = model.bounds
-        to_unit = lambda v: (v - lo) / (hi - lo) * 2 - 1  # noqa: E731  [lo, hi] -> [-1, 1]
+        to_unit = lambda v: (v - lo) / (hi - lo) * 2 - 1
         w0 = torch.atanh(to_unit(x).clamp(-1 + 1e-6, 1 - 1e-6))
 
         n = x.shape[0]

@@ -124,7 +124,7 @@ class HopSkipJump(Attack):
                 hit = dist <= self.eps
                 first[active[hit]] = self._queries[active[hit]]
                 keep = ~hit & (self._queries[active] < self.max_queries)
-                active, x0, boundary, dist = active[keep], x0[keep], boundary[keep], dist[keep]
+                active, x0, boundary, dist = (active[keep], x0[keep], boundary[keep], dist[keep])
                 if active.numel() == 0:
                     break
             grad = self._estimate_direction(boundary, active, dist, t)
@@ -187,7 +187,7 @@ class HopSkipJump(Attack):
         grads = []
         chunk = max(1, _PROBE_ELEMENTS // (evals * d))
         for s in range(0, n, chunk):
-            b, o, dl = boundary[s : s + chunk], owner[s : s + chunk], delta[s : s + chunk]
+            b, o, dl = (boundary[s : s + chunk], owner[s : s + chunk], delta[s : s + chunk])
             shape = (b.shape[0], evals) + tuple(b.shape[1:])
             if self.norm == "l2":
                 rv = torch.randn(shape, generator=self._gen, device=b.device, dtype=b.dtype)

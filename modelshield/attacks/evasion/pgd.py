@@ -65,15 +65,6 @@ class PGD(GradientAttack):
         self.random_start = bool(random_start)
         self.restarts = check_count("restarts", restarts)
 
-    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
-        model.check_inputs(x, y)
-        objective = self._objective()
-
-        def run_once(x0: Tensor, y0: Tensor, gen: torch.Generator | None) -> Tensor:
-            return self._run(model, x0, y0, objective, gen)
-
-        return self._with_restarts(model, x.detach(), y, self.restarts, run_once)
-
     def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, gen: torch.Generator | None) -> Tensor:
         """One PGD run: the hot loop is one forward, one input-gradient and two in-place ops."""
         ball = make_ball(self.norm, x, self.eps, model.bounds)

@@ -97,6 +97,7 @@ class Square(Attack):
 
     name = "square"
     black_box = True
+    eps: float
 
     def __init__(
         self,
