@@ -45,6 +45,7 @@ class AssessConfig:
     pgd_steps: int = 20
     apgd_steps: int = 50
     cw_steps: int = 100
+    cw_lr: float = 0.1
     square_queries: int = 1000
     hsj_budgets: Sequence[int] = (100, 300, 1000)
     hsj_samples: int = 40
@@ -210,7 +211,7 @@ def assess(
                 st.progress(f"apgd-{loss} L∞ ε={gate:g}", 0)
                 st.record(atk, st.run(atk, gate))
                 st.progress(f"apgd-{loss} L∞ ε={gate:g}", 1)
-        for name, make in (("cw", lambda: CarliniWagnerL2(steps=cfg.cw_steps)), ("deepfool", lambda: DeepFool())):
+        for name, make in (("cw", lambda: CarliniWagnerL2(steps=cfg.cw_steps, lr=cfg.cw_lr)), ("deepfool", lambda: DeepFool())):
             if name in chosen:
                 atk = make()
                 st.progress(f"{atk.name} (minimal L2)", 0)

@@ -59,7 +59,7 @@ def test_findings_carry_taxonomy_and_severity(result) -> None:  # type: ignore[n
     by_id = {f.id: f for f in res.findings}
     f = by_id["MS-EVASION-001"]
     assert f.value is not None and f.severity == robustness_severity(f.value, res.clean_accuracy)
-    assert f.severity.rank >= robustness_severity(0.49, 1.0).rank  # PGD at ε=0.1 halves the digits CNN's accuracy
+    assert f.severity.rank >= robustness_severity(0.79, 1.0).rank  # PGD at ε=0.1 costs the CNN over 20 points
     assert "AML.T0043.000" in f.atlas and f.owasp_ml == ["ML01:2023"]
     assert f.remediation
     assert "MS-EVASION-004" in by_id
