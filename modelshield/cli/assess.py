@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -17,7 +18,8 @@ from modelshield.assess.results import AssessmentResult
 from modelshield.assess.runner import ALL_ATTACKS, AssessConfig, planned_steps, assess
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
-from modelshield.core.model import Model
+from modelshield.core.model import Model, TorchModel
+from modelshield.core.settings import load_settings
 
 DEMO_EPS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 DEMO_EPS_L2 = (0.25, 0.5, 1.0, 1.5)
@@ -41,6 +43,13 @@ def parse_floats(text: str, what: str) -> list[float]:
     if not out:
         raise InputError(f"{what}: no values given")
     return out
+
+
+def _pick(option: int | None, configured: int | None, default: int | None) -> int | None:
+    """The command-line value if given, else the settings file's, else the built-in default."""
+    if option is not None:
+        return option
+    return configured if configured is not None else default
 
 
 def _headers(pairs: list[str]) -> dict[str, str]:
@@ -119,10 +128,10 @@ def assess_command(
     eps_l2: Annotated[Optional[str], typer.Option("--eps-l2", help="L2 ε sweep, comma separated.")] = None,
     gating_eps: Annotated[Optional[str], typer.Option(help="L∞ ε the gate decides at (default: middle of the sweep).")] = None,
     fail_under: Annotated[Optional[float], typer.Option(help="Exit 1 when robust accuracy at the gating ε is below this fraction.")] = None,
-    attacks: Annotated[str, typer.Option(help=f"Attacks to run: {','.join(ALL_ATTACKS)}.")] = ",".join(ALL_ATTACKS),
+    attacks: Annotated[Optional[str], typer.Option(help=f"Attacks to run (default all): {','.join(ALL_ATTACKS)}.")] = None,
     samples: Annotated[Optional[int], typer.Option(help="Evaluate on a random subset of this many samples.")] = None,
-    steps: Annotated[int, typer.Option(help="PGD steps.")] = 20,
-    queries: Annotated[int, typer.Option(help="Square attack query budget per sample.")] = 1000,
+    steps: Annotated[Optional[int], typer.Option(help="PGD steps (default 20).")] = None,
+    queries: Annotated[Optional[int], typer.Option(help="Square attack query budget per sample (default 1000).")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="Label column for CSV/Parquet data.")] = None,
     bounds: Annotated[Optional[str], typer.Option(help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).")] = None,
     mean: Annotated[Optional[str], typer.Option(help="Per-channel normalisation mean applied inside the model adapter.")] = None,
@@ -130,6 +139,9 @@ def assess_command(
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes, when it cannot be inferred.")] = None,
     header: Annotated[list[str], typer.Option(help="HTTP header 'Name: value' for a remote model (repeatable).")] = [],  # noqa: B006
     device: Annotated[Optional[str], typer.Option(help="Torch device, e.g. cuda:0 (default: where the model is).")] = None,
+    bf16: Annotated[bool, typer.Option("--bf16", help="Run PyTorch forwards under bf16 autocast (GPU speed).")] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory for PyTorch models.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="Settings file (default: $MODELSHIELD_CONFIG or ./modelshield.toml).")] = None,
     batch_size: Annotated[int, typer.Option(help="Attack batch size.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed for subsets and randomised attacks.")] = 0,
 ) -> None:
@@ -137,6 +149,9 @@ def assess_command(
     from modelshield.report import write_reports
 
     console = Console(stderr=True)
+    settings = load_settings(config)
+    policy = settings.assess
+    device = device or settings.device
     if demo == bool(model or data):
         raise InputError("give either --demo or both --model and --data")
     if not demo and not (model and data):
@@ -148,20 +163,21 @@ def assess_command(
             raise InputError("--bounds takes 'lo,hi' with lo < hi")
         bnds = (lo_hi[0], lo_hi[1])
     cfg = AssessConfig(
-        attacks=[a.strip() for a in attacks.split(",") if a.strip()],
-        fail_under=fail_under,
-        pgd_steps=steps,
-        square_queries=queries,
+        attacks=[a.strip() for a in attacks.split(",") if a.strip()] if attacks else policy.attacks or list(ALL_ATTACKS),
+        fail_under=fail_under if fail_under is not None else policy.fail_under,
+        pgd_steps=_pick(steps, policy.steps, 20),
+        square_queries=_pick(queries, policy.queries, 1000),
         batch_size=batch_size,
         seed=seed,
         command="modelshield " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    if eps:
-        cfg.eps_linf = parse_floats(eps, "--eps")
-    if eps_l2:
-        cfg.eps_l2 = parse_floats(eps_l2, "--eps-l2")
-    if gating_eps:
-        cfg.gating_eps = parse_floats(gating_eps, "--gating-eps")[0]
+    if eps or policy.eps:
+        cfg.eps_linf = parse_floats(eps, "--eps") if eps else policy.eps  # type: ignore[assignment]
+    if eps_l2 or policy.eps_l2:
+        cfg.eps_l2 = parse_floats(eps_l2, "--eps-l2") if eps_l2 else policy.eps_l2  # type: ignore[assignment]
+    if gating_eps or policy.gating_eps:
+        cfg.gating_eps = parse_floats(gating_eps, "--gating-eps")[0] if gating_eps else policy.gating_eps
+    samples = _pick(samples, policy.samples, None)
     cfg.validate()
 
     out.mkdir(parents=True, exist_ok=True)
@@ -174,11 +190,11 @@ def assess_command(
         weights = out / "model.safetensors"
         save_torch_model(m.module, weights)
         cfg.model_info = {"name": "demo digits CNN", "path": str(weights), "arch": "modelshield.demo:DigitsCNN"}
-        if not eps:
+        if not (eps or policy.eps):
             cfg.eps_linf = DEMO_EPS
-        if not eps_l2:
+        if not (eps_l2 or policy.eps_l2):
             cfg.eps_l2 = DEMO_EPS_L2
-        if not gating_eps:
+        if not (eps or policy.eps or gating_eps or policy.gating_eps):
             cfg.gating_eps = DEMO_GATE
     else:
         assert model is not None and data is not None
@@ -188,6 +204,10 @@ def assess_command(
         if samples < 1:
             raise InputError("--samples must be at least 1")
         ds = ds.subset(samples, seed=seed)
+    if bf16 or channels_last:
+        if not isinstance(m, TorchModel):
+            raise InputError("--bf16 and --channels-last apply to PyTorch models only")
+        m.use_fast_path(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last)
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

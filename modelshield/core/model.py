@@ -142,11 +142,17 @@ class TorchModel(Model):
         mean_t, std_t = _channel_stats(mean, ndim), _channel_stats(std, ndim)
         self._mean = mean_t.to(self.device) if mean_t is not None else None
         self._std = std_t.to(self.device) if std_t is not None else None
+        self.autocast_dtype: torch.dtype | None = None
+        self.channels_last = False
+        self.use_fast_path(autocast_dtype=autocast_dtype, channels_last=channels_last)
+        self.output_fn = output_fn
+
+    def use_fast_path(self, *, autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> None:
+        """Run forwards under autocast (e.g. bf16) and/or channels-last memory: faster on GPUs."""
         self.autocast_dtype = autocast_dtype
         self.channels_last = channels_last
         if channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
-        self.output_fn = output_fn
 
     def _scores(self, x: Tensor) -> Tensor:
         if self._mean is not None:

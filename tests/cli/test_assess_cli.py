@@ -101,3 +101,18 @@ def test_bad_input_is_one_line_exit_2(
         assert "Traceback" not in err
     _, err = run_cli(cases["pickle"], monkeypatch, capsys)
     assert "pickle" in err.lower()
+
+
+def test_settings_file_sets_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "modelshield.toml"
+    cfg.write_text('[assess]\neps = [0.2]\nattacks = ["fgsm"]\nfail_under = 0.99\nsamples = 40\n')
+    code, err = run_cli(["assess", "--demo", "--config", str(cfg), "--out", str(tmp_path / "o")], monkeypatch, capsys)
+    assert code == 1, err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert [(a["attack"], a["eps"]) for a in report["attacks"]] == [("fgsm", 0.2)]
+    assert report["data"]["samples"] == 40 and report["gating"]["fail_under"] == 0.99
+    cfg.write_text("[assess]\nfail_under = 3\n")
+    code, err = run_cli(["assess", "--demo", "--config", str(cfg)], monkeypatch, capsys)
+    assert code == 2 and "fail_under" in err and len(err.strip().splitlines()) == 1
