@@ -51,7 +51,8 @@ def randomised_outputs(ctx: SanityContext) -> SanityFlag:
     """A model that answers differently to the same input needs EOT attacks, or numbers lie."""
     x = ctx.x[:_SUBSET]
     with torch.no_grad():
-        a, b = ctx.model.logits(x), ctx.model.logits(x)
+        answer = ctx.model.logits if ctx.model.has_scores else ctx.model.predict
+        a, b = answer(x).float(), answer(x).float()
     diff = float((a - b).abs().max()) if a.numel() else 0.0
     return SanityFlag(
         name="randomised-outputs",

@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import torch
 import typer
@@ -42,6 +43,31 @@ def parse_floats(text: str, what: str) -> list[float]:
         out.append(value)
     if not out:
         raise InputError(f"{what}: no values given")
+    return out
+
+
+def redact_url(url: str) -> str:
+    """Drop credentials and the query string from a URL before it is written anywhere."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The command line as it may be recorded in reports: header values and URL secrets masked."""
+    out: list[str] = []
+    masking = False
+    for arg in argv:
+        if masking:
+            out.append(arg.partition(":")[0] + ": ***")
+        elif arg.startswith("--header="):
+            out.append("--header=" + arg[9:].partition(":")[0] + ": ***")
+        else:
+            out.append(redact_url(arg) if "://" in arg else arg)
+        masking = arg == "--header"
     return out
 
 
@@ -169,7 +195,7 @@ def assess_command(
         square_queries=_pick(queries, policy.queries, 1000),
         batch_size=batch_size,
         seed=seed,
-        command="modelshield " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command="modelshield " + " ".join(shlex.quote(a) for a in redact_argv(sys.argv[1:])),
     )
     if eps or policy.eps:
         cfg.eps_linf = parse_floats(eps, "--eps") if eps else policy.eps  # type: ignore[assignment]
@@ -199,7 +225,8 @@ def assess_command(
     else:
         assert model is not None and data is not None
         m, ds = _load_inputs(model, data, arch, arch_kwargs, label_column, bnds, mean, std, num_classes, header, device)
-        cfg.model_info = {"name": Path(model).name if "://" not in model else model, "path": model, "arch": arch}
+        shown = redact_url(model)
+        cfg.model_info = {"name": Path(model).name if "://" not in model else shown, "path": shown, "arch": arch}
     if samples is not None:
         if samples < 1:
             raise InputError("--samples must be at least 1")

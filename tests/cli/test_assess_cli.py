@@ -116,3 +116,14 @@ def test_settings_file_sets_the_policy(
     cfg.write_text("[assess]\nfail_under = 3\n")
     code, err = run_cli(["assess", "--demo", "--config", str(cfg)], monkeypatch, capsys)
     assert code == 2 and "fail_under" in err and len(err.strip().splitlines()) == 1
+
+
+def test_recorded_command_never_holds_secrets() -> None:
+    from modelshield.cli.assess import redact_argv
+
+    argv = ["assess", "--model", "https://user:pw@host:8443/v1/predict?token=abc", "--header", "Authorization: Bearer s3cr3t",
+            "--header=X-API-Key: k3y", "--data", "sklearn:digits"]
+    shown = " ".join(redact_argv(argv))
+    for secret in ("pw", "abc", "s3cr3t", "k3y"):
+        assert secret not in shown.replace("predict", "")
+    assert "https://host:8443/v1/predict" in shown and "Authorization: ***" in shown

@@ -160,3 +160,25 @@ def test_unreachable_service_and_bad_urls():
         remote(f"http://127.0.0.1:{free_port()}/predict", max_retries=0).predict(torch.zeros(1, 1, 8, 8))
     with pytest.raises(InputError, match="http"):
         remote("ftp://127.0.0.1/model")
+
+
+@pytest.mark.parametrize("route, attacks", [("probabilities", {"square", "hopskipjump"}), ("labels", {"hopskipjump"})])
+def test_assess_cli_red_teams_a_live_endpoint(server, tmp_path, monkeypatch, capsys, route, attacks):
+    """`modelshield assess --model URL` runs only the black-box attacks the endpoint's answers allow."""
+    import json
+    import sys
+
+    from modelshield.cli.main import main
+
+    out = tmp_path / route
+    monkeypatch.setattr(sys, "argv", [
+        "modelshield", "assess", "--model", f"{server}/{route}", "--header", f"X-API-Key: {API_KEY}",
+        "--data", "sklearn:digits", "--samples", "12", "--queries", "30", "--eps", "0.2", "--out", str(out),
+    ])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code in (0, None), capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert {a["attack"] for a in report["attacks"]} == attacks
+    assert all(a["queries"] > 0 for a in report["attacks"])
+    assert API_KEY not in (out / "report.json").read_text() + (out / "report.html").read_text()
