@@ -8,6 +8,7 @@ fail to reach ~100%.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -104,7 +105,7 @@ def monotone_in_eps(ctx: SanityContext) -> SanityFlag | None:
     bad = []
     for name, norm in {(r.attack, r.norm) for r in ctx.result.attacks if r.eps is not None and r.attack in ("pgd", "fgsm")}:
         curve = sorted((r.eps, r.robust_accuracy) for r in ctx.result.attacks if (r.attack, r.norm) == (name, norm))
-        for (e0, a0), (e1, a1) in zip(curve, curve[1:]):
+        for (e0, a0), (e1, a1) in itertools.pairwise(curve):
             if a1 > a0 + _TOL:
                 bad.append(f"{name}/{norm}: {a0:.3f} at ε={e0:g} but {a1:.3f} at ε={e1:g}")
     if not ctx.result.attacks:

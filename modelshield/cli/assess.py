@@ -6,7 +6,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import torch
@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from modelshield.assess.results import AssessmentResult
-from modelshield.assess.runner import ALL_ATTACKS, AssessConfig, planned_steps, assess
+from modelshield.assess.runner import ALL_ATTACKS, AssessConfig, assess, planned_steps
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
 from modelshield.core.model import Model, TorchModel
@@ -144,30 +144,30 @@ def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path])
 
 
 def assess_command(
-    model: Annotated[Optional[str], typer.Option(help="Model file (safetensors, TorchScript, ONNX, skops) or http(s) URL.")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Data: sklearn:digits, .npz (x, y), CSV, Parquet or an image folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model file (safetensors, TorchScript, ONNX, skops) or http(s) URL.")] = None,
+    data: Annotated[str | None, typer.Option(help="Data: sklearn:digits, .npz (x, y), CSV, Parquet or an image folder.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for report.html, report.json, report.sarif, report.md.")] = Path("assessment"),
     demo: Annotated[bool, typer.Option("--demo", help="Assess the built-in digits CNN (trained in seconds).")] = False,
-    arch: Annotated[Optional[str], typer.Option(help="Architecture for safetensors weights: 'package.module:Class'.")] = None,
-    arch_kwargs: Annotated[Optional[str], typer.Option(help="JSON keyword arguments for --arch.")] = None,
-    eps: Annotated[Optional[str], typer.Option(help="L∞ ε sweep, comma separated; fractions allowed (8/255).")] = None,
-    eps_l2: Annotated[Optional[str], typer.Option("--eps-l2", help="L2 ε sweep, comma separated.")] = None,
-    gating_eps: Annotated[Optional[str], typer.Option(help="L∞ ε the gate decides at (default: middle of the sweep).")] = None,
-    fail_under: Annotated[Optional[float], typer.Option(help="Exit 1 when robust accuracy at the gating ε is below this fraction.")] = None,
-    attacks: Annotated[Optional[str], typer.Option(help=f"Attacks to run (default all): {','.join(ALL_ATTACKS)}.")] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Evaluate on a random subset of this many samples.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="PGD steps (default 20).")] = None,
-    queries: Annotated[Optional[int], typer.Option(help="Square attack query budget per sample (default 1000).")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Label column for CSV/Parquet data.")] = None,
-    bounds: Annotated[Optional[str], typer.Option(help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).")] = None,
-    mean: Annotated[Optional[str], typer.Option(help="Per-channel normalisation mean applied inside the model adapter.")] = None,
-    std: Annotated[Optional[str], typer.Option(help="Per-channel normalisation std applied inside the model adapter.")] = None,
-    num_classes: Annotated[Optional[int], typer.Option(help="Number of classes, when it cannot be inferred.")] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture for safetensors weights: 'package.module:Class'.")] = None,
+    arch_kwargs: Annotated[str | None, typer.Option(help="JSON keyword arguments for --arch.")] = None,
+    eps: Annotated[str | None, typer.Option(help="L∞ ε sweep, comma separated; fractions allowed (8/255).")] = None,
+    eps_l2: Annotated[str | None, typer.Option("--eps-l2", help="L2 ε sweep, comma separated.")] = None,
+    gating_eps: Annotated[str | None, typer.Option(help="L∞ ε the gate decides at (default: middle of the sweep).")] = None,
+    fail_under: Annotated[float | None, typer.Option(help="Exit 1 when robust accuracy at the gating ε is below this fraction.")] = None,
+    attacks: Annotated[str | None, typer.Option(help=f"Attacks to run (default all): {','.join(ALL_ATTACKS)}.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Evaluate on a random subset of this many samples.")] = None,
+    steps: Annotated[int | None, typer.Option(help="PGD steps (default 20).")] = None,
+    queries: Annotated[int | None, typer.Option(help="Square attack query budget per sample (default 1000).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column for CSV/Parquet data.")] = None,
+    bounds: Annotated[str | None, typer.Option(help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).")] = None,
+    mean: Annotated[str | None, typer.Option(help="Per-channel normalisation mean applied inside the model adapter.")] = None,
+    std: Annotated[str | None, typer.Option(help="Per-channel normalisation std applied inside the model adapter.")] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes, when it cannot be inferred.")] = None,
     header: Annotated[list[str], typer.Option(help="HTTP header 'Name: value' for a remote model (repeatable).")] = [],  # noqa: B006
-    device: Annotated[Optional[str], typer.Option(help="Torch device, e.g. cuda:0 (default: where the model is).")] = None,
+    device: Annotated[str | None, typer.Option(help="Torch device, e.g. cuda:0 (default: where the model is).")] = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="Run PyTorch forwards under bf16 autocast (GPU speed).")] = False,
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory for PyTorch models.")] = False,
-    config: Annotated[Optional[Path], typer.Option(help="Settings file (default: $MODELSHIELD_CONFIG or ./modelshield.toml).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Settings file (default: $MODELSHIELD_CONFIG or ./modelshield.toml).")] = None,
     batch_size: Annotated[int, typer.Option(help="Attack batch size.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed for subsets and randomised attacks.")] = 0,
 ) -> None:

@@ -41,7 +41,7 @@ class Dataset:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def subset(self, n: int, seed: int = 0) -> "Dataset":
+    def subset(self, n: int, seed: int = 0) -> Dataset:
         """A reproducible random subset of at most ``n`` samples."""
         if n >= len(self):
             return self

@@ -9,9 +9,9 @@ run the same assessment.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelshield.core.errors import InputError

@@ -68,8 +68,7 @@ class CarliniWagnerL2(Attack):
         model.check_inputs(x, y)
         x = x.detach()
         lo, hi = model.bounds
-        to_unit = lambda v: (v - lo) / (hi - lo) * 2 - 1
-        w0 = torch.atanh(to_unit(x).clamp(-1 + 1e-6, 1 - 1e-6))
+        w0 = torch.atanh(((x - lo) / (hi - lo) * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
 
         n = x.shape[0]
         c = torch.full((n,), self.c, device=x.device, dtype=x.dtype)
