@@ -389,7 +389,7 @@ def run_attack(
     if attack == "square":
         rows["square-ref"] = Row("square-ref", "authors' algorithm")
         runners["square-ref"] = build_square_reference(p, ctx)
-        rows["square-ref"].note = "port of the authors' L∞ code (bench/square_reference.py); accuracy reference"
+        rows["square-ref"].note = "independent re-implementation of the authors' L∞ algorithm (bench/square_reference.py); accuracy reference"
 
     # warm-up: one call each; its output is the one scored
     warm_s: dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""A vectorised torch port of the Square Attack authors' L∞ code, as an accuracy reference.
+"""An independent, vectorised re-implementation of Square Attack L∞ as the authors run it: an accuracy reference.
 
 torchattacks 3.5.1 and ART 1.20.1 both simplify the authors' algorithm
 (https://github.com/max-andr/square-attack, ``square_attack_linf``): they draw ONE window and
@@ -6,7 +6,7 @@ ONE sign per channel for the whole batch each iteration, and never redraw a prop
 the window unchanged (a wasted query). The authors' code draws a window per image and signs per
 image and channel, redrawing until the window changes. Those simplifications make both peers
 weaker at small query budgets, so they cannot check modelshield's Square to 1.5 points; this
-port follows the authors' code (vectorised over the batch instead of a Python loop per image):
+re-implementation follows the behaviour of the authors' code (vectorised over the batch, written anew in torch):
 
 * init: vertical stripes ±ε, one sign per image, channel and column;
 * each iteration: side ``s = round(sqrt(p·h·w))``, a window position per image, new ±ε signs
