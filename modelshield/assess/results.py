@@ -21,6 +21,7 @@ class AttackRecord(BaseModel):
     seconds: float
     targeted: bool = False
     median_l2: float | None = Field(default=None, description="median L2 norm of successful perturbations")
+    samples: int | None = Field(default=None, description="how many samples the attack ran on")
     params: dict[str, Any] = Field(default_factory=dict)
 
 

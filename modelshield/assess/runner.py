@@ -154,6 +154,7 @@ class _Assessment:
             seconds=round(run.seconds, 4),
             targeted=attack.targeted,
             median_l2=median_l2,
+            samples=len(y),
             params=_params(attack),
         )
         self.records.append(rec)
