@@ -117,9 +117,9 @@ class _Assessment:
         self.l2: dict[str, list[float]] = {}
         self.runs: dict[tuple[str, str, float | None], _Run] = {}
 
-    def run(self, attack: Attack, key_eps: float | None, x: Tensor | None = None, y: Tensor | None = None) -> _Run:
-        x = self.x if x is None else x
-        y = self.y if y is None else y
+    def run(self, attack: Attack, key_eps: float | None, idx: Tensor | None = None) -> _Run:
+        """Attack the samples ``idx`` (default all), timing it and counting queries."""
+        x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
         torch.manual_seed(self.cfg.seed)
         self.model.reset_queries()
         start = time.perf_counter()
@@ -132,22 +132,21 @@ class _Assessment:
         self.runs[(attack.name, attack.norm, key_eps)] = result
         return result
 
-    def record(self, attack: Attack, run: _Run, y: Tensor | None = None, correct: Tensor | None = None) -> AttackRecord:
-        y = self.y if y is None else y
-        correct = self.correct if correct is None else correct
-        robust = float(((~run.fooled) & correct).float().mean()) if len(y) else 0.0
+    def record(self, attack: Attack, run: _Run, idx: Tensor | None = None) -> AttackRecord:
+        """Score a run on the samples ``idx`` (default all); minimum-norm runs also get L2 sizes."""
+        x, y, correct = (self.x, self.y, self.correct) if idx is None else (self.x[idx], self.y[idx], self.correct[idx])
+        robust = float(((~run.fooled) & correct).float().mean())
         n_correct = int(correct.sum())
         success = float((run.fooled & correct).sum()) / n_correct if n_correct else 0.0
-        x_src = self.x if len(y) == len(self.x) else None
         median_l2 = None
-        if attack.minimal and x_src is not None:
-            sizes = _l2(run.x_adv - x_src)[run.fooled & correct]
+        if attack.eps is None:
+            sizes = _l2(run.x_adv - x)[run.fooled & correct]
             self.l2[attack.name] = [round(float(v), 6) for v in sizes.cpu()]
             median_l2 = float(sizes.median()) if sizes.numel() else None
         rec = AttackRecord(
             attack=attack.name,
             norm=attack.norm,
-            eps=None if attack.minimal else attack.eps,
+            eps=attack.eps,
             robust_accuracy=robust,
             success_rate=success,
             queries=run.total_queries,
@@ -251,24 +250,18 @@ def assess(
 def _run_hopskipjump(st: _Assessment) -> None:
     """Decision-based attack on a subset at growing budgets: how fast the perturbation shrinks."""
     cfg = st.cfg
-    n = min(cfg.hsj_samples, len(st.x))
-    idx = torch.arange(len(st.x), device=st.x.device)[:n]
-    x, y = st.x[idx], st.y[idx]
+    idx = torch.arange(min(cfg.hsj_samples, len(st.x)), device=st.x.device)
+    x, correct = st.x[idx], st.correct[idx]
     eps_l2 = sorted(cfg.eps_l2)[len(cfg.eps_l2) // 2] if cfg.eps_l2 else 1.0
+    n_correct = int(correct.sum())
     successes = []
     for budget in sorted(cfg.hsj_budgets):
         atk = HopSkipJump(max_queries=int(budget), seed=cfg.seed)
-        st.progress(f"hopskipjump {budget} queries × {n} samples", 0)
-        run = st.run(atk, float(budget), x, y)
-        sizes = _l2(run.x_adv - x)
-        ok = run.fooled & st.correct[idx]
-        rec = st.record(atk, run, y, st.correct[idx])
-        rec.params["max_queries"] = int(budget)
-        rec.median_l2 = float(sizes[ok].median()) if ok.any() else None
-        n_correct = int(st.correct[idx].sum())
-        successes.append(float((ok & (sizes <= eps_l2)).sum()) / n_correct if n_correct else 0.0)
-        if budget == max(cfg.hsj_budgets):
-            st.l2[atk.name] = [round(float(v), 6) for v in sizes[ok].cpu()]
+        st.progress(f"hopskipjump {budget} queries × {len(idx)} samples", 0)
+        run = st.run(atk, float(budget), idx)
+        st.record(atk, run, idx)
+        small = run.fooled & correct & (_l2(run.x_adv - x) <= eps_l2)
+        successes.append(float(small.sum()) / n_correct if n_correct else 0.0)
         st.progress(f"hopskipjump {budget} queries", 1)
     st.curves.append(
         QueryCurve(attack="hopskipjump", norm="l2", eps=eps_l2, budgets=sorted(int(b) for b in cfg.hsj_budgets),
