@@ -36,6 +36,10 @@ def main() -> None:
     except ModelShieldError as exc:
         err.print(f"error: {exc.diagnostics()}", markup=False)
         sys.exit(2)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"error: {exc.strerror or exc}{where}", markup=False)
+        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(130)

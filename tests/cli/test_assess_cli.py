@@ -127,3 +127,11 @@ def test_recorded_command_never_holds_secrets() -> None:
     for secret in ("pw", "abc", "s3cr3t", "k3y"):
         assert secret not in shown.replace("predict", "")
     assert "https://host:8443/v1/predict" in shown and "Authorization: ***" in shown
+
+
+def test_unwritable_output_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, err = run_cli(["assess", "--demo", "--out", str(blocker / "out")], monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
