@@ -135,3 +135,13 @@ def test_unwritable_output_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
     blocker.write_text("not a folder")
     code, err = run_cli(["assess", "--demo", "--out", str(blocker / "out")], monkeypatch, capsys)
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> None:
+    """`python -m modelshield` goes through the same error handling as the console script."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "modelshield", "crypto", "decrypt", str(tmp_path / "missing.msenc")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
