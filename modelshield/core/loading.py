@@ -70,8 +70,8 @@ def _pickle_kind(head: bytes) -> str | None:
     return "a pickle (protocol 0 or 1)"
 
 
-def _decompressed_head(head: bytes) -> bytes | None:
-    """The first bytes inside a gzip, zlib, bz2, xz or lzma stream (joblib's compressors), else None."""
+def decompressor(head: bytes) -> Any | None:
+    """A fresh decompressor for the gzip, zlib, bz2, xz or lzma stream (joblib's compressors) ``head`` opens."""
     if head.startswith(b"\x1f\x8b"):
         stream: Any = zlib.decompressobj(wbits=31)
     elif head[:1] == b"x" and int.from_bytes(head[:2], "big") % 31 == 0:
@@ -83,6 +83,14 @@ def _decompressed_head(head: bytes) -> bytes | None:
     elif head.startswith(b"\x5d\x00\x00"):
         stream = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
     else:
+        return None
+    return stream
+
+
+def _decompressed_head(head: bytes) -> bytes | None:
+    """The first bytes inside a compressed stream, else None."""
+    stream = decompressor(head)
+    if stream is None:
         return None
     try:
         return stream.decompress(head, _HEAD)
@@ -176,14 +184,18 @@ def check_safetensors(path: Path) -> None:
         n = struct.unpack("<Q", f.read(8))[0]
         if n > size - 8:
             raise FormatError(f"{path}: safetensors header length {n} runs past the end of the file ({size} bytes)")
-        raw = f.read(n)
+        check_safetensors_header(f.read(n), size - 8 - n, path)
+
+
+def check_safetensors_header(raw: bytes, data_len: int, path: str | Path) -> None:
+    """Refuse a safetensors header (``raw``, before ``data_len`` data bytes) that lies about its tensors."""
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise FormatError(f"{path}: the safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: the safetensors header is not a JSON object")
-    data_len, spans = size - 8 - n, []
+    spans = []
     for name, info in header.items():
         if name == "__metadata__":
             continue

@@ -1,0 +1,36 @@
+"""``modelshield scan``: static model-file scanning as a CI gate (0 safe, 1 unsafe/unknown/unparsed, 2 error)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelshield.integrity.render import RENDERERS
+from modelshield.integrity.scanner import scan_paths
+
+
+class ScanFormat(str, Enum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+
+
+def scan_command(
+    paths: Annotated[list[Path], typer.Argument(help="model files and directories to scan")],
+    format: Annotated[ScanFormat, typer.Option("--format", "-f", help="table, json or sarif")] = ScanFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the report here instead of stdout")] = None,
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="let unknown globals and formats pass (unsafe still fails)")
+    ] = False,
+) -> None:
+    """Scan model files by content, without loading them; fail on anything unsafe, unknown or unparsed."""
+    report = scan_paths(paths)
+    text = RENDERERS[format.value](report, allow_unknown)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+    raise typer.Exit(0 if report.passed(allow_unknown) else 1)

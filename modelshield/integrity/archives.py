@@ -1,0 +1,153 @@
+"""Zip and tar archives, walked member by member with limits, since a bomb or a path escape is an attack.
+
+Members are handed back to the scanner, which reads each by content: a pickle hidden under an
+innocent name, or an archive inside an archive, is found all the same.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import re
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import IO, Any
+
+from modelshield.core.findings import Finding
+from modelshield.integrity.allowlist import Verdict
+from modelshield.integrity.pickle_analysis import Data
+from modelshield.integrity.results import issue
+
+_TORCH_DATA = re.compile(r"(^|/)(data/\d+|\.data/[^/]+|byteorder|version|\.format_version|\.storage_alignment)$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep a hostile archive from exhausting the scanner."""
+
+    max_depth: int = 6
+    max_members: int = 10_000
+    max_bytes: int = 4 << 30  # decompressed bytes per member read into memory
+    max_ratio: float = 200.0  # decompressed / compressed, for members above 1 MiB
+
+
+class _Mapped(io.RawIOBase):
+    """A seekable file over a memory map (``mmap`` lacks ``seekable`` before Python 3.13)."""
+
+    def __init__(self, data: mmap.mmap) -> None:
+        self.data, self.pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.pos = max(0, offset + (0, self.pos, len(self.data))[whence])
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.data[self.pos : self.pos + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+
+def _stream(data: Data) -> IO[bytes]:
+    raw = io.BytesIO(data) if isinstance(data, bytes | bytearray) else _Mapped(data)
+    return raw  # type: ignore[return-value]
+
+
+def escapes(name: str) -> bool:
+    """True for a member or link name that would land outside the folder it is unpacked into."""
+    posix = name.replace("\\", "/")
+    return posix.startswith("/") or bool(re.match(r"^[A-Za-z]:", posix)) or ".." in PurePosixPath(posix).parts
+
+
+def zip_kind(names: list[str]) -> str:
+    """Name what a zip holds: a torch.save checkpoint, a Keras v3 model, an .npz, or just a zip."""
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "pytorch"
+    if "config.json" in names and "metadata.json" in names:
+        return "keras"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    return "zip"
+
+
+Member = tuple[str, bytes]
+Emit = Callable[[Finding], None]
+
+
+def open_zip(data: Data) -> zipfile.ZipFile:
+    """A zip over bytes or a mapped file, without copying it."""
+    return zipfile.ZipFile(_stream(data))
+
+
+def zip_members(zf: zipfile.ZipFile, where: str, limits: Limits, emit: Emit) -> Iterator[Member]:
+    """Yield the zip's members that can hold code, flagging bombs, escapes and duplicates on the way."""
+    infos = zf.infolist()
+    names = [i.filename for i in infos]
+    torch_layout = zip_kind(names) == "pytorch"
+    if len(set(names)) != len(names):
+        emit(issue(Verdict.unsafe, "MS-SCAN-ARC-DUPLICATE", "Archive repeats a member name", where,
+                   "two members share a name, so loaders and scanners may read different ones"))  # fmt: skip
+    for info in _bounded(infos, where, limits, emit):
+        name = f"{where}!{info.filename}"
+        if escapes(info.filename):
+            emit(_escape(name, info.filename))
+        if info.is_dir() or (torch_layout and _TORCH_DATA.search(info.filename)):
+            continue  # torch reads data/N as raw storage bytes, never unpickles them
+        if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            emit(issue(Verdict.unsafe, "MS-SCAN-ARC-BOMB", "Archive member is a decompression bomb", name,
+                       f"expands {info.compress_size} bytes to {info.file_size}"))  # fmt: skip
+            continue
+        with zf.open(info) as f:
+            body = _read(f, name, limits, emit)
+        if body is not None:
+            yield name, body
+
+
+def tar_members(data: Data, where: str, limits: Limits, emit: Emit) -> Iterator[Member]:
+    """Yield a tar's regular files; links, devices and escaping names are flagged, never followed."""
+    with tarfile.open(fileobj=_stream(data), mode="r:") as tf:
+        for member in _bounded(tf.getmembers(), where, limits, emit):
+            name = f"{where}!{member.name}"
+            if escapes(member.name) or ((member.issym() or member.islnk()) and escapes(member.linkname)):
+                emit(_escape(name, member.name))
+            if member.issym() or member.islnk() or member.isdev() or member.isfifo():
+                emit(issue(Verdict.unsafe, "MS-SCAN-ARC-LINK", "Archive holds a link or device", name,
+                           f"{member.name} is a link or special file, which can redirect reads or writes"))  # fmt: skip
+            if member.isfile():
+                f = tf.extractfile(member)
+                body = _read(f, name, limits, emit) if f else None
+                if body is not None:
+                    yield name, body
+
+
+def _bounded(items: list, where: str, limits: Limits, emit: Emit) -> list:
+    if len(items) > limits.max_members:
+        emit(issue(Verdict.unparsed, "MS-SCAN-ARC-LIMIT", "Archive has too many members", where,
+                   f"{len(items)} members, over the limit of {limits.max_members}; the rest were not scanned"))  # fmt: skip
+    return items[: limits.max_members]
+
+
+def _read(f: IO[bytes], name: str, limits: Limits, emit: Emit) -> bytes | None:
+    body = f.read(limits.max_bytes + 1)
+    if len(body) > limits.max_bytes:
+        emit(issue(Verdict.unparsed, "MS-SCAN-ARC-LIMIT", "Archive member too large to scan", name,
+                   f"over {limits.max_bytes} bytes decompressed; not scanned"))  # fmt: skip
+        return None
+    return body
+
+
+def _escape(name: str, member: str) -> Finding:
+    return issue(Verdict.unsafe, "MS-SCAN-ARC-TRAVERSAL", "Archive member escapes its folder", name,
+                 f"{member!r} would be written outside the folder it is unpacked into")  # fmt: skip

@@ -1,0 +1,68 @@
+"""Scan reports as a table for people, JSON for scripts, SARIF for code-scanning hubs."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+import modelshield
+from modelshield.integrity.results import ScanReport
+from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, _result, _rule, artifact_uri
+
+
+def to_dict(report: ScanReport, allow_unknown: bool = False) -> dict[str, Any]:
+    """The JSON shape: one entry per file, its verdict and findings."""
+    return {
+        "passed": report.passed(allow_unknown),
+        "files": [
+            {
+                "path": f.path,
+                "format": f.format,
+                "verdict": f.verdict.value,
+                "passed": f.passed(allow_unknown),
+                "findings": [x.model_dump(mode="json") for x in f.findings],
+            }
+            for f in report.files
+        ],
+    }
+
+
+def render_json(report: ScanReport, allow_unknown: bool = False) -> str:
+    return json.dumps(to_dict(report, allow_unknown), indent=2) + "\n"
+
+
+def render_sarif(report: ScanReport, allow_unknown: bool = False) -> str:
+    """One SARIF run, results located at each scanned file; rule and result shapes shared with assess."""
+    pairs = [(finding, artifact_uri(f.path)) for f in report.files for finding in f.findings]
+    rules = {finding.id: finding for finding, _ in reversed(pairs)}
+    index = {rule_id: i for i, rule_id in enumerate(rules)}
+    log = {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "modelshield", "version": modelshield.__version__,
+                                    "informationUri": INFORMATION_URI, "rules": [_rule(f) for f in rules.values()]}},
+                "invocations": [{"executionSuccessful": True}],
+                "results": [_result(finding, index[finding.id], uri) for finding, uri in pairs],
+            }
+        ],
+    }  # fmt: skip
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_table(report: ScanReport, allow_unknown: bool = False) -> str:
+    table = Table("file", "format", "verdict", "why")
+    for f in report.files:
+        why = "\n".join(sorted({x.title for x in f.findings})) or "-"
+        table.add_row(f.path, f.format, f.verdict.value + ("" if f.passed(allow_unknown) else " ✗"), why)
+    out = io.StringIO()
+    Console(file=out, width=160, highlight=False).print(table)
+    return out.getvalue()
+
+
+RENDERERS = {"table": render_table, "json": render_json, "sarif": render_sarif}
