@@ -117,9 +117,14 @@ class Header:
     def describe(self) -> dict[str, Any]:
         """What ``inspect`` shows: identifiers and sizes, never the wrapped key or nonces."""
         return {
-            "format": MAGIC.decode(), "version": self.version, "cipher": "AES-256-GCM, STREAM chunks",
-            "kek_id": self.kek_id, "file_id": self.file_id.hex(), "chunk_size": self.chunk_size,
-            "chunks": self.chunks, "plaintext_size": self.plaintext_size,
+            "format": MAGIC.decode(),
+            "version": self.version,
+            "cipher": "AES-256-GCM, STREAM chunks",
+            "kek_id": self.kek_id,
+            "file_id": self.file_id.hex(),
+            "chunk_size": self.chunk_size,
+            "chunks": self.chunks,
+            "plaintext_size": self.plaintext_size,
             "encrypted_size": len(self.to_bytes()) + self.payload_size,
         }
 
@@ -132,19 +137,28 @@ class Header:
         try:
             doc = json.loads(raw.decode("utf-8"))
             if isinstance(doc, dict) and doc.get("version") not in (None, FORMAT_VERSION):
-                raise FormatError(f"{where}: format version {doc['version']!r} is not supported (this is {FORMAT_VERSION})",
-                                  hint="upgrade modelshield")
+                raise FormatError(
+                    f"{where}: format version {doc['version']!r} is not supported (this is {FORMAT_VERSION})",
+                    hint="upgrade modelshield",
+                )
             if not isinstance(doc, dict) or set(doc) != {f.name for f in fields(cls)}:
                 raise ValueError("fields")
             header = cls(**{k: base64.b64decode(v, validate=True) if k in _LENGTHS else v for k, v in doc.items()})
             check_key_id(header.kek_id)
         except (ValueError, TypeError, binascii.Error, InputError):
             raise IntegrityError(f"{where}: the header is damaged") from None
-        sizes_ok = all(isinstance(getattr(header, k), int) and not isinstance(getattr(header, k), bool)
-                       for k in ("chunk_size", "plaintext_size"))
-        if not (sizes_ok and MIN_CHUNK_SIZE <= header.chunk_size <= MAX_CHUNK_SIZE and header.plaintext_size >= 0
-                and header.chunks <= MAX_CHUNKS and all(len(getattr(header, k)) == n for k, n in _LENGTHS.items())
-                and _canonical(header._json()) == raw):
+        sizes_ok = all(
+            isinstance(getattr(header, k), int) and not isinstance(getattr(header, k), bool)
+            for k in ("chunk_size", "plaintext_size")
+        )
+        if not (
+            sizes_ok
+            and MIN_CHUNK_SIZE <= header.chunk_size <= MAX_CHUNK_SIZE
+            and header.plaintext_size >= 0
+            and header.chunks <= MAX_CHUNKS
+            and all(len(getattr(header, k)) == n for k, n in _LENGTHS.items())
+            and _canonical(header._json()) == raw
+        ):
             raise IntegrityError(f"{where}: the header is damaged or was edited")
         return header
 
@@ -181,8 +195,10 @@ def _unwrap(header: Header, keyring: Keyring, where: str) -> bytes:
     try:
         return AESGCM(keyring.key(header.kek_id)).decrypt(header.wrap_nonce, header.wrapped_key, header.wrap_aad())
     except InvalidTag:
-        raise IntegrityError(f"{where}: the data key does not authenticate under KEK {header.kek_id!r}: "
-                             "the key with that id is not the one used, or the header was altered") from None
+        raise IntegrityError(
+            f"{where}: the data key does not authenticate under KEK {header.kek_id!r}: "
+            "the key with that id is not the one used, or the header was altered"
+        ) from None
 
 
 def read_header(path: Path | str) -> Header:
@@ -193,7 +209,11 @@ def read_header(path: Path | str) -> Header:
 
 
 def encrypt_file(
-    src: Path | str, dst: Path | str, keyring: Keyring, key_id: str | None = None, *,
+    src: Path | str,
+    dst: Path | str,
+    keyring: Keyring,
+    key_id: str | None = None,
+    *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Header:
     """Encrypt ``src`` into ``dst`` under a fresh data key wrapped by KEK ``key_id`` (default: the keyring's).
@@ -207,8 +227,9 @@ def encrypt_file(
     dek = AESGCM.generate_key(bit_length=256)
     with _open(src) as fin:
         size = os.fstat(fin.fileno()).st_size
-        blank = Header(kek_id, os.urandom(_LENGTHS["file_id"]), os.urandom(_LENGTHS["nonce_prefix"]),
-                       chunk_size, size, b"", b"")
+        blank = Header(
+            kek_id, os.urandom(_LENGTHS["file_id"]), os.urandom(_LENGTHS["nonce_prefix"]), chunk_size, size, b"", b""
+        )
         if blank.chunks > MAX_CHUNKS:
             raise InputError(f"{src} needs more than {MAX_CHUNKS} chunks; use a larger chunk size")
         header = _wrap(blank, kek_id, kek, dek)
@@ -218,8 +239,10 @@ def encrypt_file(
             for i in range(header.chunks):
                 data = fin.read(header.chunk_length(i))
                 if len(data) != header.chunk_length(i) or (i == header.chunks - 1 and fin.read(1)):
-                    raise InputError(f"{src} changed size while it was being encrypted",
-                                     hint="encrypt a checkpoint that is no longer being written")
+                    raise InputError(
+                        f"{src} changed size while it was being encrypted",
+                        hint="encrypt a checkpoint that is no longer being written",
+                    )
                 nonce, aad = header.chunk_nonce_aad(digest, i)
                 fout.write(aead.encrypt(nonce, data, aad))
     return header
@@ -242,8 +265,10 @@ def decrypt_file(src: Path | str, dst: Path | str, keyring: Keyring) -> Header:
                 try:
                     fout.write(aead.decrypt(nonce, sealed, aad))
                 except InvalidTag:
-                    raise IntegrityError(f"{where}: chunk {i + 1} of {header.chunks} fails authentication "
-                                         "(altered, reordered or taken from another file)") from None
+                    raise IntegrityError(
+                        f"{where}: chunk {i + 1} of {header.chunks} fails authentication "
+                        "(altered, reordered or taken from another file)"
+                    ) from None
             if fin.read(1):
                 raise IntegrityError(f"{where} has data after its final chunk")
     return header

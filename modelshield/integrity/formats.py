@@ -88,7 +88,9 @@ def check_hdf5(data: Data, where: str) -> list[Finding]:
     found = []
     for match in re.finditer(rb'\{"class_name": ?"[^"]+"', data):
         try:
-            config, _ = json.JSONDecoder().raw_decode(bytes(data[match.start() : match.start() + (1 << 24)]).decode("utf-8", "replace"))
+            config, _ = json.JSONDecoder().raw_decode(
+                bytes(data[match.start() : match.start() + (1 << 24)]).decode("utf-8", "replace")
+            )
         except ValueError:
             continue
         found += check_keras_config(config, where)
@@ -142,4 +144,3 @@ def check_saved_model(data: Data, where: str) -> list[Finding]:
                    f"the graph uses {op.decode()}") for op in _TF_CODE_OPS if b"\x12" + bytes([len(op)]) + op in data]  # fmt: skip
     return found or [issue(Verdict.unknown, "MS-SCAN-TF", "SavedModel not fully parsed", where,
                            "no code ops were found, but the graph is not parsed without TensorFlow")]  # fmt: skip
-

@@ -105,7 +105,9 @@ class Keyring:
             return cls({})
         p = Path(path)
         if not p.is_file():
-            raise MissingFileError(f"keyring {p} does not exist", hint=f"create it: modelshield crypto keygen --keyring {p}")
+            raise MissingFileError(
+                f"keyring {p} does not exist", hint=f"create it: modelshield crypto keygen --keyring {p}"
+            )
         mode = stat.S_IMODE(p.stat().st_mode)
         if os.name == "posix" and mode & 0o077:
             raise KeyringError(f"keyring {p} is readable by others (mode {mode:04o})", hint=f"chmod 600 {p}")
@@ -157,13 +159,17 @@ class Keyring:
             return _decode_key(os.environ[var], f"${var}")
         known = ", ".join(self.ids) or "none"
         where = f"keyring {self.path}" if self.path else "no keyring given"
-        raise KeyringError(f"no key with id {key_id!r} ({where}; ids in it: {known})",
-                           hint=f"add it to the keyring or set {var} to its base64 value")
+        raise KeyringError(
+            f"no key with id {key_id!r} ({where}; ids in it: {known})",
+            hint=f"add it to the keyring or set {var} to its base64 value",
+        )
 
     def resolve(self, key_id: str | None) -> tuple[str, bytes]:
         """The id and KEK to encrypt with: the one asked for, else the keyring's default."""
         chosen = key_id or self.default_id
         if chosen is None:
-            raise KeyringError("no key id given and the keyring has no default key",
-                               hint="pass --key-id, or create a key: modelshield crypto keygen --keyring K")
+            raise KeyringError(
+                "no key id given and the keyring has no default key",
+                hint="pass --key-id, or create a key: modelshield crypto keygen --keyring K",
+            )
         return chosen, self.key(check_key_id(chosen))

@@ -28,7 +28,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 # torch.load subclasses ``pickle_module.Unpickler`` and keeps our find_class.
 _RESTRICTED_PICKLE = types.ModuleType("modelshield_restricted_pickle")
-_RESTRICTED_PICKLE.__dict__.update(Unpickler=RestrictedUnpickler, load=lambda f, **kw: RestrictedUnpickler(f, **kw).load())
+_RESTRICTED_PICKLE.__dict__.update(
+    Unpickler=RestrictedUnpickler, load=lambda f, **kw: RestrictedUnpickler(f, **kw).load()
+)
 
 
 def safe_load(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> Any:
@@ -40,7 +42,9 @@ def safe_load(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> An
         raise UnsafeFormatError(f"{path} did not pass the scan ({report.verdict.value}): {reasons}",
                                 hint="run 'modelshield scan' for every finding")  # fmt: skip
     if report.format in _PICKLED and not allow_pickle:
-        raise UnsafeFormatError(f"{path} is a {report.format} pickle", hint="pass allow_pickle=True to load it anyway")
+        raise UnsafeFormatError(
+            f"{path} is pickle-based ({report.format}); it passed the scan, so pass allow_pickle=True to load it"
+        )
     if report.format == "pytorch":
         import torch
 

@@ -109,8 +109,11 @@ def malicious(tmp: Path) -> dict[str, bytes]:
         "pkgutil_resolve_name": pickle.dumps(Payload(pkgutil.resolve_name, "os:system"), protocol=4),
         "importlib_import_module": pickle.dumps(Payload(importlib.import_module, "os"), protocol=4),
         "runpy_run_path": pickle.dumps(Payload(runpy.run_path, "/tmp/x.py"), protocol=4),
-        "operator_attrgetter_chain": b"\x80\x04" + _sg("operator", "attrgetter") + b"\x8c\x06system\x85R"
-        + _sg("builtins", "__import__") + b"\x8c\x02os\x85R\x85R.",
+        "operator_attrgetter_chain": b"\x80\x04"
+        + _sg("operator", "attrgetter")
+        + b"\x8c\x06system\x85R"
+        + _sg("builtins", "__import__")
+        + b"\x8c\x02os\x85R\x85R.",
         "torch_load_nested": pickle.dumps(Payload(torch.load, "/tmp/evil.pt"), protocol=4),
         "pickle_loads_embedded": pickle.dumps(Payload(pickle.loads, p2), protocol=4),
         "unknown_global_not_allowlisted": b"\x80\x04" + _sg("evilpkg.tools", "run") + b"\x8c\x01x\x85R.",
@@ -121,7 +124,9 @@ def malicious(tmp: Path) -> dict[str, bytes]:
         "truncated_data_only": pickle.dumps({"a": [1, 2]}, protocol=4)[:-3],
         "build_on_allowlisted_class": b"\x80\x04" + _sg("collections", "OrderedDict") + b"}\x8c\x01a\x8c\x02os\x73b.",
         "stacked_second_pickle": pickle.dumps({"a": 1}, protocol=2) + p2,
-        "torch_zip_extra_pkl": _zip({"m/data.pkl": pickle.dumps({}, protocol=2), "m/extra.pkl": p2, "m/version": b"3\n"}),
+        "torch_zip_extra_pkl": _zip(
+            {"m/data.pkl": pickle.dumps({}, protocol=2), "m/extra.pkl": p2, "m/version": b"3\n"}
+        ),
         "torch_zip_malicious_data_pkl": _zip({"archive/data.pkl": p2, "archive/version": b"3\n"}),
         "zip_pickle_innocent_name": _zip({"weights/readme.txt": p2}),
         "joblib_zlib": zlib.compress(p2),
@@ -133,15 +138,23 @@ def malicious(tmp: Path) -> dict[str, bytes]:
         "npy_object_dtype": _npy(np.array([system, 1], dtype=object)),
         "npz_object_array": _zip({"a.npy": _npy(np.array([system], dtype=object))}),
         "keras_v3_lambda": _zip({"config.json": json.dumps(_keras("Lambda")).encode(), "metadata.json": b"{}"}),
-        "keras_v3_custom_object": _zip({"config.json": json.dumps(_keras("Evil", "evilpkg.layers")).encode(),
-                                        "metadata.json": b"{}"}),  # fmt: skip
-        "h5_lambda_model_config": b"\x89HDF\r\n\x1a\n" + b"\0" * 64 + json.dumps(_keras("Lambda")).encode() + b"\0" * 64,
+        "keras_v3_custom_object": _zip(
+            {"config.json": json.dumps(_keras("Evil", "evilpkg.layers")).encode(), "metadata.json": b"{}"}
+        ),  # fmt: skip
+        "h5_lambda_model_config": b"\x89HDF\r\n\x1a\n"
+        + b"\0" * 64
+        + json.dumps(_keras("Lambda")).encode()
+        + b"\0" * 64,
         "h5_unparsed": b"\x89HDF\r\n\x1a\n" + b"\0" * 256,
         "onnx_external_data_escape": _onnx_model(location="../../etc/passwd"),
         "onnx_custom_domain": _onnx_model(domain="com.evil"),
         "safetensors_overlapping": _safetensors(
-            {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-             "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, b"\0" * 12),  # fmt: skip
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            },
+            b"\0" * 12,
+        ),  # fmt: skip
         "savedmodel_py_func": b"\x08\x01\x12\x20" + b"\x12\x06PyFunc" + b"\0" * 24,
         "unknown_format": os.urandom(64).replace(b"\x80", b"\x81"),
     }

@@ -75,7 +75,9 @@ def test_tampered_file_is_an_integrity_error(tmp_path: Path, model: Path) -> Non
     assert not any(s in result.exception.diagnostics() for s in secrets_of(keyring))
 
 
-def test_ci_secret_in_environment_needs_no_keyring(tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ci_secret_in_environment_needs_no_keyring(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MODELSHIELD_KEYRING", raising=False)
     env = {"MODELSHIELD_KEK_CI": base64.b64encode(os.urandom(32)).decode()}
     sealed = tmp_path / "m.msenc"

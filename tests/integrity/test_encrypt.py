@@ -62,7 +62,7 @@ def edit_header(path: Path, **changes: object) -> None:
     """Rewrite the header with some fields changed (canonically encoded, so only authentication can catch it)."""
     data = path.read_bytes()
     header = read_header(path)
-    path.write_bytes(replace(header, **changes).to_bytes() + data[len(header.to_bytes()):])  # type: ignore[arg-type]
+    path.write_bytes(replace(header, **changes).to_bytes() + data[len(header.to_bytes()) :])  # type: ignore[arg-type]
 
 
 def flip(path: Path, offset: int) -> None:
@@ -89,7 +89,7 @@ def test_ciphertext_hides_plaintext_and_differs_each_time(tmp_path: Path, ring: 
     encrypt_file(src, tmp_path / "b.msenc", ring, chunk_size=CHUNK)
     a, b = (tmp_path / "a.msenc").read_bytes(), (tmp_path / "b.msenc").read_bytes()
     assert b"secret weights" not in a
-    assert a[payload_offset(tmp_path / "a.msenc"):] != b[payload_offset(tmp_path / "b.msenc"):]
+    assert a[payload_offset(tmp_path / "a.msenc") :] != b[payload_offset(tmp_path / "b.msenc") :]
 
 
 def _flip_header(path: Path) -> None:
@@ -122,13 +122,14 @@ def _append_chunk(path: Path) -> None:
 
 def _truncate_mid_chunk(path: Path) -> None:
     start, _ = chunk_span(path, 5)
-    path.write_bytes(path.read_bytes()[:start + 100])
+    path.write_bytes(path.read_bytes()[: start + 100])
 
 
 TAMPERING = {
     "header bit": _flip_header,
-    "wrapped key": lambda p: edit_header(p, wrapped_key=bytes([read_header(p).wrapped_key[0] ^ 1])
-                                         + read_header(p).wrapped_key[1:]),
+    "wrapped key": lambda p: edit_header(
+        p, wrapped_key=bytes([read_header(p).wrapped_key[0] ^ 1]) + read_header(p).wrapped_key[1:]
+    ),
     "wrap nonce": lambda p: edit_header(p, wrap_nonce=bytes(12)),
     "plaintext size": lambda p: edit_header(p, plaintext_size=SIZE - 848),
     "chunk size": lambda p: edit_header(p, chunk_size=2 * CHUNK),
@@ -186,13 +187,13 @@ def test_wrong_keyring_is_refused(sealed: Path, tmp_path: Path) -> None:
 
 def test_rotation_rewraps_and_keeps_payload_bytes(sealed: Path, plain: Path, ring: Keyring, tmp_path: Path) -> None:
     before = read_header(sealed)
-    body = sealed.read_bytes()[payload_offset(sealed):]
+    body = sealed.read_bytes()[payload_offset(sealed) :]
     ring = Keyring.generate(ring.path, "k2-new")  # type: ignore[arg-type]
     after = rotate_file(sealed, ring, "k2-new")
     assert read_header(sealed) == after
     assert after.kek_id == "k2-new" and after.wrapped_key != before.wrapped_key
     assert (after.file_id, after.nonce_prefix, after.plaintext_size) == (before.file_id, before.nonce_prefix, SIZE)
-    assert sealed.read_bytes()[payload_offset(sealed):] == body
+    assert sealed.read_bytes()[payload_offset(sealed) :] == body
 
     only_new = Keyring({"k2-new": ring.key("k2-new")})
     decrypt_file(sealed, tmp_path / "out.bin", only_new)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from integrity_corpus import MARKER, malicious
 
 from modelshield.integrity import Verdict, scan_file, scan_paths
-from integrity_corpus import MARKER, malicious
 
 BAD = sorted(malicious(Path("/nonexistent")))
 GOOD = ["state_dict.pt", "array.npy", "arrays.npz", "sklearn.pkl", "weights.safetensors", "net.onnx"]
