@@ -82,7 +82,7 @@ DANGEROUS_PREFIXES: tuple[str, ...] = (
     "dill", "cloudpickle", "multiprocessing", "asyncio", "signal", "tempfile", "glob", "io", "_io", "operator",
     "_operator", "functools", "types", "inspect", "threading", "_thread", "timeit", "pdb", "bdb", "idlelib",
     "ensurepip", "pip", "venv", "distutils", "setuptools", "smtplib", "ftplib", "telnetlib", "mailcap",
-    "cProfile", "profile", "trace", "doctest", "zipimport", "torch.load", "torch.hub", "torch.jit",
+    "cProfile", "profile", "trace", "doctest", "zipimport", "torch.load", "torch.serialization", "torch.hub", "torch.jit",
     "torch.utils.collect_env", "numpy.load", "joblib.load", "builtins.eval", "builtins.exec", "builtins.compile",
     "builtins.getattr", "builtins.setattr", "builtins.delattr", "builtins.__import__", "builtins.open",
     "builtins.globals", "builtins.locals", "builtins.vars", "builtins.breakpoint", "builtins.input",
