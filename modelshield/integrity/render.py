@@ -58,7 +58,7 @@ def render_sarif(report: ScanReport, allow_unknown: bool = False) -> str:
 def render_table(report: ScanReport, allow_unknown: bool = False) -> str:
     table = Table("file", "format", "verdict", "why")
     for f in report.files:
-        why = "\n".join(sorted({x.title for x in f.findings})) or "-"
+        why = "\n".join(sorted({x.description.removeprefix(f"{f.path}: ") for x in f.findings})) or "-"
         table.add_row(f.path, f.format, f.verdict.value + ("" if f.passed(allow_unknown) else " ✗"), why)
     out = io.StringIO()
     Console(file=out, width=160, highlight=False).print(table)
