@@ -9,7 +9,9 @@ The CLI turns any ``ModelShieldError`` into one line on stderr and exit code 2::
     ├── MissingFileError      a path that does not exist
     ├── CapabilityError       asked a black-box model for gradients, etc.
     ├── DependencyError       an optional dependency is not installed
-    └── RemoteModelError      a remote model endpoint failed or answered badly
+    ├── RemoteModelError      a remote model endpoint failed or answered badly
+    ├── IntegrityError        an encrypted file failed authentication (tampered or wrong key)
+    └── KeyringError          a key-encryption key is missing, malformed or stored unsafely
 """
 
 from __future__ import annotations
@@ -56,3 +58,13 @@ class DependencyError(ModelShieldError):
 
 class RemoteModelError(ModelShieldError):
     """A model behind an HTTP endpoint failed or answered with something unusable."""
+
+
+class IntegrityError(ModelShieldError):
+    """An encrypted file failed authentication: wrong key, or altered, truncated or reordered data."""
+
+    hint = "restore the file from a trusted copy; if it should be intact, check that the key is the right one"
+
+
+class KeyringError(ModelShieldError):
+    """A key-encryption key is missing, malformed or stored unsafely."""

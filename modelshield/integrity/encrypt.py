@@ -44,7 +44,7 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from modelshield.core.errors import FormatError, InputError, MissingFileError, ModelShieldError
+from modelshield.core.errors import FormatError, InputError, IntegrityError, MissingFileError
 from modelshield.integrity.keys import Keyring, atomic_output, check_key_id
 
 MAGIC = b"MSENC1"
@@ -56,12 +56,6 @@ MAX_HEADER_BYTES = 1 << 16
 TAG_BYTES = 16
 MAX_CHUNKS = 1 << 32  # the 4-byte chunk counter in the nonce
 _LENGTHS = {"file_id": 16, "nonce_prefix": 7, "wrap_nonce": 12, "wrapped_key": 32 + TAG_BYTES}
-
-
-class IntegrityError(ModelShieldError):
-    """An encrypted file failed authentication: wrong key, or altered, truncated or reordered data."""
-
-    hint = "restore the file from a trusted copy; if it should be intact, check that the key is the right one"
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:

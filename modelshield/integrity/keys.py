@@ -27,16 +27,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from modelshield.core.errors import InputError, MissingFileError, ModelShieldError
+from modelshield.core.errors import InputError, KeyringError, MissingFileError
 
 KEY_BYTES = 32
 ENV_PREFIX = "MODELSHIELD_KEK_"
 KEYRING_VERSION = 1
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-class KeyringError(ModelShieldError):
-    """A key-encryption key is missing, malformed or stored unsafely."""
 
 
 def check_key_id(key_id: str) -> str:

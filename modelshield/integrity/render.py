@@ -11,7 +11,7 @@ from rich.table import Table
 
 import modelshield
 from modelshield.integrity.results import ScanReport
-from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, _result, _rule, artifact_uri
+from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, artifact_uri, sarif_result, sarif_rule
 
 
 def to_dict(report: ScanReport, allow_unknown: bool = False) -> dict[str, Any]:
@@ -46,9 +46,9 @@ def render_sarif(report: ScanReport, allow_unknown: bool = False) -> str:
         "runs": [
             {
                 "tool": {"driver": {"name": "modelshield", "version": modelshield.__version__,
-                                    "informationUri": INFORMATION_URI, "rules": [_rule(f) for f in rules.values()]}},
+                                    "informationUri": INFORMATION_URI, "rules": [sarif_rule(f) for f in rules.values()]}},
                 "invocations": [{"executionSuccessful": True}],
-                "results": [_result(finding, index[finding.id], uri) for finding, uri in pairs],
+                "results": [sarif_result(finding, index[finding.id], uri) for finding, uri in pairs],
             }
         ],
     }  # fmt: skip

@@ -58,7 +58,7 @@ def artifact_uri(path: str | None) -> str:
     return quote(PurePath(local).as_posix())
 
 
-def _rule(finding: Finding) -> dict[str, Any]:
+def sarif_rule(finding: Finding) -> dict[str, Any]:
     rule: dict[str, Any] = {
         "id": finding.id,
         "shortDescription": {"text": finding.title},
@@ -82,7 +82,7 @@ def _message(finding: Finding) -> str:
     return f"{finding.title}: {measured}. {finding.description}".strip()
 
 
-def _result(finding: Finding, rule_index: int, uri: str) -> dict[str, Any]:
+def sarif_result(finding: Finding, rule_index: int, uri: str) -> dict[str, Any]:
     # A model file has no lines for GitHub to fingerprint, so we give the identity ourselves:
     # the same finding on the same model stays one alert across runs.
     identity = hashlib.sha256(f"{finding.id}|{finding.metric}|{uri}".encode()).hexdigest()
@@ -128,11 +128,11 @@ class SarifRenderer(Renderer):
                             "name": "modelshield",
                             "version": result.version,
                             "informationUri": INFORMATION_URI,
-                            "rules": [_rule(f) for f in worst.values()],
+                            "rules": [sarif_rule(f) for f in worst.values()],
                         }
                     },
                     "invocations": [{"executionSuccessful": True, "commandLine": result.command}],
-                    "results": [_result(f, index[f.id], uri) for f in result.findings],
+                    "results": [sarif_result(f, index[f.id], uri) for f in result.findings],
                 }
             ],
         }
