@@ -11,7 +11,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
-class Severity(str, Enum):
+class RankedEnum(str, Enum):
+    """A string enum whose members are declared from least to most serious."""
+
+    @property
+    def rank(self) -> int:
+        return list(type(self)).index(self)
+
+
+class Severity(RankedEnum):
     """How urgently a finding needs attention; ordered from least to most."""
 
     info = "info"
@@ -19,10 +27,6 @@ class Severity(str, Enum):
     medium = "medium"
     high = "high"
     critical = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
 
 
 class Finding(BaseModel):

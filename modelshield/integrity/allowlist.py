@@ -8,20 +8,17 @@ Peers (picklescan, modelscan) deny-list and are bypassed by every callable their
 from __future__ import annotations
 
 import _compat_pickle
-from enum import Enum
+
+from modelshield.core.findings import RankedEnum
 
 
-class Verdict(str, Enum):
+class Verdict(RankedEnum):
     """A scan's judgement, ordered from best to worst."""
 
     safe = "safe"
     unknown = "unknown"
     unparsed = "unparsed"
     unsafe = "unsafe"
-
-    @property
-    def rank(self) -> int:
-        return list(Verdict).index(self)
 
 
 _TORCH_STORAGES = (
