@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WHITE_BOX_ATTACKS = ("fgsm", "pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "cw", "deepfool")
+BLACK_BOX_ATTACKS = ("square", "hopskipjump")
+ALL_ATTACKS = WHITE_BOX_ATTACKS + BLACK_BOX_ATTACKS
+
 
 @dataclass(frozen=True)
 class Rule:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 import modelshield
+from modelshield.assess.catalog import ALL_ATTACKS
 from modelshield.assess.findings import build_findings
 from modelshield.assess.results import AssessmentResult, AttackRecord, QueryCurve
 from modelshield.assess.sanity import SanityContext, run_sanity_checks
@@ -24,10 +25,6 @@ from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
 from modelshield.core.model import Model
 from modelshield.report.examples import ExampleGrid
-
-WHITE_BOX_ATTACKS = ("fgsm", "pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "cw", "deepfool")
-BLACK_BOX_ATTACKS = ("square", "hopskipjump")
-ALL_ATTACKS = WHITE_BOX_ATTACKS + BLACK_BOX_ATTACKS
 
 Progress = Callable[[str, int], None]
 """Called with a description and a step count to advance; the CLI draws a progress bar from it."""

@@ -6,21 +6,22 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modelshield.assess.results import AssessmentResult
-from modelshield.assess.runner import ALL_ATTACKS, AssessConfig, assess, planned_steps
-from modelshield.core.datasets import Dataset
+from modelshield.assess.catalog import ALL_ATTACKS
 from modelshield.core.errors import InputError
-from modelshield.core.model import Model, TorchModel
 from modelshield.core.settings import load_settings
+
+if TYPE_CHECKING:  # torch loads only when an assessment runs, so other commands start fast
+    from modelshield.assess.results import AssessmentResult
+    from modelshield.core.datasets import Dataset
+    from modelshield.core.model import Model
 
 DEMO_EPS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 DEMO_EPS_L2 = (0.25, 0.5, 1.0, 1.5)
@@ -172,6 +173,10 @@ def assess_command(
     seed: Annotated[int, typer.Option(help="Random seed for subsets and randomised attacks.")] = 0,
 ) -> None:
     """Run evasion attacks on a model and write HTML, JSON, SARIF and Markdown reports."""
+    import torch
+
+    from modelshield.assess.runner import AssessConfig, assess, planned_steps
+    from modelshield.core.model import TorchModel
     from modelshield.report import write_reports
 
     console = Console(stderr=True)

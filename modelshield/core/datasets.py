@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from modelshield.core.errors import DependencyError, FormatError, InputError
-from modelshield.core.loading import detect_format, refuse_pickled_npy
+from modelshield.core.file_formats import detect_format, refuse_pickled_npy
 
 
 @dataclass

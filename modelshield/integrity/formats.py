@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from modelshield.core.errors import FormatError
+from modelshield.core.file_formats import check_safetensors_header
 from modelshield.core.findings import Finding
-from modelshield.core.loading import check_safetensors_header
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.archives import escapes
 from modelshield.integrity.pickle_analysis import Data, analyse_pickle

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelshield.core.errors import MissingFileError
+from modelshield.core.file_formats import decompressor
 from modelshield.core.findings import Finding
-from modelshield.core.loading import decompressor
 from modelshield.integrity import formats
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.archives import Limits, open_zip, tar_members, zip_kind, zip_members

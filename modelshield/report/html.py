@@ -13,7 +13,6 @@ from typing import Any
 import jinja2
 
 from modelshield.assess.results import AssessmentResult, AttackRecord
-from modelshield.report import plots
 from modelshield.report.examples import ExampleGrid
 from modelshield.report.formatting import eps_text, num, pct, sorted_findings, verdict
 from modelshield.report.interface import Renderer
@@ -39,6 +38,8 @@ def _is_gate(record: AttackRecord, gate: dict[str, Any]) -> bool:
 
 def _figures(result: AssessmentResult) -> list[dict[str, str]]:
     """The plots that have data, each with the sentence that tells the reader how to read it."""
+    from modelshield.report import plots  # matplotlib loads only when a report is drawn
+
     candidates = [
         (
             "Robust accuracy against the perturbation budget",
@@ -66,6 +67,8 @@ class HtmlRenderer(Renderer):
     filename = "report.html"
 
     def render(self, result: AssessmentResult, examples: ExampleGrid | None = None) -> str:
+        from modelshield.report import plots
+
         tiles, amplification = plots.example_tiles(examples) if examples is not None else ([], 1.0)
         attacks = sorted(result.attacks, key=lambda r: (r.attack, r.norm, r.eps is None, r.eps or 0.0))
         template = _environment().get_template("report.html.j2")
