@@ -12,4 +12,7 @@ test:
 bench:
 	./scripts/setup.sh "test,bench"
 	.venv/bin/python -m pip install --quiet --no-deps torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 foolbox==3.3.4 eagerpy==0.30.0
+	.venv/bin/python -m pip install --quiet modelscan picklescan fickling
 	.venv/bin/python bench/attacks.py --model mnist-cnn --batch 256 --repeats 5 --slow-cap 15 --attacks fgsm,pgd,cw --markdown
+	.venv/bin/python bench/scan.py --markdown
+	.venv/bin/python bench/encrypt.py --mib 256
