@@ -164,10 +164,11 @@ def _params(attack: Attack) -> dict[str, object]:
 
 
 def planned_steps(cfg: AssessConfig, white_box: bool) -> int:
+    """How many progress steps ``assess`` will report, so a progress bar can show a total."""
     chosen = set(cfg.attacks)
     n = 1
     if white_box:
-        n += len(cfg.eps_linf) * (("fgsm" in chosen) + ("pgd" in chosen)) + len(cfg.eps_l2) * ("pgd-l2" in chosen)
+        n += len({float(e) for e in cfg.eps_linf} | {cfg.gate}) * (("fgsm" in chosen) + ("pgd" in chosen)) + len(cfg.eps_l2) * ("pgd-l2" in chosen)
         n += ("apgd-ce" in chosen) + ("apgd-dlr" in chosen) + ("cw" in chosen) + ("deepfool" in chosen)
     n += ("square" in chosen) + len(cfg.hsj_budgets) * ("hopskipjump" in chosen)
     return n
@@ -179,9 +180,9 @@ def assess(
     """Assess ``model`` on ``data``; return the result and an example grid for image data."""
     cfg = cfg or AssessConfig()
     cfg.validate()
-    model.check_inputs(data.x, data.y)
     if len(data) == 0:
         raise InputError("the evaluation data is empty")
+    model.check_inputs(data.x, data.y)
     st = _Assessment(model, data, cfg, progress)
     st.progress("clean accuracy", 1)
     chosen = set(cfg.attacks)

@@ -161,3 +161,8 @@ def test_bad_data_is_refused(digits_model: TorchModel, small: Dataset) -> None:
         assess(digits_model, Dataset(small.x, small.y + 10, "labels"))
     with pytest.raises(InputError, match="shape"):
         assess(digits_model, Dataset(small.x.flatten(1), small.y, "flat"))
+
+
+def test_empty_data_is_refused(digits_model: TorchModel, small: Dataset) -> None:
+    with pytest.raises(InputError, match="empty"):
+        assess(digits_model, Dataset(small.x[:0], small.y[:0], "empty"))
