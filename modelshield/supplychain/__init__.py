@@ -1,0 +1,1 @@
+"""Supply-chain records: what a model was built from and what it runs on."""

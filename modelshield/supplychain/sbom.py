@@ -1,0 +1,182 @@
+"""CycloneDX 1.6 bill of materials for a model: the Python environment, the model and its datasets.
+
+The model is the BOM's subject (``metadata.component``, type ``machine-learning-model``); its datasets are
+``data`` components it depends on, and every installed distribution is a ``library`` component with a
+``pkg:pypi`` purl and the ``requires`` edges its metadata declares for this interpreter.
+
+A file is hashed with SHA-256. A folder gets one ``file`` sub-component per file with its SHA-256, and the
+folder digest of a provenance lock file (``modelshield:digest``), so a BOM can be checked against the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from modelshield import __version__
+from modelshield.core.errors import InputError
+from modelshield.integrity.keys import atomic_output
+from modelshield.integrity.provenance import hash_tree
+
+SPEC_VERSION = "1.6"
+_NORMALISE = re.compile(r"[-_.]+")
+_LICENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+()\- ]{0,199}")
+
+Json = dict[str, Any]
+
+
+def _normalise(name: str) -> str:
+    """PEP 503 name: what pip and purls compare on (``Typing_Extensions`` is ``typing-extensions``)."""
+    return _NORMALISE.sub("-", name).lower()
+
+
+def _purl(name: str, version: str) -> str:
+    """``pkg:pypi`` purl; the version is percent-encoded, so a local version ``2.13.0+cpu`` reads ``2.13.0%2Bcpu``."""
+    return f"pkg:pypi/{_normalise(name)}@{quote(version, safe='.-_~!')}"
+
+
+def _hashes(digest: str) -> list[Json]:
+    return [{"alg": "SHA-256", "content": digest.removeprefix("sha256:")}]
+
+
+def _check_licence(licence: str) -> str:
+    if not _LICENCE.fullmatch(licence):
+        raise InputError(f"licence {licence!r} is not an SPDX id or expression", hint="e.g. Apache-2.0 or MIT OR Apache-2.0")
+    return licence
+
+
+def artifact_component(path: Path, kind: str, name: str, version: str | None = None) -> Json:
+    """A component for a model or dataset file or folder, hashed the way the provenance lock hashes it."""
+    tree = hash_tree(path)
+    ref = f"{kind}:{name}@{tree.digest}"
+    component: Json = {"type": kind, "bom-ref": ref, "name": name}
+    if version:
+        component["version"] = version
+    if tree.files is None:
+        component["hashes"] = _hashes(tree.digest)
+    else:
+        component["components"] = [
+            {"type": "file", "bom-ref": f"{ref}/{rel}", "name": rel, "hashes": _hashes(digest)}
+            for rel, digest in tree.files.items()
+        ]
+    component["properties"] = [
+        {"name": "modelshield:digest", "value": tree.digest},
+        {"name": "modelshield:size", "value": str(tree.size)},
+    ]
+    return component
+
+
+def _field(dist: metadata.Distribution, key: str) -> str:
+    """One core-metadata field, ``""`` when absent."""
+    values = dist.metadata.get_all(key) or [""]
+    return str(values[0]).strip()
+
+
+def _package_licence(dist: metadata.Distribution) -> list[Json]:
+    """PEP 639 ``License-Expression`` as an expression, else a one-line ``License`` field as a name."""
+    if expression := _field(dist, "License-Expression"):
+        return [{"expression": expression}]
+    text = _field(dist, "License")
+    if text and "\n" not in text and len(text) <= 100 and text.upper() != "UNKNOWN":
+        return [{"license": {"name": text}}]
+    return []
+
+
+def _installed() -> dict[str, metadata.Distribution]:
+    """Installed distributions by normalised name; the first on ``sys.path`` wins, as it does for imports."""
+    found: dict[str, metadata.Distribution] = {}
+    for dist in metadata.distributions():
+        if (name := _field(dist, "Name")) and dist.version:
+            found.setdefault(_normalise(name), dist)
+    return found
+
+
+def _requires(dist: metadata.Distribution, installed: dict[str, metadata.Distribution]) -> list[str]:
+    """Names of the installed distributions ``dist`` needs here: no extras, no markers false for this Python."""
+    needed = set()
+    for line in dist.requires or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if (name := _normalise(req.name)) in installed:
+            needed.add(name)
+    return sorted(needed)
+
+
+def environment_components() -> tuple[list[Json], list[Json]]:
+    """Every installed distribution as a component, and the ``dependencies`` entries between them."""
+    installed = _installed()
+    refs = {key: _purl(key, dist.version) for key, dist in installed.items()}
+    components: list[Json] = []
+    dependencies: list[Json] = []
+    for key in sorted(installed):
+        dist = installed[key]
+        component: Json = {"type": "library", "bom-ref": refs[key], "name": _field(dist, "Name"),
+                           "version": dist.version, "purl": refs[key]}
+        if licences := _package_licence(dist):
+            component["licenses"] = licences
+        components.append(component)
+        dependencies.append({"ref": refs[key], "dependsOn": [refs[n] for n in _requires(dist, installed) if n != key]})
+    return components, dependencies
+
+
+def build_sbom(
+    model: Path | str,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    licence: str | None = None,
+    datasets: Sequence[Path | str] = (),
+    task: str | None = None,
+    architecture: str | None = None,
+) -> Json:
+    """The CycloneDX 1.6 document as a dict: model as subject, datasets it depends on, the environment."""
+    model_path = Path(model)
+    subject = artifact_component(model_path, "machine-learning-model", name or model_path.name, version)
+    if licence:
+        subject["licenses"] = [{"expression": _check_licence(licence)}]
+    data = [artifact_component(Path(p), "data", Path(p).name) for p in datasets]
+    data_refs = [d["bom-ref"] for d in data]
+    if len(set(data_refs)) != len(data_refs):
+        raise InputError("the same dataset was given twice")
+    for component in data:
+        component["data"] = [{"type": "dataset", "name": component["name"]}]
+    parameters: Json = {"task": task, "architectureFamily": architecture, "datasets": [{"ref": r} for r in data_refs]}
+    subject["modelCard"] = {"modelParameters": {k: v for k, v in parameters.items() if v}}
+    packages, package_deps = environment_components()
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": SPEC_VERSION,
+        "serialNumber": uuid.uuid4().urn,
+        "version": 1,
+        "metadata": {
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "tools": {"components": [{"type": "application", "name": "modelshield", "version": __version__,
+                                      "purl": _purl("modelshield", __version__)}]},
+            "component": subject,
+        },
+        "components": data + packages,
+        "dependencies": [{"ref": subject["bom-ref"], "dependsOn": data_refs},
+                         *({"ref": r, "dependsOn": []} for r in data_refs), *package_deps],
+    }
+
+
+def write_sbom(document: Json, out: Path | str) -> Path:
+    """Write the BOM atomically (world-readable: an SBOM is meant to be shared)."""
+    dst = Path(out)
+    with atomic_output(dst, mode=0o644) as f:
+        f.write(json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n")
+    return dst
+
