@@ -12,6 +12,7 @@ import modelshield
 from modelshield.cli.assess import assess_command
 from modelshield.cli.crypto import crypto_app
 from modelshield.cli.provenance import provenance_app
+from modelshield.cli.sbom import sbom_command
 from modelshield.cli.scan import scan_command
 from modelshield.core.errors import ModelShieldError
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.command("assess")(assess_command)
 app.command("scan")(scan_command)
+app.command("sbom")(sbom_command)
 app.add_typer(crypto_app, name="crypto", help="Encrypt, decrypt and re-key model checkpoints (AES-256-GCM envelopes).")
 app.add_typer(provenance_app, name="provenance", help="Pin third-party weights and datasets by digest; verify before use.")
 
