@@ -91,8 +91,10 @@ def _l2(delta: Tensor) -> Tensor:
 
 @dataclass
 class _Run:
-    """One attack's outcome on the evaluation set, before it becomes a record."""
+    """One attack's outcome on the evaluation set (or the subset ``idx``), before it becomes a record."""
 
+    attack: Attack
+    idx: Tensor | None
     x_adv: Tensor
     fooled: Tensor
     seconds: float
@@ -112,9 +114,9 @@ class _Assessment:
         self.records: list[AttackRecord] = []
         self.curves: list[QueryCurve] = []
         self.l2: dict[str, list[float]] = {}
-        self.runs: dict[tuple[str, str, float | None], _Run] = {}
+        self.runs: list[_Run] = []
 
-    def run(self, attack: Attack, key_eps: float | None, idx: Tensor | None = None) -> _Run:
+    def run(self, attack: Attack, idx: Tensor | None = None) -> _Run:
         """Attack the samples ``idx`` (default all), timing it and counting queries."""
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
         torch.manual_seed(self.cfg.seed)
@@ -125,8 +127,8 @@ class _Assessment:
         spent = self.model.queries
         fooled = self.model.predict(x_adv, self.cfg.batch_size) != y
         queries = getattr(attack, "queries_per_sample", None) if attack.black_box else None
-        result = _Run(x_adv, fooled, seconds, queries, spent if attack.black_box else None)
-        self.runs[(attack.name, attack.norm, key_eps)] = result
+        result = _Run(attack, idx, x_adv, fooled, seconds, queries, spent if attack.black_box else None)
+        self.runs.append(result)
         return result
 
     def record(self, attack: Attack, run: _Run, idx: Tensor | None = None) -> AttackRecord:
@@ -195,31 +197,31 @@ def assess(
                 if name in chosen:
                     atk: Attack = FGSM(eps=eps) if name == "fgsm" else PGD(eps=eps, steps=cfg.pgd_steps, seed=cfg.seed)
                     st.progress(f"{name} L∞ ε={eps:g}", 0)
-                    st.record(atk, st.run(atk, eps))
+                    st.record(atk, st.run(atk))
                     st.progress(f"{name} L∞ ε={eps:g}", 1)
         if "pgd-l2" in chosen:
             for eps in sorted(float(e) for e in cfg.eps_l2):
                 atk = PGD(eps=eps, steps=cfg.pgd_steps, norm="l2", seed=cfg.seed)
                 st.progress(f"pgd L2 ε={eps:g}", 0)
-                st.record(atk, st.run(atk, eps))
+                st.record(atk, st.run(atk))
                 st.progress(f"pgd L2 ε={eps:g}", 1)
         for loss in ("ce", "dlr"):
             if f"apgd-{loss}" in chosen and model.num_classes >= (3 if loss == "dlr" else 2):
                 atk = APGD(eps=gate, steps=cfg.apgd_steps, loss=loss, seed=cfg.seed)
                 st.progress(f"apgd-{loss} L∞ ε={gate:g}", 0)
-                st.record(atk, st.run(atk, gate))
+                st.record(atk, st.run(atk))
                 st.progress(f"apgd-{loss} L∞ ε={gate:g}", 1)
         for name, make in (("cw", lambda: CarliniWagnerL2(steps=cfg.cw_steps, lr=cfg.cw_lr)), ("deepfool", lambda: DeepFool())):
             if name in chosen:
                 atk = make()
                 st.progress(f"{atk.name} (minimal L2)", 0)
-                st.record(atk, st.run(atk, None))
+                st.record(atk, st.run(atk))
                 st.progress(f"{atk.name} (minimal L2)", 1)
 
     if "square" in chosen and model.has_scores:
         atk = Square(eps=gate, n_queries=cfg.square_queries, seed=cfg.seed)
         st.progress(f"square L∞ ε={gate:g}, {cfg.square_queries} queries", 0)
-        run = st.run(atk, gate)
+        run = st.run(atk)
         st.record(atk, run)
         st.curves.append(_query_curve(atk.name, "linf", gate, run, st.correct, cfg.square_queries))
         st.progress(f"square L∞ ε={gate:g}", 1)
@@ -239,7 +241,8 @@ def assess(
         perturbation_l2=st.l2,
     )
     result.gating = _gating(result, gate, cfg.fail_under)
-    result.sanity = run_sanity_checks(SanityContext(model, st.x, st.y, result, {k: r.x_adv for k, r in st.runs.items()}))
+    adversarials = [(r.attack, st.x if r.idx is None else st.x[r.idx], r.x_adv) for r in st.runs]
+    result.sanity = run_sanity_checks(SanityContext(model, st.x, st.y, result, adversarials))
     result.findings = build_findings(result, st.x)
     result.passed = result.gating.get("passed", True)
     return result, _examples(st, gate)
@@ -256,7 +259,7 @@ def _run_hopskipjump(st: _Assessment) -> None:
     for budget in sorted(cfg.hsj_budgets):
         atk = HopSkipJump(max_queries=int(budget), seed=cfg.seed)
         st.progress(f"hopskipjump {budget} queries × {len(idx)} samples", 0)
-        run = st.run(atk, float(budget), idx)
+        run = st.run(atk, idx)
         st.record(atk, run, idx)
         small = run.fooled & correct & (_l2(run.x_adv - x) <= eps_l2)
         successes.append(float(small.sum()) / n_correct if n_correct else 0.0)
@@ -294,11 +297,10 @@ def _examples(st: _Assessment, gate: float) -> ExampleGrid | None:
     """Clean/adversarial pairs the strongest gating attack fooled, for image data only."""
     if not st.data.is_image or st.cfg.examples < 1:
         return None
-    candidates = [k for k in st.runs if k[1] == "linf" and k[2] == gate]
+    candidates = [r for r in st.runs if r.idx is None and r.attack.norm == "linf" and r.attack.eps == gate]
     if not candidates:
         return None
-    key = max(candidates, key=lambda k: int((st.runs[k].fooled & st.correct).sum()))
-    run = st.runs[key]
+    run = max(candidates, key=lambda r: int((r.fooled & st.correct).sum()))
     idx = torch.nonzero(run.fooled & st.correct).flatten()[: st.cfg.examples]
     if idx.numel() == 0:
         return None
@@ -309,7 +311,7 @@ def _examples(st: _Assessment, gate: float) -> ExampleGrid | None:
         true_labels=st.y[idx].cpu().numpy(),
         clean_pred=st.clean_pred[idx].cpu().numpy(),
         adv_pred=st.model.predict(adv).cpu().numpy(),
-        attack=key[0],
+        attack=run.attack.name,
         eps=gate,
         bounds=st.model.bounds,
         class_names=st.data.class_names,

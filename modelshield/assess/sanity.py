@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from modelshield.assess.results import AssessmentResult, SanityFlag
+from modelshield.attacks.base import Attack
 from modelshield.core.model import Model
 
 _SUBSET = 256
@@ -29,7 +30,8 @@ class SanityContext:
     x: Tensor
     y: Tensor
     result: AssessmentResult
-    adversarials: dict[tuple[str, str, float | None], Tensor]
+    adversarials: list[tuple[Attack, Tensor, Tensor]]
+    """(attack, the inputs it was given, the adversarials it returned) for every run."""
 
 
 def zero_gradients(ctx: SanityContext) -> SanityFlag | None:
@@ -83,14 +85,14 @@ def budget_respected(ctx: SanityContext) -> SanityFlag:
     """Every fixed-budget adversarial stays inside its ε ball and the input bounds."""
     lo, hi = ctx.model.bounds
     worst: list[str] = []
-    for (name, norm, eps), x_adv in ctx.adversarials.items():
-        if eps is None or name == "hopskipjump":
+    for attack, src, x_adv in ctx.adversarials:
+        eps = attack.eps
+        if eps is None:
             continue
-        src = ctx.x if len(x_adv) == len(ctx.x) else ctx.x[: len(x_adv)]
         d = (x_adv - src).flatten(1)
-        size = d.abs().amax(dim=1) if norm == "linf" else d.norm(dim=1)
+        size = d.abs().amax(dim=1) if attack.norm == "linf" else d.norm(dim=1)
         if float(size.max()) > eps * (1 + 1e-4) + 1e-6 or float(x_adv.min()) < lo - 1e-6 or float(x_adv.max()) > hi + 1e-6:
-            worst.append(f"{name}/{norm}@{eps:g}")
+            worst.append(f"{attack.name}/{attack.norm}@{eps:g}")
     return SanityFlag(
         name="budget-respected",
         passed=not worst,

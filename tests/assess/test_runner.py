@@ -166,3 +166,17 @@ def test_bad_data_is_refused(digits_model: TorchModel, small: Dataset) -> None:
 def test_empty_data_is_refused(digits_model: TorchModel, small: Dataset) -> None:
     with pytest.raises(InputError, match="empty"):
         assess(digits_model, Dataset(small.x[:0], small.y[:0], "empty"))
+
+
+def test_budget_check_catches_an_attack_that_cheats(result, digits_model: TorchModel, small: Dataset) -> None:  # type: ignore[no-untyped-def]
+    from modelshield.assess.sanity import SanityContext, budget_respected
+    from modelshield.attacks.evasion import PGD
+
+    res, _ = result
+    honest = PGD(eps=0.1, steps=3)
+    x_adv = honest(digits_model, small.x, small.y)
+    ok = budget_respected(SanityContext(digits_model, small.x, small.y, res, [(honest, small.x, x_adv)]))
+    assert ok.passed
+    cheat = (small.x + 0.2).clamp(0, 1)  # claims ε = 0.1 but moves pixels by 0.2
+    bad = budget_respected(SanityContext(digits_model, small.x, small.y, res, [(honest, small.x, cheat)]))
+    assert not bad.passed and "pgd/linf@0.1" in bad.detail
