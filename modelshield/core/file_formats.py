@@ -11,6 +11,7 @@ import bz2
 import io
 import json
 import lzma
+import mmap
 import os
 import pickletools
 import struct
@@ -32,7 +33,7 @@ CONVERT_HINT = (
     "for data, .npz, CSV or Parquet"
 )
 _HEAD = 1 << 20
-_MAX_SAFETENSORS_HEADER = 100_000_000
+MAX_SAFETENSORS_HEADER = 100_000_000
 _SAFETENSORS_DTYPES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
     "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
@@ -103,11 +104,16 @@ def _zip_format(path: Path) -> FileFormat:
     return "unknown"
 
 
-def refuse_pickled_npy(f: BinaryIO, where: str | Path) -> None:
-    """Read a .npy header (a Python literal: nothing is unpickled) and refuse arrays of objects."""
+def npy_dtype(f: BinaryIO) -> np.dtype:
+    """The dtype in a .npy header (a Python literal: nothing is unpickled); ``f`` is left at the data."""
     version = np.lib.format.read_magic(f)
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    if read_header(f)[2].hasobject:
+    return read_header(f)[2]
+
+
+def refuse_pickled_npy(f: BinaryIO, where: str | Path) -> None:
+    """Refuse a .npy array of Python objects: its data is a pickle."""
+    if npy_dtype(f).hasobject:
         raise _refuse(Path(where), "a NumPy array of Python objects (stored as pickles)")
 
 
@@ -134,7 +140,7 @@ def detect_format(path: str | os.PathLike[str]) -> FileFormat:
         raise FormatError(f"{path} is a directory, not a file")
     with open(path, "rb") as f:
         head = f.read(_HEAD)
-    if len(head) > 8 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= _MAX_SAFETENSORS_HEADER:
+    if looks_like_safetensors(head):
         return "safetensors"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_format(path)
@@ -164,14 +170,24 @@ def detect_format(path: str | os.PathLike[str]) -> FileFormat:
     return "unknown"
 
 
+def looks_like_safetensors(head: bytes) -> bool:
+    """An 8-byte little-endian header length within reason, then a JSON object."""
+    return len(head) > 8 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= MAX_SAFETENSORS_HEADER
+
+
 def check_safetensors(path: Path) -> None:
     """Refuse a safetensors file whose header lies: bad JSON, unknown dtypes, offsets out of range or overlapping."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        if n > size - 8:
-            raise FormatError(f"{path}: safetensors header length {n} runs past the end of the file ({size} bytes)")
-        check_safetensors_header(f.read(n), size - 8 - n, path)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        check_safetensors_data(data, path)
+
+
+def check_safetensors_data(data: bytes | memoryview | mmap.mmap, where: str | Path) -> None:
+    """The same checks on a whole safetensors file already in memory (or mapped)."""
+    size = len(data)
+    n = struct.unpack("<Q", data[:8])[0]
+    if n > size - 8:
+        raise FormatError(f"{where}: safetensors header length {n} runs past the end of the file ({size} bytes)")
+    check_safetensors_header(bytes(data[8 : 8 + n]), size - 8 - n, where)
 
 
 def check_safetensors_header(raw: bytes, data_len: int, path: str | Path) -> None:

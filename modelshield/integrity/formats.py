@@ -5,14 +5,11 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from modelshield.core.errors import FormatError
-from modelshield.core.file_formats import check_safetensors_header
+from modelshield.core.file_formats import check_safetensors_data, npy_dtype
 from modelshield.core.findings import Finding
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.archives import escapes
@@ -22,21 +19,10 @@ from modelshield.integrity.results import issue
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"}
 _TF_CODE_OPS = (b"PyFunc", b"PyFuncStateless", b"EagerPyFunc", b"ReadFile", b"WriteFile", b"MatchingFiles")
-MAX_SAFETENSORS_HEADER = 100_000_000
-
-
-def looks_like_safetensors(head: bytes) -> bool:
-    """An 8-byte little-endian header length, then a JSON object."""
-    return len(head) > 8 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= MAX_SAFETENSORS_HEADER
-
-
 def check_safetensors(data: Data, where: str) -> list[Finding]:
     """Offsets, overlaps, sizes and dtypes, by the same rules ``load_model`` applies."""
-    n = struct.unpack("<Q", data[:8])[0]
     try:
-        if n > len(data) - 8:
-            raise FormatError(f"header length {n} runs past the end of the file")
-        check_safetensors_header(bytes(data[8 : 8 + n]), len(data) - 8 - n, where)
+        check_safetensors_data(data, where)
     except FormatError as exc:
         return [issue(Verdict.unsafe, "MS-SCAN-ST-HEADER", "safetensors header lies about its data", where, str(exc))]
     return []
@@ -46,9 +32,7 @@ def check_npy(data: Data, where: str) -> list[Finding]:
     """Object arrays are stored as pickles after the header: flag them and analyse that pickle too."""
     f = io.BytesIO(bytes(data[: 1 << 16]))
     try:
-        version = np.lib.format.read_magic(f)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        dtype = read(f)[2]
+        dtype = npy_dtype(f)
     except ValueError as exc:
         return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, str(exc))]
     if not dtype.hasobject:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelshield.core.errors import MissingFileError
-from modelshield.core.file_formats import decompressor
+from modelshield.core.file_formats import decompressor, looks_like_safetensors
 from modelshield.core.findings import Finding
 from modelshield.integrity import formats
 from modelshield.integrity.allowlist import Verdict
@@ -44,7 +44,7 @@ class _Scan:
             return "unparsed"
 
     def _dispatch(self, data: Data, head: bytes, where: str, depth: int) -> str:
-        if formats.looks_like_safetensors(head):
+        if looks_like_safetensors(head):
             self.findings += formats.check_safetensors(data, where)
             return "safetensors"
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
