@@ -28,10 +28,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
+from modelshield.integrity.archives import escapes
 from modelshield.integrity.keys import atomic_output
 
 LOCK_NAME = "modelshield.lock.json"
@@ -172,11 +173,8 @@ def folder_digest(files: dict[str, str]) -> str:
 
 def _check_relpath(rel: str, where: str) -> str:
     """Lock paths are plain relative paths, so a lock entry can never point outside the project."""
-    posix = PurePosixPath(rel.replace("\\", "/"))
-    if not rel or PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
-        raise FormatError(f"{where}: path {rel!r} must be relative to the lock file's folder")
-    if ".." in posix.parts or posix.parts in ((), (".",)):
-        raise FormatError(f"{where}: path {rel!r} must name a file or folder inside the lock file's folder")
+    if not rel or escapes(rel) or PurePosixPath(rel.replace("\\", "/")).parts in ((), (".",)):
+        raise FormatError(f"{where}: path {rel!r} must be a relative path to a file or folder inside the lock file's folder")
     return rel
 
 
