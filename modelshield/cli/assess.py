@@ -253,3 +253,8 @@ def assess_command(
     _summary(console, result, paths)
     if not result.passed:
         raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `modelshield assess`."""
+    app.command("assess")(assess_command)

@@ -90,3 +90,8 @@ def inspect(
         width = max(map(len, info))
         for name, value in info.items():
             typer.echo(f"{name:{width}}  {value}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `modelshield crypto ...`."""
+    app.add_typer(crypto_app, name="crypto", help="Encrypt, decrypt and re-key model checkpoints (AES-256-GCM envelopes).")

@@ -1,4 +1,9 @@
-"""Entry point: one typer app, one module per command group, errors as one line and exit 2."""
+"""Entry point: one typer app, one module per command group, errors as one line and exit 2.
+
+Each module in `modelshield.cli` that defines `register(app)` adds its own commands, so a new command
+group is one new file. Those modules keep heavy imports (torch, fastapi) inside their commands so that
+`modelshield --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,10 @@ import typer
 from rich.console import Console
 
 import modelshield
-from modelshield.cli.assess import assess_command
-from modelshield.cli.crypto import crypto_app
-from modelshield.cli.provenance import provenance_app
-from modelshield.cli.sbom import sbom_command
-from modelshield.cli.scan import scan_command
+import importlib
+import pkgutil
+
+import modelshield.cli as cli_package
 from modelshield.core.errors import ModelShieldError
 
 app = typer.Typer(
@@ -23,11 +27,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("assess")(assess_command)
-app.command("scan")(scan_command)
-app.command("sbom")(sbom_command)
-app.add_typer(crypto_app, name="crypto", help="Encrypt, decrypt and re-key model checkpoints (AES-256-GCM envelopes).")
-app.add_typer(provenance_app, name="provenance", help="Pin third-party weights and datasets by digest; verify before use.")
+
+
+def _register_command_groups(target: typer.Typer) -> None:
+    """Let every `modelshield.cli` module with a `register(app)` function add its commands."""
+    for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
+        if info.name in {"main"} or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{cli_package.__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(target)
+
+
+_register_command_groups(app)
 
 
 @app.command("version")

@@ -82,3 +82,8 @@ def list_command(lock: LockOption = Path(LOCK_NAME)) -> None:
     """Show what the lock file pins: name, kind, path, size, licence, source and when it was added."""
     for name, a in load_lock(lock).items():
         typer.echo(f"{name}  {a.kind}  {a.path}  {a.size} bytes  {a.licence}  {a.source}  added {a.added}  {a.digest}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `modelshield provenance ...`."""
+    app.add_typer(provenance_app, name="provenance", help="Pin third-party weights and datasets by digest; verify before use.")

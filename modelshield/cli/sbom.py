@@ -26,3 +26,8 @@ def sbom_command(
     document = build_sbom(model, name=name, version=version, licence=licence, datasets=dataset or (),
                           task=task, architecture=architecture)
     typer.echo(write_sbom(document, out))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `modelshield sbom`."""
+    app.command("sbom")(sbom_command)

@@ -34,3 +34,8 @@ def scan_command(
     else:
         out.write_text(text, encoding="utf-8")
     raise typer.Exit(0 if report.passed(allow_unknown) else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `modelshield scan`."""
+    app.command("scan")(scan_command)
