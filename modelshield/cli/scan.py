@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from modelshield.integrity.keys import atomic_output
 from modelshield.integrity.render import RENDERERS
 from modelshield.integrity.scanner import scan_paths
 
@@ -32,7 +33,8 @@ def scan_command(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        with atomic_output(out, mode=0o644) as f:  # a failed write never leaves half a report
+            f.write(text.encode("utf-8"))
     raise typer.Exit(0 if report.passed(allow_unknown) else 1)
 
 

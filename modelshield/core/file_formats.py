@@ -181,7 +181,7 @@ def check_safetensors(path: Path) -> None:
         check_safetensors_data(data, path)
 
 
-def check_safetensors_data(data: bytes | memoryview | mmap.mmap, where: str | Path) -> None:
+def check_safetensors_data(data: bytes | bytearray | memoryview | mmap.mmap, where: str | Path) -> None:
     """The same checks on a whole safetensors file already in memory (or mapped)."""
     size = len(data)
     n = struct.unpack("<Q", data[:8])[0]

@@ -119,7 +119,9 @@ class _FunctionGraph:
     """A model-local function seen as a graph with nodes and no initializers."""
 
     def __init__(self, function: Any) -> None:
-        self.node, self.initializer, self.sparse_initializer = function.node, [], []
+        self.node = function.node
+        self.initializer: list[Any] = []
+        self.sparse_initializer: list[Any] = []
 
 
 def check_saved_model(data: Data, where: str) -> list[Finding]:

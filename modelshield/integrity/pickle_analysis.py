@@ -157,7 +157,7 @@ def analyse_pickle(data: Data, where: str, depth: int = 0) -> PickleAnalysis:
     for _ in range(MAX_STACKED):
         machine = _Machine(where, depth, out)
         try:
-            for op, arg, _pos in pickletools.genops(stream):
+            for op, arg, _pos in pickletools.genops(stream):  # type: ignore[arg-type]  # mmap reads like IO[bytes]
                 out.opcodes += 1
                 machine.step(op, arg)
         except Exception as exc:  # noqa: BLE001 - genops and the simulation raise many types on bad input
