@@ -1,0 +1,524 @@
+"""API keys: ``msk_<key id>_<secret>``, stored only as a peppered, salted keyed hash.
+
+Why HMAC-SHA-256 and not scrypt/argon2: a slow KDF protects *guessable* secrets (passwords) by making
+each guess expensive. Our secrets are 256 random bits, so guessing is already infeasible at any hash
+speed, and the gateway has a 1 ms latency budget per request that a 50 ms KDF would blow many times
+over. What a leaked database must not allow is offline checking of candidate keys: the HMAC key (the
+*pepper*) lives outside the database — a 0600 file or a mounted secret — so the stored digests are
+useless without it. The per-key salt keeps two stores sharing a pepper from sharing digests.
+Verification compares digests with ``hmac.compare_digest`` (constant time).
+
+Life cycle: ``create`` prints the key once; ``rotate`` issues a successor and lets the old key live
+until the overlap window ends; ``revoke`` is immediate in this process and, with a Redis
+``RevocationFeed``, in every replica within milliseconds (without it, other processes notice within
+``cache_ttl`` seconds). Verified keys are cached in memory so a request does not touch the database,
+and "last used" times are written in batches at most every ``last_used_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import stat
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from modelshield.core.errors import InputError, KeyringError
+from modelshield.serve.auth import Identity
+from modelshield.serve.errors import AuthenticationError
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "msk"
+SECRET_BYTES = 32  # 256 bits
+KEY_ID_BYTES = 8
+PEPPER_ENV = "MODELSHIELD_KEY_PEPPER_FILE"
+PEPPER_MIN_BYTES = 32
+DEFAULT_KEY_LIFETIME = 90 * 86400.0
+_TOKEN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{{2 * KEY_ID_BYTES}}})_([a-z2-7]{{52}})")
+_KEY_ID = re.compile(rf"[0-9a-f]{{{2 * KEY_ID_BYTES}}}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,127}")
+_SUBJECT = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
+
+metadata = sa.MetaData()
+api_keys_table = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("subject", sa.String(256), nullable=False, index=True),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("tenant", sa.String(128)),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("pepper_id", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("rotated_from", sa.String(32)),
+    sa.Column("replaced_by", sa.String(32)),
+    sa.Column("last_used_at", sa.Float),
+)
+
+
+def looks_like_api_key(token: str) -> bool:
+    """True for anything shaped like ``msk_...`` (it is then verified as a key, never as a JWT)."""
+    return token.startswith(KEY_PREFIX + "_")
+
+
+def key_id_of(token: str) -> str:
+    """The key id inside a well-formed key; ``AuthenticationError`` if it is not one."""
+    m = _TOKEN.fullmatch(token)
+    if m is None:
+        raise AuthenticationError("malformed API key")
+    return m.group(1)
+
+
+def _modelshield_home() -> Path:
+    return Path(os.environ.get("MODELSHIELD_HOME") or Path.home() / ".local" / "share" / "modelshield")
+
+
+def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes:
+    """The server-side HMAC key: ``path`` > ``$MODELSHIELD_KEY_PEPPER_FILE`` > ``$MODELSHIELD_HOME/apikey-pepper``.
+
+    The file holds ≥32 random bytes in base64. The default file is created (0600) on first use; an
+    explicit one must exist. Files that others can read or write are refused, as ssh does with keys
+    (group read is allowed so a Kubernetes secret mounted with ``fsGroup`` works).
+    """
+    explicit = path or os.environ.get(PEPPER_ENV)
+    file = Path(explicit) if explicit else _modelshield_home() / "apikey-pepper"
+    if not file.exists():
+        if explicit or not create:
+            raise KeyringError(f"API key pepper file {file} does not exist", hint=f"create it or unset {PEPPER_ENV}")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(secrets.token_bytes(PEPPER_MIN_BYTES)).decode() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    mode = stat.S_IMODE(file.stat().st_mode)
+    if os.name == "posix" and mode & 0o027:
+        raise KeyringError(f"API key pepper file {file} is accessible to others (mode {mode:o})", hint=f"chmod 600 {file}")
+    try:
+        pepper = base64.b64decode(file.read_text(encoding="ascii").strip(), validate=True)
+    except (ValueError, UnicodeDecodeError):
+        raise KeyringError(f"API key pepper file {file} is not base64") from None
+    if len(pepper) < PEPPER_MIN_BYTES:
+        raise KeyringError(f"API key pepper file {file} holds {len(pepper)} bytes; at least {PEPPER_MIN_BYTES} needed")
+    return pepper
+
+
+class IssuedKey(NamedTuple):
+    """A new key: its id, and the plaintext that is shown to the user once and never stored."""
+
+    key_id: str
+    plaintext: str
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What ``list`` shows about a key: everything except its secret and digest."""
+
+    key_id: str
+    subject: str
+    roles: tuple[str, ...]
+    tenant: str | None
+    scopes: tuple[str, ...]
+    attributes: Mapping[str, str]
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    rotated_from: str | None
+    replaced_by: str | None
+    last_used_at: float | None
+
+    def status(self, now: float | None = None) -> str:
+        """``active``, ``rotating`` (replaced, still inside its overlap window), ``expired`` or ``revoked``."""
+        now = time.time() if now is None else now
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "rotating" if self.replaced_by else "active"
+
+
+@dataclass(frozen=True)
+class _Record:
+    info: KeyInfo
+    salt: bytes
+    digest: bytes
+    identity: Identity
+
+
+def _record(row: Any) -> _Record:
+    attributes = json.loads(row.attributes)
+    info = KeyInfo(
+        key_id=row.key_id,
+        subject=row.subject,
+        roles=tuple(json.loads(row.roles)),
+        tenant=row.tenant,
+        scopes=tuple(json.loads(row.scopes)),
+        attributes=attributes,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        rotated_from=row.rotated_from,
+        replaced_by=row.replaced_by,
+        last_used_at=row.last_used_at,
+    )
+    identity = Identity(
+        subject=info.subject,
+        method="api_key",
+        roles=info.roles,
+        tenant=info.tenant,
+        scopes=info.scopes,
+        attributes={**attributes, "key_id": info.key_id},
+    )
+    return _Record(info, bytes.fromhex(row.salt), bytes.fromhex(row.digest), identity)
+
+
+def _check_names(kind: str, values: Iterable[str]) -> tuple[str, ...]:
+    out = tuple(values)
+    for value in out:
+        if not isinstance(value, str) or not _NAME.fullmatch(value):
+            raise InputError(f"{kind} {value!r} is not valid (1-128 of letters, digits and _.:@/+-, starting alphanumeric)")
+    return out
+
+
+class ApiKeyStore:
+    """API keys in the shared store (table ``api_keys``), verified against an in-memory cache."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        pepper: bytes,
+        *,
+        cache_ttl: float = 5.0,
+        cache_size: int = 10_000,
+        last_used_interval: float = 60.0,
+        revocations: RevocationFeed | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if len(pepper) < PEPPER_MIN_BYTES:
+            raise KeyringError(f"the API key pepper must be at least {PEPPER_MIN_BYTES} bytes")
+        self.engine = engine
+        self._pepper = pepper
+        self._pepper_id = hashlib.sha256(b"modelshield-pepper-id" + pepper).hexdigest()[:16]
+        self.cache_ttl = cache_ttl
+        self.cache_size = cache_size
+        self.last_used_interval = last_used_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[_Record | None, float]] = OrderedDict()
+        self._revoked: set[str] = set()
+        self._touched: dict[str, float] = {}
+        self._last_flush = time.monotonic()
+        self._flushing = threading.Lock()
+        metadata.create_all(engine, checkfirst=True)
+        self.revocations = revocations
+        if revocations is not None:
+            revocations.start(self._on_remote_revoke)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, pepper_file: str | Path | None = None, **kwargs: Any) -> ApiKeyStore:
+        """Open the store at ``url`` (default: ``MODELSHIELD_DB_URL`` or the local SQLite file)."""
+        from modelshield.core.storage import open_engine
+
+        return cls(open_engine(url), load_pepper(pepper_file), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"ApiKeyStore({self.engine.url!r})"
+
+    # -- issuing -----------------------------------------------------------------------------------
+
+    def _digest(self, salt: bytes, key_id: str, secret: str) -> bytes:
+        return hmac.new(self._pepper, salt + key_id.encode() + b"." + secret.encode(), hashlib.sha256).digest()
+
+    def _new_row(
+        self,
+        subject: str,
+        roles: Sequence[str],
+        tenant: str | None,
+        scopes: Sequence[str],
+        attributes: Mapping[str, str],
+        expires_at: float | None,
+        now: float,
+    ) -> tuple[dict[str, Any], IssuedKey]:
+        key_id = secrets.token_hex(KEY_ID_BYTES)
+        secret = base64.b32encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=").lower()
+        salt = secrets.token_bytes(16)
+        row = {
+            "key_id": key_id,
+            "subject": subject,
+            "roles": json.dumps(list(roles)),
+            "tenant": tenant,
+            "scopes": json.dumps(list(scopes)),
+            "attributes": json.dumps(dict(attributes), sort_keys=True),
+            "salt": salt.hex(),
+            "digest": self._digest(salt, key_id, secret).hex(),
+            "pepper_id": self._pepper_id,
+            "created_at": now,
+            "expires_at": expires_at,
+        }
+        return row, IssuedKey(key_id, f"{KEY_PREFIX}_{key_id}_{secret}")
+
+    def create(
+        self,
+        subject: str,
+        roles: Sequence[str],
+        tenant: str | None = None,
+        scopes: Sequence[str] = (),
+        expires_in: float | None = DEFAULT_KEY_LIFETIME,
+        attributes: Mapping[str, str] | None = None,
+    ) -> IssuedKey:
+        """Issue a key; the plaintext in the result is the only copy (the store keeps a keyed hash)."""
+        if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+            raise InputError("the subject must be 1-256 printable characters")
+        roles = _check_names("role", roles)
+        if not roles:
+            raise InputError("a key needs at least one role")
+        scopes = _check_names("scope", scopes)
+        if tenant is not None:
+            _check_names("tenant", [tenant])
+        attrs = {str(k): str(v) for k, v in (attributes or {}).items()}
+        _check_names("attribute name", attrs)
+        if expires_in is not None and not expires_in > 0:
+            raise InputError("expires_in must be a positive number of seconds (or None for a key that never expires)")
+        now = self._clock()
+        row, issued = self._new_row(subject, roles, tenant, scopes, attrs, None if expires_in is None else now + expires_in, now)
+        with self.engine.begin() as conn:
+            conn.execute(api_keys_table.insert().values(**row))
+        log.info("api key created", extra={"key_id": issued.key_id, "subject": subject, "roles": list(roles)})
+        return issued
+
+    def rotate(self, key_id: str, overlap_seconds: float = 3600.0) -> str:
+        """Issue a successor with the same subject, roles, tenant, scopes and lifetime; return its plaintext.
+
+        The old key keeps working until ``overlap_seconds`` from now (or its own expiry, if sooner), so
+        clients can switch without downtime; then it is refused.
+        """
+        if overlap_seconds < 0:
+            raise InputError("the overlap must be zero or more seconds")
+        now = self._clock()
+        with self.engine.begin() as conn:
+            old = self._load(conn, key_id)
+            if old is None:
+                raise InputError(f"no API key {key_id!r}")
+            status = old.info.status(now)
+            if status != "active":
+                where = f" to {old.info.replaced_by}" if old.info.replaced_by else ""
+                raise InputError(f"API key {key_id} is {status}{where}; only an active key can be rotated")
+            lifetime = None if old.info.expires_at is None else old.info.expires_at - old.info.created_at
+            row, issued = self._new_row(
+                old.info.subject, old.info.roles, old.info.tenant, old.info.scopes, old.info.attributes,
+                None if lifetime is None else now + lifetime, now,
+            )
+            row["rotated_from"] = key_id
+            conn.execute(api_keys_table.insert().values(**row))
+            old_end = now + overlap_seconds
+            if old.info.expires_at is not None:
+                old_end = min(old_end, old.info.expires_at)
+            updated = conn.execute(
+                api_keys_table.update()
+                .where(api_keys_table.c.key_id == key_id, api_keys_table.c.replaced_by.is_(None))
+                .values(expires_at=old_end, replaced_by=issued.key_id)
+            )
+            if updated.rowcount != 1:
+                raise InputError(f"API key {key_id} was rotated concurrently; list the keys and retry")
+        self._evict(key_id)
+        log.info("api key rotated", extra={"key_id": key_id, "new_key_id": issued.key_id, "overlap_s": overlap_seconds})
+        return issued.plaintext
+
+    def revoke(self, key_id: str) -> None:
+        """Refuse this key from now on: at once in this process, in other replicas via the revocation feed."""
+        if not _KEY_ID.fullmatch(key_id):
+            raise InputError(f"{key_id!r} is not a key id")
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                api_keys_table.update()
+                .where(api_keys_table.c.key_id == key_id, api_keys_table.c.revoked_at.is_(None))
+                .values(revoked_at=self._clock())
+            )
+            if updated.rowcount == 0 and self._load(conn, key_id) is None:
+                raise InputError(f"no API key {key_id!r}")
+        with self._lock:
+            self._revoked.add(key_id)
+            self._cache.pop(key_id, None)
+        if self.revocations is not None:
+            self.revocations.publish(key_id)
+        log.info("api key revoked", extra={"key_id": key_id})
+
+    def list(self, subject: str | None = None) -> list[KeyInfo]:
+        """Every key (or one subject's), oldest first; no secrets or digests."""
+        query = sa.select(api_keys_table).order_by(api_keys_table.c.created_at, api_keys_table.c.key_id)
+        if subject is not None:
+            query = query.where(api_keys_table.c.subject == subject)
+        with self.engine.connect() as conn:
+            return [_record(row).info for row in conn.execute(query)]
+
+    # -- verifying ---------------------------------------------------------------------------------
+
+    def verify(self, token: str) -> Identity:
+        """The identity behind a key, or ``AuthenticationError``; no database access when the key is cached."""
+        key_id = key_id_of(token)
+        secret = token.rsplit("_", 1)[1]
+        record = self._lookup(key_id)
+        # Compare against a dummy digest for unknown ids so both paths do the same work.
+        salt, expected = (record.salt, record.digest) if record is not None else (b"\0" * 16, b"\0" * 32)
+        if not hmac.compare_digest(self._digest(salt, key_id, secret), expected) or record is None:
+            raise AuthenticationError("invalid API key")
+        now = self._clock()
+        if key_id in self._revoked or record.info.revoked_at is not None:
+            raise AuthenticationError("API key revoked")
+        if record.info.expires_at is not None and now >= record.info.expires_at:
+            raise AuthenticationError("API key expired" + (" (rotated; use its successor)" if record.info.replaced_by else ""))
+        self._touch(key_id, now)
+        return record.identity
+
+    def _load(self, conn: sa.Connection, key_id: str) -> _Record | None:
+        row = conn.execute(sa.select(api_keys_table).where(api_keys_table.c.key_id == key_id)).first()
+        return None if row is None else _record(row)
+
+    def _lookup(self, key_id: str) -> _Record | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_id)
+            if hit is not None and now - hit[1] < self.cache_ttl:
+                self._cache.move_to_end(key_id)
+                return hit[0]
+        with self.engine.connect() as conn:
+            record = self._load(conn, key_id)
+        with self._lock:
+            self._cache[key_id] = (record, now)
+            self._cache.move_to_end(key_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return record
+
+    def _evict(self, key_id: str) -> None:
+        with self._lock:
+            self._cache.pop(key_id, None)
+
+    def _on_remote_revoke(self, key_id: str) -> None:
+        with self._lock:
+            self._revoked.add(key_id)
+            self._cache.pop(key_id, None)
+
+    # -- last-used bookkeeping -------------------------------------------------------------------
+
+    def _touch(self, key_id: str, now: float) -> None:
+        with self._lock:
+            self._touched[key_id] = now
+        if time.monotonic() - self._last_flush >= self.last_used_interval and self._flushing.acquire(blocking=False):
+            self._last_flush = time.monotonic()
+            threading.Thread(target=self._flush_locked, name="apikey-last-used", daemon=True).start()
+
+    def flush_last_used(self) -> int:
+        """Write pending "last used" times now (one batched UPDATE); returns how many keys were written."""
+        with self._flushing:
+            return self._flush_unlocked()
+
+    def _flush_locked(self) -> None:
+        try:
+            self._flush_unlocked()
+        except sa.exc.SQLAlchemyError:
+            log.exception("could not record API key last-used times")
+        finally:
+            self._flushing.release()
+
+    def _flush_unlocked(self) -> int:
+        with self._lock:
+            pending, self._touched = self._touched, {}
+        if not pending:
+            return 0
+        t = api_keys_table.c
+        stmt = (
+            api_keys_table.update()
+            .where(t.key_id == sa.bindparam("k"), sa.or_(t.last_used_at.is_(None), t.last_used_at < sa.bindparam("t")))
+            .values(last_used_at=sa.bindparam("t"))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt, [{"k": k, "t": v} for k, v in pending.items()])
+        return len(pending)
+
+    def close(self) -> None:
+        """Flush last-used times and stop listening for revocations."""
+        self.flush_last_used()
+        if self.revocations is not None:
+            self.revocations.stop()
+
+
+class RevocationFeed:
+    """Revoked key ids shared through Redis: a set (for replicas that start later) plus a pub/sub channel.
+
+    Each replica's listener thread drops a revoked key from its cache as soon as the message arrives.
+    If Redis is unreachable, revocations still reach every replica through the database within
+    ``cache_ttl`` seconds.
+    """
+
+    def __init__(self, url: str, channel: str = "modelshield:apikeys:revoked") -> None:
+        import redis
+
+        self.channel = channel
+        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._subscribed = threading.Event()
+
+    def publish(self, key_id: str) -> None:
+        """Tell every replica; a Redis failure is logged (the database still has the revocation)."""
+        import redis
+
+        try:
+            pipe = self._redis.pipeline()
+            pipe.sadd(self.channel, key_id)
+            pipe.publish(self.channel, key_id)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.error("could not publish API key revocation to Redis: %s", exc)
+
+    def start(self, on_revoke: Callable[[str], None]) -> None:
+        """Apply the revocations already published, then listen for new ones in a daemon thread."""
+        self._thread = threading.Thread(target=self._listen, args=(on_revoke,), name="apikey-revocations", daemon=True)
+        self._thread.start()
+        self._subscribed.wait(timeout=2.0)
+
+    def _listen(self, on_revoke: Callable[[str], None]) -> None:
+        import redis
+
+        while not self._stop.is_set():
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                for key_id in self._redis.smembers(self.channel):
+                    on_revoke(key_id.decode())
+                self._subscribed.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message and message.get("type") == "message":
+                        on_revoke(message["data"].decode())
+                pubsub.close()
+            except redis.RedisError as exc:
+                self._subscribed.set()
+                log.error("API key revocation feed lost Redis (%s); retrying", exc)
+                self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        """Stop the listener thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
