@@ -1,0 +1,293 @@
+"""The gateway's configuration: one TOML file, secure unless it says otherwise, loudly.
+
+Authentication, authorisation, rate limits and the audit log are on by default. Each can only be
+turned off by an explicit ``insecure_disabled = true`` in its table, and every such switch is
+returned by ``ServeConfig.insecure_settings()`` so the server logs it at start-up. The database
+and Redis URLs can come from ``MODELSHIELD_DB_URL`` and ``MODELSHIELD_REDIS_URL`` (the container
+recipe mounts secrets as environment variables); the file wins when it names one.
+
+A minimal file::
+
+    [models.demo]
+    version = 1                      # a registered version (pinned by its digest)
+
+    [auth]
+    api_keys = true
+
+    [audit]
+    signing_key_file = "audit-signing.pem"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelshield.core.errors import InputError
+
+MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_DIGEST = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_model_name(name: str) -> str:
+    """Refuse a model name that could escape a folder or a URL path segment."""
+    if not MODEL_NAME.match(name) or ".." in name:
+        raise ValueError(f"model name {name!r} must match {MODEL_NAME.pattern} (and contain no '..')")
+    return name
+
+
+class ModelSource(_Strict):
+    """Where one model version comes from: the registry (name + version) or a file pinned by digest.
+
+    Registry versions are verified by the registry (manifest re-hash + signature); a file needs a
+    ``digest`` (sha256 of its bytes), so what is served is exactly what was reviewed.
+    """
+
+    registry_name: str | None = None
+    version: int | None = Field(default=None, ge=1)
+    path: Path | None = None
+    digest: str | None = None
+    arch: str | None = None
+    arch_kwargs: dict[str, object] | None = None
+    input_shape: tuple[int, ...] | None = None
+    num_classes: int | None = Field(default=None, ge=2)
+    bounds: tuple[float, float] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    @field_validator("registry_name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else check_model_name(v)
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not _DIGEST.match(v):
+            raise ValueError("digest must be 64 lowercase hex characters (sha256)")
+        return v.removeprefix("sha256:")
+
+    @model_validator(mode="after")
+    def _path_needs_digest(self) -> ModelSource:
+        if self.path is not None and self.digest is None:
+            raise ValueError(f"model file {self.path} needs digest = '<sha256>' (run: sha256sum {self.path})")
+        if self.path is not None and self.version is not None:
+            raise ValueError("give either version (registry) or path (file), not both")
+        return self
+
+
+class CanaryRoute(ModelSource):
+    """A candidate that answers ``percent`` of the traffic, chosen deterministically per request or identity."""
+
+    percent: float = Field(ge=0.0, le=100.0)
+    sticky: Literal["identity", "request"] = "identity"
+
+
+class ShadowRoute(ModelSource):
+    """A candidate that sees a copy of ``percent`` of the traffic in the background; its answers are never returned."""
+
+    percent: float = Field(default=100.0, ge=0.0, le=100.0)
+
+
+class ModelRoute(ModelSource):
+    """One public model name: its primary version, attributes the policy sees, and optional canary/shadow."""
+
+    sensitivity: str = "normal"
+    tenant: str | None = None
+    canary: CanaryRoute | None = None
+    shadow: ShadowRoute | None = None
+
+
+class AuthConfig(_Strict):
+    """Who may call: API keys (from the store), JWT bearer tokens (JWKS file) and/or mutual TLS."""
+
+    api_keys: bool = True
+    api_key_pepper_file: Path | None = None
+    jwks_file: Path | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    mtls_ca_file: Path | None = None
+    insecure_disabled: bool = False
+
+    @model_validator(mode="after")
+    def _jwt_complete(self) -> AuthConfig:
+        if self.jwks_file is not None and (not self.issuer or not self.audience):
+            raise ValueError("JWT authentication needs issuer and audience next to jwks_file")
+        if not self.insecure_disabled and not (self.api_keys or self.jwks_file or self.mtls_ca_file):
+            raise ValueError("no authentication method is on; enable one or set insecure_disabled = true")
+        return self
+
+
+class PolicyConfig(_Strict):
+    """The casbin model and policy files (reloaded when they change); None = the packaged defaults."""
+
+    model_file: Path | None = None
+    policy_file: Path | None = None
+    insecure_disabled: bool = False
+
+
+class RateLimitConfig(_Strict):
+    """Token buckets per identity and per model, a daily quota per identity and model; Redis when shared."""
+
+    per_identity_rps: float = Field(default=50.0, gt=0)
+    per_identity_burst: float = Field(default=100.0, ge=1)
+    per_model_rps: float = Field(default=2000.0, gt=0)
+    per_model_burst: float = Field(default=4000.0, ge=1)
+    daily_quota: int | None = Field(default=100_000, ge=1)
+    redis_url: str | None = None
+    fail_open: bool = False
+    insecure_disabled: bool = False
+
+
+class ValidationLimits(_Strict):
+    """Limits checked before any model code runs."""
+
+    max_body_bytes: int = Field(default=1 << 20, ge=64)
+    max_batch: int = Field(default=256, ge=1)
+    max_depth: int = Field(default=8, ge=2, le=64)
+
+
+class AuditConfig(_Strict):
+    """Where each request's decision is written, durably, before the response leaves."""
+
+    db_url: str | None = None
+    signing_key_file: Path | None = None
+    checkpoint_every: int = Field(default=1000, ge=1)
+    checkpoint_seconds: float = Field(default=5.0, gt=0)
+    insecure_disabled: bool = False
+
+
+class LoggingConfig(_Strict):
+    """Structured JSON logs; ``mask_fields`` and ``mask_patterns`` add to the built-in masking rules."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    mask_fields: tuple[str, ...] = ()
+    mask_patterns: dict[str, str] = Field(default_factory=dict)
+
+
+class ServerConfig(_Strict):
+    """Where to listen; TLS (and client certificates for mTLS) when cert and key are given."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    rehash_seconds: float = Field(default=300.0, gt=0)
+    store_url: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
+class ServeConfig(_Strict):
+    """Everything ``modelshield serve`` needs; see the module docstring for the file format."""
+
+    models: dict[str, ModelRoute]
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    validation: ValidationLimits = Field(default_factory=ValidationLimits)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("models")
+    @classmethod
+    def _routes(cls, v: dict[str, ModelRoute]) -> dict[str, ModelRoute]:
+        if not v:
+            raise ValueError("serve at least one model: add a [models.<name>] table")
+        for name in v:
+            check_model_name(name)
+        return v
+
+    @model_validator(mode="after")
+    def _mtls_needs_tls(self) -> ServeConfig:
+        if self.auth.mtls_ca_file is not None and self.server.tls_cert_file is None:
+            raise ValueError("auth.mtls_ca_file needs server.tls_cert_file and server.tls_key_file")
+        return self
+
+    def insecure_settings(self) -> list[str]:
+        """The controls this configuration turns off, for a loud start-up warning."""
+        off = [
+            f"{name}.insecure_disabled"
+            for name, section in (
+                ("auth", self.auth),
+                ("policy", self.policy),
+                ("rate_limits", self.rate_limits),
+                ("audit", self.audit),
+            )
+            if section.insecure_disabled
+        ]
+        if self.rate_limits.fail_open and not self.rate_limits.insecure_disabled:
+            off.append("rate_limits.fail_open (requests pass unlimited while Redis is down)")
+        if self.server.host not in ("127.0.0.1", "::1", "localhost") and self.server.tls_cert_file is None:
+            off.append(f"server.host={self.server.host} without TLS (credentials travel in clear text)")
+        if not self.auth.insecure_disabled and self.audit.signing_key_file is None and not self.audit.insecure_disabled:
+            off.append("audit.signing_key_file unset (the audit log is hash-chained but its checkpoints are unsigned)")
+        return off
+
+    def database_url(self) -> str | None:
+        """The audit database: the file's value, else ``MODELSHIELD_DB_URL``, else the store default (None)."""
+        return self.audit.db_url or os.environ.get("MODELSHIELD_DB_URL") or None
+
+    def redis_url(self) -> str | None:
+        """Redis for shared rate limits: the file's value, else ``MODELSHIELD_REDIS_URL``, else in-process."""
+        return self.rate_limits.redis_url or os.environ.get("MODELSHIELD_REDIS_URL") or None
+
+    def store_url(self) -> str | None:
+        """The store holding API keys and the registry: server.store_url, else the audit database."""
+        return self.server.store_url or self.database_url()
+
+
+def _resolve(data: object, base: Path) -> object:
+    """Make relative ``*_file`` and ``path`` values relative to the config file's folder."""
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if isinstance(v, str) and (k == "path" or k.endswith("_file")) and not Path(v).is_absolute():
+                out[k] = str(base / v)
+            else:
+                out[k] = _resolve(v, base)
+        return out
+    return data
+
+
+def parse_config(data: dict[str, object], *, base: Path | None = None, source: str = "config") -> ServeConfig:
+    """A checked ``ServeConfig`` from a parsed TOML table; relative paths resolve against ``base``."""
+    if base is not None:
+        data = _resolve(data, base)  # type: ignore[assignment]
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        msg = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"{source}: {where}: {msg}", hint=f"{len(exc.errors())} problem(s) in all") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> ServeConfig:
+    """Read and check a serve TOML file; one clear ``InputError`` when anything is wrong."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"config file {file} does not exist", hint="e.g. modelshield serve --config serve.toml")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{file}: not valid TOML ({exc})") from None
+    return parse_config(data, base=file.resolve().parent, source=str(file))

@@ -1,0 +1,149 @@
+"""Request validation from the model's input signature, before any model code runs.
+
+Order matters: the body is read with a byte cap (a declared Content-Length over the cap is
+refused before reading), its JSON nesting depth is checked on the raw bytes (so a deeply nested
+body never reaches the recursive parser), then the parsed batch is checked for size, shape,
+dtype, NaN/Inf and the model's value bounds. Every refusal is a ``RequestValidationError`` with
+the HTTP status the client should see: 400 (not JSON), 413 (too large), 422 (wrong content).
+
+The adversarial-input Guard plugs in after validation as ``Guard`` (a callable); it is optional.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from modelshield.serve.errors import RequestValidationError
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+@dataclass(frozen=True)
+class InputSignature:
+    """What a model accepts: per-sample shape, element dtype and the box its values live in."""
+
+    input_shape: tuple[int, ...]
+    bounds: tuple[float, float]
+    num_classes: int
+    dtype: str = "float32"
+
+    @classmethod
+    def of(cls, model: Any) -> InputSignature:
+        """The signature of a ``modelshield.core.model.Model`` adapter."""
+        return cls(tuple(model.input_shape), tuple(model.bounds), int(model.num_classes))  # type: ignore[arg-type]
+
+    def json_schema(self) -> dict[str, Any]:
+        """The request body's JSON schema (nested arrays of numbers), for the OpenAPI document."""
+        item: dict[str, Any] = {"type": "number", "minimum": self.bounds[0], "maximum": self.bounds[1]}
+        for size in reversed(self.input_shape):
+            item = {"type": "array", "items": item, "minItems": size, "maxItems": size}
+        return item
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """What an adversarial-input guard says about a batch: serve it, refuse it, or serve a safe fallback."""
+
+    action: Literal["accept", "reject", "fallback"]
+    reason: str = ""
+    fallback: dict[str, Any] | None = None
+
+
+Guard = Callable[[np.ndarray], GuardDecision]
+"""A guard sees the validated batch (N, *input_shape) float32 and decides; None means no guard."""
+
+
+def declared_length_ok(content_length: str | None, max_bytes: int) -> None:
+    """Refuse early when the client announces a body over the cap (no byte of it is read)."""
+    if content_length is None:
+        return
+    try:
+        n = int(content_length)
+    except ValueError:
+        raise RequestValidationError("Content-Length is not a number", status=400) from None
+    if n < 0:
+        raise RequestValidationError("Content-Length is negative", status=400)
+    if n > max_bytes:
+        raise RequestValidationError(f"body of {n} bytes is over the {max_bytes}-byte limit", status=413)
+
+
+async def read_capped(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
+    """Read a streamed body, stopping as soon as it passes ``max_bytes`` (chunked uploads included)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestValidationError(f"body is over the {max_bytes}-byte limit", status=413)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def json_depth_ok(body: bytes, max_depth: int) -> None:
+    """Refuse JSON nested deeper than ``max_depth`` arrays/objects, judged on the raw bytes.
+
+    Strings are blanked (they may hold brackets), everything but brackets is dropped, and the
+    innermost pairs are peeled ``max_depth`` times; anything left is nested too deep (or broken,
+    which the parser then reports).
+    """
+    shape = _STRINGS.sub(b'""', body).translate(_SQUARE, _NOT_BRACKETS)
+    for _ in range(max_depth):
+        if not shape:
+            return
+        shape = shape.replace(b"[]", b"")
+    if shape:
+        raise RequestValidationError(f"JSON is nested deeper than {max_depth} levels", status=400)
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes, max_depth: int) -> Any:
+    """Parse a JSON body after the depth check; NaN/Infinity literals are refused as not JSON."""
+    json_depth_ok(body, max_depth)
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise RequestValidationError(f"body is not valid JSON: {reason}", status=400) from None
+
+
+def batch_from_payload(payload: Any, signature: InputSignature, max_batch: int) -> np.ndarray:
+    """The (N, *input_shape) float32 batch in ``{"inputs": [...]}``, or a 413/422 saying what is wrong."""
+    if not isinstance(payload, dict) or set(payload) != {"inputs"}:
+        raise RequestValidationError('body must be a JSON object with exactly one key, "inputs"', status=422)
+    inputs = payload["inputs"]
+    if not isinstance(inputs, list) or not inputs:
+        raise RequestValidationError('"inputs" must be a non-empty list of samples', status=422)
+    if len(inputs) > max_batch:
+        raise RequestValidationError(f"batch of {len(inputs)} samples is over the limit of {max_batch}", status=413)
+    expected = "(N, " + ", ".join(map(str, signature.input_shape)) + ")"
+    try:
+        raw = np.asarray(inputs)
+    except ValueError:
+        raise RequestValidationError(f"inputs are ragged; every sample must have shape {expected}", status=422) from None
+    if raw.dtype.kind not in "iuf":
+        raise RequestValidationError(f"inputs must be numbers, not {raw.dtype.name} values", status=422)
+    if raw.shape[1:] != signature.input_shape:
+        raise RequestValidationError(f"inputs have shape {raw.shape}, the model expects {expected}", status=422)
+    with np.errstate(over="ignore"):  # too large for float32 becomes Inf, refused just below
+        x = raw.astype(signature.dtype, copy=False)
+    if not np.isfinite(x).all():
+        raise RequestValidationError("inputs contain NaN or Inf (or numbers too large for float32)", status=422)
+    lo, hi = signature.bounds
+    tol = 1e-5 * max(1.0, hi - lo)
+    low, high = float(x.min()), float(x.max())
+    if low < lo - tol or high > hi + tol:
+        raise RequestValidationError(
+            f"inputs range over [{low:.4g}, {high:.4g}], outside the model's bounds [{lo:g}, {hi:g}]", status=422
+        )
+    return x
