@@ -1,0 +1,330 @@
+"""``AuditLog``: durable, group-committed appends to the hash chain, with periodic signed checkpoints.
+
+Callers on any thread (or asyncio task) hand events to one writer thread. The writer takes every event that
+is waiting, chains them, inserts them in ONE transaction and commits (SQLite ``synchronous=FULL`` or
+PostgreSQL ``synchronous_commit=on``: the commit is on disk when it returns), then wakes each caller with its
+sequence number. While one commit is being flushed the next batch queues up, so concurrent callers share the
+cost of an fsync instead of waiting for one each.
+
+Several processes may write to one database: each batch takes the database write lock and re-reads the head
+of the chain, so their records interleave into one valid chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from modelshield.audit import schema
+from modelshield.audit.canonical import MAX_EVENT_BYTES, canonical_event
+from modelshield.audit.checkpoint import Checkpoint, append_witness, sign
+from modelshield.audit.merkle import Frontier
+from modelshield.audit.ocsf import export_ocsf
+from modelshield.audit.verify import VerifyReport, verify_log
+from modelshield.core.errors import InputError, ModelShieldError
+from modelshield.core.storage import ensure_schema, open_engine, safe_url, write_transaction
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 1024
+
+
+class AuditWriteError(ModelShieldError):
+    """An audit record could not be made durable; whatever it was recording must not go ahead."""
+
+    hint = "check that the audit database is reachable and writable"
+
+
+@dataclass
+class _Append:
+    data: bytes
+    future: Future[int]
+
+
+@dataclass
+class _CheckpointRequest:
+    future: Future[Checkpoint]
+
+
+_STOP = object()
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class AuditLog:
+    """The tamper-evident audit log in the store at ``url`` (see ``modelshield.core.storage``)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        signing_key: Ed25519PrivateKey | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 5.0,
+        witness: Path | str | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        if checkpoint_every < 1 or checkpoint_seconds <= 0:
+            raise InputError("checkpoint_every must be at least 1 and checkpoint_seconds positive")
+        ensure_schema(engine, schema.COMPONENT, schema.metadata, schema.SCHEMA_VERSION, after_create=_initialise)
+        self._engine = engine
+        self._key = signing_key
+        self._every = checkpoint_every
+        self._seconds = checkpoint_seconds
+        self._witness = Path(witness) if witness is not None else None
+        self._max_event_bytes = max_event_bytes
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        # Writer-thread state: the head of the chain as last seen inside a locked transaction.
+        self._log_id = ""
+        self._head_seq = -1
+        self._head_hash = schema.GENESIS
+        self._head_time = 0
+        self._frontier = Frontier()
+        self._last_cp_seq = 0
+        self._next_cp = time.monotonic() + checkpoint_seconds
+        self._thread = threading.Thread(target=self._run, name="modelshield-audit-writer", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        signing_key: Ed25519PrivateKey | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 5.0,
+        witness: Path | str | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> AuditLog:
+        """Open (creating if needed) the audit log; with ``signing_key`` it signs a checkpoint every
+        ``checkpoint_every`` records or ``checkpoint_seconds``, whichever comes first, mirrored to ``witness``."""
+        return cls(open_engine(url), signing_key=signing_key, checkpoint_every=checkpoint_every,
+                   checkpoint_seconds=checkpoint_seconds, witness=witness, max_event_bytes=max_event_bytes)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # -- callers -------------------------------------------------------------------------------------------
+
+    def _submit(self, item: Any) -> None:
+        with self._close_lock:
+            if self._closed:
+                raise InputError("the audit log is closed")
+            self._queue.put(item)
+
+    def submit(self, event: Mapping[str, Any]) -> Future[int]:
+        """Queue an event; the future resolves to its sequence number once it is durable."""
+        future: Future[int] = Future()
+        self._submit(_Append(canonical_event(event, self._max_event_bytes), future))
+        return future
+
+    def append(self, event: Mapping[str, Any]) -> int:
+        """Append an event and return its sequence number once it is committed and on disk."""
+        return self.submit(event).result()
+
+    async def append_async(self, event: Mapping[str, Any]) -> int:
+        """``append`` for asyncio code: waits for the writer without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(event))
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign a checkpoint over every record so far now (or return the latest, if nothing is new)."""
+        if self._key is None:
+            raise InputError("this audit log has no signing key, so it cannot sign checkpoints",
+                             hint="open it with signing_key=..., or use: modelshield audit checkpoint --key PRIV")
+        future: Future[Checkpoint] = Future()
+        self._submit(_CheckpointRequest(future))
+        return future.result()
+
+    def verify(self, public_key: Ed25519PublicKey, *, witness: Path | str | None = None,
+               expected_seq: int | None = None, expected_root: str | None = None) -> VerifyReport:
+        """Walk the chain and checkpoints (see ``modelshield.audit.verify``)."""
+        return verify_log(self._engine, public_key, witness=witness, expected_seq=expected_seq,
+                          expected_root=expected_root)
+
+    def export_ocsf(self, out: IO[str], since: int = 0) -> int:
+        """Write records after ``since`` as OCSF API Activity JSON lines; returns how many."""
+        return export_ocsf(self._engine, out, since)
+
+    def close(self) -> None:
+        """Finish every queued append, sign a last checkpoint if records were added since the last one, stop."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+        self._engine.dispose()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            timeout = max(0.0, self._next_cp - time.monotonic()) if self._key is not None else None
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._checkpoint_quietly()
+                continue
+            batch: list[_Append] = []
+            requests: list[_CheckpointRequest] = []
+            item = first
+            while True:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, _CheckpointRequest):
+                    requests.append(item)
+                else:
+                    batch.append(item)
+                if stopping or len(batch) >= MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            for request in requests:
+                try:
+                    request.future.set_result(self._checkpoint(force=True))
+                except Exception as exc:  # noqa: BLE001 - handed to the caller waiting on it
+                    request.future.set_exception(exc)
+            if self._key is not None and time.monotonic() >= self._next_cp:
+                self._checkpoint_quietly()
+        if self._key is not None:
+            self._checkpoint_quietly()
+
+    def _sync_head(self, conn: Connection) -> None:
+        """Bring the cached head and Merkle frontier up to the database's head (other writers may have added)."""
+        if not self._log_id:
+            self._log_id = conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == "log_id")).scalar_one()
+        head = conn.execute(sa.select(schema.records.c.seq, schema.records.c.hash, schema.records.c.recorded_at)
+                            .order_by(schema.records.c.seq.desc()).limit(1)).first()
+        head_seq = head.seq if head else 0
+        if head_seq == self._head_seq:
+            return
+        if head_seq < self._head_seq or self._head_seq < 0:
+            self._frontier, self._last_cp_seq = self._resume_frontier(conn, head_seq)
+        rows = conn.execute(sa.select(schema.records.c.hash).where(schema.records.c.seq > self._frontier.size)
+                            .order_by(schema.records.c.seq))
+        self._frontier.extend(bytes.fromhex(r.hash) for r in rows)
+        self._head_seq = head_seq
+        self._head_hash = bytes.fromhex(head.hash) if head else schema.GENESIS
+        self._head_time = head.recorded_at if head else 0
+
+    def _resume_frontier(self, conn: Connection, head_seq: int) -> tuple[Frontier, int]:
+        """The latest checkpoint's cached frontier when it checks out (else an empty one), and its seq."""
+        row = conn.execute(sa.select(schema.checkpoints).order_by(schema.checkpoints.c.seq.desc()).limit(1)).first()
+        if row is None:
+            return Frontier(), 0
+        try:
+            frontier = Frontier(row.seq, [bytes.fromhex(h) for h in json.loads(row.frontier)])
+        except (ValueError, TypeError):
+            return Frontier(), row.seq
+        usable = frontier.size <= head_seq and frontier.root().hex() == row.root
+        return (frontier if usable else Frontier()), row.seq
+
+    def _write(self, batch: list[_Append]) -> None:
+        """Chain, insert and commit one batch; then (and only then) tell each caller its sequence number."""
+        checkpoint: Checkpoint | None = None
+        try:
+            with write_transaction(self._engine, schema.WRITE_LOCK) as conn:
+                self._sync_head(conn)
+                now = max(_now_us(), self._head_time)
+                prev, seq, rows = self._head_hash, self._head_seq, []
+                frontier = self._frontier.copy()
+                for item in batch:
+                    seq += 1
+                    digest = schema.record_hash(prev, seq, now, item.data)
+                    rows.append({"seq": seq, "recorded_at": now, "event": item.data.decode("utf-8"),
+                                 "prev_hash": prev.hex(), "hash": digest.hex()})
+                    frontier.append(digest)
+                    prev = digest
+                conn.execute(schema.records.insert(), rows)
+                if self._key is not None and seq - self._last_cp_seq >= self._every:
+                    checkpoint = self._insert_checkpoint(conn, frontier, now)
+        except SQLAlchemyError as exc:
+            self._head_seq = -1  # re-read everything inside the next transaction
+            error = AuditWriteError(f"audit append to {safe_url(str(self._engine.url))} failed: "
+                                    f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
+            for item in batch:
+                item.future.set_exception(error)
+            return
+        self._head_seq, self._head_hash, self._head_time, self._frontier = seq, prev, now, frontier
+        if checkpoint is not None:
+            self._after_checkpoint(checkpoint)
+        for n, item in enumerate(batch):
+            item.future.set_result(seq - len(batch) + 1 + n)
+
+    def _insert_checkpoint(self, conn: Connection, frontier: Frontier, now: int) -> Checkpoint:
+        assert self._key is not None
+        cp = sign(self._key, self._log_id, frontier.size, frontier.root().hex(), now)
+        conn.execute(schema.checkpoints.insert().values(
+            seq=cp.seq, created_at=cp.created_at, root=cp.root, key_id=cp.key_id, signature=cp.signature,
+            frontier=json.dumps([n.hex() for n in frontier.nodes])))
+        return cp
+
+    def _after_checkpoint(self, cp: Checkpoint) -> None:
+        self._last_cp_seq = cp.seq
+        self._next_cp = time.monotonic() + self._seconds
+        if self._witness is not None:
+            append_witness(self._witness, cp)
+
+    def _checkpoint(self, force: bool) -> Checkpoint:
+        """Sign a checkpoint at the current head if records were added since the last one."""
+        with write_transaction(self._engine, schema.WRITE_LOCK) as conn:
+            self._sync_head(conn)
+            latest = conn.execute(sa.select(schema.checkpoints).order_by(schema.checkpoints.c.seq.desc()).limit(1)).first()
+            if latest is not None and latest.seq >= self._head_seq:
+                self._last_cp_seq = latest.seq
+                self._next_cp = time.monotonic() + self._seconds
+                return Checkpoint(self._log_id, latest.seq, latest.created_at, latest.root, latest.key_id, latest.signature)
+            if self._head_seq == 0 and not force:
+                self._next_cp = time.monotonic() + self._seconds
+                raise InputError("the audit log is empty; there is nothing to checkpoint")
+            cp = self._insert_checkpoint(conn, self._frontier, max(_now_us(), self._head_time))
+        self._after_checkpoint(cp)
+        return cp
+
+    def _checkpoint_quietly(self) -> None:
+        """A timed checkpoint: a failure is logged and retried at the next tick, never lost silently."""
+        try:
+            self._checkpoint(force=False)
+        except InputError:
+            pass
+        except (SQLAlchemyError, OSError) as exc:
+            self._head_seq = -1
+            self._next_cp = time.monotonic() + self._seconds
+            log.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
+
+
+def _initialise(conn: Connection) -> None:
+    """First open: give the log its identity and install the append-only guards."""
+    conn.execute(schema.meta.insert(), [{"key": "log_id", "value": secrets.token_hex(16)},
+                                        {"key": "created_at", "value": str(_now_us())}])
+    schema.install_append_only(conn)

@@ -1,0 +1,10 @@
+"""Fixtures: each store test runs on SQLite and on the real local PostgreSQL."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from stores import db_url, pg_database  # noqa: E402,F401 - fixtures
