@@ -103,7 +103,7 @@ class ShadowRoute(ModelSource):
 class ModelRoute(ModelSource):
     """One public model name: its primary version, attributes the policy sees, and optional canary/shadow."""
 
-    sensitivity: str = "normal"
+    sensitivity: Literal["public", "internal", "confidential", "restricted"] = "internal"
     tenant: str | None = None
     canary: CanaryRoute | None = None
     shadow: ShadowRoute | None = None
@@ -117,14 +117,18 @@ class AuthConfig(_Strict):
     jwks_file: Path | None = None
     issuer: str | None = None
     audience: str | None = None
-    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
     mtls_ca_file: Path | None = None
+    mtls_required: bool = True
+    mtls_role_map: dict[str, list[str]] = Field(default_factory=dict)
+    mtls_tenant_map: dict[str, str] = Field(default_factory=dict)
     insecure_disabled: bool = False
 
     @model_validator(mode="after")
     def _jwt_complete(self) -> AuthConfig:
         if self.jwks_file is not None and (not self.issuer or not self.audience):
             raise ValueError("JWT authentication needs issuer and audience next to jwks_file")
+        if self.mtls_ca_file is not None and not self.mtls_role_map:
+            raise ValueError("mutual TLS needs mtls_role_map (certificate name pattern -> roles); none maps to deny-all")
         if not self.insecure_disabled and not (self.api_keys or self.jwks_file or self.mtls_ca_file):
             raise ValueError("no authentication method is on; enable one or set insecure_disabled = true")
         return self
@@ -148,6 +152,7 @@ class RateLimitConfig(_Strict):
     daily_quota: int | None = Field(default=100_000, ge=1)
     redis_url: str | None = None
     fail_open: bool = False
+    extraction_signal: bool = False
     insecure_disabled: bool = False
 
 
@@ -164,6 +169,8 @@ class AuditConfig(_Strict):
 
     db_url: str | None = None
     signing_key_file: Path | None = None
+    public_key_file: Path | None = None
+    witness_file: Path | None = None
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_seconds: float = Field(default=5.0, gt=0)
     insecure_disabled: bool = False
