@@ -669,7 +669,7 @@ def configure_logging(config: ServeConfig) -> None:
     from modelshield.serve.masking import JsonLogFormatter, Masker
 
     handler = logging.StreamHandler()
-    masker = Masker(fields=config.logging.mask_fields, patterns=config.logging.mask_patterns)
+    masker = Masker.from_config(config.logging.model_dump(exclude={"level"}))
     handler.setFormatter(JsonLogFormatter(masker))
     root = logging.getLogger("modelshield")
     root.handlers[:] = [handler]

@@ -177,11 +177,12 @@ class AuditConfig(_Strict):
 
 
 class LoggingConfig(_Strict):
-    """Structured JSON logs; ``mask_fields`` and ``mask_patterns`` add to the built-in masking rules."""
+    """Structured JSON logs; the masking rules (``modelshield.serve.masking``) extend or disable the built-in ones."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
-    mask_fields: tuple[str, ...] = ()
-    mask_patterns: dict[str, str] = Field(default_factory=dict)
+    extra_fields: tuple[str, ...] = ()
+    extra_patterns: dict[str, str] = Field(default_factory=dict)
+    disable: tuple[str, ...] = ()
 
 
 class ServerConfig(_Strict):
