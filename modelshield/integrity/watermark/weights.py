@@ -57,7 +57,7 @@ class WeightWatermark:
         bits: int = 64,
         layer: str | None = None,
         strength: float = 0.1,
-        epochs: int = 5,
+        epochs: int = 10,
         lr: float = 1e-3,
         seed: int = 0,
         fpr: float = DEFAULT_FPR,
