@@ -26,19 +26,22 @@ def _password() -> bytes | None:
     return value.encode("utf-8") if value else None
 
 
+ModelArgument = Annotated[Path, typer.Argument(help="Model folder or single model file.")]
+SignatureOption = Annotated[Path | None, typer.Option(
+    "--signature", help="Signature file (default: PATH/model.sig, or FILE.sig beside a single file).")]
 IgnoreOption = Annotated[list[str], typer.Option(
     "--ignore", help="Path inside the model folder to leave out (repeatable); .git* is always left out.")]
+WorkersOption = Annotated[int | None, typer.Option(help="Hashing threads (default: CPUs + 4).")]
 
 
 def sign_command(
-    path: Annotated[Path, typer.Argument(help="Model folder or single model file.")],
+    path: ModelArgument,
     key: Annotated[Path, typer.Option("--key", help="Private key PEM (EC P-256/P-384/P-521 or Ed25519).")],
-    signature: Annotated[Path | None, typer.Option(
-        "--signature", help="Signature file to write (default: PATH/model.sig, or FILE.sig for a file).")] = None,
+    signature: SignatureOption = None,
     ignore: IgnoreOption = [],  # noqa: B006 - typer needs a list default
     allow_symlinks: Annotated[bool, typer.Option(
         "--allow-symlinks", help="Follow symlinks to files inside the model folder (refused by default).")] = False,
-    workers: Annotated[int | None, typer.Option(help="Hashing threads (default: CPUs + 4).")] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Sign every file of a model; the signature verifies with model-signing's `verify key` too (EC keys)."""
     from modelshield.integrity.signing import sign_model
@@ -48,12 +51,11 @@ def sign_command(
 
 
 def verify_command(
-    path: Annotated[Path, typer.Argument(help="Model folder or single model file.")],
+    path: ModelArgument,
     key: Annotated[Path, typer.Option("--key", help="Public key PEM of the signer.")],
-    signature: Annotated[Path | None, typer.Option(
-        "--signature", help="Signature file (default: PATH/model.sig, or FILE.sig for a file).")] = None,
+    signature: SignatureOption = None,
     ignore: IgnoreOption = [],  # noqa: B006 - typer needs a list default
-    workers: Annotated[int | None, typer.Option(help="Hashing threads (default: CPUs + 4).")] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Verify a model against its signature: exit 0 verified, 1 refused (tampered, wrong key), 2 bad input."""
     from modelshield.integrity.signing import verify_model

@@ -15,14 +15,12 @@ from modelshield.integrity.signing import sign_model
 
 
 def run(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The real entry point, in process: click always ends with SystemExit, whose code is the exit status."""
     monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    try:
+    with pytest.raises(SystemExit) as done:
         main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    streams = capsys.readouterr()
+    return int(done.value.code or 0), streams.out, streams.err
 
 
 def test_keygen_sign_verify_tamper(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
