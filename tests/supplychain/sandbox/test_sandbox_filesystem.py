@@ -1,0 +1,47 @@
+"""Sandboxed vendor code cannot write outside its scratch folder, and can write inside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modelshield.supplychain.sandbox import Sandbox, VendorCodeError
+
+
+def targets(vendor: Path, tmp_path: Path) -> dict[str, Path]:
+    name = f"escape-{os.getpid()}.txt"
+    return {
+        "/tmp": Path("/tmp") / name,
+        "vendor folder": vendor / "acme" / name,
+        "test tmp_path": tmp_path / name,
+        "$HOME": Path(os.path.expanduser("~")) / name,
+    }
+
+
+@pytest.mark.parametrize("disable", [(), ("namespaces",)], ids=["all layers", "landlock without namespaces"])
+def test_vendor_cannot_write_outside_scratch(vendor: Path, tmp_path: Path, disable: tuple[str, ...]) -> None:
+    for where, path in targets(vendor, tmp_path).items():
+        box = Sandbox(vendor=vendor, entry="acme.models:write", factory_kwargs={"path": str(path)}, disable=disable)
+        with pytest.raises(VendorCodeError, match="Read-only file system|Permission denied|No such file") as info:
+            box.start()
+        assert not path.exists(), f"the sandbox wrote in {where}: {info.value}"
+
+
+def test_vendor_can_keep_state_in_scratch_and_it_is_removed_after(vendor: Path, vendor_module) -> None:
+    with Sandbox(vendor=vendor, entry="acme.models:scratch_roundtrip", factory_kwargs={"seed": 3}) as box:
+        scratch = box.worker.scratch
+        x = np.random.default_rng(0).random((5, 8), dtype=np.float32)
+        got = box.model.logits(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, vendor_module.Linear(3)(x), rtol=1e-6)
+    assert not scratch.exists()
+
+
+def test_every_layer_is_active_by_default_here(vendor: Path) -> None:
+    """This machine (root, Linux 6.x) supports every layer; a silent fallback would weaken the tests above."""
+    with Sandbox(vendor=vendor, entry="acme.models:linear") as box:
+        inactive = [layer.name for layer in box.layers if not layer.active]
+    assert inactive == []
