@@ -296,7 +296,7 @@ def check(
     results = [check_library(approvals, pkg) for pkg in packages]
     results += [check_artifact(approvals, kind, name, path) for kind, name, path in artifacts]
     present = {Package(r.name, r.found).key for r in results if r.kind == "library"}
-    unused = sorted(approvals.libraries[k].name for k in approvals.libraries.keys() - present)
+    unused = [approvals.libraries[k].name for k in sorted(approvals.libraries.keys() - present)]
     return CheckReport(results, unused)
 
 

@@ -196,7 +196,7 @@ def render(node: Node, top: bool = True) -> str:
     if kind == "id":
         return value
     text = f" {kind.upper()} ".join(render(n, False) for n in value)
-    return text if top or kind == "and" else f"({text})"
+    return text if top else f"({text})"  # AND binds tighter than OR, but nobody should have to remember that
 
 
 def _leaves(node: Node) -> list[str]:
@@ -255,11 +255,16 @@ class LicencePolicy:
 
     def verdict(self, licence_id: str) -> Status:
         """Strictest list matching the id (with its exception first, then without); ``unknown`` if none does."""
-        candidates = [licence_id] + ([licence_id.split(" WITH ")[0]] if " WITH " in licence_id else [])
-        for candidate in candidates:
-            for status, patterns in (("denied", self.deny), ("review", self.review), ("allowed", self.allow)):
-                if any(fnmatchcase(candidate.lower(), p.lower()) for p in patterns):
-                    return status  # type: ignore[return-value]
+        lists: tuple[tuple[Status, tuple[str, ...]], ...] = (
+            ("denied", self.deny), ("review", self.review), ("allowed", self.allow))
+        if " WITH " in licence_id:  # only patterns that name an exception speak for "X WITH Y" itself
+            for status, patterns in lists:
+                if any(" with " in p.lower() and fnmatchcase(licence_id.lower(), p.lower()) for p in patterns):
+                    return status
+            licence_id = licence_id.split(" WITH ")[0]
+        for status, patterns in lists:
+            if any(fnmatchcase(licence_id.lower(), p.lower()) for p in patterns):
+                return status
         return "unknown"
 
     def evaluate(self, node: Node) -> tuple[Status, str]:
