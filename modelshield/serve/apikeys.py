@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from modelshield.core.errors import InputError, KeyringError
+from modelshield.core.storage import data_home, ensure_schema, open_engine, safe_url, write_transaction
 from modelshield.serve.auth import Identity
 from modelshield.serve.errors import AuthenticationError
 
@@ -48,6 +49,7 @@ KEY_ID_BYTES = 8
 PEPPER_ENV = "MODELSHIELD_KEY_PEPPER_FILE"
 PEPPER_MIN_BYTES = 32
 DEFAULT_KEY_LIFETIME = 90 * 86400.0
+SCHEMA_VERSION = 1
 _TOKEN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{{2 * KEY_ID_BYTES}}})_([a-z2-7]{{52}})")
 _KEY_ID = re.compile(rf"[0-9a-f]{{{2 * KEY_ID_BYTES}}}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,127}")
@@ -88,10 +90,6 @@ def key_id_of(token: str) -> str:
     return m.group(1)
 
 
-def _modelshield_home() -> Path:
-    return Path(os.environ.get("MODELSHIELD_HOME") or Path.home() / ".local" / "share" / "modelshield")
-
-
 def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes:
     """The server-side HMAC key: ``path`` > ``$MODELSHIELD_KEY_PEPPER_FILE`` > ``$MODELSHIELD_HOME/apikey-pepper``.
 
@@ -100,7 +98,7 @@ def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes
     (group read is allowed so a Kubernetes secret mounted with ``fsGroup`` works).
     """
     explicit = path or os.environ.get(PEPPER_ENV)
-    file = Path(explicit) if explicit else _modelshield_home() / "apikey-pepper"
+    file = Path(explicit) if explicit else data_home() / "apikey-pepper"
     if not file.exists():
         if explicit or not create:
             raise KeyringError(f"API key pepper file {file} does not exist", hint=f"create it or unset {PEPPER_ENV}")
@@ -228,7 +226,7 @@ class ApiKeyStore:
         self._touched: dict[str, float] = {}
         self._last_flush = time.monotonic()
         self._flushing = threading.Lock()
-        metadata.create_all(engine, checkfirst=True)
+        ensure_schema(engine, "apikeys", metadata, SCHEMA_VERSION)
         self.revocations = revocations
         if revocations is not None:
             revocations.start(self._on_remote_revoke)
@@ -236,12 +234,10 @@ class ApiKeyStore:
     @classmethod
     def open(cls, url: str | None = None, *, pepper_file: str | Path | None = None, **kwargs: Any) -> ApiKeyStore:
         """Open the store at ``url`` (default: ``MODELSHIELD_DB_URL`` or the local SQLite file)."""
-        from modelshield.core.storage import open_engine
-
         return cls(open_engine(url), load_pepper(pepper_file), **kwargs)
 
     def __repr__(self) -> str:
-        return f"ApiKeyStore({self.engine.url!r})"
+        return f"ApiKeyStore({safe_url(str(self.engine.url))!r})"
 
     # -- issuing -----------------------------------------------------------------------------------
 
@@ -314,7 +310,7 @@ class ApiKeyStore:
         if overlap_seconds < 0:
             raise InputError("the overlap must be zero or more seconds")
         now = self._clock()
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine, "modelshield-apikeys") as conn:
             old = self._load(conn, key_id)
             if old is None:
                 raise InputError(f"no API key {key_id!r}")
