@@ -166,9 +166,11 @@ def digest_range(path: Path, hash_type: str, start: int = 0, end: int | None = N
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     with path.open("rb", buffering=0) as f:
+        left = None if end is None else end - start
+        if hasattr(os, "posix_fadvise"):  # a cold multi-GB read goes at disk speed only with full readahead
+            os.posix_fadvise(f.fileno(), start, left or 0, os.POSIX_FADV_SEQUENTIAL)
         if start:
             f.seek(start)
-        left = None if end is None else end - start
         while left is None or left > 0:
             n = f.readinto(view if left is None or left >= CHUNK else view[:left])
             if not n:
