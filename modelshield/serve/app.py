@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelshield.core.errors import InputError
 from modelshield.serve.auth import Identity
-from modelshield.serve.config import ModelRoute, ServeConfig, load_config
+from modelshield.serve.config import ModelRoute, ModelSource, ServeConfig, load_config
 from modelshield.serve.errors import (
     AuthorizationError,
     GatewayError,
@@ -197,11 +197,6 @@ class Gateway:
 
     def _open_stores(self) -> None:
         c = self.config
-        if any(r.path is None or (r.canary and r.canary.path is None) or (r.shadow and r.shadow.path is None)
-               for r in c.models.values()):
-            from modelshield.registry import Registry
-
-            self.registry = Registry.open(c.store_url())
         if not c.audit.insecure_disabled:
             from modelshield.audit import AuditLog
             from modelshield.audit.keys import load_private_key, load_public_key
@@ -215,6 +210,11 @@ class Gateway:
                 c.database_url(), signing_key=key, checkpoint_every=c.audit.checkpoint_every,
                 checkpoint_seconds=c.audit.checkpoint_seconds, witness=c.audit.witness_file,
             )
+        if any(r.path is None or (r.canary and r.canary.path is None) or (r.shadow and r.shadow.path is None)
+               for r in c.models.values()):
+            from modelshield.registry import Registry
+
+            self.registry = Registry.open(c.store_url(), audit=self.audit_log)
 
     def _build_controls(self) -> None:
         c = self.config
@@ -266,17 +266,27 @@ class Gateway:
     def _load_models(self) -> None:
         for name, route in self.config.models.items():
             primary = load_source(name, route, self.registry)
-            canary = load_source(name, route.canary, self.registry) if route.canary else None
+            canary_source, percent = route.canary, route.canary.percent if route.canary else 0.0
+            if canary_source is None and route.path is None and route.version is None:
+                canary_source, percent = self._registry_canary(route.registry_name or name)
+            canary = load_source(name, canary_source, self.registry) if canary_source else None
             shadow = load_source(name, route.shadow, self.registry) if route.shadow else None
             for candidate in (canary, shadow):
                 if candidate is not None and candidate.signature != primary.signature:
                     raise InputError(f"model {name}: candidate version {candidate.version} takes different inputs "
                                      f"({candidate.signature}) than the primary ({primary.signature})")
             self.routers[name] = Router(
-                name, primary, canary=canary, canary_percent=route.canary.percent if route.canary else 0.0,
+                name, primary, canary=canary, canary_percent=percent,
                 sticky=route.canary.sticky if route.canary else "identity", shadow=shadow,
                 shadow_percent=route.shadow.percent if route.shadow else 0.0,
             )
+
+    def _registry_canary(self, registry_name: str) -> tuple[ModelSource | None, float]:
+        """A canary release promoted in the registry (``registry promote --canary P``) when the config names none."""
+        mv = self.registry.canary(registry_name)
+        if mv is None:
+            return None, 0.0
+        return ModelSource(registry_name=registry_name, version=mv.version), float(mv.canary_percent)
 
     # -- per request -------------------------------------------------------------------------------
 
@@ -410,7 +420,7 @@ class Gateway:
     def registry_listing(self) -> dict[str, Any]:
         if self.registry is None:
             return {"versions": []}
-        return {"versions": [_jsonable(asdict(mv)) for mv in self.registry.list()]}
+        return {"versions": [_jsonable(mv.to_dict()) for mv in self.registry.list()]}
 
     def verify_audit(self) -> dict[str, Any]:
         if self.audit_log is None or self.audit_public_key is None:

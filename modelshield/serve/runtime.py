@@ -164,8 +164,8 @@ def load_source(route: str, source: ModelSource, registry: Any | None) -> Loaded
         if registry is None:
             raise InputError(f"model {route!r} names a registry version but no registry is open")
         mv = registry.get(source.registry_name or route, source.version)
-        if mv.status == "retired":
-            raise InputError(f"model {mv.name} version {mv.version} is retired; pin another version")
+        if mv.status in ("retired", "quarantined"):
+            raise IntegrityError(f"model {mv.name} version {mv.version} is {mv.status} and is never served")
         if source.digest is not None and _hex(mv.digest) != source.digest:
             raise IntegrityError(f"model {mv.name} version {mv.version} has digest {_hex(mv.digest)}, the config pins {source.digest}")
         path, pinned = Path(mv.path), _hex(mv.digest)

@@ -1,0 +1,149 @@
+"""``modelshield serve``: the inference gateway, from a config file or as a ready-to-try demo."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEMO_TTL_SECONDS = 7 * 24 * 3600
+
+
+def _train_demo_weights(weights: Path) -> None:
+    """Train the digits CNN once and cache its weights (safetensors) in the demo folder."""
+    import torch
+
+    from modelshield.core.loading import save_torch_model
+    from modelshield.demo import demo_model_and_data
+
+    torch.set_num_threads(1)
+    model, _ = demo_model_and_data()
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    partial = weights.with_suffix(".partial")
+    save_torch_model(model, partial)
+    partial.replace(weights)
+
+
+def _example_request(path: Path) -> None:
+    """A real test digit as a request body, for the curl line."""
+    from modelshield.core.datasets import sklearn_dataset
+
+    sample = sklearn_dataset("digits", "test", seed=0).x[:1]
+    path.write_text(json.dumps({"inputs": sample.tolist()}), encoding="utf-8")
+
+
+def _registered_demo(db_url: str, model_dir: Path) -> tuple[int, str]:
+    """The registry version holding these demo weights (registered and promoted the first time)."""
+    from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES
+    from modelshield.registry import Registry
+    from modelshield.serve.runtime import file_digest
+
+    registry = Registry.open(db_url)
+    try:
+        digest = file_digest(model_dir)
+        for mv in registry.list("demo"):
+            if mv.digest.removeprefix("sha256:") == digest and mv.status != "retired":
+                return mv.version, digest
+        metadata = {"file": "model.safetensors", "arch": "modelshield.demo:DigitsCNN",
+                    "input_shape": list(DEMO_INPUT_SHAPE), "num_classes": DEMO_NUM_CLASSES, "bounds": [0.0, 1.0]}
+        mv = registry.register("demo", model_dir, owner="modelshield-demo", datasets=["sklearn:digits"],
+                               metadata=metadata)
+        registry.promote("demo", mv.version, "staged")
+        registry.promote("demo", mv.version, "production")
+        return mv.version, digest
+    finally:
+        registry.close()
+
+
+def prepare_demo(state: Path, host: str, port: int) -> tuple[Path, str, Path]:
+    """Everything the demo needs under ``state``: weights, store, registry entry, audit key, two API keys, config.
+
+    Returns the config path, the predictor key (to show once) and the file holding the admin key.
+    """
+    from modelshield.audit.keys import generate_keypair
+    from modelshield.serve.apikeys import ApiKeyStore, load_pepper
+
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    model_dir = state / "model"
+    if not (model_dir / "model.safetensors").is_file():
+        typer.echo("training the demo digits model (once; cached in the demo folder)...", err=True)
+        _train_demo_weights(model_dir / "model.safetensors")
+    example = state / "example-request.json"
+    if not example.is_file():
+        _example_request(example)
+    db_url = f"sqlite:///{state / 'modelshield.db'}"
+    version, digest = _registered_demo(db_url, model_dir)
+    private, public = state / "audit-signing.pem", state / "audit-signing.pub.pem"
+    if not private.is_file():
+        generate_keypair(private, public)
+    pepper = state / "apikey-pepper"
+    os.environ["MODELSHIELD_HOME"] = str(state)  # the pepper is created there the first time
+    load_pepper(None)
+    store = ApiKeyStore.open(db_url, pepper_file=pepper)
+    try:
+        admin = store.create("demo-admin", ["admin"], expires_in=DEMO_TTL_SECONDS,
+                             attributes={"clearance": "restricted"})
+        predictor = store.create("demo-predictor", ["predictor"], expires_in=DEMO_TTL_SECONDS,
+                                 attributes={"clearance": "internal"})
+    finally:
+        store.close()
+    admin_file = state / "admin.key"
+    fd = os.open(admin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(admin.plaintext + "\n")
+    config = state / "serve.toml"
+    config.write_text(
+        "# modelshield serve --demo: every control on\n"
+        f'[server]\nhost = "{host}"\nport = {port}\n\n'
+        f'[models.demo]\nversion = {version}\ndigest = "{digest}"\n\n'
+        f'[auth]\napi_keys = true\napi_key_pepper_file = "{pepper}"\n\n'
+        f'[audit]\ndb_url = "{db_url}"\nsigning_key_file = "{private}"\npublic_key_file = "{public}"\n'
+        "checkpoint_every = 1000\ncheckpoint_seconds = 5.0\n\n"
+        "[rate_limits]\nper_identity_rps = 50\nper_identity_burst = 100\ndaily_quota = 100000\n",
+        encoding="utf-8",
+    )
+    return config, predictor.plaintext, admin_file
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``modelshield serve``."""
+
+    @app.command("serve")
+    def serve(
+        config: Annotated[Path | None, typer.Option(help="Gateway config (TOML). Default: $MODELSHIELD_SERVE_CONFIG "
+                                                   "or /etc/modelshield/serve.toml.")] = None,
+        demo: Annotated[bool, typer.Option("--demo", help="Serve the built-in digits model with every control on.")] = False,
+        host: Annotated[str | None, typer.Option(help="Address to bind (default from the config: 127.0.0.1).")] = None,
+        port: Annotated[int | None, typer.Option(help="Port (default from the config: 8000).")] = None,
+        workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default from the config: 1).")] = None,
+        state_dir: Annotated[Path | None, typer.Option(help="Demo state folder (default: $MODELSHIELD_HOME/demo).")] = None,
+    ) -> None:
+        """Serve models behind authentication, policy, rate limits, validation and a durable audit log."""
+        from modelshield.core.errors import InputError
+        from modelshield.serve.app import config_path, run_server
+
+        if demo:
+            if config is not None:
+                raise InputError("--demo writes its own config; drop --config")
+            from modelshield.core.storage import data_home
+
+            state = state_dir or data_home() / "demo"
+            chosen_host, chosen_port = host or "127.0.0.1", 8000 if port is None else port
+            path, key, admin_file = prepare_demo(state, chosen_host, chosen_port)
+            url = f"http://{chosen_host}:{chosen_port}"
+            typer.echo(
+                f"\nmodelshield demo gateway: {url}  (state, audit log and keys in {state})\n"
+                f"  predictor API key (shown once, valid 7 days): {key}\n"
+                f"  admin API key: in {admin_file} (mode 0600)\n"
+                f"  try:  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+                f"--data @{state / 'example-request.json'} {url}/v1/models/demo/predict\n"
+                f"  audit: curl -s -H \"Authorization: Bearer $(cat {admin_file})\" {url}/v1/admin/audit/verify\n",
+                err=True,
+            )
+            run_server(path, workers=workers)
+            return
+        run_server(config_path(config), host=host, port=port, workers=workers)
