@@ -69,3 +69,36 @@ def store(engine: sa.Engine, pepper: bytes) -> Iterator[ApiKeyStore]:
     s = ApiKeyStore(engine, pepper)
     yield s
     s.close()
+
+
+def _postgres_up() -> bool:
+    try:
+        with sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test").connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[sa.Engine]:
+    """A throw-away database on the local PostgreSQL (started if down; fails, never skips, if it cannot be)."""
+    if not _postgres_up():
+        version = sorted(Path("/etc/postgresql").iterdir())[-1].name
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
+        for _ in range(50):
+            if _postgres_up():
+                break
+            time.sleep(0.2)
+    assert _postgres_up(), "could not reach or start PostgreSQL on 127.0.0.1:5432"
+    name = f"mstest_{secrets.token_hex(4)}"
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    from modelshield.core.storage import open_engine
+
+    eng = open_engine(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    yield eng
+    eng.dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -158,3 +158,17 @@ def test_pepper_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_pepper()
     with pytest.raises(KeyringError, match="does not exist"):
         load_pepper(tmp_path / "nope")
+
+
+def test_keys_in_postgresql_shared_by_two_replicas(pg_engine: sa.Engine, pepper: bytes) -> None:
+    a, b = ApiKeyStore(pg_engine, pepper), ApiKeyStore(pg_engine, pepper, cache_ttl=0)
+    key_id, key = a.create("grace", ["model-manager"], tenant="acme")
+    assert b.verify(key).roles == ("model-manager",)
+    new = b.rotate(key_id, overlap_seconds=0)
+    with pytest.raises(AuthenticationError):
+        b.verify(key)
+    assert a.verify(new).subject == "grace"
+    a.revoke(new.split("_")[1])
+    with pytest.raises(AuthenticationError, match="revoked"):
+        b.verify(new)
+    assert [k.status() for k in b.list("grace")] == ["expired", "revoked"]
