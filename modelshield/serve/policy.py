@@ -9,7 +9,8 @@ Conditions are casbin expressions (``&&``, ``||``, ``!``, comparisons) calling t
 (``clearanceAtLeast``, ``sameTenant``, ``scopeAllows``, ``withinHours``, ``purposeIn``, ``hasRole``).
 Casbin's own ``eval()`` re-parses a rule's condition for every rule on every request; here each
 condition is parsed once per policy version and called through the ``cond`` matcher function, which
-keeps a decision well inside the gateway's latency budget.
+keeps a decision well inside the gateway's latency budget. Decisions are deterministic in their
+inputs, so the last ``cache_size`` of them are memoised per policy version (a reload empties the cache).
 
 The two files are re-read when either changes (checked at most every ``check_interval`` seconds);
 the new policy is built and smoke-tested off to the side and swapped in whole, and a broken file
@@ -25,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,13 +215,16 @@ class PolicyEngine:
     """Decide ``identity`` × ``action`` × ``resource`` × ``context`` with a casbin policy kept in two files."""
 
     def __init__(self, model_conf: str | Path = DEFAULT_MODEL_CONF, policy: str | Path = DEFAULT_POLICY, *,
-                 check_interval: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 check_interval: float = 1.0, cache_size: int = 4096, clock: Callable[[], float] = time.time) -> None:
         self.model_conf = Path(model_conf)
         self.policy = Path(policy)
         for p in (self.model_conf, self.policy):
             if not p.is_file():
                 raise InputError(f"policy file {p} does not exist")
         self.check_interval = check_interval
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[Any, ...], Decision] = OrderedDict()
+        self._cache_version = ""
         self._clock = clock
         self._lock = threading.Lock()
         self._loaded = _build(self.model_conf, self.policy)
@@ -265,10 +270,31 @@ class PolicyEngine:
         if time.monotonic() - self._checked >= self.check_interval:
             self.reload_if_changed()
         request = _request(identity, action, resource, context or {}, self._clock())
+        sub, obj, _, env = request
+        key = (tuple(sorted(vars(sub).items())), tuple(sorted(vars(obj).items())), action,
+               tuple(sorted(vars(env).items())))
         with self._lock:
             loaded = self._loaded
+            if self._cache_version != loaded.version:
+                self._cache.clear()
+                self._cache_version = loaded.version
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
             allowed, rule = loaded.enforcer.enforce_ex(*request)
-        rule = tuple(rule)
+        decision = self._explain(bool(allowed), tuple(rule), identity, action, resource, loaded.version)
+        with self._lock:
+            if self._cache_version == loaded.version:
+                self._cache[key] = decision
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return decision
+
+    @staticmethod
+    def _explain(allowed: bool, rule: tuple[str, ...], identity: Identity, action: str, resource: Mapping[str, str],
+                 version: str) -> Decision:
+        """The decision with the reason an auditor reads: the deciding rule, or the default deny."""
         if allowed:
             reason = f"allowed by rule [{', '.join(rule)}]"
         elif rule:
@@ -276,4 +302,4 @@ class PolicyEngine:
         else:
             roles = ", ".join(identity.roles) or "none"
             reason = f"no rule allows {action} on model {resource.get('model', '')!r} for roles [{roles}]"
-        return Decision(bool(allowed), reason, loaded.version, rule)
+        return Decision(allowed, reason, version, rule)
