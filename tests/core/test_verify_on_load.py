@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modelshield.cli.main import main
-from modelshield.core.errors import InputError, IntegrityError
+from modelshield.core.errors import InputError, IntegrityError, MissingFileError
 from modelshield.core.loading import load_model, save_torch_model
 from modelshield.demo import DigitsCNN
 from modelshield.integrity.provenance import add_artifact
@@ -137,3 +137,15 @@ def test_assess_refuses_a_tampered_signed_model(weights: Path, key_pair: tuple[P
     assert exc.value.code == 2 and err.count("\n") == 1
     assert "does not match its signature: changed model.safetensors" in err
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_signature_at_a_configured_path(weights: Path, key_pair: tuple[Path, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    detached = sign_model(weights.parent, key_pair[0], tmp_path / "release.sig")
+    load(weights, verify_key=key_pair[1])  # nothing beside the model: nothing to verify, loads
+    tamper(weights)
+    with pytest.raises(IntegrityError, match="changed model.safetensors"):
+        load(weights, verify_key=key_pair[1], signature=detached)
+    monkeypatch.setenv("MODELSHIELD_VERIFY_SIGNATURE", "release.sig")  # a bare name: beside the model
+    with pytest.raises(MissingFileError, match="signature .*release.sig .* does not exist"):
+        load(weights, verify_key=key_pair[1])
