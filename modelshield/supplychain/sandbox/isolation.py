@@ -195,7 +195,8 @@ def _build_view(policy: Policy, report: Report, sandbox_uid: int) -> None:
     kernel.pivot_root(".", ".")
     kernel.umount_detached(".")
     os.chdir("/")
-    kernel.mount_setattr_recursive("/", kernel.MOUNT_ATTR_RDONLY | kernel.MOUNT_ATTR_NOSUID | kernel.MOUNT_ATTR_NODEV)
+    # nodev stays off: the four /dev binds must open; the tmpfs root itself is nodev, so no other node can appear.
+    kernel.mount_setattr_recursive("/", kernel.MOUNT_ATTR_RDONLY | kernel.MOUNT_ATTR_NOSUID)
     size = policy.limits.file_size
     kernel.mount("tmpfs", policy.scratch, "tmpfs", kernel.MS_NOSUID | kernel.MS_NODEV,
                  f"size={size},mode=0700,uid={sandbox_uid},gid={sandbox_uid}")
