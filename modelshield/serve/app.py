@@ -473,7 +473,9 @@ class Pipeline:
             response = await step(record)
             record["decision"] = "allow"
         except Exception as exc:  # every failure becomes a JSON error, audited like a success
-            if not isinstance(exc, GatewayError):
+            if isinstance(exc, RequestValidationError):
+                self.g.metrics.validation_failures.labels(str(exc.status)).inc()
+            elif not isinstance(exc, GatewayError):
                 log.exception("request %s failed", request_id)
             response = _error_response(exc, request_id)
             record["decision"] = record.get("decision") or _decision(exc)

@@ -131,6 +131,7 @@ def test_metrics_count_requests_and_denials(gateway, digits_x):
     text = client.get("/metrics").text
     assert 'modelshield_requests_total{model="demo",route="predict",status="200"' in text
     assert 'modelshield_denials_total{kind="authn"}' in text
+    assert 'modelshield_validation_failures_total{status="422"}' in text
     assert "modelshield_audit_append_seconds_bucket" in text
 
 
@@ -147,7 +148,7 @@ def test_assess_red_teams_the_gateway(gateway, tmp_path):
     _, state, url = gateway
     cmd = [sys.executable, "-m", "modelshield", "assess", "--model", f"{url}/v1/models/demo/predict",
            "--data", "sklearn:digits", "--header", f"Authorization: Bearer {state.keys['alice']}",
-           "--attacks", "square", "--samples", "8", "--queries", "20", "--eps", "0.1", "--out", str(tmp_path / "a")]
+           "--attacks", "square", "--samples", "4", "--queries", "10", "--eps", "0.1", "--out", str(tmp_path / "a")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode in (0, 1), done.stderr[-2000:]
     report = json.loads((tmp_path / "a" / "report.json").read_text())
