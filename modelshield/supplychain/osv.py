@@ -327,41 +327,75 @@ def _records(path: Path) -> Iterator[tuple[Any, str]]:
             yield record, f"{path}[{i}]" if isinstance(doc, list) else str(path)
 
 
+def _pypi_names(record: Json, where: str) -> list[str]:
+    """The normalised PyPI names a record's ``affected`` entries name: all that indexing needs to look at."""
+    names = []
+    for entry in record.get("affected") or []:
+        package = entry.get("package") if isinstance(entry, dict) else None
+        if isinstance(package, dict) and package.get("ecosystem") == ECOSYSTEM:
+            if not isinstance(package.get("name"), str):
+                raise FormatError(f"{where} {record['id']}: affected package has no name")
+            names.append(canonicalize_name(package["name"]))
+    return list(dict.fromkeys(names))
+
+
 @dataclass
 class AdvisoryDatabase:
-    """PyPI advisories indexed by normalised package name, so an audit looks up only what it needs."""
+    """PyPI advisories indexed by normalised package name.
+
+    Loading only indexes records by the packages they name; a record is parsed (and fully validated) the first
+    time a package it names is looked up, so auditing 150 packages against all of PyPI's advisories parses the
+    few hundred that matter, not the tens of thousands that do not.
+    """
 
     source: str
-    by_package: dict[str, list[Advisory]] = field(default_factory=dict)
     records: int = 0
     withdrawn: int = 0
+    _raw: dict[str, list[tuple[Json, str]]] = field(default_factory=dict, repr=False)
+    _parsed: dict[str, Advisory | None] = field(default_factory=dict, repr=False)
 
-    def add(self, advisory: Advisory) -> None:
-        for name in dict.fromkeys(a.package for a in advisory.affected):
-            self.by_package.setdefault(name, []).append(advisory)
+    def add_record(self, record: Any, where: str = "advisory") -> None:
+        """Index one OSV record; withdrawn ones are counted and dropped."""
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise FormatError(f"{where}: not an OSV record (an object with an 'id')")
+        self.records += 1
+        if record.get("withdrawn"):
+            self.withdrawn += 1
+            return
+        if not isinstance(record.get("affected", []), list):
+            raise FormatError(f"{where} {record['id']}: 'affected' must be a list")
+        for name in _pypi_names(record, where):
+            self._raw.setdefault(name, []).append((record, where))
+
+    def packages(self) -> set[str]:
+        """Normalised names of the PyPI packages some live advisory names."""
+        return set(self._raw)
+
+    def advisories(self, name: str) -> list[Advisory]:
+        """The parsed advisories naming ``name``; a malformed one fails here, naming the record."""
+        found = []
+        for record, where in self._raw.get(canonicalize_name(name), []):
+            key = f"{where}#{record['id']}"
+            if key not in self._parsed:
+                self._parsed[key] = parse_advisory(record, where)
+            if (advisory := self._parsed[key]) is not None:
+                found.append(advisory)
+        return found
 
     def lookup(self, name: str, version: str) -> list[tuple[Advisory, Affected]]:
         """Every advisory affecting ``name`` at ``version``, with the ``affected`` entry that matched."""
-        hits = []
-        for advisory in self.by_package.get(canonicalize_name(name), []):
-            if (entry := advisory.matches(canonicalize_name(name), version)) is not None:
-                hits.append((advisory, entry))
-        return hits
+        key = canonicalize_name(name)
+        return [(a, entry) for a in self.advisories(key) if (entry := a.matches(key, version)) is not None]
 
 
 def load_advisories(path: Path | str) -> AdvisoryDatabase:
-    """Read an OSV export; a record that is not valid OSV fails the whole load, naming the record."""
+    """Read an OSV export: a file that is not JSON, or a record without an id, fails the whole load."""
     p = Path(path)
     if not p.exists():
         raise MissingFileError(f"OSV advisory file {p} does not exist")
     db = AdvisoryDatabase(str(p))
     for record, where in _records(p):
-        db.records += 1
-        advisory = parse_advisory(record, where)
-        if advisory is None:
-            db.withdrawn += bool(isinstance(record, dict) and record.get("withdrawn"))
-            continue
-        db.add(advisory)
+        db.add_record(record, where)
     if db.records == 0:
         raise FormatError(f"{p} holds no OSV records", hint="expected a JSON record, a JSON list, or a folder/zip of *.json")
     return db
