@@ -17,13 +17,26 @@ if TYPE_CHECKING:
 
 keys_app = typer.Typer(help="Gateway API keys: create, list, rotate, revoke.", no_args_is_help=True)
 
-DbOption = Annotated[str | None, typer.Option(
-    "--db", envvar="MODELSHIELD_DB_URL", help="Database URL (default: SQLite in $MODELSHIELD_HOME).")]
-PepperOption = Annotated[Path | None, typer.Option(
-    "--pepper-file", envvar="MODELSHIELD_KEY_PEPPER_FILE",
-    help="Server-side HMAC key file (default: $MODELSHIELD_HOME/apikey-pepper, created 0600). Must match the gateway's.")]
-RedisOption = Annotated[str | None, typer.Option(
-    "--redis", envvar="MODELSHIELD_REDIS_URL", help="Redis URL: publish revocations to every gateway replica at once.")]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", envvar="MODELSHIELD_DB_URL", help="Database URL (default: SQLite in $MODELSHIELD_HOME)."),
+]
+PepperOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pepper-file",
+        envvar="MODELSHIELD_KEY_PEPPER_FILE",
+        help="Server-side HMAC key file (default: $MODELSHIELD_HOME/apikey-pepper, created 0600). Must match the gateway's.",
+    ),
+]
+RedisOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis",
+        envvar="MODELSHIELD_REDIS_URL",
+        help="Redis URL: publish revocations to every gateway replica at once.",
+    ),
+]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -52,10 +65,16 @@ def _when(ts: float | None) -> str:
 @keys_app.command("create")
 def create(
     subject: Annotated[str, typer.Option("--subject", help="Who the key is for (user or service name).")],
-    role: Annotated[list[str], typer.Option("--role", help="Role (repeatable): predictor, model-manager, auditor, admin.")],
+    role: Annotated[
+        list[str], typer.Option("--role", help="Role (repeatable): predictor, model-manager, auditor, admin.")
+    ],
     tenant: Annotated[str | None, typer.Option(help="Tenant the key belongs to.")] = None,
-    scope: Annotated[list[str], typer.Option("--scope", help="Limit the key to these scopes, e.g. predict:digits (repeatable).")] = [],  # noqa: B006
-    clearance: Annotated[str, typer.Option(help="Data clearance: public, internal, confidential or restricted.")] = "internal",
+    scope: Annotated[
+        list[str], typer.Option("--scope", help="Limit the key to these scopes, e.g. predict:digits (repeatable).")
+    ] = [],  # noqa: B006
+    clearance: Annotated[
+        str, typer.Option(help="Data clearance: public, internal, confidential or restricted.")
+    ] = "internal",
     expires: Annotated[str, typer.Option(help="Lifetime: 90d, 12h, 30m ... or 'never'.")] = "90d",
     db: DbOption = None,
     pepper_file: PepperOption = None,
@@ -67,13 +86,21 @@ def create(
         raise InputError(f"clearance must be one of {', '.join(SENSITIVITY_LEVELS)}")
     store = _open(db, pepper_file)
     try:
-        issued = store.create(subject, role, tenant=tenant, scopes=scope, expires_in=parse_duration(expires),
-                              attributes={"clearance": clearance})
+        issued = store.create(
+            subject,
+            role,
+            tenant=tenant,
+            scopes=scope,
+            expires_in=parse_duration(expires),
+            attributes={"clearance": clearance},
+        )
     finally:
         store.close()
     typer.echo(issued.plaintext)
-    typer.echo(f"created key {issued.key_id} for {subject} (roles: {', '.join(role)}); store it now, it is not shown again",
-               err=True)
+    typer.echo(
+        f"created key {issued.key_id} for {subject} (roles: {', '.join(role)}); store it now, it is not shown again",
+        err=True,
+    )
 
 
 @keys_app.command("list")
@@ -90,14 +117,28 @@ def list_keys(
     finally:
         store.close()
     if as_json:
-        typer.echo(json.dumps([{**{k: v for k, v in vars(i).items() if k != "attributes"}, "attributes": dict(i.attributes),
-                                "roles": list(i.roles), "scopes": list(i.scopes), "status": i.status()} for i in infos],
-                              indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        **{k: v for k, v in vars(i).items() if k != "attributes"},
+                        "attributes": dict(i.attributes),
+                        "roles": list(i.roles),
+                        "scopes": list(i.scopes),
+                        "status": i.status(),
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
         return
     for i in infos:
         extra = f" -> {i.replaced_by}" if i.replaced_by else ""
-        typer.echo(f"{i.key_id}  {i.status():8}{extra}  {i.subject}  roles={','.join(i.roles)}  tenant={i.tenant or '-'}  "
-                   f"scopes={','.join(i.scopes) or '-'}  expires={_when(i.expires_at)}  last_used={_when(i.last_used_at)}")
+        typer.echo(
+            f"{i.key_id}  {i.status():8}{extra}  {i.subject}  roles={','.join(i.roles)}  tenant={i.tenant or '-'}  "
+            f"scopes={','.join(i.scopes) or '-'}  expires={_when(i.expires_at)}  last_used={_when(i.last_used_at)}"
+        )
 
 
 @keys_app.command("rotate")

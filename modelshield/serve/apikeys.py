@@ -110,7 +110,9 @@ def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes
             os.fsync(f.fileno())
     mode = stat.S_IMODE(file.stat().st_mode)
     if os.name == "posix" and mode & 0o027:
-        raise KeyringError(f"API key pepper file {file} is accessible to others (mode {mode:o})", hint=f"chmod 600 {file}")
+        raise KeyringError(
+            f"API key pepper file {file} is accessible to others (mode {mode:o})", hint=f"chmod 600 {file}"
+        )
     try:
         pepper = base64.b64decode(file.read_text(encoding="ascii").strip(), validate=True)
     except (ValueError, UnicodeDecodeError):
@@ -193,7 +195,9 @@ def _check_names(kind: str, values: Iterable[str]) -> tuple[str, ...]:
     out = tuple(values)
     for value in out:
         if not isinstance(value, str) or not _NAME.fullmatch(value):
-            raise InputError(f"{kind} {value!r} is not valid (1-128 of letters, digits and _.:@/+-, starting alphanumeric)")
+            raise InputError(
+                f"{kind} {value!r} is not valid (1-128 of letters, digits and _.:@/+-, starting alphanumeric)"
+            )
     return out
 
 
@@ -295,7 +299,9 @@ class ApiKeyStore:
         if expires_in is not None and not expires_in > 0:
             raise InputError("expires_in must be a positive number of seconds (or None for a key that never expires)")
         now = self._clock()
-        row, issued = self._new_row(subject, roles, tenant, scopes, attrs, None if expires_in is None else now + expires_in, now)
+        row, issued = self._new_row(
+            subject, roles, tenant, scopes, attrs, None if expires_in is None else now + expires_in, now
+        )
         with self.engine.begin() as conn:
             conn.execute(api_keys_table.insert().values(**row))
         log.info("api key created", extra={"key_id": issued.key_id, "subject": subject, "roles": list(roles)})
@@ -320,8 +326,13 @@ class ApiKeyStore:
                 raise InputError(f"API key {key_id} is {status}{where}; only an active key can be rotated")
             lifetime = None if old.info.expires_at is None else old.info.expires_at - old.info.created_at
             row, issued = self._new_row(
-                old.info.subject, old.info.roles, old.info.tenant, old.info.scopes, old.info.attributes,
-                None if lifetime is None else now + lifetime, now,
+                old.info.subject,
+                old.info.roles,
+                old.info.tenant,
+                old.info.scopes,
+                old.info.attributes,
+                None if lifetime is None else now + lifetime,
+                now,
             )
             row["rotated_from"] = key_id
             conn.execute(api_keys_table.insert().values(**row))
@@ -381,7 +392,9 @@ class ApiKeyStore:
         if key_id in self._revoked or record.info.revoked_at is not None:
             raise AuthenticationError("API key revoked")
         if record.info.expires_at is not None and now >= record.info.expires_at:
-            raise AuthenticationError("API key expired" + (" (rotated; use its successor)" if record.info.replaced_by else ""))
+            raise AuthenticationError(
+                "API key expired" + (" (rotated; use its successor)" if record.info.replaced_by else "")
+            )
         self._touch(key_id, now)
         return record.identity
 

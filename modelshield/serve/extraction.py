@@ -45,10 +45,14 @@ class ExtractionSignal:
 
     def audit_fields(self) -> dict[str, float | bool | int | None]:
         """The signal as fields of a security event."""
-        return {"extraction_score": round(self.score, 4), "extraction_flagged": self.flagged, "queries": self.queries,
-                "near_duplicate_share": round(self.near_duplicate_share, 4),
-                "low_margin_share": round(self.low_margin_share, 4),
-                "prada_w": None if self.prada_w is None else round(self.prada_w, 4)}
+        return {
+            "extraction_score": round(self.score, 4),
+            "extraction_flagged": self.flagged,
+            "queries": self.queries,
+            "near_duplicate_share": round(self.near_duplicate_share, 4),
+            "low_margin_share": round(self.low_margin_share, 4),
+            "prada_w": None if self.prada_w is None else round(self.prada_w, 4),
+        }
 
 
 class _Window:
@@ -182,7 +186,9 @@ class ExtractionMonitor:
         """The caller's current signal (zero for a caller not seen in the window)."""
         with self._lock:
             win = self._windows.get(subject)
-            return self._signal(win, self._clock()) if win is not None else ExtractionSignal(0.0, False, 0, 0.0, 0.0, None)
+            return (
+                self._signal(win, self._clock()) if win is not None else ExtractionSignal(0.0, False, 0, 0.0, 0.0, None)
+            )
 
     def flagged(self, subject: str) -> bool:
         """True when the caller's score is at or above the threshold with enough queries seen."""

@@ -29,11 +29,32 @@ from modelshield.core.errors import InputError
 REDACTED = "[REDACTED]"
 MAX_DEPTH = 32
 
-DEFAULT_FIELDS = frozenset({
-    "password", "passwd", "pwd", "secret", "client_secret", "token", "access_token", "refresh_token", "id_token",
-    "authorization", "proxy_authorization", "api_key", "apikey", "x_api_key", "private_key", "cookie", "set_cookie",
-    "session", "pepper", "credentials", "ssn", "card_number",
-})
+DEFAULT_FIELDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "authorization",
+        "proxy_authorization",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "private_key",
+        "cookie",
+        "set_cookie",
+        "session",
+        "pepper",
+        "credentials",
+        "ssn",
+        "card_number",
+    }
+)
 _SENSITIVE_SUFFIXES = ("_password", "_secret", "_token", "_api_key", "_private_key")
 
 
@@ -77,8 +98,9 @@ class PatternRule:
         return self.pattern.sub(lambda m: self.replacement if validate(m.group(0)) else m.group(0), text)
 
 
-def _rule(name: str, regex: str, replacement: str, validate: Callable[[str], bool] | None = None,
-          flags: int = 0) -> PatternRule:
+def _rule(
+    name: str, regex: str, replacement: str, validate: Callable[[str], bool] | None = None, flags: int = 0
+) -> PatternRule:
     return PatternRule(name, re.compile(regex, flags), replacement, validate)
 
 
@@ -92,8 +114,11 @@ DEFAULT_PATTERNS: tuple[PatternRule, ...] = (
     _rule("card", r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])", "[CARD]", luhn_valid),
     _rule("us_ssn", r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b", "[SSN]"),
     _rule("uk_nino", r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", "[NATIONAL_ID]"),
-    _rule("phone", r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}(?![\w])",
-          "[PHONE]"),
+    _rule(
+        "phone",
+        r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}(?![\w])",
+        "[PHONE]",
+    ),
     _rule("e164", r"(?<![\w+])\+\d{8,15}\b", "[PHONE]"),
 )
 
@@ -105,7 +130,9 @@ def _normalise(name: str) -> str:
 class Masker:
     """Replace sensitive fields and patterns in strings, dicts and lists (recursively, bounded depth)."""
 
-    def __init__(self, fields: Iterable[str] = DEFAULT_FIELDS, patterns: Iterable[PatternRule] = DEFAULT_PATTERNS) -> None:
+    def __init__(
+        self, fields: Iterable[str] = DEFAULT_FIELDS, patterns: Iterable[PatternRule] = DEFAULT_PATTERNS
+    ) -> None:
         self.fields = frozenset(_normalise(f) for f in fields)
         self.patterns = tuple(patterns)
 
@@ -145,8 +172,10 @@ class Masker:
         if _depth >= MAX_DEPTH:
             return "[TOO_DEEP]"
         if isinstance(obj, Mapping):
-            return {k: REDACTED if isinstance(k, str) and self.sensitive_field(k) else self.mask(v, _depth + 1)
-                    for k, v in obj.items()}
+            return {
+                k: REDACTED if isinstance(k, str) and self.sensitive_field(k) else self.mask(v, _depth + 1)
+                for k, v in obj.items()
+            }
         if isinstance(obj, list | tuple | set | frozenset):
             return [self.mask(v, _depth + 1) for v in obj]
         if isinstance(obj, bytes | bytearray):
@@ -185,8 +214,9 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(self.masker.mask(payload), ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def configure_json_logging(level: int | str = logging.INFO, masker: Masker | None = None,
-                           stream: TextIO | None = None) -> logging.Handler:
+def configure_json_logging(
+    level: int | str = logging.INFO, masker: Masker | None = None, stream: TextIO | None = None
+) -> logging.Handler:
     """Send every log record (root logger) through one masked JSON handler; returns the handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonLogFormatter(masker))

@@ -194,13 +194,15 @@ class TestPki:
 def _write_key(path: Path, key: Any) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     path.chmod(0o600)
 
 
-def _issue(subject_cn: str, issuer: Any, issuer_key: Any, key: Any, sans: Sequence[Any], *, ca: bool,
-           server: bool, days: int) -> Any:
+def _issue(
+    subject_cn: str, issuer: Any, issuer_key: Any, key: Any, sans: Sequence[Any], *, ca: bool, server: bool, days: int
+) -> Any:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -260,13 +262,25 @@ def make_test_pki(
     pem = serialization.Encoding.PEM
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _issue("modelshield test CA", None, ca_key, ca_key, [], ca=True, server=False, days=days)
-    paths = {"ca_cert": out / "ca.pem", "ca_key": out / "ca.key", "server_cert": out / "server.pem",
-             "server_key": out / "server.key"}
+    paths = {
+        "ca_cert": out / "ca.pem",
+        "ca_key": out / "ca.key",
+        "server_cert": out / "server.pem",
+        "server_key": out / "server.key",
+    }
     paths["ca_cert"].write_bytes(ca_cert.public_bytes(pem))
     _write_key(paths["ca_key"], ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _issue(server_names[0], ca_cert.subject, ca_key, server_key, [_san(n) for n in server_names],
-                    ca=False, server=True, days=days)
+    server = _issue(
+        server_names[0],
+        ca_cert.subject,
+        ca_key,
+        server_key,
+        [_san(n) for n in server_names],
+        ca=False,
+        server=True,
+        days=days,
+    )
     paths["server_cert"].write_bytes(server.public_bytes(pem))
     _write_key(paths["server_key"], server_key)
     issued: dict[str, tuple[Path, Path]] = {}

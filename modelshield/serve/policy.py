@@ -63,8 +63,12 @@ class Decision:
 
     def audit_fields(self) -> dict[str, Any]:
         """The decision as audit-event fields."""
-        return {"decision": "allow" if self.allowed else "deny", "reason": self.reason,
-                "policy_version": self.policy_version, "rule": ", ".join(self.rule) or None}
+        return {
+            "decision": "allow" if self.allowed else "deny",
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "rule": ", ".join(self.rule) or None,
+        }
 
 
 # -- functions available to the matcher and to conditions -----------------------------------------------
@@ -173,25 +177,34 @@ def _build(model_conf: Path, policy: Path) -> _Loaded:
         text = rule[3]
         if text not in compiled:
             try:
-                compiled[text] = True if text == "true" else CoreEnforcer._get_expression(
-                    escape_assertion(text), functions)
+                compiled[text] = (
+                    True if text == "true" else CoreEnforcer._get_expression(escape_assertion(text), functions)
+                )
             except SyntaxError as exc:
                 raise InputError(f"{policy}: condition {text!r} is not a valid expression ({exc.msg})") from None
     for name, fn in {**functions, "cond": cond}.items():
         enforcer.add_function(name, fn)
-    probe = _request(Identity("probe", "api_key", ("admin",), "t", attributes={"clearance": "restricted"}),
-                     "predict", {"model": "probe", "sensitivity": "restricted", "tenant": "t"}, {"hour": "12"}, 0.0)
+    probe = _request(
+        Identity("probe", "api_key", ("admin",), "t", attributes={"clearance": "restricted"}),
+        "predict",
+        {"model": "probe", "sensitivity": "restricted", "tenant": "t"},
+        {"hour": "12"},
+        0.0,
+    )
     try:
         for text in compiled:
             cond(text, *probe)  # unknown functions and attributes show up here, not on a live request
         enforcer.enforce_ex(*probe)
     except Exception as exc:
-        raise InputError(f"{model_conf} / {policy}: the policy fails on a test request ({type(exc).__name__}: {exc})") from None
+        raise InputError(
+            f"{model_conf} / {policy}: the policy fails on a test request ({type(exc).__name__}: {exc})"
+        ) from None
     return _Loaded(enforcer, version, stamp)
 
 
-def _request(identity: Identity, action: str, resource: Mapping[str, str], context: Mapping[str, str],
-             now: float) -> tuple[Any, Any, str, Any]:
+def _request(
+    identity: Identity, action: str, resource: Mapping[str, str], context: Mapping[str, str], now: float
+) -> tuple[Any, Any, str, Any]:
     """The casbin request (sub, obj, act, env) as attribute bags the expressions can read."""
     hour = context.get("hour")
     try:
@@ -200,22 +213,41 @@ def _request(identity: Identity, action: str, resource: Mapping[str, str], conte
         raise InputError(f"context hour must be an integer 0-23, not {hour!r}") from None
     if not 0 <= hour_value <= 23:
         raise InputError(f"context hour must be an integer 0-23, not {hour!r}")
-    sub = SimpleNamespace(name=identity.subject, roles=identity.roles, tenant=identity.tenant or "",
-                          scopes=identity.scopes, method=identity.method,
-                          clearance=identity.attributes.get("clearance", DEFAULT_CLEARANCE))
-    obj = SimpleNamespace(model=resource.get("model", ""), version=str(resource.get("version", "")),
-                          sensitivity=resource.get("sensitivity") or DEFAULT_SENSITIVITY,
-                          tenant=resource.get("tenant") or "")
-    env = SimpleNamespace(purpose=context.get("purpose") or DEFAULT_PURPOSE, hour=hour_value,
-                          weekday=time.gmtime(now).tm_wday, client_ip=context.get("client_ip", ""))
+    sub = SimpleNamespace(
+        name=identity.subject,
+        roles=identity.roles,
+        tenant=identity.tenant or "",
+        scopes=identity.scopes,
+        method=identity.method,
+        clearance=identity.attributes.get("clearance", DEFAULT_CLEARANCE),
+    )
+    obj = SimpleNamespace(
+        model=resource.get("model", ""),
+        version=str(resource.get("version", "")),
+        sensitivity=resource.get("sensitivity") or DEFAULT_SENSITIVITY,
+        tenant=resource.get("tenant") or "",
+    )
+    env = SimpleNamespace(
+        purpose=context.get("purpose") or DEFAULT_PURPOSE,
+        hour=hour_value,
+        weekday=time.gmtime(now).tm_wday,
+        client_ip=context.get("client_ip", ""),
+    )
     return sub, obj, action, env
 
 
 class PolicyEngine:
     """Decide ``identity`` × ``action`` × ``resource`` × ``context`` with a casbin policy kept in two files."""
 
-    def __init__(self, model_conf: str | Path = DEFAULT_MODEL_CONF, policy: str | Path = DEFAULT_POLICY, *,
-                 check_interval: float = 1.0, cache_size: int = 4096, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        model_conf: str | Path = DEFAULT_MODEL_CONF,
+        policy: str | Path = DEFAULT_POLICY,
+        *,
+        check_interval: float = 1.0,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.model_conf = Path(model_conf)
         self.policy = Path(policy)
         for p in (self.model_conf, self.policy):
@@ -232,8 +264,9 @@ class PolicyEngine:
         self._checked = time.monotonic()
 
     @classmethod
-    def from_files(cls, model_conf: str | Path = DEFAULT_MODEL_CONF, policy: str | Path = DEFAULT_POLICY,
-                   **kwargs: Any) -> PolicyEngine:
+    def from_files(
+        cls, model_conf: str | Path = DEFAULT_MODEL_CONF, policy: str | Path = DEFAULT_POLICY, **kwargs: Any
+    ) -> PolicyEngine:
         """Load a model + policy pair (default: the built-in ones) and watch them for changes."""
         return cls(model_conf, policy, **kwargs)
 
@@ -264,15 +297,20 @@ class PolicyEngine:
         log.info("policy reloaded: %s -> %s", old, loaded.version)
         return loaded.version != old
 
-    def decide(self, identity: Identity, action: str, resource: Mapping[str, str],
-               context: Mapping[str, str] | None = None) -> Decision:
+    def decide(
+        self, identity: Identity, action: str, resource: Mapping[str, str], context: Mapping[str, str] | None = None
+    ) -> Decision:
         """Allow or deny, with the deciding rule; deny when nothing allows or anything denies."""
         if time.monotonic() - self._checked >= self.check_interval:
             self.reload_if_changed()
         request = _request(identity, action, resource, context or {}, self._clock())
         sub, obj, _, env = request
-        key = (tuple(sorted(vars(sub).items())), tuple(sorted(vars(obj).items())), action,
-               tuple(sorted(vars(env).items())))
+        key = (
+            tuple(sorted(vars(sub).items())),
+            tuple(sorted(vars(obj).items())),
+            action,
+            tuple(sorted(vars(env).items())),
+        )
         with self._lock:
             loaded = self._loaded
             if self._cache_version != loaded.version:
@@ -292,8 +330,9 @@ class PolicyEngine:
         return decision
 
     @staticmethod
-    def _explain(allowed: bool, rule: tuple[str, ...], identity: Identity, action: str, resource: Mapping[str, str],
-                 version: str) -> Decision:
+    def _explain(
+        allowed: bool, rule: tuple[str, ...], identity: Identity, action: str, resource: Mapping[str, str], version: str
+    ) -> Decision:
         """The decision with the reason an auditor reads: the deciding rule, or the default deny."""
         if allowed:
             reason = f"allowed by rule [{', '.join(rule)}]"

@@ -70,8 +70,9 @@ def _check_cost(cost: float, capacity: float) -> None:
 class LocalTokenBucket:
     """Token buckets in this process; thread-safe, on the monotonic clock."""
 
-    def __init__(self, rate_per_s: float, burst: float, *, max_keys: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate_per_s: float, burst: float, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         _check_bucket(rate_per_s, burst)
         self.rate_per_s = float(rate_per_s)
         self.burst = float(burst)
@@ -165,8 +166,11 @@ class _RedisScript:
         now = time.monotonic()
         if now - self._last_outage_log > 5.0:  # one line per 5 s, not one per request
             self._last_outage_log = now
-            log.error("rate limiter cannot reach Redis (%s); failing %s", type(exc).__name__,
-                      "open: admitting requests" if self.fail_open else "closed: refusing requests")
+            log.error(
+                "rate limiter cannot reach Redis (%s); failing %s",
+                type(exc).__name__,
+                "open: admitting requests" if self.fail_open else "closed: refusing requests",
+            )
         if self.fail_open:
             return RateDecision(True, 0.0, self.capacity)
         raise ServiceUnavailableError("rate limiter unavailable (Redis unreachable); refusing requests (fail closed)")
@@ -182,13 +186,22 @@ class _RedisScript:
 class RedisTokenBucket:
     """Token buckets shared by every replica through Redis; one atomic Lua script per hit."""
 
-    def __init__(self, url: str, rate_per_s: float, burst: float, fail_open: bool = False, *,
-                 timeout: float = 0.25, prefix: str = "modelshield:rl:") -> None:
+    def __init__(
+        self,
+        url: str,
+        rate_per_s: float,
+        burst: float,
+        fail_open: bool = False,
+        *,
+        timeout: float = 0.25,
+        prefix: str = "modelshield:rl:",
+    ) -> None:
         _check_bucket(rate_per_s, burst)
         self.rate_per_s = float(rate_per_s)
         self.burst = float(burst)
-        self._redis = _RedisScript(url, _TOKEN_BUCKET_LUA, fail_open=fail_open, timeout=timeout, prefix=prefix,
-                                   capacity=self.burst)
+        self._redis = _RedisScript(
+            url, _TOKEN_BUCKET_LUA, fail_open=fail_open, timeout=timeout, prefix=prefix, capacity=self.burst
+        )
 
     def hit(self, key: str, cost: float = 1.0) -> RateDecision:
         """Spend ``cost`` tokens from ``key``'s shared bucket; ``ServiceUnavailableError`` if Redis is down (fail closed)."""
@@ -203,8 +216,16 @@ class RedisTokenBucket:
 class DailyQuota:
     """A budget of ``limit`` per key per UTC day; in process, or shared through Redis with ``redis_url``."""
 
-    def __init__(self, limit: float, *, redis_url: str | None = None, fail_open: bool = False, timeout: float = 0.25,
-                 prefix: str = "modelshield:quota:", clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        limit: float,
+        *,
+        redis_url: str | None = None,
+        fail_open: bool = False,
+        timeout: float = 0.25,
+        prefix: str = "modelshield:quota:",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not limit > 0:
             raise InputError(f"a daily quota must be positive (got {limit})")
         self.limit = float(limit)
@@ -213,8 +234,9 @@ class DailyQuota:
         self._used: dict[str, tuple[int, float]] = {}
         self._redis: _RedisScript | None = None
         if redis_url is not None:
-            self._redis = _RedisScript(redis_url, _DAILY_QUOTA_LUA, fail_open=fail_open, timeout=timeout,
-                                       prefix=prefix, capacity=self.limit)
+            self._redis = _RedisScript(
+                redis_url, _DAILY_QUOTA_LUA, fail_open=fail_open, timeout=timeout, prefix=prefix, capacity=self.limit
+            )
 
     def hit(self, key: str, cost: float = 1.0) -> RateDecision:
         """Count ``cost`` against today's budget, or refuse until the next UTC midnight."""
@@ -233,4 +255,3 @@ class DailyQuota:
                 return RateDecision(False, (day + 1) * DAY - now, self.limit - used)
             self._used[key] = (day, used + cost)
         return RateDecision(True, 0.0, self.limit - used - cost)
-

@@ -33,11 +33,15 @@ def identity_app(auth: Authenticator, calls: list[str]) -> Any:
         headers = {k.decode("latin1"): v.decode("latin1") for k, v in scope["headers"]}
         try:
             ident = auth.authenticate(headers, peer_cert_from_scope(scope))
-            status, body = 200, {"subject": ident.subject, "method": ident.method, "roles": list(ident.roles),
-                                 "tenant": ident.tenant}
+            status, body = (
+                200,
+                {"subject": ident.subject, "method": ident.method, "roles": list(ident.roles), "tenant": ident.tenant},
+            )
         except AuthenticationError as exc:
             status, body = 401, {"error": str(exc)}
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
     return app
@@ -48,8 +52,15 @@ def serve_mtls(app: Any, certfile: Any, keyfile: Any, client_ca: Any, *, require
     """Run ``app`` on 127.0.0.1 over TLS with client certificates; yields the port."""
     ctx = server_ssl_context(certfile, keyfile, client_ca, require_client_cert=require)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=MtlsH11Protocol, log_level="critical",
-                            lifespan="off", ssl_context_factory=lambda _cfg, _default: ctx)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=MtlsH11Protocol,
+        log_level="critical",
+        lifespan="off",
+        ssl_context_factory=lambda _cfg, _default: ctx,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

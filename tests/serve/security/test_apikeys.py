@@ -32,7 +32,12 @@ def test_key_format_and_only_a_keyed_hash_is_stored(store: ApiKeyStore, engine: 
     assert secret not in dumped and plaintext not in dumped
     ident = store.verify(plaintext)
     assert (ident.subject, ident.method, ident.roles, ident.tenant, ident.scopes) == (
-        "alice", "api_key", ("predictor",), "acme", ("predict:digits",))
+        "alice",
+        "api_key",
+        ("predictor",),
+        "acme",
+        ("predict:digits",),
+    )
     assert ident.attributes["key_id"] == key_id
 
 
@@ -88,8 +93,9 @@ def test_revocation_is_immediate_in_process_even_when_cached(store: ApiKeyStore)
         store.revoke("0" * 16)
 
 
-def test_revocation_reaches_another_replica_through_redis(engine: sa.Engine, pepper: bytes, redis_url: str,
-                                                        redis_prefix: str) -> None:
+def test_revocation_reaches_another_replica_through_redis(
+    engine: sa.Engine, pepper: bytes, redis_url: str, redis_prefix: str
+) -> None:
     channel = redis_prefix + "revoked"
     a = ApiKeyStore(engine, pepper, cache_ttl=3600, revocations=RevocationFeed(redis_url, channel))
     b = ApiKeyStore(engine, pepper, cache_ttl=3600, revocations=RevocationFeed(redis_url, channel))
@@ -141,8 +147,12 @@ def test_last_used_is_batched_not_written_per_request(store: ApiKeyStore, engine
 
 
 def test_bad_input_to_create(store: ApiKeyStore) -> None:
-    for kwargs in [dict(roles=[]), dict(roles=["bad role"]), dict(roles=["r"], expires_in=0),
-                   dict(roles=["r"], tenant="a b")]:
+    for kwargs in [
+        dict(roles=[]),
+        dict(roles=["bad role"]),
+        dict(roles=["r"], expires_in=0),
+        dict(roles=["r"], tenant="a b"),
+    ]:
         with pytest.raises(InputError):
             store.create("x", **kwargs)
 

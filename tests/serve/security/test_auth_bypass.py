@@ -43,7 +43,9 @@ def gate(tmp_path: Path, engine: sa.Engine, pepper: bytes) -> dict[str, Any]:
     return {"auth": auth, "store": store, "keys": keys, "clock": clock, "policy": PolicyEngine.from_files()}
 
 
-def access(gate: dict[str, Any], headers: dict[str, str], peer_cert: Any = None, auth: Authenticator | None = None) -> Identity:
+def access(
+    gate: dict[str, Any], headers: dict[str, str], peer_cert: Any = None, auth: Authenticator | None = None
+) -> Identity:
     """What a gateway does per request: authenticate, then authorise predict on the acme model."""
     ident = (auth or gate["auth"]).authenticate(headers, peer_cert)
     decision = gate["policy"].decide(ident, "predict", MODEL, {"hour": "12"})
@@ -66,7 +68,11 @@ def test_bypass_attempts_all_fail(gate: dict[str, Any]) -> None:
     _, other_tenant = store.create("mallory", ["predictor"], tenant="globex")
     _, auditor_only = store.create("eve", ["auditor"], tenant="acme")
     _, scoped = store.create("svc", ["predictor"], tenant="acme", scopes=["predict:other-model"])
-    pem = keys["rsa"].public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        keys["rsa"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     confused_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': 'rsa'}).encode())}.{b64(json.dumps(claims()).encode())}"
     confused = confused_input + "." + b64(hmac.new(pem, confused_input.encode(), hashlib.sha256).digest())
     none_alg = f"{b64(json.dumps({'alg': 'none', 'kid': 'rsa'}).encode())}.{b64(json.dumps(claims()).encode())}."
@@ -78,12 +84,27 @@ def test_bypass_attempts_all_fail(gate: dict[str, Any]) -> None:
         "missing credentials": lambda: access(gate, {}),
         "empty bearer": lambda: access(gate, {"Authorization": "Bearer "}),
         "basic auth scheme": lambda: access(gate, {"Authorization": "Basic YWxpY2U6cGFzcw=="}),
-        "expired jwt": lambda: access(gate, {"Authorization": "Bearer " + jwt.encode(
-            claims(exp=1_000_000_000), keys["rsa"], algorithm="RS256", headers={"kid": "rsa"})}),
-        "wrong audience": lambda: access(gate, {"Authorization": "Bearer " + jwt.encode(
-            claims(aud="another-api"), keys["rsa"], algorithm="RS256", headers={"kid": "rsa"})}),
-        "wrong issuer": lambda: access(gate, {"Authorization": "Bearer " + jwt.encode(
-            claims(iss="https://evil"), keys["rsa"], algorithm="RS256", headers={"kid": "rsa"})}),
+        "expired jwt": lambda: access(
+            gate,
+            {
+                "Authorization": "Bearer "
+                + jwt.encode(claims(exp=1_000_000_000), keys["rsa"], algorithm="RS256", headers={"kid": "rsa"})
+            },
+        ),
+        "wrong audience": lambda: access(
+            gate,
+            {
+                "Authorization": "Bearer "
+                + jwt.encode(claims(aud="another-api"), keys["rsa"], algorithm="RS256", headers={"kid": "rsa"})
+            },
+        ),
+        "wrong issuer": lambda: access(
+            gate,
+            {
+                "Authorization": "Bearer "
+                + jwt.encode(claims(iss="https://evil"), keys["rsa"], algorithm="RS256", headers={"kid": "rsa"})
+            },
+        ),
         "alg none": lambda: access(gate, {"Authorization": f"Bearer {none_alg}"}),
         "HS256 with the RSA public key": lambda: access(gate, {"Authorization": f"Bearer {confused}"}),
         "re-signed payload (admin roles)": lambda: access(gate, {"Authorization": "Bearer " + ".".join(forged_admin)}),
@@ -95,8 +116,9 @@ def test_bypass_attempts_all_fail(gate: dict[str, Any]) -> None:
         "wrong tenant": lambda: access(gate, {"X-API-Key": other_tenant}),
         "role without predict": lambda: access(gate, {"X-API-Key": auditor_only}),
         "scope for another model": lambda: access(gate, {"X-API-Key": scoped}),
-        "no client certificate": lambda: access(gate, {"X-API-Key": good_key},
-                                                auth=Authenticator(api_keys=store, mtls=MtlsConfig({"CN=*": ["predictor"]}))),
+        "no client certificate": lambda: access(
+            gate, {"X-API-Key": good_key}, auth=Authenticator(api_keys=store, mtls=MtlsConfig({"CN=*": ["predictor"]}))
+        ),
     }
     clock.t += 61  # the rotated key's overlap window has ended
     attempts["rotated-out key after overlap"] = lambda: access(gate, {"X-API-Key": rotated})

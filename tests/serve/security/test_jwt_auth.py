@@ -52,8 +52,17 @@ def verifier(tmp_path: Path, keys: dict[str, Any]) -> JwtVerifier:
 
 def claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"sub": "alice", "iss": ISS, "aud": AUD, "exp": now + 300, "iat": now, "roles": ["predictor"],
-            "tenant": "acme", "scope": "predict registry.read", "clearance": "confidential"}
+    base = {
+        "sub": "alice",
+        "iss": ISS,
+        "aud": AUD,
+        "exp": now + 300,
+        "iat": now,
+        "roles": ["predictor"],
+        "tenant": "acme",
+        "scope": "predict registry.read",
+        "clearance": "confidential",
+    }
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -82,7 +91,11 @@ def test_alg_none_is_refused(verifier: JwtVerifier) -> None:
 
 def test_hs256_with_the_public_key_as_secret_is_refused(verifier: JwtVerifier, keys: dict[str, Any]) -> None:
     """Algorithm confusion: an attacker signs HS256 with the (public) RSA key's PEM as the HMAC secret."""
-    pem = keys["rsa"].public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        keys["rsa"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': 'rsa'}).encode())}.{b64(json.dumps(claims()).encode())}"
     token = signing_input + "." + b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())
     with pytest.raises(AuthenticationError, match="not accepted"):
@@ -108,7 +121,9 @@ def test_algorithm_must_match_the_key(verifier: JwtVerifier, keys: dict[str, Any
         (claims(sub=None), "'sub'"),
     ],
 )
-def test_bad_claims_are_refused(verifier: JwtVerifier, keys: dict[str, Any], payload: dict[str, Any], message: str) -> None:
+def test_bad_claims_are_refused(
+    verifier: JwtVerifier, keys: dict[str, Any], payload: dict[str, Any], message: str
+) -> None:
     with pytest.raises(AuthenticationError, match=message):
         verifier.verify(sign(keys, "rsa", "RS256", payload))
 
@@ -123,8 +138,12 @@ def test_missing_unknown_kid_forged_and_tampered(verifier: JwtVerifier, keys: di
         verifier.verify(no_kid)
     with pytest.raises(AuthenticationError, match="unknown key"):
         verifier.verify(jwt.encode(claims(), keys["rsa"], algorithm="RS256", headers={"kid": "other"}))
-    forged = jwt.encode(claims(), rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256",
-                        headers={"kid": "rsa"})
+    forged = jwt.encode(
+        claims(),
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        algorithm="RS256",
+        headers={"kid": "rsa"},
+    )
     with pytest.raises(AuthenticationError, match="invalid"):
         verifier.verify(forged)
     good = sign(keys, "ed", "EdDSA", claims())
@@ -137,8 +156,9 @@ def test_missing_unknown_kid_forged_and_tampered(verifier: JwtVerifier, keys: di
             verifier.verify(garbage)
 
 
-def test_jwks_reload_on_change_and_broken_file_keeps_keys(tmp_path: Path, keys: dict[str, Any],
-                                                         verifier: JwtVerifier) -> None:
+def test_jwks_reload_on_change_and_broken_file_keeps_keys(
+    tmp_path: Path, keys: dict[str, Any], verifier: JwtVerifier
+) -> None:
     new = {"rsa-2": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
     token = jwt.encode(claims(), new["rsa-2"], algorithm="RS256", headers={"kid": "rsa-2"})
     with pytest.raises(AuthenticationError):
@@ -157,8 +177,16 @@ def test_unacceptable_jwks_are_refused(tmp_path: Path, keys: dict[str, Any]) -> 
         {"keys": [{"kty": "oct", "kid": "h", "k": b64(b"secret" * 6)}]},
         {"keys": [{**RSAAlgorithm.to_jwk(keys["rsa"].public_key(), as_dict=True), "kid": "r", "alg": "HS256"}]},
         {"keys": [{**RSAAlgorithm.to_jwk(keys["rsa"], as_dict=True), "kid": "r"}]},  # private key published
-        {"keys": [{**RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key(),
-                                         as_dict=True), "kid": "small"}]},
+        {
+            "keys": [
+                {
+                    **RSAAlgorithm.to_jwk(
+                        rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key(), as_dict=True
+                    ),
+                    "kid": "small",
+                }
+            ]
+        },
         {"keys": []},
     ]
     for doc in cases:

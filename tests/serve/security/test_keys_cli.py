@@ -29,13 +29,33 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 def test_create_list_rotate_revoke(env: dict[str, str]) -> None:
     runner = CliRunner()
-    created = runner.invoke(app, ["keys", "create", "--subject", "alice", "--role", "predictor", "--tenant", "acme",
-                                  "--scope", "predict:digits", "--expires", "30d"])
+    created = runner.invoke(
+        app,
+        [
+            "keys",
+            "create",
+            "--subject",
+            "alice",
+            "--role",
+            "predictor",
+            "--tenant",
+            "acme",
+            "--scope",
+            "predict:digits",
+            "--expires",
+            "30d",
+        ],
+    )
     assert created.exit_code == 0, created.output
     key = created.stdout.strip().splitlines()[0]
     store = ApiKeyStore.open()
     ident = store.verify(key)
-    assert (ident.subject, ident.roles, ident.tenant, ident.scopes) == ("alice", ("predictor",), "acme", ("predict:digits",))
+    assert (ident.subject, ident.roles, ident.tenant, ident.scopes) == (
+        "alice",
+        ("predictor",),
+        "acme",
+        ("predict:digits",),
+    )
     assert ident.attributes["clearance"] == "internal"
 
     listed = runner.invoke(app, ["keys", "list", "--json"])
@@ -59,13 +79,16 @@ def test_create_list_rotate_revoke(env: dict[str, str]) -> None:
     assert "revoked" in text and "expired" in text and new_key.split("_")[2] not in text
 
 
-@pytest.mark.parametrize("args", [
-    ["keys", "create", "--subject", "a", "--role", "predictor", "--expires", "soon"],
-    ["keys", "create", "--subject", "a", "--role", "bad role"],
-    ["keys", "create", "--subject", "a", "--role", "predictor", "--clearance", "top"],
-    ["keys", "revoke", "../etc"],
-    ["keys", "rotate", "0123456789abcdef"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "create", "--subject", "a", "--role", "predictor", "--expires", "soon"],
+        ["keys", "create", "--subject", "a", "--role", "bad role"],
+        ["keys", "create", "--subject", "a", "--role", "predictor", "--clearance", "top"],
+        ["keys", "revoke", "../etc"],
+        ["keys", "rotate", "0123456789abcdef"],
+    ],
+)
 def test_bad_input_is_a_library_error_main_prints_as_one_line(env: dict[str, str], args: list[str]) -> None:
     """A ModelShieldError is what `modelshield` turns into one stderr line and exit 2 (see the slow test below)."""
     result = CliRunner().invoke(app, args)
@@ -78,7 +101,12 @@ def test_a_leaky_pepper_file_is_refused_by_the_installed_command(env: dict[str, 
     pepper = tmp_path / "pepper"
     pepper.write_text("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=\n")
     pepper.chmod(0o644)
-    proc = subprocess.run([sys.executable, "-m", "modelshield", "keys", "list", "--pepper-file", str(pepper)],
-                          capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelshield", "keys", "list", "--pepper-file", str(pepper)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert proc.returncode == 2 and "accessible to others" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

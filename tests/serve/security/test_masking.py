@@ -31,7 +31,10 @@ JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
         (f"key {KEY} leaked", "key [API_KEY] leaked"),
         (f"Authorization: Bearer {JWT}", "Authorization: Bearer [JWT]"),
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [REDACTED]"),
-        ("model digits v3 accuracy 0.973 at 2026-01-05 12:30:01", "model digits v3 accuracy 0.973 at 2026-01-05 12:30:01"),
+        (
+            "model digits v3 accuracy 0.973 at 2026-01-05 12:30:01",
+            "model digits v3 accuracy 0.973 at 2026-01-05 12:30:01",
+        ),
     ],
 )
 def test_patterns(text: str, masked: str) -> None:
@@ -45,9 +48,14 @@ def test_checksums() -> None:
 
 
 def test_fields_are_masked_recursively() -> None:
-    body = {"user": {"email": "bob@acme.com", "Password": "hunter2", "prefs": [{"api-key": "abc"}, {"note": KEY}]},
-            "headers": {"Authorization": "Bearer xyz", "X-Request-Id": "r1"}, "db_password": "p", "n": 3,
-            "inputs": [[0.1, 0.2]], "raw": b"\x00\x01"}
+    body = {
+        "user": {"email": "bob@acme.com", "Password": "hunter2", "prefs": [{"api-key": "abc"}, {"note": KEY}]},
+        "headers": {"Authorization": "Bearer xyz", "X-Request-Id": "r1"},
+        "db_password": "p",
+        "n": 3,
+        "inputs": [[0.1, 0.2]],
+        "raw": b"\x00\x01",
+    }
     out = Masker().mask(body)
     assert out["user"]["email"] == "[EMAIL]" and out["user"]["Password"] == "[REDACTED]"
     assert out["user"]["prefs"] == [{"api-key": "[REDACTED]"}, {"note": "[API_KEY]"}]
@@ -63,8 +71,9 @@ def test_fields_are_masked_recursively() -> None:
 
 
 def test_config_adds_fields_and_patterns_and_disables_rules() -> None:
-    masker = Masker.from_config({"extra_fields": ["patient_id"], "extra_patterns": {"mrn": r"\bMRN-\d{6}\b"},
-                                 "disable": ["phone"]})
+    masker = Masker.from_config(
+        {"extra_fields": ["patient_id"], "extra_patterns": {"mrn": r"\bMRN-\d{6}\b"}, "disable": ["phone"]}
+    )
     out = masker.mask({"patient_id": "p-1", "note": "MRN-123456 call 415-555-0123"})
     assert out == {"patient_id": "[REDACTED]", "note": "[MRN] call 415-555-0123"}
     for bad in [{"extra_patterns": {"x": "("}}, {"disable": ["nope"]}, {"fields": []}]:
@@ -80,9 +89,17 @@ def test_a_secret_never_reaches_the_log_output() -> None:
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        logger.warning("auth failed for %s with key %s", "carol@example.org", KEY,
-                       extra={"headers": {"authorization": f"Bearer {JWT}"}, "token": "t0p", "card": "5555555555554444",
-                              "model": "digits"})
+        logger.warning(
+            "auth failed for %s with key %s",
+            "carol@example.org",
+            KEY,
+            extra={
+                "headers": {"authorization": f"Bearer {JWT}"},
+                "token": "t0p",
+                "card": "5555555555554444",
+                "model": "digits",
+            },
+        )
         try:
             raise ValueError(f"bad credential {KEY}")
         except ValueError:

@@ -23,8 +23,14 @@ CONFIG = MtlsConfig(
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return make_test_pki(tmp_path_factory.mktemp("pki"), clients={
-        "svc-a": ["spiffe://acme/ns/prod/sa/svc-a"], "ops-bob": ["bob@acme.com"], "stranger": ["stranger.example"]})
+    return make_test_pki(
+        tmp_path_factory.mktemp("pki"),
+        clients={
+            "svc-a": ["spiffe://acme/ns/prod/sa/svc-a"],
+            "ops-bob": ["bob@acme.com"],
+            "stranger": ["stranger.example"],
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,12 @@ def test_client_certificate_identity_reaches_the_app(server: tuple[int, list[str
     port, _ = server
     with httpx.Client(verify=client_context(pki, "svc-a")) as client:
         body = client.get(f"https://localhost:{port}/whoami").json()
-    assert body == {"subject": "spiffe://acme/ns/prod/sa/svc-a", "method": "mtls", "roles": ["predictor"], "tenant": "acme"}
+    assert body == {
+        "subject": "spiffe://acme/ns/prod/sa/svc-a",
+        "method": "mtls",
+        "roles": ["predictor"],
+        "tenant": "acme",
+    }
     with httpx.Client(verify=client_context(pki, "ops-bob")) as client:
         body = client.get(f"https://localhost:{port}/whoami").json()
     assert body["subject"] == "ops-bob" and body["roles"] == ["admin"] and body["tenant"] is None
@@ -95,8 +106,10 @@ def test_tls_1_2_with_client_certificate_works(server: tuple[int, list[str]], pk
     port, _ = server
     ctx = client_context(pki, "svc-a")
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
         assert tls.version() == "TLSv1.2"
         tls.sendall(b"GET /whoami HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         reply = b""

@@ -15,8 +15,9 @@ from modelshield.serve.auth import Identity
 from modelshield.serve.policy import DEFAULT_MODEL_CONF, DEFAULT_POLICY, PolicyEngine
 
 
-def who(roles: tuple[str, ...], tenant: str | None = "acme", clearance: str = "internal",
-        scopes: tuple[str, ...] = ()) -> Identity:
+def who(
+    roles: tuple[str, ...], tenant: str | None = "acme", clearance: str = "internal", scopes: tuple[str, ...] = ()
+) -> Identity:
     return Identity("u", "api_key", roles, tenant, scopes, {"clearance": clearance})
 
 
@@ -37,17 +38,24 @@ def test_roles_and_inheritance(engine: PolicyEngine) -> None:
         "admin": (True, True, True, True),
     }
     for role, answers in expected.items():
-        got = tuple(engine.decide(who((role,)), act, DIGITS, {"hour": "12"}).allowed
-                    for act in ("predict", "registry.write", "audit.read", "keys.admin"))
+        got = tuple(
+            engine.decide(who((role,)), act, DIGITS, {"hour": "12"}).allowed
+            for act in ("predict", "registry.write", "audit.read", "keys.admin")
+        )
         assert got == answers, role
     assert not engine.decide(who(()), "predict", DIGITS).allowed
     assert not engine.decide(who(("no-such-role",)), "predict", DIGITS).allowed
 
 
 def test_clearance_against_sensitivity(engine: PolicyEngine) -> None:
-    for clearance, sensitivity, allowed in [("internal", "public", True), ("internal", "internal", True),
-                                           ("internal", "confidential", False), ("restricted", "confidential", True),
-                                           ("bogus", "public", False), ("restricted", "bogus", False)]:
+    for clearance, sensitivity, allowed in [
+        ("internal", "public", True),
+        ("internal", "internal", True),
+        ("internal", "confidential", False),
+        ("restricted", "confidential", True),
+        ("bogus", "public", False),
+        ("restricted", "bogus", False),
+    ]:
         d = engine.decide(who(("predictor",), clearance=clearance), "predict", {**DIGITS, "sensitivity": sensitivity})
         assert d.allowed is allowed, (clearance, sensitivity)
 
@@ -56,7 +64,9 @@ def test_tenant_isolation_is_an_overriding_deny(engine: PolicyEngine) -> None:
     d = engine.decide(who(("model-manager",), tenant="globex"), "predict", DIGITS)
     assert not d.allowed and "sameTenant" in d.reason and d.rule[-1] == "deny"
     assert not engine.decide(who(("predictor",), tenant=None), "predict", DIGITS).allowed
-    assert engine.decide(who(("predictor",), tenant="globex"), "predict", {**DIGITS, "tenant": ""}).allowed  # shared model
+    assert engine.decide(
+        who(("predictor",), tenant="globex"), "predict", {**DIGITS, "tenant": ""}
+    ).allowed  # shared model
     assert engine.decide(who(("admin",), tenant=None, clearance="restricted"), "predict", DIGITS).allowed
 
 
@@ -113,16 +123,22 @@ def test_reload_on_change_and_broken_file_keeps_last_good(tmp_path: Path, caplog
         d = engine.decide(auditor, "predict", DIGITS)
     assert d.allowed and d.policy_version == v2
     assert any("policy reload failed" in r.message for r in caplog.records)
-    rewrite(policy.read_text().replace("p, auditor, *, predict, true, allow\n", "")
-            .replace("p, auditor, *, predict, clearanceAtLeast(r.sub.clearance,, allow\n", ""))
+    rewrite(
+        policy.read_text()
+        .replace("p, auditor, *, predict, true, allow\n", "")
+        .replace("p, auditor, *, predict, clearanceAtLeast(r.sub.clearance,, allow\n", "")
+    )
     assert not engine.decide(auditor, "predict", DIGITS).allowed and engine.version == v1
 
 
 def test_broken_policy_at_start_is_an_input_error(tmp_path: Path) -> None:
     conf, policy = tmp_path / "model.conf", tmp_path / "policy.csv"
     shutil.copy(DEFAULT_MODEL_CONF, conf)
-    for text in ["p, predictor, *, predict, true, maybe\n", "p, predictor, *, predict, nope(, allow\n",
-                 "p, predictor, *, predict, unknownFunction(r.sub), allow\n"]:
+    for text in [
+        "p, predictor, *, predict, true, maybe\n",
+        "p, predictor, *, predict, nope(, allow\n",
+        "p, predictor, *, predict, unknownFunction(r.sub), allow\n",
+    ]:
         policy.write_text(text)
         with pytest.raises(InputError):
             PolicyEngine.from_files(conf, policy)

@@ -93,8 +93,9 @@ def test_local_bucket_holds_under_a_10x_burst() -> None:
 
 
 def test_redis_bucket_holds_under_a_10x_burst(redis_url: str, redis_prefix: str) -> None:
-    check_burst(RedisTokenBucket(redis_url, rate_per_s=50, burst=10, prefix=redis_prefix), "k", rate=50, size=10,
-                seconds=1.0)
+    check_burst(
+        RedisTokenBucket(redis_url, rate_per_s=50, burst=10, prefix=redis_prefix), "k", rate=50, size=10, seconds=1.0
+    )
 
 
 def test_redis_bucket_is_shared_between_replicas(redis_url: str, redis_prefix: str) -> None:
