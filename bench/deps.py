@@ -12,14 +12,12 @@ import argparse
 import json
 import random
 import tempfile
-import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from modelshield.supplychain.osv import AdvisoryDatabase, load_advisories
+from modelshield.supplychain.osv import load_advisories, serve_query_api
 from modelshield.supplychain.vulns import Package, audit_offline, audit_online, installed_packages
 
 
@@ -44,25 +42,6 @@ def generate(n: int, packages: list[Package], seed: int = 0) -> list[dict[str, A
             "database_specific": {"severity": rng.choice(["LOW", "MODERATE", "HIGH", "CRITICAL"])},
         })
     return records
-
-
-def serve(db: AdvisoryDatabase, records: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            hits = db.lookup(query["package"]["name"], query["version"])
-            body = json.dumps({"vulns": [records[a.id] for a, _ in hits]} if hits else {}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/v1/query"
 
 
 def best(fn: Any, repeat: int) -> tuple[float, Any]:
@@ -93,7 +72,8 @@ def main() -> None:
         # pip-audit skips versions PyPI would not know (local builds, our own checkout): both get public versions
         public = [Package(p.name, p.version.split("+")[0]) for p in packages if p.name != "modelshield"]
         t_audit, report = best(lambda: audit_offline(public, db), args.repeat)
-        server, url = serve(db, {r["id"]: r for r in records})
+        server = serve_query_api(db)
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/query"
         t_pip, pip_report = best(lambda: audit_online(public, service="osv", osv_url=url, timeout=30), 1)
         server.shutdown()
     # pip-audit may report an alias as the id: compare the advisory's whole id set

@@ -15,7 +15,7 @@ strictest wins (deny, then review, then allow). A licence no list matches, or no
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from importlib import metadata
@@ -153,19 +153,19 @@ class _Parser:
             raise FormatError(f"licence expression {self.text!r}: unexpected {self._peek()!r}")
         return node
 
-    def _or(self) -> Node:
-        terms = [self._and()]
-        while (self._peek() or "").upper() == "OR":
+    def _chain(self, op: str, operand: Callable[[], Node]) -> Node:
+        """``operand (op operand)*``: one precedence level of the grammar."""
+        terms = [operand()]
+        while (self._peek() or "").upper() == op:
             self._take()
-            terms.append(self._and())
-        return terms[0] if len(terms) == 1 else ("or", terms)
+            terms.append(operand())
+        return terms[0] if len(terms) == 1 else (op.lower(), terms)
+
+    def _or(self) -> Node:
+        return self._chain("OR", self._and)
 
     def _and(self) -> Node:
-        terms = [self._with()]
-        while (self._peek() or "").upper() == "AND":
-            self._take()
-            terms.append(self._with())
-        return terms[0] if len(terms) == 1 else ("and", terms)
+        return self._chain("AND", self._with)
 
     def _with(self) -> Node:
         token = self._take()

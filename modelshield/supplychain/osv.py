@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -371,21 +373,54 @@ class AdvisoryDatabase:
         """Normalised names of the PyPI packages some live advisory names."""
         return set(self._raw)
 
-    def advisories(self, name: str) -> list[Advisory]:
-        """The parsed advisories naming ``name``; a malformed one fails here, naming the record."""
-        found = []
-        for record, where in self._raw.get(canonicalize_name(name), []):
+    def _parsed_records(self, name: str) -> Iterator[tuple[Json, Advisory]]:
+        for record, where in self._raw.get(name, []):
             key = f"{where}#{record['id']}"
             if key not in self._parsed:
                 self._parsed[key] = parse_advisory(record, where)
             if (advisory := self._parsed[key]) is not None:
-                found.append(advisory)
-        return found
+                yield record, advisory
+
+    def advisories(self, name: str) -> list[Advisory]:
+        """The parsed advisories naming ``name``; a malformed one fails here, naming the record."""
+        return [advisory for _, advisory in self._parsed_records(canonicalize_name(name))]
 
     def lookup(self, name: str, version: str) -> list[tuple[Advisory, Affected]]:
         """Every advisory affecting ``name`` at ``version``, with the ``affected`` entry that matched."""
         key = canonicalize_name(name)
         return [(a, entry) for a in self.advisories(key) if (entry := a.matches(key, version)) is not None]
+
+    def query(self, name: str, version: str) -> list[Json]:
+        """The OSV records affecting ``name`` at ``version``, as api.osv.dev's ``/v1/query`` returns them."""
+        key = canonicalize_name(name)
+        return [record for record, a in self._parsed_records(key) if a.matches(key, version) is not None]
+
+
+def serve_query_api(db: AdvisoryDatabase, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """An OSV ``POST /v1/query`` endpoint over ``db`` on a background thread: an air-gapped mirror for OSV
+    clients such as ``pip-audit -s osv --osv-url http://HOST:PORT/v1/query``. Call ``shutdown()`` to stop it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            try:
+                query = json.loads(self.rfile.read(min(int(self.headers.get("Content-Length", 0)), 1 << 16)))
+                vulns = db.query(query["package"]["name"], query["version"])
+            except (ValueError, KeyError, TypeError, FormatError):
+                self.send_error(400, "expected {\"package\": {\"name\": ...}, \"version\": ...}")
+                return
+            body = json.dumps({"vulns": vulns} if vulns else {}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def load_advisories(path: Path | str) -> AdvisoryDatabase:

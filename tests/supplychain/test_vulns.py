@@ -8,10 +8,8 @@ import io
 import json
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from modelshield.supplychain.osv import (
     cvss2_score,
     cvss3_score,
     load_advisories,
+    serve_query_api,
 )
 from modelshield.supplychain.sbom import build_sbom, write_sbom
 from modelshield.supplychain.vulns import (
@@ -251,26 +250,8 @@ def test_pip_audit_output_parsing() -> None:
 
 @pytest.fixture()
 def osv_api(db: AdvisoryDatabase) -> Iterator[str]:
-    """A local OSV ``/v1/query`` endpoint answering from the fixture: pip-audit's online path, without internet."""
-    records = {r["id"]: r for r in json.loads(OSV.read_text())}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            hits = db.lookup(query["package"]["name"], query["version"])
-            body = json.dumps({"vulns": [records[a.id] for a, _ in hits]} if hits else {}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """A local OSV ``/v1/query`` mirror of the fixture: pip-audit's online path, without internet."""
+    server = serve_query_api(db)
     yield f"http://127.0.0.1:{server.server_address[1]}/v1/query"
     server.shutdown()
 
