@@ -64,3 +64,12 @@ def test_predict_errors_are_one_line_with_exit_2(
         assert exit_info.value.code == 2, err
         assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p.npy").exists()
+
+
+def test_check_detects_an_escape_when_a_layer_is_missing() -> None:
+    """Without seccomp a Unix socket in a visible folder is reachable: the check must say so, not pass."""
+    from modelshield.supplychain.sandbox.client import check_isolation
+
+    _, probes = check_isolation(disable=("seccomp",))
+    escaped = [p.attempt.split(":")[0] for p in probes if not p.ok]
+    assert escaped == ["unix"]
