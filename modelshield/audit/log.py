@@ -6,6 +6,14 @@ PostgreSQL ``synchronous_commit=on``: the commit is on disk when it returns), th
 sequence number. While one commit is being flushed the next batch queues up, so concurrent callers share the
 cost of an fsync instead of waiting for one each.
 
+Asyncio callers (``append_async``) do not cost a thread hop each: their asyncio futures ride in the queue, and
+after a commit the writer wakes each event loop ONCE for the whole batch (one ``call_soon_threadsafe``), which
+resolves every waiter of that loop.
+
+``durability="process"`` trades power-loss safety for latency: SQLite ``synchronous=NORMAL`` (WAL), PostgreSQL
+``synchronous_commit=off`` — a record is still committed before its caller is woken, so it survives the
+process being killed, but not a power loss (see ``modelshield.core.storage``).
+
 Several processes may write to one database: each batch takes the database write lock and re-reads the head
 of the chain, so their records interleave into one valid chain.
 """
@@ -19,6 +27,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -37,7 +46,7 @@ from modelshield.audit.merkle import Frontier
 from modelshield.audit.ocsf import export_ocsf
 from modelshield.audit.verify import VerifyReport, verify_log
 from modelshield.core.errors import InputError, ModelShieldError
-from modelshield.core.storage import ensure_schema, open_engine, safe_url, write_transaction
+from modelshield.core.storage import Durability, ensure_schema, open_engine, safe_url, write_transaction
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1024
@@ -51,8 +60,41 @@ class AuditWriteError(ModelShieldError):
 
 @dataclass
 class _Append:
+    """One queued event: a thread caller waits on ``future``; an asyncio caller on ``waiter`` in ``loop``."""
+
     data: bytes
-    future: Future[int]
+    future: Future[int] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[int] | None = None
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[int], int | BaseException]]) -> None:
+    """On the event loop: resolve every asyncio waiter of one committed (or failed) batch."""
+    for waiter, outcome in outcomes:
+        if waiter.done():  # the caller was cancelled; its record is durable all the same
+            continue
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+
+
+def _resolve(batch: list[_Append], outcomes: list[int | BaseException]) -> None:
+    """Hand each caller its sequence number (or the error): thread futures directly, one wake-up per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | BaseException]]] = defaultdict(list)
+    for item, outcome in zip(batch, outcomes, strict=True):
+        if item.future is not None:
+            if isinstance(outcome, BaseException):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+        elif item.loop is not None and item.waiter is not None:
+            by_loop[item.loop].append((item.waiter, outcome))
+    for loop, waiting in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, waiting)
+        except RuntimeError:  # that loop has closed; nobody is left waiting
+            log.debug("audit: event loop closed before %d waiters were woken", len(waiting))
 
 
 @dataclass
@@ -113,10 +155,12 @@ class AuditLog:
         checkpoint_seconds: float = 5.0,
         witness: Path | str | None = None,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        durability: Durability = "fsync",
     ) -> AuditLog:
         """Open (creating if needed) the audit log; with ``signing_key`` it signs a checkpoint every
-        ``checkpoint_every`` records or ``checkpoint_seconds``, whichever comes first, mirrored to ``witness``."""
-        return cls(open_engine(url), signing_key=signing_key, checkpoint_every=checkpoint_every,
+        ``checkpoint_every`` records or ``checkpoint_seconds``, whichever comes first, mirrored to ``witness``.
+        ``durability``: "fsync" (on disk before an append returns) or "process" (survives kill -9, not power loss)."""
+        return cls(open_engine(url, durability=durability), signing_key=signing_key, checkpoint_every=checkpoint_every,
                    checkpoint_seconds=checkpoint_seconds, witness=witness, max_event_bytes=max_event_bytes)
 
     @property
@@ -142,8 +186,11 @@ class AuditLog:
         return self.submit(event).result()
 
     async def append_async(self, event: Mapping[str, Any]) -> int:
-        """``append`` for asyncio code: waits for the writer without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(event))
+        """``append`` for asyncio code: waits for the writer without blocking the event loop (nor a thread)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._submit(_Append(canonical_event(event, self._max_event_bytes), loop=loop, waiter=waiter))
+        return await waiter
 
     def checkpoint(self) -> Checkpoint:
         """Sign a checkpoint over every record so far now (or return the latest, if nothing is new)."""
@@ -272,14 +319,12 @@ class AuditLog:
             self._head_seq = -1  # re-read everything inside the next transaction
             error = AuditWriteError(f"audit append to {safe_url(str(self._engine.url))} failed: "
                                     f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
-            for item in batch:
-                item.future.set_exception(error)
+            _resolve(batch, [error] * len(batch))
             return
         self._head_seq, self._head_hash, self._head_time, self._frontier = seq, prev, now, frontier
         if checkpoint is not None:
             self._after_checkpoint(checkpoint)
-        for n, item in enumerate(batch):
-            item.future.set_result(seq - len(batch) + 1 + n)
+        _resolve(batch, list(range(seq - len(batch) + 1, seq + 1)))
 
     def _insert_checkpoint(self, conn: Connection, frontier: Frontier, now: int) -> Checkpoint:
         assert self._key is not None

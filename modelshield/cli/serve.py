@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve models behind authentication, policy, rate limits, validation and a durable audit log."""
         from modelshield.core.errors import InputError
-        from modelshield.serve.app import config_path, run_server
+        from modelshield.serve.server import config_path, run_server
 
         if demo:
             if config is not None:

@@ -9,6 +9,11 @@ a busy timeout instead of instant ``database is locked`` errors, and foreign key
 psycopg 3 (``postgresql://`` is accepted and means ``postgresql+psycopg://``) with ``synchronous_commit=on``
 for our sessions, so a commit is flushed to the WAL on disk before it returns.
 
+``open_engine(url, durability="process")`` relaxes that for callers that chose to: SQLite ``synchronous=NORMAL``
+(in WAL mode a commit is in the OS page cache when it returns — it survives the process being killed, not a
+power loss or kernel crash), PostgreSQL ``synchronous_commit=off`` (the server holds the commit; a server
+crash may lose the last few hundred milliseconds).
+
 Each component (audit, registry, api keys...) keeps its own schema version in ``modelshield_schema``;
 ``ensure_schema`` creates the tables the first time, runs the component's migrations when the database is
 older, and refuses a database written by a newer modelshield rather than guess at its layout.
@@ -21,7 +26,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,6 +38,9 @@ ENV_URL = "MODELSHIELD_DB_URL"
 ENV_HOME = "MODELSHIELD_HOME"
 BUSY_TIMEOUT_MS = 30_000
 _IMMEDIATE = "modelshield_immediate"
+Durability = Literal["fsync", "process"]
+_SQLITE_SYNC = {"fsync": "FULL", "process": "NORMAL"}
+_PG_SYNC = {"fsync": "on", "process": "off"}
 
 Migration = Callable[[Connection], None]
 
@@ -88,7 +96,7 @@ def _normalise(url: str) -> sa.URL:
                      hint="use sqlite:///path/to/file.db or postgresql://user@host/dbname (psycopg 3)")
 
 
-def _sqlite_events(engine: Engine) -> None:
+def _sqlite_events(engine: Engine, durability: Durability) -> None:
     """Per-connection pragmas, and BEGIN issued by us so a write transaction can take the lock up front."""
 
     @sa.event.listens_for(engine, "connect")
@@ -97,7 +105,7 @@ def _sqlite_events(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute(f"PRAGMA synchronous = {_SQLITE_SYNC[durability]}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
 
@@ -106,32 +114,38 @@ def _sqlite_events(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
 
-def _postgres_events(engine: Engine) -> None:
+def _postgres_events(engine: Engine, durability: Durability) -> None:
     """Our sessions commit durably even where the server default was relaxed."""
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         with dbapi_conn.cursor() as cur:
-            cur.execute("SET synchronous_commit TO on")
+            cur.execute(f"SET synchronous_commit TO {_PG_SYNC[durability]}")
         dbapi_conn.commit()
 
 
-def open_engine(url: str | None = None) -> Engine:
-    """An engine for the store at ``url`` (see ``database_url``), configured for durable commits."""
+def open_engine(url: str | None = None, *, durability: Durability = "fsync") -> Engine:
+    """An engine for the store at ``url`` (see ``database_url``), configured for durable commits.
+
+    ``durability="fsync"`` (default): a commit is on disk when it returns. ``"process"``: it is with the OS
+    (SQLite) or the database server (PostgreSQL) — it survives ``kill -9`` of this process, not a power loss.
+    """
+    if durability not in _SQLITE_SYNC:
+        raise InputError(f"durability must be 'fsync' or 'process', not {durability!r}")
     parsed = _normalise(database_url(url))
     if parsed.drivername == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             folder = Path(parsed.database).expanduser().absolute().parent
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = sa.create_engine(parsed)
-        _sqlite_events(engine)
+        _sqlite_events(engine, durability)
         return engine
     try:
         import psycopg  # noqa: F401 - fail here with a clear message rather than deep inside SQLAlchemy
     except ImportError:
         raise DependencyError("PostgreSQL needs psycopg 3", hint="pip install 'modelshield[postgres]'") from None
     engine = sa.create_engine(parsed, pool_pre_ping=True)
-    _postgres_events(engine)
+    _postgres_events(engine, durability)
     return engine
 
 

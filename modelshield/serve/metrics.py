@@ -55,6 +55,10 @@ class GatewayMetrics:
             "modelshield_integrity_failures", "Served model versions whose bytes no longer match their pinned digest.",
             ("model", "version"), registry=r,
         )
+        self.extraction_flags = Counter(
+            "modelshield_extraction_flags", "Callers newly flagged by the model-extraction signal, by model.",
+            ("model",), registry=r,
+        )
         self.request = lru_cache(maxsize=4096)(self._request_children)
 
     def _request_children(self, route: str, model: str, version: str, status: int) -> tuple[Counter, Histogram]:

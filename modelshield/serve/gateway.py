@@ -1,0 +1,356 @@
+"""The controls and models one gateway serves with: stores, authentication, policy, limits, audit, versions.
+
+``Gateway.start(config)`` opens everything once and refuses to start on any error; the per-request
+pipeline (``modelshield.serve.pipeline``) calls its methods. Nothing here blocks the event loop for
+I/O: the audit append is awaited (group-committed by the writer thread), Redis rate limits, audit
+verification and registry re-hashes run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelshield.core.errors import InputError
+from modelshield.serve.auth import Identity
+from modelshield.serve.config import ModelSource, ServeConfig
+from modelshield.serve.errors import AuthorizationError, GatewayError, RateLimitedError, ServiceUnavailableError
+from modelshield.serve.metrics import GatewayMetrics
+from modelshield.serve.ratelimit import enforce
+from modelshield.serve.responses import error_response
+from modelshield.serve.routing import Router
+from modelshield.serve.runtime import LoadedModel, load_source, rehash_forever
+
+log = logging.getLogger("modelshield.serve")
+_ANONYMOUS = Identity("anonymous", "none", ("anonymous",))  # type: ignore[arg-type]
+
+
+class Gateway:
+    """The controls and models one app serves with; built once by ``Gateway.start`` from the config."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.metrics = GatewayMetrics()
+        self.routers: dict[str, Router[LoadedModel]] = {}
+        self.registry: Any = None
+        self.api_keys: Any = None
+        self.authenticator: Any = None
+        self.policy: Any = None
+        self.limiters: list[tuple[str, Any]] = []
+        self.quota: Any = None
+        self.audit_log: Any = None
+        self.audit_public_key: Any = None
+        self.extraction: Any = None
+        self.remote_limits = False
+        self._flagged: set[str] = set()
+
+    @classmethod
+    def start(cls, config: ServeConfig) -> Gateway:
+        """Open the stores, build the controls, load and verify every model version; refuse to start on any error."""
+        g = cls(config)
+        for setting in config.insecure_settings():
+            log.warning("INSECURE: %s — this gateway runs with a security control off", setting)
+        try:
+            g._open_stores()
+            g._build_controls()
+            g._load_models()
+        except BaseException:
+            g.close()
+            raise
+        return g
+
+    def _open_stores(self) -> None:
+        c = self.config
+        if not c.audit.insecure_disabled:
+            from modelshield.audit import AuditLog
+            from modelshield.audit.keys import load_private_key, load_public_key
+
+            key = load_private_key(c.audit.signing_key_file) if c.audit.signing_key_file else None
+            if c.audit.public_key_file is not None:
+                self.audit_public_key = load_public_key(c.audit.public_key_file)
+            elif key is not None:
+                self.audit_public_key = key.public_key()
+            self.audit_log = AuditLog.open(
+                c.database_url(), signing_key=key, checkpoint_every=c.audit.checkpoint_every,
+                checkpoint_seconds=c.audit.checkpoint_seconds, witness=c.audit.witness_file,
+                durability=c.audit.durability,
+            )
+        if any(r.path is None or (r.canary and r.canary.path is None) or (r.shadow and r.shadow.path is None)
+               for r in c.models.values()):
+            from modelshield.registry import Registry
+
+            self.registry = Registry.open(c.store_url(), audit=self.audit_log)
+
+    def _build_controls(self) -> None:
+        c = self.config
+        if not c.auth.insecure_disabled:
+            from modelshield.serve.auth import Authenticator
+
+            jwt = mtls = None
+            if c.auth.api_keys:
+                from modelshield.serve.apikeys import ApiKeyStore
+
+                self.api_keys = ApiKeyStore.open(c.store_url(), pepper_file=c.auth.api_key_pepper_file)
+            if c.auth.jwks_file is not None:
+                from modelshield.serve.jwt_auth import JwtVerifier
+
+                jwt = JwtVerifier(c.auth.jwks_file, issuer=c.auth.issuer or "", audience=c.auth.audience or "")
+            if c.auth.mtls_ca_file is not None:
+                from modelshield.serve.mtls import MtlsConfig
+
+                mtls = MtlsConfig(role_map=c.auth.mtls_role_map, tenant_map=c.auth.mtls_tenant_map,
+                                  required=c.auth.mtls_required)
+            self.authenticator = Authenticator(api_keys=self.api_keys, jwt=jwt, mtls=mtls)
+        if not c.policy.insecure_disabled:
+            from modelshield.serve.policy import PolicyEngine
+
+            files = {"model_conf": c.policy.model_file, "policy": c.policy.policy_file}
+            self.policy = PolicyEngine.from_files(**{k: v for k, v in files.items() if v is not None})
+        if not c.rate_limits.insecure_disabled:
+            self._build_limiters()
+            if c.rate_limits.extraction_signal:
+                from modelshield.serve.extraction import ExtractionMonitor
+
+                self.extraction = ExtractionMonitor()
+
+    def _build_limiters(self) -> None:
+        from modelshield.serve.ratelimit import DailyQuota, LocalTokenBucket, RedisTokenBucket
+
+        rl, redis_url = self.config.rate_limits, self.config.redis_url()
+
+        def bucket(rate: float, burst: float) -> Any:
+            if redis_url:
+                return RedisTokenBucket(redis_url, rate, burst, fail_open=rl.fail_open)
+            return LocalTokenBucket(rate, burst)
+
+        self.remote_limits = bool(redis_url)
+        self.limiters = [("identity", bucket(rl.per_identity_rps, rl.per_identity_burst)),
+                         ("model", bucket(rl.per_model_rps, rl.per_model_burst))]
+        if rl.daily_quota is not None:
+            self.quota = DailyQuota(rl.daily_quota, redis_url=redis_url, fail_open=rl.fail_open)
+
+    def _load_models(self) -> None:
+        for name, route in self.config.models.items():
+            primary = load_source(name, route, self.registry)
+            canary_source, percent = route.canary, route.canary.percent if route.canary else 0.0
+            if canary_source is None and route.path is None and route.version is None:
+                canary_source, percent = self._registry_canary(route.registry_name or name)
+            canary = load_source(name, canary_source, self.registry) if canary_source else None
+            shadow = load_source(name, route.shadow, self.registry) if route.shadow else None
+            for candidate in (canary, shadow):
+                if candidate is not None and candidate.signature != primary.signature:
+                    raise InputError(f"model {name}: candidate version {candidate.version} takes different inputs "
+                                     f"({candidate.signature}) than the primary ({primary.signature})")
+            self.routers[name] = Router(
+                name, primary, canary=canary, canary_percent=percent,
+                sticky=route.canary.sticky if route.canary else "identity", shadow=shadow,
+                shadow_percent=route.shadow.percent if route.shadow else 0.0,
+            )
+
+    def _registry_canary(self, registry_name: str) -> tuple[ModelSource | None, float]:
+        """A canary release promoted in the registry (``registry promote --canary P``) when the config names none."""
+        mv = self.registry.canary(registry_name)
+        if mv is None:
+            return None, 0.0
+        return ModelSource(registry_name=registry_name, version=mv.version), float(mv.canary_percent)
+
+    # -- per request -------------------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Identity:
+        if self.authenticator is None:
+            return _ANONYMOUS
+        peer = None
+        if self.authenticator.mtls is not None:
+            from modelshield.serve.mtls import peer_cert_from_scope
+
+            peer = peer_cert_from_scope(request.scope)
+        try:
+            return self.authenticator.authenticate(request.headers, peer)
+        except GatewayError:
+            self.metrics.denials.labels("authn").inc()
+            raise
+
+    def authorize(self, identity: Identity, action: str, resource: dict[str, str], purpose: str,
+                  record: dict[str, Any] | None = None) -> None:
+        """Ask the policy engine; the decision's rule and policy version go into the audit record."""
+        if self.policy is None:
+            return
+        decision = self.policy.decide(identity, action, resource, {"purpose": purpose})
+        if record is not None:
+            record["policy"] = decision.audit_fields()
+        if not decision.allowed:
+            self.metrics.denials.labels("authz").inc()
+            raise AuthorizationError(f"not allowed to {action}: {decision.reason}")
+
+    async def rate_limit(self, identity: Identity, model: str | None) -> None:
+        """Spend one token per identity and per model; Redis round trips run off the event loop."""
+        if self.remote_limits:
+            await asyncio.to_thread(self._rate_limit, identity, model)
+        else:
+            self._rate_limit(identity, model)
+
+    def _rate_limit(self, identity: Identity, model: str | None) -> None:
+        for scope, limiter in self.limiters:
+            if scope == "model" and model is None:
+                continue
+            key = f"id:{identity.subject}" if scope == "identity" else f"model:{model}"
+            self._spend(scope, limiter, key, 1.0)
+
+    async def charge_quota(self, identity: Identity, model: str, samples: int) -> None:
+        """Spend ``samples`` from the caller's daily quota for ``model``."""
+        if self.quota is None:
+            return
+        if samples > self.quota.limit:
+            raise RateLimitedError(f"a batch of {samples} is over the daily quota of {self.quota.limit:g}", 86400)
+        args = ("daily_quota", self.quota, f"{identity.subject}:{model}", float(samples))
+        if self.remote_limits:
+            await asyncio.to_thread(self._spend, *args)
+        else:
+            self._spend(*args)
+
+    def _spend(self, scope: str, limiter: Any, key: str, cost: float) -> None:
+        try:
+            enforce(limiter, key, cost, what=f"{scope.replace('_', ' ')} limit")
+        except RateLimitedError:
+            self.metrics.rate_limited.labels(scope).inc()
+            raise
+
+    def choose(self, router: Router[LoadedModel], *, request_id: str, subject: str) -> LoadedModel:
+        """The version that answers; a canary that failed its integrity check hands its share back to the primary."""
+        loaded = router.choose(request_id=request_id, subject=subject)
+        if not loaded.healthy and loaded is not router.primary:
+            loaded = router.primary
+        if not loaded.healthy:
+            raise ServiceUnavailableError(f"model {loaded.name} version {loaded.version} failed its integrity check "
+                                          "and is not served")
+        return loaded
+
+    async def audit(self, record: dict[str, Any], request_id: str, response: Response) -> Response:
+        """Append ``record`` durably; if that fails, the client gets 503 instead of ``response``."""
+        if self.audit_log is None:
+            return response
+        started = time.perf_counter()
+        try:
+            await self.audit_log.append_async(record)
+        except Exception as exc:  # an unaudited answer is never sent, whatever broke
+            log.error("audit append failed for request %s: %s", request_id, " ".join(str(exc).split()))
+            return error_response(ServiceUnavailableError("the audit log is unavailable"), request_id)
+        finally:
+            self.metrics.audit_append.observe(time.perf_counter() - started)
+        return response
+
+    def shadow_observer(self, name: str) -> Callable[[int, int], None]:
+        agreed_c, disagreed_c = self.metrics.shadow.labels(name, "agree"), self.metrics.shadow.labels(name, "disagree")
+
+        def observe(n: int, agreed: int) -> None:
+            agreed_c.inc(agreed)
+            disagreed_c.inc(n - agreed)
+
+        return observe
+
+    async def watch_extraction(self, identity: Identity, model: str, x: np.ndarray, probs: np.ndarray) -> None:
+        """After the response: score the caller's recent queries; when it newly crosses the threshold, count it
+        and write a ``security.extraction`` event to the audit log (once, until its score falls back)."""
+        monitor, subject = self.extraction, identity.subject
+        score = monitor.observe(subject, x, probs)
+        if score < monitor.threshold:
+            self._flagged.discard(subject)
+            return
+        if subject in self._flagged:
+            return
+        signal = monitor.signal(subject)
+        if not signal.flagged:
+            return
+        self._flagged.add(subject)
+        self.metrics.extraction_flags.labels(model).inc()
+        log.warning("extraction signal for %s on model %s: score %.2f", subject, model, signal.score)
+        if self.audit_log is not None:
+            await self.audit_log.append_async({
+                "time": datetime.now(timezone.utc).isoformat(), "action": "security.extraction",
+                "actor": identity.audit_actor(), "model": model, "decision": "flag",
+                "reason": "queries look like model extraction", "extraction": signal.audit_fields(),
+            })
+
+    # -- background and admin ----------------------------------------------------------------------
+
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        versions = [v for r in self.routers.values() for v in (r.primary, r.canary, r.shadow) if v is not None]
+        return [asyncio.get_running_loop().create_task(
+            rehash_forever(versions, self.config.server.rehash_seconds, self.integrity_failed))]
+
+    async def integrity_failed(self, loaded: LoadedModel) -> None:
+        """A served version's bytes changed: count it and write a security event to the audit log."""
+        self.metrics.integrity_failures.labels(loaded.name, loaded.version).inc()
+        if self.audit_log is not None:
+            await self.audit_log.append_async({
+                "time": datetime.now(timezone.utc).isoformat(), "action": "security.model_integrity",
+                "actor": {"subject": "modelshield-gateway", "method": "system", "tenant": None},
+                "model": loaded.name, "model_version": loaded.version, "model_digest": loaded.digest,
+                "decision": "deny", "reason": loaded.failure, "status_code": 503,
+            })
+
+    def visible_models(self, identity: Identity, purpose: str) -> list[dict[str, Any]]:
+        out = []
+        for name, router in self.routers.items():
+            route = self.config.models[name]
+            try:
+                self.authorize(identity, "predict", {"model": name, "sensitivity": route.sensitivity,
+                                                     "tenant": route.tenant or ""}, purpose)
+            except AuthorizationError:
+                continue
+            out.append({**router.primary.describe(), "route": name})
+        return out
+
+    def describe_routes(self) -> dict[str, Any]:
+        routes = {}
+        for name, r in self.routers.items():
+            routes[name] = {
+                "primary": r.primary.describe(),
+                "canary": {**r.canary.describe(), "percent": r.canary_percent, "sticky": r.sticky} if r.canary else None,
+                "shadow": {**r.shadow.describe(), "percent": r.shadow_percent, "compared": r.stats.compared,
+                           "agreement": r.stats.agreement, "failed": r.stats.failed, "skipped": r.stats.skipped}
+                if r.shadow else None,
+            }
+        return {"routes": routes}
+
+    def registry_listing(self) -> dict[str, Any]:
+        if self.registry is None:
+            return {"versions": []}
+        return {"versions": [_jsonable(mv.to_dict()) for mv in self.registry.list()]}
+
+    def verify_audit(self) -> dict[str, Any]:
+        if self.audit_log is None or self.audit_public_key is None:
+            raise ServiceUnavailableError("audit verification needs the audit log and its public key")
+        report = self.audit_log.verify(self.audit_public_key, witness=self.config.audit.witness_file)
+        return {"ok": report.ok, "summary": report.summary(), **_jsonable(asdict(report))}
+
+    def close(self) -> None:
+        for router in self.routers.values():
+            for v in (router.primary, router.canary, router.shadow):
+                if v is not None:
+                    v.executor.shutdown(wait=True)
+        for resource in (self.audit_log, self.api_keys, self.registry):
+            if resource is not None and hasattr(resource, "close"):
+                resource.close()
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclass dumps with paths, tuples and datetimes made JSON-friendly."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,156 @@
+"""The per-request security pipeline; every predict request goes through the same steps, in this order.
+
+    Content-Length cap → authenticate → authorise (policy) → rate limits → read body (capped)
+      → JSON depth + parse → validate against the model's signature → daily quota (per sample)
+      → guard (optional) → predict (batched, off the event loop) → audit append (durable) → respond
+      → extraction signal (after the response is sent)
+
+The audit record of a request is committed before its response is sent; if the audit log cannot
+take it, the client gets 503 and never an unaudited 2xx. Denials (401/403/429/4xx) are audited too.
+Errors are JSON ``{"error": ..., "request_id": ...}`` with the status their exception carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from hashlib import sha256
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelshield.serve.auth import Identity
+from modelshield.serve.errors import GatewayError, RequestValidationError
+from modelshield.serve.gateway import Gateway
+from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
+from modelshield.serve.validation import Guard, batch_from_payload, declared_length_ok, parse_json, read_capped
+
+log = logging.getLogger("modelshield.serve")
+access = logging.getLogger("modelshield.serve.access")
+
+Step = Callable[[dict[str, Any]], Awaitable[Response]]
+_ANY_MODEL = {"model": "*", "sensitivity": "", "tenant": ""}
+
+
+class Pipeline:
+    """The per-request steps, bound to one ``Gateway``; one instance serves every request."""
+
+    def __init__(self, gateway: Gateway, guard: Guard | None) -> None:
+        self.g = gateway
+        self.guard = guard
+
+    async def audited(self, request: Request, action: str, model: str, step: Step) -> Response:
+        """Run ``step``, then append the request's audit record (durably) before returning its response."""
+        started = time.perf_counter()
+        rid = request_id(request)
+        record: dict[str, Any] = {
+            "action": action, "model": model, "request_id": rid,
+            "client_ip": request.client.host if request.client else None,
+            "actor": {"subject": "anonymous", "method": None, "tenant": None},
+        }
+        try:
+            response = await step(record)
+            record["decision"] = "allow"
+        except Exception as exc:  # every failure becomes a JSON error, audited like a success
+            if isinstance(exc, RequestValidationError):
+                self.g.metrics.validation_failures.labels(str(exc.status)).inc()
+            elif not isinstance(exc, GatewayError):
+                log.exception("request %s failed", rid)
+            response = error_response(exc, rid)
+            record["decision"] = record.get("decision") or decision(exc)
+            record["reason"] = str(exc) if isinstance(exc, GatewayError) else type(exc).__name__
+        response.headers["X-Request-ID"] = rid
+        record["status_code"] = response.status_code
+        record["latency_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
+        record["time"] = datetime.now(timezone.utc).isoformat()
+        response = await self.g.audit(record, rid, response)
+        seconds = time.perf_counter() - started
+        self.g.metrics.observe_request(action, model, str(record.get("model_version", "")), response.status_code, seconds)
+        if access.isEnabledFor(logging.INFO):
+            access.info(
+                "request", extra={"request_id": rid, "action": action, "model": model,
+                                  "subject": record["actor"]["subject"], "status": response.status_code,
+                                  "decision": record["decision"], "latency_ms": round(seconds * 1000, 3)},
+            )
+        return response
+
+    def identify(self, request: Request, record: dict[str, Any]) -> Identity:
+        identity = self.g.authenticate(request)
+        record["actor"] = {"subject": identity.subject, "method": identity.method, "tenant": identity.tenant}
+        return identity
+
+    def authorize(self, identity: Identity, action: str, resource: dict[str, str], request: Request,
+                  record: dict[str, Any]) -> None:
+        self.g.authorize(identity, action, resource, request.headers.get("x-purpose", ""), record)
+
+    async def predict_request(self, request: Request, name: str, shown: str | None = None) -> Response:
+        """One audited predict request for model ``name`` (logged as ``shown`` when the name is not trusted)."""
+        return await self.audited(request, "predict", shown or name, lambda rec: self.predict(request, name, rec))
+
+    async def predict(self, request: Request, name: str, record: dict[str, Any]) -> Response:
+        """The predict steps from the module docstring, up to the response (audited by ``audited``)."""
+        g = self.g
+        declared_length_ok(request.headers.get("content-length"), g.config.validation.max_body_bytes)
+        identity = self.identify(request, record)
+        router = g.routers.get(name)
+        if router is None:
+            raise NotFound(f"no model named {name!r} is served here")
+        route = g.config.models[name]
+        self.authorize(identity, "predict", {"model": name, "sensitivity": route.sensitivity,
+                                              "tenant": route.tenant or ""}, request, record)
+        await g.rate_limit(identity, name)
+        body = await read_capped(request.stream(), g.config.validation.max_body_bytes)
+        record["input_digest"] = sha256(body).hexdigest()
+        loaded = g.choose(router, request_id=record["request_id"], subject=identity.subject)
+        record.update(model_version=loaded.version, model_digest=loaded.digest)
+        limits = g.config.validation
+        payload = parse_json(body, max(limits.max_depth, len(loaded.signature.input_shape) + 2))
+        x = batch_from_payload(payload, loaded.signature, limits.max_batch)
+        await g.charge_quota(identity, name, len(x))
+        if self.guard is not None:
+            verdict = self.guard(x)
+            g.metrics.guard_decisions.labels(verdict.action).inc()
+            if verdict.action == "reject":
+                record["decision"] = "guard_reject"
+                raise RequestValidationError(f"input refused by the adversarial guard: {verdict.reason}", status=422)
+            if verdict.action == "fallback" and verdict.fallback is not None:
+                record["reason"] = f"guard fallback: {verdict.reason}"
+                return json_response({**verdict.fallback, "request_id": record["request_id"]})
+        probs = await loaded.predict(x)
+        if router.shadow is not None and router.shadow.healthy and router.mirrors(record["request_id"]):
+            shadow = router.shadow
+            router.mirror(probs, lambda: shadow.predict(x), g.shadow_observer(name))
+        response = json_response({
+            "model": loaded.name, "version": loaded.version, "digest": loaded.digest,
+            "predictions": probs.argmax(axis=1).tolist(), "probabilities": probs.tolist(),
+            "request_id": record["request_id"],
+        })
+        if g.extraction is not None:
+            response.background = BackgroundTask(g.watch_extraction, identity, name, x, probs)
+        return response
+
+    async def admin(self, request: Request, action: str, build: Callable[[], Any]) -> Response:
+        """An admin read: authenticate, authorise ``action`` on every model, rate-limit, build off the loop."""
+
+        async def step(record: dict[str, Any]) -> Response:
+            identity = self.identify(request, record)
+            self.authorize(identity, action, _ANY_MODEL, request, record)
+            await self.g.rate_limit(identity, None)
+            return json_response(await asyncio.to_thread(build))
+
+        return await self.audited(request, f"admin.{action}", "", step)
+
+    async def list_models(self, request: Request) -> Response:
+        """The models this caller's policy lets it predict with."""
+
+        async def step(record: dict[str, Any]) -> Response:
+            identity = self.identify(request, record)
+            await self.g.rate_limit(identity, None)
+            return json_response({"models": self.g.visible_models(identity, request.headers.get("x-purpose", ""))})
+
+        return await self.audited(request, "models.list", "", step)

@@ -1,0 +1,171 @@
+"""The gateway's HTTP surface: predict routes (one per model, so OpenAPI carries each input signature),
+the models list, admin reads, health and metrics, and framework errors in the gateway's JSON shape.
+
+Predict requests for served models are dispatched by ``PredictFastPath``, a plain ASGI middleware, straight
+to the pipeline: FastAPI's routing and dependency machinery would cost about a quarter of the request's CPU.
+The FastAPI routes for the same paths stay for the OpenAPI document (and answer the same way if reached).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError as FastAPIValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modelshield.serve.gateway import Gateway
+from modelshield.serve.metrics import CONTENT_TYPE
+from modelshield.serve.pipeline import Pipeline
+from modelshield.serve.responses import JSON, json_response, request_id
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "request_id": {"type": "string"}},
+}
+_ERRORS = {
+    400: "Malformed request: not JSON, nested too deep, or a bad header.",
+    401: "No, bad, expired or revoked credentials.",
+    403: "Authenticated, but the policy does not allow it.",
+    404: "No such model.",
+    413: "Body or batch over the configured limit.",
+    422: "The inputs do not fit the model's input signature (shape, dtype, range, NaN/Inf).",
+    429: "Over a rate limit or quota; see Retry-After.",
+    500: "The model failed on a valid input.",
+    503: "The model version failed its integrity check, or a dependency (audit log, Redis) is down.",
+}
+_PREDICTION_SCHEMA = {
+    "type": "object",
+    "required": ["model", "version", "digest", "predictions", "probabilities", "request_id"],
+    "properties": {
+        "model": {"type": "string"},
+        "version": {"type": "string"},
+        "digest": {"type": "string"},
+        "predictions": {"type": "array", "items": {"type": "integer"}},
+        "probabilities": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {"description": _ERRORS[code], "content": {JSON: {"schema": _ERROR_SCHEMA}}}
+        if code == 429:
+            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+        out[code] = entry
+    return out
+
+
+def _predict_openapi(gateway: Gateway, name: str) -> dict[str, Any]:
+    """The request body schema of one model's predict operation, from its input signature."""
+    signature = gateway.routers[name].primary.signature
+    inputs = {"type": "array", "minItems": 1, "maxItems": gateway.config.validation.max_batch,
+              "items": signature.json_schema()}
+    schema = {"type": "object", "required": ["inputs"], "additionalProperties": False, "properties": {"inputs": inputs}}
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
+
+
+def predict_path(name: str) -> str:
+    return f"/v1/models/{name}/predict"
+
+
+class PredictFastPath:
+    """ASGI middleware: ``POST /v1/models/<served name>/predict`` goes straight to the pipeline."""
+
+    def __init__(self, app: ASGIApp, pipeline: Pipeline, names: list[str]) -> None:
+        self.app = app
+        self.pipeline = pipeline
+        self.paths = {predict_path(name): name for name in names}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = self.paths.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if name is None:
+            await self.app(scope, receive, send)
+            return
+        response = await self.pipeline.predict_request(Request(scope, receive), name)
+        await response(scope, receive, send)
+
+
+def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
+    """Every route of the gateway, on ``app``."""
+
+    def predict_route(name: str) -> Callable[[Request], Awaitable[Response]]:
+        async def predict(request: Request) -> Response:
+            return await pipeline.predict_request(request, name)
+
+        predict.__name__ = f"predict_{re.sub(r'[^a-z0-9]', '_', name)}"
+        return predict
+
+    predict_errors = _error_responses(400, 401, 403, 404, 413, 422, 429, 500, 503)
+    for name in gateway.config.models:
+        app.add_api_route(
+            predict_path(name), predict_route(name), methods=["POST"], tags=["predict"],
+            summary=f"Predict with {name}", response_class=Response,
+            responses={200: {"description": "Predictions.", "content": {JSON: {"schema": _PREDICTION_SCHEMA}}},
+                       **predict_errors},
+            openapi_extra=_predict_openapi(gateway, name),
+        )
+
+    @app.post("/v1/models/{name}/predict", include_in_schema=False)
+    async def predict_unknown(name: str, request: Request) -> Response:
+        shown = name if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name) else "(invalid)"
+        return await pipeline.predict_request(request, name, shown)
+
+    admin_errors = _error_responses(401, 403, 429, 503)
+
+    @app.get("/v1/models", tags=["models"], summary="Models this caller may use", responses=admin_errors)
+    async def list_models(request: Request) -> Response:
+        return await pipeline.list_models(request)
+
+    @app.get("/v1/admin/routes", tags=["admin"], summary="Routes, canary/shadow state, model health",
+             responses=admin_errors)
+    async def routes(request: Request) -> Response:
+        return await pipeline.admin(request, "registry.read", gateway.describe_routes)
+
+    @app.get("/v1/admin/registry", tags=["admin"], summary="Registered model versions", responses=admin_errors)
+    async def registry(request: Request) -> Response:
+        return await pipeline.admin(request, "registry.read", gateway.registry_listing)
+
+    @app.get("/v1/admin/audit/verify", tags=["admin"], summary="Verify the audit log's chain and checkpoints",
+             responses=admin_errors)
+    async def audit_verify(request: Request) -> Response:
+        return await pipeline.admin(request, "audit.read", gateway.verify_audit)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: every primary model version intact",
+             responses={503: {"description": "Not ready.", "content": {JSON: {"schema": {"type": "object"}}}}})
+    async def readyz() -> Response:
+        broken = [r.name for r in gateway.routers.values() if not r.primary.healthy]
+        body = {"status": "unready", "broken": broken} if broken else {"status": "ready"}
+        return json_response(body, 503 if broken else 200)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response,
+             responses={200: {"description": "Prometheus text format.", "content": {"text/plain": {}}}})
+    async def metrics() -> Response:
+        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
+
+    app.add_middleware(PredictFastPath, pipeline=pipeline, names=list(gateway.config.models))
+
+
+def attach_error_handlers(app: FastAPI) -> None:
+    """Framework-level errors (unknown path, wrong method) in the same JSON shape as the gateway's."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return json_response({"error": str(exc.detail), "request_id": request_id(request)}, exc.status_code,
+                             exc.headers)
+
+    @app.exception_handler(FastAPIValidationError)
+    async def validation_error(request: Request, exc: FastAPIValidationError) -> Response:
+        return json_response({"error": "invalid request", "request_id": request_id(request)}, 422)
