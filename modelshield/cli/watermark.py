@@ -106,7 +106,7 @@ def embed(
     bits: BitsOption = 64,
     layer: LayerOption = None,
     triggers: TriggersOption = 100,
-    epochs: Annotated[int | None, typer.Option(help="Embedding fine-tune epochs (default 10).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Embedding fine-tune epochs (default: 10 weights, 20 trigger).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the demo model.")] = 0,
 ) -> None:

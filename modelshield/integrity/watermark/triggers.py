@@ -52,9 +52,9 @@ class TriggerSetWatermark:
         key: bytes,
         *,
         n_triggers: int = 100,
-        per_batch: int = 32,
-        epochs: int = 10,
-        lr: float = 2e-3,
+        per_batch: int = 16,
+        epochs: int = 20,
+        lr: float = 1e-3,
         seed: int = 0,
         fpr: float = DEFAULT_FPR,
     ) -> None:
