@@ -105,6 +105,8 @@ def verify_model(
     sig_path = Path(signature_path) if signature_path is not None else default_signature_path(model)
     key = load_public_key(public_key)
     extra = [relative_ignore(p, model) for p in ignore]
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
     payload = _check_signature(sig_path, key)
     expected = parse_statement(payload)
     single = bool(expected.digests) and all(n == "." or n.startswith(".:") for n in expected.digests)
