@@ -52,6 +52,18 @@ def exit_reason(code: int, limits: Limits) -> tuple[type[SandboxError], str]:
     return SandboxCrashError, f"exited unexpectedly ({f'signal {sig}' if sig else f'code {code}'})"
 
 
+def _readable_by_others(path: str) -> bool:
+    """Whether every file (and folder) at or under ``path`` is readable by any user."""
+    if not os.path.isdir(path):
+        return bool(os.stat(path).st_mode & 0o004)
+    for folder, _, files in os.walk(path):
+        if os.stat(folder).st_mode & 0o005 != 0o005:
+            return False
+        if any(not os.lstat(os.path.join(folder, f)).st_mode & 0o004 for f in files):
+            return False
+    return True
+
+
 class WorkerProcess:
     """A started worker: its isolation report, and frames to and from it under deadlines."""
 
@@ -67,12 +79,34 @@ class WorkerProcess:
         self._dir = Path(tempfile.mkdtemp(prefix="modelshield-sandbox-"))
         self.scratch = self._dir / "scratch"
         try:
+            source, readable = self._share(source, readable)
             self._proc, self._request_fd, self._reply_fd = self._spawn(
                 source, readable, allow_network, frozenset(disable), threads, model_options or {}
             )
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
+
+    def _share(self, source: dict[str, Any], readable: tuple[str, ...]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """Make the model readable by the sandbox user: as root, a model others may not read is copied read-only."""
+        key = {"vendor": "folder", "file": "path"}.get(source["kind"])
+        if key is None or os.getuid() != 0 or _readable_by_others(source[key]):
+            return source, readable
+        original = source[key]
+        copy = self._dir / "shared" / os.path.basename(original)
+        copy.parent.mkdir(mode=0o711)
+        if os.path.isdir(original):
+            shutil.copytree(original, copy, symlinks=True)
+        else:
+            shutil.copyfile(original, copy)
+        for folder, _, files in os.walk(copy):
+            os.chmod(folder, 0o555)
+            for name in files:
+                if not os.path.islink(os.path.join(folder, name)):
+                    os.chmod(os.path.join(folder, name), 0o444)
+        if copy.is_file():
+            os.chmod(copy, 0o444)
+        return {**source, key: str(copy)}, tuple(str(copy) if p == original else p for p in readable)
 
     def _spawn(
         self, source: dict[str, Any], readable: tuple[str, ...], allow_network: bool, disable: frozenset[str],

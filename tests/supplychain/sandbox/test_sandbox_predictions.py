@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from modelshield.core.errors import InputError, MissingFileError
-from modelshield.core.loading import load_model
+from modelshield.core.loading import save_torch_model
+from modelshield.demo import DigitsCNN
 from modelshield.supplychain.sandbox import Sandbox, SandboxedModel
 
 
@@ -39,15 +40,19 @@ def test_torch_vendor_model_matches_in_process(vendor: Path, vendor_module: Modu
         torch.testing.assert_close(got, net(x), rtol=1e-5, atol=1e-6)
 
 
-def test_model_file_is_loaded_inside_the_sandbox(tmp_path: Path, vendor_module: ModuleType) -> None:
+def test_model_file_is_loaded_inside_the_sandbox(tmp_path: Path) -> None:
+    """A private safetensors file (0600) with an architecture by name: load_model runs in the sandbox, not here."""
     torch.set_num_threads(1)
-    net = vendor_module.torch_mlp(seed=1).eval()
-    path = tmp_path / "mlp.pt"
-    torch.jit.save(torch.jit.script(net), str(path))
-    x = torch.rand(16, 8)
-    expected = load_model(path, input_shape=(8,)).logits(x)
-    with Sandbox(model=path, input_shape=(8,)) as box:
-        torch.testing.assert_close(box.model.logits(x), expected)
+    torch.manual_seed(0)
+    net = DigitsCNN().eval()
+    path = save_torch_model(net, tmp_path / "digits.safetensors")
+    path.chmod(0o600)  # not readable by the sandbox's user: the sandbox must give it a read-only copy
+    x = torch.rand(16, 1, 8, 8)
+    with Sandbox(model=path, load_options={"arch": "modelshield.demo:DigitsCNN"}, input_shape=(1, 8, 8)) as box:
+        assert box.info is not None and box.info.num_classes == 10
+        got = box.model.logits(x)
+    with torch.no_grad():
+        torch.testing.assert_close(got, net(x))
 
 
 def test_bad_arguments_are_refused_before_anything_starts(vendor: Path, tmp_path: Path) -> None:

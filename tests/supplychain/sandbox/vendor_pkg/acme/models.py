@@ -48,10 +48,17 @@ def listen(port):
     return model
 
 
-def write(path):
-    """Leave a file behind at ``path`` while loading."""
-    with open(path, "w") as f:
-        f.write("the vendor was here")
+def write(paths):
+    """Try to leave a file behind at each of ``paths`` while loading; fail with every reason if none worked."""
+    reasons = []
+    for path in paths:
+        try:
+            with open(path, "w") as f:
+                f.write("the vendor was here")
+        except OSError as e:
+            reasons.append(f"{path}: {e.strerror}")
+    if len(reasons) == len(paths):
+        raise PermissionError("; ".join(reasons))
     return Linear()
 
 
