@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelshield.core.findings import Finding
 
@@ -43,6 +43,30 @@ class SanityFlag(BaseModel):
     detail: str
 
 
+class CertifiedPoint(BaseModel):
+    """Randomized smoothing: certified accuracy at one L2 radius (Cohen et al. 2019)."""
+
+    radius: float = Field(description="L2 radius, in input units")
+    certified_accuracy: float = Field(description="fraction certified correct with at least this radius")
+    abstain_rate: float = Field(description="fraction the smoothed classifier abstained on")
+    sigma: float = Field(description="standard deviation of the smoothing noise")
+
+
+class DetectionRecord(BaseModel):
+    """How well one detector separates clean inputs from one attack's adversarial examples."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    name: str = Field(description="detector")
+    attack: str
+    adaptive: bool = Field(description="the attack knew the detector and optimised against it")
+    auc: float | None = Field(description="ROC AUC, clean vs successful adversarial; null with no successes")
+    tpr_at_fpr_005: float | None = Field(
+        alias="tpr_at_fpr_0.05", description="share of adversarial examples flagged at a 5% false-positive rate"
+    )
+    samples: int = Field(default=0, description="successful adversarial examples scored")
+
+
 class AssessmentResult(BaseModel):
     """The whole outcome of ``modelshield assess``; ``report.json`` is this, serialised."""
 
@@ -60,5 +84,7 @@ class AssessmentResult(BaseModel):
         default_factory=dict, description="per-attack L2 norms of successful perturbations"
     )
     sanity: list[SanityFlag] = Field(default_factory=list)
+    certified: list[CertifiedPoint] = Field(default_factory=list, description="certified accuracy against L2 radius")
+    detectors: list[DetectionRecord] = Field(default_factory=list, description="adversarial-input detector evaluation")
     findings: list[Finding] = Field(default_factory=list)
     passed: bool = True

@@ -9,7 +9,14 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
-from modelshield.assess.results import AssessmentResult, AttackRecord, QueryCurve, SanityFlag
+from modelshield.assess.results import (
+    AssessmentResult,
+    AttackRecord,
+    CertifiedPoint,
+    DetectionRecord,
+    QueryCurve,
+    SanityFlag,
+)
 from modelshield.core.findings import Finding
 from modelshield.report import RENDERERS
 
@@ -55,6 +62,8 @@ def test_non_finite_numbers_stay_valid_json(image_result: AssessmentResult) -> N
         (AttackRecord, "/$defs/attackRecord"),
         (QueryCurve, "/$defs/queryCurve"),
         (SanityFlag, "/$defs/sanityFlag"),
+        (CertifiedPoint, "/$defs/certifiedPoint"),
+        (DetectionRecord, "/$defs/detectionRecord"),
         (Finding, "/$defs/finding"),
     ],
 )
@@ -63,4 +72,4 @@ def test_schema_covers_every_field(model: type[BaseModel], pointer: str) -> None
     node = SCHEMA
     for part in pointer.split("/")[1:]:
         node = node[part]
-    assert set(node["properties"]) == set(model.model_fields)
+    assert set(node["properties"]) == {field.alias or name for name, field in model.model_fields.items()}

@@ -10,21 +10,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel
 from torch import Tensor
 
+from modelshield.assess.results import CertifiedPoint
 from modelshield.core.errors import InputError
 from modelshield.core.model import Model
 from modelshield.defenses.smoothing.smooth import ABSTAIN, SmoothedClassifier
-
-
-class CertifiedPoint(BaseModel):
-    """One point of the certified-accuracy curve, as ``report.json`` stores it."""
-
-    radius: float
-    certified_accuracy: float
-    abstain_rate: float
-    sigma: float
 
 
 @dataclass(frozen=True)
