@@ -158,8 +158,12 @@ def run_art(s: Setup, p: Params, attack_batch: int | None = None) -> nn.Module:
 
     net = s.make()
     clf = PyTorchClassifier(
-        model=net, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(net.parameters(), lr=p.lr),
-        input_shape=s.input_shape, nb_classes=10, clip_values=(0.0, 1.0),
+        model=net,
+        loss=nn.CrossEntropyLoss(),
+        optimizer=torch.optim.Adam(net.parameters(), lr=p.lr),
+        input_shape=s.input_shape,
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
         device_type="gpu" if s.x.is_cuda else "cpu",
     )
     trainer = AdversarialTrainerMadryPGD(
@@ -267,8 +271,13 @@ def machine() -> dict[str, Any]:
         import art
 
         versions["adversarial-robustness-toolbox"] = art.__version__
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-            "load_average": os.getloadavg(), "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "load_average": os.getloadavg(),
+        "versions": versions,
+    }
 
 
 def markdown(rows: list[TimeRow], effects: list[EffectRow] | None, s: Setup, p: Params) -> str:
@@ -281,8 +290,10 @@ def markdown(rows: list[TimeRow], effects: list[EffectRow] | None, s: Setup, p: 
     for r in rows:
         runs = " / ".join(f"{t:.2f}" for t in r.times_s)
         rob = "—" if r.robust_after is None else f"{100 * r.robust_after:.1f}"
-        out.append(f"| {r.contender} | {r.median_s:.2f} | {r.vs_floor:.2f} | {r.median_cpu_s:.2f} | "
-                   f"{r.cpu_vs_floor:.2f} | {runs} | {rob} |")
+        out.append(
+            f"| {r.contender} | {r.median_s:.2f} | {r.vs_floor:.2f} | {r.median_cpu_s:.2f} | "
+            f"{r.cpu_vs_floor:.2f} | {runs} | {rob} |"
+        )
     if effects:
         out += [
             "",
@@ -292,8 +303,10 @@ def markdown(rows: list[TimeRow], effects: list[EffectRow] | None, s: Setup, p: 
             "|---|---:|---:|---:|---:|---:|",
         ]
         for e in effects:
-            out.append(f"| {e.method} | {e.epochs} | {e.train_s:.1f} | {100 * e.clean:.1f} | "
-                       f"{100 * e.robust_ce:.1f} | {100 * e.robust_margin:.1f} |")
+            out.append(
+                f"| {e.method} | {e.epochs} | {e.train_s:.1f} | {100 * e.clean:.1f} | "
+                f"{100 * e.robust_ce:.1f} | {100 * e.robust_margin:.1f} |"
+            )
     return "\n".join(out)
 
 
@@ -334,13 +347,20 @@ def main() -> None:
         print(f"\nmachine: {info}")
     else:
         for r in rows:
-            print(f"{r.contender:14} median {r.median_s:7.2f} s  × floor {r.vs_floor:5.2f}  "
-                  f"CPU {r.median_cpu_s:7.2f} s  × floor {r.cpu_vs_floor:5.2f}")
+            print(
+                f"{r.contender:14} median {r.median_s:7.2f} s  × floor {r.vs_floor:5.2f}  "
+                f"CPU {r.median_cpu_s:7.2f} s  × floor {r.cpu_vs_floor:5.2f}"
+            )
         for e in effects or []:
             print(f"{e.method:34} clean {e.clean:.3f}  robust CE {e.robust_ce:.3f}  margin {e.robust_margin:.3f}")
     if args.json:
-        payload = {"machine": info, "params": asdict(p), "model": s.description, "timing": [asdict(r) for r in rows],
-                   "effect": [asdict(e) for e in effects or []]}
+        payload = {
+            "machine": info,
+            "params": asdict(p),
+            "model": s.description,
+            "timing": [asdict(r) for r in rows],
+            "effect": [asdict(e) for e in effects or []],
+        }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     ms = next((r for r in rows if r.contender == "modelshield"), None)
     if ms is not None and ms.vs_floor is not None and ms.vs_floor > FLOOR_TARGET:

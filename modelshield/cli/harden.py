@@ -93,8 +93,10 @@ def _split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
         raise InputError(f"--test-fraction {fraction} leaves no training or no test data out of {len(ds)} samples")
     perm = torch.from_numpy(np.random.default_rng(seed).permutation(len(ds)))
     te, tr = perm[:n_test], perm[n_test:]
-    return (Dataset(ds.x[tr], ds.y[tr], ds.name, ds.bounds, ds.class_names),
-            Dataset(ds.x[te], ds.y[te], ds.name, ds.bounds, ds.class_names))
+    return (
+        Dataset(ds.x[tr], ds.y[tr], ds.name, ds.bounds, ds.class_names),
+        Dataset(ds.x[te], ds.y[te], ds.name, ds.bounds, ds.class_names),
+    )
 
 
 def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
@@ -117,8 +119,14 @@ def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
     else:
         train, test = _split(train, s.test_fraction, s.seed)
     model = load_model(
-        s.model, arch=s.arch, arch_kwargs=s.arch_kwargs, input_shape=tuple(train.x.shape[1:]),
-        bounds=bounds or train.bounds, mean=s.mean, std=s.std, device=s.device,
+        s.model,
+        arch=s.arch,
+        arch_kwargs=s.arch_kwargs,
+        input_shape=tuple(train.x.shape[1:]),
+        bounds=bounds or train.bounds,
+        mean=s.mean,
+        std=s.std,
+        device=s.device,
     )
     if not isinstance(model, TorchModel):
         raise InputError(f"{s.model} is not safetensors weights; robust training needs a PyTorch network and --arch")
@@ -128,7 +136,10 @@ def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
 
 def _print(outcome: HardenOutcome, method: str) -> None:
     console = Console()
-    table = Table(title=f"modelshield harden — {method}, PGD-{outcome.steps} at L∞ ε={outcome.eps:g}")
+    console.print(
+        f"modelshield harden — {method}: robustness under PGD-{outcome.steps} at L∞ ε={outcome.eps:g}", highlight=False
+    )
+    table = Table()
     for col in ("model", "clean acc", "robust acc"):
         table.add_column(col, justify="left" if col == "model" else "right")
     table.add_row("before", f"{outcome.before.clean:.1%}", f"{outcome.before.robust:.1%}")
@@ -148,12 +159,18 @@ def _report(model: TorchModel, test: Dataset, s: Settings, gate: float, out: Pat
     from modelshield.assess.runner import AssessConfig, assess
     from modelshield.report import write_reports
 
-    cfg = AssessConfig(gating_eps=gate, seed=s.seed,
-                       command="modelshield " + " ".join(shlex.quote(a) for a in redact_argv(sys.argv[1:])))
+    cfg = AssessConfig(
+        gating_eps=gate,
+        seed=s.seed,
+        command="modelshield " + " ".join(shlex.quote(a) for a in redact_argv(sys.argv[1:])),
+    )
     if s.demo:
         cfg.eps_linf, cfg.eps_l2 = DEMO_EPS, DEMO_EPS_L2
-    cfg.model_info = {"name": f"{info['name']} hardened with {s.method}", "path": str(out / "model.safetensors"),
-                      "arch": info["arch"]}
+    cfg.model_info = {
+        "name": f"{info['name']} hardened with {s.method}",
+        "path": str(out / "model.safetensors"),
+        "arch": info["arch"],
+    }
     with Console(stderr=True).status("assessing the hardened model..."):
         result, examples = assess(model, test, cfg)
     for kind, path in write_reports(result, out / "report", examples).items():
@@ -165,54 +182,107 @@ def harden_command(
     model: Annotated[str | None, typer.Option(help="Model weights to harden (safetensors, with --arch).")] = None,
     arch: Annotated[str | None, typer.Option(help="Network for the weights: 'package.module:Class'.")] = None,
     arch_kwargs: Annotated[str | None, typer.Option(help="JSON keyword arguments for --arch.")] = None,
-    data: Annotated[str | None, typer.Option(help="Training data: sklearn:digits:train, .npz (x, y), CSV, Parquet, image folder.")] = None,
-    test_data: Annotated[str | None, typer.Option(help="Evaluation data (default: --test-fraction held out of --data).")] = None,
-    test_fraction: Annotated[float | None, typer.Option(help="Share of --data held out for the before/after evaluation (0.2).")] = None,
-    method: Annotated[str | None, typer.Option(help="pgd (Madry), trades, fast (Wong), free (Shafahi), distill (Papernot), standard.")] = None,
-    eps: Annotated[str | None, typer.Option(help="L∞ budget to train against; fractions allowed (8/255). Demo default 0.1.")] = None,
-    gating_eps: Annotated[str | None, typer.Option(help="L∞ ε for the before/after evaluation (default: --eps).")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Training data: sklearn:digits:train, .npz (x, y), CSV, Parquet, image folder.")
+    ] = None,
+    test_data: Annotated[
+        str | None, typer.Option(help="Evaluation data (default: --test-fraction held out of --data).")
+    ] = None,
+    test_fraction: Annotated[
+        float | None, typer.Option(help="Share of --data held out for the before/after evaluation (0.2).")
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="pgd (Madry), trades, fast (Wong), free (Shafahi), distill (Papernot), standard.")
+    ] = None,
+    eps: Annotated[
+        str | None, typer.Option(help="L∞ budget to train against; fractions allowed (8/255). Demo default 0.1.")
+    ] = None,
+    gating_eps: Annotated[
+        str | None, typer.Option(help="L∞ ε for the before/after evaluation (default: --eps).")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Attack steps per batch: PGD (7) or TRADES (10).")] = None,
     beta: Annotated[float | None, typer.Option(help="TRADES robustness weight β (6).")] = None,
     replays: Annotated[int | None, typer.Option(help="Free training: replays m per minibatch (4).")] = None,
     temperature: Annotated[float | None, typer.Option(help="Distillation temperature T (20).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (10); with --resume, a larger number extends the run.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs (10); with --resume, a larger number extends the run.")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size (128).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (1e-3).")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adam (default) or sgd.")] = None,
-    lr_schedule: Annotated[str | None, typer.Option(help="constant (default) or cyclic (one cycle, as fast training uses).")] = None,
-    val_fraction: Annotated[float | None, typer.Option(help="Share of training data held out for validation (0.1).")] = None,
-    patience: Annotated[int | None, typer.Option(help="Stop after this many epochs without a validation robust-accuracy gain.")] = None,
+    lr_schedule: Annotated[
+        str | None, typer.Option(help="constant (default) or cyclic (one cycle, as fast training uses).")
+    ] = None,
+    val_fraction: Annotated[
+        float | None, typer.Option(help="Share of training data held out for validation (0.1).")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many epochs without a validation robust-accuracy gain.")
+    ] = None,
     eval_steps: Annotated[int | None, typer.Option(help="PGD steps of the before/after evaluation (20).")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column for CSV/Parquet data.")] = None,
-    bounds: Annotated[str | None, typer.Option(help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).")] = None,
-    mean: Annotated[str | None, typer.Option(help="Per-channel normalisation mean applied inside the model adapter.")] = None,
-    std: Annotated[str | None, typer.Option(help="Per-channel normalisation std applied inside the model adapter.")] = None,
+    bounds: Annotated[
+        str | None, typer.Option(help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).")
+    ] = None,
+    mean: Annotated[
+        str | None, typer.Option(help="Per-channel normalisation mean applied inside the model adapter.")
+    ] = None,
+    std: Annotated[
+        str | None, typer.Option(help="Per-channel normalisation std applied inside the model adapter.")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="Torch device, e.g. cuda:0.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (demo: 1, fastest for its small network).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch (demo: 1, fastest for its small network).")
+    ] = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="Forwards under bf16 autocast (GPU speed).")] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory for the network.")] = False,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Channels-last memory for the network.")
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed (0).")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for model.safetensors, model.json, history.json, checkpoints/.")] = Path("hardened"),
+    out: Annotated[
+        Path, typer.Option(help="Folder for model.safetensors, model.json, history.json, checkpoints/.")
+    ] = Path("hardened"),
     resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this folder.")] = None,
     report: Annotated[bool, typer.Option("--report", help="Also assess the hardened model into OUT/report.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
 ) -> None:
     """Train a model to resist evasion attacks and show its robustness before and after."""
     given: dict[str, Any] = {
-        "model": model, "arch": arch, "data": data, "test_data": test_data, "test_fraction": test_fraction,
-        "method": method, "steps": steps, "beta": beta, "replays": replays,
-        "temperature": temperature, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-        "lr_schedule": lr_schedule, "val_fraction": val_fraction, "patience": patience, "eval_steps": eval_steps,
-        "label_column": label_column, "device": device, "threads": threads, "seed": seed,
-        "arch_kwargs": _json_object(arch_kwargs), "eps": _one(eps, "--eps"), "gating_eps": _one(gating_eps, "--gating-eps"),
-        "bounds": _bounds(bounds), "mean": parse_floats(mean, "--mean") if mean else None,
+        "model": model,
+        "arch": arch,
+        "data": data,
+        "test_data": test_data,
+        "test_fraction": test_fraction,
+        "method": method,
+        "steps": steps,
+        "beta": beta,
+        "replays": replays,
+        "temperature": temperature,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer,
+        "lr_schedule": lr_schedule,
+        "val_fraction": val_fraction,
+        "patience": patience,
+        "eval_steps": eval_steps,
+        "label_column": label_column,
+        "device": device,
+        "threads": threads,
+        "seed": seed,
+        "arch_kwargs": _json_object(arch_kwargs),
+        "eps": _one(eps, "--eps"),
+        "gating_eps": _one(gating_eps, "--gating-eps"),
+        "bounds": _bounds(bounds),
+        "mean": parse_floats(mean, "--mean") if mean else None,
         "std": parse_floats(std, "--std") if std else None,
     }
     flags = {"demo": demo, "bf16": bf16, "channels_last": channels_last}
     if resume is not None:
         clash = sorted(k for k, v in {**given, **flags}.items() if v not in (None, False))
         if clash:
-            raise InputError(f"--resume reuses the run's settings; drop {', '.join('--' + k.replace('_', '-') for k in clash)}")
+            raise InputError(
+                f"--resume reuses the run's settings; drop {', '.join('--' + k.replace('_', '-') for k in clash)}"
+            )
         s = _settings_from_file(resume)
         out = resume
     else:
@@ -233,15 +303,25 @@ def _run(s: Settings, out: Path, resuming: bool, report: bool, progress: bool) -
     from modelshield.defenses.training import TrainConfig, make_trainer
     from modelshield.defenses.training.harden import harden
 
-    trainer = make_trainer(s.method, eps=s.eps, steps=s.steps, beta=s.beta, replays=s.replays,
-                           temperature=s.temperature)
+    trainer = make_trainer(
+        s.method, eps=s.eps, steps=s.steps, beta=s.beta, replays=s.replays, temperature=s.temperature
+    )
     gate = s.gating_eps or s.eps or (DEMO_GATE if s.demo else None)
     if gate is None:
         raise InputError(f"method {s.method} trains without ε; give --gating-eps for the before/after evaluation")
     cfg = TrainConfig(
-        epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, optimizer=s.optimizer, lr_schedule=s.lr_schedule,  # type: ignore[arg-type]
-        seed=s.seed, val_fraction=s.val_fraction, val_eps=gate, patience=s.patience,
-        checkpoint_dir=out / "checkpoints", resume=resuming, progress=progress,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        optimizer=s.optimizer,
+        lr_schedule=s.lr_schedule,  # type: ignore[arg-type]
+        seed=s.seed,
+        val_fraction=s.val_fraction,
+        val_eps=gate,
+        patience=s.patience,
+        checkpoint_dir=out / "checkpoints",
+        resume=resuming,
+        progress=progress,
     )
     cfg.validate()
     if s.threads is not None:
@@ -251,7 +331,9 @@ def _run(s: Settings, out: Path, resuming: bool, report: bool, progress: bool) -
     if s.eval_steps < 1 or not 0 < s.test_fraction < 1:
         raise InputError("--eval-steps must be at least 1 and --test-fraction lie in (0, 1)")
     if not resuming and (out / SETTINGS_FILE).exists():
-        raise InputError(f"{out} already holds a harden run", hint=f"continue it with --resume {out}, or pick another --out")
+        raise InputError(
+            f"{out} already holds a harden run", hint=f"continue it with --resume {out}, or pick another --out"
+        )
     torch.manual_seed(s.seed)
     with Console(stderr=True).status("loading the model and data..."):
         m, train, test, info = _inputs(s)

@@ -14,8 +14,16 @@ Schedule = Literal["constant", "cyclic"]
 
 # The fields that decide a run's trajectory: a checkpoint resumes only under the same values.
 TRAJECTORY_FIELDS = (
-    "batch_size", "lr", "optimizer", "momentum", "weight_decay", "lr_schedule", "seed",
-    "val_fraction", "val_eps", "val_steps",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "lr_schedule",
+    "seed",
+    "val_fraction",
+    "val_eps",
+    "val_steps",
 )
 
 
@@ -29,7 +37,7 @@ class TrainConfig:
     of at least ``min_delta`` stop the run, and the best epoch's weights are restored
     (Rice et al. 2020: robust accuracy peaks before training ends). With ``checkpoint_dir``
     every ``checkpoint_every`` epochs are saved there and ``resume=True`` continues from the
-    last one with the same result as an uninterrupted run. ``threads`` pins torch's CPU threads
+    last one (or starts afresh when there is none) with the same result as an uninterrupted run. ``threads`` pins torch's CPU threads
     for the run (small networks on a busy CPU train several times faster on one thread).
     """
 
@@ -52,6 +60,10 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir = Path(self.checkpoint_dir)
 
     def validate(self) -> None:
         """Refuse nonsense before any work starts, naming every problem at once."""

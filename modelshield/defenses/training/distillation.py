@@ -58,8 +58,12 @@ class Distillation(Trainer):
             return
         teacher = _clone(model)
         teacher_cfg = replace(
-            config, epochs=self.teacher_epochs or config.epochs, val_fraction=0.0, patience=None,
-            checkpoint_dir=None, resume=False,
+            config,
+            epochs=self.teacher_epochs or config.epochs,
+            val_fraction=0.0,
+            patience=None,
+            checkpoint_dir=None,
+            resume=False,
         )
         StandardTraining(temperature=self.temperature).fit(teacher, train, teacher_cfg)
         self._teacher = teacher

@@ -83,7 +83,12 @@ def harden(
         "params": trainer.params(),
     }
     paths = {"weights": weights, "model": write_json_atomic(out / "model.json", info)}
-    evaluation = {"eps": eval_eps, "steps": eval_steps, "samples": len(test),
-                  "before": vars(before), "after": vars(after)}
+    evaluation = {
+        "eps": eval_eps,
+        "steps": eval_steps,
+        "samples": len(test),
+        "before": vars(before),
+        "after": vars(after),
+    }
     paths["history"] = write_json_atomic(out / "history.json", {**result.to_dict(), "evaluation": evaluation})
     return HardenOutcome(before, after, eval_eps, eval_steps, result, paths)

@@ -54,8 +54,13 @@ class _Bars:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self._epochs = self._progress.add_task(f"{method} epochs", total=epochs, completed=done, info="")
         self._batches = self._progress.add_task("batches", total=batches, info="")
@@ -126,17 +131,25 @@ def run_training(
         "method": trainer.name,
         "params": trainer.params(),
         "config": cfg.trajectory(),
-        "data": {"n": len(train), "shape": list(train.x.shape[1:]), "label_sum": int(train.y.sum()),
-                 "validation": int(x_val.shape[0])},
+        "data": {
+            "n": len(train),
+            "shape": list(train.x.shape[1:]),
+            "label_sum": int(train.y.sum()),
+            "validation": int(x_val.shape[0]),
+        },
     }
     shuffle = torch.Generator().manual_seed(cfg.seed)
     optimizer = _optimizer(cfg, module)
     config_record = {k: (str(v) if k == "checkpoint_dir" and v is not None else v) for k, v in asdict(cfg).items()}
-    state = LoopState(0, TrainResult(trainer.name, trainer.params(), config_record, val_eps=val_eps if has_val else None))
+    state = LoopState(
+        0, TrainResult(trainer.name, trainer.params(), config_record, val_eps=val_eps if has_val else None)
+    )
     folder = cfg.checkpoint_dir
     resuming = folder is not None and has_checkpoint(folder)
     if resuming and not cfg.resume:
-        raise InputError(f"{folder} already holds a training checkpoint", hint="pass resume to continue it, or pick another folder")
+        raise InputError(
+            f"{folder} already holds a training checkpoint", hint="pass resume to continue it, or pick another folder"
+        )
 
     threads = torch.get_num_threads()
     if cfg.threads is not None:
@@ -149,8 +162,9 @@ def run_training(
     try:
         if resuming:
             assert folder is not None
-            state, method_tensors = load_checkpoint(folder, module=module, optimizer=optimizer, shuffle=shuffle,
-                                                    fingerprint=fingerprint)
+            state, method_tensors = load_checkpoint(
+                folder, module=module, optimizer=optimizer, shuffle=shuffle, fingerprint=fingerprint
+            )
             state.result.resumed_from_epoch = state.epoch
             state.result.config = config_record
             trainer.load_state_tensors(model, method_tensors)
@@ -174,8 +188,15 @@ def run_training(
                 bars.epoch(record)
                 last = state.epoch >= cfg.epochs or state.result.stopped_early
                 if folder is not None and (state.epoch % cfg.checkpoint_every == 0 or last):
-                    save_checkpoint(folder, module=module, optimizer=optimizer, method_tensors=trainer.state_tensors(),
-                                    shuffle=shuffle, state=state, fingerprint=fingerprint)
+                    save_checkpoint(
+                        folder,
+                        module=module,
+                        optimizer=optimizer,
+                        method_tensors=trainer.state_tensors(),
+                        shuffle=shuffle,
+                        state=state,
+                        fingerprint=fingerprint,
+                    )
     finally:
         torch.set_num_threads(threads)
         module.eval()
@@ -187,8 +208,15 @@ def run_training(
 
 
 def _epoch(
-    trainer: Trainer, step: Step, cfg: TrainConfig, epoch: int, bars: _Bars,
-    x_all: Tensor, y_all: Tensor, train_idx: Tensor, shuffle: torch.Generator,
+    trainer: Trainer,
+    step: Step,
+    cfg: TrainConfig,
+    epoch: int,
+    bars: _Bars,
+    x_all: Tensor,
+    y_all: Tensor,
+    train_idx: Tensor,
+    shuffle: torch.Generator,
 ) -> tuple[float, float]:
     """One pass over the training data in shuffled minibatches; returns the mean loss and the last lr."""
     n_train = int(train_idx.shape[0])

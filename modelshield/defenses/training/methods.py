@@ -32,8 +32,14 @@ def make_trainer(
     if method not in METHODS:
         raise InputError(f"unknown training method {method!r}; choose one of {', '.join(METHODS)}")
     given = {"steps": steps, "beta": beta, "replays": replays, "temperature": temperature}
-    accepted = {"pgd": {"steps"}, "trades": {"steps", "beta"}, "free": {"replays"}, "distill": {"temperature"},
-                "standard": set(), "fast": set()}[method]
+    accepted = {
+        "pgd": {"steps"},
+        "trades": {"steps", "beta"},
+        "free": {"replays"},
+        "distill": {"temperature"},
+        "standard": set(),
+        "fast": set(),
+    }[method]
     stray = sorted(k for k, v in given.items() if v is not None and k not in accepted)
     if stray:
         raise InputError(f"method {method} takes no {', '.join(stray)}")
