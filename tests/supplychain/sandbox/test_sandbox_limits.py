@@ -64,6 +64,7 @@ def test_memory_over_the_limit_stops_the_model(run: Callable[..., SandboxError])
     assert isinstance(err, SandboxLimitError) and "memory limit of 1024 MiB" in str(err)
 
 
+@pytest.mark.slow  # burns a CPU second on a shared machine; timeout and memory are tested by default
 def test_cpu_limit_stops_a_spinning_model(run: Callable[..., SandboxError]) -> None:
     err = run("spin", Limits(cpu_seconds=1, timeout=20))
     assert isinstance(err, SandboxLimitError) and "CPU limit of 1 s" in str(err)
