@@ -16,13 +16,13 @@ import typer
 
 from modelshield.cli.assess import parse_floats
 from modelshield.core.errors import InputError
-from modelshield.integrity.watermark.stats import DEFAULT_FPR
 
 if TYPE_CHECKING:  # torch loads only when a command runs, so `modelshield --help` stays fast
     from modelshield.core.model import Model
     from modelshield.integrity.watermark import TriggerSetWatermark, WeightWatermark
 
 DEMO_ARCH = "modelshield.demo:DigitsCNN"
+DEFAULT_FPR = 1e-3  # modelshield.integrity.watermark.DEFAULT_FPR; not imported here, so torch stays unloaded
 
 
 class Kind(str, Enum):

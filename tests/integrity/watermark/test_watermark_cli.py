@@ -120,3 +120,10 @@ def test_world_readable_key_is_refused(tmp_path: Path, keys: tuple[Path, Path], 
     model = save_torch_model(digits_model, tmp_path / "m.safetensors")
     code, _, err = cli(monkeypatch, capsys, "verify", "--model", str(model), *ARCH, "--key", str(leaked))
     assert code == 2 and "readable by others" in err and "chmod 600" in err and len(err.splitlines()) == 1
+
+
+def test_cli_default_rate_is_the_library_default() -> None:
+    from modelshield.cli import watermark as cli_watermark
+    from modelshield.integrity.watermark import DEFAULT_FPR
+
+    assert cli_watermark.DEFAULT_FPR == DEFAULT_FPR
