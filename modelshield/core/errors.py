@@ -61,9 +61,9 @@ class RemoteModelError(ModelShieldError):
 
 
 class IntegrityError(ModelShieldError):
-    """An encrypted file failed authentication: wrong key, or altered, truncated or reordered data."""
+    """Something that must be intact is not: a ciphertext, a signed model, a lock entry, an audit chain, a served version."""
 
-    hint = "restore the file from a trusted copy; if it should be intact, check that the key is the right one"
+    hint = "restore it from a trusted copy; if it should be intact, check that the key or public key is the right one"
 
 
 class KeyringError(ModelShieldError):
