@@ -34,7 +34,7 @@ from modelshield.supplychain.sandbox.errors import (
     VendorCodeError,
 )
 from modelshield.supplychain.sandbox.isolation import Layer, Limits
-from modelshield.supplychain.sandbox.process import FRAME_OVERHEAD, WorkerProcess
+from modelshield.supplychain.sandbox.process import FRAME_OVERHEAD, WorkerProcess, untrusted_text
 from modelshield.supplychain.sandbox.worker import OUTPUTS, PROBE_FILE
 
 log = logging.getLogger("modelshield.sandbox")
@@ -154,7 +154,7 @@ class Sandbox:
                 f"the sandboxed model ran out of its memory limit of {self.limits.memory >> 20} MiB {during} "
                 "and was stopped"
             )
-        return VendorCodeError(f"the sandboxed model raised {str(header.get('error'))[:300]} {during}")
+        return VendorCodeError(f"the sandboxed model raised {untrusted_text(header.get('error'))} {during}")
 
     def _model_info(self, header: dict[str, Any]) -> ModelInfo:
         assert self._worker is not None
@@ -215,7 +215,9 @@ class Sandbox:
             raise self._failed(header, "while predicting")
         output = header.get("output")
         if output != self.info.output or len(arrays) != 1:
-            raise SandboxReplyError(f"the sandboxed model answered with {output!r}, expected {self.info.output!r}")
+            raise SandboxReplyError(
+                f"the sandboxed model answered with {untrusted_text(output, 40)!r}, expected {self.info.output!r}"
+            )
         out = arrays[0]
         expected = "iuf" if output == "labels" else "f"
         if out.dtype.kind not in expected:

@@ -52,6 +52,12 @@ def exit_reason(code: int, limits: Limits) -> tuple[type[SandboxError], str]:
     return SandboxCrashError, f"exited unexpectedly ({f'signal {sig}' if sig else f'code {code}'})"
 
 
+def untrusted_text(value: object, limit: int = 300) -> str:
+    """Text from the sandbox made safe to print: one line, printable characters only (no terminal escapes), capped."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    return " ".join(text.split())[:limit]
+
+
 def _readable_by_others(path: str) -> bool:
     """Whether every file (and folder) at or under ``path`` is readable by any user."""
     if not os.path.isdir(path):
@@ -166,7 +172,7 @@ class WorkerProcess:
             raise SandboxCrashError("the sandbox worker did not report its isolation first")
         if not header.get("ok"):
             self.kill()
-            raise SandboxUnavailableError(f"the sandbox cannot isolate the model here: {header.get('error')}")
+            raise SandboxUnavailableError(f"the sandbox cannot isolate the model here: {untrusted_text(header.get('error'))}")
         try:
             self.layers = [Layer(str(d["name"]), bool(d["active"]), str(d["detail"])) for d in header["layers"]]
         except (KeyError, TypeError):
@@ -220,7 +226,7 @@ class WorkerProcess:
                 lines = f.read().decode("utf-8", "replace").strip().splitlines()
         except OSError:
             return ""
-        return " ".join(lines[-1].split())[:200] if lines else ""
+        return untrusted_text(lines[-1], 200) if lines else ""
 
     def kill(self) -> None:
         """SIGKILL the worker's process group (its PID namespace dies with it) and reap it."""

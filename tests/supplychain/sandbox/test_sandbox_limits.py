@@ -95,3 +95,9 @@ def test_vendor_exception_is_reported_and_the_sandbox_stays_usable(vendor: Path)
         with pytest.raises(VendorCodeError, match="ValueError: vendor bug on single samples"):
             box.model.logits(X[:1])
         assert box.model.logits(X).shape == (4, 3)
+
+
+def test_vendor_text_cannot_inject_terminal_escapes(run: Callable[..., SandboxError]) -> None:
+    err = run("terminal")
+    assert isinstance(err, VendorCodeError) and "fake prompt second line" in str(err)
+    assert all(ch.isprintable() for ch in str(err))

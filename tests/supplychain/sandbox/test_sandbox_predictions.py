@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from modelshield.attacks.evasion import Square
+from modelshield.core.adapters.base import BlackBoxModel
 from modelshield.core.errors import InputError, MissingFileError
 from modelshield.core.loading import save_torch_model
 from modelshield.demo import DigitsCNN
@@ -66,3 +68,31 @@ def test_bad_arguments_are_refused_before_anything_starts(vendor: Path, tmp_path
         Sandbox(vendor=tmp_path / "missing", entry="a:b")
     with pytest.raises(InputError, match="unknown layers"):
         Sandbox(vendor=vendor, entry="acme.models:linear", disable=("selinux",)).start()
+
+
+def test_a_black_box_attack_runs_against_the_sandboxed_model(vendor: Path, vendor_module: ModuleType) -> None:
+    """Square attack through the pipe finds the same adversarial examples as against the model in-process."""
+    torch.set_num_threads(1)
+    x = torch.rand(8, 8)
+    reference = SklearnLikeLinear(vendor_module.linear(seed=0))
+    y = reference.predict(x)
+    attack = Square(eps=0.3, n_queries=30, seed=0)
+    expected = attack(reference, x, y)
+    with Sandbox(vendor=vendor, entry="acme.models:linear") as box:
+        adversarial = attack(box.model, x, y)
+        assert box.model.queries >= 30
+    torch.testing.assert_close(adversarial, expected)
+    assert float((adversarial - x).abs().max()) <= 0.3 + 1e-6
+
+
+class SklearnLikeLinear(BlackBoxModel):
+    """The vendor's linear model in-process, as the same kind of black box (logits from numpy)."""
+
+    num_classes = 3
+
+    def __init__(self, linear: object) -> None:
+        super().__init__(input_shape=(8,), bounds=(0.0, 1.0))
+        self.linear = linear
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.linear(x.numpy()), dtype=np.float32))

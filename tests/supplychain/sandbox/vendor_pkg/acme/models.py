@@ -98,6 +98,8 @@ class Behaviour(Linear):
             return np.zeros((len(x), 5), dtype=np.float32)
         if how == "strings":
             return np.array([["a", "b", "c"]] * len(x))
+        if how == "terminal":
+            raise ValueError("\x1b[2J\x1b[31mfake prompt\r\nsecond line")
         if how == "flaky" and len(x) == 1:
             raise ValueError("vendor bug on single samples")
         if how == "forge":
