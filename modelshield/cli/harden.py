@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelshield.cli.assess import DEMO_EPS, DEMO_EPS_L2, DEMO_GATE, parse_floats, redact_argv
-from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:  # torch loads only when a run starts, so `modelshield --help` stays fast
     from modelshield.core.datasets import Dataset
@@ -68,15 +68,12 @@ class Settings:
 
 
 def _settings_from_file(folder: Path) -> Settings:
+    from modelshield.defenses.training.history import read_json_object
+
     path = folder / SETTINGS_FILE
-    if not path.is_file():
-        raise MissingFileError(f"{folder} holds no harden run to resume ({SETTINGS_FILE} is missing)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"{path} is not valid JSON") from None
+    data = read_json_object(path, f"{folder} holds no harden run to resume ({SETTINGS_FILE} is missing)")
     known = {f.name for f in fields(Settings)}
-    if not isinstance(data, dict) or set(data) - known:
+    if set(data) - known:
         raise InputError(f"{path} is not a harden settings file")
     return Settings(**data)
 

@@ -62,9 +62,17 @@ class AdaptivePGD(Attack):
 
     name = "adaptive-pgd"
 
-    def __init__(self, detector: Detector, eps: float, *, steps: int = 40, norm: Norm = "linf",
-                 weights: tuple[float, ...] = (0.01, 0.1, 1.0),
-                 kappa: float = 2.0, seed: int | None = 0) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        eps: float,
+        *,
+        steps: int = 40,
+        norm: Norm = "linf",
+        weights: tuple[float, ...] = (0.01, 0.1, 1.0),
+        kappa: float = 2.0,
+        seed: int | None = 0,
+    ) -> None:
         self.detector = detector
         self.eps = float(eps)
         self.norm = norm

@@ -44,7 +44,9 @@ class Detector(ABC):
     def fit(self, x: Tensor, y: Tensor, x_adv: Tensor | None = None) -> Detector:
         """Learn what clean inputs look like (and, for supervised detectors, adversarial ones)."""
         self.model.check_inputs(x, y)
-        self._fit(x.to(self.model.device), y.to(self.model.device), None if x_adv is None else x_adv.to(self.model.device))
+        self._fit(
+            x.to(self.model.device), y.to(self.model.device), None if x_adv is None else x_adv.to(self.model.device)
+        )
         self.fitted_ = True
         return self
 

@@ -82,8 +82,14 @@ def _attack(name: str, eps: float, steps: int, cw_steps: int, seed: int) -> Atta
 def _record(detector: Detector, attack: str, adaptive: bool, clean: np.ndarray, adv: np.ndarray) -> DetectionRecord:
     if adv.size == 0:
         return DetectionRecord(name=detector.name, attack=attack, adaptive=adaptive, auc=None, tpr_at_fpr_005=None)
-    return DetectionRecord(name=detector.name, attack=attack, adaptive=adaptive, auc=roc_auc(clean, adv),
-                           tpr_at_fpr_005=tpr_at_fpr(clean, adv), samples=int(adv.size))
+    return DetectionRecord(
+        name=detector.name,
+        attack=attack,
+        adaptive=adaptive,
+        auc=roc_auc(clean, adv),
+        tpr_at_fpr_005=tpr_at_fpr(clean, adv),
+        samples=int(adv.size),
+    )
 
 
 def evaluate_detectors(

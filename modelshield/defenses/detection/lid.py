@@ -47,8 +47,15 @@ class LIDDetector(Detector):
     name = "lid"
     supervised = True
 
-    def __init__(self, model: Model, k: int = 20, reference_size: int = 100, fit_eps: float | None = None,
-                 noise: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: Model,
+        k: int = 20,
+        reference_size: int = 100,
+        fit_eps: float | None = None,
+        noise: float | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(white_box(model, "lid"))
         self.k = check_count("k", k)
         self.reference_size = check_count("reference_size", reference_size, minimum=k + 1)
@@ -72,7 +79,9 @@ class LIDDetector(Detector):
 
     def _fit(self, x: Tensor, y: Tensor, x_adv: Tensor | None) -> None:
         if len(x) < self.reference_size + 10:
-            raise InputError(f"the LID detector needs at least {self.reference_size + 10} clean samples to fit, got {len(x)}")
+            raise InputError(
+                f"the LID detector needs at least {self.reference_size + 10} clean samples to fit, got {len(x)}"
+            )
         gen = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(len(x), generator=gen).to(x.device)
         ref_idx, train_idx = order[: self.reference_size], order[self.reference_size :]

@@ -51,8 +51,12 @@ class CertificationResult:
     def curve(self, radii: Sequence[float]) -> list[CertifiedPoint]:
         """The certified-accuracy curve at each radius, with the (radius-independent) abstention rate."""
         return [
-            CertifiedPoint(radius=float(r), certified_accuracy=self.certified_accuracy(float(r)),
-                           abstain_rate=self.abstain_rate, sigma=self.sigma)
+            CertifiedPoint(
+                radius=float(r),
+                certified_accuracy=self.certified_accuracy(float(r)),
+                abstain_rate=self.abstain_rate,
+                sigma=self.sigma,
+            )
             for r in radii
         ]
 
@@ -82,8 +86,14 @@ def certify_dataset(
     cert = smooth.certify(x, n0=n0, n=n, alpha=alpha)
     seconds = time.perf_counter() - start
     return CertificationResult(
-        sigma=float(sigma), labels=y.detach().cpu(), predictions=cert.prediction.cpu(), radii=cert.radius.cpu(),
-        n0=n0, n=n, alpha=alpha, seconds=seconds,
+        sigma=float(sigma),
+        labels=y.detach().cpu(),
+        predictions=cert.prediction.cpu(),
+        radii=cert.radius.cpu(),
+        n0=n0,
+        n=n,
+        alpha=alpha,
+        seconds=seconds,
     )
 
 

@@ -90,7 +90,9 @@ class SmoothedClassifier:
                 while left > 0:
                     m = min(left, per_input)
                     batch = chunk.repeat_interleave(m, dim=0)
-                    batch.add_(torch.randn(batch.shape, generator=gen, device=x.device, dtype=x.dtype), alpha=self.sigma)
+                    batch.add_(
+                        torch.randn(batch.shape, generator=gen, device=x.device, dtype=x.dtype), alpha=self.sigma
+                    )
                     labels = self.model.logits(batch).argmax(dim=1)
                     owner = torch.arange(chunk.shape[0], device=x.device).repeat_interleave(m)
                     votes = torch.bincount(owner * k + labels, minlength=chunk.shape[0] * k)
@@ -122,7 +124,9 @@ class SmoothedClassifier:
         n_a = counts.gather(1, guess[:, None]).squeeze(1).tolist()
         p_lower = [clopper_pearson_lower(int(c), n, alpha) for c in n_a]
         radius = [certified_radius(p, self.sigma) for p in p_lower]
-        prediction = torch.where(torch.tensor(p_lower, device=guess.device) > 0.5, guess, torch.full_like(guess, ABSTAIN))
+        prediction = torch.where(
+            torch.tensor(p_lower, device=guess.device) > 0.5, guess, torch.full_like(guess, ABSTAIN)
+        )
         return Certificate(
             prediction=prediction,
             radius=torch.tensor(radius, dtype=torch.float64),

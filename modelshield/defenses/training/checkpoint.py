@@ -11,7 +11,6 @@ last, so a crash at any moment leaves the previous checkpoint intact and loadabl
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch import Tensor
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
 from modelshield.core.file_formats import check_safetensors
-from modelshield.defenses.training.history import TrainResult, write_json_atomic
+from modelshield.defenses.training.history import TrainResult, read_json_object, write_json_atomic
 
 FORMAT = "modelshield.train-checkpoint/1"
 LATEST = "latest.json"
@@ -136,13 +135,8 @@ def save_checkpoint(
 
 def _read_latest(folder: Path) -> dict[str, Any]:
     path = folder / LATEST
-    if not path.is_file():
-        raise MissingFileError(f"{folder} holds no training checkpoint ({LATEST} is missing)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FormatError(f"{path} is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = read_json_object(path, f"{folder} holds no training checkpoint ({LATEST} is missing)")
+    if meta.get("format") != FORMAT:
         raise FormatError(f"{path} is not a modelshield training checkpoint ({FORMAT})")
     return meta
 

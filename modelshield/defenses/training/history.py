@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshield.core.errors import FormatError, MissingFileError
+
 
 @dataclass
 class EpochRecord:
@@ -48,6 +50,19 @@ class TrainResult:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the result as JSON, atomically (a crash never leaves half a file)."""
         return write_json_atomic(Path(path), self.to_dict())
+
+
+def read_json_object(path: Path, missing: str) -> dict[str, Any]:
+    """A JSON object from ``path``; ``missing`` explains an absent file, bad JSON is a :class:`FormatError`."""
+    if not path.is_file():
+        raise MissingFileError(missing)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FormatError(f"{path} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise FormatError(f"{path} holds JSON but not an object")
+    return data
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:

@@ -9,8 +9,8 @@ import torch
 
 from modelshield.core.datasets import Dataset, sklearn_dataset
 from modelshield.core.model import TorchModel
-from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, DigitsCNN
 from modelshield.defenses.training import TrainConfig
+from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, DigitsCNN
 
 GATE = 0.1  # the demo assessment's gating ε (modelshield.cli.assess.DEMO_GATE)
 

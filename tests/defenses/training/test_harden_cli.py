@@ -44,10 +44,25 @@ def test_custom_model_and_data_and_resume(tmp_path: Path) -> None:
     torch.manual_seed(0)
     save_torch_model(DigitsCNN(), tmp_path / "w.safetensors")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [
-        "harden", "--model", str(tmp_path / "w.safetensors"), "--arch", "modelshield.demo:DigitsCNN",
-        "--data", str(tmp_path / "data.npz"), "--method", "trades", "--eps", "0.1", "--out", str(out), *FAST,
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "harden",
+            "--model",
+            str(tmp_path / "w.safetensors"),
+            "--arch",
+            "modelshield.demo:DigitsCNN",
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--method",
+            "trades",
+            "--eps",
+            "0.1",
+            "--out",
+            str(out),
+            *FAST,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "history.json").read_text())["evaluation"]["samples"] == 60
 
@@ -97,9 +112,26 @@ def test_bad_input_through_the_installed_command(tmp_path: Path) -> None:
     """The same contract from a real process: exit 2, one line, no traceback."""
     (tmp_path / "data.npz").write_bytes(b"not an npz")
     proc = subprocess.run(
-        [sys.executable, "-m", "modelshield", "harden", "--model", "w.safetensors", "--arch", "x:Y",
-         "--data", str(tmp_path / "data.npz"), "--eps", "0.1", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "modelshield",
+            "harden",
+            "--model",
+            "w.safetensors",
+            "--arch",
+            "x:Y",
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--eps",
+            "0.1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr

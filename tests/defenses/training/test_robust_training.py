@@ -64,14 +64,20 @@ def test_pgd_training_raises_robust_accuracy(
     ids=["trades", "fast", "free"],
 )
 def test_robust_methods_beat_standard_training(
-    trainer: Trainer, epochs: int, fresh_model: Factory, digits_train: Dataset, digits_eval: Dataset,
+    trainer: Trainer,
+    epochs: int,
+    fresh_model: Factory,
+    digits_train: Dataset,
+    digits_eval: Dataset,
     standard_robust: float,
 ) -> None:
     model = trained(fresh_model, trainer, digits_train, epochs)
     assert robust(model, digits_eval) >= standard_robust + 0.10
 
 
-def test_distilled_student_matches_its_teacher(fresh_model: Factory, digits_train: Dataset, digits_eval: Dataset) -> None:
+def test_distilled_student_matches_its_teacher(
+    fresh_model: Factory, digits_train: Dataset, digits_eval: Dataset
+) -> None:
     method = Distillation(temperature=10.0)
     student = trained(fresh_model, method, digits_train, 6)
     assert method.teacher is not None

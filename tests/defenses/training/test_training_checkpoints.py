@@ -35,8 +35,11 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: PGDTraining(eps=GATE, steps=3), lambda: FreeTraining(eps=GATE, replays=2),
-     lambda: Distillation(temperature=5.0, teacher_epochs=1)],
+    [
+        lambda: PGDTraining(eps=GATE, steps=3),
+        lambda: FreeTraining(eps=GATE, replays=2),
+        lambda: Distillation(temperature=5.0, teacher_epochs=1),
+    ],
     ids=["pgd", "free", "distill"],
 )
 def test_resume_continues_exactly_like_an_uninterrupted_run(
