@@ -1,13 +1,15 @@
-"""Gateway overhead on loopback: the same model with the full security stack vs with every control off.
+"""Gateway overhead on loopback: the same model with the full security stack vs every control off, one run.
 
-Each server is the real ``modelshield serve`` in its own process (one uvicorn worker); the load comes
-from an asyncio client speaking HTTP/1.1 keep-alive over raw streams (cheap enough not to be the
-bottleneck). Measured: p50/p99 latency at concurrency 1 (the added latency), requests/s at
-concurrency ``--concurrency``, and how closely a 10x burst is held to the configured rate limit.
-With ``--schemathesis`` (needs ``pip install schemathesis`` in the venv, bench only) it also fuzzes
-``/openapi.json`` with a valid key and counts 5xx answers.
+Each server is the real ``modelshield serve`` in its own process (one uvicorn worker, uvloop + httptools).
+Load comes from ``wrk`` (C, one thread; POST body and API key from a Lua script) so the client costs far
+less CPU than the server; ``--pin`` puts the server on CPU 1 and wrk on CPU 0 (taskset). Measured for each
+of: no controls; full stack with ``audit.durability = "fsync"`` (default); full stack with ``"process"``:
+p50/p99 at concurrency 1 (the added latency) and req/s, p50/p99 at ``--concurrency``. Then a 10x burst
+against a per-identity limit (paced asyncio client): how closely the 200s match burst + rate x seconds.
+Also the fsync latency of the disk under the audit database (it bounds "fsync" latency from below).
 
-    python bench/gateway.py --seconds 10 --concurrency 32
+    apt-get install -y wrk        # bench only
+    python bench/gateway.py --seconds 10 --concurrency 64 [--pin]
 """
 
 from __future__ import annotations
@@ -68,14 +70,15 @@ def prepare(work: Path) -> dict[str, Any]:
             "body": json.dumps({"inputs": sample}).encode(), "work": work}
 
 
-def write_config(ctx: dict[str, Any], name: str, *, secure: bool, rps: float = 1e6, burst: float = 1e6) -> Path:
+def write_config(ctx: dict[str, Any], name: str, *, secure: bool, durability: str = "fsync",
+                 rps: float = 1e6, burst: float = 1e6) -> Path:
     w = ctx["work"]
     model = (f'[models.demo]\npath = "{ctx["weights"]}"\ndigest = "{ctx["digest"]}"\n'
              'arch = "modelshield.demo:DigitsCNN"\ninput_shape = [1, 8, 8]\n\n')
     if secure:
         rest = (f'[server]\nstore_url = "{ctx["db"]}"\n\n[auth]\napi_key_pepper_file = "{ctx["pepper"]}"\n\n'
                 f'[audit]\ndb_url = "{ctx["db"]}"\nsigning_key_file = "{w / "audit.pem"}"\n'
-                f'public_key_file = "{w / "audit.pub.pem"}"\n\n'
+                f'public_key_file = "{w / "audit.pub.pem"}"\ndurability = "{durability}"\n\n'
                 f"[rate_limits]\nper_identity_rps = {rps}\nper_identity_burst = {burst}\n"
                 f"per_model_rps = 1e6\nper_model_burst = 1e6\ndaily_quota = 1000000000\n"
                 f"\n[logging]\nlevel = \"warning\"\n")
@@ -91,11 +94,12 @@ def write_config(ctx: dict[str, Any], name: str, *, secure: bool, rps: float = 1
 class Server:
     """``modelshield serve --config`` in a subprocess on a free port."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, cpus: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        pin = ["taskset", "-c", cpus] if cpus else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelshield", "serve", "--config", str(config), "--port", str(self.port)],
+            [*pin, sys.executable, "-m", "modelshield", "serve", "--config", str(config), "--port", str(self.port)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
         )
@@ -171,13 +175,55 @@ async def load(port: int, req: bytes, *, concurrency: int, seconds: float, rate:
             "p99_ms": float(np.percentile(lat, 99)), "statuses": statuses, "seconds": elapsed}
 
 
-def measure(ctx: dict[str, Any], secure: bool, seconds: float, concurrency: int) -> dict[str, Any]:
-    server = Server(write_config(ctx, "full" if secure else "none", secure=secure))
+WRK_LUA = """
+wrk.method = "POST"
+wrk.body = io.open(os.getenv("MS_BODY_FILE"), "rb"):read("*a")
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("MS_KEY")
+if key and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
+function done(summary, latency, requests)
+  io.write(string.format('MSJSON {"requests": %d, "us": %d, "p50_us": %d, "p99_us": %d, "non2xx": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(ctx: dict[str, Any], server: Server, key: str | None, *, connections: int, seconds: float,
+        cpus: str | None) -> dict[str, Any]:
+    """One wrk run (one client thread) against the predict route; p50/p99 from wrk's HdrHistogram, and the
+    server's CPU time per request (robust to other jobs on the machine, unlike latency)."""
+    url = server.url
+    cpu0 = cpu_seconds(server.proc.pid)
+    pin = ["taskset", "-c", cpus] if cpus else []
+    cmd = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+           "-s", str(ctx["lua"]), f"{url}/v1/models/demo/predict"]
+    env = {**os.environ, "MS_BODY_FILE": str(ctx["body_file"]), "MS_KEY": key or ""}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60, check=True).stdout
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    data = json.loads(next(line for line in out.splitlines() if line.startswith("MSJSON "))[7:])
+    return {"requests": data["requests"], "rps": data["requests"] / (data["us"] / 1e6),
+            "server_cpu_ms_per_request": 1000 * cpu / max(1, data["requests"]),
+            "p50_ms": data["p50_us"] / 1000, "p99_ms": data["p99_us"] / 1000,
+            "non_2xx": data["non2xx"], "socket_errors": data["errors"]}
+
+
+def measure(ctx: dict[str, Any], name: str, *, secure: bool, durability: str, seconds: float, concurrency: int,
+            pin: bool) -> dict[str, Any]:
+    """c=1 (latency) and c=concurrency (throughput) against one fresh server."""
+    server = Server(write_config(ctx, name, secure=secure, durability=durability), cpus="1" if pin else None)
+    client_cpus = "0" if pin else None
+    key = ctx["key"] if secure else None
     try:
-        req = request_bytes(server.port, ctx["body"], ctx["key"] if secure else None)
-        asyncio.run(load(server.port, req, concurrency=4, seconds=1.0))  # warm-up
-        single = asyncio.run(load(server.port, req, concurrency=1, seconds=seconds))
-        many = asyncio.run(load(server.port, req, concurrency=concurrency, seconds=seconds))
+        wrk(ctx, server, key, connections=4, seconds=2, cpus=client_cpus)  # warm-up
+        single = wrk(ctx, server, key, connections=1, seconds=seconds, cpus=client_cpus)
+        many = wrk(ctx, server, key, connections=concurrency, seconds=seconds, cpus=client_cpus)
     finally:
         server.stop()
     return {"c1": single, f"c{concurrency}": many}
@@ -197,63 +243,79 @@ def burst(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]:
             "error": (allowed - expected) / expected, "limited": got["statuses"].get(429, 0)}
 
 
-def fuzz(ctx: dict[str, Any], max_examples: int) -> dict[str, Any]:
-    """schemathesis against /openapi.json with a valid key: count 5xx answers."""
-    exe = Path(sys.executable).with_name("schemathesis")
-    if not exe.exists():
-        return {"skipped": "schemathesis not installed (pip install schemathesis into the venv)"}
-    server = Server(write_config(ctx, "fuzz", secure=True))
+def fsync_latency(folder: Path, n: int = 200) -> dict[str, float]:
+    """p50/p99 of write(4 KiB) + fsync on the disk holding the audit database."""
+    path = folder / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    times = []
     try:
-        done = subprocess.run(
-            [str(exe), "run", f"{server.url}/openapi.json", "-H", f"Authorization: Bearer {ctx['key']}",
-             "--checks", "not_a_server_error", "--max-examples", str(max_examples), "--no-color"],
-            capture_output=True, text=True, timeout=600,
-        )
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            times.append((time.perf_counter() - t0) * 1000)
     finally:
-        server.stop()
-    tail = done.stdout[-3000:]
-    return {"exit_code": done.returncode, "five_xx_found": done.returncode != 0, "tail": tail}
+        os.close(fd)
+        path.unlink()
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+STACKS = (("none", False, "fsync"), ("fsync", True, "fsync"), ("process", True, "process"))
+
+
+def report(result: dict[str, Any], concurrency: int, burst_rate: float) -> None:
+    c = f"c{concurrency}"
+    print(f"machine: {result['machine']}; pinned: {result['pinned']}")
+    disk = result['disk_fsync']
+    print(f"disk fsync: p50 {disk['p50_ms']:.2f} ms, p99 {disk['p99_ms']:.2f} ms")
+    print(f"{'stack':16} {'p50 c=1':>8} {'p99 c=1':>8} {'req/s c=1':>10} {'req/s ' + c:>11} {'p50 ' + c:>9} "
+          f"{'p99 ' + c:>9} {'CPU ms/req':>10} {'non-2xx':>8}")
+    for name, _, _ in STACKS:
+        r = result[name]
+        label = "no controls" if name == "none" else f"full, {name}"
+        print(f"{label:16} {r['c1']['p50_ms']:8.2f} {r['c1']['p99_ms']:8.2f} {r['c1']['rps']:10.0f} {r[c]['rps']:11.0f} "
+              f"{r[c]['p50_ms']:9.2f} {r[c]['p99_ms']:9.2f} {r[c]['server_cpu_ms_per_request']:10.2f} "
+              f"{r['c1']['non_2xx'] + r[c]['non_2xx']:8d}")
+    base = result["none"]
+    for name in ("fsync", "process"):
+        r = result[name]
+        print(f"full/{name}: added p50 {r['c1']['p50_ms'] - base['c1']['p50_ms']:+.2f} ms, "
+              f"p99 {r['c1']['p99_ms'] - base['c1']['p99_ms']:+.2f} ms (c=1); "
+              f"throughput full/none at {c}: {r[c]['rps'] / base[c]['rps']:.2f}")
+    b = result["burst"]
+    print(f"burst: offered {b['offered_rps']:.0f} req/s against {burst_rate:g}/s (burst {burst_rate:g}); "
+          f"allowed {b['allowed']} vs expected {b['expected']:.0f} ({b['error']:+.1%}), {b['limited']} answered 429")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--burst-rate", type=float, default=50.0)
-    ap.add_argument("--schemathesis", action="store_true")
-    ap.add_argument("--max-examples", type=int, default=200)
+    ap.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0 (taskset)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/gateway.py needs wrk: apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="ms-gw-bench-"))
     try:
         ctx = prepare(work)
-        none = measure(ctx, False, args.seconds, args.concurrency)
-        full = measure(ctx, True, args.seconds, args.concurrency)
+        ctx["lua"] = work / "post.lua"
+        ctx["lua"].write_text(WRK_LUA)
+        ctx["body_file"] = work / "body.json"
+        ctx["body_file"].write_bytes(ctx["body"])
         result: dict[str, Any] = {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs)",
-            "none": none, "full": full,
-            "added_p50_ms": full["c1"]["p50_ms"] - none["c1"]["p50_ms"],
-            "added_p99_ms": full["c1"]["p99_ms"] - none["c1"]["p99_ms"],
-            "burst": burst(ctx, args.burst_rate, 5.0),
+            "pinned": "server CPU 1, wrk CPU 0" if args.pin else "no (OS scheduling)",
+            "disk_fsync": fsync_latency(work),
         }
-        if args.schemathesis:
-            result["schemathesis"] = fuzz(ctx, args.max_examples)
+        for name, secure, durability in STACKS:
+            result[name] = measure(ctx, name, secure=secure, durability=durability, seconds=args.seconds,
+                                   concurrency=args.concurrency, pin=args.pin)
+        result["burst"] = burst(ctx, args.burst_rate, 5.0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    c = f"c{args.concurrency}"
-    print(f"{'stack':6} {'p50 ms (c=1)':>13} {'p99 ms (c=1)':>13} {'req/s (c=1)':>12} {'req/s (c=' + str(args.concurrency) + ')':>13} "
-          f"{'p50 ms':>8} {'p99 ms':>8}")
-    for name in ("none", "full"):
-        r = result[name]
-        print(f"{name:6} {r['c1']['p50_ms']:13.2f} {r['c1']['p99_ms']:13.2f} {r['c1']['rps']:12.0f} {r[c]['rps']:13.0f} "
-              f"{r[c]['p50_ms']:8.2f} {r[c]['p99_ms']:8.2f}")
-    print(f"added latency (c=1): p50 {result['added_p50_ms']:+.2f} ms, p99 {result['added_p99_ms']:+.2f} ms; "
-          f"throughput ratio full/none at c={args.concurrency}: {result['full'][c]['rps'] / result['none'][c]['rps']:.2f}")
-    b = result["burst"]
-    print(f"burst: offered {b['offered_rps']:.0f} req/s against {args.burst_rate:g}/s (burst {args.burst_rate:g}); "
-          f"allowed {b['allowed']} vs expected {b['expected']:.0f} ({b['error']:+.1%}), {b['limited']} answered 429")
-    if "schemathesis" in result:
-        print("schemathesis:", json.dumps({k: v for k, v in result["schemathesis"].items() if k != "tail"}))
+    report(result, args.concurrency, args.burst_rate)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
