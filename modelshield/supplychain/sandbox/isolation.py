@@ -4,8 +4,8 @@ Layers, in the order they are applied (each later one also holds if an earlier o
 
 1. namespaces: network (only a down loopback), mount, PID, IPC, UTS; as root directly, otherwise
    inside a new user namespace;
-2. a file-system view: a fresh read-only root holding only the system, Python and model paths the
-   worker needs (bound read-only at their own paths), a private /proc, four /dev nodes, and the
+2. a file-system view: a fresh read-only root holding only the system (not /etc: a handful of its
+   files), Python and model paths the worker needs (bound read-only at their own paths), a private /proc, four /dev nodes, and the
    scratch folder as a size-capped tmpfs, the only writable place;
 3. resource limits (address space, CPU seconds, open files, file size, processes);
 4. privilege drop: uid/gid 65534 (as root), every capability and the bounding set gone,
@@ -31,7 +31,12 @@ from pathlib import Path
 from modelshield.supplychain.sandbox import kernel, landlock, seccomp
 
 NOBODY = 65534
-SYSTEM_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys/devices/system/cpu")
+# Of /etc only what the dynamic linker, libc and Python read: /etc as a whole may hold keys and configs.
+SYSTEM_PATHS = (
+    "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/sys/devices/system/cpu",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd", "/etc/group",
+    "/etc/nsswitch.conf",
+)
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 _NS_FLAGS = kernel.CLONE_NEWNS | kernel.CLONE_NEWPID | kernel.CLONE_NEWIPC | kernel.CLONE_NEWUTS
 

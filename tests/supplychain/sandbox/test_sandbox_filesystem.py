@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,29 @@ def test_vendor_cannot_write_outside_scratch(vendor: Path, tmp_path: Path, disab
     for where, path in paths.items():
         assert not path.exists(), f"the sandbox wrote in {where}: {message}"
         assert re.search(re.escape(str(path)) + ": (Read-only file system|Permission denied|No such file)", message)
+
+
+@pytest.mark.parametrize("disable", [(), ("namespaces",)], ids=["all layers", "landlock without namespaces"])
+def test_vendor_cannot_read_files_outside_its_view(
+    vendor: Path, world_readable_secret: Path, disable: tuple[str, ...]
+) -> None:
+    """A world-readable file elsewhere (data, keys, /etc/hostname) is invisible or refused, not just unwritable."""
+    for secret in (Path("/etc/hostname"), world_readable_secret):
+        box = Sandbox(vendor=vendor, entry="acme.models:read", factory_kwargs={"path": str(secret)}, disable=disable)
+        with pytest.raises(VendorCodeError, match="FileNotFoundError|PermissionError"):
+            box.start()
+
+
+@pytest.fixture
+def world_readable_secret() -> Iterator[Path]:
+    """A file any user may read, in a folder any user may enter: only the sandbox's view keeps it out."""
+    folder = Path(tempfile.mkdtemp(prefix="modelshield-test-secret-"))
+    folder.chmod(0o755)
+    secret = folder / "token.txt"
+    secret.write_text("s3cr3t")
+    secret.chmod(0o644)
+    yield secret
+    shutil.rmtree(folder)
 
 
 def test_vendor_can_keep_state_in_scratch_and_it_is_removed_after(vendor: Path, vendor_module) -> None:

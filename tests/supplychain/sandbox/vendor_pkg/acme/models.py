@@ -62,6 +62,12 @@ def write(paths):
     return Linear()
 
 
+def read(path):
+    """Read a file the user did not hand over; serve only if it could not."""
+    with open(path) as f:
+        raise RuntimeError(f"read someone else's file: {f.read()!r}")
+
+
 def scratch_roundtrip(seed=0):
     """Keep state in the scratch folder ($TMPDIR), read it back, and serve from it."""
     folder = os.environ["TMPDIR"]
