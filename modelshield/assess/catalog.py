@@ -11,6 +11,8 @@ from dataclasses import dataclass
 WHITE_BOX_ATTACKS = ("fgsm", "pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "cw", "deepfool")
 BLACK_BOX_ATTACKS = ("square", "hopskipjump")
 ALL_ATTACKS = WHITE_BOX_ATTACKS + BLACK_BOX_ATTACKS
+DETECTOR_NAMES = ("feature-squeezing", "mahalanobis", "lid", "energy", "max-softmax")
+DEFAULT_DETECTORS = DETECTOR_NAMES[:4]
 
 
 @dataclass(frozen=True)
@@ -76,4 +78,21 @@ UNTRUSTWORTHY_EVALUATION = Rule(
     ("ML01:2023",),
     "A sanity check failed (gradient masking, randomness or an attack bug can inflate robust accuracy): "
     "read the check's detail and re-run with stronger or black-box attacks before trusting the numbers.",
+)
+LOW_CERTIFIED_ACCURACY = Rule(
+    "MS-CERT-001",
+    "Low certified accuracy under randomized smoothing",
+    ("AML.T0043.000", "AML.T0015"),
+    ("ML01:2023",),
+    "Few inputs carry an L2 certificate: train the base model with Gaussian noise at the certification σ "
+    "(train_with_noise), tune σ to the radius you need, and raise N for tighter bounds.",
+)
+WEAK_DETECTOR = Rule(
+    "MS-DETECT-001",
+    "Adversarial-input detector is evaded by an adaptive attacker",
+    ("AML.T0043.000", "AML.T0015"),
+    ("ML01:2023",),
+    "Do not rely on this detector alone: an attacker who knows it evades it (AUC near 0.5). Combine detection "
+    "with adversarial training or certified smoothing, keep the detector and its threshold secret, and log "
+    "Guard decisions for monitoring.",
 )

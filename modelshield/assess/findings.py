@@ -104,11 +104,41 @@ def build_findings(result: AssessmentResult, x: Tensor) -> list[Finding]:
             f"Robust accuracy {robust:.1%} at L∞ ε={gate:g} is below the required {fail_under:.1%}.",
             "robust_accuracy", robust, Severity.high, threshold=fail_under, attack=result.gating.get("attack"),
         ))
+    out += _defence_findings(result)
     for flag in result.sanity:
         if not flag.passed:
             out.append(_finding(catalog.UNTRUSTWORTHY_EVALUATION, f"{flag.name}: {flag.detail}", flag.name, None,
                                 Severity.medium, check=flag.name))
     return sorted(out, key=lambda f: -f.severity.rank)
+
+
+def _defence_findings(result: AssessmentResult) -> list[Finding]:
+    """Low certified accuracy at radius σ, and detectors an adaptive attacker evades."""
+    out: list[Finding] = []
+    if result.certified:
+        sigma = result.certified[0].sigma
+        point = min(result.certified, key=lambda p: abs(p.radius - sigma))
+        clean = result.clean_accuracy
+        out.append(_finding(
+            catalog.LOW_CERTIFIED_ACCURACY,
+            f"Randomized smoothing (σ={sigma:g}) certifies {point.certified_accuracy:.1%} of inputs at L2 radius "
+            f"{point.radius:g} (clean {clean:.1%}); it abstains on {point.abstain_rate:.1%}.",
+            "certified_accuracy", point.certified_accuracy, robustness_severity(point.certified_accuracy, clean),
+            radius=point.radius, sigma=sigma, abstain_rate=point.abstain_rate,
+        ))
+    for rec in result.detectors:
+        if not rec.adaptive or rec.auc is None:
+            continue
+        tpr = rec.tpr_at_fpr_005 or 0.0
+        weak = rec.auc < 0.7 or tpr < 0.2
+        out.append(_finding(
+            catalog.WEAK_DETECTOR,
+            f"{rec.name}: an adaptive attacker ({rec.attack}) reaches AUC {rec.auc:.2f} and is flagged "
+            f"{tpr:.1%} of the time at 5% false positives.",
+            "auc", rec.auc, Severity.high if rec.auc < 0.6 else Severity.medium if weak else Severity.info,
+            threshold=0.7, detector=rec.name, attack=rec.attack,
+        ))
+    return out
 
 
 __all__ = ["build_findings", "robustness_severity", "success_severity"]

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 import modelshield
-from modelshield.assess.catalog import ALL_ATTACKS
+from modelshield.assess.catalog import ALL_ATTACKS, DETECTOR_NAMES
+from modelshield.assess.defences import certify_model, evaluate_model_detectors
 from modelshield.assess.findings import build_findings
 from modelshield.assess.results import AssessmentResult, AttackRecord, QueryCurve
 from modelshield.assess.sanity import SanityContext, run_sanity_checks
@@ -51,6 +52,13 @@ class AssessConfig:
     examples: int = 8
     command: str = ""
     model_info: dict[str, object] = field(default_factory=dict)
+    certify: bool = False
+    sigma: float = 0.25
+    n0: int = 100
+    n: int = 1000
+    alpha: float = 0.001
+    certify_samples: int = 100
+    detectors: Sequence[str] = ()
 
     def validate(self) -> None:
         """Refuse nonsense before any work starts, with every problem named."""
@@ -65,7 +73,15 @@ class AssessConfig:
         unknown = sorted(set(self.attacks) - set(ALL_ATTACKS))
         if unknown:
             problems.append(f"unknown attacks {unknown}; choose from {', '.join(ALL_ATTACKS)}")
-        for name in ("pgd_steps", "apgd_steps", "cw_steps", "square_queries", "batch_size", "hsj_samples"):
+        if self.certify and not self.sigma > 0:
+            problems.append(f"sigma must be positive, got {self.sigma}")
+        if self.certify and not 0 < self.alpha < 1:
+            problems.append(f"alpha must be in (0, 1), got {self.alpha}")
+        unknown_detectors = sorted(set(self.detectors) - set(DETECTOR_NAMES))
+        if unknown_detectors:
+            problems.append(f"unknown detectors {unknown_detectors}; choose from {', '.join(DETECTOR_NAMES)}")
+        for name in ("pgd_steps", "apgd_steps", "cw_steps", "square_queries", "batch_size", "hsj_samples", "n0", "n",
+                     "certify_samples"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
         if problems:
@@ -173,6 +189,7 @@ def planned_steps(cfg: AssessConfig, white_box: bool) -> int:
         n += len({float(e) for e in cfg.eps_linf} | {cfg.gate}) * (("fgsm" in chosen) + ("pgd" in chosen)) + len(cfg.eps_l2) * ("pgd-l2" in chosen)
         n += ("apgd-ce" in chosen) + ("apgd-dlr" in chosen) + ("cw" in chosen) + ("deepfool" in chosen)
     n += ("square" in chosen) + len(cfg.hsj_budgets) * ("hopskipjump" in chosen)
+    n += cfg.certify + (len(cfg.detectors) * 2 + 3 if cfg.detectors and white_box else 0)
     return n
 
 
@@ -228,6 +245,9 @@ def assess(
     if "hopskipjump" in chosen:
         _run_hopskipjump(st)
 
+    certified = certify_model(st.model, st.x, st.y, cfg, st.progress) if cfg.certify else []
+    detectors = (evaluate_model_detectors(st.model, st.x, st.y, cfg, gate, st.progress)
+                 if cfg.detectors and model.white_box else [])
     result = AssessmentResult(
         version=modelshield.__version__,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -239,6 +259,8 @@ def assess(
         attacks=st.records,
         query_curves=st.curves,
         perturbation_l2=st.l2,
+        certified=certified,
+        detectors=detectors,
     )
     result.gating = _gating(result, gate, cfg.fail_under)
     adversarials = [(r.attack, st.x if r.idx is None else st.x[r.idx], r.x_adv) for r in st.runs]

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modelshield.assess.catalog import ALL_ATTACKS
+from modelshield.assess.catalog import ALL_ATTACKS, DEFAULT_DETECTORS, DETECTOR_NAMES
 from modelshield.core.errors import InputError
 from modelshield.core.settings import load_settings
 
@@ -140,6 +140,14 @@ def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path])
         limit = f" (required ≥ {g['fail_under']:.1%})" if g.get("fail_under") is not None else ""
         console.print(f"gate {verdict}: robust accuracy {g['robust_accuracy']:.1%} at L∞ ε={g['eps']:g} "
                       f"against {g['attack']}{limit}")
+    if result.certified:
+        cert = ", ".join(f"r={p.radius:g}: {p.certified_accuracy:.0%}" for p in result.certified[:5])
+        console.print(f"certified (σ={result.certified[0].sigma:g}, abstain {result.certified[0].abstain_rate:.1%}): {cert}",
+                      highlight=False)
+    for rec in result.detectors:
+        auc = "—" if rec.auc is None else f"{rec.auc:.3f}"
+        console.print(f"detector {rec.name:18} vs {rec.attack:13} {'adaptive' if rec.adaptive else 'standard'} "
+                      f"AUC {auc}", highlight=False)
     for kind, path in paths.items():
         console.print(f"{kind:5} {path}", highlight=False)
 
@@ -171,6 +179,14 @@ def assess_command(
     config: Annotated[Path | None, typer.Option(help="Settings file (default: $MODELSHIELD_CONFIG or ./modelshield.toml).")] = None,
     batch_size: Annotated[int, typer.Option(help="Attack batch size.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed for subsets and randomised attacks.")] = 0,
+    certify: Annotated[bool, typer.Option("--certify", help="Certify L2 robustness by randomized smoothing.")] = False,
+    sigma: Annotated[float, typer.Option(help="Smoothing noise σ for --certify, in input units.")] = 0.25,
+    n0: Annotated[int, typer.Option("--n0", help="Noise samples to pick the class (--certify).")] = 100,
+    n: Annotated[int, typer.Option("--n", help="Noise samples to bound its probability (--certify).")] = 1000,
+    alpha: Annotated[float, typer.Option(help="Certificate failure probability (--certify).")] = 0.001,
+    certify_samples: Annotated[int, typer.Option(help="Inputs to certify (--certify).")] = 100,
+    detectors: Annotated[bool, typer.Option("--detectors", help="Evaluate adversarial-input detectors, standard and adaptive attacks.")] = False,
+    detector_list: Annotated[str, typer.Option(help=f"Detectors for --detectors: {','.join(DETECTOR_NAMES)}.")] = ",".join(DEFAULT_DETECTORS),
 ) -> None:
     """Run evasion attacks on a model and write HTML, JSON, SARIF and Markdown reports."""
     import torch
@@ -201,6 +217,8 @@ def assess_command(
         batch_size=batch_size,
         seed=seed,
         command="modelshield " + " ".join(shlex.quote(a) for a in redact_argv(sys.argv[1:])),
+        certify=certify, sigma=sigma, n0=n0, n=n, alpha=alpha, certify_samples=certify_samples,
+        detectors=[d.strip() for d in detector_list.split(",") if d.strip()] if detectors else (),
     )
     if eps or policy.eps:
         cfg.eps_linf = parse_floats(eps, "--eps") if eps else policy.eps  # type: ignore[assignment]

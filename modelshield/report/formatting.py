@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelshield.assess.results import AssessmentResult
 from modelshield.core.findings import Finding
@@ -58,3 +59,9 @@ def verdict(result: AssessmentResult) -> Verdict:
     if gate.get("fail_under") is not None:
         sentence += f"; the gate requires at least {pct(gate['fail_under'])}"
     return Verdict(result.passed, headline, sentence + ".")
+
+
+def detector_rows(result: AssessmentResult) -> list[dict[str, Any]]:
+    """One row per (detector, standard attack), with the adaptive attack's numbers beside it."""
+    adaptive = {r.name: r for r in result.detectors if r.adaptive}
+    return [{"standard": r, "adaptive": adaptive.get(r.name)} for r in result.detectors if not r.adaptive]

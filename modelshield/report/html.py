@@ -14,7 +14,7 @@ import jinja2
 
 from modelshield.assess.results import AssessmentResult, AttackRecord
 from modelshield.report.examples import ExampleGrid
-from modelshield.report.formatting import eps_text, num, pct, sorted_findings, verdict
+from modelshield.report.formatting import detector_rows, eps_text, num, pct, sorted_findings, verdict
 from modelshield.report.interface import Renderer
 
 
@@ -56,6 +56,18 @@ def _figures(result: AssessmentResult) -> list[dict[str, str]]:
             "What an attacker with only API access achieves per number of queries per input.",
             plots.query_plot(result),
         ),
+        (
+            "Certified accuracy against L2 radius",
+            "Randomized smoothing: the share of inputs provably classified correctly within each L2 radius "
+            "(with probability 1 − α); abstentions count as wrong.",
+            plots.certified_plot(result),
+        ),
+        (
+            "Clean, robust and certified accuracy",
+            "What each guarantee costs: accuracy with no attack, under the strongest attack at the gate, and "
+            "certified by smoothing at radius σ.",
+            plots.tradeoff_plot(result),
+        ),
     ]
     return [{"title": title, "caption": caption, "uri": uri} for title, caption, uri in candidates if uri]
 
@@ -79,6 +91,7 @@ class HtmlRenderer(Renderer):
             failed_checks=[flag for flag in result.sanity if not flag.passed],
             attacks=[(record, _is_gate(record, result.gating)) for record in attacks],
             figures=_figures(result),
+            detector_rows=detector_rows(result),
             examples=examples,
             tiles=tiles,
             amplification=amplification,

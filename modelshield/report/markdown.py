@@ -10,7 +10,7 @@ import re
 
 from modelshield.assess.results import AssessmentResult
 from modelshield.report.examples import ExampleGrid
-from modelshield.report.formatting import num, pct, sorted_findings, verdict
+from modelshield.report.formatting import detector_rows, num, pct, sorted_findings, verdict
 from modelshield.report.interface import Renderer
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&])")
@@ -56,6 +56,20 @@ class MarkdownRenderer(Renderer):
             ]
         else:
             lines += ["", "No findings."]
+        if result.certified:
+            sigma = result.certified[0].sigma
+            lines += ["", f"Certified accuracy (randomized smoothing, σ={num(sigma)}, abstains on "
+                      f"{pct(result.certified[0].abstain_rate)}):", "", "| L2 radius | Certified accuracy |",
+                      "| ---: | ---: |"]
+            lines += [f"| {num(p.radius)} | {pct(p.certified_accuracy)} |" for p in result.certified]
+        rows = detector_rows(result)
+        if rows:
+            lines += ["", "| Detector | Attack | AUC | TPR @ 5% FPR | Adaptive AUC | Adaptive TPR @ 5% FPR |",
+                      "| --- | --- | ---: | ---: | ---: | ---: |"]
+            for row in rows:
+                s, a = row["standard"], row["adaptive"]
+                lines.append(f"| {md_escape(s.name)} | {md_escape(s.attack)} | {num(s.auc, 3)} | {pct(s.tpr_at_fpr_005)} "
+                             f"| {num(a.auc if a else None, 3)} | {pct(a.tpr_at_fpr_005 if a else None)} |")
         if result.command:
             lines += ["", "Reproduce:", "", _code_block(result.command)]
         provenance = f"{md_escape(result.tool)} {md_escape(result.version)} · {md_escape(result.created)}"

@@ -169,3 +169,40 @@ def example_tiles(grid: ExampleGrid) -> tuple[list[ExampleTile], float]:
             )
         )
     return tiles, (hi - lo) / (2 * scale)
+
+
+def certified_plot(result: AssessmentResult) -> str | None:
+    """Certified accuracy against L2 radius (randomized smoothing), with the abstention rate noted."""
+    if not result.certified:
+        return None
+    fig = Figure(figsize=(5.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    points = sorted(result.certified, key=lambda p: p.radius)
+    sigma, abstain = points[0].sigma, points[0].abstain_rate
+    ax.step([p.radius for p in points], [100 * p.certified_accuracy for p in points], where="post", marker="o",
+            markersize=4, label=f"σ = {sigma:g} (abstains on {abstain:.0%})")
+    ax.set(title="Certified accuracy (randomized smoothing)", xlabel="L2 radius", ylabel="certified accuracy (%)",
+           ylim=(0, 102))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _figure_uri(fig)
+
+
+def tradeoff_plot(result: AssessmentResult) -> str | None:
+    """Clean, empirically robust (at the gate) and certified accuracy side by side: what each guarantee costs."""
+    if not result.certified:
+        return None
+    sigma = result.certified[0].sigma
+    at_sigma = min(result.certified, key=lambda p: abs(p.radius - sigma))
+    bars = [("clean", result.clean_accuracy)]
+    if result.gating.get("robust_accuracy") is not None:
+        bars.append((f"robust\nL∞ ε={eps_text(result.gating['eps'])}", float(result.gating["robust_accuracy"])))
+    bars.append((f"certified\nL2 r={at_sigma.radius:g}", at_sigma.certified_accuracy))
+    fig = Figure(figsize=(5.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.bar([b[0] for b in bars], [100 * b[1] for b in bars], color=["#4c72b0", GATE_COLOUR, "#55a868"][: len(bars)])
+    for i, (_, value) in enumerate(bars):
+        ax.text(i, 100 * value + 1.5, f"{value:.0%}", ha="center", fontsize=9)
+    ax.set(title="Accuracy trade-off", ylabel="accuracy (%)", ylim=(0, 110))
+    ax.grid(alpha=0.3, axis="y")
+    return _figure_uri(fig)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from modelshield.assess.catalog import DEFAULT_DETECTORS
 from modelshield.assess.results import DetectionRecord
 from modelshield.attacks.base import Attack
 from modelshield.attacks.evasion import FGSM, PGD, CarliniWagnerL2
@@ -28,7 +29,6 @@ from modelshield.defenses.detection.squeezing import FeatureSqueezing
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls for cls in (FeatureSqueezing, MahalanobisDetector, LIDDetector, EnergyDetector, MaxSoftmaxDetector)
 }
-DEFAULT_DETECTORS = ("feature-squeezing", "mahalanobis", "lid", "energy")
 EVAL_ATTACKS = ("fgsm", "pgd", "cw")
 FPR = 0.05
 
