@@ -35,6 +35,47 @@ class BlackBoxModel(Model):
         self.queries += int(x.shape[0])
 
 
+class ServedModel(BlackBoxModel):
+    """A black-box model that answers outside this process (an HTTP service, a sandboxed worker).
+
+    Subclasses send one chunk of at most ``batch_size`` samples with ``_ask`` and say what came
+    back: "logits", "probabilities" or "labels". Every answer is checked here, the same way for
+    every transport, and a bad one raises ``reply_error``.
+    """
+
+    num_classes: int
+    batch_size: int
+    reply_error: type[ModelShieldError] = InputError
+
+    def _ask(self, batch: np.ndarray) -> tuple[str, np.ndarray]:
+        """Send one chunk; return the kind of answer and its array."""
+        raise NotImplementedError
+
+    def _answer(self, x: Tensor) -> Tensor:
+        """Checked scores, or labels from a label-only model, one ``_ask`` per chunk."""
+        parts = []
+        for i in range(0, x.shape[0], self.batch_size):
+            chunk = x[i : i + self.batch_size]
+            kind, values = self._ask(to_numpy(chunk))
+            n, c, error = chunk.shape[0], self.num_classes, self.reply_error
+            if kind == "labels":
+                parts.append(checked_labels(values, n=n, num_classes=c, device=x.device, error=error))
+            else:
+                probabilities = kind == "probabilities"
+                parts.append(
+                    checked_scores(values, n=n, num_classes=c, probabilities=probabilities, device=x.device, error=error)
+                )
+        return torch.cat(parts) if parts else torch.empty((0, self.num_classes), device=x.device)
+
+    def _scores(self, x: Tensor) -> Tensor:
+        return self._answer(x)
+
+    def _labels(self, x: Tensor) -> Tensor:
+        self._count(x)
+        out = self._answer(x)
+        return out if out.ndim == 1 else out.argmax(dim=1)
+
+
 def to_numpy(x: Tensor, dtype: np.dtype | type = np.float32) -> np.ndarray:
     """A detached, contiguous CPU copy of a batch for a library outside PyTorch."""
     return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=dtype)

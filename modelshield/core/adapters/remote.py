@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from modelshield.core.adapters.base import BlackBoxModel, checked_labels, checked_scores, to_numpy
+from modelshield.core.adapters.base import ServedModel
 from modelshield.core.errors import DependencyError, InputError, RemoteModelError
 
 try:
@@ -22,7 +21,7 @@ RemoteOutput = Literal["auto", "logits", "probabilities", "labels"]
 _KINDS = ("logits", "probabilities", "labels")
 
 
-class RemoteModel(BlackBoxModel):
+class RemoteModel(ServedModel):
     """A model served over HTTP: our gateway, or any service that speaks this wire protocol.
 
     One POST per chunk of at most ``batch_size`` samples, JSON both ways::
@@ -65,6 +64,7 @@ class RemoteModel(BlackBoxModel):
             raise InputError(f"output must be auto, logits, probabilities or labels, not {output!r}")
         if num_classes < 2 or batch_size < 1 or max_retries < 0:
             raise InputError("RemoteModel needs num_classes >= 2, batch_size >= 1 and max_retries >= 0")
+        self.reply_error = RemoteModelError
         self.url = url
         self.num_classes = int(num_classes)
         self.batch_size = int(batch_size)
@@ -84,31 +84,10 @@ class RemoteModel(BlackBoxModel):
         """Close the HTTP connection pool."""
         self._client.close()
 
-    def _scores(self, x: Tensor) -> Tensor:
-        return self._answer(x)
-
-    def _labels(self, x: Tensor) -> Tensor:
-        self._count(x)
-        out = self._answer(x)
-        return out if out.ndim == 1 else out.argmax(dim=1)
-
-    def _answer(self, x: Tensor) -> Tensor:
-        """Checked scores, or labels from a label-only service, one request per chunk."""
-        parts = []
-        for i in range(0, x.shape[0], self.batch_size):
-            chunk = x[i : i + self.batch_size]
-            values = self._post(to_numpy(chunk))
-            n, c = chunk.shape[0], self.num_classes
-            if self._kind == "labels":
-                parts.append(checked_labels(values, n=n, num_classes=c, device=x.device, error=RemoteModelError))
-            else:
-                probabilities = self._kind == "probabilities"
-                parts.append(
-                    checked_scores(
-                        values, n=n, num_classes=c, probabilities=probabilities, device=x.device, error=RemoteModelError
-                    )
-                )
-        return torch.cat(parts)
+    def _ask(self, batch: np.ndarray) -> tuple[str, np.ndarray]:
+        values = self._post(batch)
+        assert self._kind is not None  # fixed by the first answer
+        return self._kind, values
 
     def _post(self, batch: np.ndarray) -> np.ndarray:
         """One request; returns the answer's array and fixes the kind on the first answer."""

@@ -22,10 +22,8 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from modelshield.core.adapters.base import BlackBoxModel, checked_labels, checked_scores, to_numpy
+from modelshield.core.adapters.base import ServedModel
 from modelshield.core.errors import InputError, MissingFileError
 from modelshield.supplychain.sandbox.errors import (
     SandboxCrashError,
@@ -225,7 +223,7 @@ class Sandbox:
         return output, out
 
 
-class SandboxedModel(BlackBoxModel):
+class SandboxedModel(ServedModel):
     """A model running in a ``Sandbox``: black-box, every sample counted, every answer checked."""
 
     def __init__(self, sandbox: Sandbox, batch_size: int = 256) -> None:
@@ -233,31 +231,14 @@ class SandboxedModel(BlackBoxModel):
         if info is None:
             raise SandboxCrashError("the sandbox is not started")
         super().__init__(input_shape=info.input_shape, bounds=info.bounds)
+        self.reply_error = SandboxReplyError
         self.sandbox = sandbox
         self.num_classes = info.num_classes
         self.has_scores = info.output != "labels"
         self.batch_size = int(batch_size)
 
-    def _answer(self, x: Tensor) -> Tensor:
-        parts = []
-        for i in range(0, x.shape[0], self.batch_size):
-            chunk = x[i : i + self.batch_size]
-            output, values = self.sandbox.predict_raw(to_numpy(chunk))
-            n, c = chunk.shape[0], self.num_classes
-            if output == "labels":
-                parts.append(checked_labels(values, n=n, num_classes=c, device=x.device, error=SandboxReplyError))
-            else:
-                parts.append(checked_scores(values, n=n, num_classes=c, probabilities=output == "probabilities",
-                                            device=x.device, error=SandboxReplyError))
-        return torch.cat(parts) if parts else torch.empty((0, self.num_classes), device=x.device)
-
-    def _scores(self, x: Tensor) -> Tensor:
-        return self._answer(x)
-
-    def _labels(self, x: Tensor) -> Tensor:
-        self._count(x)
-        out = self._answer(x)
-        return out if out.ndim == 1 else out.argmax(dim=1)
+    def _ask(self, batch: np.ndarray) -> tuple[str, np.ndarray]:
+        return self.sandbox.predict_raw(batch)
 
 
 @dataclass(frozen=True)
