@@ -121,6 +121,7 @@ class AuthConfig(_Strict):
     mtls_required: bool = True
     mtls_role_map: dict[str, list[str]] = Field(default_factory=dict)
     mtls_tenant_map: dict[str, str] = Field(default_factory=dict)
+    mtls_attributes_map: dict[str, dict[str, str]] = Field(default_factory=dict)  # e.g. clearance per pattern
     insecure_disabled: bool = False
 
     @model_validator(mode="after")

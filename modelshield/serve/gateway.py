@@ -108,7 +108,7 @@ class Gateway:
                 from modelshield.serve.mtls import MtlsConfig
 
                 mtls = MtlsConfig(role_map=c.auth.mtls_role_map, tenant_map=c.auth.mtls_tenant_map,
-                                  required=c.auth.mtls_required)
+                                  attributes_map=c.auth.mtls_attributes_map, required=c.auth.mtls_required)
             self.authenticator = Authenticator(api_keys=self.api_keys, jwt=jwt, mtls=mtls)
         if not c.policy.insecure_disabled:
             from modelshield.serve.policy import PolicyEngine

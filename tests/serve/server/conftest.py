@@ -100,11 +100,13 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def running(config: ServeConfig, **kwargs: Any) -> Iterator[str]:
-    """The gateway for ``config`` served by uvicorn on a free loopback port in a thread; yields its URL."""
+def running(config: ServeConfig, uvicorn_options: dict[str, Any] | None = None, **kwargs: Any) -> Iterator[str]:
+    """The gateway for ``config`` served by uvicorn on a free loopback port in a thread; yields its URL
+    (https when ``uvicorn_options`` carry a TLS context factory)."""
     app = create_app(config, **kwargs)
     sock = free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    options = uvicorn_options or {}
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -113,7 +115,8 @@ def running(config: ServeConfig, **kwargs: Any) -> Iterator[str]:
             raise RuntimeError("the gateway did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        scheme = "https" if "ssl_context_factory" in options else "http"
+        yield f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=20)

@@ -1,0 +1,151 @@
+"""Auth-bypass attempts against real gateways over real sockets: API keys + JWT on one, mutual TLS on another.
+
+Every attempt must be refused (401/403/404/400/413 or a failed TLS handshake) and none may reach the model;
+the count of attempts and bypasses is asserted so a report can say "N attempts, 0 bypasses".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from modelshield.core.datasets import sklearn_dataset
+from modelshield.serve.apikeys import ApiKeyStore
+from modelshield.serve.mtls import MtlsH11Protocol, make_test_pki, server_ssl_context
+from tests.serve.server.conftest import ARCH, make_state, running, secure_config
+
+ISS, AUD = "https://idp.example", "modelshield-gateway"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(**over: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"sub": "jay", "iss": ISS, "aud": AUD, "iat": now, "exp": now + 300, "roles": ["predictor"],
+            "clearance": "internal", **over}
+
+
+@pytest.fixture(scope="module")
+def body() -> dict[str, Any]:
+    return {"inputs": sklearn_dataset("digits", "test", seed=0).x[:1].numpy().tolist()}
+
+
+@pytest.fixture(scope="module")
+def jwt_gateway(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """API keys and RS256 JWTs from a JWKS file; yields the client, the keys and the RSA private key."""
+    root = tmp_path_factory.mktemp("bypass")
+    state = make_state(root, {"alice": ["predictor"]})
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = RSAAlgorithm.to_jwk(rsa_key.public_key(), as_dict=True)
+    (root / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+    store = ApiKeyStore.open(state.db_url, pepper_file=state.pepper)
+    revoked = store.create("mallory", ["predictor"], attributes={"clearance": "internal"})
+    store.revoke(revoked.key_id)
+    expiring = store.create("eve", ["predictor"], expires_in=1, attributes={"clearance": "internal"})
+    store.close()
+    path, digest = weights
+    config = secure_config(state, {"demo": {"path": str(path), "digest": digest, **ARCH}},
+                           auth={"jwks_file": str(root / "jwks.json"), "issuer": ISS, "audience": AUD})
+    with running(config) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, {"good": state.keys["alice"], "revoked": revoked.plaintext, "expired": expiring.plaintext}, rsa_key
+
+
+def _predict(client: httpx.Client, headers: dict[str, str], body: Any, path: str = "/v1/models/demo/predict") -> int:
+    if isinstance(body, bytes):
+        return client.post(path, content=body, headers={"Content-Type": "application/json", **headers}).status_code
+    return client.post(path, json=body, headers=headers).status_code
+
+
+def test_auth_bypass_attempts_over_sockets_all_fail(jwt_gateway, body):
+    client, keys, rsa_key = jwt_gateway
+    good_jwt = jwt.encode(_claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
+    assert _predict(client, {"Authorization": f"Bearer {keys['good']}"}, body) == 200  # the controls let a real caller in
+    assert _predict(client, {"Authorization": f"Bearer {good_jwt}"}, body) == 200
+    time.sleep(1.1)  # let the 1-second key expire
+    pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header_none = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "k1"}).encode())
+    alg_none = f"{header_none}.{_b64(json.dumps(_claims()).encode())}."
+    signing_input = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode()) + "." + _b64(
+        json.dumps(_claims()).encode())
+    mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()  # HMAC keyed with the public key
+    hs_confusion = f"{signing_input}.{_b64(mac)}"
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    bearer = {
+        "missing": None,
+        "bearer with no token": "-",
+        "garbage": "not-a-token",
+        "forged api key": keys["good"][:-4] + "AAAA",
+        "revoked api key": keys["revoked"],
+        "expired api key": keys["expired"],
+        "expired jwt": jwt.encode(_claims(exp=int(time.time()) - 60), rsa_key, algorithm="RS256", headers={"kid": "k1"}),
+        "wrong audience": jwt.encode(_claims(aud="someone-else"), rsa_key, algorithm="RS256", headers={"kid": "k1"}),
+        "wrong issuer": jwt.encode(_claims(iss="https://evil.example"), rsa_key, algorithm="RS256", headers={"kid": "k1"}),
+        "alg none": alg_none,
+        "HS256 signed with the RSA public key": hs_confusion,
+        "signed by another key": jwt.encode(_claims(), other_key, algorithm="RS256", headers={"kid": "k1"}),
+        "no roles claim": jwt.encode({k: v for k, v in _claims().items() if k != "roles"}, rsa_key,
+                                     algorithm="RS256", headers={"kid": "k1"}),
+        "tampered payload": good_jwt.split(".")[0] + "." + _b64(json.dumps(_claims(roles=["admin"])).encode())
+        + "." + good_jwt.split(".")[2],
+    }
+    outcomes: dict[str, int] = {}
+    for name, token in bearer.items():
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        outcomes[name] = _predict(client, headers, body)
+    good = {"Authorization": f"Bearer {keys['good']}"}
+    for name in ("..%2F..%2Fetc%2Fpasswd", "demo%2F..%2Fdemo", "%2e%2e", "DEMO", "demo%00", "demo;x"):
+        outcomes[f"model name {name}"] = _predict(client, good, body, f"/v1/models/{name}/predict")
+    outcomes["oversized body"] = _predict(client, good, b'{"inputs": [' + b"0," * 40_000 + b"0]}")
+    outcomes["deeply nested body"] = _predict(client, good, b'{"inputs": ' + b"[" * 10_000 + b"]" * 10_000 + b"}")
+    outcomes["admin route as predictor"] = client.get("/v1/admin/audit/verify", headers=good).status_code
+    bypasses = {name: status for name, status in outcomes.items() if status < 400}
+    assert len(outcomes) == 23 and not bypasses, bypasses
+    assert {n: s for n, s in outcomes.items() if n in bearer and s != 401} == {"no roles claim": 403}  # authz refuses
+    assert outcomes["oversized body"] == 413 and outcomes["deeply nested body"] == 400
+
+
+def test_mtls_gateway_refuses_clients_without_a_certificate(weights, tmp_path, body):
+    pki = make_test_pki(tmp_path / "pki", clients={"svc-a": ["spiffe://acme/svc-a"], "stranger": []})
+    state = make_state(tmp_path / "state", {})
+    path, digest = weights
+    config = secure_config(
+        state, {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        server={"tls_cert_file": str(pki.server_cert), "tls_key_file": str(pki.server_key)},
+        auth={"api_keys": False, "mtls_ca_file": str(pki.ca_cert),
+              "mtls_role_map": {"URI:spiffe://acme/svc-a": ["predictor"]},
+              "mtls_attributes_map": {"URI:spiffe://acme/*": {"clearance": "internal"}}},
+    )
+    options = {"http": MtlsH11Protocol,
+               "ssl_context_factory": lambda _c, _d: server_ssl_context(pki.server_cert, pki.server_key, pki.ca_cert)}
+    with running(config, uvicorn_options=options) as url:
+        def status(cert: tuple[Path, Path] | None) -> int | str:
+            ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+            if cert is not None:
+                ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+            try:
+                with httpx.Client(base_url=url, verify=ctx, timeout=10) as client:
+                    return client.post("/v1/models/demo/predict", json=body).status_code
+            except (httpx.TransportError, ssl.SSLError) as exc:
+                return f"refused: {type(exc).__name__}"
+
+        allowed = status(pki.clients["svc-a"])
+        no_cert = status(None)
+        unmapped = status(pki.clients["stranger"])
+    assert allowed == 200
+    assert isinstance(no_cert, str) and no_cert.startswith("refused")  # the TLS handshake itself fails
+    assert unmapped in (401, 403)
