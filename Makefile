@@ -16,3 +16,8 @@ bench:
 	.venv/bin/python bench/attacks.py --model mnist-cnn --batch 256 --repeats 5 --slow-cap 15 --attacks fgsm,pgd,cw --markdown
 	.venv/bin/python bench/scan.py --markdown
 	.venv/bin/python bench/encrypt.py --mib 256
+	.venv/bin/python bench/sign.py --gib 2 --repeats 5
+	.venv/bin/python bench/watermark.py
+	.venv/bin/python bench/deps.py --records 50000
+	.venv/bin/python bench/audit.py --appends 3000
+	.venv/bin/python bench/harden.py --repeats 5 --markdown
