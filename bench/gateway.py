@@ -64,9 +64,10 @@ def prepare(work: Path) -> dict[str, Any]:
     db = f"sqlite:///{work / 'store.db'}"
     store = ApiKeyStore.open(db, pepper_file=pepper)
     key = store.create("bench", ["predictor"], attributes={"clearance": "internal"}).plaintext
+    admin_key = store.create("bench-admin", ["admin"], attributes={"clearance": "restricted"}).plaintext
     store.close()
     sample = sklearn_dataset("digits", "test", seed=0).x[:1].tolist()
-    return {"weights": weights, "digest": file_digest(weights), "pepper": pepper, "db": db, "key": key,
+    return {"weights": weights, "digest": file_digest(weights), "pepper": pepper, "db": db, "key": key, "admin_key": admin_key,
             "body": json.dumps({"inputs": sample}).encode(), "work": work}
 
 
@@ -260,6 +261,43 @@ def fsync_latency(folder: Path, n: int = 200) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
+SCHEMATHESIS_TOML = """
+[checks.negative_data_rejection]
+expected-statuses = [400, 401, 403, 404, 405, 406, 413, 422]
+"""
+
+
+def fuzz(ctx: dict[str, Any], max_examples: int) -> dict[str, Any]:
+    """schemathesis (all checks) against /openapi.json of the full-stack gateway with an admin key (it may
+    call every operation); counts answers by status from its NDJSON report. 413 counts as a rejection."""
+    exe = Path(sys.executable).with_name("schemathesis")
+    if not exe.exists():
+        return {"skipped": "schemathesis is not installed in the venv (pip install 'modelshield[bench]')"}
+    (ctx["work"] / "schemathesis.toml").write_text(SCHEMATHESIS_TOML)
+    reports = ctx["work"] / "st"
+    server = Server(write_config(ctx, "fuzz", secure=True))
+    try:
+        done = subprocess.run(
+            [str(exe), "--config-file", str(ctx["work"] / "schemathesis.toml"), "run", f"{server.url}/openapi.json",
+             "-H", f"Authorization: Bearer {ctx['admin_key']}", "--checks", "all", "--max-examples", str(max_examples),
+             "--no-color", "--report", "ndjson", "--report-dir", str(reports)],
+            capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        server.stop()
+    statuses: dict[int, int] = {}
+    for report in reports.glob("*.ndjson"):
+        for line in report.read_text().splitlines():
+            finished = json.loads(line).get("ScenarioFinished")
+            for interaction in (finished or {}).get("recorder", {}).get("interactions", {}).values():
+                code = (interaction.get("response") or {}).get("status_code")
+                if code is not None:
+                    statuses[code] = statuses.get(code, 0) + 1
+    summary = [line.strip() for line in done.stdout.splitlines() if "generated" in line or "❌" in line]
+    return {"exit_code": done.returncode, "requests": sum(statuses.values()), "statuses": statuses,
+            "five_xx": sum(n for code, n in statuses.items() if code >= 500), "summary": summary}
+
+
 STACKS = (("none", False, "fsync"), ("fsync", True, "fsync"), ("process", True, "process"))
 
 
@@ -285,6 +323,8 @@ def report(result: dict[str, Any], concurrency: int, burst_rate: float) -> None:
     b = result["burst"]
     print(f"burst: offered {b['offered_rps']:.0f} req/s against {burst_rate:g}/s (burst {burst_rate:g}); "
           f"allowed {b['allowed']} vs expected {b['expected']:.0f} ({b['error']:+.1%}), {b['limited']} answered 429")
+    if "schemathesis" in result:
+        print("schemathesis:", json.dumps(result["schemathesis"]))
 
 
 def main() -> None:
@@ -293,6 +333,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--burst-rate", type=float, default=50.0)
     ap.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0 (taskset)")
+    ap.add_argument("--schemathesis", type=int, default=0, metavar="N",
+                    help="also fuzz /openapi.json with schemathesis, N examples per operation")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -313,6 +355,8 @@ def main() -> None:
             result[name] = measure(ctx, name, secure=secure, durability=durability, seconds=args.seconds,
                                    concurrency=args.concurrency, pin=args.pin)
         result["burst"] = burst(ctx, args.burst_rate, 5.0)
+        if args.schemathesis:
+            result["schemathesis"] = fuzz(ctx, args.schemathesis)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(result, args.concurrency, args.burst_rate)

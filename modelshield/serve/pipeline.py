@@ -28,7 +28,7 @@ from modelshield.serve.auth import Identity
 from modelshield.serve.errors import GatewayError, RequestValidationError
 from modelshield.serve.gateway import Gateway
 from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
-from modelshield.serve.validation import Guard, batch_from_payload, declared_length_ok, parse_json, read_capped
+from modelshield.serve.validation import Guard, batch_from_body, declared_length_ok, read_capped
 
 log = logging.getLogger("modelshield.serve")
 access = logging.getLogger("modelshield.serve.access")
@@ -109,8 +109,8 @@ class Pipeline:
         loaded = g.choose(router, request_id=record["request_id"], subject=identity.subject)
         record.update(model_version=loaded.version, model_digest=loaded.digest)
         limits = g.config.validation
-        payload = parse_json(body, max(limits.max_depth, len(loaded.signature.input_shape) + 2))
-        x = batch_from_payload(payload, loaded.signature, limits.max_batch)
+        x = batch_from_body(body, loaded.signature, max_batch=limits.max_batch,
+                            max_depth=max(limits.max_depth, len(loaded.signature.input_shape) + 2))
         await g.charge_quota(identity, name, len(x))
         if self.guard is not None:
             verdict = self.guard(x)

@@ -117,6 +117,18 @@ def parse_json(body: bytes, max_depth: int) -> Any:
         raise RequestValidationError(f"body is not valid JSON: {reason}", status=400) from None
 
 
+def batch_from_body(body: bytes, signature: InputSignature, *, max_batch: int, max_depth: int) -> np.ndarray:
+    """Parse and check a predict body; JSON booleans are refused (numpy would silently read true as 1.0).
+
+    Once ``batch_from_payload`` has accepted the payload it holds only the key "inputs" and numbers, so a
+    ``true``/``false`` anywhere in the raw bytes can only be a boolean among the inputs.
+    """
+    x = batch_from_payload(parse_json(body, max_depth), signature, max_batch)
+    if b"true" in body or b"false" in body:
+        raise RequestValidationError("inputs must be numbers, not true/false", status=422)
+    return x
+
+
 def batch_from_payload(payload: Any, signature: InputSignature, max_batch: int) -> np.ndarray:
     """The (N, *input_shape) float32 batch in ``{"inputs": [...]}``, or a 413/422 saying what is wrong."""
     if not isinstance(payload, dict) or set(payload) != {"inputs"}:
