@@ -1,6 +1,15 @@
-"""Shared fixtures: the demo digits CNN, trained once per test session (a few seconds)."""
+"""Shared fixtures: the demo digits CNN trained once per session, torch on one thread, in-process CLI runs,
+and ASGI apps served by uvicorn on a free loopback port."""
 
 from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytest
 import torch
@@ -8,6 +17,19 @@ import torch
 from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel
 from modelshield.demo import demo_model_and_data
+
+RunMain = Callable[..., tuple[int, str, str]]
+ServeAsgi = Callable[..., AbstractContextManager[int]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Torch on one thread: the machine is shared, and the small batches of these tests run fastest (and
+    reproducibly) on one. Session-scoped and autouse, so it is in force before any session fixture trains."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +47,55 @@ def digits_model(digits: tuple[TorchModel, Dataset]) -> TorchModel:
 @pytest.fixture(scope="session")
 def digits_test(digits: tuple[TorchModel, Dataset]) -> Dataset:
     return digits[1]
+
+
+@pytest.fixture
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunMain:
+    """``run_main("scan", path)`` runs ``modelshield scan PATH`` through the console entry point in this process
+    and returns (exit code, stdout, stderr). ``main`` turns library errors into one stderr line and exit 2, as the
+    installed command does; in process it takes milliseconds where starting a subprocess takes seconds."""
+    from modelshield.cli.main import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop what the test printed before
+        monkeypatch.setattr(sys, "argv", ["modelshield", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        streams = capsys.readouterr()
+        return code, streams.out, streams.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def serve_asgi() -> ServeAsgi:
+    """``with serve_asgi(app, **uvicorn_options) as port:`` serves ``app`` with uvicorn in a thread on a free
+    127.0.0.1 port (the socket is bound before the server starts, so no other process can take the port)."""
+
+    @contextmanager
+    def serve(app: Any, **options: Any) -> Iterator[int]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "lifespan": "off", **options}))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        try:
+            yield int(sock.getsockname()[1])
+        finally:
+            server.should_exit = True
+            thread.join(timeout=5)
+            sock.close()
+
+    return serve
+

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from test_vulns import one_line_error, run_cli
+from test_vulns import one_line_error
 
 from modelshield.core.errors import FormatError, InputError
 from modelshield.supplychain.approval import approve, check, dump_approvals, load_approvals, parse_approvals
 from modelshield.supplychain.vulns import Package, installed_packages
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 
 def test_approve_then_check(tmp_path: Path) -> None:
@@ -81,31 +85,31 @@ def test_bad_files_and_input_are_refused_without_writing(tmp_path: Path) -> None
     assert not (tmp_path / "new.toml").exists()
 
 
-def test_cli_gate(tmp_path: Path) -> None:
+def test_cli_gate(tmp_path: Path, run_main: RunMain) -> None:
     approvals = tmp_path / "approvals.toml"
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("requests==2.32.3\nurllib3==2.2.2\n")
     model = tmp_path / "model.onnx"
     model.write_bytes(b"onnx bytes")
     base = ["--approvals", str(approvals), "-r", str(reqs)]
-    code, out, err = run_cli("approve", "--all", "--by", "ci-bootstrap", "--reason", "baseline", *base)
+    code, out, err = run_main("deps", "approve", "--all", "--by", "ci-bootstrap", "--reason", "baseline", *base)
     assert code == 0 and "approved library requests ==2.32.3" in out, err
-    assert run_cli("approve", "--model", f"classifier={model}", "--by", "alice", "--reason", "scanned", *base)[0] == 0
-    assert run_cli("check", *base, "--model", f"classifier={model}")[0] == 0
+    assert run_main("deps", "approve", "--model", f"classifier={model}", "--by", "alice", "--reason", "scanned", *base)[0] == 0
+    assert run_main("deps", "check", *base, "--model", f"classifier={model}")[0] == 0
 
     reqs.write_text("requests==2.32.4\nurllib3==2.2.2\nleftpad==1.0\n")
-    code, out, _ = run_cli("check", *base, "--model", f"classifier={model}", "-f", "json")
+    code, out, _ = run_main("deps", "check", *base, "--model", f"classifier={model}", "-f", "json")
     statuses = {r["name"]: r["status"] for r in json.loads(out)["results"]}
     assert code == 1 and statuses == {"requests": "changed", "urllib3": "approved", "leftpad": "new", "classifier": "approved"}
-    code, out, _ = run_cli("check", *base)
+    code, out, _ = run_main("deps", "check", *base)
     assert code == 1 and "changed  library  requests 2.32.4 (approved: ==2.32.3 by ci-bootstrap)" in out
 
-    assert run_cli("approve", "requests", "leftpad", "--by", "alice", "--reason", "reviewed the diff", *base)[0] == 0
-    assert run_cli("check", *base)[0] == 0
+    assert run_main("deps", "approve", "requests", "leftpad", "--by", "alice", "--reason", "reviewed the diff", *base)[0] == 0
+    assert run_main("deps", "check", *base)[0] == 0
     model.write_bytes(b"onnx bytes, tampered")
-    assert run_cli("check", *base, "--model", f"classifier={model}")[0] == 1
+    assert run_main("deps", "check", *base, "--model", f"classifier={model}")[0] == 1
 
-    env = run_cli("check", "--approvals", str(approvals), "-f", "json")  # the real environment: nothing approved there
+    env = run_main("deps", "check", "--approvals", str(approvals), "-f", "json")  # the real environment: nothing approved there
     assert env[0] == 1 and len(json.loads(env[1])["results"]) == len(installed_packages())
 
     for args in (["check", "--approvals", str(tmp_path / "missing.toml")],
@@ -113,6 +117,6 @@ def test_cli_gate(tmp_path: Path) -> None:
                  ["approve", "not-installed-anywhere", "--by", "a", "--reason", "r", "--approvals", str(approvals)],
                  ["approve", "--by", "a", "--reason", "r", *base],
                  ["check", *base, "--model", str(tmp_path / "nope.bin")]):
-        assert one_line_error(*run_cli(*args)[::2]), args
+        assert one_line_error(*run_main("deps", *args)[::2]), args
     approvals.write_text("version = 1\n[[library]]\nname = 3\n")
-    assert one_line_error(*run_cli("check", *base)[::2])
+    assert one_line_error(*run_main("deps", "check", *base)[::2])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from test_vulns import one_line_error, run_cli
+from test_vulns import one_line_error
 
 from modelshield.core.errors import FormatError
 from modelshield.integrity.provenance import add_artifact
@@ -20,6 +21,9 @@ from modelshield.supplychain.licenses import (
     parse_policy,
     render,
 )
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 
 def _dist(tmp_path: Path, *headers: str, body: str = "") -> metadata.Distribution:
@@ -125,14 +129,14 @@ def test_model_licence_from_the_provenance_lock(tmp_path: Path) -> None:
     assert [r.name for r in report.failing()] == ["faces"]
 
 
-def test_cli(tmp_path: Path) -> None:
+def test_cli(tmp_path: Path, run_main: RunMain) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('allow = ["*"]\ndeny = ["CC-BY-NC-*"]\nunknown = "review"\n')
-    assert run_cli("licenses", "--policy", str(policy), "--model-license", "m=Apache-2.0")[0] == 0
-    code, out, _ = run_cli("licenses", "--policy", str(policy), "--model-license", "m=CC-BY-NC-4.0", "-f", "json")
+    assert run_main("deps", "licenses", "--policy", str(policy), "--model-license", "m=Apache-2.0")[0] == 0
+    code, out, _ = run_main("deps", "licenses", "--policy", str(policy), "--model-license", "m=CC-BY-NC-4.0", "-f", "json")
     assert code == 1 and [r["name"] for r in json.loads(out)["results"] if r["status"] == "denied"] == ["m"]
-    code, out, _ = run_cli("licenses", "--show-policy")
+    code, out, _ = run_main("deps", "licenses", "--show-policy")
     assert code == 0 and parse_policy(out) == load_policy()
     policy.write_text('allow = ["MIT"\n')
     for args in (["--policy", str(policy)], ["--policy", str(tmp_path / "none.toml")], ["--model-license", "no-equals"]):
-        assert one_line_error(*run_cli("licenses", *args)[::2])
+        assert one_line_error(*run_main("deps", "licenses", *args)[::2])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import subprocess
 import sys
@@ -12,10 +10,10 @@ import zipfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from modelshield.cli.main import main
 from modelshield.core.errors import FormatError, InputError
 from modelshield.supplychain.osv import (
     AdvisoryDatabase,
@@ -37,6 +35,9 @@ from modelshield.supplychain.vulns import (
     requirements_packages,
     sbom_packages,
 )
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 DATA = Path(__file__).parent / "data"
 OSV = DATA / "osv-pypi.json"
@@ -272,42 +273,27 @@ def test_online_audit_unreachable_names_the_offline_option() -> None:
     assert "--osv FILE" in info.value.diagnostics() and "\n" not in info.value.diagnostics()
 
 
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """``modelshield deps ...`` through the real entry point, in this process (the subprocess start costs seconds)."""
-    argv, out, err = sys.argv, io.StringIO(), io.StringIO()
-    sys.argv = ["modelshield", "deps", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = argv
-    return code, out.getvalue(), err.getvalue()
-
-
 def one_line_error(code: int, err: str) -> bool:
     return code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
 
 
-def test_cli_exit_codes(tmp_path: Path) -> None:
+def test_cli_exit_codes(tmp_path: Path, run_main: RunMain) -> None:
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("requests==2.25.0\njinja2==3.1.6\n")
-    code, out, err = run_cli("audit", "--osv", str(OSV), "-r", str(reqs), "-f", "json")
+    code, out, err = run_main("deps", "audit", "--osv", str(OSV), "-r", str(reqs), "-f", "json")
     assert code == 1, err
     assert {v["id"] for v in json.loads(out)["vulnerabilities"]} == {"GHSA-j8r2-6x86-q33q"}
-    assert run_cli("audit", "--osv", str(OSV), "-r", str(reqs), "--fail-on", "high")[0] == 0
-    code, out, _ = run_cli("audit", "--osv", str(OSV), "-r", str(reqs), "--ignore", "CVE-2023-32681")
+    assert run_main("deps", "audit", "--osv", str(OSV), "-r", str(reqs), "--fail-on", "high")[0] == 0
+    code, out, _ = run_main("deps", "audit", "--osv", str(OSV), "-r", str(reqs), "--ignore", "CVE-2023-32681")
     assert code == 0 and "0 vulnerabilities" in out
     bad = tmp_path / "bad.json"
     bad.write_text('[{"id": "X", "affected": "nope"')
     for args in (["--osv", str(bad)], ["--osv", str(tmp_path / "missing.json")], ["--osv", str(OSV), "-r", str(bad)],
                  ["--osv", str(OSV), "--sbom", str(bad)], ["--osv", str(OSV), "-r", str(reqs), "--sbom", str(reqs)]):
-        code, _, err = run_cli("audit", *args)
+        code, _, err = run_main("deps", "audit", *args)
         assert one_line_error(code, err), err
     sarif = tmp_path / "out.sarif"
-    assert run_cli("audit", "--osv", str(OSV), "-r", str(reqs), "-f", "sarif", "-o", str(sarif))[0] == 1
+    assert run_main("deps", "audit", "--osv", str(OSV), "-r", str(reqs), "-f", "sarif", "-o", str(sarif))[0] == 1
     assert json.loads(sarif.read_text())["runs"][0]["results"][0]["ruleId"] == "GHSA-j8r2-6x86-q33q"
 
 

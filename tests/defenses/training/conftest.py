@@ -1,8 +1,8 @@
-"""Fixtures for the robust-training tests: digits splits, fresh seeded CNNs, one CPU thread."""
+"""Fixtures for the robust-training tests: digits splits and fresh seeded CNNs (one CPU thread: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -13,15 +13,6 @@ from modelshield.defenses.training import TrainConfig
 from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, DigitsCNN
 
 GATE = 0.1  # the demo assessment's gating ε (modelshield.cli.assess.DEMO_GATE)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small batches train fastest, and reproducibly, on one thread of this shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ from typer.testing import CliRunner
 
 from modelshield.cli.main import app
 from modelshield.core.loading import load_model
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 FAST = ["--epochs", "1", "--steps", "2", "--eval-steps", "5", "--batch-size", "64", "--no-progress"]
 
@@ -73,19 +77,6 @@ def test_custom_model_and_data_and_resume(tmp_path: Path) -> None:
     assert [h["epoch"] for h in history["history"]] == [1, 2]
 
 
-def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """The real entry point in-process (errors become one line and exit 2 there), returning code and stderr."""
-    from modelshield.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["modelshield", "harden", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -99,10 +90,10 @@ def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     ],
 )
 def test_bad_input_is_one_line_on_stderr(
-    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_main: RunMain
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, err = run_main([*args, "--out", str(tmp_path / "o"), "--no-progress"], monkeypatch, capsys)
+    code, _, err = run_main("harden", *args, "--out", str(tmp_path / "o"), "--no-progress")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert not (tmp_path / "o").exists()  # refused before anything was written

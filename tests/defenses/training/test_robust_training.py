@@ -40,7 +40,6 @@ def trained(factory: Factory, trainer: Trainer, data: Dataset, epochs: int) -> T
 @pytest.fixture(scope="module")
 def standard_robust(digits_train: Dataset, digits_eval: Dataset) -> float:
     """Robust accuracy of standard training for as many epochs as the short robust runs."""
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, DigitsCNN
 

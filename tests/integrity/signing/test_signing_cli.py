@@ -6,46 +6,38 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
 from model_signing import verifying as ms_verifying
 
-from modelshield.cli.main import main
 from modelshield.integrity.signing import sign_model
 
-
-def run(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """The real entry point, in process: click always ends with SystemExit, whose code is the exit status."""
-    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    with pytest.raises(SystemExit) as done:
-        main()
-    streams = capsys.readouterr()
-    return int(done.value.code or 0), streams.out, streams.err
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 
-def test_keygen_sign_verify_tamper(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_keygen_sign_verify_tamper(model_dir: Path, tmp_path: Path, run_main: RunMain) -> None:
     key = tmp_path / "release.pem"
-    code, out, _ = run(["sign-keygen", "--type", "ec-p384", "--out", str(key)], monkeypatch, capsys)
+    code, out, _ = run_main("sign-keygen", "--type", "ec-p384", "--out", str(key))
     assert code == 0 and "release.pub.pem" in out
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     public = tmp_path / "release.pub.pem"
 
-    code, out, _ = run(["sign", str(model_dir), "--key", str(key)], monkeypatch, capsys)
+    code, out, _ = run_main("sign", str(model_dir), "--key", str(key))
     assert code == 0 and (model_dir / "model.sig").is_file()
     ms_verifying.Config().use_elliptic_key_verifier(public_key=public).verify(model_dir, model_dir / "model.sig")
 
-    code, out, err = run(["verify", str(model_dir), "--key", str(public)], monkeypatch, capsys)
+    code, out, err = run_main("verify", str(model_dir), "--key", str(public))
     assert code == 0 and "verified" in out and "4 files" in out and not err
 
     (model_dir / "config.json").write_text('{"hidden": 33}')
-    code, out, err = run(["verify", str(model_dir), "--key", str(public)], monkeypatch, capsys)
+    code, out, err = run_main("verify", str(model_dir), "--key", str(public))
     assert code == 1 and err.strip() == f"verification failed: model {model_dir} does not match its signature: " \
                                        "changed config.json"
 
 
 def test_bad_input_exits_2_with_one_line(model_dir: Path, keys: dict[str, tuple[Path, Path]], tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+                                         run_main: RunMain) -> None:
     private, public = keys["ed25519"]
     cases = [
         (["verify", str(model_dir), "--key", str(public)], "signature"),  # not signed yet
@@ -55,7 +47,7 @@ def test_bad_input_exits_2_with_one_line(model_dir: Path, keys: dict[str, tuple[
         (["sign-keygen", "--out", str(private)], "already exists"),
     ]
     for args, message in cases:
-        code, _, err = run(args, monkeypatch, capsys)
+        code, _, err = run_main(*args)
         assert code == 2 and err.startswith("error:") and message in err and err.count("\n") == 1, (args, err)
 
 

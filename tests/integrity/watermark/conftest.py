@@ -1,25 +1,14 @@
-"""Watermarked and clean demo models, trained once per session on one thread (the machine is shared)."""
+"""Watermarked and clean demo models, trained once per session (on one thread: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 from watermark_keys import OWNER_KEY
 
 from modelshield.core.datasets import Dataset, sklearn_dataset
 from modelshield.core.model import TorchModel
 from modelshield.demo import demo_model_and_data
 from modelshield.integrity.watermark import TriggerSetWatermark, WeightWatermark
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

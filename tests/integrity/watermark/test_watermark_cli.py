@@ -1,7 +1,7 @@
 """`modelshield watermark`: keygen, embed, verify end to end; exit 0 detected, 1 not detected, 2 bad input.
 
-CliRunner runs see library errors as exceptions; the real entry point (``main``, run here with a patched
-argv as the console script would) turns them into one line on stderr and exit 2.
+CliRunner runs see library errors as exceptions; the real entry point (``run_main``, in process) turns them into
+one line on stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -9,29 +9,20 @@ from __future__ import annotations
 import base64
 import json
 import stat
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
 
-from modelshield.cli.main import app, main
+from modelshield.cli.main import app
 from modelshield.core.loading import save_torch_model
 from modelshield.core.model import TorchModel
 
+if TYPE_CHECKING:
+    from conftest import RunMain
+
 ARCH = ["--arch", "modelshield.demo:DigitsCNN", "--input-shape", "1,8,8"]
-
-
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run `modelshield watermark ARGS` through the console entry point; return exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["modelshield", "watermark", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +35,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "owner.key", folder / "other.key"
 
 
-def test_keygen_writes_a_private_key_and_never_shows_it(keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_keygen_writes_a_private_key_and_never_shows_it(keys: tuple[Path, Path], run_main: RunMain) -> None:
     owner, _ = keys
     assert stat.S_IMODE(owner.stat().st_mode) == 0o600 and owner.stat().st_size == 32
     secret = owner.read_bytes()
-    code, out, err = cli(monkeypatch, capsys, "keygen", "--out", str(owner))
+    code, out, err = run_main("watermark", "keygen", "--out", str(owner))
     assert code == 2 and err.startswith("error: ") and "never overwritten" in err and len(err.splitlines()) == 1
     assert owner.read_bytes() == secret
     for shown in (secret.hex(), base64.b64encode(secret).decode()):
@@ -105,20 +95,20 @@ def test_demo_trigger_embed(tmp_path: Path, keys: tuple[Path, Path], digits: tup
     (["--input-shape", "1,8.5,8"], "positive integers"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, keys: tuple[Path, Path], digits_model: TorchModel,
-                                          extra: list[str], message: str) -> None:
+                                          extra: list[str], message: str, run_main: RunMain) -> None:
     model = save_torch_model(digits_model, tmp_path / "m.safetensors")
-    args = ["verify", "--model", str(model), *ARCH, "--key", str(keys[0]), "--kind", "weights", *extra]
-    result = CliRunner().invoke(app, ["watermark", *args])
-    assert result.exit_code != 0 and message in str(result.exception)
+    code, _, err = run_main("watermark", "verify", "--model", str(model), *ARCH, "--key", str(keys[0]),
+                            "--kind", "weights", *extra)
+    assert code == 2 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
 
 
 def test_world_readable_key_is_refused(tmp_path: Path, keys: tuple[Path, Path], digits_model: TorchModel,
-                                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+                                       run_main: RunMain) -> None:
     leaked = tmp_path / "leaked.key"
     leaked.write_bytes(keys[0].read_bytes())
     leaked.chmod(0o644)
     model = save_torch_model(digits_model, tmp_path / "m.safetensors")
-    code, _, err = cli(monkeypatch, capsys, "verify", "--model", str(model), *ARCH, "--key", str(leaked))
+    code, _, err = run_main("watermark", "verify", "--model", str(model), *ARCH, "--key", str(leaked))
     assert code == 2 and "readable by others" in err and "chmod 600" in err and len(err.splitlines()) == 1
 
 

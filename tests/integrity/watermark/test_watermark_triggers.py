@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
-import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 from watermark_keys import OTHER_KEY, OWNER_KEY
@@ -18,6 +15,9 @@ from modelshield.core.adapters import RemoteModel
 from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel
 from modelshield.integrity.watermark import TriggerSetWatermark, accuracy, calibrate, fine_tune, magnitude_prune
+
+if TYPE_CHECKING:
+    from conftest import ServeAsgi
 
 FPR = 1e-3
 
@@ -42,21 +42,9 @@ def label_service(models: dict[str, TorchModel]) -> FastAPI:
 
 
 @pytest.fixture(scope="module")
-def service(trigger_marked: TorchModel, digits_model: TorchModel) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    app = label_service({"marked": trigger_marked, "clean": digits_model})
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    thread.join(timeout=5)
-    sock.close()
+def service(trigger_marked: TorchModel, digits_model: TorchModel, serve_asgi: ServeAsgi) -> Iterator[str]:
+    with serve_asgi(label_service({"marked": trigger_marked, "clean": digits_model})) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_embedded_trigger_set_is_learnt_at_little_cost(trigger_marked: TorchModel, digits_model: TorchModel,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +10,8 @@ from typing import Any
 import jwt
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from test_jwt_auth import AUD, ISS, b64, claims, write_jwks
+from test_jwt_auth import AUD, ISS, b64, claims, hs256_with_public_key, write_jwks
 
 from modelshield.serve.apikeys import ApiKeyStore
 from modelshield.serve.auth import Authenticator, Identity
@@ -68,13 +65,7 @@ def test_bypass_attempts_all_fail(gate: dict[str, Any]) -> None:
     _, other_tenant = store.create("mallory", ["predictor"], tenant="globex")
     _, auditor_only = store.create("eve", ["auditor"], tenant="acme")
     _, scoped = store.create("svc", ["predictor"], tenant="acme", scopes=["predict:other-model"])
-    pem = (
-        keys["rsa"]
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    confused_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': 'rsa'}).encode())}.{b64(json.dumps(claims()).encode())}"
-    confused = confused_input + "." + b64(hmac.new(pem, confused_input.encode(), hashlib.sha256).digest())
+    confused = hs256_with_public_key(keys["rsa"], "rsa", claims())
     none_alg = f"{b64(json.dumps({'alg': 'none', 'kid': 'rsa'}).encode())}.{b64(json.dumps(claims()).encode())}."
     tampered_key = good_key[:-2] + ("aa" if not good_key.endswith("aa") else "bb")
     forged_admin = good_jwt.split(".")

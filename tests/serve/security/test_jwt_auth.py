@@ -89,15 +89,16 @@ def test_alg_none_is_refused(verifier: JwtVerifier) -> None:
         verifier.verify(token)
 
 
+def hs256_with_public_key(private_key: Any, kid: str, payload: dict[str, Any]) -> str:
+    """An algorithm-confusion token: HS256 over ``payload`` with the (public) key's PEM as the HMAC secret."""
+    pem = private_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': kid}).encode())}.{b64(json.dumps(payload).encode())}"
+    return signing_input + "." + b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())
+
+
 def test_hs256_with_the_public_key_as_secret_is_refused(verifier: JwtVerifier, keys: dict[str, Any]) -> None:
     """Algorithm confusion: an attacker signs HS256 with the (public) RSA key's PEM as the HMAC secret."""
-    pem = (
-        keys["rsa"]
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': 'rsa'}).encode())}.{b64(json.dumps(claims()).encode())}"
-    token = signing_input + "." + b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())
+    token = hs256_with_public_key(keys["rsa"], "rsa", claims())
     with pytest.raises(AuthenticationError, match="not accepted"):
         verifier.verify(token)
 

@@ -6,14 +6,18 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from security_tls_server import identity_app, serve_mtls
+from security_tls_server import identity_app
 
 from modelshield.serve.auth import Authenticator
 from modelshield.serve.errors import AuthenticationError
-from modelshield.serve.mtls import MtlsConfig, TestPki, make_test_pki, server_ssl_context
+from modelshield.serve.mtls import MtlsConfig, MtlsH11Protocol, TestPki, make_test_pki, server_ssl_context
+
+if TYPE_CHECKING:
+    from conftest import ServeAsgi
 
 CONFIG = MtlsConfig(
     role_map={"URI:spiffe://acme/ns/prod/sa/*": ["predictor"], "CN=ops-*": ["admin"]},
@@ -34,10 +38,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
 
 
 @pytest.fixture(scope="module")
-def server(pki: TestPki) -> Iterator[tuple[int, list[str]]]:
+def server(pki: TestPki, serve_asgi: ServeAsgi) -> Iterator[tuple[int, list[str]]]:
+    """The identity app over TLS that requires a client certificate from the test CA."""
     calls: list[str] = []
     app = identity_app(Authenticator(mtls=CONFIG), calls)
-    with serve_mtls(app, pki.server_cert, pki.server_key, pki.ca_cert) as port:
+    ctx = server_ssl_context(pki.server_cert, pki.server_key, pki.ca_cert, require_client_cert=True)
+    with serve_asgi(app, http=MtlsH11Protocol, log_level="critical", ssl_context_factory=lambda _cfg, _default: ctx) as port:
         yield port, calls
 
 
