@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from modelshield.core.errors import FormatError, MissingFileError
 from modelshield.integrity.provenance import load_lock
-from modelshield.supplychain.sbom import _field, _installed
+from modelshield.supplychain.sbom import installed_distributions, metadata_field
 
 Status = Literal["allowed", "review", "unknown", "denied"]
 STATUSES: tuple[Status, ...] = ("allowed", "review", "unknown", "denied")
@@ -220,7 +220,7 @@ def _as_expression(text: str) -> Node | None:
 
 def detect_licence(dist: metadata.Distribution) -> tuple[str, str]:
     """(SPDX expression, where it came from) for an installed distribution; ``("", "none")`` when nothing says."""
-    if expression := _field(dist, "License-Expression"):
+    if expression := metadata_field(dist, "License-Expression"):
         try:
             return render(parse_expression(expression)), "License-Expression"
         except FormatError:
@@ -378,9 +378,9 @@ def check_licences(
     """Judge the installed packages, the artifacts of a provenance lock, and licences given for models by hand."""
     results = []
     if environment:
-        for key, dist in sorted(_installed().items()):
+        for key, dist in sorted(installed_distributions().items()):
             licence, source = detect_licence(dist)
-            results.append(judge(_field(dist, "Name") or key, dist.version, "library", licence, source, policy))
+            results.append(judge(metadata_field(dist, "Name") or key, dist.version, "library", licence, source, policy))
     if lock is not None:
         for name, artifact in load_lock(lock).items():
             results.append(judge(name, artifact.digest[:19], artifact.kind, artifact.licence, "provenance lock", policy))

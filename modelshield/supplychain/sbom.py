@@ -39,7 +39,7 @@ def _normalise(name: str) -> str:
     return _NORMALISE.sub("-", name).lower()
 
 
-def _purl(name: str, version: str) -> str:
+def pypi_purl(name: str, version: str) -> str:
     """``pkg:pypi`` purl; the version is percent-encoded, so a local version ``2.13.0+cpu`` reads ``2.13.0%2Bcpu``."""
     return f"pkg:pypi/{_normalise(name)}@{quote(version, safe='.-_~!')}"
 
@@ -75,7 +75,7 @@ def artifact_component(path: Path, kind: str, name: str, version: str | None = N
     return component
 
 
-def _field(dist: metadata.Distribution, key: str) -> str:
+def metadata_field(dist: metadata.Distribution, key: str) -> str:
     """One core-metadata field, ``""`` when absent."""
     values = dist.metadata.get_all(key) or [""]
     return str(values[0]).strip()
@@ -83,19 +83,19 @@ def _field(dist: metadata.Distribution, key: str) -> str:
 
 def _package_licence(dist: metadata.Distribution) -> list[Json]:
     """PEP 639 ``License-Expression`` as an expression, else a one-line ``License`` field as a name."""
-    if expression := _field(dist, "License-Expression"):
+    if expression := metadata_field(dist, "License-Expression"):
         return [{"expression": expression}]
-    text = _field(dist, "License")
+    text = metadata_field(dist, "License")
     if text and "\n" not in text and len(text) <= 100 and text.upper() != "UNKNOWN":
         return [{"license": {"name": text}}]
     return []
 
 
-def _installed() -> dict[str, metadata.Distribution]:
+def installed_distributions() -> dict[str, metadata.Distribution]:
     """Installed distributions by normalised name; the first on ``sys.path`` wins, as it does for imports."""
     found: dict[str, metadata.Distribution] = {}
     for dist in metadata.distributions():
-        if (name := _field(dist, "Name")) and dist.version:
+        if (name := metadata_field(dist, "Name")) and dist.version:
             found.setdefault(_normalise(name), dist)
     return found
 
@@ -117,13 +117,13 @@ def _requires(dist: metadata.Distribution, installed: dict[str, metadata.Distrib
 
 def environment_components() -> tuple[list[Json], list[Json]]:
     """Every installed distribution as a component, and the ``dependencies`` entries between them."""
-    installed = _installed()
-    refs = {key: _purl(key, dist.version) for key, dist in installed.items()}
+    installed = installed_distributions()
+    refs = {key: pypi_purl(key, dist.version) for key, dist in installed.items()}
     components: list[Json] = []
     dependencies: list[Json] = []
     for key in sorted(installed):
         dist = installed[key]
-        component: Json = {"type": "library", "bom-ref": refs[key], "name": _field(dist, "Name"),
+        component: Json = {"type": "library", "bom-ref": refs[key], "name": metadata_field(dist, "Name"),
                            "version": dist.version, "purl": refs[key]}
         if licences := _package_licence(dist):
             component["licenses"] = licences
@@ -164,7 +164,7 @@ def build_sbom(
         "metadata": {
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "tools": {"components": [{"type": "application", "name": "modelshield", "version": __version__,
-                                      "purl": _purl("modelshield", __version__)}]},
+                                      "purl": pypi_purl("modelshield", __version__)}]},
             "component": subject,
         },
         "components": data + packages,

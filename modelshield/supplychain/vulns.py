@@ -32,7 +32,7 @@ from modelshield.core.errors import DependencyError, FormatError, InputError, Mi
 from modelshield.core.findings import Finding, Severity
 from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, artifact_uri, sarif_result, sarif_rule
 from modelshield.supplychain.osv import SEVERITIES, AdvisoryDatabase, Range
-from modelshield.supplychain.sbom import SPEC_VERSION, _field, _installed, _purl
+from modelshield.supplychain.sbom import SPEC_VERSION, installed_distributions, metadata_field, pypi_purl
 
 Json = dict[str, Any]
 
@@ -59,9 +59,9 @@ class Package:
 def installed_packages() -> list[Package]:
     """The distributions this interpreter imports from (the first on ``sys.path`` wins), by name."""
     found = []
-    for key, dist in sorted(_installed().items()):
+    for key, dist in sorted(installed_distributions().items()):
         where = getattr(dist, "_path", None)
-        found.append(Package(_field(dist, "Name") or key, dist.version, str(where or "")))
+        found.append(Package(metadata_field(dist, "Name") or key, dist.version, str(where or "")))
     return found
 
 
@@ -343,8 +343,8 @@ def sbom_with_vulnerabilities(doc: Json, report: AuditReport) -> Json:
 
 def cyclonedx_document(report: AuditReport) -> Json:
     """A CycloneDX 1.6 BOM of the audited packages and their vulnerabilities (no model subject)."""
-    components = [{"type": "library", "bom-ref": _purl(p.name, p.version), "name": p.name, "version": p.version,
-                   "purl": _purl(p.name, p.version)} for p in report.packages]
+    components = [{"type": "library", "bom-ref": pypi_purl(p.name, p.version), "name": p.name, "version": p.version,
+                   "purl": pypi_purl(p.name, p.version)} for p in report.packages]
     doc = {"bomFormat": "CycloneDX", "specVersion": SPEC_VERSION, "version": 1,
            "metadata": {"tools": {"components": [{"type": "application", "name": "modelshield", "version": __version__}]}},
            "components": components}
