@@ -66,7 +66,7 @@ def fine_tune(
                 if extra is not None and extra_per_batch > 0:
                     pick = torch.randint(0, extra[0].shape[0], (extra_per_batch,), generator=gen)
                     xb, yb = torch.cat([xb, extra[0][pick]]), torch.cat([yb, extra[1][pick]])
-                loss = nn.functional.cross_entropy(tuned._scores(xb.to(dev)), yb.to(dev))
+                loss = nn.functional.cross_entropy(tuned.logits(xb.to(dev)), yb.to(dev))
                 if penalty is not None:
                     loss = loss + penalty(net)
                 opt.zero_grad(set_to_none=True)
