@@ -14,6 +14,7 @@ from modelshield.serve.errors import RequestValidationError
 from modelshield.serve.routing import Router, bucket
 from modelshield.serve.validation import (
     InputSignature,
+    batch_from_body,
     batch_from_payload,
     declared_length_ok,
     json_depth_ok,
@@ -35,6 +36,35 @@ def test_config_is_secure_by_default_and_switches_off_only_explicitly(tmp_path):
     assert {"auth.insecure_disabled", "audit.insecure_disabled"} <= set(off.insecure_settings())
     with pytest.raises(InputError, match="no authentication method"):
         parse_config({"models": {"demo": {"version": 1}}, "auth": {"api_keys": False}})
+
+
+def test_audit_durability_fsync_by_default_process_on_request(tmp_path):
+    import sqlalchemy as sa
+
+    from modelshield.audit import AuditLog
+
+    cfg = parse_config({"models": {"demo": {"version": 1}}})
+    assert cfg.audit.durability == "fsync" and cfg.rate_limits.extraction_signal
+    relaxed = parse_config({"models": {"demo": {"version": 1}}, "audit": {"durability": "process"}})
+    assert any(s.startswith("audit.durability=process") for s in relaxed.insecure_settings())
+    with pytest.raises(InputError, match="durability"):
+        parse_config({"models": {"demo": {"version": 1}}, "audit": {"durability": "none"}})
+    for durability, pragma in (("fsync", 2), ("process", 1)):  # SQLite: FULL = 2, NORMAL = 1
+        log = AuditLog.open(f"sqlite:///{tmp_path / durability}.db", durability=durability)  # type: ignore[arg-type]
+        try:
+            with log.engine.connect() as conn:
+                assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == pragma
+            assert log.append({"action": "test", "decision": "allow"}) == 1
+        finally:
+            log.close()
+
+
+def test_json_booleans_are_not_numbers():
+    ok = json.dumps({"inputs": [[[[0.0, 1.0], [0.5, 0.25]]]]}).encode()
+    assert batch_from_body(ok, SIG, max_batch=4, max_depth=8).shape == (1, 1, 2, 2)
+    with pytest.raises(RequestValidationError, match="true/false") as err:
+        batch_from_body(ok.replace(b"0.5", b"false"), SIG, max_batch=4, max_depth=8)
+    assert err.value.status == 422
 
 
 def test_config_refuses_traversal_names_unpinned_files_and_unknown_keys(tmp_path):
