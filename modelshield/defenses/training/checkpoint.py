@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from modelshield.defenses.training.history import TrainResult, read_json_object,
 
 FORMAT = "modelshield.train-checkpoint/1"
 LATEST = "latest.json"
+_TENSOR_FILE = re.compile(r"epoch-\d{4,}\.safetensors")
+_REQUIRED = {"epoch": int, "tensors": str, "sha256": str, "optimizer": dict, "result": dict}
 
 
 @dataclass
@@ -138,6 +141,11 @@ def _read_latest(folder: Path) -> dict[str, Any]:
     meta = read_json_object(path, f"{folder} holds no training checkpoint ({LATEST} is missing)")
     if meta.get("format") != FORMAT:
         raise FormatError(f"{path} is not a modelshield training checkpoint ({FORMAT})")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(meta.get(key), kind):
+            raise FormatError(f"{path}: {key!r} is missing or not a {kind.__name__}; the checkpoint was altered")
+    if not _TENSOR_FILE.fullmatch(meta["tensors"]):  # the name is joined to the folder, read, and later deleted
+        raise FormatError(f"{path} names tensor file {meta['tensors']!r}, not epoch-NNNN.safetensors in its folder")
     return meta
 
 
@@ -176,17 +184,20 @@ def load_checkpoint(
     module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")} or None
     # Optimiser tensors stay on the host: load_state_dict moves each where its policy wants it.
-    _restore_optimizer(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
-    torch.set_rng_state(tensors["rng.cpu"])
-    shuffle.set_state(tensors["rng.shuffle"].to(shuffle.get_state().device))
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-    state = LoopState(
-        epoch=int(meta["epoch"]),
-        result=TrainResult.from_dict(meta["result"]),
-        best_metric=meta.get("best_metric"),
-        bad_epochs=int(meta.get("bad_epochs", 0)),
-        best_weights=best,
-    )
+    try:
+        _restore_optimizer(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        shuffle.set_state(tensors["rng.shuffle"].to(shuffle.get_state().device))
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        state = LoopState(
+            epoch=meta["epoch"],
+            result=TrainResult.from_dict(meta["result"]),
+            best_metric=meta.get("best_metric"),
+            bad_epochs=int(meta.get("bad_epochs", 0)),
+            best_weights=best,
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # fingerprint and hash matched, so the JSON was edited
+        raise FormatError(f"the checkpoint in {folder} is inconsistent ({type(exc).__name__}: {exc})") from None
     method = {k[7:]: v.to(device) for k, v in tensors.items() if k.startswith("method.")}
     return state, method

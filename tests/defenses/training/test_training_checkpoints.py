@@ -83,6 +83,15 @@ def test_checkpoint_refuses_other_settings_tampering_and_overwrite(
     with pytest.raises(FormatError, match="altered"):
         PGDTraining(eps=GATE, steps=2).fit(fresh_model(), small_train, quick(2, checkpoint_dir=tmp_path, resume=True))
 
+    # a latest.json pointing outside its folder is refused: resuming would read that file and then delete it
+    victim = tmp_path.parent / f"{tmp_path.name}-victim.safetensors"
+    victim.write_bytes(b"keep me")
+    for edit in ({"tensors": f"../{victim.name}"}, {"optimizer": None}):
+        (tmp_path / "latest.json").write_text(json.dumps({**meta, **edit}))
+        with pytest.raises(FormatError, match="tensor file|optimizer"):
+            PGDTraining(eps=GATE, steps=2).fit(fresh_model(), small_train, quick(2, checkpoint_dir=tmp_path, resume=True))
+    assert victim.read_bytes() == b"keep me"
+
 
 def test_early_stopping_stops_and_restores_the_best_epoch(fresh_model: Factory, small_train: Dataset) -> None:
     settings = {"val_fraction": 0.2, "val_eps": GATE, "val_steps": 3}
