@@ -18,6 +18,7 @@ and "last used" times are written in batches at most every ``last_used_interval`
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -26,6 +27,7 @@ import os
 import re
 import secrets
 import stat
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -102,12 +104,7 @@ def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes
     if not file.exists():
         if explicit or not create:
             raise KeyringError(f"API key pepper file {file} does not exist", hint=f"create it or unset {PEPPER_ENV}")
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(secrets.token_bytes(PEPPER_MIN_BYTES)).decode() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _create_pepper(file)
     mode = stat.S_IMODE(file.stat().st_mode)
     if os.name == "posix" and mode & 0o027:
         raise KeyringError(
@@ -120,6 +117,22 @@ def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes
     if len(pepper) < PEPPER_MIN_BYTES:
         raise KeyringError(f"API key pepper file {file} holds {len(pepper)} bytes; at least {PEPPER_MIN_BYTES} needed")
     return pepper
+
+
+def _create_pepper(file: Path) -> None:
+    """Write a new pepper beside ``file`` (0600) and hard-link it into place: readers never see half a file,
+    and when two processes race, the first link wins and both use that pepper."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".part")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(secrets.token_bytes(PEPPER_MIN_BYTES)).decode() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, file)
+    finally:
+        os.unlink(tmp)
 
 
 class IssuedKey(NamedTuple):

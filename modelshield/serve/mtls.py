@@ -31,6 +31,7 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from modelshield.core.errors import InputError
+from modelshield.integrity.keys import atomic_output
 from modelshield.serve.auth import Identity
 from modelshield.serve.errors import AuthenticationError
 
@@ -194,10 +195,10 @@ class TestPki:
 def _write_key(path: Path, key: Any) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    path.chmod(0o600)
+    with atomic_output(path, mode=0o600) as f:  # private from the first byte, never half written
+        f.write(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
 
 
 def _issue(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,15 @@ def test_pepper_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_pepper()
     with pytest.raises(KeyringError, match="does not exist"):
         load_pepper(tmp_path / "nope")
+
+
+def test_replicas_creating_the_pepper_at_once_agree_on_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """First start of several gateways on one volume: one pepper wins, none fails, no temporary file is left."""
+    monkeypatch.setenv("MODELSHIELD_HOME", str(tmp_path))
+    monkeypatch.delenv("MODELSHIELD_KEY_PEPPER_FILE", raising=False)
+    with ThreadPoolExecutor(8) as pool:
+        peppers = set(pool.map(lambda _: load_pepper(), range(16)))
+    assert len(peppers) == 1 and [p.name for p in tmp_path.iterdir()] == ["apikey-pepper"]
 
 
 def test_keys_in_postgresql_shared_by_two_replicas(pg_engine: sa.Engine, pepper: bytes) -> None:
