@@ -196,9 +196,8 @@ def _write_key(path: Path, key: Any) -> None:
     from cryptography.hazmat.primitives import serialization
 
     with atomic_output(path, mode=0o600) as f:  # private from the first byte, never half written
-        f.write(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        )
+        encoding, private_format = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+        f.write(key.private_bytes(encoding, private_format, serialization.NoEncryption()))
 
 
 def _issue(

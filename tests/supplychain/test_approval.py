@@ -86,30 +86,33 @@ def test_bad_files_and_input_are_refused_without_writing(tmp_path: Path) -> None
 
 
 def test_cli_gate(tmp_path: Path, run_main: RunMain) -> None:
+    def deps(*args: str) -> tuple[int, str, str]:
+        return run_main("deps", *args)
+
     approvals = tmp_path / "approvals.toml"
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("requests==2.32.3\nurllib3==2.2.2\n")
     model = tmp_path / "model.onnx"
     model.write_bytes(b"onnx bytes")
     base = ["--approvals", str(approvals), "-r", str(reqs)]
-    code, out, err = run_main("deps", "approve", "--all", "--by", "ci-bootstrap", "--reason", "baseline", *base)
+    code, out, err = deps("approve", "--all", "--by", "ci-bootstrap", "--reason", "baseline", *base)
     assert code == 0 and "approved library requests ==2.32.3" in out, err
-    assert run_main("deps", "approve", "--model", f"classifier={model}", "--by", "alice", "--reason", "scanned", *base)[0] == 0
-    assert run_main("deps", "check", *base, "--model", f"classifier={model}")[0] == 0
+    assert deps("approve", "--model", f"classifier={model}", "--by", "alice", "--reason", "scanned", *base)[0] == 0
+    assert deps("check", *base, "--model", f"classifier={model}")[0] == 0
 
     reqs.write_text("requests==2.32.4\nurllib3==2.2.2\nleftpad==1.0\n")
-    code, out, _ = run_main("deps", "check", *base, "--model", f"classifier={model}", "-f", "json")
+    code, out, _ = deps("check", *base, "--model", f"classifier={model}", "-f", "json")
     statuses = {r["name"]: r["status"] for r in json.loads(out)["results"]}
     assert code == 1 and statuses == {"requests": "changed", "urllib3": "approved", "leftpad": "new", "classifier": "approved"}
-    code, out, _ = run_main("deps", "check", *base)
+    code, out, _ = deps("check", *base)
     assert code == 1 and "changed  library  requests 2.32.4 (approved: ==2.32.3 by ci-bootstrap)" in out
 
-    assert run_main("deps", "approve", "requests", "leftpad", "--by", "alice", "--reason", "reviewed the diff", *base)[0] == 0
-    assert run_main("deps", "check", *base)[0] == 0
+    assert deps("approve", "requests", "leftpad", "--by", "alice", "--reason", "reviewed the diff", *base)[0] == 0
+    assert deps("check", *base)[0] == 0
     model.write_bytes(b"onnx bytes, tampered")
-    assert run_main("deps", "check", *base, "--model", f"classifier={model}")[0] == 1
+    assert deps("check", *base, "--model", f"classifier={model}")[0] == 1
 
-    env = run_main("deps", "check", "--approvals", str(approvals), "-f", "json")  # the real environment: nothing approved there
+    env = deps("check", "--approvals", str(approvals), "-f", "json")  # the real environment: nothing approved there
     assert env[0] == 1 and len(json.loads(env[1])["results"]) == len(installed_packages())
 
     for args in (["check", "--approvals", str(tmp_path / "missing.toml")],
@@ -117,6 +120,6 @@ def test_cli_gate(tmp_path: Path, run_main: RunMain) -> None:
                  ["approve", "not-installed-anywhere", "--by", "a", "--reason", "r", "--approvals", str(approvals)],
                  ["approve", "--by", "a", "--reason", "r", *base],
                  ["check", *base, "--model", str(tmp_path / "nope.bin")]):
-        assert one_line_error(*run_main("deps", *args)[::2]), args
+        assert one_line_error(*deps(*args)[::2]), args
     approvals.write_text("version = 1\n[[library]]\nname = 3\n")
-    assert one_line_error(*run_main("deps", "check", *base)[::2])
+    assert one_line_error(*deps("check", *base)[::2])

@@ -130,13 +130,16 @@ def test_model_licence_from_the_provenance_lock(tmp_path: Path) -> None:
 
 
 def test_cli(tmp_path: Path, run_main: RunMain) -> None:
+    def deps(*args: str) -> tuple[int, str, str]:
+        return run_main("deps", *args)
+
     policy = tmp_path / "policy.toml"
     policy.write_text('allow = ["*"]\ndeny = ["CC-BY-NC-*"]\nunknown = "review"\n')
-    assert run_main("deps", "licenses", "--policy", str(policy), "--model-license", "m=Apache-2.0")[0] == 0
-    code, out, _ = run_main("deps", "licenses", "--policy", str(policy), "--model-license", "m=CC-BY-NC-4.0", "-f", "json")
+    assert deps("licenses", "--policy", str(policy), "--model-license", "m=Apache-2.0")[0] == 0
+    code, out, _ = deps("licenses", "--policy", str(policy), "--model-license", "m=CC-BY-NC-4.0", "-f", "json")
     assert code == 1 and [r["name"] for r in json.loads(out)["results"] if r["status"] == "denied"] == ["m"]
-    code, out, _ = run_main("deps", "licenses", "--show-policy")
+    code, out, _ = deps("licenses", "--show-policy")
     assert code == 0 and parse_policy(out) == load_policy()
     policy.write_text('allow = ["MIT"\n')
     for args in (["--policy", str(policy)], ["--policy", str(tmp_path / "none.toml")], ["--model-license", "no-equals"]):
-        assert one_line_error(*run_main("deps", "licenses", *args)[::2])
+        assert one_line_error(*deps("licenses", *args)[::2])

@@ -89,7 +89,9 @@ def test_checkpoint_refuses_other_settings_tampering_and_overwrite(
     for edit in ({"tensors": f"../{victim.name}"}, {"optimizer": None}):
         (tmp_path / "latest.json").write_text(json.dumps({**meta, **edit}))
         with pytest.raises(FormatError, match="tensor file|optimizer"):
-            PGDTraining(eps=GATE, steps=2).fit(fresh_model(), small_train, quick(2, checkpoint_dir=tmp_path, resume=True))
+            PGDTraining(eps=GATE, steps=2).fit(
+                fresh_model(), small_train, quick(2, checkpoint_dir=tmp_path, resume=True)
+            )
     assert victim.read_bytes() == b"keep me"
 
 

@@ -91,7 +91,9 @@ def test_alg_none_is_refused(verifier: JwtVerifier) -> None:
 
 def hs256_with_public_key(private_key: Any, kid: str, payload: dict[str, Any]) -> str:
     """An algorithm-confusion token: HS256 over ``payload`` with the (public) key's PEM as the HMAC secret."""
-    pem = private_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': kid}).encode())}.{b64(json.dumps(payload).encode())}"
     return signing_input + "." + b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())
 

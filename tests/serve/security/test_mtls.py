@@ -43,7 +43,8 @@ def server(pki: TestPki, serve_asgi: ServeAsgi) -> Iterator[tuple[int, list[str]
     calls: list[str] = []
     app = identity_app(Authenticator(mtls=CONFIG), calls)
     ctx = server_ssl_context(pki.server_cert, pki.server_key, pki.ca_cert, require_client_cert=True)
-    with serve_asgi(app, http=MtlsH11Protocol, log_level="critical", ssl_context_factory=lambda _cfg, _default: ctx) as port:
+    tls = {"http": MtlsH11Protocol, "ssl_context_factory": lambda _cfg, _default: ctx}
+    with serve_asgi(app, log_level="critical", **tls) as port:
         yield port, calls
 
 
