@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
-import pytest
-import torch
 from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
@@ -19,14 +16,6 @@ from modelshield.cli.main import app
 from modelshield.defenses.detection import DETECTORS
 
 SCHEMA = json.loads(files("modelshield.report").joinpath("schemas/report.schema.json").read_text())
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_detector_names_match_the_implementations() -> None:

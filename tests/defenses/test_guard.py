@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,6 @@ from modelshield.defenses.detection import FeatureSqueezing
 from modelshield.defenses.guard import Fallback, Guard, JsonLinesSink, SecurityEvent
 from modelshield.demo import demo_model_and_data
 from modelshield.serve.validation import GuardDecision
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

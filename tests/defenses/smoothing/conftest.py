@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -13,14 +11,6 @@ from modelshield.defenses.smoothing import train_with_noise
 from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, DigitsCNN
 
 SIGMA = 0.25
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
