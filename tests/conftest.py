@@ -4,7 +4,6 @@ and ASGI apps served by uvicorn on a free loopback port."""
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from entrypoint import invoke_main
 
 from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel
@@ -51,23 +51,8 @@ def digits_test(digits: tuple[TorchModel, Dataset]) -> Dataset:
 
 @pytest.fixture
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunMain:
-    """``run_main("scan", path)`` runs ``modelshield scan PATH`` through the console entry point in this process
-    and returns (exit code, stdout, stderr). ``main`` turns library errors into one stderr line and exit 2, as the
-    installed command does; in process it takes milliseconds where starting a subprocess takes seconds."""
-    from modelshield.cli.main import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()  # drop what the test printed before
-        monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        streams = capsys.readouterr()
-        return code, streams.out, streams.err
-
-    return run
+    """``run_main("scan", path)``: ``invoke_main`` as a fixture."""
+    return lambda *args: invoke_main(list(args), monkeypatch, capsys)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-
-from modelshield.cli.main import main
+from entrypoint import invoke_main
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/{db}"
@@ -83,11 +81,4 @@ def attack(url: str, *statements: str) -> None:
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """``modelshield ARGS`` through the real entry point: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return invoke_main(args, monkeypatch, capsys)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from entrypoint import invoke_main
 
 from modelshield.cli.main import main
 
@@ -17,13 +18,8 @@ QUICK = ["--samples", "80", "--steps", "5", "--queries", "60", "--attacks", "fgs
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Call the real entry point in-process; return its exit code and stderr."""
-    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = invoke_main(args, monkeypatch, capsys)
+    return code, err
 
 
 @pytest.fixture(scope="module")

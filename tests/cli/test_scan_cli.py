@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-from modelshield.cli.main import main
+from entrypoint import invoke_main as run
 
 
 class _Payload:
@@ -19,17 +17,6 @@ class _Payload:
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, ("echo pwned",))
-
-
-def run(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_scan_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
