@@ -59,10 +59,12 @@ def _decode_key(text: str, where: str) -> bytes:
 
 
 @contextmanager
-def atomic_output(dst: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+def atomic_output(dst: Path, mode: int = 0o600, exclusive: bool = False) -> Iterator[BinaryIO]:
     """Write beside ``dst`` and rename only on success, so a failure leaves no partial file and clobbers nothing.
 
     The file is private (0600) while written; ``mode`` is what it gets when it is renamed into place.
+    ``exclusive`` links it into place instead, which fails with ``FileExistsError`` if ``dst`` appeared
+    meanwhile: two writers of a new key can never overwrite each other.
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
@@ -72,7 +74,11 @@ def atomic_output(dst: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, dst)
+        if exclusive:
+            os.link(tmp, dst)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

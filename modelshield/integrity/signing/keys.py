@@ -130,8 +130,11 @@ def generate_key_pair(
     key: PrivateKey = ed25519.Ed25519PrivateKey.generate() if curve is None else ec.generate_private_key(curve())
     encryption = (serialization.BestAvailableEncryption(password) if password
                   else serialization.NoEncryption())
-    with atomic_output(private_path, mode=0o600) as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    try:
+        with atomic_output(private_path, mode=0o600, exclusive=not overwrite) as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    except FileExistsError:
+        raise InputError(f"{private_path} appeared while the key was generated; refusing to overwrite it") from None
     with atomic_output(public_path, mode=0o644) as f:
         f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
                                               serialization.PublicFormat.SubjectPublicKeyInfo))

@@ -216,3 +216,28 @@ def test_missing_inputs_and_unusable_keys_are_input_errors(signed: tuple[Path, P
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     with pytest.raises(InputError, match="not an EC"):
         sign_model(model, rsa_pem)
+
+
+def test_concurrent_keygens_never_overwrite_each_other(tmp_path: Path) -> None:
+    import threading
+
+    from modelshield.core.errors import InputError
+    from modelshield.integrity.signing.keys import generate_key_pair, load_private_key
+
+    outcomes: list[str] = []
+
+    def make() -> None:
+        try:
+            generate_key_pair("ed25519", tmp_path / "k.pem")
+            outcomes.append("written")
+        except InputError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("written") == 1 and outcomes.count("refused") == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pem", "k.pub.pem"]
+    load_private_key(tmp_path / "k.pem")
