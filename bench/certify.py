@@ -297,7 +297,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _machine() -> str:
+def machine_name() -> str:
+    """The CPU model as /proc/cpuinfo names it, and the core count (benchmarks must name the machine)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -335,7 +336,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     report: dict[str, Any] = {
-        "machine": _machine(),
+        "machine": machine_name(),
         "torch": torch.__version__,
         "art": art.__version__,
         "threads": args.threads,

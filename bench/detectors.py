@@ -20,8 +20,6 @@ separately with the detector API (LID's fit includes the PGD examples it generat
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,9 +27,10 @@ from typing import Any
 
 import torch
 
-if __package__ in (None, ""):  # run as a script: make `modelshield` importable
+if __package__ in (None, ""):  # run as a script: make `bench` and `modelshield` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.certify import machine_name  # noqa: E402
 from modelshield.assess.catalog import DETECTOR_NAMES  # noqa: E402
 from modelshield.defenses.detection import EVAL_ATTACKS, evaluate_detectors, make_detector  # noqa: E402
 from modelshield.demo import demo_model_and_data  # noqa: E402
@@ -74,16 +73,6 @@ def markdown(records: list[Any], cost: dict[str, tuple[float, float]], names: li
     return "\n".join(lines)
 
 
-def _machine() -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detectors", default=",".join(DETECTOR_NAMES), help="comma-separated detector names")
@@ -107,7 +96,7 @@ def main() -> None:
     eval_s = time.perf_counter() - t0
     cost = costs(model, x, y, names)
     print(
-        f"{_machine()}; torch {torch.__version__} ({args.threads} thread(s)); demo CNN trained in {train_s:.1f} s; "
+        f"{machine_name()}; torch {torch.__version__} ({args.threads} thread(s)); demo CNN trained in {train_s:.1f} s; "
         f"{len(x)} digits test images, fit on {len(x) // 2}, scored on {len(x) - len(x) // 2}; L∞ ε={args.eps}, "
         f"PGD-{args.steps}, C&W-L2 {args.cw_steps} steps; evaluate_detectors took {eval_s:.1f} s"
     )
