@@ -21,6 +21,7 @@ bench:
 	.venv/bin/python bench/deps.py --records 50000
 	.venv/bin/python bench/audit.py --appends 3000
 	.venv/bin/python bench/harden.py --repeats 5 --markdown
-	.venv/bin/python bench/certify.py --n 10000 --images 4
+	.venv/bin/python bench/certify.py
+	.venv/bin/python bench/detectors.py
 	.venv/bin/python bench/gateway.py --seconds 8 --concurrency 64 --schemathesis 300   # needs wrk (apt-get install -y wrk)
 	.venv/bin/python bench/gateway_faults.py

@@ -6,8 +6,8 @@ https://arxiv.org/abs/1902.02918.
 The smoothed classifier ``g(x) = argmax_c P(f(x + ε) = c)``, ``ε ~ N(0, σ²I)``, is estimated by
 counting the base model's votes on noisy copies of ``x``. Noise is drawn batch by batch on the
 device, next to the model, and only the (B, K) vote counts ever exist in full: ART's
-implementation materialises all N copies on the host first (about 1.2 GB per CIFAR image at
-N = 100k), which is where its 15× overhead on a GPU comes from.
+implementation builds all N copies on the host first (about 1.2 GB per CIFAR image at N = 100k);
+bench/certify.py measures the memory and time this costs.
 """
 
 from __future__ import annotations
