@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from modelshield.serve.config import ServeConfig, load_config
 from modelshield.serve.gateway import Gateway
+from modelshield.serve.guarding import build_guards
 from modelshield.serve.pipeline import Pipeline
 from modelshield.serve.routes import attach_error_handlers, attach_routes
 from modelshield.serve.validation import Guard
@@ -22,10 +23,16 @@ CONFIG_ENV = "MODELSHIELD_SERVE_CONFIG"
 def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     """The FastAPI app for ``config``: loads and verifies every model, opens the stores, wires the pipeline.
 
-    ``guard`` is the adversarial-input hook (accept / reject / fallback); None serves without one.
+    ``guard`` is the adversarial-input hook (accept / reject / fallback) for models the config's ``[guard]``
+    tables leave unguarded; those tables build a calibrated ``modelshield.defenses.guard.Guard`` per model here.
     """
     gateway = Gateway.start(config)
-    pipeline = Pipeline(gateway, guard)
+    try:
+        guards = build_guards(config.guards(), {name: r.primary.model for name, r in gateway.routers.items()})
+    except BaseException:
+        gateway.close()
+        raise
+    pipeline = Pipeline(gateway, guard, guards)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]

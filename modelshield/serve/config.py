@@ -100,13 +100,40 @@ class ShadowRoute(ModelSource):
     percent: float = Field(default=100.0, ge=0.0, le=100.0)
 
 
+class GuardConfig(_Strict):
+    """The adversarial-input Guard for one model: a detector fitted and calibrated at start-up, and what a
+    flagged input gets (``reject`` → 422, ``abstain`` → label −1, ``default`` → ``default_label``)."""
+
+    detector: Literal["feature-squeezing", "max-softmax", "energy", "mahalanobis", "lid"]
+    detector_options: dict[str, int | float | bool] = Field(default_factory=dict)  # e.g. {bits = 2}
+    calibration_data: str = Field(min_length=1, description="a dataset spec: sklearn:digits:train, data.npz, ...")
+    calibration_samples: int = Field(default=2000, ge=20)
+    fpr: float = Field(default=0.01, gt=0.0, lt=1.0)
+    min_confidence: float | None = Field(default=None, gt=0.0, le=1.0)
+    fallback: Literal["reject", "abstain", "default"] = "reject"
+    default_label: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _default_needs_label(self) -> GuardConfig:
+        if (self.fallback == "default") != (self.default_label is not None):
+            raise ValueError("fallback = 'default' and default_label = <class index> go together")
+        return self
+
+
+class GuardTable(GuardConfig):
+    """The top-level ``[guard]`` table: one Guard setting for the models listed (all models when empty)."""
+
+    models: tuple[str, ...] = ()
+
+
 class ModelRoute(ModelSource):
-    """One public model name: its primary version, attributes the policy sees, and optional canary/shadow."""
+    """One public model name: its primary version, attributes the policy sees, and optional canary/shadow/guard."""
 
     sensitivity: Literal["public", "internal", "confidential", "restricted"] = "internal"
     tenant: str | None = None
     canary: CanaryRoute | None = None
     shadow: ShadowRoute | None = None
+    guard: GuardConfig | None = None
 
 
 class AuthConfig(_Strict):
@@ -221,6 +248,7 @@ class ServeConfig(_Strict):
     validation: ValidationLimits = Field(default_factory=ValidationLimits)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    guard: GuardTable | None = None
 
     @field_validator("models")
     @classmethod
@@ -236,6 +264,23 @@ class ServeConfig(_Strict):
         if self.auth.mtls_ca_file is not None and self.server.tls_cert_file is None:
             raise ValueError("auth.mtls_ca_file needs server.tls_cert_file and server.tls_key_file")
         return self
+
+    @model_validator(mode="after")
+    def _guarded_models_exist(self) -> ServeConfig:
+        unknown = sorted(set(self.guard.models) - set(self.models)) if self.guard else []
+        if unknown:
+            raise ValueError(f"guard.models names {', '.join(unknown)}, which no [models.<name>] table serves")
+        return self
+
+    def guards(self) -> dict[str, GuardConfig]:
+        """The Guard setting of each guarded model: its own ``[models.<name>.guard]``, else the ``[guard]`` table."""
+        out: dict[str, GuardConfig] = {}
+        for name, route in self.models.items():
+            if route.guard is not None:
+                out[name] = route.guard
+            elif self.guard is not None and (not self.guard.models or name in self.guard.models):
+                out[name] = GuardConfig(**self.guard.model_dump(exclude={"models"}))
+        return out
 
     def insecure_settings(self) -> list[str]:
         """The controls this configuration turns off, for a loud start-up warning."""
@@ -272,12 +317,21 @@ class ServeConfig(_Strict):
         return self.server.store_url or self.database_url()
 
 
+def _resolve_dataset(spec: str, base: Path) -> str:
+    """A dataset spec with its file part(s) made relative to ``base`` (``sklearn:...`` specs are left alone)."""
+    if spec.startswith("sklearn:"):
+        return spec
+    return ",".join(p if Path(p).is_absolute() else str(base / p) for p in spec.split(","))
+
+
 def _resolve(data: object, base: Path) -> object:
-    """Make relative ``*_file`` and ``path`` values relative to the config file's folder."""
+    """Make relative ``*_file``, ``path`` and ``calibration_data`` files relative to the config file's folder."""
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
-            if isinstance(v, str) and (k == "path" or k.endswith("_file")) and not Path(v).is_absolute():
+            if isinstance(v, str) and k == "calibration_data":
+                out[k] = _resolve_dataset(v, base)
+            elif isinstance(v, str) and (k == "path" or k.endswith("_file")) and not Path(v).is_absolute():
                 out[k] = str(base / v)
             else:
                 out[k] = _resolve(v, base)

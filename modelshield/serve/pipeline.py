@@ -2,7 +2,7 @@
 
     Content-Length cap → authenticate → authorise (policy) → rate limits → read body (capped)
       → JSON depth + parse → validate against the model's signature → daily quota (per sample)
-      → guard (optional) → predict (batched, off the event loop) → audit append (durable) → respond
+      → guard (optional; ``[guard]`` in the config or ``create_app(guard=)``) → predict (batched, off the event loop) → audit append (durable) → respond
       → extraction signal (after the response is sent)
 
 The audit record of a request is committed before its response is sent; if the audit log cannot
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from hashlib import sha256
 from typing import Any
@@ -27,6 +27,7 @@ from starlette.responses import Response
 from modelshield.serve.auth import Identity
 from modelshield.serve.errors import GatewayError, RequestValidationError
 from modelshield.serve.gateway import Gateway
+from modelshield.serve.guarding import AuditedDecision
 from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
 from modelshield.serve.validation import Guard, batch_from_body, declared_length_ok, read_capped
 
@@ -40,9 +41,10 @@ _ANY_MODEL = {"model": "*", "sensitivity": "", "tenant": ""}
 class Pipeline:
     """The per-request steps, bound to one ``Gateway``; one instance serves every request."""
 
-    def __init__(self, gateway: Gateway, guard: Guard | None) -> None:
+    def __init__(self, gateway: Gateway, guard: Guard | None, guards: Mapping[str, Guard] | None = None) -> None:
         self.g = gateway
         self.guard = guard
+        self.guards = guards or {}
 
     async def audited(self, request: Request, action: str, model: str, step: Step) -> Response:
         """Run ``step``, then append the request's audit record (durably) before returning its response."""
@@ -55,7 +57,7 @@ class Pipeline:
         }
         try:
             response = await step(record)
-            record["decision"] = "allow"
+            record["decision"] = record.get("decision") or "allow"
         except Exception as exc:  # every failure becomes a JSON error, audited like a success
             if isinstance(exc, RequestValidationError):
                 self.g.metrics.validation_failures.labels(str(exc.status)).inc()
@@ -112,15 +114,20 @@ class Pipeline:
         x = batch_from_body(body, loaded.signature, max_batch=limits.max_batch,
                             max_depth=max(limits.max_depth, len(loaded.signature.input_shape) + 2))
         await g.charge_quota(identity, name, len(x))
-        if self.guard is not None:
-            verdict = self.guard(x)
+        guard = self.guards.get(name, self.guard)
+        if guard is not None:
+            # off the event loop, on the primary's forward thread (the guard runs the primary's model)
+            verdict = await asyncio.get_running_loop().run_in_executor(router.primary.executor, guard, x)
             g.metrics.guard_decisions.labels(verdict.action).inc()
+            if isinstance(verdict, AuditedDecision):
+                record["guard"] = verdict.audit
             if verdict.action == "reject":
                 record["decision"] = "guard_reject"
                 raise RequestValidationError(f"input refused by the adversarial guard: {verdict.reason}", status=422)
             if verdict.action == "fallback" and verdict.fallback is not None:
-                record["reason"] = f"guard fallback: {verdict.reason}"
-                return json_response({**verdict.fallback, "request_id": record["request_id"]})
+                record.update(decision="guard_fallback", reason=f"guard fallback: {verdict.reason}")
+                return json_response({**verdict.fallback, "version": loaded.version, "digest": loaded.digest,
+                                      "request_id": record["request_id"]})
         probs = await loaded.predict(x)
         if router.shadow is not None and router.shadow.healthy and router.mirrors(record["request_id"]):
             shadow = router.shadow

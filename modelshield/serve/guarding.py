@@ -1,0 +1,119 @@
+"""The gateway's adversarial-input Guard, built from the ``[guard]`` tables at start-up.
+
+For each guarded model the detector is fitted on half of the calibration data and calibrated on the
+other half (a threshold set on the data it was fitted on would sit too low and over-flag fresh clean
+inputs), with the loaded primary version. Per request the pipeline calls the resulting
+``GatewayGuard`` off the event loop; its decision carries the audit fields — detector, threshold,
+the batch's highest score and which inputs were flagged, never the inputs themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelshield.core.errors import InputError, ModelShieldError
+from modelshield.serve.config import GuardConfig
+from modelshield.serve.validation import GuardDecision
+
+log = logging.getLogger("modelshield.serve")
+WHITE_BOX_DETECTORS = ("mahalanobis", "lid")
+
+
+@dataclass(frozen=True)
+class AuditedDecision(GuardDecision):
+    """A ``GuardDecision`` plus what the audit record keeps about it."""
+
+    audit: dict[str, Any] = field(default_factory=dict)
+
+
+class GatewayGuard:
+    """``modelshield.defenses.guard.Guard`` as the gateway's hook, with an audit summary of each decision.
+
+    ``guard_kwargs`` are ``Guard``'s keyword arguments; its per-input events are collected (per calling
+    thread) into the summary that goes into the request's audit record.
+    """
+
+    def __init__(self, setting: GuardConfig, model: Any, **guard_kwargs: Any) -> None:
+        from modelshield.defenses.guard import Guard
+
+        self.setting = setting
+        self._local = threading.local()
+        self.guard = Guard(model, sinks=[self._collect], **guard_kwargs)
+
+    def _collect(self, event: Any) -> None:
+        self._local.events.append(event)
+
+    def __call__(self, x: np.ndarray) -> AuditedDecision:
+        self._local.events = []
+        decision = self.guard(x)
+        events, self._local.events = self._local.events, []
+        scores = [e.score for e in events if e.score is not None]
+        audit = {
+            "action": decision.action, "detector": self.setting.detector, "threshold": self.guard.threshold,
+            "score": max(scores) if scores else None, "fallback": self.setting.fallback,
+            "flagged": [e.index for e in events if e.action != "accept"],
+        }
+        return AuditedDecision(decision.action, decision.reason, decision.fallback, audit)
+
+
+def _calibration_split(setting: GuardConfig, model: Any, route: str) -> tuple[Any, Any]:
+    """The calibration data for ``route``, checked against the model and split in two (fit, calibrate)."""
+    import torch
+
+    from modelshield.core.datasets import load_dataset
+
+    where = f"model {route}: guard.calibration_data {setting.calibration_data!r}"
+    try:
+        data = load_dataset(setting.calibration_data, bounds=tuple(model.bounds), input_shape=tuple(model.input_shape))
+    except (ModelShieldError, OSError) as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if int(data.y.max()) >= model.num_classes:
+        raise InputError(f"{where}: labels go up to {int(data.y.max())}, the model has {model.num_classes} classes")
+    if len(data) < 20:
+        raise InputError(f"{where}: {len(data)} samples; calibration needs at least 20")
+    order = torch.from_numpy(np.random.default_rng(0).permutation(len(data))[: setting.calibration_samples])
+    x, y = data.x[order], data.y[order]  # shuffled: a file sorted by class must not fit on some classes only
+    half = len(x) // 2
+    return (x[:half], y[:half]), (x[half:], y[half:])
+
+
+def _detector(route: str, model: Any, setting: GuardConfig) -> Any:
+    """The configured detector with its options; an option it does not take is a one-line error."""
+    from modelshield.defenses.detection import DETECTORS
+
+    try:
+        return DETECTORS[setting.detector](model, **setting.detector_options)
+    except TypeError:
+        raise InputError(f"model {route}: guard.detector_options {setting.detector_options} are not options of the "
+                         f"{setting.detector} detector") from None
+
+
+def build_guard(route: str, model: Any, setting: GuardConfig) -> GatewayGuard:
+    """Fit and calibrate ``setting.detector`` for ``model``; refuse a detector the model cannot support."""
+    from modelshield.core.model import TorchModel
+    from modelshield.defenses.guard import Fallback
+
+    if setting.detector in WHITE_BOX_DETECTORS and not isinstance(model, TorchModel):
+        raise InputError(f"model {route}: the {setting.detector} detector needs a white-box PyTorch model, "
+                         f"this one is {type(model).__name__}", hint="use feature-squeezing, energy or max-softmax")
+    if setting.default_label is not None and setting.default_label >= model.num_classes:
+        raise InputError(f"model {route}: guard.default_label {setting.default_label} is not one of its "
+                         f"{model.num_classes} classes")
+    (x_fit, y_fit), (x_cal, _) = _calibration_split(setting, model, route)
+    detector = _detector(route, model, setting).fit(x_fit, y_fit).calibrate(x_cal, fpr=setting.fpr)
+    fallback = None if setting.fallback == "reject" else Fallback(setting.fallback, default_label=setting.default_label)
+    guard = GatewayGuard(setting, model, detector=detector, min_confidence=setting.min_confidence,
+                         fallback=fallback, name=route)
+    log.info("guard on model %s: %s threshold %.4g (target FPR %g, %d calibration inputs), fallback %s",
+             route, setting.detector, detector.threshold_, setting.fpr, len(x_cal), setting.fallback)
+    return guard
+
+
+def build_guards(settings: dict[str, GuardConfig], models: dict[str, Any]) -> dict[str, GatewayGuard]:
+    """One ``GatewayGuard`` per guarded route, from its setting and its loaded primary model."""
+    return {route: build_guard(route, models[route], setting) for route, setting in settings.items()}
