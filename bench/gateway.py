@@ -72,7 +72,7 @@ def prepare(work: Path) -> dict[str, Any]:
 
 
 def write_config(ctx: dict[str, Any], name: str, *, secure: bool, durability: str = "fsync",
-                 rps: float = 1e6, burst: float = 1e6) -> Path:
+                 rps: float = 1e6, burst: float = 1e6, guard: bool = False) -> Path:
     w = ctx["work"]
     model = (f'[models.demo]\npath = "{ctx["weights"]}"\ndigest = "{ctx["digest"]}"\n'
              'arch = "modelshield.demo:DigitsCNN"\ninput_shape = [1, 8, 8]\n\n')
@@ -88,7 +88,7 @@ def write_config(ctx: dict[str, Any], name: str, *, secure: bool, durability: st
                 "[rate_limits]\ninsecure_disabled = true\n[audit]\ninsecure_disabled = true\n"
                 "[logging]\nlevel = \"error\"\n")
     path = w / f"{name}.toml"
-    path.write_text(model + rest)
+    path.write_text(model + rest + (GUARD_TABLE if guard else ""))
     return path
 
 
@@ -215,10 +215,11 @@ def wrk(ctx: dict[str, Any], server: Server, key: str | None, *, connections: in
             "non_2xx": data["non2xx"], "socket_errors": data["errors"]}
 
 
-def measure(ctx: dict[str, Any], name: str, *, secure: bool, durability: str, seconds: float, concurrency: int,
-            pin: bool) -> dict[str, Any]:
+def measure(ctx: dict[str, Any], name: str, *, secure: bool, durability: str, guard: bool, seconds: float,
+            concurrency: int, pin: bool) -> dict[str, Any]:
     """c=1 (latency) and c=concurrency (throughput) against one fresh server."""
-    server = Server(write_config(ctx, name, secure=secure, durability=durability), cpus="1" if pin else None)
+    config = write_config(ctx, name, secure=secure, durability=durability, guard=guard)
+    server = Server(config, cpus="1" if pin else None)
     client_cpus = "0" if pin else None
     key = ctx["key"] if secure else None
     try:
@@ -298,7 +299,11 @@ def fuzz(ctx: dict[str, Any], max_examples: int) -> dict[str, Any]:
             "five_xx": sum(n for code, n in statuses.items() if code >= 500), "summary": summary}
 
 
-STACKS = (("none", False, "fsync"), ("fsync", True, "fsync"), ("process", True, "process"))
+# (name, every control on, audit durability, adversarial-input guard as in `modelshield serve --demo`)
+STACKS = (("none", False, "fsync", False), ("fsync", True, "fsync", False), ("process", True, "process", False),
+          ("fsync+guard", True, "fsync", True))
+GUARD_TABLE = ('\n[guard]\ndetector = "feature-squeezing"\ndetector_options = { bits = 2 }\n'
+               'calibration_data = "sklearn:digits:train"\nfpr = 0.05\nfallback = "abstain"\n')
 
 
 def report(result: dict[str, Any], concurrency: int, burst_rate: float) -> None:
@@ -306,16 +311,16 @@ def report(result: dict[str, Any], concurrency: int, burst_rate: float) -> None:
     print(f"machine: {result['machine']}; pinned: {result['pinned']}")
     disk = result['disk_fsync']
     print(f"disk fsync: p50 {disk['p50_ms']:.2f} ms, p99 {disk['p99_ms']:.2f} ms")
-    print(f"{'stack':16} {'p50 c=1':>8} {'p99 c=1':>8} {'req/s c=1':>10} {'req/s ' + c:>11} {'p50 ' + c:>9} "
+    print(f"{'stack':18} {'p50 c=1':>8} {'p99 c=1':>8} {'req/s c=1':>10} {'req/s ' + c:>11} {'p50 ' + c:>9} "
           f"{'p99 ' + c:>9} {'CPU ms/req':>10} {'non-2xx':>8}")
-    for name, _, _ in STACKS:
+    for name, *_ in STACKS:
         r = result[name]
         label = "no controls" if name == "none" else f"full, {name}"
-        print(f"{label:16} {r['c1']['p50_ms']:8.2f} {r['c1']['p99_ms']:8.2f} {r['c1']['rps']:10.0f} {r[c]['rps']:11.0f} "
+        print(f"{label:18} {r['c1']['p50_ms']:8.2f} {r['c1']['p99_ms']:8.2f} {r['c1']['rps']:10.0f} {r[c]['rps']:11.0f} "
               f"{r[c]['p50_ms']:9.2f} {r[c]['p99_ms']:9.2f} {r[c]['server_cpu_ms_per_request']:10.2f} "
               f"{r['c1']['non_2xx'] + r[c]['non_2xx']:8d}")
     base = result["none"]
-    for name in ("fsync", "process"):
+    for name, *_ in STACKS[1:]:
         r = result[name]
         print(f"full/{name}: added p50 {r['c1']['p50_ms'] - base['c1']['p50_ms']:+.2f} ms, "
               f"p99 {r['c1']['p99_ms'] - base['c1']['p99_ms']:+.2f} ms (c=1); "
@@ -351,9 +356,9 @@ def main() -> None:
             "pinned": "server CPU 1, wrk CPU 0" if args.pin else "no (OS scheduling)",
             "disk_fsync": fsync_latency(work),
         }
-        for name, secure, durability in STACKS:
-            result[name] = measure(ctx, name, secure=secure, durability=durability, seconds=args.seconds,
-                                   concurrency=args.concurrency, pin=args.pin)
+        for name, secure, durability, guard in STACKS:
+            result[name] = measure(ctx, name, secure=secure, durability=durability, guard=guard,
+                                   seconds=args.seconds, concurrency=args.concurrency, pin=args.pin)
         result["burst"] = burst(ctx, args.burst_rate, 5.0)
         if args.schemathesis:
             result["schemathesis"] = fuzz(ctx, args.schemathesis)
