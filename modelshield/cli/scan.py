@@ -1,4 +1,7 @@
-"""``modelshield scan``: static model-file scanning as a CI gate (0 safe, 1 unsafe/unknown/unparsed, 2 error)."""
+"""``modelshield scan``: static model-file scanning as a CI gate (0 safe, 1 unsafe/unknown/unparsed, 2 error).
+
+A gate runs once per file or folder, so start-up is most of its time: this module imports only the
+scanner and the renderer table, and each renderer and ``--out`` import what they need when used."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from modelshield.integrity.keys import atomic_output
 from modelshield.integrity.render import RENDERERS
 from modelshield.integrity.scanner import scan_paths
 
@@ -33,6 +35,8 @@ def scan_command(
     if out is None:
         typer.echo(text, nl=False)
     else:
+        from modelshield.integrity.keys import atomic_output
+
         with atomic_output(out, mode=0o644) as f:  # a failed write never leaves half a report
             f.write(text.encode("utf-8"))
     raise typer.Exit(0 if report.passed(allow_unknown) else 1)

@@ -20,11 +20,12 @@ import zipfile
 import zlib
 from math import prod
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from modelshield.core.errors import DependencyError, FormatError, MissingFileError, UnsafeFormatError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FileFormat = Literal["safetensors", "torchscript", "onnx", "skops", "npz", "npy", "parquet", "unknown"]
 CONVERT_HINT = (
@@ -105,9 +106,13 @@ def _zip_format(path: Path) -> FileFormat:
 
 
 def npy_dtype(f: BinaryIO) -> np.dtype:
-    """The dtype in a .npy header (a Python literal: nothing is unpickled); ``f`` is left at the data."""
-    version = np.lib.format.read_magic(f)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    """The dtype in a .npy header (a Python literal: nothing is unpickled); ``f`` is left at the data.
+
+    numpy is imported here, not at module level: scanning anything but a .npy/.npz never needs it."""
+    from numpy.lib import format as npy_format
+
+    version = npy_format.read_magic(f)
+    read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
     return read_header(f)[2]
 
 

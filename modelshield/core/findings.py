@@ -5,28 +5,13 @@ Reports, SARIF, CI gates, SIEM events and model cards are all renderings of find
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from modelshield.core.severity import RankedEnum, Severity
 
-class RankedEnum(str, Enum):
-    """A string enum whose members are declared from least to most serious."""
-
-    @property
-    def rank(self) -> int:
-        return list(type(self)).index(self)
-
-
-class Severity(RankedEnum):
-    """How urgently a finding needs attention; ordered from least to most."""
-
-    info = "info"
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
+__all__ = ["Finding", "RankedEnum", "Severity"]
 
 
 class Finding(BaseModel):

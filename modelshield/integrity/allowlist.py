@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import _compat_pickle
 
-from modelshield.core.findings import RankedEnum
+from modelshield.core.severity import RankedEnum
 
 
 class Verdict(RankedEnum):

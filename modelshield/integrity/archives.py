@@ -14,12 +14,14 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from modelshield.core.findings import Finding
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.pickle_analysis import Data
 from modelshield.integrity.results import issue
+
+if TYPE_CHECKING:  # pydantic is imported only when a finding is made
+    from modelshield.core.findings import Finding
 
 _TORCH_DATA = re.compile(r"(^|/)(data/\d+|\.data/[^/]+|byteorder|version|\.format_version|\.storage_alignment)$")
 
@@ -83,7 +85,7 @@ def zip_kind(names: list[str]) -> str:
 
 
 Member = tuple[str, bytes]
-Emit = Callable[[Finding], None]
+Emit = Callable[["Finding"], None]
 
 
 def open_zip(data: Data) -> zipfile.ZipFile:

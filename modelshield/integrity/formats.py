@@ -6,15 +6,17 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelshield.core.errors import FormatError
 from modelshield.core.file_formats import check_safetensors_data, npy_dtype
-from modelshield.core.findings import Finding
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.archives import escapes
 from modelshield.integrity.pickle_analysis import Data, analyse_pickle
 from modelshield.integrity.results import issue
+
+if TYPE_CHECKING:  # pydantic is imported only when a finding is made
+    from modelshield.core.findings import Finding
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"}

@@ -12,11 +12,13 @@ import io
 import mmap
 import pickletools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelshield.core.findings import Finding
 from modelshield.integrity.allowlist import Verdict, canonical, classify
 from modelshield.integrity.results import issue
+
+if TYPE_CHECKING:  # pydantic is imported only when a finding is made
+    from modelshield.core.findings import Finding
 
 Data = bytes | bytearray | mmap.mmap  # a whole file is mapped, never read into memory
 MAX_NESTING = 3

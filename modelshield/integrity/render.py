@@ -1,17 +1,18 @@
-"""Scan reports as a table for people, JSON for scripts, SARIF for code-scanning hubs."""
+"""Scan reports as a table for people, JSON for scripts, SARIF for code-scanning hubs.
+
+Each renderer imports what only it needs (rich for the table, the report package for SARIF), so
+`modelshield scan` starts without the others."""
 
 from __future__ import annotations
 
 import io
 import json
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 import modelshield
-from modelshield.integrity.results import ScanReport
-from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, artifact_uri, sarif_result, sarif_rule
+
+if TYPE_CHECKING:
+    from modelshield.integrity.results import ScanReport
 
 
 def to_dict(report: ScanReport, allow_unknown: bool = False) -> dict[str, Any]:
@@ -37,6 +38,8 @@ def render_json(report: ScanReport, allow_unknown: bool = False) -> str:
 
 def render_sarif(report: ScanReport, allow_unknown: bool = False) -> str:
     """One SARIF run, results located at each scanned file; rule and result shapes shared with assess."""
+    from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, artifact_uri, sarif_result, sarif_rule
+
     pairs = [(finding, artifact_uri(f.path)) for f in report.files for finding in f.findings]
     rules = {finding.id: finding for finding, _ in reversed(pairs)}
     index = {rule_id: i for i, rule_id in enumerate(rules)}
@@ -56,6 +59,9 @@ def render_sarif(report: ScanReport, allow_unknown: bool = False) -> str:
 
 
 def render_table(report: ScanReport, allow_unknown: bool = False) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("file", "format", "verdict", "why")
     for f in report.files:
         why = "\n".join(sorted({x.description.removeprefix(f"{f.path}: ") for x in f.findings})) or "-"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelshield.core.findings import Finding, Severity
+from modelshield.core.severity import Severity
 from modelshield.integrity.allowlist import Verdict
+
+if TYPE_CHECKING:
+    from modelshield.core.findings import Finding
 
 _SEVERITY = {Verdict.unsafe: Severity.critical, Verdict.unparsed: Severity.high, Verdict.unknown: Severity.medium}
 _REMEDIATION = {
@@ -18,7 +21,11 @@ ATLAS_MALICIOUS_MODEL = "AML.T0010.003"  # ML Supply Chain Compromise: Model
 
 
 def issue(verdict: Verdict, rule: str, title: str, where: str, description: str, **evidence: Any) -> Finding:
-    """A finding that carries its verdict, so a file's verdict is the worst of its findings."""
+    """A finding that carries its verdict, so a file's verdict is the worst of its findings.
+
+    pydantic (behind ``Finding``) is imported here, on the first finding, so a clean file never pays for it."""
+    from modelshield.core.findings import Finding
+
     return Finding(
         id=rule,
         title=title,

@@ -13,15 +13,18 @@ import tarfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelshield.core.errors import MissingFileError
 from modelshield.core.file_formats import decompressor, looks_like_safetensors
-from modelshield.core.findings import Finding
 from modelshield.integrity import formats
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.archives import Limits, open_zip, tar_members, zip_kind, zip_members
 from modelshield.integrity.pickle_analysis import Data, analyse_pickle
 from modelshield.integrity.results import FileReport, ScanReport, issue
+
+if TYPE_CHECKING:  # pydantic is imported only when a finding is made
+    from modelshield.core.findings import Finding
 
 
 class _Scan:

@@ -1,24 +1,46 @@
 """Report renderers for ``modelshield assess``: one interface, one module per format.
 
 ``write_reports`` writes every format in ``RENDERERS`` into one folder; callers that want a
-single format pick its renderer from ``RENDERERS`` by name.
+single format pick its renderer from ``RENDERERS`` by name. The renderers (jinja2, pydantic, numpy)
+load on first use, so importing one submodule — ``report.sarif`` for ``modelshield scan -f sarif`` —
+does not load them all.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from modelshield.assess.results import AssessmentResult
-from modelshield.report.examples import ExampleGrid
-from modelshield.report.html import HtmlRenderer
-from modelshield.report.interface import Renderer
-from modelshield.report.json_report import JsonRenderer
-from modelshield.report.markdown import MarkdownRenderer
-from modelshield.report.sarif import SarifRenderer
+if TYPE_CHECKING:
+    from modelshield.assess.results import AssessmentResult
+    from modelshield.report.examples import ExampleGrid
+    from modelshield.report.interface import Renderer
 
-RENDERERS: dict[str, Renderer] = {
-    renderer.name: renderer for renderer in (HtmlRenderer(), JsonRenderer(), SarifRenderer(), MarkdownRenderer())
-}
+
+@functools.cache
+def _renderers() -> dict[str, Renderer]:
+    from modelshield.report.html import HtmlRenderer
+    from modelshield.report.json_report import JsonRenderer
+    from modelshield.report.markdown import MarkdownRenderer
+    from modelshield.report.sarif import SarifRenderer
+
+    return {r.name: r for r in (HtmlRenderer(), JsonRenderer(), SarifRenderer(), MarkdownRenderer())}
+
+
+def __getattr__(name: str) -> Any:
+    """``RENDERERS``, ``ExampleGrid`` and ``Renderer``, imported when first asked for."""
+    if name == "RENDERERS":
+        return _renderers()
+    if name == "ExampleGrid":
+        from modelshield.report.examples import ExampleGrid
+
+        return ExampleGrid
+    if name == "Renderer":
+        from modelshield.report.interface import Renderer
+
+        return Renderer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def write_reports(
@@ -28,7 +50,7 @@ def write_reports(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, renderer in RENDERERS.items():
+    for name, renderer in _renderers().items():
         path = folder / renderer.filename
         path.write_text(renderer.render(result, examples), encoding="utf-8")
         written[name] = path

@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from modelshield.assess.results import AssessmentResult
-from modelshield.core.findings import Finding, Severity
-from modelshield.report.examples import ExampleGrid
+from modelshield.core.severity import Severity
 from modelshield.report.interface import Renderer
+
+if TYPE_CHECKING:
+    from modelshield.assess.results import AssessmentResult
+    from modelshield.core.findings import Finding
+    from modelshield.report.examples import ExampleGrid
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/modelshield/modelshield"
