@@ -15,7 +15,8 @@ resolves every waiter of that loop.
 process being killed, but not a power loss (see ``modelshield.core.storage``).
 
 Several processes may write to one database: each batch takes the database write lock and re-reads the head
-of the chain, so their records interleave into one valid chain.
+of the chain, so their records interleave into one valid chain. The per-batch statements (head read, insert)
+go straight to the driver's cursor: SQLAlchemy's statement machinery cost several times the SQLite commit.
 """
 
 from __future__ import annotations
@@ -142,6 +143,11 @@ class AuditLog:
         self._frontier = Frontier()
         self._last_cp_seq = 0
         self._next_cp = time.monotonic() + checkpoint_seconds
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        table = schema.records.name
+        self._head_sql = f"SELECT seq, hash, recorded_at FROM {table} ORDER BY seq DESC LIMIT 1"
+        self._insert_sql = f"INSERT INTO {table} (seq, recorded_at, event, prev_hash, hash) VALUES ({', '.join([mark] * 5)})"
+        self._driver_errors: tuple[type[BaseException], ...] = (SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
         self._thread = threading.Thread(target=self._run, name="modelshield-audit-writer", daemon=True)
         self._thread.start()
 
@@ -270,9 +276,13 @@ class AuditLog:
         """Bring the cached head and Merkle frontier up to the database's head (other writers may have added)."""
         if not self._log_id:
             self._log_id = conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == "log_id")).scalar_one()
-        head = conn.execute(sa.select(schema.records.c.seq, schema.records.c.hash, schema.records.c.recorded_at)
-                            .order_by(schema.records.c.seq.desc()).limit(1)).first()
-        head_seq = head.seq if head else 0
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self._head_sql)
+            head = cursor.fetchone()
+        finally:
+            cursor.close()
+        head_seq = head[0] if head else 0
         if head_seq == self._head_seq:
             return
         if head_seq < self._head_seq or self._head_seq < 0:
@@ -281,8 +291,8 @@ class AuditLog:
                             .order_by(schema.records.c.seq))
         self._frontier.extend(bytes.fromhex(r.hash) for r in rows)
         self._head_seq = head_seq
-        self._head_hash = bytes.fromhex(head.hash) if head else schema.GENESIS
-        self._head_time = head.recorded_at if head else 0
+        self._head_hash = bytes.fromhex(head[1]) if head else schema.GENESIS
+        self._head_time = head[2] if head else 0
 
     def _resume_frontier(self, conn: Connection, head_seq: int) -> tuple[Frontier, int]:
         """The latest checkpoint's cached frontier when it checks out (else an empty one), and its seq."""
@@ -308,14 +318,17 @@ class AuditLog:
                 for item in batch:
                     seq += 1
                     digest = schema.record_hash(prev, seq, now, item.data)
-                    rows.append({"seq": seq, "recorded_at": now, "event": item.data.decode("utf-8"),
-                                 "prev_hash": prev.hex(), "hash": digest.hex()})
+                    rows.append((seq, now, item.data.decode("utf-8"), prev.hex(), digest.hex()))
                     frontier.append(digest)
                     prev = digest
-                conn.execute(schema.records.insert(), rows)
+                cursor = conn.connection.cursor()
+                try:
+                    cursor.executemany(self._insert_sql, rows)
+                finally:
+                    cursor.close()
                 if self._key is not None and seq - self._last_cp_seq >= self._every:
                     checkpoint = self._insert_checkpoint(conn, frontier, now)
-        except SQLAlchemyError as exc:
+        except self._driver_errors as exc:
             self._head_seq = -1  # re-read everything inside the next transaction
             error = AuditWriteError(f"audit append to {safe_url(str(self._engine.url))} failed: "
                                     f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
