@@ -6,7 +6,9 @@ after loading (a swap during the load is caught) and every ``rehash_seconds`` in
 a mismatch marks that version unhealthy: it answers 503 from then on, and the gateway writes a
 security event to the audit log. Forward passes run on one dedicated thread per version and are
 batched opportunistically: requests that arrive while a forward runs share the next one, so an
-idle server adds no wait and a busy one does fewer, larger forwards.
+idle server adds no wait and a busy one does fewer, larger forwards. A lone request to a fast model
+(its forwards have taken under ``INLINE_FORWARD_SECONDS``) runs on the event loop itself: two thread
+hand-offs would cost more than the forward.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from modelshield.serve.validation import InputSignature
 log = logging.getLogger("modelshield.serve")
 
 _MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt", ".pth", ".ts", ".torchscript", ".skops")
+INLINE_FORWARD_SECONDS = 0.0005
 _LOAD_KEYS = ("arch", "arch_kwargs", "input_shape", "num_classes", "bounds", "mean", "std")
 
 
@@ -75,6 +78,7 @@ class LoadedModel:
     max_batch: int = 1024
     _pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = field(default_factory=list)
     _draining: bool = False
+    _forward_seconds: float = float("inf")  # the slowest recent forward of one request (decays slowly)
 
     def describe(self) -> dict[str, Any]:
         """What GET /v1/models shows about this version."""
@@ -88,6 +92,23 @@ class LoadedModel:
         import torch
 
         return self.model.predict_proba(torch.from_numpy(x)).numpy()
+
+    def _timed_forward(self, x: np.ndarray) -> np.ndarray:
+        """``_forward``, remembering how long a lone request's forward takes (it decides what runs inline)."""
+        started = time.perf_counter()
+        probs = self._forward(x)
+        took = time.perf_counter() - started
+        # a slow forward counts at once, fast ones pull the estimate down gradually
+        slower = took > self._forward_seconds or self._forward_seconds == float("inf")
+        self._forward_seconds = took if slower else 0.9 * self._forward_seconds + 0.1 * took
+        return probs
+
+    async def _run_forward(self, loop: asyncio.AbstractEventLoop, batch: list[Any], x: np.ndarray) -> np.ndarray:
+        if len(batch) == 1 and self._forward_seconds < INLINE_FORWARD_SECONDS:
+            return self._timed_forward(x)
+        if len(batch) == 1:
+            return await loop.run_in_executor(self.executor, self._timed_forward, x)
+        return await loop.run_in_executor(self.executor, self._forward, x)
 
     async def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, num_classes) for a validated batch, sharing forwards with concurrent requests."""
@@ -109,7 +130,7 @@ class LoadedModel:
                 batch, self._pending = self._pending[:take], self._pending[take:]
                 xs = [x for x, _ in batch]
                 try:
-                    probs = await loop.run_in_executor(self.executor, self._forward, np.concatenate(xs))
+                    probs = await self._run_forward(loop, batch, np.concatenate(xs))
                 except Exception as exc:  # the model failed: every waiter gets the error, the loop goes on
                     for _, fut in batch:
                         if not fut.done():
