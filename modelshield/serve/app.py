@@ -32,6 +32,9 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     except BaseException:
         gateway.close()
         raise
+    for name, built in guards.items():
+        primary = gateway.routers[name].primary
+        built.bind(primary.executor, primary.max_batch)
     pipeline = Pipeline(gateway, guard, guards)
 
     @asynccontextmanager

@@ -2,15 +2,17 @@
 
 For each guarded model the detector is fitted on half of the calibration data and calibrated on the
 other half (a threshold set on the data it was fitted on would sit too low and over-flag fresh clean
-inputs), with the loaded primary version. Per request the pipeline calls the resulting
-``GatewayGuard`` off the event loop; its decision carries the audit fields — detector, threshold,
-the batch's highest score and which inputs were flagged, never the inputs themselves.
+inputs), with the loaded primary version. Concurrent requests share one inspection: ``GatewayGuard.decide``
+hands each request's inputs to a ``Batcher`` on the primary's forward thread, which inspects their
+concatenation once and gives each request its own verdicts; the decision carries the audit fields —
+detector, threshold, the request's highest score and which of its inputs were flagged, never the inputs.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,31 +36,45 @@ class AuditedDecision(GuardDecision):
 class GatewayGuard:
     """``modelshield.defenses.guard.Guard`` as the gateway's hook, with an audit summary of each decision.
 
-    ``guard_kwargs`` are ``Guard``'s keyword arguments; its per-input events are collected (per calling
-    thread) into the summary that goes into the request's audit record.
+    ``guard_kwargs`` are ``Guard``'s keyword arguments. A request is refused if any of its inputs is; else it
+    gets the fallback answer if any input falls back (as ``Guard.__call__`` decides for one batch).
     """
 
     def __init__(self, setting: GuardConfig, model: Any, **guard_kwargs: Any) -> None:
         from modelshield.defenses.guard import Guard
 
         self.setting = setting
-        self._local = threading.local()
-        self.guard = Guard(model, sinks=[self._collect], **guard_kwargs)
+        self.guard = Guard(model, **guard_kwargs)
+        self.batcher: Any = None
 
-    def _collect(self, event: Any) -> None:
-        self._local.events.append(event)
+    def bind(self, executor: ThreadPoolExecutor, max_batch: int) -> None:
+        """Inspect on ``executor`` (the primary's forward thread), batching concurrent requests."""
+        from modelshield.serve.runtime import Batcher
+
+        self.batcher = Batcher(executor, self.guard.inspect, max_batch)
+
+    async def decide(self, x: np.ndarray) -> AuditedDecision:
+        """The decision for one request's inputs, inspected together with concurrent requests' inputs."""
+        return self.combine(await self.batcher.submit(x))
 
     def __call__(self, x: np.ndarray) -> AuditedDecision:
-        self._local.events = []
-        decision = self.guard(x)
-        events, self._local.events = self._local.events, []
-        scores = [e.score for e in events if e.score is not None]
+        return self.combine(self.guard.inspect(x))
+
+    def combine(self, verdicts: Sequence[Any]) -> AuditedDecision:
+        """One request's decision and audit summary from its own verdicts (indices relative to the request)."""
+        scores = [v.event.score for v in verdicts if v.event.score is not None]
+        flagged = [i for i, v in enumerate(verdicts) if v.action != "accept"]
+        reasons = {v.action: v.reason for v in reversed(verdicts)}  # the first reason of each action
+        action = "reject" if "reject" in reasons else "fallback" if "fallback" in reasons else "accept"
+        fallback = None
+        if action == "fallback":
+            fallback = {"model": self.guard.name, "predictions": [v.label for v in verdicts],
+                        "probabilities": [v.probabilities for v in verdicts], "guard": [v.action for v in verdicts]}
         audit = {
-            "action": decision.action, "detector": self.setting.detector, "threshold": self.guard.threshold,
-            "score": max(scores) if scores else None, "fallback": self.setting.fallback,
-            "flagged": [e.index for e in events if e.action != "accept"],
+            "action": action, "detector": self.setting.detector, "threshold": self.guard.threshold,
+            "score": max(scores) if scores else None, "fallback": self.setting.fallback, "flagged": flagged,
         }
-        return AuditedDecision(decision.action, decision.reason, decision.fallback, audit)
+        return AuditedDecision(action, "" if action == "accept" else reasons[action], fallback, audit)
 
 
 def _calibration_split(setting: GuardConfig, model: Any, route: str) -> tuple[Any, Any]:

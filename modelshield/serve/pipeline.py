@@ -27,9 +27,9 @@ from starlette.responses import Response
 from modelshield.serve.auth import Identity
 from modelshield.serve.errors import GatewayError, RequestValidationError
 from modelshield.serve.gateway import Gateway
-from modelshield.serve.guarding import AuditedDecision
+from modelshield.serve.guarding import AuditedDecision, GatewayGuard
 from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
-from modelshield.serve.validation import Guard, batch_from_body, declared_length_ok, read_capped
+from modelshield.serve.validation import Guard, GuardDecision, batch_from_body, declared_length_ok, read_capped
 
 log = logging.getLogger("modelshield.serve")
 access = logging.getLogger("modelshield.serve.access")
@@ -116,8 +116,10 @@ class Pipeline:
         await g.charge_quota(identity, name, len(x))
         guard = self.guards.get(name, self.guard)
         if guard is not None:
-            # off the event loop, on the primary's forward thread (the guard runs the primary's model)
-            verdict = await asyncio.get_running_loop().run_in_executor(router.primary.executor, guard, x)
+            if isinstance(guard, GatewayGuard):  # batched with concurrent requests, on the primary's forward thread
+                verdict: GuardDecision = await guard.decide(x)
+            else:  # off the event loop, on the primary's forward thread (the guard runs the primary's model)
+                verdict = await asyncio.get_running_loop().run_in_executor(router.primary.executor, guard, x)
             g.metrics.guard_decisions.labels(verdict.action).inc()
             if isinstance(verdict, AuditedDecision):
                 record["guard"] = verdict.audit

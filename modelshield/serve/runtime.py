@@ -6,9 +6,9 @@ after loading (a swap during the load is caught) and every ``rehash_seconds`` in
 a mismatch marks that version unhealthy: it answers 503 from then on, and the gateway writes a
 security event to the audit log. Forward passes run on one dedicated thread per version and are
 batched opportunistically: requests that arrive while a forward runs share the next one, so an
-idle server adds no wait and a busy one does fewer, larger forwards. A lone request to a fast model
-(its forwards have taken under ``INLINE_FORWARD_SECONDS``) runs on the event loop itself: two thread
-hand-offs would cost more than the forward.
+idle server adds no wait and a busy one does fewer, larger forwards (``Batcher``; the gateway's guard
+batches the same way). A lone request to a fast model (its forwards have taken under
+``INLINE_FORWARD_SECONDS``) runs on the event loop itself: two thread hand-offs would cost more than the forward.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +61,72 @@ def _model_file(path: Path, metadata: Mapping[str, Any]) -> Path:
     return found[0]
 
 
+class Batcher:
+    """Runs ``fn`` (a batch in, one result per sample out) on one thread, batching concurrent submissions.
+
+    Submissions that arrive while ``fn`` runs share the next call; each caller gets the slice of the
+    results for its own samples (or the exception, if ``fn`` failed). A lone submission runs on the event
+    loop itself when recent lone calls took under ``INLINE_FORWARD_SECONDS``.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor, fn: Callable[[np.ndarray], Sequence[Any]], max_batch: int) -> None:
+        self.executor = executor
+        self.fn = fn
+        self.max_batch = max_batch
+        self._pending: list[tuple[np.ndarray, asyncio.Future[Any]]] = []
+        self._draining = False
+        self._lone_seconds = float("inf")  # the slowest recent call for one submission (decays slowly)
+
+    async def submit(self, x: np.ndarray) -> Any:
+        """``fn``'s results for the samples of ``x``, computed in a batch with concurrent submissions."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((x, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    def _timed(self, x: np.ndarray) -> Sequence[Any]:
+        """``fn``, remembering how long a lone submission takes (it decides what runs inline)."""
+        started = time.perf_counter()
+        out = self.fn(x)
+        took = time.perf_counter() - started
+        # a slow call counts at once, fast ones pull the estimate down gradually
+        slower = took > self._lone_seconds or self._lone_seconds == float("inf")
+        self._lone_seconds = took if slower else 0.9 * self._lone_seconds + 0.1 * took
+        return out
+
+    async def _call(self, loop: asyncio.AbstractEventLoop, lone: bool, x: np.ndarray) -> Sequence[Any]:
+        if lone and self._lone_seconds < INLINE_FORWARD_SECONDS:
+            return self._timed(x)
+        return await loop.run_in_executor(self.executor, self._timed if lone else self.fn, x)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                take, size = 0, 0
+                while take < len(self._pending) and (take == 0 or size + len(self._pending[take][0]) <= self.max_batch):
+                    size += len(self._pending[take][0])
+                    take += 1
+                batch, self._pending = self._pending[:take], self._pending[take:]
+                xs = [x for x, _ in batch]
+                try:
+                    out = await self._call(loop, len(batch) == 1, xs[0] if len(xs) == 1 else np.concatenate(xs))
+                except Exception as exc:  # fn failed: every waiter gets the error, the loop goes on
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                start = 0
+                for x, fut in batch:
+                    if not fut.done():
+                        fut.set_result(out[start : start + len(x)])
+                    start += len(x)
+        finally:
+            self._draining = False
+
+
 @dataclass
 class LoadedModel:
     """One servable version: its identity, the adapter, and whether its bytes still match the pin."""
@@ -76,9 +142,10 @@ class LoadedModel:
     failure: str = ""
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="predict"))
     max_batch: int = 1024
-    _pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = field(default_factory=list)
-    _draining: bool = False
-    _forward_seconds: float = float("inf")  # the slowest recent forward of one request (decays slowly)
+    batcher: Batcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = Batcher(self.executor, self._forward, self.max_batch)
 
     def describe(self) -> dict[str, Any]:
         """What GET /v1/models shows about this version."""
@@ -93,56 +160,9 @@ class LoadedModel:
 
         return self.model.predict_proba(torch.from_numpy(x)).numpy()
 
-    def _timed_forward(self, x: np.ndarray) -> np.ndarray:
-        """``_forward``, remembering how long a lone request's forward takes (it decides what runs inline)."""
-        started = time.perf_counter()
-        probs = self._forward(x)
-        took = time.perf_counter() - started
-        # a slow forward counts at once, fast ones pull the estimate down gradually
-        slower = took > self._forward_seconds or self._forward_seconds == float("inf")
-        self._forward_seconds = took if slower else 0.9 * self._forward_seconds + 0.1 * took
-        return probs
-
-    async def _run_forward(self, loop: asyncio.AbstractEventLoop, batch: list[Any], x: np.ndarray) -> np.ndarray:
-        if len(batch) == 1 and self._forward_seconds < INLINE_FORWARD_SECONDS:
-            return self._timed_forward(x)
-        if len(batch) == 1:
-            return await loop.run_in_executor(self.executor, self._timed_forward, x)
-        return await loop.run_in_executor(self.executor, self._forward, x)
-
     async def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, num_classes) for a validated batch, sharing forwards with concurrent requests."""
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._pending.append((x, future))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                take, size = 0, 0
-                while take < len(self._pending) and (take == 0 or size + len(self._pending[take][0]) <= self.max_batch):
-                    size += len(self._pending[take][0])
-                    take += 1
-                batch, self._pending = self._pending[:take], self._pending[take:]
-                xs = [x for x, _ in batch]
-                try:
-                    probs = await self._run_forward(loop, batch, np.concatenate(xs))
-                except Exception as exc:  # the model failed: every waiter gets the error, the loop goes on
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                start = 0
-                for x, fut in batch:
-                    if not fut.done():
-                        fut.set_result(probs[start : start + len(x)])
-                    start += len(x)
-        finally:
-            self._draining = False
+        return await self.batcher.submit(x)
 
     def check(self) -> bool:
         """Re-verify the bytes against the pin; on a mismatch mark the version unhealthy. True when it newly failed."""

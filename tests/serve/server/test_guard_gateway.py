@@ -109,3 +109,38 @@ def test_guard_events_are_audited_without_the_input_and_the_log_verifies(guarded
     done = subprocess.run([sys.executable, "-m", "modelshield", "audit", "verify", "--db", state.db_url,
                            "--public-key", str(state.public_key)], capture_output=True, text=True, env=ENV, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_concurrent_requests_share_one_inspection_and_get_their_own_decisions(guarded, adversarial):
+    """Two requests in flight together are inspected as one batch; only the adversarial one is refused
+    (reject) or falls back (abstain), and each audit summary indexes its own inputs."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelshield.serve.config import GuardConfig
+    from modelshield.serve.guarding import build_guard
+
+    torch.set_num_threads(1)
+    model = load_model(guarded[2], arch=ARCH["arch"], input_shape=tuple(ARCH["input_shape"]))
+    setting = {"detector": "feature-squeezing", "calibration_data": "sklearn:digits:train", "fpr": FPR,
+               "detector_options": {"bits": 2}}
+    for fallback, refused in (("reject", "reject"), ("abstain", "fallback")):
+        guard = build_guard("strict", model, GuardConfig(**setting, fallback=fallback))
+        bad = next(x for x in adversarial if guard(x[None]).action == refused)[None]
+        clean = next(x for x in sklearn_dataset("digits", "test", seed=0).x.numpy()
+                     if guard(x[None]).action == "accept")[None]
+        sizes: list[int] = []
+        inspect = guard.guard.inspect
+        guard.guard.inspect = lambda x, inspect=inspect, sizes=sizes: sizes.append(len(x)) or inspect(x)  # type: ignore[method-assign]
+        with ThreadPoolExecutor(1) as executor:
+            guard.bind(executor, 64)
+
+            async def both(guard=guard, clean=clean, bad=bad):
+                return await asyncio.gather(guard.decide(np.concatenate([clean, bad])), guard.decide(clean))
+
+            mixed, lone = asyncio.run(both())
+        assert sizes == [3], "the two requests should share one inspection"
+        assert mixed.action == refused and mixed.audit["flagged"] == [1]
+        assert lone.action == "accept" and lone.audit["flagged"] == [] and lone.fallback is None
+        if refused == "fallback":
+            assert mixed.fallback["guard"] == ["accept", "fallback"] and mixed.fallback["probabilities"][1] is None
