@@ -2,7 +2,8 @@
 
     Content-Length cap → authenticate → authorise (policy) → rate limits → read body (capped)
       → JSON depth + parse → validate against the model's signature → daily quota (per sample)
-      → guard (optional; ``[guard]`` in the config or ``create_app(guard=)``) → predict (batched, off the event loop) → audit append (durable) → respond
+      → guard (optional; ``[guard]`` in the config or ``create_app(guard=)``; batched) → predict (batched; a lone fast
+        forward on the event loop) → audit append (durable) → respond
       → extraction signal (after the response is sent)
 
 The audit record of a request is committed before its response is sent; if the audit log cannot
