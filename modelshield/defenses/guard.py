@@ -231,15 +231,18 @@ class Guard:
         return event
 
     def __call__(self, x: np.ndarray) -> GuardDecision:
-        """The gateway hook: one decision for the batch.
+        """The gateway hook: one decision for the batch (see ``decide``)."""
+        return self.decide(self.inspect(x))
 
-        Any rejected input rejects the batch; otherwise any fallback returns the whole answer
+    def decide(self, verdicts: Sequence[Verdict]) -> GuardDecision:
+        """One decision for a request from its inputs' verdicts.
+
+        Any rejected input rejects the request; otherwise any fallback returns the whole answer
         from the Guard (the model's own answer for accepted inputs, the fallback's for the rest,
         label −1 and null probabilities for abstentions); otherwise the gateway predicts as usual.
         """
         from modelshield.serve.validation import GuardDecision
 
-        verdicts = self.inspect(x)
         rejected = [v for v in verdicts if v.action == "reject"]
         if rejected:
             return GuardDecision("reject", reason=rejected[0].reason)

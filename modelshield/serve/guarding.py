@@ -62,19 +62,14 @@ class GatewayGuard:
 
     def combine(self, verdicts: Sequence[Any]) -> AuditedDecision:
         """One request's decision and audit summary from its own verdicts (indices relative to the request)."""
+        decision = self.guard.decide(verdicts)
         scores = [v.event.score for v in verdicts if v.event.score is not None]
-        flagged = [i for i, v in enumerate(verdicts) if v.action != "accept"]
-        reasons = {v.action: v.reason for v in reversed(verdicts)}  # the first reason of each action
-        action = "reject" if "reject" in reasons else "fallback" if "fallback" in reasons else "accept"
-        fallback = None
-        if action == "fallback":
-            fallback = {"model": self.guard.name, "predictions": [v.label for v in verdicts],
-                        "probabilities": [v.probabilities for v in verdicts], "guard": [v.action for v in verdicts]}
         audit = {
-            "action": action, "detector": self.setting.detector, "threshold": self.guard.threshold,
-            "score": max(scores) if scores else None, "fallback": self.setting.fallback, "flagged": flagged,
+            "action": decision.action, "detector": self.setting.detector, "threshold": self.guard.threshold,
+            "score": max(scores) if scores else None, "fallback": self.setting.fallback,
+            "flagged": [i for i, v in enumerate(verdicts) if v.action != "accept"],
         }
-        return AuditedDecision(action, "" if action == "accept" else reasons[action], fallback, audit)
+        return AuditedDecision(decision.action, decision.reason, decision.fallback, audit)
 
 
 def _calibration_split(setting: GuardConfig, model: Any, route: str) -> tuple[Any, Any]:
