@@ -11,8 +11,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from modelshield.core.errors import InputError, KeyringError, MissingFileError
-from modelshield.integrity.keys import atomic_output
+from modelshield.core.errors import KeyringError, MissingFileError
+from modelshield.integrity.signing.keys import write_key_pair
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -23,18 +23,9 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def generate_keypair(private_path: Path, public_path: Path) -> Ed25519PublicKey:
     """Write a new key pair: private key PKCS#8 PEM (0600), public key SubjectPublicKeyInfo PEM (0644)."""
-    for p in (private_path, public_path):
-        if p.exists():
-            raise InputError(f"{p} already exists; refusing to overwrite a key")
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    with atomic_output(private_path, mode=0o600) as f:
-        f.write(pem)
-    public = private.public_key()
-    with atomic_output(public_path, mode=0o644) as f:
-        f.write(public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    return public
+    write_key_pair(private, Path(private_path), Path(public_path))
+    return private.public_key()
 
 
 def load_private_key(path: Path | str) -> Ed25519PrivateKey:

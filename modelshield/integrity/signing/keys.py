@@ -123,11 +123,23 @@ def generate_key_pair(
         raise InputError(f"key type {kind!r} is not one of {', '.join(KEY_TYPES)}")
     private_path = Path(out)
     public_path = public_key_path(private_path)
+    curve = KEY_TYPES[kind]
+    key: PrivateKey = ed25519.Ed25519PrivateKey.generate() if curve is None else ec.generate_private_key(curve())
+    write_key_pair(key, private_path, public_path, password=password, overwrite=overwrite)
+    return private_path, public_path
+
+
+def write_key_pair(
+    key: PrivateKey, private_path: Path, public_path: Path, *, password: bytes | None = None, overwrite: bool = False
+) -> None:
+    """Store a new key: private PKCS#8 PEM (0600), public SubjectPublicKeyInfo PEM (0644), never over an old key.
+
+    Without ``overwrite`` the private key is linked into place exclusively, so two writers racing for one path
+    cannot replace each other's key.
+    """
     for p in (private_path, public_path):
         if p.exists() and not overwrite:
             raise InputError(f"{p} already exists; refusing to overwrite a key", hint="pick another --out")
-    curve = KEY_TYPES[kind]
-    key: PrivateKey = ed25519.Ed25519PrivateKey.generate() if curve is None else ec.generate_private_key(curve())
     encryption = (serialization.BestAvailableEncryption(password) if password
                   else serialization.NoEncryption())
     try:
@@ -138,4 +150,3 @@ def generate_key_pair(
     with atomic_output(public_path, mode=0o644) as f:
         f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
                                               serialization.PublicFormat.SubjectPublicKeyInfo))
-    return private_path, public_path
