@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from modelshield.assess.catalog import ALL_ATTACKS, DEFAULT_DETECTORS, DETECTOR_NAMES
+from modelshield.cli._options import parse_bounds, parse_floats, parse_headers
 from modelshield.core.errors import InputError
 from modelshield.core.settings import load_settings
 
@@ -26,25 +27,6 @@ if TYPE_CHECKING:  # torch loads only when an assessment runs, so other commands
 DEMO_EPS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 DEMO_EPS_L2 = (0.25, 0.5, 1.0, 1.5)
 DEMO_GATE = 0.1
-
-
-def parse_floats(text: str, what: str) -> list[float]:
-    """Parse '0.01,0.03,8/255' into floats; fractions are accepted since ε is often k/255."""
-    out = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            num, _, den = part.partition("/")
-            value = float(num) / float(den) if den else float(num)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(f"{what}: {part!r} is not a number (use e.g. 0.03 or 8/255)") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise InputError(f"{what}: {part!r} is not a finite number")
-        out.append(value)
-    if not out:
-        raise InputError(f"{what}: no values given")
-    return out
 
 
 def redact_url(url: str) -> str:
@@ -79,16 +61,6 @@ def _pick(option: int | None, configured: int | None, default: int | None) -> in
     return configured if configured is not None else default
 
 
-def _headers(pairs: list[str]) -> dict[str, str]:
-    headers = {}
-    for pair in pairs:
-        name, sep, value = pair.partition(":")
-        if not sep or not name.strip():
-            raise InputError(f"--header {pair.split(':')[0]!r}...: use 'Name: value'")
-        headers[name.strip()] = value.strip()
-    return headers
-
-
 def _load_inputs(
     model: str, data: str, arch: str | None, arch_kwargs: str | None, label_column: str | None,
     bounds: tuple[float, float] | None, mean: str | None, std: str | None, num_classes: int | None,
@@ -106,7 +78,7 @@ def _load_inputs(
         from modelshield.core.adapters import RemoteModel
 
         n_classes = n_classes or int(ds.y.max()) + 1
-        return RemoteModel(model, input_shape=shape, num_classes=n_classes, bounds=b, headers=_headers(headers)), ds
+        return RemoteModel(model, input_shape=shape, num_classes=n_classes, bounds=b, headers=parse_headers(headers)), ds
     kwargs = json.loads(arch_kwargs) if arch_kwargs else None
     if kwargs is not None and not isinstance(kwargs, dict):
         raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"num_classes\": 10}'")
@@ -205,10 +177,7 @@ def assess_command(
         raise InputError("--model and --data are both required")
     bnds = None
     if bounds:
-        lo_hi = parse_floats(bounds, "--bounds")
-        if len(lo_hi) != 2 or lo_hi[0] >= lo_hi[1]:
-            raise InputError("--bounds takes 'lo,hi' with lo < hi")
-        bnds = (lo_hi[0], lo_hi[1])
+        bnds = parse_bounds(bounds)
     cfg = AssessConfig(
         attacks=[a.strip() for a in attacks.split(",") if a.strip()] if attacks else policy.attacks or list(ALL_ATTACKS),
         fail_under=fail_under if fail_under is not None else policy.fail_under,

@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelshield.cli.assess import DEMO_EPS, DEMO_EPS_L2, DEMO_GATE, parse_floats, redact_argv
+from modelshield.cli._options import parse_bounds, parse_floats
+from modelshield.cli.assess import DEMO_EPS, DEMO_EPS_L2, DEMO_GATE, redact_argv
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:  # torch loads only when a run starts, so `modelshield --help` stays fast
@@ -363,10 +364,7 @@ def _one(text: str | None, what: str) -> float | None:
 def _bounds(text: str | None) -> list[float] | None:
     if text is None:
         return None
-    lo_hi = parse_floats(text, "--bounds")
-    if len(lo_hi) != 2 or lo_hi[0] >= lo_hi[1]:
-        raise InputError("--bounds takes 'lo,hi' with lo < hi")
-    return lo_hi
+    return list(parse_bounds(text))
 
 
 def _json_object(text: str | None) -> dict[str, Any] | None:

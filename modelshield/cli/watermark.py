@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelshield.cli.assess import parse_floats
+from modelshield.cli._options import parse_bounds, parse_floats, parse_headers
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:  # torch loads only when a command runs, so `modelshield --help` stays fast
@@ -170,17 +170,13 @@ def _load_suspect(
     from modelshield.core.loading import load_model
 
     shape = _shape(input_shape) if input_shape else None
-    lo_hi = parse_floats(bounds, "--bounds")
-    if len(lo_hi) != 2 or lo_hi[0] >= lo_hi[1]:
-        raise InputError("--bounds takes 'lo,hi' with lo < hi")
-    box = (lo_hi[0], lo_hi[1])
+    box = parse_bounds(bounds)
     if model.startswith(("http://", "https://")):
-        from modelshield.cli.assess import _headers
         from modelshield.core.adapters import RemoteModel
 
         if shape is None or num_classes is None:
             raise InputError("a remote model needs --input-shape and --num-classes")
-        return RemoteModel(model, input_shape=shape, num_classes=num_classes, bounds=box, headers=_headers(headers))
+        return RemoteModel(model, input_shape=shape, num_classes=num_classes, bounds=box, headers=parse_headers(headers))
     if shape is None and arch:
         raise InputError("safetensors weights need --input-shape, e.g. --input-shape 1,8,8")
     return load_model(model, arch=arch, arch_kwargs=_arch_kwargs(arch_kwargs), input_shape=shape,

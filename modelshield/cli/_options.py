@@ -1,0 +1,43 @@
+"""Option parsers shared by the command groups: numbers (ε as k/255), bounds, shapes, HTTP headers."""
+
+from __future__ import annotations
+
+from modelshield.core.errors import InputError
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    """Parse '0.01,0.03,8/255' into floats; fractions are accepted since ε is often k/255."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            num, _, den = part.partition("/")
+            value = float(num) / float(den) if den else float(num)
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"{what}: {part!r} is not a number (use e.g. 0.03 or 8/255)") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InputError(f"{what}: {part!r} is not a finite number")
+        out.append(value)
+    if not out:
+        raise InputError(f"{what}: no values given")
+    return out
+
+
+def parse_bounds(text: str) -> tuple[float, float]:
+    """'lo,hi' for the valid input range, lo < hi."""
+    lo_hi = parse_floats(text, "--bounds")
+    if len(lo_hi) != 2 or lo_hi[0] >= lo_hi[1]:
+        raise InputError("--bounds takes 'lo,hi' with lo < hi")
+    return lo_hi[0], lo_hi[1]
+
+
+def parse_headers(pairs: list[str]) -> dict[str, str]:
+    """'Name: value' pairs from repeated --header options; values are sent, never printed."""
+    headers = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise InputError(f"--header {pair.split(':')[0]!r}...: use 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
