@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from conftest import GATE, quick
+from training_settings import GATE, quick
 
 from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import GATE, quick
+from training_settings import GATE, quick
 
 from modelshield.core.adapters import SklearnModel
 from modelshield.core.datasets import Dataset
