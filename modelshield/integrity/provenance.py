@@ -104,7 +104,7 @@ class VerifyReport:
         return {"lock": str(self.lock), "ok": self.ok, "artifacts": [asdict(r) for r in self.results]}
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
+def hash_file(path: Path) -> tuple[str, int]:
     """Stream the file through SHA-256 in 1 MiB chunks into one reused buffer; memory stays flat at any size."""
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
@@ -152,13 +152,13 @@ def hash_tree(path: Path | str, workers: int | None = None) -> TreeDigest:
     if not p.is_dir():
         if not stat.S_ISREG(p.stat().st_mode):
             raise InputError(f"{p} is not a regular file")
-        hexdigest, size = _hash_file(p)
+        hexdigest, size = hash_file(p)
         return TreeDigest(f"sha256:{hexdigest}", size)
     if workers is not None and workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
     entries = _list_files(p)
     with ThreadPoolExecutor(max_workers=workers or min(32, os.cpu_count() or 1)) as pool:
-        hashed = list(pool.map(_hash_file, (q for _, q in entries)))
+        hashed = list(pool.map(hash_file, (q for _, q in entries)))
     files = {rel: f"sha256:{hexdigest}" for (rel, _), (hexdigest, _) in zip(entries, hashed, strict=True)}
     return TreeDigest(folder_digest(files), sum(size for _, size in hashed), files)
 

@@ -10,7 +10,6 @@ last, so a crash at any moment leaves the previous checkpoint intact and loadabl
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from torch import Tensor
 from modelshield.core.errors import FormatError, InputError, MissingFileError
 from modelshield.core.file_formats import check_safetensors
 from modelshield.defenses.training.history import TrainResult, read_json_object, write_json_atomic
+from modelshield.integrity.provenance import hash_file
 
 FORMAT = "modelshield.train-checkpoint/1"
 LATEST = "latest.json"
@@ -44,14 +44,6 @@ class LoopState:
 def has_checkpoint(folder: Path) -> bool:
     """True when ``folder`` holds a checkpoint to resume from."""
     return (folder / LATEST).is_file()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _host(t: Tensor) -> Tensor:
@@ -123,7 +115,7 @@ def save_checkpoint(
             "format": FORMAT,
             "epoch": state.epoch,
             "tensors": name,
-            "sha256": _sha256(folder / name),
+            "sha256": hash_file(folder / name)[0],
             "best_metric": state.best_metric,
             "bad_epochs": state.bad_epochs,
             "optimizer": optim_json,
@@ -176,7 +168,7 @@ def load_checkpoint(
     path = folder / str(meta["tensors"])
     if not path.is_file():
         raise MissingFileError(f"{path} is missing; the checkpoint in {folder} cannot be resumed")
-    if _sha256(path) != meta["sha256"]:
+    if hash_file(path)[0] != meta["sha256"]:
         raise FormatError(f"{path} does not match the SHA-256 recorded in {folder / LATEST}: it was altered")
     check_safetensors(path)
     tensors = load_file(os.fspath(path))
