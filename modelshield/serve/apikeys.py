@@ -27,7 +27,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -40,6 +39,7 @@ import sqlalchemy as sa
 
 from modelshield.core.errors import InputError, KeyringError
 from modelshield.core.storage import data_home, ensure_schema, open_engine, safe_url, write_transaction
+from modelshield.integrity.keys import atomic_output
 from modelshield.serve.auth import Identity
 from modelshield.serve.errors import AuthenticationError
 
@@ -120,19 +120,10 @@ def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes
 
 
 def _create_pepper(file: Path) -> None:
-    """Write a new pepper beside ``file`` (0600) and hard-link it into place: readers never see half a file,
-    and when two processes race, the first link wins and both use that pepper."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".part")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(secrets.token_bytes(PEPPER_MIN_BYTES)).decode() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, file)
-    finally:
-        os.unlink(tmp)
+    """Write a new pepper (0600) and link it into place exclusively: readers never see half a file, and when two
+    processes race, the first link wins and both use that pepper."""
+    with contextlib.suppress(FileExistsError), atomic_output(file, mode=0o600, exclusive=True) as f:
+        f.write((base64.b64encode(secrets.token_bytes(PEPPER_MIN_BYTES)).decode() + "\n").encode())
 
 
 class IssuedKey(NamedTuple):

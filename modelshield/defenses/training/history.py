@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.core.errors import FormatError, MissingFileError
+from modelshield.integrity.keys import atomic_output
 
 
 @dataclass
@@ -67,7 +68,6 @@ def read_json_object(path: Path, missing: str) -> dict[str, Any]:
 
 def write_json_atomic(path: Path, data: Any) -> Path:
     """Write ``data`` as JSON next to ``path`` and rename it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_output(path, mode=0o644) as f:
+        f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return path
