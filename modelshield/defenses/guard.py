@@ -7,8 +7,8 @@ fallback (abstain, a robust model's answer, or a safe default label) or, with no
 is rejected. Every decision is emitted as a :class:`SecurityEvent` to pluggable sinks (a callback,
 a JSON-lines file); events carry a SHA-256 digest of the input, never the input.
 
-``Guard`` is also the gateway's ``guard`` hook: ``create_app(config, guard=Guard(...))`` calls it
-with each validated batch and gets a ``modelshield.serve.validation.GuardDecision`` back.
+``Guard(x)`` gives one :class:`Decision` for a whole batch; the gateway adapts it
+(``modelshield.serve.guarding``), which is where an HTTP answer is built from the verdicts.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,9 +30,6 @@ from torch import Tensor
 from modelshield.core.errors import InputError
 from modelshield.core.model import Model
 from modelshield.defenses.detection.base import Detector
-
-if TYPE_CHECKING:
-    from modelshield.serve.validation import GuardDecision
 
 Action = Literal["accept", "reject", "fallback"]
 FallbackMode = Literal["abstain", "robust_model", "default"]
@@ -103,6 +100,15 @@ class Verdict:
     label: int
     probabilities: list[float] | None
     event: SecurityEvent
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The Guard's answer for a batch: serve it (``accept``), refuse it, or answer from the verdicts (``fallback``)."""
+
+    action: Action
+    reason: str
+    verdicts: tuple[Verdict, ...]
 
 
 class Guard:
@@ -230,32 +236,23 @@ class Guard:
             sink(event)
         return event
 
-    def __call__(self, x: np.ndarray) -> GuardDecision:
-        """The gateway hook: one decision for the batch (see ``decide``)."""
+    def __call__(self, x: np.ndarray | Tensor) -> Decision:
+        """One decision for the batch ``x`` (see ``decide``)."""
         return self.decide(self.inspect(x))
 
-    def decide(self, verdicts: Sequence[Verdict]) -> GuardDecision:
-        """One decision for a request from its inputs' verdicts.
+    def decide(self, verdicts: Sequence[Verdict]) -> Decision:
+        """One decision for a batch from its inputs' verdicts.
 
-        Any rejected input rejects the request; otherwise any fallback returns the whole answer
-        from the Guard (the model's own answer for accepted inputs, the fallback's for the rest,
-        label −1 and null probabilities for abstentions); otherwise the gateway predicts as usual.
+        Any rejected input rejects the batch; otherwise any fallback makes the verdicts the answer (the model's
+        own for accepted inputs, the fallback's for the rest, label −1 for abstentions); otherwise accept.
         """
-        from modelshield.serve.validation import GuardDecision
-
         rejected = [v for v in verdicts if v.action == "reject"]
         if rejected:
-            return GuardDecision("reject", reason=rejected[0].reason)
+            return Decision("reject", rejected[0].reason, tuple(verdicts))
         fell_back = [v for v in verdicts if v.action == "fallback"]
-        if not fell_back:
-            return GuardDecision("accept")
-        body = {
-            "model": self.name,
-            "predictions": [v.label for v in verdicts],
-            "probabilities": [v.probabilities for v in verdicts],
-            "guard": [v.action for v in verdicts],
-        }
-        return GuardDecision("fallback", reason=fell_back[0].reason, fallback=body)
+        if fell_back:
+            return Decision("fallback", fell_back[0].reason, tuple(verdicts))
+        return Decision("accept", "", tuple(verdicts))
 
 
-__all__ = ["Fallback", "Guard", "JsonLinesSink", "SecurityEvent", "Sink", "Verdict"]
+__all__ = ["Decision", "Fallback", "Guard", "JsonLinesSink", "SecurityEvent", "Sink", "Verdict"]

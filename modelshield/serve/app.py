@@ -1,30 +1,33 @@
 """The gateway application: ``create_app(config)`` wires the controls (``gateway``), the per-request
-pipeline (``pipeline``) and the HTTP routes (``routes``); ``modelshield.serve.server`` runs it under uvicorn.
+pipeline (``pipeline``) and the HTTP routes (``routes``); ``modelshield.serve.server`` runs it under uvicorn
+(and imports this module, never the other way round).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from modelshield.serve.config import ServeConfig, load_config
+from modelshield.serve.config import ServeConfig
 from modelshield.serve.gateway import Gateway
-from modelshield.serve.guarding import build_guards
+from modelshield.serve.guarding import GatewayGuard, build_guards
 from modelshield.serve.pipeline import Pipeline
 from modelshield.serve.routes import attach_error_handlers, attach_routes
-from modelshield.serve.validation import Guard
 
-CONFIG_ENV = "MODELSHIELD_SERVE_CONFIG"
+if TYPE_CHECKING:
+    from modelshield.defenses.guard import Guard
 
 
 def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     """The FastAPI app for ``config``: loads and verifies every model, opens the stores, wires the pipeline.
 
-    ``guard`` is the adversarial-input hook (accept / reject / fallback) for models the config's ``[guard]``
-    tables leave unguarded; those tables build a calibrated ``modelshield.defenses.guard.Guard`` per model here.
+    ``guard`` (a ``modelshield.defenses.guard.Guard``) guards the models the config's ``[guard]`` tables leave
+    unguarded; those tables build a calibrated ``Guard`` per model here.
     """
     gateway = Gateway.start(config)
     try:
@@ -32,13 +35,15 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     except BaseException:
         gateway.close()
         raise
+    if guard is not None:
+        guards.update({name: GatewayGuard(guard) for name in gateway.routers if name not in guards})
     for name, built in guards.items():
         primary = gateway.routers[name].primary
         built.bind(primary.executor, primary.max_batch)
-    pipeline = Pipeline(gateway, guard, guards)
+    pipeline = Pipeline(gateway, guards)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = gateway.background_tasks()
         try:
             yield
@@ -59,11 +64,3 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     attach_routes(app, gateway, pipeline)
     return app
 
-
-def app_from_env() -> FastAPI:
-    """uvicorn factory (one app per worker): the app for the config file in ``$MODELSHIELD_SERVE_CONFIG``."""
-    from modelshield.serve.server import configure_logging
-
-    config = load_config(os.environ[CONFIG_ENV])
-    configure_logging(config)
-    return create_app(config)

@@ -1,4 +1,7 @@
-"""The gateway's adversarial-input Guard, built from the ``[guard]`` tables at start-up.
+"""The gateway's adapter of ``modelshield.defenses.guard.Guard``, built from the ``[guard]`` tables at start-up.
+
+The Guard decides on inputs; this module turns its ``Decision`` into the gateway's ``GuardDecision``: the
+HTTP answer for a fallback and the audit summary.
 
 For each guarded model the detector is fitted on half of the calibration data and calibrated on the
 other half (a threshold set on the data it was fitted on would sit too low and over-flag fresh clean
@@ -14,38 +17,44 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.serve.config import GuardConfig
-from modelshield.serve.validation import GuardDecision
+
+if TYPE_CHECKING:
+    from modelshield.defenses.guard import Guard, Verdict
+    from modelshield.serve.runtime import Batcher
 
 log = logging.getLogger("modelshield.serve")
 WHITE_BOX_DETECTORS = ("mahalanobis", "lid")
 
 
 @dataclass(frozen=True)
-class AuditedDecision(GuardDecision):
-    """A ``GuardDecision`` plus what the audit record keeps about it."""
+class GuardDecision:
+    """What the gateway does with a request the Guard has seen, and what the audit record keeps about it.
 
+    ``fallback`` is the response body when the Guard answers instead of the model; ``audit`` never holds inputs.
+    """
+
+    action: Literal["accept", "reject", "fallback"]
+    reason: str = ""
+    fallback: dict[str, Any] | None = None
     audit: dict[str, Any] = field(default_factory=dict)
 
 
 class GatewayGuard:
-    """``modelshield.defenses.guard.Guard`` as the gateway's hook, with an audit summary of each decision.
+    """A ``modelshield.defenses.guard.Guard`` as the gateway's hook: batched inspection, HTTP answer, audit summary.
 
-    ``guard_kwargs`` are ``Guard``'s keyword arguments. A request is refused if any of its inputs is; else it
-    gets the fallback answer if any input falls back (as ``Guard.__call__`` decides for one batch).
+    A request is refused if any of its inputs is; else it gets the fallback answer if any input falls back
+    (``Guard.decide``).
     """
 
-    def __init__(self, setting: GuardConfig, model: Any, **guard_kwargs: Any) -> None:
-        from modelshield.defenses.guard import Guard
-
-        self.setting = setting
-        self.guard = Guard(model, **guard_kwargs)
-        self.batcher: Any = None
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.batcher: Batcher | None = None
 
     def bind(self, executor: ThreadPoolExecutor, max_batch: int) -> None:
         """Inspect on ``executor`` (the primary's forward thread), batching concurrent requests."""
@@ -53,23 +62,37 @@ class GatewayGuard:
 
         self.batcher = Batcher(executor, self.guard.inspect, max_batch)
 
-    async def decide(self, x: np.ndarray) -> AuditedDecision:
+    async def decide(self, x: np.ndarray) -> GuardDecision:
         """The decision for one request's inputs, inspected together with concurrent requests' inputs."""
+        if self.batcher is None:
+            raise RuntimeError("GatewayGuard.decide before bind()")
         return self.combine(await self.batcher.submit(x))
 
-    def __call__(self, x: np.ndarray) -> AuditedDecision:
+    def __call__(self, x: np.ndarray) -> GuardDecision:
         return self.combine(self.guard.inspect(x))
 
-    def combine(self, verdicts: Sequence[Any]) -> AuditedDecision:
+    def combine(self, verdicts: Sequence[Verdict]) -> GuardDecision:
         """One request's decision and audit summary from its own verdicts (indices relative to the request)."""
-        decision = self.guard.decide(verdicts)
+        guard = self.guard
+        decision = guard.decide(verdicts)
         scores = [v.event.score for v in verdicts if v.event.score is not None]
         audit = {
-            "action": decision.action, "detector": self.setting.detector, "threshold": self.guard.threshold,
-            "score": max(scores) if scores else None, "fallback": self.setting.fallback,
+            "action": decision.action,
+            "detector": guard.detector.name if guard.detector else None,
+            "threshold": guard.threshold,
+            "score": max(scores) if scores else None,
+            "fallback": guard.fallback.mode if guard.fallback else "reject",
             "flagged": [i for i, v in enumerate(verdicts) if v.action != "accept"],
         }
-        return AuditedDecision(decision.action, decision.reason, decision.fallback, audit)
+        body = None
+        if decision.action == "fallback":
+            body = {
+                "model": guard.name,
+                "predictions": [v.label for v in verdicts],
+                "probabilities": [v.probabilities for v in verdicts],
+                "guard": [v.action for v in verdicts],
+            }
+        return GuardDecision(decision.action, decision.reason, body, audit)
 
 
 def _calibration_split(setting: GuardConfig, model: Any, route: str) -> tuple[Any, Any]:
@@ -100,28 +123,42 @@ def _detector(route: str, model: Any, setting: GuardConfig) -> Any:
     try:
         return DETECTORS[setting.detector](model, **setting.detector_options)
     except TypeError:
-        raise InputError(f"model {route}: guard.detector_options {setting.detector_options} are not options of the "
-                         f"{setting.detector} detector") from None
+        raise InputError(
+            f"model {route}: guard.detector_options {setting.detector_options} are not options of the "
+            f"{setting.detector} detector"
+        ) from None
 
 
 def build_guard(route: str, model: Any, setting: GuardConfig) -> GatewayGuard:
     """Fit and calibrate ``setting.detector`` for ``model``; refuse a detector the model cannot support."""
     from modelshield.core.model import TorchModel
-    from modelshield.defenses.guard import Fallback
+    from modelshield.defenses.guard import Fallback, Guard
 
     if setting.detector in WHITE_BOX_DETECTORS and not isinstance(model, TorchModel):
-        raise InputError(f"model {route}: the {setting.detector} detector needs a white-box PyTorch model, "
-                         f"this one is {type(model).__name__}", hint="use feature-squeezing, energy or max-softmax")
+        raise InputError(
+            f"model {route}: the {setting.detector} detector needs a white-box PyTorch model, "
+            f"this one is {type(model).__name__}",
+            hint="use feature-squeezing, energy or max-softmax",
+        )
     if setting.default_label is not None and setting.default_label >= model.num_classes:
-        raise InputError(f"model {route}: guard.default_label {setting.default_label} is not one of its "
-                         f"{model.num_classes} classes")
+        raise InputError(
+            f"model {route}: guard.default_label {setting.default_label} is not one of its {model.num_classes} classes"
+        )
     (x_fit, y_fit), (x_cal, _) = _calibration_split(setting, model, route)
     detector = _detector(route, model, setting).fit(x_fit, y_fit).calibrate(x_cal, fpr=setting.fpr)
     fallback = None if setting.fallback == "reject" else Fallback(setting.fallback, default_label=setting.default_label)
-    guard = GatewayGuard(setting, model, detector=detector, min_confidence=setting.min_confidence,
-                         fallback=fallback, name=route)
-    log.info("guard on model %s: %s threshold %.4g (target FPR %g, %d calibration inputs), fallback %s",
-             route, setting.detector, detector.threshold_, setting.fpr, len(x_cal), setting.fallback)
+    guard = GatewayGuard(
+        Guard(model, detector=detector, min_confidence=setting.min_confidence, fallback=fallback, name=route)
+    )
+    log.info(
+        "guard on model %s: %s threshold %.4g (target FPR %g, %d calibration inputs), fallback %s",
+        route,
+        setting.detector,
+        detector.threshold_,
+        setting.fpr,
+        len(x_cal),
+        setting.fallback,
+    )
     return guard
 
 

@@ -28,9 +28,9 @@ from starlette.responses import Response
 from modelshield.serve.auth import Identity
 from modelshield.serve.errors import GatewayError, RequestValidationError
 from modelshield.serve.gateway import Gateway
-from modelshield.serve.guarding import AuditedDecision, GatewayGuard
+from modelshield.serve.guarding import GatewayGuard
 from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
-from modelshield.serve.validation import Guard, GuardDecision, batch_from_body, declared_length_ok, read_capped
+from modelshield.serve.validation import batch_from_body, declared_length_ok, read_capped
 
 log = logging.getLogger("modelshield.serve")
 access = logging.getLogger("modelshield.serve.access")
@@ -42,9 +42,8 @@ _ANY_MODEL = {"model": "*", "sensitivity": "", "tenant": ""}
 class Pipeline:
     """The per-request steps, bound to one ``Gateway``; one instance serves every request."""
 
-    def __init__(self, gateway: Gateway, guard: Guard | None, guards: Mapping[str, Guard] | None = None) -> None:
+    def __init__(self, gateway: Gateway, guards: Mapping[str, GatewayGuard] | None = None) -> None:
         self.g = gateway
-        self.guard = guard
         self.guards = guards or {}
 
     async def audited(self, request: Request, action: str, model: str, step: Step) -> Response:
@@ -52,7 +51,9 @@ class Pipeline:
         started = time.perf_counter()
         rid = request_id(request)
         record: dict[str, Any] = {
-            "action": action, "model": model, "request_id": rid,
+            "action": action,
+            "model": model,
+            "request_id": rid,
             "client_ip": request.client.host if request.client else None,
             "actor": {"subject": "anonymous", "method": None, "tenant": None},
         }
@@ -73,12 +74,21 @@ class Pipeline:
         record["time"] = datetime.now(timezone.utc).isoformat()
         response = await self.g.audit(record, rid, response)
         seconds = time.perf_counter() - started
-        self.g.metrics.observe_request(action, model, str(record.get("model_version", "")), response.status_code, seconds)
+        self.g.metrics.observe_request(
+            action, model, str(record.get("model_version", "")), response.status_code, seconds
+        )
         if access.isEnabledFor(logging.INFO):
             access.info(
-                "request", extra={"request_id": rid, "action": action, "model": model,
-                                  "subject": record["actor"]["subject"], "status": response.status_code,
-                                  "decision": record["decision"], "latency_ms": round(seconds * 1000, 3)},
+                "request",
+                extra={
+                    "request_id": rid,
+                    "action": action,
+                    "model": model,
+                    "subject": record["actor"]["subject"],
+                    "status": response.status_code,
+                    "decision": record["decision"],
+                    "latency_ms": round(seconds * 1000, 3),
+                },
             )
         return response
 
@@ -87,8 +97,9 @@ class Pipeline:
         record["actor"] = {"subject": identity.subject, "method": identity.method, "tenant": identity.tenant}
         return identity
 
-    def authorize(self, identity: Identity, action: str, resource: dict[str, str], request: Request,
-                  record: dict[str, Any]) -> None:
+    def authorize(
+        self, identity: Identity, action: str, resource: dict[str, str], request: Request, record: dict[str, Any]
+    ) -> None:
         self.g.authorize(identity, action, resource, request.headers.get("x-purpose", ""), record)
 
     async def predict_request(self, request: Request, name: str, shown: str | None = None) -> Response:
@@ -104,42 +115,58 @@ class Pipeline:
         if router is None:
             raise NotFound(f"no model named {name!r} is served here")
         route = g.config.models[name]
-        self.authorize(identity, "predict", {"model": name, "sensitivity": route.sensitivity,
-                                              "tenant": route.tenant or ""}, request, record)
+        self.authorize(
+            identity,
+            "predict",
+            {"model": name, "sensitivity": route.sensitivity, "tenant": route.tenant or ""},
+            request,
+            record,
+        )
         await g.rate_limit(identity, name)
         body = await read_capped(request.stream(), g.config.validation.max_body_bytes)
         record["input_digest"] = sha256(body).hexdigest()
         loaded = g.choose(router, request_id=record["request_id"], subject=identity.subject)
         record.update(model_version=loaded.version, model_digest=loaded.digest)
         limits = g.config.validation
-        x = batch_from_body(body, loaded.signature, max_batch=limits.max_batch,
-                            max_depth=max(limits.max_depth, len(loaded.signature.input_shape) + 2))
+        x = batch_from_body(
+            body,
+            loaded.signature,
+            max_batch=limits.max_batch,
+            max_depth=max(limits.max_depth, len(loaded.signature.input_shape) + 2),
+        )
         await g.charge_quota(identity, name, len(x))
-        guard = self.guards.get(name, self.guard)
-        if guard is not None:
-            if isinstance(guard, GatewayGuard):  # batched with concurrent requests, on the primary's forward thread
-                verdict: GuardDecision = await guard.decide(x)
-            else:  # off the event loop, on the primary's forward thread (the guard runs the primary's model)
-                verdict = await asyncio.get_running_loop().run_in_executor(router.primary.executor, guard, x)
+        guard = self.guards.get(name)
+        if guard is not None:  # batched with concurrent requests, on the primary's forward thread
+            verdict = await guard.decide(x)
             g.metrics.guard_decisions.labels(verdict.action).inc()
-            if isinstance(verdict, AuditedDecision):
-                record["guard"] = verdict.audit
+            record["guard"] = verdict.audit
             if verdict.action == "reject":
                 record["decision"] = "guard_reject"
                 raise RequestValidationError(f"input refused by the adversarial guard: {verdict.reason}", status=422)
             if verdict.action == "fallback" and verdict.fallback is not None:
                 record.update(decision="guard_fallback", reason=f"guard fallback: {verdict.reason}")
-                return json_response({**verdict.fallback, "version": loaded.version, "digest": loaded.digest,
-                                      "request_id": record["request_id"]})
+                return json_response(
+                    {
+                        **verdict.fallback,
+                        "version": loaded.version,
+                        "digest": loaded.digest,
+                        "request_id": record["request_id"],
+                    }
+                )
         probs = await loaded.predict(x)
         if router.shadow is not None and router.shadow.healthy and router.mirrors(record["request_id"]):
             shadow = router.shadow
             router.mirror(probs, lambda: shadow.predict(x), g.shadow_observer(name))
-        response = json_response({
-            "model": loaded.name, "version": loaded.version, "digest": loaded.digest,
-            "predictions": probs.argmax(axis=1).tolist(), "probabilities": probs.tolist(),
-            "request_id": record["request_id"],
-        })
+        response = json_response(
+            {
+                "model": loaded.name,
+                "version": loaded.version,
+                "digest": loaded.digest,
+                "predictions": probs.argmax(axis=1).tolist(),
+                "probabilities": probs.tolist(),
+                "request_id": record["request_id"],
+            }
+        )
         if g.extraction is not None:
             response.background = BackgroundTask(g.watch_extraction, identity, name, x, probs)
         return response

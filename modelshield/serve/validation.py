@@ -5,17 +5,15 @@ refused before reading), its JSON nesting depth is checked on the raw bytes (so 
 body never reaches the recursive parser), then the parsed batch is checked for size, shape,
 dtype, NaN/Inf and the model's value bounds. Every refusal is a ``RequestValidationError`` with
 the HTTP status the client should see: 400 (not JSON), 413 (too large), 422 (wrong content).
-
-The adversarial-input Guard plugs in after validation as ``Guard`` (a callable); it is optional.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -46,19 +44,6 @@ class InputSignature:
         for size in reversed(self.input_shape):
             item = {"type": "array", "items": item, "minItems": size, "maxItems": size}
         return item
-
-
-@dataclass(frozen=True)
-class GuardDecision:
-    """What an adversarial-input guard says about a batch: serve it, refuse it, or serve a safe fallback."""
-
-    action: Literal["accept", "reject", "fallback"]
-    reason: str = ""
-    fallback: dict[str, Any] | None = None
-
-
-Guard = Callable[[np.ndarray], GuardDecision]
-"""A guard sees the validated batch (N, *input_shape) float32 and decides; None means no guard."""
 
 
 def declared_length_ok(content_length: str | None, max_bytes: int) -> None:
@@ -142,7 +127,9 @@ def batch_from_payload(payload: Any, signature: InputSignature, max_batch: int) 
     try:
         raw = np.asarray(inputs)
     except ValueError:
-        raise RequestValidationError(f"inputs are ragged; every sample must have shape {expected}", status=422) from None
+        raise RequestValidationError(
+            f"inputs are ragged; every sample must have shape {expected}", status=422
+        ) from None
     if raw.dtype.kind not in "iuf":
         raise RequestValidationError(f"inputs must be numbers, not {raw.dtype.name} values", status=422)
     if raw.shape[1:] != signature.input_shape:

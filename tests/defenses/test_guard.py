@@ -18,7 +18,7 @@ from modelshield.core.model import TorchModel
 from modelshield.defenses.detection import FeatureSqueezing
 from modelshield.defenses.guard import Fallback, Guard, JsonLinesSink, SecurityEvent
 from modelshield.demo import demo_model_and_data
-from modelshield.serve.validation import GuardDecision
+from modelshield.serve.guarding import GatewayGuard
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,9 @@ def test_clean_inputs_pass_and_pgd_inputs_fall_back(setup) -> None:  # type: ign
     assert all(v.label == -1 and v.probabilities is None for v in attacked if v.action == "fallback")
     assert len(events) == len(clean) + len(attacked)
     flagged = next(e for e in events if e.action == "fallback")
-    assert flagged.detector == "feature-squeezing" and flagged.score > flagged.threshold and flagged.fallback == "abstain"
+    assert (
+        flagged.detector == "feature-squeezing" and flagged.score > flagged.threshold and flagged.fallback == "abstain"
+    )
 
 
 def test_invalid_inputs_are_rejected_and_logged_without_the_input(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -80,15 +82,19 @@ def test_fallback_modes_and_confidence_floor(setup) -> None:  # type: ignore[no-
         Guard(model, detector=FeatureSqueezing(model))
 
 
-def test_gateway_hook_returns_the_gateway_decision(setup) -> None:  # type: ignore[no-untyped-def]
+def test_one_decision_per_batch_and_the_gateway_answers_from_its_verdicts(setup) -> None:  # type: ignore[no-untyped-def]
     model, test, detector = setup
     guard = Guard(model, detector=detector, fallback=Fallback("default", default_label=0), name="digits")
     x = test.x[200:203].numpy()
-    assert guard(x) == GuardDecision("accept") or guard(x).action == "fallback"
+    assert guard(x).action in ("accept", "fallback") and len(guard(x).verdicts) == 3
     bad = x.copy()
     bad[0] = np.inf
-    assert guard(bad).action == "reject" and "NaN or Inf" in guard(bad).reason
-    answer = Guard(model, min_confidence=1.0, fallback=Fallback("default", default_label=0), name="digits")(x)
+    refused = GatewayGuard(guard)(bad)
+    assert refused.action == "reject" and "NaN or Inf" in refused.reason and refused.fallback is None
+    assert refused.audit["flagged"] == [0] and refused.audit["detector"] == "feature-squeezing"
+    strict = Guard(model, min_confidence=1.0, fallback=Fallback("default", default_label=0), name="digits")
+    assert strict(x).action == "fallback" and [v.label for v in strict(x).verdicts] == [0, 0, 0]
+    answer = GatewayGuard(strict)(x)
     assert answer.action == "fallback" and answer.fallback is not None
     assert answer.fallback["predictions"] == [0, 0, 0] and answer.fallback["model"] == "digits"
-    assert answer.fallback["guard"] == ["fallback"] * 3
+    assert answer.fallback["guard"] == ["fallback"] * 3 and answer.audit["fallback"] == "default"
