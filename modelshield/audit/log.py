@@ -51,6 +51,8 @@ from modelshield.core.storage import Durability, ensure_schema, open_engine, saf
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1024
+WAIT_SECONDS = 5.0  # the longest an append waits for its commit
+RETRY_SECONDS = 1.0  # how often a failing writer tries again while no appends arrive
 
 
 class AuditWriteError(ModelShieldError):
@@ -59,20 +61,25 @@ class AuditWriteError(ModelShieldError):
     hint = "check that the audit database is reachable and writable"
 
 
+WITNESS_HINT = "check the witness file's path, permissions and free space"
+
+
 @dataclass
 class _Append:
-    """One queued event: a thread caller waits on ``future``; an asyncio caller on ``waiter`` in ``loop``."""
+    """One queued event: a thread caller waits on ``future``; an asyncio caller on ``waiter`` in ``loop``.
+    ``abandoned`` is set by a caller that stopped waiting: if it is not committed yet, it never will be."""
 
     data: bytes
     future: Future[int] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[int] | None = None
+    abandoned: bool = False
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[int], int | BaseException]]) -> None:
     """On the event loop: resolve every asyncio waiter of one committed (or failed) batch."""
     for waiter, outcome in outcomes:
-        if waiter.done():  # the caller was cancelled; its record is durable all the same
+        if waiter.done():  # the caller was cancelled or timed out
             continue
         if isinstance(outcome, BaseException):
             waiter.set_exception(outcome)
@@ -85,6 +92,8 @@ def _resolve(batch: list[_Append], outcomes: list[int | BaseException]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | BaseException]]] = defaultdict(list)
     for item, outcome in zip(batch, outcomes, strict=True):
         if item.future is not None:
+            if item.future.done():
+                continue
             if isinstance(outcome, BaseException):
                 item.future.set_exception(outcome)
             else:
@@ -111,7 +120,14 @@ def _now_us() -> int:
 
 
 class AuditLog:
-    """The tamper-evident audit log in the store at ``url`` (see ``modelshield.core.storage``)."""
+    """The tamper-evident audit log in the store at ``url`` (see ``modelshield.core.storage``).
+
+    Faults fail closed and visibly: a batch that cannot be committed (database down, full or locked) or whose
+    checkpoint cannot be mirrored to the witness file fails its callers with ``AuditWriteError``; no caller
+    waits longer than ``wait_seconds``; ``problem()`` says why appends are failing until the writer has
+    succeeded again, which it tries on the next append and every ``retry_seconds`` while idle. The writer
+    never dies of an error; should its thread stop anyway, the next call starts a new one.
+    """
 
     def __init__(
         self,
@@ -122,9 +138,13 @@ class AuditLog:
         checkpoint_seconds: float = 5.0,
         witness: Path | str | None = None,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        wait_seconds: float = WAIT_SECONDS,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         if checkpoint_every < 1 or checkpoint_seconds <= 0:
             raise InputError("checkpoint_every must be at least 1 and checkpoint_seconds positive")
+        if wait_seconds <= 0 or retry_seconds <= 0:
+            raise InputError("wait_seconds and retry_seconds must be positive")
         ensure_schema(engine, schema.COMPONENT, schema.metadata, schema.SCHEMA_VERSION, after_create=_initialise)
         self._engine = engine
         self._key = signing_key
@@ -132,9 +152,15 @@ class AuditLog:
         self._seconds = checkpoint_seconds
         self._witness = Path(witness) if witness is not None else None
         self._max_event_bytes = max_event_bytes
+        self._wait = wait_seconds
+        self._retry = retry_seconds
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
+        # Health, written by the writer thread and read by any: why appends fail, since when it is busy.
+        self._failure: AuditWriteError | None = None
+        self._busy_since: float | None = None
+        self._writer_stopped = False
         # Writer-thread state: the head of the chain as last seen inside a locked transaction.
         self._log_id = ""
         self._head_seq = -1
@@ -143,13 +169,13 @@ class AuditLog:
         self._frontier = Frontier()
         self._last_cp_seq = 0
         self._next_cp = time.monotonic() + checkpoint_seconds
+        self._unwitnessed: list[Checkpoint] = []  # committed checkpoints the witness file does not have yet
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         table = schema.records.name
         self._head_sql = f"SELECT seq, hash, recorded_at FROM {table} ORDER BY seq DESC LIMIT 1"
         self._insert_sql = f"INSERT INTO {table} (seq, recorded_at, event, prev_hash, hash) VALUES ({', '.join([mark] * 5)})"
         self._driver_errors: tuple[type[BaseException], ...] = (SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
-        self._thread = threading.Thread(target=self._run, name="modelshield-audit-writer", daemon=True)
-        self._thread.start()
+        self._thread = self._start_writer()
 
     @classmethod
     def open(
@@ -162,12 +188,16 @@ class AuditLog:
         witness: Path | str | None = None,
         max_event_bytes: int = MAX_EVENT_BYTES,
         durability: Durability = "fsync",
+        wait_seconds: float = WAIT_SECONDS,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> AuditLog:
         """Open (creating if needed) the audit log; with ``signing_key`` it signs a checkpoint every
         ``checkpoint_every`` records or ``checkpoint_seconds``, whichever comes first, mirrored to ``witness``.
-        ``durability``: "fsync" (on disk before an append returns) or "process" (survives kill -9, not power loss)."""
+        ``durability``: "fsync" (on disk before an append returns) or "process" (survives kill -9, not power loss).
+        ``wait_seconds``: the longest an append waits for its commit before failing."""
         return cls(open_engine(url, durability=durability), signing_key=signing_key, checkpoint_every=checkpoint_every,
-                   checkpoint_seconds=checkpoint_seconds, witness=witness, max_event_bytes=max_event_bytes)
+                   checkpoint_seconds=checkpoint_seconds, witness=witness, max_event_bytes=max_event_bytes,
+                   wait_seconds=wait_seconds, retry_seconds=retry_seconds)
 
     @property
     def engine(self) -> Engine:
@@ -175,28 +205,76 @@ class AuditLog:
 
     # -- callers -------------------------------------------------------------------------------------------
 
+    def problem(self) -> str | None:
+        """None while appends are being committed; otherwise why they are failing (for readiness probes)."""
+        if self._closed:
+            return "the audit log is closed"
+        self._ensure_writer()
+        failure = self._failure
+        return self._blocked() or (None if failure is None else str(failure.args[0]))
+
+    def _blocked(self) -> str | None:
+        busy = self._busy_since
+        if busy is not None and (stuck := time.monotonic() - busy) > self._wait:
+            return f"the audit writer has been blocked for {stuck:.0f} s (database locked or not answering)"
+        return None
+
+    def _start_writer(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="modelshield-audit-writer", daemon=True)
+        thread.start()
+        return thread
+
+    def _ensure_writer(self) -> None:
+        """Start a new writer thread if the last one stopped (it re-reads the chain head from the database)."""
+        with self._close_lock:
+            if self._writer_stopped and not self._closed:
+                self._writer_stopped = False
+                self._head_seq = -1
+                self._thread = self._start_writer()
+
     def _submit(self, item: Any) -> None:
+        self._ensure_writer()
+        blocked = self._blocked()
+        if blocked is not None:  # queueing behind a blocked writer would only time out
+            raise AuditWriteError(f"audit append refused: {blocked}")
         with self._close_lock:
             if self._closed:
                 raise InputError("the audit log is closed")
             self._queue.put(item)
 
-    def submit(self, event: Mapping[str, Any]) -> Future[int]:
-        """Queue an event; the future resolves to its sequence number once it is durable."""
-        future: Future[int] = Future()
-        self._submit(_Append(canonical_event(event, self._max_event_bytes), future))
-        return future
+    def _timed_out(self) -> AuditWriteError:
+        why = self.problem()
+        return AuditWriteError(f"the audit record was not committed within {self._wait:g} s" + (f": {why}" if why else ""))
 
     def append(self, event: Mapping[str, Any]) -> int:
-        """Append an event and return its sequence number once it is committed and on disk."""
-        return self.submit(event).result()
+        """Append an event and return its sequence number once it is committed and on disk; raises
+        ``AuditWriteError`` if that fails or takes longer than ``wait_seconds``."""
+        item = _Append(canonical_event(event, self._max_event_bytes), future=Future())
+        self._submit(item)
+        assert item.future is not None
+        try:
+            return item.future.result(timeout=self._wait)
+        except TimeoutError:
+            item.abandoned = True
+            raise self._timed_out() from None
 
     async def append_async(self, event: Mapping[str, Any]) -> int:
         """``append`` for asyncio code: waits for the writer without blocking the event loop (nor a thread)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[int] = loop.create_future()
-        self._submit(_Append(canonical_event(event, self._max_event_bytes), loop=loop, waiter=waiter))
-        return await waiter
+        item = _Append(canonical_event(event, self._max_event_bytes), loop=loop, waiter=waiter)
+        self._submit(item)
+        timer = loop.call_later(self._wait, self._expire, item)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _expire(self, item: _Append) -> None:
+        """On the event loop: an asyncio caller's wait is over; its record is dropped unless already committed."""
+        if item.waiter is not None and not item.waiter.done():
+            item.abandoned = True
+            item.waiter.set_exception(self._timed_out())
 
     def checkpoint(self) -> Checkpoint:
         """Sign a checkpoint over every record so far now (or return the latest, if nothing is new)."""
@@ -205,7 +283,10 @@ class AuditLog:
                              hint="open it with signing_key=..., or use: modelshield audit checkpoint --key PRIV")
         future: Future[Checkpoint] = Future()
         self._submit(_CheckpointRequest(future))
-        return future.result()
+        try:
+            return future.result(timeout=self._wait)
+        except TimeoutError:
+            raise self._timed_out() from None
 
     def verify(self, public_key: Ed25519PublicKey, *, witness: Path | str | None = None,
                expected_seq: int | None = None, expected_root: str | None = None) -> VerifyReport:
@@ -217,14 +298,21 @@ class AuditLog:
         """Write records after ``since`` as OCSF API Activity JSON lines; returns how many."""
         return export_ocsf(self._engine, out, since)
 
-    def close(self) -> None:
-        """Finish every queued append, sign a last checkpoint if records were added since the last one, stop."""
+    def close(self, timeout: float | None = None) -> None:
+        """Finish every queued append, sign a last checkpoint if records were added since the last one, stop.
+
+        Waits at most ``timeout`` seconds (default ``wait_seconds``) for the writer, so shutdown is bounded: a
+        writer blocked on an unreachable database is left behind (a daemon thread) with an error logged."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
             self._queue.put(_STOP)
-        self._thread.join()
+        self._thread.join(self._wait if timeout is None else timeout)
+        if self._thread.is_alive():
+            log.error("audit log closed with its writer still blocked (%s); records queued after it are lost",
+                      self._failure or "database not answering")
+            return
         self._engine.dispose()
 
     def __enter__(self) -> AuditLog:
@@ -237,40 +325,123 @@ class AuditLog:
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            timeout = max(0.0, self._next_cp - time.monotonic()) if self._key is not None else None
-            try:
-                first = self._queue.get(timeout=timeout)
-            except queue.Empty:
+        try:
+            while not stopping:
+                stopping = self._step()
+            if self._key is not None:
                 self._checkpoint_quietly()
-                continue
-            batch: list[_Append] = []
-            requests: list[_CheckpointRequest] = []
-            item = first
-            while True:
-                if item is _STOP:
-                    stopping = True
-                elif isinstance(item, _CheckpointRequest):
-                    requests.append(item)
+        finally:
+            if not stopping:  # only a BaseException gets here: every Exception is handed to the callers
+                self._writer_died()
+
+    def _step(self) -> bool:
+        """Wait for work (or the next timed checkpoint / recovery attempt), do it; True once told to stop."""
+        if self._failure is not None:
+            timeout: float | None = self._retry
+        else:
+            timeout = max(0.0, self._next_cp - time.monotonic()) if self._key is not None else None
+        try:
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            self._busy_since = time.monotonic()
+            try:
+                if self._failure is not None:
+                    self._recover()
                 else:
-                    batch.append(item)
-                if stopping or len(batch) >= MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+                    self._checkpoint_quietly()
+            finally:
+                self._busy_since = None
+            return False
+        batch, requests, stopping = self._collect(first)
+        self._busy_since = time.monotonic()
+        try:
             if batch:
                 self._write(batch)
             for request in requests:
                 try:
                     request.future.set_result(self._checkpoint(force=True))
                 except Exception as exc:  # noqa: BLE001 - handed to the caller waiting on it
-                    request.future.set_exception(exc)
-            if self._key is not None and time.monotonic() >= self._next_cp:
+                    request.future.set_exception(exc if isinstance(exc, InputError) else self._record_failure(exc))
+            if self._failure is None and self._key is not None and time.monotonic() >= self._next_cp:
                 self._checkpoint_quietly()
-        if self._key is not None:
-            self._checkpoint_quietly()
+        except BaseException:  # the thread is going down: nobody may be left waiting on this batch
+            error = AuditWriteError("the audit writer stopped unexpectedly")
+            _resolve(batch, [error] * len(batch))
+            for request in requests:
+                if not request.future.done():
+                    request.future.set_exception(error)
+            raise
+        finally:
+            self._busy_since = None
+        return stopping
+
+    def _collect(self, first: Any) -> tuple[list[_Append], list[_CheckpointRequest], bool]:
+        """``first`` and everything else already queued (up to ``MAX_BATCH`` appends)."""
+        batch: list[_Append] = []
+        requests: list[_CheckpointRequest] = []
+        item, stopping = first, False
+        while True:
+            if item is _STOP:
+                stopping = True
+            elif isinstance(item, _CheckpointRequest):
+                requests.append(item)
+            else:
+                batch.append(item)
+            if stopping or len(batch) >= MAX_BATCH:
+                return batch, requests, stopping
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, requests, stopping
+
+    def _writer_died(self) -> None:
+        """Fail everything queued and let the next caller start a new writer."""
+        with self._close_lock:
+            self._writer_stopped = True
+            self._failure = AuditWriteError("the audit writer thread stopped unexpectedly; a new one starts on the next call")
+            pending = []
+            while True:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+        log.critical("audit writer thread stopped unexpectedly; %d queued calls failed", len(pending))
+        error = AuditWriteError(str(self._failure.args[0]))
+        _resolve([p for p in pending if isinstance(p, _Append)], [error] * sum(isinstance(p, _Append) for p in pending))
+        for p in pending:
+            if isinstance(p, _CheckpointRequest):
+                p.future.set_exception(error)
+
+    def _record_failure(self, exc: Exception) -> AuditWriteError:
+        """Remember why the writer failed (readiness reports it until a write succeeds); the error for callers."""
+        if isinstance(exc, AuditWriteError):
+            error = AuditWriteError(str(exc.args[0]), exc.hint)
+        elif isinstance(exc, self._driver_errors):
+            error = AuditWriteError(f"audit append to {safe_url(str(self._engine.url))} failed: "
+                                    f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
+        else:
+            error = AuditWriteError(f"audit writer failed: {type(exc).__name__}: {exc}")
+        self._head_seq = -1  # re-read everything inside the next transaction
+        if self._failure is None or self._failure.args != error.args:
+            log.error("%s (appends fail until it succeeds again)", error)
+        self._failure = error
+        return error
+
+    def _healthy(self) -> None:
+        if self._failure is not None:
+            log.warning("audit writer healthy again after: %s", self._failure)
+            self._failure = None
+
+    def _recover(self) -> None:
+        """While failing and idle: try the witness file and the database again, so readiness comes back by itself."""
+        try:
+            self._flush_witness()
+            with write_transaction(self._engine, schema.WRITE_LOCK) as conn:
+                self._sync_head(conn)
+        except Exception as exc:  # noqa: BLE001 - still failing; kept for problem() and retried
+            self._record_failure(exc)
+            return
+        self._healthy()
 
     def _sync_head(self, conn: Connection) -> None:
         """Bring the cached head and Merkle frontier up to the database's head (other writers may have added)."""
@@ -307,37 +478,51 @@ class AuditLog:
         return (frontier if usable else Frontier()), row.seq
 
     def _write(self, batch: list[_Append]) -> None:
-        """Chain, insert and commit one batch; then (and only then) tell each caller its sequence number."""
+        """Chain, insert and commit one batch; then (and only then) tell each caller its sequence number.
+
+        A checkpoint the witness file is missing is written first: while that fails nothing new is committed."""
         checkpoint: Checkpoint | None = None
+        outcomes: list[int | BaseException] = []
         try:
+            self._flush_witness()
             with write_transaction(self._engine, schema.WRITE_LOCK) as conn:
                 self._sync_head(conn)
                 now = max(_now_us(), self._head_time)
                 prev, seq, rows = self._head_hash, self._head_seq, []
                 frontier = self._frontier.copy()
                 for item in batch:
+                    if item.abandoned:  # its caller gave up waiting (and answered with an error)
+                        outcomes.append(AuditWriteError("the caller stopped waiting; not recorded"))
+                        continue
                     seq += 1
                     digest = schema.record_hash(prev, seq, now, item.data)
                     rows.append((seq, now, item.data.decode("utf-8"), prev.hex(), digest.hex()))
                     frontier.append(digest)
                     prev = digest
-                cursor = conn.connection.cursor()
-                try:
-                    cursor.executemany(self._insert_sql, rows)
-                finally:
-                    cursor.close()
+                    outcomes.append(seq)
+                if rows:
+                    cursor = conn.connection.cursor()
+                    try:
+                        cursor.executemany(self._insert_sql, rows)
+                    finally:
+                        cursor.close()
                 if self._key is not None and seq - self._last_cp_seq >= self._every:
                     checkpoint = self._insert_checkpoint(conn, frontier, now)
-        except self._driver_errors as exc:
-            self._head_seq = -1  # re-read everything inside the next transaction
-            error = AuditWriteError(f"audit append to {safe_url(str(self._engine.url))} failed: "
-                                    f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
+            error = self._record_failure(exc)
             _resolve(batch, [error] * len(batch))
             return
         self._head_seq, self._head_hash, self._head_time, self._frontier = seq, prev, now, frontier
         if checkpoint is not None:
-            self._after_checkpoint(checkpoint)
-        _resolve(batch, list(range(seq - len(batch) + 1, seq + 1)))
+            try:
+                self._after_checkpoint(checkpoint)
+            except Exception as exc:  # noqa: BLE001 - committed, but the witness is behind: fail closed
+                error = self._record_failure(exc)
+                error = AuditWriteError(f"records up to seq {seq} were committed, but {error.args[0]}", error.hint)
+                _resolve(batch, [error] * len(batch))
+                return
+        self._healthy()
+        _resolve(batch, outcomes)
 
     def _insert_checkpoint(self, conn: Connection, frontier: Frontier, now: int) -> Checkpoint:
         assert self._key is not None
@@ -351,10 +536,23 @@ class AuditLog:
         self._last_cp_seq = cp.seq
         self._next_cp = time.monotonic() + self._seconds
         if self._witness is not None:
-            append_witness(self._witness, cp)
+            self._unwitnessed.append(cp)
+            self._flush_witness()
+
+    def _flush_witness(self) -> None:
+        """Append the checkpoints the witness file is missing, oldest first (all or none of them)."""
+        if not self._unwitnessed or self._witness is None:
+            return
+        try:
+            append_witness(self._witness, self._unwitnessed)
+        except OSError as exc:
+            raise AuditWriteError(f"cannot append checkpoint {self._unwitnessed[0].seq} to the witness file "
+                                  f"{self._witness}: {exc.strerror or exc}", WITNESS_HINT) from exc
+        self._unwitnessed.clear()
 
     def _checkpoint(self, force: bool) -> Checkpoint:
         """Sign a checkpoint at the current head if records were added since the last one."""
+        self._flush_witness()
         with write_transaction(self._engine, schema.WRITE_LOCK) as conn:
             self._sync_head(conn)
             latest = conn.execute(sa.select(schema.checkpoints).order_by(schema.checkpoints.c.seq.desc()).limit(1)).first()
@@ -370,15 +568,14 @@ class AuditLog:
         return cp
 
     def _checkpoint_quietly(self) -> None:
-        """A timed checkpoint: a failure is logged and retried at the next tick, never lost silently."""
+        """A timed checkpoint: a failure is kept for ``problem()`` and retried, never lost silently."""
         try:
             self._checkpoint(force=False)
         except InputError:
             pass
-        except (SQLAlchemyError, OSError) as exc:
-            self._head_seq = -1
+        except Exception as exc:  # noqa: BLE001 - reported through problem() and the log
             self._next_cp = time.monotonic() + self._seconds
-            log.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
+            self._record_failure(exc)
 
 
 def _initialise(conn: Connection) -> None:

@@ -156,7 +156,11 @@ def verify_log(
         wpath = Path(witness)
         if not wpath.is_file():
             raise MissingFileError(f"witness file {wpath} does not exist")
-        witnessed = read_witness(wpath)
+        read = read_witness(wpath)
+        witnessed = read.checkpoints
+        if read.torn_tail:
+            report.warnings.append(f"witness file {wpath} ends with a torn line ({read.torn_tail} bytes, an append cut "
+                                   "short by a crash): ignored; the next checkpoint written removes it")
     wanted = {cp.seq for cp in cps} | {cp.seq for cp in witnessed}
     if expected_seq is not None:
         wanted.add(expected_seq)

@@ -143,12 +143,14 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: every primary model version intact",
+    @app.get("/readyz", tags=["health"], summary="Readiness: every primary model version intact, the audit log writing",
              responses={503: {"description": "Not ready.", "content": {JSON: {"schema": {"type": "object"}}}}})
     async def readyz() -> Response:
         broken = [r.name for r in gateway.routers.values() if not r.primary.healthy]
-        body = {"status": "unready", "broken": broken} if broken else {"status": "ready"}
-        return json_response(body, 503 if broken else 200)
+        audit = gateway.audit_log.problem() if gateway.audit_log is not None else None
+        if not broken and audit is None:
+            return json_response({"status": "ready"}, 200)
+        return json_response({"status": "unready", "broken": broken, **({"audit": audit} if audit else {})}, 503)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response,
              responses={200: {"description": "Prometheus text format.", "content": {"text/plain": {}}}})
