@@ -4,6 +4,18 @@ Every loader returns a ``Dataset`` whose inputs are float32 in a known box (``bo
 labels are int64 class indices, so an attack's ε means the same thing whatever the source. Files
 are told apart by content, and bad data (NaN, fractional labels, values outside the bounds) is
 refused with the reason rather than silently fixed.
+
+Two conversions are made because their result is unambiguous, and both are stated here:
+
+* Text labels in a table become class indices in sorted order (``class_names`` keeps the text);
+  scikit-learn orders ``classes_`` the same way, so index i is the estimator's ``classes_[i]``.
+* Images are read as torchvision's ``ImageFolder`` reads them: every mode (P, RGBA, LA, CMYK,
+  16-bit grey ...) becomes RGB, alpha dropped; only a folder of nothing but grey images stays one
+  channel. Images of different sizes are refused unless ``image_size`` is given, then each is
+  resized (bilinear, antialiased) to it.
+
+Text feature columns are not converted (one-hot or ordinal codes are the model's business, and a
+guess would attack features the model never saw): they are refused with the columns named.
 """
 
 from __future__ import annotations
@@ -83,7 +95,8 @@ def sklearn_dataset(name: str, split: str = "test", test_size: float = 0.25, see
 
 SUPPORTED_DATA = "sklearn:<name>[:train|test], .npz with x and y, 'x.npy,y.npy', CSV, Parquet, an image folder"
 LABEL_COLUMNS = ("label", "target", "y")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def load_dataset(
@@ -92,12 +105,14 @@ def load_dataset(
     label_column: str | None = None,
     bounds: tuple[float, float] | None = None,
     input_shape: Sequence[int] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> Dataset:
     """Load evaluation data from a spec: ``sklearn:digits[:train]``, a file, two .npy files or a folder.
 
-    Images (a folder of ``<class>/*.png|jpg``) are scaled into [0, 1] as (N, C, H, W) and default
-    to bounds (0, 1); other data keeps its values and, unless ``bounds`` is given, the box they
-    span. ``input_shape`` reshapes flat rows (e.g. ``(1, 8, 8)``). Tables take their labels from
+    Images (a folder of ``<class>/*.png|jpg|...``) are scaled into [0, 1] as (N, C, H, W) and default
+    to bounds (0, 1); ``image_size`` (height, width) resizes them all, which a folder of mixed sizes
+    needs. Other data keeps its values and, unless ``bounds`` is given, the box they span.
+    ``input_shape`` reshapes flat rows (e.g. ``(1, 8, 8)``). Tables take their labels from
     ``label_column`` or a column named label, target or y.
     """
     checks: dict[str, Any] = {"bounds": bounds, "input_shape": input_shape}
@@ -111,8 +126,10 @@ def load_dataset(
     if not path.exists() and spec.count(",") == 1:
         x, y = (_read_npy(Path(p)) for p in spec.split(","))
         return _checked(x, y, spec, **checks)
+    if image_size is not None and not path.is_dir():
+        raise InputError(f"--image-size applies to image folders, and {spec} is not a folder")
     if path.is_dir():
-        x, y, classes = _image_folder(path)
+        x, y, classes = _image_folder(path, image_size)
         return _checked(x, y, spec, default_bounds=(0.0, 1.0), class_names=classes, **checks)
     fmt = detect_format(path)
     if fmt == "npz":
@@ -120,8 +137,8 @@ def load_dataset(
     if fmt == "npy":
         raise InputError(f"{path} holds one array; pass 'x.npy,y.npy' or an .npz with arrays x and y")
     if fmt == "parquet" or (fmt == "unknown" and _is_text(path)):
-        x, y = _table(path, "parquet" if fmt == "parquet" else "csv", label_column)
-        return _checked(x, y, spec, **checks)
+        x, y, text_labels = _table(path, "parquet" if fmt == "parquet" else "csv", label_column)
+        return _checked(x, y, spec, class_names=text_labels, **checks)
     raise FormatError(f"{path} is not a dataset modelshield reads ({fmt}); supported: {SUPPORTED_DATA}")
 
 
@@ -193,8 +210,8 @@ def _is_text(path: Path) -> bool:
     return b"\x00" not in head
 
 
-def _table(path: Path, fmt: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of a CSV (with a header row) or Parquet table."""
+def _table(path: Path, fmt: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Features, labels and (for text labels) class names of a CSV with a header row, or a Parquet table."""
     try:
         import pandas as pd
     except ImportError as e:
@@ -208,18 +225,38 @@ def _table(path: Path, fmt: str, label_column: str | None) -> tuple[np.ndarray, 
     if label is None or label not in columns:
         wanted = label_column or " / ".join(LABEL_COLUMNS)
         raise InputError(
-            f"{path} has no label column {wanted!r}; columns: {', '.join(columns[:20])}",
-            hint="name it label, target or y, or pass label_column",
+            f"{path} has no label column {wanted!r}; columns: {_names(columns)}",
+            hint="name it label, target or y, or pass --label-column",
         )
     features = frame.drop(columns=[label])
+    if features.shape[1] == 0:
+        raise InputError(f"{path} has a label column {label!r} but no feature columns")
     text = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if text or features.shape[1] == 0:
-        raise InputError(f"{path}: feature columns must be numeric, not {', '.join(text[:10]) or '(none)'}")
-    return features.to_numpy(), frame[label].to_numpy()
+    if text:
+        raise InputError(
+            f"{path}: feature columns {_names(text)} hold text, and attacks perturb numbers",
+            hint="encode them as the model was trained (e.g. pandas.get_dummies for one-hot) or drop them",
+        )
+    missing = [str(c) for c in features.columns if features[c].isna().any()]
+    if missing:
+        raise InputError(f"{path}: feature columns {_names(missing)} have empty cells", hint="fill or drop those rows")
+    labels = frame[label]
+    if labels.isna().any():
+        raise InputError(f"{path}: {int(labels.isna().sum())} rows have no {label!r}")
+    if pd.api.types.is_numeric_dtype(labels):
+        return features.to_numpy(), labels.to_numpy(), None
+    classes, codes = np.unique(labels.astype(str).to_numpy(), return_inverse=True)  # sorted, as scikit-learn does
+    return features.to_numpy(), codes.astype(np.int64), [str(c) for c in classes]
 
 
-def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images under root/<class>/ as (N, C, H, W) in [0, 1]; grey stays one channel, the rest RGB."""
+def _names(columns: Sequence[str], limit: int = 10) -> str:
+    """Column names for a message: the first ``limit``, then how many more."""
+    shown = ", ".join(columns[:limit])
+    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
+def _image_folder(root: Path, size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images under root/<class>/ as (N, C, H, W) in [0, 1]: one channel if every image is grey, else RGB."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError as e:
@@ -231,24 +268,44 @@ def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         (i, f)
         for i, c in enumerate(classes)
         for f in sorted((root / c).iterdir())
-        if f.suffix.lower() in IMAGE_SUFFIXES
+        if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
     ]
     empty = sorted(set(classes) - {classes[i] for i, _ in files})
     if empty:
-        raise InputError(f"class folders {', '.join(empty)} under {root} have no .png or .jpg images")
-    pixels = []
+        raise InputError(f"class folders {', '.join(empty)} under {root} have no {'/'.join(IMAGE_SUFFIXES)} images")
+    images = []
     for _, file in files:
         try:
             with Image.open(file) as im:
-                mode = "L" if im.mode in ("1", "L") else "RGB"
-                pixels.append(np.asarray(im.convert(mode), dtype=np.float32) / 255.0)
-        except (UnidentifiedImageError, OSError) as e:
+                images.append(_pixels(im, size, file))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
             raise InputError(f"cannot read image {file}: {e}") from e
-        if pixels[-1].shape[:2] != pixels[0].shape[:2]:
-            (h, w), (h0, w0) = pixels[-1].shape[:2], pixels[0].shape[:2]
-            raise InputError(f"{file} is {w}×{h} but {files[0][1]} is {w0}×{h0}", hint="resize the images to one size")
-    if all(p.ndim == 2 for p in pixels):
-        x = np.stack(pixels)[:, None]
+        if images[-1].shape[:2] != images[0].shape[:2]:
+            (h, w), (h0, w0) = images[-1].shape[:2], images[0].shape[:2]
+            raise InputError(
+                f"{file} is {w}×{h} but {files[0][1]} is {w0}×{h0}", hint="pass --image-size H,W to resize them all"
+            )
+    if all(p.ndim == 2 for p in images):
+        x = np.stack(images)[:, None]
     else:
-        x = np.stack([np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in pixels]).transpose(0, 3, 1, 2)
+        x = np.stack([np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in images]).transpose(0, 3, 1, 2)
     return x, np.asarray([i for i, _ in files], dtype=np.int64), classes
+
+
+def _pixels(im: Any, size: tuple[int, int] | None, file: Path) -> np.ndarray:
+    """One image as float32 in [0, 1]: (H, W) for grey modes, (H, W, 3) for every other mode."""
+    from PIL import Image
+
+    if im.mode in GREY_MODES:
+        if im.mode.startswith("I;16"):
+            grey, scale = im.convert("I"), 65535.0
+        elif im.mode in ("I", "F"):
+            raise InputError(f"{file} is a 32-bit {im.mode}-mode image with no fixed range; save it as 8- or 16-bit")
+        else:
+            grey, scale = im.convert("L"), 255.0
+        out = grey.convert("F")
+    else:
+        out, scale = im.convert("RGB"), 255.0  # P, RGBA, CMYK, YCbCr ...: as torchvision's loader does
+    if size is not None:
+        out = out.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(out, dtype=np.float32) / scale

@@ -70,8 +70,41 @@ def test_table_label_column_rules(tmp_path):
     with pytest.raises(InputError, match="no label column"):
         load_dataset(str(path))
     assert load_dataset(str(path), label_column="species").y.tolist() == Y.tolist()
-    frame().assign(colour="red").to_csv(path, index=False)
-    with pytest.raises(InputError, match="must be numeric, not colour"):
+
+
+def test_text_feature_columns_are_named_in_one_line(tmp_path):
+    """Text features are not guessed into numbers: every text column is named, with what to do instead."""
+    path = tmp_path / "t.csv"
+    frame().assign(colour=["red", "green", "blue"] * 10, city="Oslo").to_csv(path, index=False)
+    with pytest.raises(InputError, match="columns colour, city hold text") as info:
+        load_dataset(str(path))
+    assert "get_dummies" in info.value.diagnostics() and "\n" not in info.value.diagnostics()
+    frame().assign(**{f"t{i}": "a" for i in range(12)}).to_csv(path, index=False)
+    with pytest.raises(InputError, match="t9 and 2 more hold text"):
+        load_dataset(str(path))
+
+
+def test_text_labels_become_sorted_class_indices(tmp_path):
+    """As scikit-learn's classes_ orders them, so index i is the estimator's classes_[i]."""
+    path = tmp_path / "iris.csv"
+    names = np.array(["virginica", "setosa", "versicolor"])
+    frame().drop(columns="target").assign(species=names[Y]).to_csv(path, index=False)
+    ds = load_dataset(str(path), label_column="species")
+    assert ds.class_names == ["setosa", "versicolor", "virginica"]
+    assert [ds.class_names[i] for i in ds.y.tolist()] == names[Y].tolist()
+
+
+def test_empty_cells_are_named(tmp_path):
+    path = tmp_path / "t.csv"
+    table = frame()
+    table.loc[4, "f2"] = np.nan
+    table.to_csv(path, index=False)
+    with pytest.raises(InputError, match="columns f2 have empty cells"):
+        load_dataset(str(path))
+    table.loc[4, "f2"] = 0.0
+    table.loc[7, "target"] = np.nan
+    table.to_csv(path, index=False)
+    with pytest.raises(InputError, match="1 rows have no 'target'"):
         load_dataset(str(path))
 
 
@@ -90,6 +123,65 @@ def test_image_folder(tmp_path, mode, channels):
     assert ds.x.shape == (5, channels, 5, 6) and ds.class_names == ["cat", "dog"]
     assert ds.y.tolist() == [0, 0, 0, 1, 1] and ds.bounds == (0.0, 1.0)
     assert 0.0 <= float(ds.x.min()) and float(ds.x.max()) <= 1.0
+
+
+MIXED_MODES = {
+    "L": Image.new("L", (6, 5), 51),
+    "LA": Image.new("LA", (6, 5), (102, 0)),
+    "I;16": Image.fromarray(np.full((5, 6), 13107, np.uint16)),  # 16-bit grey PNG: 0.2 of full scale
+    "1": Image.new("1", (6, 5), 1),
+    "RGB": Image.new("RGB", (6, 5), (255, 0, 51)),
+    "RGBA": Image.new("RGBA", (6, 5), (0, 255, 0, 0)),  # fully transparent: the colour is kept, alpha dropped
+    "P": Image.new("RGB", (6, 5), (0, 0, 255)).convert("P", palette=Image.Palette.ADAPTIVE, colors=4),
+}
+GREY_VALUE = {"L": 0.2, "LA": 0.4, "I;16": 0.2, "1": 1.0}
+RGB_VALUE = {"RGB": (1.0, 0.0, 0.2), "RGBA": (0.0, 1.0, 0.0), "P": (0.0, 0.0, 1.0)}
+
+
+def save_modes(root, modes: list[str]) -> list[str]:
+    """One image per mode under root/<mode>/ (class folders sort as the returned list)."""
+    for mode in modes:
+        (root / mode).mkdir(parents=True)
+        MIXED_MODES[mode].save(root / mode / "0.png")
+    return sorted(modes)
+
+
+def test_image_folder_of_mixed_modes_reads_as_rgb(tmp_path):
+    """Palette, alpha, 16-bit and 1-bit images next to RGB ones: all RGB, as torchvision's ImageFolder reads."""
+    classes = save_modes(tmp_path, list(MIXED_MODES))
+    ds = load_dataset(str(tmp_path))
+    assert ds.x.shape == (len(classes), 3, 5, 6) and ds.class_names == classes
+    for i, mode in enumerate(classes):
+        expected = RGB_VALUE.get(mode) or (GREY_VALUE[mode],) * 3
+        np.testing.assert_allclose(ds.x[i].mean(dim=(1, 2)).numpy(), expected, atol=1e-3, err_msg=mode)
+
+
+def test_image_folder_of_grey_modes_stays_one_channel(tmp_path):
+    classes = save_modes(tmp_path, list(GREY_VALUE))
+    ds = load_dataset(str(tmp_path))
+    assert ds.x.shape == (len(classes), 1, 5, 6)
+    np.testing.assert_allclose(ds.x.mean(dim=(1, 2, 3)).numpy(), [GREY_VALUE[m] for m in classes], atol=1e-3)
+
+
+def test_image_size_resizes_mixed_sizes(tmp_path):
+    write_images(tmp_path, {"a": [(40, 30), (12, 12)], "b": [(7, 9)]}, "RGB")
+    Image.new("RGB", (33, 17), (255, 128, 0)).save(tmp_path / "b" / "flat.png")
+    with pytest.raises(InputError, match="is 12×12 but .* is 40×30") as info:
+        load_dataset(str(tmp_path))
+    assert "pass --image-size H,W" in info.value.diagnostics()
+    ds = load_dataset(str(tmp_path), image_size=(16, 20))
+    assert ds.x.shape == (4, 3, 16, 20) and 0.0 <= float(ds.x.min()) and float(ds.x.max()) <= 1.0
+    np.testing.assert_allclose(ds.x[3].mean(dim=(1, 2)).numpy(), (1.0, 128 / 255, 0.0), atol=1e-3)  # flat stays flat
+    np.savez(tmp_path / "d.npz", x=X, y=Y)
+    with pytest.raises(InputError, match="applies to image folders"):
+        load_dataset(str(tmp_path / "d.npz"), image_size=(8, 8))
+
+
+def test_32_bit_images_are_refused_with_the_file_named(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.fromarray(np.full((4, 4), 70000, np.int32)).save(tmp_path / "a" / "deep.tif")
+    with pytest.raises(InputError, match="deep.tif is a 32-bit I-mode image"):
+        load_dataset(str(tmp_path))
 
 
 @pytest.mark.parametrize(
