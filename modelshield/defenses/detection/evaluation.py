@@ -13,8 +13,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from modelshield.assess.catalog import DEFAULT_DETECTORS
-from modelshield.assess.results import DetectionRecord
 from modelshield.attacks.base import Attack
 from modelshield.attacks.evasion import FGSM, PGD, CarliniWagnerL2
 from modelshield.core.errors import InputError
@@ -25,6 +23,7 @@ from modelshield.defenses.detection.confidence import EnergyDetector, MaxSoftmax
 from modelshield.defenses.detection.lid import LIDDetector
 from modelshield.defenses.detection.mahalanobis import MahalanobisDetector
 from modelshield.defenses.detection.squeezing import FeatureSqueezing
+from modelshield.defenses.results import DEFAULT_DETECTORS, DetectionRecord
 
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls for cls in (FeatureSqueezing, MahalanobisDetector, LIDDetector, EnergyDetector, MaxSoftmaxDetector)

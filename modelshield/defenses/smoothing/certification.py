@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from modelshield.assess.results import CertifiedPoint
 from modelshield.core.errors import InputError
 from modelshield.core.model import Model
+from modelshield.defenses.results import CertifiedPoint
 from modelshield.defenses.smoothing.smooth import ABSTAIN, SmoothedClassifier
 
 

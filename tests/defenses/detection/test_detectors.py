@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 from modelshield.core.adapters import RemoteModel
 from modelshield.core.errors import CapabilityError, InputError
 from modelshield.defenses.detection import (
+    DETECTORS,
     AdaptivePGD,
     EnergyDetector,
     FeatureSqueezing,
@@ -61,6 +62,13 @@ def test_lid_estimate_recovers_the_dimension_of_uniform_data() -> None:
         ref, query = torch.rand(4000, dim, generator=gen), 0.25 + 0.5 * torch.rand(200, dim, generator=gen)
         knn = torch.cdist(query, ref).topk(20, dim=1, largest=False).values
         assert float(lid_mle(knn).median()) == pytest.approx(dim, rel=0.3)
+
+
+def test_every_detector_is_reachable_by_the_name_the_cli_offers() -> None:
+    """The torch-free names (CLI help, assess) and the detector classes cannot drift apart."""
+    from modelshield.defenses.results import DEFAULT_DETECTORS, DETECTOR_NAMES
+
+    assert tuple(DETECTORS) == DETECTOR_NAMES and set(DEFAULT_DETECTORS) < set(DETECTOR_NAMES)
 
 
 def test_unfitted_and_uncalibrated_detectors_say_so(digits: Split) -> None:
