@@ -3,11 +3,22 @@
 Peers (picklescan, modelscan) deny-list and are bypassed by every callable their list forgot
 (CVE-2025-1716, CVE-2025-10155..10157, ``pkgutil.resolve_name``). Here anything not listed is
 "unknown" and fails; the deny-list below only makes the message for known-bad callables clearer.
+
+Three kinds of entry:
+- exact names (``SAFE_GLOBALS``): the tensor, array, dtype and random-state rebuilders of torch and numpy;
+- class families whose constructors only store data: scikit-learn's classes (its estimator contract:
+  ``__init__`` stores parameters, ``__setstate__`` restores a dict) and torch's stock ``torch.nn.modules``
+  layers — matched by module prefix *and* a CamelCase class name, so no function of those packages passes;
+- per-format extras (``Context``): TorchScript pickles name ``__torch__.*`` classes, which torch compiles
+  from the archive's own ``code/`` (judged separately), never imports.
+User classes (``__main__.Net``, ``mypkg.layers.Block``) stay *unknown*: loading them runs their code.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
+import re
+from dataclasses import dataclass
 
 from modelshield.core.severity import RankedEnum
 
@@ -23,54 +34,108 @@ class Verdict(RankedEnum):
 
 _TORCH_STORAGES = (
     "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool", "ComplexFloat",
-    "ComplexDouble", "Untyped",
+    "ComplexDouble", "Untyped", "QInt8", "QUInt8", "QInt32",
 )  # fmt: skip
-_TORCH_DTYPES = ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool")
-_SKLEARN = {
-    "linear_model._logistic": ("LogisticRegression", "LogisticRegressionCV"),
-    "linear_model._base": ("LinearRegression",),
-    "linear_model._ridge": ("Ridge", "RidgeClassifier"),
-    "linear_model._stochastic_gradient": ("SGDClassifier", "SGDRegressor"),
-    "tree._classes": ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor"),
-    "tree._tree": ("Tree",),
-    "ensemble._forest": ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"),
-    "svm._classes": ("SVC", "SVR", "LinearSVC", "LinearSVR"),
-    "preprocessing._data": ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler"),
-    "preprocessing._label": ("LabelEncoder",),
-    "pipeline": ("Pipeline",),
-    "decomposition._pca": ("PCA",),
-    "naive_bayes": ("GaussianNB",),
-}  # fmt: skip
+_TORCH_DTYPES = (
+    "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool", "complex64",
+    "complex128", "float8_e4m3fn", "float8_e5m2",
+)  # fmt: skip
+_NUMPY_SCALARS = (
+    "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
+    "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "datetime64", "timedelta64", "void",
+)  # fmt: skip
+_NUMPY_RANDOM = (
+    "_pickle.__randomstate_ctor", "_pickle.__bit_generator_ctor", "_pickle.__generator_ctor", "mtrand.RandomState",
+    "_generator.Generator", "_mt19937.MT19937", "_pcg64.PCG64", "_pcg64.PCG64DXSM", "_philox.Philox", "_sfc64.SFC64",
+    "bit_generator.SeedSequence", "bit_generator.__pyx_unpickle_SeedSequence",
+)  # fmt: skip
+# torch.jit._pickle: identity helpers the TorchScript pickler writes around lists and tagged values.
+_TORCH_JIT_PICKLE = (
+    "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "build_tensor_from_id", "restore_type_tag",
+)  # fmt: skip
+_TORCH_NN_HOOKS = (
+    "torch.nn.utils.weight_norm.WeightNorm", "torch.nn.utils.spectral_norm.SpectralNorm",
+    "torch.nn.utils.spectral_norm.SpectralNormStateDictHook", "torch.nn.utils.spectral_norm.SpectralNormLoadStateDictPreHook",
+    "torch.nn.utils.parametrize.ParametrizationList", "torch.nn.parameter.Parameter", "torch.nn.parameter.Buffer",
+)  # fmt: skip
+
+_SKLEARN_NEW_OBJ = (
+    "sklearn.neighbors._kd_tree.newObj",
+    "sklearn.neighbors._ball_tree.newObj",
+    "sklearn.metrics._dist_metrics.newObj",
+)
 
 SAFE_GLOBALS: frozenset[str] = frozenset(
     {
         "collections.OrderedDict",
+        "collections.defaultdict",
         "builtins.set",
         "builtins.frozenset",
         "builtins.slice",
         "builtins.complex",
         "builtins.bytearray",
+        "builtins.object",  # the base handed to copyreg._reconstructor by protocol 0/1 pickles
+        "copyreg._reconstructor",  # its class argument must itself be an allowed import (see TYPE_FACTORIES)
         "_codecs.encode",  # protocol 0-2 spelling of bytes
         "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state",
+        "torch._utils._rebuild_qtensor",
         "torch.Size",
+        "torch.device",
         "torch.storage.UntypedStorage",
+        "torch.per_tensor_affine",
         *(f"torch.{kind}Storage" for kind in _TORCH_STORAGES),
         *(f"torch.{dtype}" for dtype in _TORCH_DTYPES),
+        *(f"torch.jit._pickle.{fn}" for fn in _TORCH_JIT_PICKLE),
+        *_TORCH_NN_HOOKS,
         *(f"numpy.{core}.multiarray.{fn}" for core in ("core", "_core") for fn in ("_reconstruct", "scalar")),
+        *(f"numpy.{core}.numeric._frombuffer" for core in ("core", "_core")),  # protocol-5 arrays
         "numpy.ndarray",
         "numpy.dtype",
-        "numpy.random._pickle.__randomstate_ctor",
-        "numpy.random._pickle.__bit_generator_ctor",
-        "numpy.random._pickle.__generator_ctor",
-        "numpy.random.mtrand.RandomState",
-        "numpy.random._mt19937.MT19937",
-        "numpy.random._pcg64.PCG64",
-        *(f"sklearn.{module}.{cls}" for module, classes in _SKLEARN.items() for cls in classes),
+        *(f"numpy.{scalar}" for scalar in _NUMPY_SCALARS),
+        *(f"numpy.random.{name}" for name in _NUMPY_RANDOM),
+        "joblib.numpy_pickle.NumpyArrayWrapper",  # its raw array bytes follow in the stream and are skipped exactly
+        *_SKLEARN_NEW_OBJ,  # Cython ``cls.__new__(cls)`` helpers; cls must be an allowed import
     }
 )
+
+# Helpers whose first argument is a class they instantiate: safe only when that class is an allowed import.
+TYPE_FACTORIES: frozenset[str] = frozenset(
+    {
+        "copyreg._reconstructor",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
+        *_SKLEARN_NEW_OBJ,
+    }
+)
+
+_CLASS = re.compile(r"[A-Z][A-Za-z0-9]*$")
+# (package prefix, sub-packages excluded): CamelCase classes under the prefix are data-only constructors.
+_CLASS_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("sklearn.", ("sklearn.datasets", "sklearn.externals", "sklearn.utils._testing", "sklearn.utils._show_versions",
+                  "sklearn.experimental", "sklearn.conftest")),
+    ("torch.nn.modules.", ()),
+    ("xgboost.sklearn.", ()),
+    ("xgboost.core.", ()),
+    ("lightgbm.sklearn.", ()),
+    ("lightgbm.basic.", ()),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a pickle sits: some loaders resolve names a plain ``pickle.load`` would import."""
+
+    name: str = "pickle"
+    safe_prefixes: tuple[str, ...] = ()
+
+
+PLAIN = Context()
+# torch.jit.load reads these pickles with its own unpickler: ``__torch__.X`` is a class compiled from code/.
+TORCHSCRIPT = Context("torchscript", ("__torch__.",))
 
 # Known-bad: whole modules (and their submodules) and single callables.
 DANGEROUS_PREFIXES: tuple[str, ...] = (
@@ -80,9 +145,11 @@ DANGEROUS_PREFIXES: tuple[str, ...] = (
     "_operator", "functools", "types", "inspect", "threading", "_thread", "timeit", "pdb", "bdb", "idlelib",
     "ensurepip", "pip", "venv", "distutils", "setuptools", "smtplib", "ftplib", "telnetlib", "mailcap",
     "cProfile", "profile", "trace", "doctest", "zipimport", "torch.load", "torch.serialization", "torch.hub", "torch.jit",
-    "torch.utils.collect_env", "numpy.load", "joblib.load", "builtins.eval", "builtins.exec", "builtins.compile",
-    "builtins.getattr", "builtins.setattr", "builtins.delattr", "builtins.__import__", "builtins.open",
-    "builtins.globals", "builtins.locals", "builtins.vars", "builtins.breakpoint", "builtins.input",
+    "torch.utils.collect_env", "torch._dynamo", "torch._inductor", "torch.fx", "torch.package", "torch.ops",
+    "numpy.load", "numpy.testing", "numpy.f2py", "numpy.distutils", "joblib.load", "tensorflow", "builtins.eval",
+    "builtins.exec", "builtins.compile", "builtins.getattr", "builtins.setattr", "builtins.delattr",
+    "builtins.__import__", "builtins.open", "builtins.globals", "builtins.locals", "builtins.vars",
+    "builtins.breakpoint", "builtins.input",
 )  # fmt: skip
 
 
@@ -92,9 +159,21 @@ def canonical(module: str, name: str) -> str:
     return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
 
 
-def classify(dotted: str) -> Verdict:
-    """Safe only when listed exactly; unsafe when known-bad; unknown — and failing — otherwise."""
-    if dotted in SAFE_GLOBALS:
+def _in_family(dotted: str) -> bool:
+    module, _, name = dotted.rpartition(".")
+    if not _CLASS.match(name):
+        return False
+    return any(
+        dotted.startswith(prefix)
+        and not any(module == x or module.startswith(x + ".") for x in excluded)
+        and ".tests" not in module  # fmt: skip
+        for prefix, excluded in _CLASS_FAMILIES
+    )
+
+
+def classify(dotted: str, context: Context = PLAIN) -> Verdict:
+    """Safe only when listed (exactly, or as a class of a trusted family); unsafe when known-bad; else unknown."""
+    if dotted in SAFE_GLOBALS or _in_family(dotted) or any(dotted.startswith(p) for p in context.safe_prefixes):
         return Verdict.safe
     if any(dotted == p or dotted.startswith(p + ".") for p in DANGEROUS_PREFIXES):
         return Verdict.unsafe

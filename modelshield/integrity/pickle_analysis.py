@@ -1,9 +1,15 @@
 """Static pickle analysis: walk the opcodes with ``pickletools.genops`` (nothing is ever built) and
-simulate just enough of the stack to know which globals are imported, called and modified.
+simulate the stack with plain values — strings, numbers, tuples, lists, dicts, named imports and the
+calls made on them — to know which globals are imported, called and modified, and with what.
 
 Covers the published bypasses of deny-list scanners: names assembled on the stack or fetched from
 the memo for STACK_GLOBAL, BUILD on an imported class (modelscan#85, #330), EXT opcodes, pickles
 stacked after STOP or embedded as bytes, and truncated streams whose payload runs before the error.
+
+Two real layouts put raw bytes inside or after the pickle, and are walked exactly rather than flagged:
+joblib's arrays, written right after each ``NumpyArrayWrapper`` (``joblib_arrays``), and the legacy
+``torch.save`` stream of five pickles and raw storages (``torch_legacy``). Bytes either leaves
+unaccounted for are a finding.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ import io
 import mmap
 import pickletools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from modelshield.integrity.allowlist import Verdict, canonical, classify
+from modelshield.integrity import torch_legacy
+from modelshield.integrity.allowlist import PLAIN, TYPE_FACTORIES, Context, Verdict, canonical, classify
+from modelshield.integrity.joblib_arrays import array_layout
 from modelshield.integrity.results import issue
 
 if TYPE_CHECKING:  # pydantic is imported only when a finding is made
@@ -25,7 +33,10 @@ MAX_NESTING = 3
 MAX_STACKED = 16
 _STRINGS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
 _BYTES = {"BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"}
-_CALLS = {"REDUCE": 1, "NEWOBJ": 1, "NEWOBJ_EX": 2}  # how many argument items sit above the callable
+_SCALARS = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT"}
+_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+_TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
+_JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,23 @@ class _Global:
     dotted: str
 
 
-_OBJ = object()  # anything built at load time; its value is never known statically
+@dataclass(eq=False)
+class _Call:
+    """The result of calling (REDUCE, NEWOBJ, OBJ, INST) ``target`` with ``args``; BUILD sets ``state``."""
+
+    target: Any
+    args: Any
+    state: Any = None
+
+
+@dataclass(frozen=True)
+class _Persistent:
+    """A persistent id: torch's reference to a storage kept outside the pickle."""
+
+    pid: Any
+
+
+_OBJ = object()  # anything whose value is never known statically
 
 
 @dataclass
@@ -43,15 +70,17 @@ class PickleAnalysis:
     findings: list[Finding] = field(default_factory=list)
     opcodes: int = 0
     globals: set[str] = field(default_factory=set)
+    persistent_ids: list[Any] = field(default_factory=list)
 
 
 class _Machine:
-    def __init__(self, where: str, depth: int, out: PickleAnalysis) -> None:
-        self.where, self.depth, self.out = where, depth, out
+    def __init__(self, stream: IO[bytes], where: str, depth: int, out: PickleAnalysis, context: Context) -> None:
+        self.stream, self.where, self.depth, self.out, self.context = stream, where, depth, out, context
         self.stack: list[Any] = []
         self.marks: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
         self.flagged: set[str] = set()
+        self.result: Any = _OBJ
 
     def flag(self, verdict: Verdict, rule: str, title: str, text: str, **evidence: Any) -> None:
         key = f"{rule}|{text}"
@@ -66,7 +95,7 @@ class _Machine:
             return _OBJ
         dotted = canonical(module, name)
         self.out.globals.add(dotted)
-        verdict = classify(dotted)
+        verdict = classify(dotted, self.context)
         if verdict is Verdict.unsafe:
             self.flag(verdict, "MS-SCAN-PKL-DANGEROUS", "Pickle imports a dangerous callable",
                       f"imports {dotted}, which can run code or touch the system when unpickled", glob=dotted)  # fmt: skip
@@ -79,11 +108,16 @@ class _Machine:
         items, self.stack = self.stack, self.marks.pop()
         return items
 
-    def call(self, target: Any) -> None:
+    def call(self, target: Any, args: Any) -> None:
         if not isinstance(target, _Global):
             self.flag(Verdict.unknown, "MS-SCAN-PKL-INDIRECT-CALL", "Pickle calls a computed object",
                       "calls something that is not a named import (the result of another call)")  # fmt: skip
-        self.stack.append(_OBJ)
+        elif target.dotted in TYPE_FACTORIES and not (
+            isinstance(args, tuple) and args and isinstance(args[0], _Global)
+        ):
+            self.flag(Verdict.unknown, "MS-SCAN-PKL-FACTORY", "Pickle builds an object of a computed class",
+                      f"{target.dotted} is given a class that is not a named, allow-listed import")  # fmt: skip
+        self.stack.append(_Call(target, args))
 
     def step(self, op: pickletools.OpcodeInfo, arg: Any) -> None:
         name, stack = op.name, self.stack
@@ -93,11 +127,32 @@ class _Machine:
         elif name in _BYTES:
             stack.append(_OBJ)
             self.maybe_nested(bytes(arg))
+        elif name in _SCALARS:
+            stack.append(arg)
+        elif name in _CONSTANTS:
+            stack.append(_CONSTANTS[name])
+        elif name in _TUPLES:
+            size = _TUPLES[name]
+            packed = tuple(stack[len(stack) - size :])
+            del stack[len(stack) - size :]
+            stack.append(packed)
+        elif name in ("TUPLE", "LIST", "DICT"):
+            items = self.pop_mark()
+            self.stack.append(tuple(items) if name == "TUPLE" else list(items) if name == "LIST" else _as_dict(items))
+        elif name in ("EMPTY_LIST", "EMPTY_DICT"):
+            stack.append([] if name == "EMPTY_LIST" else {})
+        elif name in ("APPEND", "APPENDS", "SETITEM", "SETITEMS"):
+            items = [stack.pop()] if name == "APPEND" else stack[-2:] if name == "SETITEM" else self.pop_mark()
+            if name == "SETITEM":
+                del stack[-2:]
+            self.extend(self.stack[-1], items, is_dict=name.startswith("SET"))
+        elif name == "DUP":
+            stack.append(stack[-1])
         elif name == "GLOBAL":
             stack.append(self.import_global(*arg.split(" ", 1)))
         elif name == "INST":
-            self.pop_mark()
-            self.call(self.import_global(*arg.split(" ", 1)))
+            items = self.pop_mark()
+            self.call(self.import_global(*arg.split(" ", 1)), tuple(items))
         elif name == "STACK_GLOBAL":
             qualname = stack.pop()
             stack.append(self.import_global(stack.pop(), qualname))
@@ -110,23 +165,60 @@ class _Machine:
         elif name == "MARK":
             self.marks.append(stack)
             self.stack = []
-        elif name in _CALLS:
-            del stack[len(stack) - _CALLS[name] :]
-            self.call(stack.pop())
+        elif name in ("PERSID", "BINPERSID"):
+            pid = arg if name == "PERSID" else stack.pop()
+            self.out.persistent_ids.append(pid)
+            # legacy torch.save stores a module's class as ('module', cls, file, source): load returns cls
+            is_class = isinstance(pid, tuple) and len(pid) > 1 and pid[0] == "module" and isinstance(pid[1], _Global)
+            stack.append(pid[1] if is_class else _Persistent(pid))
+        elif name in ("REDUCE", "NEWOBJ"):
+            args = stack.pop()
+            self.call(stack.pop(), args)
+        elif name == "NEWOBJ_EX":
+            del stack[-1]  # kwargs
+            args = stack.pop()
+            self.call(stack.pop(), args)
         elif name == "OBJ":
             items = self.pop_mark()
-            self.call(items[0] if items else _OBJ)
+            self.call(items[0] if items else _OBJ, tuple(items[1:]))
         elif name == "BUILD":
-            stack.pop()
-            if isinstance(stack[-1], _Global):
-                self.flag(Verdict.unsafe, "MS-SCAN-PKL-BUILD-GLOBAL", "Pickle modifies an imported class or function",
-                          f"BUILD sets attributes on {stack[-1].dotted} itself, rewriting code other loads rely on")  # fmt: skip
+            self.build(stack.pop(), stack[-1])
+        elif name == "STOP":
+            self.result = stack.pop()
         elif name.startswith("EXT"):
             self.flag(Verdict.unsafe, "MS-SCAN-PKL-EXT", "Pickle uses the extension registry",
                       f"{name} imports a global by registry code, hidden from the pickle's text")  # fmt: skip
             stack.append(_OBJ)
         else:
             self.generic(op)
+
+    def extend(self, target: Any, items: list[Any], is_dict: bool) -> None:
+        if is_dict and isinstance(target, dict) and isinstance(pairs := _as_dict(items), dict):
+            target.update(pairs)
+        elif not is_dict and isinstance(target, list):
+            target.extend(items)
+
+    def build(self, state: Any, obj: Any) -> None:
+        if isinstance(obj, _Global):
+            self.flag(Verdict.unsafe, "MS-SCAN-PKL-BUILD-GLOBAL", "Pickle modifies an imported class or function",
+                      f"BUILD sets attributes on {obj.dotted} itself, rewriting code other loads rely on")  # fmt: skip
+        elif isinstance(obj, _Call):
+            obj.state = state
+            if obj.target == _Global(_JOBLIB_WRAPPER):
+                self.skip_joblib_array(state)
+
+    def skip_joblib_array(self, state: Any) -> None:
+        """joblib's unpickler reads the array's bytes right after this BUILD; skip exactly those."""
+        dtype = state.get("dtype") if isinstance(state, dict) else None
+        if not (isinstance(dtype, _Call) and dtype.target == _Global("numpy.dtype")):
+            raise ValueError("joblib array wrapper whose dtype is not a numpy.dtype")
+        layout = array_layout(state, dtype.args, dtype.state)
+        if layout.has_objects:  # a whole pickle of the object array follows
+            read_pickle(self.stream, f"{self.where}[joblib object array]", self.depth + 1, self.out, self.context)
+            return
+        if layout.padding:
+            skip(self.stream, _read_exact(self.stream, 1)[0])
+        skip(self.stream, layout.nbytes)
 
     def generic(self, op: pickletools.OpcodeInfo) -> None:
         """Apply an opcode's documented stack effect, with opaque values."""
@@ -143,8 +235,41 @@ class _Machine:
 
     def maybe_nested(self, data: bytes) -> None:
         if len(data) > 2 and data[0] == 0x80 and data[1] <= 5 and self.depth < MAX_NESTING:
-            inner = analyse_pickle(data, f"{self.where}[embedded pickle]", self.depth + 1)
+            inner = analyse_pickle(data, f"{self.where}[embedded pickle]", self.depth + 1, self.context)
             self.out.findings.extend(inner.findings)
+
+
+def _as_dict(items: list[Any]) -> dict[Any, Any] | Any:
+    """Alternating keys and values as a dict, or opaque when a key is not a plain hashable value."""
+    try:
+        return dict(zip(items[::2], items[1::2], strict=True))
+    except (TypeError, ValueError):
+        return _OBJ
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    chunk = stream.read(n)
+    if len(chunk) != n:
+        raise ValueError(f"stream ends {n - len(chunk)} bytes early")
+    return chunk
+
+
+def skip(stream: IO[bytes], n: int) -> None:
+    """Move past ``n`` raw bytes, failing if the stream is shorter."""
+    end = stream.tell() + n
+    stream.seek(0, io.SEEK_END)
+    if stream.tell() < end:
+        raise ValueError(f"stream ends before the {n} raw bytes it declares")
+    stream.seek(end)
+
+
+def read_pickle(stream: IO[bytes], where: str, depth: int, out: PickleAnalysis, context: Context = PLAIN) -> Any:
+    """Walk one pickle from the stream's position to its STOP, recording into ``out``; return its value."""
+    machine = _Machine(stream, where, depth, out, context)
+    for op, arg, _pos in pickletools.genops(stream):
+        out.opcodes += 1
+        machine.step(op, arg)
+    return machine.result
 
 
 def _unparsed(where: str, why: str) -> Finding:
@@ -152,16 +277,17 @@ def _unparsed(where: str, why: str) -> Finding:
                  f"could not be parsed to the end ({why}); a payload can run before the error", error=why)  # fmt: skip
 
 
-def analyse_pickle(data: Data, where: str, depth: int = 0) -> PickleAnalysis:
+def analyse_pickle(data: Data, where: str, depth: int = 0, context: Context = PLAIN) -> PickleAnalysis:
     """Judge every global a pickle stream (and any pickles stacked after it) imports, without unpickling."""
     out = PickleAnalysis()
-    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
-    for _ in range(MAX_STACKED):
-        machine = _Machine(where, depth, out)
+    stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data  # type: ignore[assignment]
+    for index in range(MAX_STACKED):
         try:
-            for op, arg, _pos in pickletools.genops(stream):  # type: ignore[arg-type]  # mmap reads like IO[bytes]
-                out.opcodes += 1
-                machine.step(op, arg)
+            value = read_pickle(stream, where, depth, out, context)
+            if index == 0 and value == torch_legacy.MAGIC_NUMBER:
+                torch_legacy.walk(stream, out.persistent_ids, lambda: read_pickle(stream, where, depth, out))
+                out.findings += torch_legacy.trailing(stream, where)
+                return out
         except Exception as exc:  # noqa: BLE001 - genops and the simulation raise many types on bad input
             out.findings.append(_unparsed(where, f"{type(exc).__name__}: {exc}"))
             return out
