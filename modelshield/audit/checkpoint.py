@@ -131,8 +131,11 @@ def _end_on_a_line(fd: int, path: Path) -> int:
     if _parse(tail[cut + 1 :]) is not None:  # a whole checkpoint that lost only its newline: keep it
         os.write(fd, b"\n")
         return size + 1
-    log.warning("witness file %s ended with a torn line (%d bytes, an interrupted append): removed it",
-                path, len(tail) - cut - 1)
+    log.warning(
+        "witness file %s ended with a torn line (%d bytes, an interrupted append): removed it",
+        path,
+        len(tail) - cut - 1,
+    )
     os.ftruncate(fd, start + cut + 1)
     return start + cut + 1
 

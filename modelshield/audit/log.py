@@ -173,7 +173,9 @@ class AuditLog:
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         table = schema.records.name
         self._head_sql = f"SELECT seq, hash, recorded_at FROM {table} ORDER BY seq DESC LIMIT 1"
-        self._insert_sql = f"INSERT INTO {table} (seq, recorded_at, event, prev_hash, hash) VALUES ({', '.join([mark] * 5)})"
+        self._insert_sql = (
+            f"INSERT INTO {table} (seq, recorded_at, event, prev_hash, hash) VALUES ({', '.join([mark] * 5)})"
+        )
         self._driver_errors: tuple[type[BaseException], ...] = (SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
         self._thread = self._start_writer()
 
@@ -195,9 +197,16 @@ class AuditLog:
         ``checkpoint_every`` records or ``checkpoint_seconds``, whichever comes first, mirrored to ``witness``.
         ``durability``: "fsync" (on disk before an append returns) or "process" (survives kill -9, not power loss).
         ``wait_seconds``: the longest an append waits for its commit before failing."""
-        return cls(open_engine(url, durability=durability), signing_key=signing_key, checkpoint_every=checkpoint_every,
-                   checkpoint_seconds=checkpoint_seconds, witness=witness, max_event_bytes=max_event_bytes,
-                   wait_seconds=wait_seconds, retry_seconds=retry_seconds)
+        return cls(
+            open_engine(url, durability=durability),
+            signing_key=signing_key,
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            witness=witness,
+            max_event_bytes=max_event_bytes,
+            wait_seconds=wait_seconds,
+            retry_seconds=retry_seconds,
+        )
 
     @property
     def engine(self) -> Engine:
@@ -244,7 +253,9 @@ class AuditLog:
 
     def _timed_out(self) -> AuditWriteError:
         why = self.problem()
-        return AuditWriteError(f"the audit record was not committed within {self._wait:g} s" + (f": {why}" if why else ""))
+        return AuditWriteError(
+            f"the audit record was not committed within {self._wait:g} s" + (f": {why}" if why else "")
+        )
 
     def append(self, event: Mapping[str, Any]) -> int:
         """Append an event and return its sequence number once it is committed and on disk; raises
@@ -279,8 +290,10 @@ class AuditLog:
     def checkpoint(self) -> Checkpoint:
         """Sign a checkpoint over every record so far now (or return the latest, if nothing is new)."""
         if self._key is None:
-            raise InputError("this audit log has no signing key, so it cannot sign checkpoints",
-                             hint="open it with signing_key=..., or use: modelshield audit checkpoint --key PRIV")
+            raise InputError(
+                "this audit log has no signing key, so it cannot sign checkpoints",
+                hint="open it with signing_key=..., or use: modelshield audit checkpoint --key PRIV",
+            )
         future: Future[Checkpoint] = Future()
         self._submit(_CheckpointRequest(future))
         try:
@@ -288,11 +301,18 @@ class AuditLog:
         except TimeoutError:
             raise self._timed_out() from None
 
-    def verify(self, public_key: Ed25519PublicKey, *, witness: Path | str | None = None,
-               expected_seq: int | None = None, expected_root: str | None = None) -> VerifyReport:
+    def verify(
+        self,
+        public_key: Ed25519PublicKey,
+        *,
+        witness: Path | str | None = None,
+        expected_seq: int | None = None,
+        expected_root: str | None = None,
+    ) -> VerifyReport:
         """Walk the chain and checkpoints (see ``modelshield.audit.verify``)."""
-        return verify_log(self._engine, public_key, witness=witness, expected_seq=expected_seq,
-                          expected_root=expected_root)
+        return verify_log(
+            self._engine, public_key, witness=witness, expected_seq=expected_seq, expected_root=expected_root
+        )
 
     def export_ocsf(self, out: IO[str], since: int = 0) -> int:
         """Write records after ``since`` as OCSF API Activity JSON lines; returns how many."""
@@ -310,8 +330,10 @@ class AuditLog:
             self._queue.put(_STOP)
         self._thread.join(self._wait if timeout is None else timeout)
         if self._thread.is_alive():
-            log.error("audit log closed with its writer still blocked (%s); records queued after it are lost",
-                      self._failure or "database not answering")
+            log.error(
+                "audit log closed with its writer still blocked (%s); records queued after it are lost",
+                self._failure or "database not answering",
+            )
             return
         self._engine.dispose()
 
@@ -398,7 +420,9 @@ class AuditLog:
         """Fail everything queued and let the next caller start a new writer."""
         with self._close_lock:
             self._writer_stopped = True
-            self._failure = AuditWriteError("the audit writer thread stopped unexpectedly; a new one starts on the next call")
+            self._failure = AuditWriteError(
+                "the audit writer thread stopped unexpectedly; a new one starts on the next call"
+            )
             pending = []
             while True:
                 try:
@@ -417,8 +441,10 @@ class AuditLog:
         if isinstance(exc, AuditWriteError):
             error = AuditWriteError(str(exc.args[0]), exc.hint)
         elif isinstance(exc, self._driver_errors):
-            error = AuditWriteError(f"audit append to {safe_url(str(self._engine.url))} failed: "
-                                    f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
+            error = AuditWriteError(
+                f"audit append to {safe_url(str(self._engine.url))} failed: "
+                f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
+            )
         else:
             error = AuditWriteError(f"audit writer failed: {type(exc).__name__}: {exc}")
         self._head_seq = -1  # re-read everything inside the next transaction
@@ -446,7 +472,9 @@ class AuditLog:
     def _sync_head(self, conn: Connection) -> None:
         """Bring the cached head and Merkle frontier up to the database's head (other writers may have added)."""
         if not self._log_id:
-            self._log_id = conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == "log_id")).scalar_one()
+            self._log_id = conn.execute(
+                sa.select(schema.meta.c.value).where(schema.meta.c.key == "log_id")
+            ).scalar_one()
         cursor = conn.connection.cursor()
         try:
             cursor.execute(self._head_sql)
@@ -458,8 +486,11 @@ class AuditLog:
             return
         if head_seq < self._head_seq or self._head_seq < 0:
             self._frontier, self._last_cp_seq = self._resume_frontier(conn, head_seq)
-        rows = conn.execute(sa.select(schema.records.c.hash).where(schema.records.c.seq > self._frontier.size)
-                            .order_by(schema.records.c.seq))
+        rows = conn.execute(
+            sa.select(schema.records.c.hash)
+            .where(schema.records.c.seq > self._frontier.size)
+            .order_by(schema.records.c.seq)
+        )
         self._frontier.extend(bytes.fromhex(r.hash) for r in rows)
         self._head_seq = head_seq
         self._head_hash = bytes.fromhex(head[1]) if head else schema.GENESIS
@@ -527,9 +558,16 @@ class AuditLog:
     def _insert_checkpoint(self, conn: Connection, frontier: Frontier, now: int) -> Checkpoint:
         assert self._key is not None
         cp = sign(self._key, self._log_id, frontier.size, frontier.root().hex(), now)
-        conn.execute(schema.checkpoints.insert().values(
-            seq=cp.seq, created_at=cp.created_at, root=cp.root, key_id=cp.key_id, signature=cp.signature,
-            frontier=json.dumps([n.hex() for n in frontier.nodes])))
+        conn.execute(
+            schema.checkpoints.insert().values(
+                seq=cp.seq,
+                created_at=cp.created_at,
+                root=cp.root,
+                key_id=cp.key_id,
+                signature=cp.signature,
+                frontier=json.dumps([n.hex() for n in frontier.nodes]),
+            )
+        )
         return cp
 
     def _after_checkpoint(self, cp: Checkpoint) -> None:
@@ -546,8 +584,11 @@ class AuditLog:
         try:
             append_witness(self._witness, self._unwitnessed)
         except OSError as exc:
-            raise AuditWriteError(f"cannot append checkpoint {self._unwitnessed[0].seq} to the witness file "
-                                  f"{self._witness}: {exc.strerror or exc}", WITNESS_HINT) from exc
+            raise AuditWriteError(
+                f"cannot append checkpoint {self._unwitnessed[0].seq} to the witness file "
+                f"{self._witness}: {exc.strerror or exc}",
+                WITNESS_HINT,
+            ) from exc
         self._unwitnessed.clear()
 
     def _checkpoint(self, force: bool) -> Checkpoint:
@@ -555,11 +596,15 @@ class AuditLog:
         self._flush_witness()
         with write_transaction(self._engine, schema.WRITE_LOCK) as conn:
             self._sync_head(conn)
-            latest = conn.execute(sa.select(schema.checkpoints).order_by(schema.checkpoints.c.seq.desc()).limit(1)).first()
+            latest = conn.execute(
+                sa.select(schema.checkpoints).order_by(schema.checkpoints.c.seq.desc()).limit(1)
+            ).first()
             if latest is not None and latest.seq >= self._head_seq:
                 self._last_cp_seq = latest.seq
                 self._next_cp = time.monotonic() + self._seconds
-                return Checkpoint(self._log_id, latest.seq, latest.created_at, latest.root, latest.key_id, latest.signature)
+                return Checkpoint(
+                    self._log_id, latest.seq, latest.created_at, latest.root, latest.key_id, latest.signature
+                )
             if self._head_seq == 0 and not force:
                 self._next_cp = time.monotonic() + self._seconds
                 raise InputError("the audit log is empty; there is nothing to checkpoint")
@@ -580,6 +625,8 @@ class AuditLog:
 
 def _initialise(conn: Connection) -> None:
     """First open: give the log its identity and install the append-only guards."""
-    conn.execute(schema.meta.insert(), [{"key": "log_id", "value": secrets.token_hex(16)},
-                                        {"key": "created_at", "value": str(_now_us())}])
+    conn.execute(
+        schema.meta.insert(),
+        [{"key": "log_id", "value": secrets.token_hex(16)}, {"key": "created_at", "value": str(_now_us())}],
+    )
     schema.install_append_only(conn)

@@ -19,12 +19,38 @@ from modelshield.audit import schema
 OCSF_VERSION = "1.8.0"
 CLASS_UID = 6003
 CATEGORY_UID = 6
-_ACTIVITY = {"create": 1, "register": 1, "read": 2, "list": 2, "show": 2, "get": 2, "verify": 2,
-             "update": 3, "promote": 3, "pin": 3, "rotate": 3, "delete": 4, "retire": 4, "revoke": 4}
+_ACTIVITY = {
+    "create": 1,
+    "register": 1,
+    "read": 2,
+    "list": 2,
+    "show": 2,
+    "get": 2,
+    "verify": 2,
+    "update": 3,
+    "promote": 3,
+    "pin": 3,
+    "rotate": 3,
+    "delete": 4,
+    "retire": 4,
+    "revoke": 4,
+}
 _ACTIVITY_NAME = {0: "Unknown", 1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other"}
 _SEVERITY = {"allow": 1, "rate_limited": 2, "invalid": 2, "error": 2, "deny": 3, "guard_reject": 3}
-_MAPPED = {"time", "actor", "action", "decision", "reason", "status_code", "latency_ms", "client_ip", "request_id",
-           "model", "model_version", "model_digest"}
+_MAPPED = {
+    "time",
+    "actor",
+    "action",
+    "decision",
+    "reason",
+    "status_code",
+    "latency_ms",
+    "client_ip",
+    "request_id",
+    "model",
+    "model_version",
+    "model_digest",
+}
 
 
 def _activity(action: str) -> int:
@@ -38,25 +64,33 @@ def to_ocsf(seq: int, recorded_at_us: int, record_hash: str, event: dict[str, An
     action = str(event.get("action", ""))
     decision = event.get("decision")
     activity = _activity(action)
-    actor = event.get("actor") if isinstance(event.get("actor"), dict) else {"subject": event.get("actor")}
+    raw_actor = event.get("actor")
+    actor: dict[str, Any] = raw_actor if isinstance(raw_actor, dict) else {"subject": raw_actor}
     user: dict[str, Any] = {"uid": str(actor["subject"]), "name": str(actor["subject"])} if actor.get("subject") else {}
     if actor.get("tenant"):
         user["org"] = {"name": str(actor["tenant"])}
     status_id = 1 if decision == "allow" else 2 if decision else 0
     out: dict[str, Any] = {
-        "class_uid": CLASS_UID, "class_name": "API Activity",
-        "category_uid": CATEGORY_UID, "category_name": "Application Activity",
-        "activity_id": activity, "activity_name": _ACTIVITY_NAME[activity],
+        "class_uid": CLASS_UID,
+        "class_name": "API Activity",
+        "category_uid": CATEGORY_UID,
+        "category_name": "Application Activity",
+        "activity_id": activity,
+        "activity_name": _ACTIVITY_NAME[activity],
         "type_uid": CLASS_UID * 100 + activity,
         "time": recorded_at_us // 1000,
         "severity_id": 4 if event.get("type") == "security" else _SEVERITY.get(str(decision), 1),
-        "status_id": status_id, "status": {0: "Unknown", 1: "Success", 2: "Failure"}[status_id],
+        "status_id": status_id,
+        "status": {0: "Unknown", 1: "Success", 2: "Failure"}[status_id],
         "actor": {"user": user},
         "api": {"operation": action},
-        "metadata": {"version": OCSF_VERSION, "uid": f"{log_id}:{seq}" if log_id else str(seq), "sequence": seq,
-                     "log_name": "modelshield-audit",
-                     "product": {"name": "modelshield", "vendor_name": "modelshield",
-                                 "version": modelshield.__version__}},
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": f"{log_id}:{seq}" if log_id else str(seq),
+            "sequence": seq,
+            "log_name": "modelshield-audit",
+            "product": {"name": "modelshield", "vendor_name": "modelshield", "version": modelshield.__version__},
+        },
     }
     if event.get("request_id"):
         out["api"]["request"] = {"uid": str(event["request_id"])}
@@ -71,9 +105,18 @@ def to_ocsf(seq: int, recorded_at_us: int, record_hash: str, event: dict[str, An
     if event.get("client_ip"):
         out["src_endpoint"] = {"ip": event["client_ip"]}
     if event.get("model"):
-        out["resources"] = [{k: v for k, v in (("name", event["model"]), ("type", "model"),
-                                               ("version", event.get("model_version")),
-                                               ("uid", event.get("model_digest"))) if v is not None}]
+        out["resources"] = [
+            {
+                k: v
+                for k, v in (
+                    ("name", event["model"]),
+                    ("type", "model"),
+                    ("version", event.get("model_version")),
+                    ("uid", event.get("model_digest")),
+                )
+                if v is not None
+            }
+        ]
     unmapped = {k: v for k, v in event.items() if k not in _MAPPED}
     unmapped.update({f"actor.{k}": v for k, v in actor.items() if k not in ("subject", "tenant")})
     if event.get("time") is not None:

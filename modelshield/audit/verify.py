@@ -64,8 +64,14 @@ class VerifyReport:
         if self.problems:
             more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
             return f"TAMPERED: {self.problems[0]}{more}"
-        cp = f"latest signed checkpoint at {self.latest_checkpoint}" if self.latest_checkpoint else "no signed checkpoint"
-        return f"intact: {self.records} records, {self.checkpoints} checkpoints, {cp}, {self.unanchored} records after it"
+        cp = (
+            f"latest signed checkpoint at {self.latest_checkpoint}"
+            if self.latest_checkpoint
+            else "no signed checkpoint"
+        )
+        return (
+            f"intact: {self.records} records, {self.checkpoints} checkpoints, {cp}, {self.unanchored} records after it"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -112,10 +118,13 @@ def _walk(engine: Engine, report: VerifyReport, roots_wanted: set[int]) -> dict[
                     report.problem(f"record {row.seq} appears again after {expected - 1} (inserted or duplicated)")
                 expected = row.seq
             if row.prev_hash != prev_stored:
-                report.problem(f"record {row.seq}: its prev_hash does not match record {row.seq - 1}'s hash "
-                               "(a record was deleted, inserted or reordered before it)")
-            actual = schema.record_hash(bytes.fromhex(row.prev_hash), row.seq, row.recorded_at,
-                                        row.event.encode("utf-8"))
+                report.problem(
+                    f"record {row.seq}: its prev_hash does not match record {row.seq - 1}'s hash "
+                    "(a record was deleted, inserted or reordered before it)"
+                )
+            actual = schema.record_hash(
+                bytes.fromhex(row.prev_hash), row.seq, row.recorded_at, row.event.encode("utf-8")
+            )
             if actual.hex() != row.hash:
                 report.problem(f"record {row.seq}: content does not match its hash (edited or moved)")
             frontier.append(actual)
@@ -131,11 +140,15 @@ def _walk(engine: Engine, report: VerifyReport, roots_wanted: set[int]) -> dict[
 def _compare_roots(report: VerifyReport, cps: list[Checkpoint], roots: dict[int, str], where: str) -> None:
     for cp in cps:
         if cp.seq not in roots:
-            report.problem(f"{where} at seq {cp.seq} covers {cp.seq} records but the log has {report.records} "
-                           "(records removed: truncated)")
+            report.problem(
+                f"{where} at seq {cp.seq} covers {cp.seq} records but the log has {report.records} "
+                "(records removed: truncated)"
+            )
         elif roots[cp.seq] != cp.root:
-            report.problem(f"{where} at seq {cp.seq}: Merkle root of records 1..{cp.seq} differs from the signed "
-                           "root (records before it were changed, deleted, inserted or reordered)")
+            report.problem(
+                f"{where} at seq {cp.seq}: Merkle root of records 1..{cp.seq} differs from the signed "
+                "root (records before it were changed, deleted, inserted or reordered)"
+            )
 
 
 def verify_log(
@@ -159,8 +172,10 @@ def verify_log(
         read = read_witness(wpath)
         witnessed = read.checkpoints
         if read.torn_tail:
-            report.warnings.append(f"witness file {wpath} ends with a torn line ({read.torn_tail} bytes, an append cut "
-                                   "short by a crash): ignored; the next checkpoint written removes it")
+            report.warnings.append(
+                f"witness file {wpath} ends with a torn line ({read.torn_tail} bytes, an append cut "
+                "short by a crash): ignored; the next checkpoint written removes it"
+            )
     wanted = {cp.seq for cp in cps} | {cp.seq for cp in witnessed}
     if expected_seq is not None:
         wanted.add(expected_seq)
@@ -178,17 +193,27 @@ def verify_log(
         elif expected_root is not None and roots.get(expected_seq) != expected_root.lower():
             report.problem(f"Merkle root of records 1..{expected_seq} differs from the expected root")
     if not guarded:
-        report.warnings.append("append-only triggers are missing or disabled: reinstall them and find out who removed them")
+        report.warnings.append(
+            "append-only triggers are missing or disabled: reinstall them and find out who removed them"
+        )
     if report.records and not cps:
         report.warnings.append("no signed checkpoints: the chain alone cannot show a rewrite of the whole log")
     elif report.unanchored > 0:
-        report.warnings.append(f"{report.unanchored} records after the latest checkpoint are protected by the hash "
-                               "chain only (tail truncation there is not detectable without a witness)")
+        report.warnings.append(
+            f"{report.unanchored} records after the latest checkpoint are protected by the hash "
+            "chain only (tail truncation there is not detectable without a witness)"
+        )
     return report
 
 
-def _check_witness(report: VerifyReport, witnessed: list[Checkpoint], cps: list[Checkpoint],
-                   roots: dict[int, str], public_key: Ed25519PublicKey, log_id: str | None) -> None:
+def _check_witness(
+    report: VerifyReport,
+    witnessed: list[Checkpoint],
+    cps: list[Checkpoint],
+    roots: dict[int, str],
+    public_key: Ed25519PublicKey,
+    log_id: str | None,
+) -> None:
     """Every checkpoint the witness saw must still be in the database, unchanged, and covered by records."""
     in_db = {cp.seq: cp for cp in cps}
     foreign = [cp for cp in witnessed if cp.log_id != log_id]

@@ -7,4 +7,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from stores import db_url, pg_database  # noqa: E402,F401 - fixtures
+from stores import db_url, pg_database, private_postgres, tiny_disk  # noqa: E402,F401 - fixtures
