@@ -26,7 +26,8 @@ PepperOption = Annotated[
     typer.Option(
         "--pepper-file",
         envvar="MODELSHIELD_KEY_PEPPER_FILE",
-        help="Server-side HMAC key file (default: $MODELSHIELD_HOME/apikey-pepper, created 0600). Must match the gateway's.",
+        help="Server-side HMAC key file (default: $MODELSHIELD_HOME/apikey-pepper, created 0600 while no key needs "
+        "an earlier one). Must match the gateway's.",
     ),
 ]
 RedisOption = Annotated[
@@ -55,7 +56,15 @@ def _open(db: str | None, pepper_file: Path | None, redis_url: str | None = None
     from modelshield.serve.apikeys import ApiKeyStore, RevocationFeed
 
     feed = RevocationFeed(redis_url) if redis_url else None
-    return ApiKeyStore.open(db, pepper_file=pepper_file, revocations=feed)
+    store = ApiKeyStore.open(db, pepper_file=pepper_file, revocations=feed)
+    foreign = store.foreign_keys()
+    if foreign:
+        typer.echo(
+            f"warning: {foreign} usable keys in this store were made under another pepper than {store.pepper_id}; "
+            "the gateway refuses them unless it holds their pepper file (is --pepper-file the right one?)",
+            err=True,
+        )
+    return store
 
 
 def _when(ts: float | None) -> str:

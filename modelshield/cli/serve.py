@@ -13,8 +13,10 @@ DEMO_TTL_SECONDS = 7 * 24 * 3600
 # The demo's adversarial guard. Abstain, not reject: a 422 refuses a whole batch, so at a 5% false-positive
 # rate most clean batches of 64 would fail; abstaining costs only the flagged input its answer. 2-bit
 # squeezing catches 76% of PGD (ε=0.1) at 5% FPR on digits, the default 4 bits about half that.
-DEMO_GUARD = ('[guard]\ndetector = "feature-squeezing"\ndetector_options = { bits = 2 }\n'
-              'calibration_data = "sklearn:digits:train"\nfpr = 0.05\nfallback = "abstain"\n')
+DEMO_GUARD = (
+    '[guard]\ndetector = "feature-squeezing"\ndetector_options = { bits = 2 }\n'
+    'calibration_data = "sklearn:digits:train"\nfpr = 0.05\nfallback = "abstain"\n'
+)
 
 
 def _train_demo_weights(weights: Path) -> None:
@@ -52,10 +54,16 @@ def _registered_demo(db_url: str, model_dir: Path) -> tuple[int, str]:
         for mv in registry.list("demo"):
             if mv.digest.removeprefix("sha256:") == digest and mv.status != "retired":
                 return mv.version, digest
-        metadata = {"file": "model.safetensors", "arch": "modelshield.demo:DigitsCNN",
-                    "input_shape": list(DEMO_INPUT_SHAPE), "num_classes": DEMO_NUM_CLASSES, "bounds": [0.0, 1.0]}
-        mv = registry.register("demo", model_dir, owner="modelshield-demo", datasets=["sklearn:digits"],
-                               metadata=metadata)
+        metadata = {
+            "file": "model.safetensors",
+            "arch": "modelshield.demo:DigitsCNN",
+            "input_shape": list(DEMO_INPUT_SHAPE),
+            "num_classes": DEMO_NUM_CLASSES,
+            "bounds": [0.0, 1.0],
+        }
+        mv = registry.register(
+            "demo", model_dir, owner="modelshield-demo", datasets=["sklearn:digits"], metadata=metadata
+        )
         registry.promote("demo", mv.version, "staged")
         registry.promote("demo", mv.version, "production")
         return mv.version, digest
@@ -69,7 +77,7 @@ def prepare_demo(state: Path, host: str, port: int) -> tuple[Path, str, Path]:
     Returns the config path, the predictor key (to show once) and the file holding the admin key.
     """
     from modelshield.audit.keys import generate_keypair
-    from modelshield.serve.apikeys import ApiKeyStore, load_pepper
+    from modelshield.serve.apikeys import PEPPER_ENV, ApiKeyStore, pepper_path
 
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)
@@ -85,15 +93,17 @@ def prepare_demo(state: Path, host: str, port: int) -> tuple[Path, str, Path]:
     private, public = state / "audit-signing.pem", state / "audit-signing.pub.pem"
     if not private.is_file():
         generate_keypair(private, public)
-    pepper = state / "apikey-pepper"
-    os.environ["MODELSHIELD_HOME"] = str(state)  # the pepper is created there the first time
-    load_pepper(None)
-    store = ApiKeyStore.open(db_url, pepper_file=pepper)
+    os.environ["MODELSHIELD_HOME"] = str(state)  # the demo's own pepper, created there the first time
+    os.environ.pop(PEPPER_ENV, None)
+    pepper = pepper_path(None)
+    store = ApiKeyStore.open(db_url)
     try:
-        admin = store.create("demo-admin", ["admin"], expires_in=DEMO_TTL_SECONDS,
-                             attributes={"clearance": "restricted"})
-        predictor = store.create("demo-predictor", ["predictor"], expires_in=DEMO_TTL_SECONDS,
-                                 attributes={"clearance": "internal"})
+        admin = store.create(
+            "demo-admin", ["admin"], expires_in=DEMO_TTL_SECONDS, attributes={"clearance": "restricted"}
+        )
+        predictor = store.create(
+            "demo-predictor", ["predictor"], expires_in=DEMO_TTL_SECONDS, attributes={"clearance": "internal"}
+        )
     finally:
         store.close()
     admin_file = state / "admin.key"
@@ -108,8 +118,7 @@ def prepare_demo(state: Path, host: str, port: int) -> tuple[Path, str, Path]:
         f'[auth]\napi_keys = true\napi_key_pepper_file = "{pepper}"\n\n'
         f'[audit]\ndb_url = "{db_url}"\nsigning_key_file = "{private}"\npublic_key_file = "{public}"\n'
         "checkpoint_every = 1000\ncheckpoint_seconds = 5.0\n\n"
-        "[rate_limits]\nper_identity_rps = 50\nper_identity_burst = 100\ndaily_quota = 100000\n\n"
-        + DEMO_GUARD,
+        "[rate_limits]\nper_identity_rps = 50\nper_identity_burst = 100\ndaily_quota = 100000\n\n" + DEMO_GUARD,
         encoding="utf-8",
     )
     return config, predictor.plaintext, admin_file
@@ -120,13 +129,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve(
-        config: Annotated[Path | None, typer.Option(help="Gateway config (TOML). Default: $MODELSHIELD_SERVE_CONFIG "
-                                                   "or /etc/modelshield/serve.toml.")] = None,
-        demo: Annotated[bool, typer.Option("--demo", help="Serve the built-in digits model with every control on.")] = False,
+        config: Annotated[
+            Path | None,
+            typer.Option(
+                help="Gateway config (TOML). Default: $MODELSHIELD_SERVE_CONFIG or /etc/modelshield/serve.toml."
+            ),
+        ] = None,
+        demo: Annotated[
+            bool, typer.Option("--demo", help="Serve the built-in digits model with every control on.")
+        ] = False,
         host: Annotated[str | None, typer.Option(help="Address to bind (default from the config: 127.0.0.1).")] = None,
         port: Annotated[int | None, typer.Option(help="Port (default from the config: 8000).")] = None,
-        workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default from the config: 1).")] = None,
-        state_dir: Annotated[Path | None, typer.Option(help="Demo state folder (default: $MODELSHIELD_HOME/demo).")] = None,
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="Worker processes (default from the config: 1).")
+        ] = None,
+        state_dir: Annotated[
+            Path | None, typer.Option(help="Demo state folder (default: $MODELSHIELD_HOME/demo).")
+        ] = None,
     ) -> None:
         """Serve models behind authentication, policy, rate limits, validation and a durable audit log."""
         from modelshield.core.errors import InputError
@@ -149,7 +168,7 @@ def register(app: typer.Typer) -> None:
                 "positives); flagged inputs get label -1 (abstain)\n"
                 f"  try:  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
                 f"--data @{state / 'example-request.json'} {url}/v1/models/demo/predict\n"
-                f"  audit: curl -s -H \"Authorization: Bearer $(cat {admin_file})\" {url}/v1/admin/audit/verify\n",
+                f'  audit: curl -s -H "Authorization: Bearer $(cat {admin_file})" {url}/v1/admin/audit/verify\n',
                 err=True,
             )
             run_server(path, workers=workers)

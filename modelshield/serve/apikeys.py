@@ -8,6 +8,11 @@ over. What a leaked database must not allow is offline checking of candidate key
 useless without it. The per-key salt keeps two stores sharing a pepper from sharing digests.
 Verification compares digests with ``hmac.compare_digest`` (constant time).
 
+Each key row records the id of the pepper it was made under (a hash of the pepper, not the pepper). A
+key checked under another pepper is refused with a message that says the server holds the wrong pepper,
+not a bare "invalid API key"; and a missing default pepper file is created only while no usable key
+needs the old one: otherwise ``ApiKeyStore.open`` refuses and says which file to restore.
+
 Life cycle: ``create`` prints the key once; ``rotate`` issues a successor and lets the old key live
 until the overlap window ends; ``revoke`` is immediate in this process and, with a Redis
 ``RevocationFeed``, in every replica within milliseconds (without it, other processes notice within
@@ -40,8 +45,8 @@ import sqlalchemy as sa
 from modelshield.core.errors import InputError, KeyringError
 from modelshield.core.storage import data_home, ensure_schema, open_engine, safe_url, write_transaction
 from modelshield.integrity.keys import atomic_output
-from modelshield.serve.auth import Identity
 from modelshield.serve.errors import AuthenticationError
+from modelshield.serve.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +97,27 @@ def key_id_of(token: str) -> str:
     return m.group(1)
 
 
+def pepper_path(path: str | Path | None = None) -> Path:
+    """Where the pepper lives: ``path`` > ``$MODELSHIELD_KEY_PEPPER_FILE`` > ``$MODELSHIELD_HOME/apikey-pepper``."""
+    explicit = path or os.environ.get(PEPPER_ENV)
+    return Path(explicit) if explicit else data_home() / "apikey-pepper"
+
+
+def pepper_id(pepper: bytes) -> str:
+    """The id a key row records of the pepper it was made under (a one-way hash: it reveals nothing of the pepper)."""
+    return hashlib.sha256(b"modelshield-pepper-id" + pepper).hexdigest()[:16]
+
+
 def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes:
-    """The server-side HMAC key: ``path`` > ``$MODELSHIELD_KEY_PEPPER_FILE`` > ``$MODELSHIELD_HOME/apikey-pepper``.
+    """The server-side HMAC key from ``pepper_path(path)``.
 
     The file holds ≥32 random bytes in base64. The default file is created (0600) on first use; an
     explicit one must exist. Files that others can read or write are refused, as ssh does with keys
-    (group read is allowed so a Kubernetes secret mounted with ``fsGroup`` works).
+    (group read is allowed so a Kubernetes secret mounted with ``fsGroup`` works). ``ApiKeyStore.open``
+    refuses to create the default file while keys made under an earlier pepper are still usable.
     """
     explicit = path or os.environ.get(PEPPER_ENV)
-    file = Path(explicit) if explicit else data_home() / "apikey-pepper"
+    file = pepper_path(path)
     if not file.exists():
         if explicit or not create:
             raise KeyringError(f"API key pepper file {file} does not exist", hint=f"create it or unset {PEPPER_ENV}")
@@ -165,6 +182,7 @@ class _Record:
     info: KeyInfo
     salt: bytes
     digest: bytes
+    pepper_id: str
     identity: Identity
 
 
@@ -192,7 +210,7 @@ def _record(row: Any) -> _Record:
         scopes=info.scopes,
         attributes={**attributes, "key_id": info.key_id},
     )
-    return _Record(info, bytes.fromhex(row.salt), bytes.fromhex(row.digest), identity)
+    return _Record(info, bytes.fromhex(row.salt), bytes.fromhex(row.digest), row.pepper_id, identity)
 
 
 def _check_names(kind: str, values: Iterable[str]) -> tuple[str, ...]:
@@ -223,7 +241,7 @@ class ApiKeyStore:
             raise KeyringError(f"the API key pepper must be at least {PEPPER_MIN_BYTES} bytes")
         self.engine = engine
         self._pepper = pepper
-        self._pepper_id = hashlib.sha256(b"modelshield-pepper-id" + pepper).hexdigest()[:16]
+        self._pepper_id = pepper_id(pepper)
         self.cache_ttl = cache_ttl
         self.cache_size = cache_size
         self.last_used_interval = last_used_interval
@@ -232,8 +250,9 @@ class ApiKeyStore:
         self._cache: OrderedDict[str, tuple[_Record | None, float]] = OrderedDict()
         self._revoked: set[str] = set()
         self._touched: dict[str, float] = {}
-        self._last_flush = time.monotonic()
+        self._last_flush = clock()
         self._flushing = threading.Lock()
+        self._told_pepper: set[str] = set()
         ensure_schema(engine, "apikeys", metadata, SCHEMA_VERSION)
         self.revocations = revocations
         if revocations is not None:
@@ -241,8 +260,20 @@ class ApiKeyStore:
 
     @classmethod
     def open(cls, url: str | None = None, *, pepper_file: str | Path | None = None, **kwargs: Any) -> ApiKeyStore:
-        """Open the store at ``url`` (default: ``MODELSHIELD_DB_URL`` or the local SQLite file)."""
-        return cls(open_engine(url), load_pepper(pepper_file), **kwargs)
+        """Open the store at ``url`` (default: ``MODELSHIELD_DB_URL`` or the local SQLite file).
+
+        A missing default pepper file is created only when no usable key was made under an earlier pepper:
+        a new pepper would silently invalidate every such key, so then the file must be restored instead.
+        """
+        engine = open_engine(url)
+        try:
+            file = pepper_path(pepper_file)
+            if not file.exists():
+                _refuse_new_pepper_over_keys(engine, file, kwargs.get("clock", time.time)())
+            return cls(engine, load_pepper(pepper_file), **kwargs)
+        except BaseException:
+            engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"ApiKeyStore({safe_url(str(self.engine.url))!r})"
@@ -391,6 +422,8 @@ class ApiKeyStore:
         # Compare against a dummy digest for unknown ids so both paths do the same work.
         salt, expected = (record.salt, record.digest) if record is not None else (b"\0" * 16, b"\0" * 32)
         if not hmac.compare_digest(self._digest(salt, key_id, secret), expected) or record is None:
+            if record is not None and record.pepper_id != self._pepper_id:
+                raise self._wrong_pepper(key_id, record.pepper_id)
             raise AuthenticationError("invalid API key")
         now = self._clock()
         if key_id in self._revoked or record.info.revoked_at is not None:
@@ -402,15 +435,40 @@ class ApiKeyStore:
         self._touch(key_id, now)
         return record.identity
 
+    def _wrong_pepper(self, key_id: str, made_under: str) -> AuthenticationError:
+        """A real key checked under the wrong pepper: say so, to the client and (once per pepper) in the log."""
+        if made_under not in self._told_pepper:
+            self._told_pepper.add(made_under)
+            log.error(
+                "API key %s was made under pepper %s, but this process holds pepper %s: restore the pepper "
+                "file the keys were issued with",
+                key_id,
+                made_under,
+                self._pepper_id,
+            )
+        return AuthenticationError(
+            "API key was issued under another pepper than the server's: the server is "
+            "misconfigured (its pepper file is not the one the key was made with)"
+        )
+
+    @property
+    def pepper_id(self) -> str:
+        """The id of this store's pepper (what the keys it issues record)."""
+        return self._pepper_id
+
+    def foreign_keys(self) -> int:
+        """How many usable (not revoked, not expired) keys were made under another pepper than this store's."""
+        return sum(n for pid, n in usable_keys_by_pepper(self.engine, self._clock()).items() if pid != self._pepper_id)
+
     def _load(self, conn: sa.Connection, key_id: str) -> _Record | None:
         row = conn.execute(sa.select(api_keys_table).where(api_keys_table.c.key_id == key_id)).first()
         return None if row is None else _record(row)
 
     def _lookup(self, key_id: str) -> _Record | None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             hit = self._cache.get(key_id)
-            if hit is not None and now - hit[1] < self.cache_ttl:
+            if hit is not None and 0 <= now - hit[1] < self.cache_ttl:
                 self._cache.move_to_end(key_id)
                 return hit[0]
         with self.engine.connect() as conn:
@@ -436,8 +494,8 @@ class ApiKeyStore:
     def _touch(self, key_id: str, now: float) -> None:
         with self._lock:
             self._touched[key_id] = now
-        if time.monotonic() - self._last_flush >= self.last_used_interval and self._flushing.acquire(blocking=False):
-            self._last_flush = time.monotonic()
+        if abs(now - self._last_flush) >= self.last_used_interval and self._flushing.acquire(blocking=False):
+            self._last_flush = now
             threading.Thread(target=self._flush_locked, name="apikey-last-used", daemon=True).start()
 
     def flush_last_used(self) -> int:
@@ -475,6 +533,33 @@ class ApiKeyStore:
             self.revocations.stop()
 
 
+def usable_keys_by_pepper(engine: sa.Engine, now: float) -> dict[str, int]:
+    """Pepper id -> how many keys made under it are neither revoked nor expired at ``now`` (none: no table yet)."""
+    if not sa.inspect(engine).has_table(api_keys_table.name):
+        return {}
+    t = api_keys_table.c
+    query = (
+        sa.select(t.pepper_id, sa.func.count())
+        .where(t.revoked_at.is_(None), sa.or_(t.expires_at.is_(None), t.expires_at > now))
+        .group_by(t.pepper_id)
+    )
+    with engine.connect() as conn:
+        return {pid: int(n) for pid, n in conn.execute(query)}
+
+
+def _refuse_new_pepper_over_keys(engine: sa.Engine, file: Path, now: float) -> None:
+    """A missing pepper file while usable keys need the old pepper: refuse, and say what to restore."""
+    in_use = usable_keys_by_pepper(engine, now)
+    if in_use:
+        count, ids = sum(in_use.values()), ", ".join(sorted(in_use))
+        raise KeyringError(
+            f"API key pepper file {file} is missing, but the key store holds {count} usable keys made under pepper "
+            f"{ids}; a new pepper would make every one of them invalid",
+            hint=f"restore {file} from your backup or the secret it was mounted from; if that pepper is lost for "
+            "good, write a new one yourself, pass it with --pepper-file, and revoke and reissue the old keys",
+        )
+
+
 class RevocationFeed:
     """Revoked key ids shared through Redis: a set (for replicas that start later) plus a pub/sub channel.
 
@@ -487,7 +572,7 @@ class RevocationFeed:
         import redis
 
         self.channel = channel
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._subscribed = threading.Event()
@@ -518,12 +603,12 @@ class RevocationFeed:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 for key_id in self._redis.smembers(self.channel):
-                    on_revoke(key_id.decode())
+                    on_revoke(str(key_id))
                 self._subscribed.set()
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.5)
                     if message and message.get("type") == "message":
-                        on_revoke(message["data"].decode())
+                        on_revoke(str(message["data"]))
                 pubsub.close()
             except redis.RedisError as exc:
                 self._subscribed.set()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -55,12 +54,19 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
                 await router.drain()
             await asyncio.to_thread(gateway.close)
 
+    # No redirects: ``/predict/`` is not ``/predict`` (404). A 307 would have the client resend its body and
+    # credentials to a Location built from the Host header, and give every route a second spelling that
+    # path rules in front of the gateway would have to know about.
     app = FastAPI(
-        title="modelshield gateway", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+        title="modelshield gateway",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         description="Authenticated, authorised, rate-limited, validated and audited model inference.",
+        redirect_slashes=False,
     )
     app.state.gateway = gateway
     attach_error_handlers(app)
     attach_routes(app, gateway, pipeline)
     return app
-

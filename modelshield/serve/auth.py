@@ -4,60 +4,37 @@ The ``Authenticator`` tries the credentials a request carries in a fixed order â
 (when mTLS is configured), then ``X-API-Key`` / ``Authorization: Bearer msk_...``, then
 ``Authorization: Bearer <JWT>`` â€” and fails closed: a request that presents a bad credential is
 refused even if another one would have passed, so a broken token can never fall through to a weaker
-method. With mTLS configured as required, a request without a verified client certificate is refused
-before anything else is looked at.
+method. A credential header sent twice is refused too. With mTLS configured as required, a request without
+a verified client certificate is refused before anything else is looked at.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from modelshield.serve.errors import AuthenticationError
+from modelshield.serve.headers import header_values
+from modelshield.serve.identity import Identity
 
 if TYPE_CHECKING:
     from modelshield.serve.apikeys import ApiKeyStore
     from modelshield.serve.jwt_auth import JwtVerifier
     from modelshield.serve.mtls import MtlsConfig
 
-Method = Literal["api_key", "jwt", "mtls"]
 
-
-@dataclass(frozen=True)
-class Identity:
-    """An authenticated caller: what the policy engine, rate limiter and audit log see."""
-
-    subject: str
-    method: Method
-    roles: tuple[str, ...]
-    tenant: str | None = None
-    scopes: tuple[str, ...] = ()
-    attributes: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "roles", tuple(self.roles))
-        object.__setattr__(self, "scopes", tuple(self.scopes))
-        object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
-
-    def audit_actor(self) -> dict[str, Any]:
-        """The ``actor`` fields of an audit event (no credential material)."""
-        return {"subject": self.subject, "method": self.method, "tenant": self.tenant, "roles": list(self.roles)}
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that works on plain dicts as well as Starlette's Headers."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
+def _credential_header(headers: Mapping[str, str], name: str) -> str | None:
+    """A credential header's value; sent twice it is refused, whatever the copies hold (proxies and frameworks
+    disagree on which copy counts, so the one checked upstream need not be the one that would be used here)."""
+    values = header_values(headers, name)
+    if len(values) > 1:
+        raise AuthenticationError(f"send one {name} header, not {len(values)}")
+    return values[0] if values else None
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
     """The token of an ``Authorization: Bearer ...`` header; other schemes are refused, not ignored."""
-    value = _header(headers, "authorization")
+    value = _credential_header(headers, "Authorization")
     if value is None:
         return None
     scheme, _, token = value.strip().partition(" ")
@@ -94,7 +71,7 @@ class Authenticator:
                     raise AuthenticationError("a client certificate is required")
             else:
                 cert_identity = self.mtls.identity(peer_cert)
-        api_key = _header(headers, "x-api-key")
+        api_key = _credential_header(headers, "X-API-Key")
         token = bearer_token(headers)
         if api_key is not None and token is not None:
             raise AuthenticationError("send one credential: X-API-Key or Authorization, not both")
@@ -110,7 +87,7 @@ class Authenticator:
         return identity
 
     def _verify_credential(self, credential: str, *, from_api_key_header: bool) -> Identity:
-        from modelshield.serve.apikeys import looks_like_api_key
+        from modelshield.serve.apikeys import looks_like_api_key  # here: a JWT-only gateway never loads the key store
 
         if looks_like_api_key(credential):
             if self.api_keys is None:

@@ -156,7 +156,9 @@ class AuthConfig(_Strict):
         if self.jwks_file is not None and (not self.issuer or not self.audience):
             raise ValueError("JWT authentication needs issuer and audience next to jwks_file")
         if self.mtls_ca_file is not None and not self.mtls_role_map:
-            raise ValueError("mutual TLS needs mtls_role_map (certificate name pattern -> roles); none maps to deny-all")
+            raise ValueError(
+                "mutual TLS needs mtls_role_map (certificate name pattern -> roles); none maps to deny-all"
+            )
         if not self.insecure_disabled and not (self.api_keys or self.jwks_file or self.mtls_ca_file):
             raise ValueError("no authentication method is on; enable one or set insecure_disabled = true")
         return self
@@ -327,7 +329,7 @@ def _resolve_dataset(spec: str, base: Path) -> str:
 def _resolve(data: object, base: Path) -> object:
     """Make relative ``*_file``, ``path`` and ``calibration_data`` files relative to the config file's folder."""
     if isinstance(data, dict):
-        out = {}
+        out: dict[str, object] = {}
         for k, v in data.items():
             if isinstance(v, str) and k == "calibration_data":
                 out[k] = _resolve_dataset(v, base)

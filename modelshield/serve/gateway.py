@@ -14,24 +14,34 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelshield.core.errors import InputError
-from modelshield.serve.auth import Identity
 from modelshield.serve.config import ModelSource, ServeConfig
 from modelshield.serve.errors import AuthorizationError, GatewayError, RateLimitedError, ServiceUnavailableError
+from modelshield.serve.identity import ANONYMOUS, Identity
 from modelshield.serve.metrics import GatewayMetrics
-from modelshield.serve.ratelimit import enforce
+from modelshield.serve.ratelimit import RateLimiter, enforce
 from modelshield.serve.responses import error_response
 from modelshield.serve.routing import Router
 from modelshield.serve.runtime import LoadedModel, load_source, rehash_forever
 
+if TYPE_CHECKING:  # the stores and controls are imported where they are built: each gateway loads only what it uses
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from modelshield.audit import AuditLog
+    from modelshield.registry import Registry
+    from modelshield.serve.apikeys import ApiKeyStore
+    from modelshield.serve.auth import Authenticator
+    from modelshield.serve.extraction import ExtractionMonitor
+    from modelshield.serve.policy import PolicyEngine
+    from modelshield.serve.ratelimit import DailyQuota
+
 log = logging.getLogger("modelshield.serve")
-_ANONYMOUS = Identity("anonymous", "none", ("anonymous",))  # type: ignore[arg-type]
 
 
 class Gateway:
@@ -41,15 +51,15 @@ class Gateway:
         self.config = config
         self.metrics = GatewayMetrics()
         self.routers: dict[str, Router[LoadedModel]] = {}
-        self.registry: Any = None
-        self.api_keys: Any = None
-        self.authenticator: Any = None
-        self.policy: Any = None
-        self.limiters: list[tuple[str, Any]] = []
-        self.quota: Any = None
-        self.audit_log: Any = None
-        self.audit_public_key: Any = None
-        self.extraction: Any = None
+        self.registry: Registry | None = None
+        self.api_keys: ApiKeyStore | None = None
+        self.authenticator: Authenticator | None = None
+        self.policy: PolicyEngine | None = None
+        self.limiters: list[tuple[str, RateLimiter]] = []
+        self.quota: DailyQuota | None = None
+        self.audit_log: AuditLog | None = None
+        self.audit_public_key: Ed25519PublicKey | None = None
+        self.extraction: ExtractionMonitor | None = None
         self.remote_limits = False
         self._flagged: set[str] = set()
 
@@ -80,12 +90,17 @@ class Gateway:
             elif key is not None:
                 self.audit_public_key = key.public_key()
             self.audit_log = AuditLog.open(
-                c.database_url(), signing_key=key, checkpoint_every=c.audit.checkpoint_every,
-                checkpoint_seconds=c.audit.checkpoint_seconds, witness=c.audit.witness_file,
+                c.database_url(),
+                signing_key=key,
+                checkpoint_every=c.audit.checkpoint_every,
+                checkpoint_seconds=c.audit.checkpoint_seconds,
+                witness=c.audit.witness_file,
                 durability=c.audit.durability,
             )
-        if any(r.path is None or (r.canary and r.canary.path is None) or (r.shadow and r.shadow.path is None)
-               for r in c.models.values()):
+        if any(
+            r.path is None or (r.canary and r.canary.path is None) or (r.shadow and r.shadow.path is None)
+            for r in c.models.values()
+        ):
             from modelshield.registry import Registry
 
             self.registry = Registry.open(c.store_url(), audit=self.audit_log)
@@ -100,6 +115,14 @@ class Gateway:
                 from modelshield.serve.apikeys import ApiKeyStore
 
                 self.api_keys = ApiKeyStore.open(c.store_url(), pepper_file=c.auth.api_key_pepper_file)
+                foreign = self.api_keys.foreign_keys()
+                if foreign:
+                    log.error(
+                        "%d usable API keys were made under another pepper than this gateway's (id %s) and "
+                        "will be refused: is api_key_pepper_file the file the keys were issued with?",
+                        foreign,
+                        self.api_keys.pepper_id,
+                    )
             if c.auth.jwks_file is not None:
                 from modelshield.serve.jwt_auth import JwtVerifier
 
@@ -107,8 +130,12 @@ class Gateway:
             if c.auth.mtls_ca_file is not None:
                 from modelshield.serve.mtls import MtlsConfig
 
-                mtls = MtlsConfig(role_map=c.auth.mtls_role_map, tenant_map=c.auth.mtls_tenant_map,
-                                  attributes_map=c.auth.mtls_attributes_map, required=c.auth.mtls_required)
+                mtls = MtlsConfig(
+                    role_map=c.auth.mtls_role_map,
+                    tenant_map=c.auth.mtls_tenant_map,
+                    attributes_map=c.auth.mtls_attributes_map,
+                    required=c.auth.mtls_required,
+                )
             self.authenticator = Authenticator(api_keys=self.api_keys, jwt=jwt, mtls=mtls)
         if not c.policy.insecure_disabled:
             from modelshield.serve.policy import PolicyEngine
@@ -127,47 +154,58 @@ class Gateway:
 
         rl, redis_url = self.config.rate_limits, self.config.redis_url()
 
-        def bucket(rate: float, burst: float) -> Any:
+        def bucket(rate: float, burst: float) -> RateLimiter:
             if redis_url:
                 return RedisTokenBucket(redis_url, rate, burst, fail_open=rl.fail_open)
             return LocalTokenBucket(rate, burst)
 
         self.remote_limits = bool(redis_url)
-        self.limiters = [("identity", bucket(rl.per_identity_rps, rl.per_identity_burst)),
-                         ("model", bucket(rl.per_model_rps, rl.per_model_burst))]
+        self.limiters = [
+            ("identity", bucket(rl.per_identity_rps, rl.per_identity_burst)),
+            ("model", bucket(rl.per_model_rps, rl.per_model_burst)),
+        ]
         if rl.daily_quota is not None:
             self.quota = DailyQuota(rl.daily_quota, redis_url=redis_url, fail_open=rl.fail_open)
 
     def _load_models(self) -> None:
         for name, route in self.config.models.items():
             primary = load_source(name, route, self.registry)
-            canary_source, percent = route.canary, route.canary.percent if route.canary else 0.0
+            canary_source: ModelSource | None = route.canary
+            percent = route.canary.percent if route.canary else 0.0
             if canary_source is None and route.path is None and route.version is None:
                 canary_source, percent = self._registry_canary(route.registry_name or name)
             canary = load_source(name, canary_source, self.registry) if canary_source else None
             shadow = load_source(name, route.shadow, self.registry) if route.shadow else None
             for candidate in (canary, shadow):
                 if candidate is not None and candidate.signature != primary.signature:
-                    raise InputError(f"model {name}: candidate version {candidate.version} takes different inputs "
-                                     f"({candidate.signature}) than the primary ({primary.signature})")
+                    raise InputError(
+                        f"model {name}: candidate version {candidate.version} takes different inputs "
+                        f"({candidate.signature}) than the primary ({primary.signature})"
+                    )
             self.routers[name] = Router(
-                name, primary, canary=canary, canary_percent=percent,
-                sticky=route.canary.sticky if route.canary else "identity", shadow=shadow,
+                name,
+                primary,
+                canary=canary,
+                canary_percent=percent,
+                sticky=route.canary.sticky if route.canary else "identity",
+                shadow=shadow,
                 shadow_percent=route.shadow.percent if route.shadow else 0.0,
             )
 
     def _registry_canary(self, registry_name: str) -> tuple[ModelSource | None, float]:
         """A canary release promoted in the registry (``registry promote --canary P``) when the config names none."""
+        if self.registry is None:
+            return None, 0.0
         mv = self.registry.canary(registry_name)
         if mv is None:
             return None, 0.0
-        return ModelSource(registry_name=registry_name, version=mv.version), float(mv.canary_percent)
+        return ModelSource(registry_name=registry_name, version=mv.version), float(mv.canary_percent or 0.0)
 
     # -- per request -------------------------------------------------------------------------------
 
     def authenticate(self, request: Request) -> Identity:
         if self.authenticator is None:
-            return _ANONYMOUS
+            return ANONYMOUS
         peer = None
         if self.authenticator.mtls is not None:
             from modelshield.serve.mtls import peer_cert_from_scope
@@ -179,8 +217,14 @@ class Gateway:
             self.metrics.denials.labels("authn").inc()
             raise
 
-    def authorize(self, identity: Identity, action: str, resource: dict[str, str], purpose: str,
-                  record: dict[str, Any] | None = None) -> None:
+    def authorize(
+        self,
+        identity: Identity,
+        action: str,
+        resource: dict[str, str],
+        purpose: str,
+        record: dict[str, Any] | None = None,
+    ) -> None:
         """Ask the policy engine; the decision's rule and policy version go into the audit record."""
         if self.policy is None:
             return
@@ -217,7 +261,7 @@ class Gateway:
         else:
             self._spend(*args)
 
-    def _spend(self, scope: str, limiter: Any, key: str, cost: float) -> None:
+    def _spend(self, scope: str, limiter: RateLimiter, key: str, cost: float) -> None:
         try:
             enforce(limiter, key, cost, what=f"{scope.replace('_', ' ')} limit")
         except RateLimitedError:
@@ -230,8 +274,9 @@ class Gateway:
         if not loaded.healthy and loaded is not router.primary:
             loaded = router.primary
         if not loaded.healthy:
-            raise ServiceUnavailableError(f"model {loaded.name} version {loaded.version} failed its integrity check "
-                                          "and is not served")
+            raise ServiceUnavailableError(
+                f"model {loaded.name} version {loaded.version} failed its integrity check and is not served"
+            )
         return loaded
 
     async def audit(self, record: dict[str, Any], request_id: str, response: Response) -> Response:
@@ -261,6 +306,8 @@ class Gateway:
         """After the response: score the caller's recent queries; when it newly crosses the threshold, count it
         and write a ``security.extraction`` event to the audit log (once, until its score falls back)."""
         monitor, subject = self.extraction, identity.subject
+        if monitor is None:
+            return
         score = monitor.observe(subject, x, probs)
         if score < monitor.threshold:
             self._flagged.discard(subject)
@@ -274,37 +321,57 @@ class Gateway:
         self.metrics.extraction_flags.labels(model).inc()
         log.warning("extraction signal for %s on model %s: score %.2f", subject, model, signal.score)
         if self.audit_log is not None:
-            await self.audit_log.append_async({
-                "time": datetime.now(timezone.utc).isoformat(), "action": "security.extraction",
-                "actor": identity.audit_actor(), "model": model, "decision": "flag",
-                "reason": "queries look like model extraction", "extraction": signal.audit_fields(),
-            })
+            await self.audit_log.append_async(
+                {
+                    "time": datetime.now(timezone.utc).isoformat(),
+                    "action": "security.extraction",
+                    "actor": identity.audit_actor(),
+                    "model": model,
+                    "decision": "flag",
+                    "reason": "queries look like model extraction",
+                    "extraction": signal.audit_fields(),
+                }
+            )
 
     # -- background and admin ----------------------------------------------------------------------
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
         versions = [v for r in self.routers.values() for v in (r.primary, r.canary, r.shadow) if v is not None]
-        return [asyncio.get_running_loop().create_task(
-            rehash_forever(versions, self.config.server.rehash_seconds, self.integrity_failed))]
+        return [
+            asyncio.get_running_loop().create_task(
+                rehash_forever(versions, self.config.server.rehash_seconds, self.integrity_failed)
+            )
+        ]
 
     async def integrity_failed(self, loaded: LoadedModel) -> None:
         """A served version's bytes changed: count it and write a security event to the audit log."""
         self.metrics.integrity_failures.labels(loaded.name, loaded.version).inc()
         if self.audit_log is not None:
-            await self.audit_log.append_async({
-                "time": datetime.now(timezone.utc).isoformat(), "action": "security.model_integrity",
-                "actor": {"subject": "modelshield-gateway", "method": "system", "tenant": None},
-                "model": loaded.name, "model_version": loaded.version, "model_digest": loaded.digest,
-                "decision": "deny", "reason": loaded.failure, "status_code": 503,
-            })
+            await self.audit_log.append_async(
+                {
+                    "time": datetime.now(timezone.utc).isoformat(),
+                    "action": "security.model_integrity",
+                    "actor": {"subject": "modelshield-gateway", "method": "system", "tenant": None},
+                    "model": loaded.name,
+                    "model_version": loaded.version,
+                    "model_digest": loaded.digest,
+                    "decision": "deny",
+                    "reason": loaded.failure,
+                    "status_code": 503,
+                }
+            )
 
     def visible_models(self, identity: Identity, purpose: str) -> list[dict[str, Any]]:
         out = []
         for name, router in self.routers.items():
             route = self.config.models[name]
             try:
-                self.authorize(identity, "predict", {"model": name, "sensitivity": route.sensitivity,
-                                                     "tenant": route.tenant or ""}, purpose)
+                self.authorize(
+                    identity,
+                    "predict",
+                    {"model": name, "sensitivity": route.sensitivity, "tenant": route.tenant or ""},
+                    purpose,
+                )
             except AuthorizationError:
                 continue
             out.append({**router.primary.describe(), "route": name})
@@ -315,10 +382,19 @@ class Gateway:
         for name, r in self.routers.items():
             routes[name] = {
                 "primary": r.primary.describe(),
-                "canary": {**r.canary.describe(), "percent": r.canary_percent, "sticky": r.sticky} if r.canary else None,
-                "shadow": {**r.shadow.describe(), "percent": r.shadow_percent, "compared": r.stats.compared,
-                           "agreement": r.stats.agreement, "failed": r.stats.failed, "skipped": r.stats.skipped}
-                if r.shadow else None,
+                "canary": {**r.canary.describe(), "percent": r.canary_percent, "sticky": r.sticky}
+                if r.canary
+                else None,
+                "shadow": {
+                    **r.shadow.describe(),
+                    "percent": r.shadow_percent,
+                    "compared": r.stats.compared,
+                    "agreement": r.stats.agreement,
+                    "failed": r.stats.failed,
+                    "skipped": r.stats.skipped,
+                }
+                if r.shadow
+                else None,
             }
         return {"routes": routes}
 

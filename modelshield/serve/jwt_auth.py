@@ -25,8 +25,8 @@ import jwt
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from modelshield.core.errors import InputError
-from modelshield.serve.auth import Identity
 from modelshield.serve.errors import AuthenticationError
+from modelshield.serve.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,13 @@ def _parse_key(jwk: Mapping[str, Any]) -> _Key:
     if not isinstance(kid, str) or not kid:
         raise ValueError("has no 'kid'")
     alg = _algorithm_for(jwk)
-    loader = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}[alg]
-    key = loader.from_jwk(dict(jwk))
-    if alg == "RS256" and key.key_size < MIN_RSA_BITS:
-        raise ValueError(f"RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} required")
-    return _Key(kid, alg, key)
+    if alg == "RS256":
+        rsa_key = RSAAlgorithm.from_jwk(dict(jwk))
+        if rsa_key.key_size < MIN_RSA_BITS:
+            raise ValueError(f"RSA key of {rsa_key.key_size} bits; at least {MIN_RSA_BITS} required")
+        return _Key(kid, alg, rsa_key)
+    loader = ECAlgorithm if alg == "ES256" else OKPAlgorithm
+    return _Key(kid, alg, loader.from_jwk(dict(jwk)))
 
 
 def load_jwks(path: Path) -> dict[str, _Key]:

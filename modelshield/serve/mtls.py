@@ -32,8 +32,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from modelshield.core.errors import InputError
 from modelshield.integrity.keys import atomic_output
-from modelshield.serve.auth import Identity
 from modelshield.serve.errors import AuthenticationError
+from modelshield.serve.identity import Identity
 
 _SAN_PREFIX = {"URI": "URI", "DNS": "DNS", "email": "email", "IP Address": "IP"}
 

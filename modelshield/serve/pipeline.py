@@ -1,7 +1,8 @@
 """The per-request security pipeline; every predict request goes through the same steps, in this order.
 
-    Content-Length cap → authenticate → authorise (policy) → rate limits → read body (capped)
-      → JSON depth + parse → validate against the model's signature → daily quota (per sample)
+    Content-Length cap → plain JSON (Content-Type, no Content-Encoding) → authenticate → authorise (policy)
+      → rate limits → read body (capped) → JSON depth + parse (no repeated keys)
+      → validate against the model's signature → daily quota (per sample)
       → guard (optional; ``[guard]`` in the config or ``create_app(guard=)``; batched) → predict (batched; a lone fast
         forward on the event loop) → audit append (durable) → respond
       → extraction signal (after the response is sent)
@@ -25,10 +26,11 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelshield.serve.auth import Identity
 from modelshield.serve.errors import GatewayError, RequestValidationError
 from modelshield.serve.gateway import Gateway
 from modelshield.serve.guarding import GatewayGuard
+from modelshield.serve.headers import one_header, require_json_body
+from modelshield.serve.identity import Identity
 from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
 from modelshield.serve.validation import batch_from_body, declared_length_ok, read_capped
 
@@ -100,7 +102,7 @@ class Pipeline:
     def authorize(
         self, identity: Identity, action: str, resource: dict[str, str], request: Request, record: dict[str, Any]
     ) -> None:
-        self.g.authorize(identity, action, resource, request.headers.get("x-purpose", ""), record)
+        self.g.authorize(identity, action, resource, one_header(request.headers, "x-purpose") or "", record)
 
     async def predict_request(self, request: Request, name: str, shown: str | None = None) -> Response:
         """One audited predict request for model ``name`` (logged as ``shown`` when the name is not trusted)."""
@@ -110,6 +112,7 @@ class Pipeline:
         """The predict steps from the module docstring, up to the response (audited by ``audited``)."""
         g = self.g
         declared_length_ok(request.headers.get("content-length"), g.config.validation.max_body_bytes)
+        require_json_body(request.headers)
         identity = self.identify(request, record)
         router = g.routers.get(name)
         if router is None:
@@ -188,6 +191,7 @@ class Pipeline:
         async def step(record: dict[str, Any]) -> Response:
             identity = self.identify(request, record)
             await self.g.rate_limit(identity, None)
-            return json_response({"models": self.g.visible_models(identity, request.headers.get("x-purpose", ""))})
+            purpose = one_header(request.headers, "x-purpose") or ""
+            return json_response({"models": self.g.visible_models(identity, purpose)})
 
         return await self.audited(request, "models.list", "", step)

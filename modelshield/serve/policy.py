@@ -39,7 +39,7 @@ from casbin.persist.adapter import load_policy_line
 from casbin.util import escape_assertion, key_match
 
 from modelshield.core.errors import InputError
-from modelshield.serve.auth import Identity
+from modelshield.serve.identity import Identity
 
 log = logging.getLogger(__name__)
 

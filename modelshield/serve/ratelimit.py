@@ -6,7 +6,8 @@ A token bucket holds at most ``burst`` tokens and refills at ``rate_per_s``; a r
 
 - ``LocalTokenBucket``: one process (a lock and the monotonic clock).
 - ``RedisTokenBucket``: any number of replicas. Each hit is one Lua script, atomic in Redis, that
-  reads the clock with Redis ``TIME`` so replicas with skewed clocks agree. If Redis cannot be reached
+  reads the clock with Redis ``TIME`` so replicas with skewed clocks agree (a ``clock`` given to the
+  constructor replaces it: tests step time instead of sleeping). If Redis cannot be reached
   the limiter *fails closed* (``ServiceUnavailableError``, HTTP 503) unless built with
   ``fail_open=True``, which admits requests and logs the outage instead.
 - ``DailyQuota``: a budget per key per UTC day (in process, or in Redis with the same failure modes).
@@ -104,10 +105,19 @@ class LocalTokenBucket:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
 
 
-_TOKEN_BUCKET_LUA = """
-local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+# ARGV[1], when not empty, is the caller's clock; else Redis's own, which every replica shares.
+_NOW_LUA = """
+local now = tonumber(ARGV[1])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
+_TOKEN_BUCKET_LUA = (
+    _NOW_LUA
+    + """
+local rate, burst, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens, ts = tonumber(state[1]), tonumber(state[2])
 if tokens == nil or ts == nil then tokens, ts = burst, now end
@@ -123,11 +133,12 @@ redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', strin
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, string.format('%.6f', retry), string.format('%.6f', tokens)}
 """
+)
 
-_DAILY_QUOTA_LUA = """
-local limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+_DAILY_QUOTA_LUA = (
+    _NOW_LUA
+    + """
+local limit, cost = tonumber(ARGV[2]), tonumber(ARGV[3])
 local day = math.floor(now / 86400)
 local key = KEYS[1] .. ':' .. day
 local used = tonumber(redis.call('GET', key) or '0')
@@ -139,12 +150,23 @@ used = tonumber(redis.call('INCRBYFLOAT', key, cost))
 redis.call('EXPIRE', key, math.ceil(to_midnight) + 3600)
 return {1, '0', string.format('%.6f', limit - used)}
 """
+)
 
 
 class _RedisScript:
     """One Lua script on one Redis, with the gateway's failure policy (closed by default, or open)."""
 
-    def __init__(self, url: str, lua: str, *, fail_open: bool, timeout: float, prefix: str, capacity: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        lua: str,
+        *,
+        fail_open: bool,
+        timeout: float,
+        prefix: str,
+        capacity: float,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         import redis
 
         self._errors = (redis.RedisError, OSError)
@@ -153,11 +175,14 @@ class _RedisScript:
         self.fail_open = fail_open
         self.prefix = prefix
         self.capacity = capacity
+        self.clock = clock
         self._last_outage_log = 0.0
 
     def run(self, key: str, *args: float) -> RateDecision:
+        """Run the script on ``key`` with ``args``, and the time: the clock's if one was given, else Redis's."""
+        now = repr(self.clock()) if self.clock is not None else ""
         try:
-            allowed, retry, remaining = self._script(keys=[self.prefix + key], args=list(args))
+            allowed, retry, remaining = self._script(keys=[self.prefix + key], args=[now, *args])
         except self._errors as exc:
             return self._outage(exc)
         return RateDecision(bool(int(allowed)), float(retry), float(remaining))
@@ -195,12 +220,19 @@ class RedisTokenBucket:
         *,
         timeout: float = 0.25,
         prefix: str = "modelshield:rl:",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         _check_bucket(rate_per_s, burst)
         self.rate_per_s = float(rate_per_s)
         self.burst = float(burst)
         self._redis = _RedisScript(
-            url, _TOKEN_BUCKET_LUA, fail_open=fail_open, timeout=timeout, prefix=prefix, capacity=self.burst
+            url,
+            _TOKEN_BUCKET_LUA,
+            fail_open=fail_open,
+            timeout=timeout,
+            prefix=prefix,
+            capacity=self.burst,
+            clock=clock,
         )
 
     def hit(self, key: str, cost: float = 1.0) -> RateDecision:
@@ -214,7 +246,11 @@ class RedisTokenBucket:
 
 
 class DailyQuota:
-    """A budget of ``limit`` per key per UTC day; in process, or shared through Redis with ``redis_url``."""
+    """A budget of ``limit`` per key per UTC day; in process, or shared through Redis with ``redis_url``.
+
+    ``clock`` (seconds since the epoch) is the in-process day's clock; with Redis, Redis's own ``TIME`` is used
+    unless a clock is given.
+    """
 
     def __init__(
         self,
@@ -224,18 +260,24 @@ class DailyQuota:
         fail_open: bool = False,
         timeout: float = 0.25,
         prefix: str = "modelshield:quota:",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not limit > 0:
             raise InputError(f"a daily quota must be positive (got {limit})")
         self.limit = float(limit)
-        self._clock = clock
+        self._clock = clock or time.time
         self._lock = threading.Lock()
         self._used: dict[str, tuple[int, float]] = {}
         self._redis: _RedisScript | None = None
         if redis_url is not None:
             self._redis = _RedisScript(
-                redis_url, _DAILY_QUOTA_LUA, fail_open=fail_open, timeout=timeout, prefix=prefix, capacity=self.limit
+                redis_url,
+                _DAILY_QUOTA_LUA,
+                fail_open=fail_open,
+                timeout=timeout,
+                prefix=prefix,
+                capacity=self.limit,
+                clock=clock,
             )
 
     def hit(self, key: str, cost: float = 1.0) -> RateDecision:

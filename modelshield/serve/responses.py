@@ -6,6 +6,7 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +24,7 @@ class NotFound(GatewayError):
     status = 404
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """Compact JSON (no spaces): the bodies are small and sent often."""
     return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON, headers=headers)
 

@@ -30,11 +30,12 @@ _ERROR_SCHEMA = {
     "properties": {"error": {"type": "string"}, "request_id": {"type": "string"}},
 }
 _ERRORS = {
-    400: "Malformed request: not JSON, nested too deep, or a bad header.",
-    401: "No, bad, expired or revoked credentials.",
+    400: "Malformed request: not JSON, a repeated object key, nested too deep, or a bad or repeated header.",
+    401: "No, bad, expired or revoked credentials, or a credential header sent twice.",
     403: "Authenticated, but the policy does not allow it.",
     404: "No such model.",
     413: "Body or batch over the configured limit.",
+    415: "The body is not sent as plain JSON: Content-Type must be application/json (UTF-8), with no Content-Encoding.",
     422: "The inputs do not fit the model's input signature (shape, dtype, range, NaN/Inf).",
     429: "Over a rate limit or quota; see Retry-After.",
     500: "The model failed on a valid input.",
@@ -67,8 +68,12 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def _predict_openapi(gateway: Gateway, name: str) -> dict[str, Any]:
     """The request body schema of one model's predict operation, from its input signature."""
     signature = gateway.routers[name].primary.signature
-    inputs = {"type": "array", "minItems": 1, "maxItems": gateway.config.validation.max_batch,
-              "items": signature.json_schema()}
+    inputs = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": gateway.config.validation.max_batch,
+        "items": signature.json_schema(),
+    }
     schema = {"type": "object", "required": ["inputs"], "additionalProperties": False, "properties": {"inputs": inputs}}
     return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
@@ -104,13 +109,19 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
         predict.__name__ = f"predict_{re.sub(r'[^a-z0-9]', '_', name)}"
         return predict
 
-    predict_errors = _error_responses(400, 401, 403, 404, 413, 422, 429, 500, 503)
+    predict_errors = _error_responses(400, 401, 403, 404, 413, 415, 422, 429, 500, 503)
     for name in gateway.config.models:
         app.add_api_route(
-            predict_path(name), predict_route(name), methods=["POST"], tags=["predict"],
-            summary=f"Predict with {name}", response_class=Response,
-            responses={200: {"description": "Predictions.", "content": {JSON: {"schema": _PREDICTION_SCHEMA}}},
-                       **predict_errors},
+            predict_path(name),
+            predict_route(name),
+            methods=["POST"],
+            tags=["predict"],
+            summary=f"Predict with {name}",
+            response_class=Response,
+            responses={
+                200: {"description": "Predictions.", "content": {JSON: {"schema": _PREDICTION_SCHEMA}}},
+                **predict_errors,
+            },
             openapi_extra=_predict_openapi(gateway, name),
         )
 
@@ -119,14 +130,15 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
         shown = name if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name) else "(invalid)"
         return await pipeline.predict_request(request, name, shown)
 
-    admin_errors = _error_responses(401, 403, 429, 503)
+    admin_errors = _error_responses(400, 401, 403, 429, 503)
 
     @app.get("/v1/models", tags=["models"], summary="Models this caller may use", responses=admin_errors)
     async def list_models(request: Request) -> Response:
         return await pipeline.list_models(request)
 
-    @app.get("/v1/admin/routes", tags=["admin"], summary="Routes, canary/shadow state, model health",
-             responses=admin_errors)
+    @app.get(
+        "/v1/admin/routes", tags=["admin"], summary="Routes, canary/shadow state, model health", responses=admin_errors
+    )
     async def routes(request: Request) -> Response:
         return await pipeline.admin(request, "registry.read", gateway.describe_routes)
 
@@ -134,8 +146,12 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
     async def registry(request: Request) -> Response:
         return await pipeline.admin(request, "registry.read", gateway.registry_listing)
 
-    @app.get("/v1/admin/audit/verify", tags=["admin"], summary="Verify the audit log's chain and checkpoints",
-             responses=admin_errors)
+    @app.get(
+        "/v1/admin/audit/verify",
+        tags=["admin"],
+        summary="Verify the audit log's chain and checkpoints",
+        responses=admin_errors,
+    )
     async def audit_verify(request: Request) -> Response:
         return await pipeline.admin(request, "audit.read", gateway.verify_audit)
 
@@ -143,8 +159,12 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: every primary model version intact, the audit log writing",
-             responses={503: {"description": "Not ready.", "content": {JSON: {"schema": {"type": "object"}}}}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: every primary model version intact, the audit log writing",
+        responses={503: {"description": "Not ready.", "content": {JSON: {"schema": {"type": "object"}}}}},
+    )
     async def readyz() -> Response:
         broken = [r.name for r in gateway.routers.values() if not r.primary.healthy]
         audit = gateway.audit_log.problem() if gateway.audit_log is not None else None
@@ -152,8 +172,13 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
             return json_response({"status": "ready"}, 200)
         return json_response({"status": "unready", "broken": broken, **({"audit": audit} if audit else {})}, 503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response,
-             responses={200: {"description": "Prometheus text format.", "content": {"text/plain": {}}}})
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format.", "content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -165,8 +190,9 @@ def attach_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return json_response({"error": str(exc.detail), "request_id": request_id(request)}, exc.status_code,
-                             exc.headers)
+        return json_response(
+            {"error": str(exc.detail), "request_id": request_id(request)}, exc.status_code, exc.headers
+        )
 
     @app.exception_handler(FastAPIValidationError)
     async def validation_error(request: Request, exc: FastAPIValidationError) -> Response:

@@ -69,7 +69,9 @@ class Batcher:
     loop itself when recent lone calls took under ``INLINE_FORWARD_SECONDS``.
     """
 
-    def __init__(self, executor: ThreadPoolExecutor, fn: Callable[[np.ndarray], Sequence[Any]], max_batch: int) -> None:
+    def __init__(
+        self, executor: ThreadPoolExecutor, fn: Callable[[np.ndarray], Sequence[Any] | np.ndarray], max_batch: int
+    ) -> None:
         self.executor = executor
         self.fn = fn
         self.max_batch = max_batch
@@ -86,7 +88,7 @@ class Batcher:
             asyncio.get_running_loop().create_task(self._drain())
         return await future
 
-    def _timed(self, x: np.ndarray) -> Sequence[Any]:
+    def _timed(self, x: np.ndarray) -> Sequence[Any] | np.ndarray:
         """``fn``, remembering how long a lone submission takes (it decides what runs inline)."""
         started = time.perf_counter()
         out = self.fn(x)
@@ -96,7 +98,7 @@ class Batcher:
         self._lone_seconds = took if slower else 0.9 * self._lone_seconds + 0.1 * took
         return out
 
-    async def _call(self, loop: asyncio.AbstractEventLoop, lone: bool, x: np.ndarray) -> Sequence[Any]:
+    async def _call(self, loop: asyncio.AbstractEventLoop, lone: bool, x: np.ndarray) -> Sequence[Any] | np.ndarray:
         if lone and self._lone_seconds < INLINE_FORWARD_SECONDS:
             return self._timed(x)
         return await loop.run_in_executor(self.executor, self._timed if lone else self.fn, x)
@@ -150,8 +152,12 @@ class LoadedModel:
     def describe(self) -> dict[str, Any]:
         """What GET /v1/models shows about this version."""
         return {
-            "name": self.name, "version": self.version, "digest": self.digest, "healthy": self.healthy,
-            "input_shape": list(self.signature.input_shape), "bounds": list(self.signature.bounds),
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "healthy": self.healthy,
+            "input_shape": list(self.signature.input_shape),
+            "bounds": list(self.signature.bounds),
             "num_classes": self.signature.num_classes,
         }
 
@@ -179,7 +185,7 @@ class LoadedModel:
 
 
 def _load_file(path: Path, options: Mapping[str, Any]) -> Any:
-    from modelshield.core.loading import load_model
+    from modelshield.integrity.safe_load import load_model
 
     kwargs = {k: options[k] for k in _LOAD_KEYS if options.get(k) is not None}
     for key in ("input_shape", "bounds"):
@@ -208,7 +214,9 @@ def load_source(route: str, source: ModelSource, registry: Any | None) -> Loaded
         if mv.status in ("retired", "quarantined"):
             raise IntegrityError(f"model {mv.name} version {mv.version} is {mv.status} and is never served")
         if source.digest is not None and _hex(mv.digest) != source.digest:
-            raise IntegrityError(f"model {mv.name} version {mv.version} has digest {_hex(mv.digest)}, the config pins {source.digest}")
+            raise IntegrityError(
+                f"model {mv.name} version {mv.version} has digest {_hex(mv.digest)}, the config pins {source.digest}"
+            )
         path, pinned = Path(mv.path), _hex(mv.digest)
         name, version, metadata = mv.name, str(mv.version), dict(mv.metadata or {})
 

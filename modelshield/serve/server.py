@@ -10,12 +10,16 @@ import logging
 import os
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelshield.core.errors import InputError
-from modelshield.serve.app import CONFIG_ENV, create_app
+from modelshield.serve.app import create_app
 from modelshield.serve.config import ServeConfig, load_config
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+CONFIG_ENV = "MODELSHIELD_SERVE_CONFIG"
 DEFAULT_CONFIG = Path("/etc/modelshield/serve.toml")
 
 
@@ -45,18 +49,30 @@ def configure_logging(config: ServeConfig) -> None:
         logging.getLogger(name).handlers[:] = [handler]
 
 
+def app_from_env() -> FastAPI:
+    """uvicorn factory (one app per worker): the app for the config file in ``$MODELSHIELD_SERVE_CONFIG``."""
+    config = load_config(os.environ[CONFIG_ENV])
+    configure_logging(config)
+    return create_app(config)
+
+
 def _ssl_context(_uvicorn_config: Any, _default: Any) -> ssl.SSLContext:
     """TLS context for uvicorn (a module-level function so worker processes can receive it)."""
     from modelshield.serve.mtls import server_ssl_context
 
     config = load_config(os.environ[CONFIG_ENV])
     s = config.server
-    return server_ssl_context(s.tls_cert_file, s.tls_key_file, config.auth.mtls_ca_file,  # type: ignore[arg-type]
-                              require_client_cert=config.auth.mtls_required)
+    return server_ssl_context(
+        s.tls_cert_file,
+        s.tls_key_file,
+        config.auth.mtls_ca_file,  # type: ignore[arg-type]
+        require_client_cert=config.auth.mtls_required,
+    )
 
 
-def run_server(path: str | os.PathLike[str], *, host: str | None = None, port: int | None = None,
-               workers: int | None = None) -> None:
+def run_server(
+    path: str | os.PathLike[str], *, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
     """Serve the config at ``path`` with uvicorn until interrupted; errors in it stop the start with one line."""
     import uvicorn
 
@@ -67,8 +83,13 @@ def run_server(path: str | os.PathLike[str], *, host: str | None = None, port: i
     s = config.server
     workers = workers or s.workers
     options: dict[str, Any] = dict(
-        host=host or s.host, port=s.port if port is None else port, access_log=False, log_config=None,
-        server_header=False, proxy_headers=False, timeout_graceful_shutdown=10,
+        host=host or s.host,
+        port=s.port if port is None else port,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
     )
     if s.tls_cert_file is not None:
         from modelshield.serve.mtls import MtlsH11Protocol
@@ -76,6 +97,6 @@ def run_server(path: str | os.PathLike[str], *, host: str | None = None, port: i
         options.update(ssl_context_factory=_ssl_context, http=MtlsH11Protocol if config.auth.mtls_ca_file else "h11")
         _ssl_context(None, None)  # a bad certificate stops the start here, with one line
     if workers > 1:
-        uvicorn.run("modelshield.serve.app:app_from_env", factory=True, workers=workers, **options)
+        uvicorn.run("modelshield.serve.server:app_from_env", factory=True, workers=workers, **options)
     else:
         uvicorn.run(create_app(config), **options)

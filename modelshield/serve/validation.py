@@ -92,11 +92,19 @@ def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: parsers disagree on which copy of a repeated key wins."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise RequestValidationError("JSON body repeats an object key", status=400)
+    return out
+
+
 def parse_json(body: bytes, max_depth: int) -> Any:
-    """Parse a JSON body after the depth check; NaN/Infinity literals are refused as not JSON."""
+    """Parse a UTF-8 JSON body after the depth check; NaN/Infinity literals and repeated keys are refused."""
     json_depth_ok(body, max_depth)
     try:
-        return json.loads(body, parse_constant=_no_constants)
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         reason = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise RequestValidationError(f"body is not valid JSON: {reason}", status=400) from None

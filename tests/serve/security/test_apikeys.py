@@ -49,8 +49,11 @@ def test_tampered_truncated_and_foreign_keys_are_refused(store: ApiKeyStore, eng
         with pytest.raises(AuthenticationError):
             store.verify(bad)
     other = ApiKeyStore(engine, os.urandom(32))  # same database, different pepper: the digests are useless
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError, match="issued under another pepper than the server's"):
         other.verify(plaintext)
+    assert other.foreign_keys() == 1 and store.foreign_keys() == 0
+    with pytest.raises(AuthenticationError, match="^invalid API key$"):  # a forged secret under the right pepper
+        store.verify(flipped)
 
 
 def test_expiry(engine: sa.Engine, pepper: bytes) -> None:
@@ -126,12 +129,15 @@ def test_revocation_reaches_another_replica_through_redis(
 
 
 def test_without_a_feed_other_processes_see_revocation_within_the_cache_ttl(engine: sa.Engine, pepper: bytes) -> None:
-    a = ApiKeyStore(engine, pepper)
-    b = ApiKeyStore(engine, pepper, cache_ttl=0.2)
+    clock = Clock()
+    a = ApiKeyStore(engine, pepper, clock=clock)
+    b = ApiKeyStore(engine, pepper, cache_ttl=5.0, clock=clock)
     key_id, key = a.create("erin", ["predictor"])
     b.verify(key)
     a.revoke(key_id)
-    time.sleep(0.25)
+    clock.t += 4.9
+    assert b.verify(key).subject == "erin"  # b's cached row is at most cache_ttl old
+    clock.t += 0.1
     with pytest.raises(AuthenticationError, match="revoked"):
         b.verify(key)
 
@@ -169,6 +175,31 @@ def test_pepper_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_pepper()
     with pytest.raises(KeyringError, match="does not exist"):
         load_pepper(tmp_path / "nope")
+
+
+def test_a_missing_pepper_file_is_not_replaced_while_keys_need_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pepper file lost (volume not mounted, file deleted): refuse, naming the file to restore, instead of
+    creating a new pepper under which every existing key would fail as "invalid API key"."""
+    monkeypatch.setenv("MODELSHIELD_HOME", str(tmp_path))
+    monkeypatch.delenv("MODELSHIELD_KEY_PEPPER_FILE", raising=False)
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    store = ApiKeyStore.open(url)  # first start: the default pepper file is created
+    _, key = store.create("ivan", ["predictor"])
+    lost = tmp_path / "apikey-pepper"
+    lost.unlink()
+    with pytest.raises(KeyringError) as info:
+        ApiKeyStore.open(url)
+    message = info.value.diagnostics()
+    assert f"{lost} is missing" in message and store.pepper_id in message and f"restore {lost}" in message
+    assert not lost.exists() and len(message.splitlines()) == 1
+    clock = Clock()
+    clock.t = 4_000_000_000.0  # once every such key has expired, nothing needs the old pepper any more
+    fresh = ApiKeyStore.open(url, clock=clock)
+    assert lost.exists() and fresh.pepper_id != store.pepper_id
+    with pytest.raises(AuthenticationError, match="another pepper"):
+        ApiKeyStore.open(url).verify(key)
 
 
 def test_replicas_creating_the_pepper_at_once_agree_on_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

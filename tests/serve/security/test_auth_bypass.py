@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from test_jwt_auth import AUD, ISS, b64, claims, hs256_with_public_key, write_jwks
 
 from modelshield.serve.apikeys import ApiKeyStore
-from modelshield.serve.auth import Authenticator, Identity
+from modelshield.serve.auth import Authenticator
 from modelshield.serve.errors import AuthenticationError, AuthorizationError
+from modelshield.serve.identity import Identity
 from modelshield.serve.jwt_auth import JwtVerifier
 from modelshield.serve.mtls import MtlsConfig
 from modelshield.serve.policy import PolicyEngine

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelshield.cli.main import app
-from modelshield.core.errors import ModelShieldError
+from modelshield.core.errors import KeyringError, ModelShieldError
 from modelshield.serve.apikeys import ApiKeyStore
 from modelshield.serve.errors import AuthenticationError
 
@@ -77,6 +77,23 @@ def test_create_list_rotate_revoke(env: dict[str, str]) -> None:
         ApiKeyStore.open().verify(new_key)
     text = runner.invoke(app, ["keys", "list"]).stdout
     assert "revoked" in text and "expired" in text and new_key.split("_")[2] not in text
+
+
+def test_a_lost_pepper_is_refused_and_a_foreign_one_is_warned_about(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "--subject", "kim", "--role", "predictor"])
+    assert created.exit_code == 0, created.output
+    pepper = tmp_path / "apikey-pepper"
+    pepper.unlink()
+    lost = runner.invoke(app, ["keys", "list"])
+    assert isinstance(lost.exception, KeyringError) and not pepper.exists()
+    assert f"restore {pepper}" in lost.exception.diagnostics() and "1 usable keys" in lost.exception.diagnostics()
+    other = tmp_path / "other-pepper"
+    other.write_text("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=\n")
+    other.chmod(0o600)
+    listed = runner.invoke(app, ["keys", "list", "--pepper-file", str(other)])
+    assert listed.exit_code == 0 and "kim" in listed.stdout
+    assert "warning: 1 usable keys in this store were made under another pepper" in listed.stderr
 
 
 @pytest.mark.parametrize(

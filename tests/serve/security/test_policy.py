@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelshield.core.errors import InputError
-from modelshield.serve.auth import Identity
+from modelshield.serve.identity import Identity
 from modelshield.serve.policy import DEFAULT_MODEL_CONF, DEFAULT_POLICY, PolicyEngine
 
 

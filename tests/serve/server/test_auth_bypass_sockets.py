@@ -7,6 +7,7 @@ the count of attempts and bypasses is asserted so a report can say "N attempts, 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -36,8 +37,16 @@ def _b64(data: bytes) -> str:
 
 def _claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": "jay", "iss": ISS, "aud": AUD, "iat": now, "exp": now + 300, "roles": ["predictor"],
-            "clearance": "internal", **over}
+    return {
+        "sub": "jay",
+        "iss": ISS,
+        "aud": AUD,
+        "iat": now,
+        "exp": now + 300,
+        "roles": ["predictor"],
+        "clearance": "internal",
+        **over,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +65,22 @@ def jwt_gateway(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFact
     store = ApiKeyStore.open(state.db_url, pepper_file=state.pepper)
     revoked = store.create("mallory", ["predictor"], attributes={"clearance": "internal"})
     store.revoke(revoked.key_id)
-    expiring = store.create("eve", ["predictor"], expires_in=1, attributes={"clearance": "internal"})
     store.close()
+    an_hour_ago = ApiKeyStore.open(state.db_url, pepper_file=state.pepper, clock=lambda: time.time() - 3600)
+    expiring = an_hour_ago.create("eve", ["predictor"], expires_in=60, attributes={"clearance": "internal"})
+    an_hour_ago.close()
     path, digest = weights
-    config = secure_config(state, {"demo": {"path": str(path), "digest": digest, **ARCH}},
-                           auth={"jwks_file": str(root / "jwks.json"), "issuer": ISS, "audience": AUD})
+    config = secure_config(
+        state,
+        {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        auth={"jwks_file": str(root / "jwks.json"), "issuer": ISS, "audience": AUD},
+    )
     with running(config) as url, httpx.Client(base_url=url, timeout=30) as client:
-        yield client, {"good": state.keys["alice"], "revoked": revoked.plaintext, "expired": expiring.plaintext}, rsa_key
+        yield (
+            client,
+            {"good": state.keys["alice"], "revoked": revoked.plaintext, "expired": expiring.plaintext},
+            rsa_key,
+        )
 
 
 def _predict(client: httpx.Client, headers: dict[str, str], body: Any, path: str = "/v1/models/demo/predict") -> int:
@@ -74,14 +92,18 @@ def _predict(client: httpx.Client, headers: dict[str, str], body: Any, path: str
 def test_auth_bypass_attempts_over_sockets_all_fail(jwt_gateway, body):
     client, keys, rsa_key = jwt_gateway
     good_jwt = jwt.encode(_claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
-    assert _predict(client, {"Authorization": f"Bearer {keys['good']}"}, body) == 200  # the controls let a real caller in
+    assert (
+        _predict(client, {"Authorization": f"Bearer {keys['good']}"}, body) == 200
+    )  # the controls let a real caller in
     assert _predict(client, {"Authorization": f"Bearer {good_jwt}"}, body) == 200
-    time.sleep(1.1)  # let the 1-second key expire
     pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     header_none = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "k1"}).encode())
     alg_none = f"{header_none}.{_b64(json.dumps(_claims()).encode())}."
-    signing_input = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode()) + "." + _b64(
-        json.dumps(_claims()).encode())
+    signing_input = (
+        _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+        + "."
+        + _b64(json.dumps(_claims()).encode())
+    )
     mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()  # HMAC keyed with the public key
     hs_confusion = f"{signing_input}.{_b64(mac)}"
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -92,16 +114,24 @@ def test_auth_bypass_attempts_over_sockets_all_fail(jwt_gateway, body):
         "forged api key": keys["good"][:-4] + "AAAA",
         "revoked api key": keys["revoked"],
         "expired api key": keys["expired"],
-        "expired jwt": jwt.encode(_claims(exp=int(time.time()) - 60), rsa_key, algorithm="RS256", headers={"kid": "k1"}),
+        "expired jwt": jwt.encode(
+            _claims(exp=int(time.time()) - 60), rsa_key, algorithm="RS256", headers={"kid": "k1"}
+        ),
         "wrong audience": jwt.encode(_claims(aud="someone-else"), rsa_key, algorithm="RS256", headers={"kid": "k1"}),
-        "wrong issuer": jwt.encode(_claims(iss="https://evil.example"), rsa_key, algorithm="RS256", headers={"kid": "k1"}),
+        "wrong issuer": jwt.encode(
+            _claims(iss="https://evil.example"), rsa_key, algorithm="RS256", headers={"kid": "k1"}
+        ),
         "alg none": alg_none,
         "HS256 signed with the RSA public key": hs_confusion,
         "signed by another key": jwt.encode(_claims(), other_key, algorithm="RS256", headers={"kid": "k1"}),
-        "no roles claim": jwt.encode({k: v for k, v in _claims().items() if k != "roles"}, rsa_key,
-                                     algorithm="RS256", headers={"kid": "k1"}),
-        "tampered payload": good_jwt.split(".")[0] + "." + _b64(json.dumps(_claims(roles=["admin"])).encode())
-        + "." + good_jwt.split(".")[2],
+        "no roles claim": jwt.encode(
+            {k: v for k, v in _claims().items() if k != "roles"}, rsa_key, algorithm="RS256", headers={"kid": "k1"}
+        ),
+        "tampered payload": good_jwt.split(".")[0]
+        + "."
+        + _b64(json.dumps(_claims(roles=["admin"])).encode())
+        + "."
+        + good_jwt.split(".")[2],
     }
     outcomes: dict[str, int] = {}
     for name, token in bearer.items():
@@ -119,20 +149,132 @@ def test_auth_bypass_attempts_over_sockets_all_fail(jwt_gateway, body):
     assert outcomes["oversized body"] == 413 and outcomes["deeply nested body"] == 400
 
 
+def test_request_edges_over_sockets_are_refused_before_the_model(jwt_gateway, body):
+    """Repeated headers, bodies that are not plain JSON, repeated keys, and a trailing slash: each refused with
+    its own status and a message that says what to send instead; none reaches the model."""
+    client, keys, _ = jwt_gateway
+    good, other = f"Bearer {keys['good']}", f"Bearer {keys['revoked']}"
+    payload = json.dumps(body).encode()
+    inputs = json.dumps(body["inputs"]).encode()
+    json_type = ("Content-Type", "application/json")
+
+    def post(
+        headers: list[tuple[str, str]], content: bytes = payload, path: str = "/v1/models/demo/predict"
+    ) -> httpx.Response:
+        return client.post(path, content=content, headers=headers)
+
+    assert post([("Authorization", good), json_type]).status_code == 200
+    assert post([("Authorization", good), ("Content-Type", "application/json; charset=UTF-8")]).status_code == 200
+    cases = {
+        "Authorization twice, same key": (
+            [("Authorization", good), ("Authorization", good), json_type],
+            payload,
+            401,
+            "send one Authorization header, not 2",
+        ),
+        "Authorization twice, good first": (
+            [("Authorization", good), ("Authorization", other), json_type],
+            payload,
+            401,
+            "send one Authorization header",
+        ),
+        "Authorization twice, good last": (
+            [("Authorization", other), ("Authorization", good), json_type],
+            payload,
+            401,
+            "send one Authorization header",
+        ),
+        "X-API-Key twice": (
+            [("X-API-Key", keys["good"]), ("X-API-Key", keys["good"]), json_type],
+            payload,
+            401,
+            "send one X-API-Key header",
+        ),
+        "no Content-Type": ([("Authorization", good)], payload, 415, "no Content-Type: send application/json"),
+        "text/plain": (
+            [("Authorization", good), ("Content-Type", "text/plain")],
+            payload,
+            415,
+            "Content-Type 'text/plain' is not accepted",
+        ),
+        "form": (
+            [("Authorization", good), ("Content-Type", "application/x-www-form-urlencoded")],
+            payload,
+            415,
+            "send application/json",
+        ),
+        "UTF-16": (
+            [("Authorization", good), ("Content-Type", "application/json; charset=utf-16")],
+            payload.decode().encode("utf-16"),
+            415,
+            "JSON is sent as UTF-8",
+        ),
+        "Content-Type twice": (
+            [("Authorization", good), json_type, json_type],
+            payload,
+            400,
+            "send the content-type header once",
+        ),
+        "gzip": (
+            [("Authorization", good), json_type, ("Content-Encoding", "gzip")],
+            gzip.compress(payload),
+            415,
+            "Content-Encoding 'gzip' is not accepted: send the JSON body uncompressed",
+        ),
+        "deflate, br": (
+            [("Authorization", good), json_type, ("Content-Encoding", "deflate, br")],
+            payload,
+            415,
+            "Content-Encoding",
+        ),
+        "repeated key": (
+            [("Authorization", good), json_type],
+            b'{"inputs": [], "inputs": ' + inputs + b"}",
+            400,
+            "JSON body repeats an object key",
+        ),
+        "X-Purpose twice": (
+            [("Authorization", good), json_type, ("X-Purpose", "inference"), ("X-Purpose", "evaluation")],
+            payload,
+            400,
+            "send the x-purpose header once",
+        ),
+    }
+    for name, (headers, content, status, message) in cases.items():
+        r = post(headers, content)
+        assert (r.status_code, message in r.json()["error"], "predictions" in r.json()) == (status, True, False), (
+            name,
+            r.status_code,
+            r.text,
+        )
+    for path in ("/v1/models/demo/predict/", "/v1/models/demo/predict//", "/v1/models/"):
+        r = post([("Authorization", good), json_type], path=path)
+        assert r.status_code == 404 and "location" not in r.headers and not r.is_redirect, (path, r.headers)
+    declared = client.get("/openapi.json").json()["paths"]["/v1/models/demo/predict"]["post"]["responses"]
+    assert {"400", "401", "413", "415", "422"} <= set(declared) and "application/json" in declared["415"]["content"]
+
+
 def test_mtls_gateway_refuses_clients_without_a_certificate(weights, tmp_path, body):
     pki = make_test_pki(tmp_path / "pki", clients={"svc-a": ["spiffe://acme/svc-a"], "stranger": []})
     state = make_state(tmp_path / "state", {})
     path, digest = weights
     config = secure_config(
-        state, {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        state,
+        {"demo": {"path": str(path), "digest": digest, **ARCH}},
         server={"tls_cert_file": str(pki.server_cert), "tls_key_file": str(pki.server_key)},
-        auth={"api_keys": False, "mtls_ca_file": str(pki.ca_cert),
-              "mtls_role_map": {"URI:spiffe://acme/svc-a": ["predictor"]},
-              "mtls_attributes_map": {"URI:spiffe://acme/*": {"clearance": "internal"}}},
+        auth={
+            "api_keys": False,
+            "mtls_ca_file": str(pki.ca_cert),
+            "mtls_role_map": {"URI:spiffe://acme/svc-a": ["predictor"]},
+            "mtls_attributes_map": {"URI:spiffe://acme/*": {"clearance": "internal"}},
+        },
     )
-    options = {"http": MtlsH11Protocol,
-               "ssl_context_factory": lambda _c, _d: server_ssl_context(pki.server_cert, pki.server_key, pki.ca_cert)}
+    options = {
+        "http": MtlsH11Protocol,
+        "ssl_context_factory": lambda _c, _d: server_ssl_context(pki.server_cert, pki.server_key, pki.ca_cert),
+    }
     with running(config, uvicorn_options=options) as url:
+
         def status(cert: tuple[Path, Path] | None) -> int | str:
             ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
             if cert is not None:

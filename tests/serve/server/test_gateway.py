@@ -46,6 +46,7 @@ def gateway(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory)
 def predict(client: httpx.Client, key: str | None, body: Any, model: str = "demo", **kw: Any) -> httpx.Response:
     headers = bearer(key) if key else {}
     if isinstance(body, (bytes, str)):
+        headers = {"Content-Type": "application/json", **headers}
         return client.post(f"/v1/models/{model}/predict", content=body, headers={**headers, **kw.pop("headers", {})})
     return client.post(f"/v1/models/{model}/predict", json=body, headers={**headers, **kw.pop("headers", {})})
 
