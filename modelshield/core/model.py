@@ -27,6 +27,8 @@ class Model(ABC):
     input_shape: tuple[int, ...]
     white_box: bool = False
     has_scores: bool = True
+    labels_from_scores: bool = True
+    """Whether ``predict`` is the argmax of ``logits``; False when the model decides by its own rule."""
     device: torch.device = torch.device("cpu")
 
     def __init__(self) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -51,3 +53,39 @@ def test_adapters_package_exports_every_adapter():
 
     assert sorted(adapters.__all__) == ["OnnxModel", "RemoteModel", "SklearnModel", "TorchModel"]
     assert all(issubclass(getattr(adapters, name), Model) for name in adapters.__all__)
+
+
+@pytest.fixture(scope="module")
+def svc_digits():
+    """SVC(probability=True) on digits: its Platt-scaled probabilities disagree with its predict near the boundary."""
+    from sklearn.svm import SVC
+    from threadpoolctl import threadpool_limits
+
+    from modelshield.core.datasets import sklearn_dataset
+
+    train, test = sklearn_dataset("digits", "train"), sklearn_dataset("digits", "test")
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # sklearn 1.9 deprecates probability=True; users still write it
+        svc = SVC(probability=True, random_state=0).fit(train.x.flatten(1).numpy(), train.y.numpy())
+    return svc, test
+
+
+def test_labels_are_the_estimators_own_predict_not_argmax_of_probabilities(svc_digits):
+    from modelshield.attacks.evasion import Square
+
+    svc, test = svc_digits
+    model = SklearnModel(svc, input_shape=(1, 8, 8))
+    assert model.has_scores and not model.labels_from_scores
+    x, y = test.x[:120], test.y[:120]
+    result = Square(0.1, n_queries=150, seed=0).run(model, x, y, batch_size=50)
+    # Points near the boundary, where the two rules part: every label must be the estimator's predict.
+    points = torch.cat([test.x, result.x_adv])
+    flat = points.flatten(1).numpy()
+    own = svc.predict(flat)
+    by_proba = svc.classes_[svc.predict_proba(flat).argmax(axis=1)]
+    assert (own != by_proba).sum() >= 3  # the case this test is about exists
+    assert model.predict(points).tolist() == own.tolist()
+    # Square searches with the probabilities but counts only what predict confirms.
+    fooled = svc.predict(result.x_adv.flatten(1).numpy()) != y.numpy()
+    assert result.success.tolist() == fooled.tolist()
+    assert result.n_verified == result.n_claimed > 0  # every claim was confirmed before the sample stopped

@@ -12,6 +12,7 @@ from modelshield.attacks.evasion._common import batch_view, check_count, check_f
 from modelshield.attacks.evasion._gradient import GradientAttack
 from modelshield.attacks.evasion._norms import make_ball
 from modelshield.attacks.losses import LossFn, LossSpec, is_adversarial
+from modelshield.attacks.streams import SampleRNG
 from modelshield.core.model import Model
 
 MOMENTUM = 0.75
@@ -53,7 +54,8 @@ class APGD(GradientAttack):
         restarts: random restarts; each sample keeps its first adversarial (default 1).
         rho: fraction of improving steps below which η is halved (default 0.75).
         targeted: ``y`` holds target labels (default False).
-        seed: seed for the random starts (default None: the global RNG).
+        seed: seed for the random starts, drawn per sample index (default None: one seed drawn
+            from torch's global RNG per call).
 
     ``name`` is ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-margin"`` or ``"apgd"`` for a callable.
     Input ``x`` (N, ...) inside ``model.bounds`` with labels ``y`` (N,); output of the same
@@ -86,9 +88,9 @@ class APGD(GradientAttack):
         self.rho = check_fraction("rho", rho)
         self.name = f"apgd-{loss}" if isinstance(loss, str) else "apgd"  # type: ignore[misc]
 
-    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, gen: torch.Generator | None) -> Tensor:
+    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, rng: SampleRNG) -> tuple[Tensor, Tensor]:
         ball = make_ball(self.norm, x, self.eps, model.bounds)
-        x_adv = ball.random_start(gen)
+        x_adv = ball.random_start(rng)
         loss, grad, logits = self._loss_and_grad(model, x_adv, y, objective)
         found = is_adversarial(logits, y, self.targeted)
         x_found = x_adv.clone()
@@ -127,4 +129,4 @@ class APGD(GradientAttack):
                 halved_at_ckpt, best_at_ckpt = halve, loss_best.clone()
                 n_increase.zero_()
                 last_ckpt = k + 1
-        return torch.where(batch_view(found, x), x_found, x_best)
+        return torch.where(batch_view(found, x), x_found, x_best), found

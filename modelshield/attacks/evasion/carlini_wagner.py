@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from modelshield.attacks.base import Attack
+from modelshield.attacks.base import Attack, Outcome
 from modelshield.attacks.evasion._common import batch_view, check_count, check_positive
+from modelshield.attacks.gradients import require_graph
 from modelshield.attacks.losses import is_adversarial, margin
+from modelshield.attacks.streams import SampleRNG
 from modelshield.core.model import Model
 
 _UNSET = 1e10  # "no upper bound on c found yet" in the binary search
@@ -64,9 +66,7 @@ class CarliniWagnerL2(Attack):
         self.binary_search_steps = check_count("binary_search_steps", binary_search_steps)
         self.targeted = bool(targeted)
 
-    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
-        model.check_inputs(x, y)
-        x = x.detach()
+    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
         lo, hi = model.bounds
         w0 = torch.atanh(((x - lo) / (hi - lo) * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
 
@@ -85,38 +85,46 @@ class CarliniWagnerL2(Attack):
             c_low = torch.where(ok_run, c_low, torch.maximum(c_low, c))
             bracketed = c_high < _UNSET
             c = torch.where(bracketed, (c_low + c_high) / 2, c * 10)
-        return best
+        return Outcome(best, torch.isfinite(best_l2))
 
     def _optimise(
         self, model: Model, x: Tensor, y: Tensor, w0: Tensor, c: Tensor, lo: float, hi: float
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Adam on w for a fixed c; returns each sample's smallest-L2 success (or x), L2 and flag."""
+        """Adam on w for a fixed c; returns each sample's smallest-L2 success (or x), L2 and flag.
+
+        Every ``steps // 10`` steps, a sample whose objective fell by less than 0.01 % stops
+        (the paper's early abort, taken per sample so that other samples in the batch don't matter).
+        """
         w = w0.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=self.lr)
         best_l2 = torch.full_like(c, float("inf"))
         best = x.clone()
-        prev = float("inf")
+        prev = torch.full_like(c, float("inf"))
+        running = torch.ones_like(c, dtype=torch.bool)
         check_every = max(self.steps // 10, 1)
         for step in range(self.steps):
             x_new = lo + (hi - lo) * (torch.tanh(w) + 1) / 2
             logits = model.logits(x_new)
+            require_graph(logits, model)
             l2sq = (x_new - x).flatten(1).pow(2).sum(dim=1)
-            f = self._f(logits, y)
-            total = (l2sq + c * f).sum()
+            objective = l2sq + c * self._f(logits, y)
             opt.zero_grad(set_to_none=True)
-            total.backward()
+            objective[running].sum().backward()
+            w_before = w.detach().clone()
             opt.step()
             with torch.no_grad():
-                ok = self._succeeded(logits, y)
+                w.copy_(torch.where(batch_view(running, w), w, w_before))  # stopped samples stay put
+                ok = self._succeeded(logits, y) & running
                 l2 = l2sq.sqrt()
                 better = ok & (l2 < best_l2)
                 best = torch.where(batch_view(better, x), x_new, best)
                 best_l2 = torch.where(better, l2, best_l2)
-                if (step + 1) % check_every == 0:  # abort when the objective stalls (as the paper's code)
-                    cur = float(total)
-                    if cur > prev * 0.9999:
+                if (step + 1) % check_every == 0:
+                    obj = objective.detach()
+                    running &= obj <= prev * 0.9999
+                    prev = torch.where(running, obj, prev)
+                    if not bool(running.any()):
                         break
-                    prev = cur
         return best.detach(), best_l2, torch.isfinite(best_l2)
 
     def _f(self, logits: Tensor, y: Tensor) -> Tensor:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from modelshield.attacks.base import Attack
+from modelshield.attacks.base import Attack, Outcome
 from modelshield.attacks.evasion._common import batch_view, check_count, check_positive, flat_norm
+from modelshield.attacks.gradients import require_graph
 from modelshield.attacks.losses import is_adversarial
+from modelshield.attacks.streams import SampleRNG
 from modelshield.core.model import Model
 
 
@@ -48,9 +50,7 @@ class DeepFool(Attack):
         self.overshoot = check_positive("overshoot", overshoot, allow_zero=True)
         self.candidates = check_count("candidates", candidates, minimum=2)
 
-    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
-        model.check_inputs(x, y)
-        x = x.detach()
+    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
         lo, hi = model.bounds
         k = min(self.candidates, model.num_classes)
         with torch.no_grad():
@@ -60,7 +60,8 @@ class DeepFool(Attack):
 
         x_adv = x.clone()
         r_total = torch.zeros_like(x)
-        active = torch.nonzero(~is_adversarial(scores, y, False)).squeeze(1)
+        fooled = is_adversarial(scores, y, False)
+        active = torch.nonzero(~fooled).squeeze(1)
         for _ in range(self.steps):
             if active.numel() == 0:
                 break
@@ -73,10 +74,10 @@ class DeepFool(Attack):
             r_total[active] += batch_view((f_l.abs() + 1e-4) / n_l.pow(2), g_l) * g_l
             x_adv[active] = (x[active] + (1 + self.overshoot) * r_total[active]).clamp(lo, hi)
             with torch.no_grad():
-                fooled = is_adversarial(model.logits(x_adv[active]), y[active], False)
-            active = active[~fooled]
-        success = is_adversarial(model.predict(x_adv), y, False)
-        return torch.where(batch_view(success, x), x_adv, x)
+                hit = is_adversarial(model.logits(x_adv[active]), y[active], False)
+            fooled[active] = hit
+            active = active[~hit]
+        return Outcome(x_adv, fooled)
 
     @staticmethod
     def _linearise(model: Model, x: Tensor, y: Tensor, others: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,6 +85,7 @@ class DeepFool(Attack):
         n, m = others.shape
         xr = x.unsqueeze(1).expand(n, m, *x.shape[1:]).reshape(n * m, *x.shape[1:]).requires_grad_(True)
         z = model.logits(xr)
+        require_graph(z, model)
         f = z.gather(1, others.reshape(-1, 1)).squeeze(1) - z.gather(1, y.repeat_interleave(m)[:, None]).squeeze(1)
         (g,) = torch.autograd.grad(f.sum(), xr)
         return f.detach().view(n, m), g.view(n, m, *x.shape[1:])

@@ -7,10 +7,11 @@ import math
 import torch
 from torch import Tensor
 
-from modelshield.attacks.base import Attack, Norm
-from modelshield.attacks.evasion._common import batch_view, check_count, check_norm, check_positive, generator
+from modelshield.attacks.base import Attack, Norm, Outcome
+from modelshield.attacks.evasion._common import batch_view, check_count, check_norm, check_positive
 from modelshield.attacks.evasion._norms import ball_class
 from modelshield.attacks.losses import is_adversarial
+from modelshield.attacks.streams import SampleRNG
 from modelshield.core.model import Model
 
 _INIT_TRIES = 50  # random draws per sample when looking for a first adversarial
@@ -41,7 +42,8 @@ class HopSkipJump(Attack):
         init_evals: probes for the first gradient estimate (default 100).
         max_evals: cap on the probes per estimate (default 1000).
         gamma: sets the binary-search tolerance ``θ = γ/d^{3/2}`` (L2) or ``γ/d²`` (L∞) (default 1.0).
-        seed: seed for all random draws (default None: the global RNG).
+        seed: seed for all random draws, drawn per sample index (default None: one seed drawn
+            from torch's global RNG per call).
         targeted: ``y`` holds target labels (default False).
 
     After each call, ``queries_per_sample`` (int64, (N,)) holds each sample's queries until its
@@ -88,12 +90,9 @@ class HopSkipJump(Attack):
 
     # --- the attack ----------------------------------------------------------------------------
 
-    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
-        model.check_inputs(x, y)
-        x = x.detach()
-        self._model, self._y = model, y
+    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
+        self._model, self._y, self._rng = model, y, rng
         self._lo, self._hi = model.bounds
-        self._gen = generator(self.seed, x.device)
         n, d = x.shape[0], x[0].numel()
         self._queries = torch.zeros(n, dtype=torch.long, device=x.device)
         first = torch.full_like(self._queries, -1)  # queries at first success
@@ -130,9 +129,9 @@ class HopSkipJump(Attack):
             grad = self._estimate_direction(boundary, active, dist, t)
             x_adv[active] = self._jump(boundary, grad, dist / math.sqrt(t), active)
 
-        self.queries_per_sample = torch.where(first >= 0, first, self._queries)
+        queries = torch.where(first >= 0, first, self._queries)
         ok = torch.isfinite(best_dist) & (best_dist <= (self.eps if self.eps is not None else float("inf")))
-        return torch.where(batch_view(ok, x), best, x)
+        return Outcome(torch.where(batch_view(ok, x), best, x), ok, queries)
 
     def _initialise(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
         """A first adversarial for samples ``idx``: uniform noise in the bounds, several draws."""
@@ -142,7 +141,7 @@ class HopSkipJump(Attack):
             todo = idx[~found[idx]]
             if todo.numel() == 0:
                 break
-            noise = torch.rand(x[todo].shape, generator=self._gen, device=x.device, dtype=x.dtype)
+            noise = self._rng.rows(todo).uniform(x.shape[1:], dtype=x.dtype)
             noise = noise * (self._hi - self._lo) + self._lo
             hit = self._phi(noise, todo)
             x_adv[todo[hit]] = noise[hit]
@@ -176,36 +175,45 @@ class HopSkipJump(Attack):
         return self._towards(x0, x1, high)
 
     def _estimate_direction(self, boundary: Tensor, owner: Tensor, dist: Tensor, t: int) -> Tensor:
-        """Monte-Carlo estimate of the boundary normal (pointing to the adversarial side)."""
-        n, d = boundary.shape[0], boundary[0].numel()
-        remaining = int((self.max_queries - self._queries[owner]).min())
-        evals = max(1, min(int(self.init_evals * math.sqrt(t)), self.max_evals, remaining))
+        """Monte-Carlo estimate of the boundary normal (pointing to the adversarial side).
+
+        Each sample uses ``B_t`` probes, fewer when its query budget has less left, drawn from
+        its own random stream; samples with equal probe counts are estimated together.
+        """
+        d = boundary[0].numel()
+        remaining = self.max_queries - self._queries[owner]
+        evals = remaining.clamp(min=1, max=min(int(self.init_evals * math.sqrt(t)), self.max_evals))
         if t == 1:
             delta = torch.full_like(dist, 0.1 * (self._hi - self._lo))
         else:
             delta = (math.sqrt(d) if self.norm == "l2" else d) * self._theta * dist
-        grads = []
-        chunk = max(1, _PROBE_ELEMENTS // (evals * d))
-        for s in range(0, n, chunk):
-            b, o, dl = (boundary[s : s + chunk], owner[s : s + chunk], delta[s : s + chunk])
-            shape = (b.shape[0], evals) + tuple(b.shape[1:])
-            if self.norm == "l2":
-                rv = torch.randn(shape, generator=self._gen, device=b.device, dtype=b.dtype)
-            else:
-                rv = torch.rand(shape, generator=self._gen, device=b.device, dtype=b.dtype).mul_(2).sub_(1)
-            per_probe = shape[:2] + (1,) * (b.ndim - 1)
-            rv = rv / rv.flatten(2).norm(dim=2).view(per_probe)
-            dl_v = dl.view((-1, 1) + (1,) * (b.ndim - 1))
-            probes = (b.unsqueeze(1) + dl_v * rv).clamp_(self._lo, self._hi)
-            rv = (probes - b.unsqueeze(1)) / dl_v
-            fval = self._phi(probes.flatten(0, 1), o.repeat_interleave(evals)).view(-1, evals).to(b.dtype) * 2 - 1
-            mean = fval.mean(dim=1, keepdim=True)
-            fval = torch.where(mean.abs() < 1, fval - mean, fval)  # baseline, unless all probes agree
-            grads.append((fval.view(per_probe) * rv).mean(dim=1))
-        g = torch.cat(grads)
+        g = torch.empty_like(boundary)
+        for k in evals.unique().tolist():
+            group = torch.nonzero(evals == k).squeeze(1)
+            chunk = max(1, _PROBE_ELEMENTS // (k * d))
+            for s in range(0, group.numel(), chunk):
+                rows = group[s : s + chunk]
+                g[rows] = self._probe_mean(boundary[rows], owner[rows], delta[rows], k)
         if self.norm == "linf":
             return g.sign()
         return g / batch_view(g.flatten(1).norm(dim=1) + 1e-12, g)
+
+    def _probe_mean(self, b: Tensor, owner: Tensor, delta: Tensor, evals: int) -> Tensor:
+        """Mean of ``evals`` random unit probes around ``b`` weighted by their (baselined) ±1 answers."""
+        rng = self._rng.rows(owner)
+        if self.norm == "l2":
+            rv = rng.normal((evals, *b.shape[1:]), dtype=b.dtype)
+        else:
+            rv = rng.uniform((evals, *b.shape[1:]), dtype=b.dtype).mul_(2).sub_(1)
+        per_probe = (b.shape[0], evals) + (1,) * (b.ndim - 1)
+        rv = rv / rv.flatten(2).norm(dim=2).view(per_probe)
+        dl_v = delta.view((-1, 1) + (1,) * (b.ndim - 1))
+        probes = (b.unsqueeze(1) + dl_v * rv).clamp_(self._lo, self._hi)
+        rv = (probes - b.unsqueeze(1)) / dl_v
+        fval = self._phi(probes.flatten(0, 1), owner.repeat_interleave(evals)).view(-1, evals).to(b.dtype) * 2 - 1
+        mean = fval.mean(dim=1, keepdim=True)
+        fval = torch.where(mean.abs() < 1, fval - mean, fval)  # baseline, unless all probes agree
+        return (fval.view(per_probe) * rv).mean(dim=1)
 
     def _jump(self, boundary: Tensor, direction: Tensor, step: Tensor, owner: Tensor) -> Tensor:
         """Step along ``direction`` from the boundary, halving the step until adversarial again."""
@@ -216,7 +224,8 @@ class HopSkipJump(Attack):
             adv = self._phi(cand, owner[todo])
             out[todo[adv]] = cand[adv]
             todo = todo[~adv]
-            if todo.numel() == 0 or bool((self._queries[owner[todo]] >= self.max_queries).all()):
+            todo = todo[self._queries[owner[todo]] < self.max_queries]  # a sample out of budget stops here
+            if todo.numel() == 0:
                 break
             step = step.clone()
             step[todo] /= 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from modelshield.attacks.base import Norm
@@ -10,6 +9,7 @@ from modelshield.attacks.evasion._common import check_count, check_positive
 from modelshield.attacks.evasion._gradient import GradientAttack
 from modelshield.attacks.evasion._norms import make_ball
 from modelshield.attacks.losses import LossFn, LossSpec
+from modelshield.attacks.streams import SampleRNG
 from modelshield.core.model import Model
 
 
@@ -33,7 +33,8 @@ class PGD(GradientAttack):
         loss: ``"ce"`` (default), ``"dlr"``, ``"margin"`` or a callable ``(logits, y) -> (N,)``
             that an untargeted attack maximises (see :mod:`modelshield.attacks.losses`).
         targeted: ``y`` holds target labels and the attack moves towards them (default False).
-        seed: seed for the random starts (default None: the global RNG).
+        seed: seed for the random starts, drawn per sample index (default None: one seed drawn
+            from torch's global RNG per call).
 
     Input ``x`` (N, ...) inside ``model.bounds`` with labels ``y`` (N,); output of the same
     shape, dtype and device, within ``eps`` of ``x`` and inside the bounds.
@@ -65,15 +66,15 @@ class PGD(GradientAttack):
         self.random_start = bool(random_start)
         self.restarts = check_count("restarts", restarts)
 
-    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, gen: torch.Generator | None) -> Tensor:
+    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, rng: SampleRNG) -> tuple[Tensor, None]:
         """One PGD run: the hot loop is one forward, one input-gradient and two in-place ops."""
         ball = make_ball(self.norm, x, self.eps, model.bounds)
-        x_adv = ball.random_start(gen) if self.random_start else x.clone()
+        x_adv = ball.random_start(rng) if self.random_start else x.clone()
         for _ in range(self.steps):
             _, grad, _ = self._loss_and_grad(model, x_adv, y, objective)
             x_adv.add_(ball.direction(grad), alpha=self.alpha)
             ball.project_(x_adv)
-        return x_adv
+        return x_adv, None
 
 
 class FGSM(PGD):

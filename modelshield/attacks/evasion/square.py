@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
-import random
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-from modelshield.attacks.base import Attack, Norm
+from modelshield.attacks.base import Attack, Norm, Outcome
 from modelshield.attacks.evasion._common import batch_view, check_count, check_fraction, check_norm, check_positive
 from modelshield.attacks.losses import is_adversarial, margin
+from modelshield.attacks.streams import SampleRNG
 from modelshield.core.model import Model
 
 # p is divided by these factors once the share of the budget spent passes each threshold
 # (the paper's schedule for 10 000 queries, rescaled to ``n_queries``).
+_TAPE = 64  # steps of per-sample random draws fetched at once
+
 _P_SCHEDULE = ((0.001, 2), (0.005, 4), (0.02, 8), (0.05, 16), (0.1, 32), (0.2, 64), (0.4, 128), (0.6, 256), (0.8, 512))
 
 
@@ -71,22 +73,25 @@ class Square(Attack):
 
     Algorithms 1-3 of the paper: start from vertical stripes of ±ε (L∞) or a grid of
     pseudo-Gaussian blobs (L2) on the ε-sphere, then repeatedly redraw the perturbation inside
-    one random square window (the same window for the whole batch, a random sign per sample
-    and channel) and keep the change when it lowers the margin loss. The window covers a
-    fraction ``p`` of the input, halved on a fixed schedule as queries are spent. Uses only
-    ``model.logits`` under ``torch.no_grad()``, so it works on black-box adapters (log-probabilities
-    score the same margins). Inputs that are not images are searched as a (1 × features) strip.
+    a random square window (a window and signs per sample and channel, from the sample's own
+    random stream, as the authors' code) and keep the change when it lowers the margin loss. The
+    window covers a fraction ``p`` of the input, halved on a fixed schedule as queries are spent.
+    Searches with ``model.logits`` under ``torch.no_grad()``, so it works on black-box adapters
+    (log-probabilities score the same margins); where the model's labels need not follow its
+    scores (``model.labels_from_scores`` False, e.g. scikit-learn), a sample stops only once
+    ``model.predict`` confirms it. Inputs that are not images are searched as a (1 × features) strip.
 
     Args:
         eps: perturbation budget in ``norm`` (≥ 0), in the model's input units.
         norm: ``"linf"`` (default) or ``"l2"``.
         n_queries: model queries per sample, the clean check included (default 5000).
         p_init: initial fraction of the input in a window (default 0.8 for L∞, 0.1 for L2).
-        seed: seed for windows and signs (default None: fresh randomness).
+        seed: seed for windows and signs, drawn per sample index (default None: one seed drawn
+            from torch's global RNG per call).
         targeted: ``y`` holds target labels (default False).
 
     After each call, ``queries_per_sample`` (int64, (N,)) holds the queries spent on each sample
-    until its first success, or all it was given if it never succeeded; it sums to the queries
+    until its first success, or all it spent if it never succeeded; it sums to the queries
     the call made. Output: same shape, dtype and device as ``x``, within ``eps``, inside bounds.
 
     Example::
@@ -117,114 +122,161 @@ class Square(Attack):
         self.targeted = bool(targeted)
         self.queries_per_sample = torch.zeros(0, dtype=torch.long)
 
-    def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
-        model.check_inputs(x, y)
-        self._rng = random.Random(self.seed)
-        self._gen = torch.Generator(device=x.device).manual_seed(self._rng.getrandbits(63))
+    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
         lo, hi = model.bounds
-        xv = _image_view(x.detach())
+        xv = _image_view(x)
+        n, c, h, w = xv.shape
+        queries = torch.zeros(n, dtype=torch.long, device=x.device)
+        # Labels that may disagree with the scores' argmax (scikit-learn's predict): a claim is
+        # confirmed with the model's own label (one more query) before a sample stops.
+        confirm = not model.labels_from_scores
 
-        def loss_of(cand: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        def judge(cand: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+            """Margin loss (lower is better) and score-based success of candidates for samples ``rows``."""
             with torch.no_grad():
                 scores = model.logits(cand.reshape((-1,) + x.shape[1:]))
-            m = margin(scores, target)  # > 0 once y is not predicted
-            return (m if self.targeted else -m), is_adversarial(scores, target, self.targeted)
+            queries[rows] += 1
+            m = margin(scores, y[rows])  # > 0 once y is not predicted
+            return (m if self.targeted else -m), is_adversarial(scores, y[rows], self.targeted)
+
+        def confirmed(cand: Tensor, rows: Tensor, claim: Tensor) -> Tensor:
+            if not confirm or not bool(claim.any()):
+                return claim
+            hit = rows[claim]
+            out = claim.clone()
+            out[claim] = is_adversarial(model.predict(cand[claim].reshape((-1,) + x.shape[1:])), y[hit], self.targeted)
+            queries[hit] += 1
+            return out
 
         # Clean check (one query each): already-adversarial samples are done.
-        loss_best, done = loss_of(xv, y)
-        queries = torch.ones(x.shape[0], dtype=torch.long, device=x.device)
+        everyone = torch.arange(n, device=x.device)
+        loss_best, claim = judge(xv, everyone)
+        done = confirmed(xv, everyone, claim)
         x_best = xv.clone()
+        init = self._init_linf(xv, rng) if self.norm == "linf" else self._init_l2(xv, rng)
         todo = torch.nonzero(~done).squeeze(1)
         if todo.numel():
-            init = self._init_linf(xv[todo]) if self.norm == "linf" else self._init_l2(xv[todo])
-            x_best[todo] = (xv[todo] + init).clamp(lo, hi)
-            loss_best[todo], done[todo] = loss_of(x_best[todo], y[todo])
-            queries[todo] += 1
+            x_best[todo] = (xv[todo] + init[todo]).clamp(lo, hi)
+            loss_best[todo], claim = judge(x_best[todo], todo)
+            done[todo] = confirmed(x_best[todo], todo, claim)
+        propose = self._propose_linf if self.norm == "linf" else self._propose_l2
+        draws_per_step = (2 if self.norm == "linf" else 5) + c
+        tape = xv.new_empty(0)
         for i in range(self.n_queries - 2):
-            todo = torch.nonzero(~done).squeeze(1)
+            if i % _TAPE == 0:  # the next _TAPE steps' windows and signs, for every sample at once
+                tape = rng.uniform((_TAPE, draws_per_step), dtype=torch.float64)
+            todo = torch.nonzero(~done & (queries < self.n_queries)).squeeze(1)
             if todo.numel() == 0:
                 break
             x0, xb = xv[todo], x_best[todo]
-            propose = self._propose_linf if self.norm == "linf" else self._propose_l2
-            x_new = propose(x0, xb, _p_at(self.p_init, i, self.n_queries), lo, hi)
-            loss, adv = loss_of(x_new, y[todo])
+            x_new = propose(x0, xb, _p_at(self.p_init, i, self.n_queries), lo, hi, tape[todo, i % _TAPE])
+            loss, adv = judge(x_new, todo)
             better = loss < loss_best[todo]
             x_best[todo] = torch.where(batch_view(better, xb), x_new, xb)
             loss_best[todo] = torch.where(better, loss, loss_best[todo])
-            done[todo] = adv & better
-            queries[todo] += 1
-        self.queries_per_sample = queries
-        return x_best.reshape(x.shape)
+            done[todo] = confirmed(x_new, todo, adv & better)
+        return Outcome(x_best.reshape(x.shape), done, queries)
 
-    def _signs(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        return torch.randint(0, 2, shape, generator=self._gen, device=like.device).to(like.dtype).mul_(2).sub_(1)
+    def _window(self, p: float, h: int, w: int, u: Tensor, minimum: int = 1) -> tuple[Tensor, int, int]:
+        """Per-sample windows covering about a fraction ``p`` of an h×w input, placed by uniforms ``u`` (m, 2).
 
-    def _window(self, p: float, h: int, w: int, minimum: int = 1) -> tuple[int, int, int, int]:
-        """A random window covering about a fraction ``p`` of an h×w input: (top, left, height, width)."""
+        Returns the (m, sh, sw) flat pixel indices of each sample's window, and its height and width.
+        """
         if h == 1:
             sh, sw = 1, min(max(round(p * w), minimum), w)
         else:
             s = min(max(round(math.sqrt(p * h * w)), minimum), h, w)
             sh = sw = s
-        return self._rng.randint(0, h - sh), self._rng.randint(0, w - sw), sh, sw
+        top = (u[:, 0] * (h - sh + 1)).long().clamp_(max=h - sh)
+        left = (u[:, 1] * (w - sw + 1)).long().clamp_(max=w - sw)
+        rows = top[:, None] + torch.arange(sh, device=u.device)
+        cols = left[:, None] + torch.arange(sw, device=u.device)
+        return rows[:, :, None] * w + cols[:, None, :], sh, sw
 
     # --- L∞ (Algorithm 2) -------------------------------------------------------------------
 
-    def _init_linf(self, x: Tensor) -> Tensor:
+    def _init_linf(self, x: Tensor, rng: SampleRNG) -> Tensor:
         """Vertical stripes of ±ε, one sign per sample, channel and column."""
-        n, c, _, w = x.shape
-        return self.eps * self._signs((n, c, 1, w), x)
+        _, c, _, w = x.shape
+        return self.eps * rng.signs((c, 1, w), dtype=x.dtype)
 
-    def _propose_linf(self, x: Tensor, x_best: Tensor, p: float, lo: float, hi: float) -> Tensor:
+    def _propose_linf(self, x: Tensor, x_best: Tensor, p: float, lo: float, hi: float, draws: Tensor) -> Tensor:
         n, c, h, w = x.shape
-        top, left, sh, sw = self._window(p, h, w)
-        win = (slice(None), slice(None), slice(top, top + sh), slice(left, left + sw))
-        vals = self.eps * self._signs((n, c, 1, 1), x)
+        win, sh, sw = self._window(p, h, w, draws[:, :2])
+        vals = self.eps * _signs(draws[:, 2:], x).view(n, c, 1)
         # A draw that changes nothing after clipping wastes a query: flip its signs instead.
-        same = ((x[win] + vals).clamp(lo, hi) - x_best[win]).abs().flatten(1).amax(dim=1) < 1e-7
+        same = ((_take(x, win) + vals).clamp(lo, hi) - _take(x_best, win)).abs().flatten(1).amax(dim=1) < 1e-7
         vals = torch.where(batch_view(same, vals), -vals, vals)
         delta = x_best - x
-        delta[win] = vals
+        _put(delta, win, vals.expand(n, c, sh * sw))
         return (x + delta).clamp_(lo, hi)
 
     # --- L2 (Algorithm 3) -------------------------------------------------------------------
 
-    def _pattern(self, h: int, w: int, like: Tensor) -> Tensor:
-        transpose = h == w and self._rng.random() > 0.5
-        return _two_bump_pattern(h, w, transpose).to(device=like.device, dtype=like.dtype)
-
     def _to_sphere(self, delta: Tensor) -> Tensor:
         return delta * batch_view(self.eps / (delta.flatten(1).norm(dim=1) + 1e-12), delta)
 
-    def _init_l2(self, x: Tensor) -> Tensor:
-        """A grid of two-bump blobs with random signs, scaled onto the ε-sphere."""
+    def _init_l2(self, x: Tensor, rng: SampleRNG) -> Tensor:
+        """A grid of two-bump blobs with random signs (and orientation), scaled onto the ε-sphere."""
         n, c, h, w = x.shape
         bh, bw = max(h // 5, 1), max(w // 5, 1)
         delta = torch.zeros_like(x)
         top0, left0 = (h - bh * (h // bh)) // 2, (w - bw * (w // bw)) // 2
-        for top in range(top0, h - bh + 1, bh):
-            for left in range(left0, w - bw + 1, bw):
-                blob = self._pattern(bh, bw, x) * self._signs((n, c, 1, 1), x)
-                delta[:, :, top : top + bh, left : left + bw] += blob
+        cells = [(t, le) for t in range(top0, h - bh + 1, bh) for le in range(left0, w - bw + 1, bw)]
+        draws = rng.uniform((len(cells), 1 + c), dtype=torch.float64)
+        for k, (top, left) in enumerate(cells):
+            blob = _patterns(bh, bw, draws[:, k, 0], x) * _signs(draws[:, k, 1:], x).view(n, c, 1, 1)
+            delta[:, :, top : top + bh, left : left + bw] += blob
         return self._to_sphere(delta)
 
-    def _propose_l2(self, x: Tensor, x_best: Tensor, p: float, lo: float, hi: float) -> Tensor:
+    def _propose_l2(self, x: Tensor, x_best: Tensor, p: float, lo: float, hi: float, draws: Tensor) -> Tensor:
         n, c, h, w = x.shape
-        t1, l1, sh, sw = self._window(p, h, w, minimum=3)
-        t2, l2, _, _ = self._window(p, h, w, minimum=3)
-        win1 = (slice(None), slice(None), slice(t1, t1 + sh), slice(l1, l1 + sw))
-        win2 = (slice(None), slice(None), slice(t2, t2 + sh), slice(l2, l2 + sw))
+        win1, sh, sw = self._window(p, h, w, draws[:, 0:2], minimum=3)
+        win2, _, _ = self._window(p, h, w, draws[:, 2:4], minimum=3)
         delta = x_best - x
-        both = torch.zeros_like(delta[:1, :1])
-        both[win1] = 1.0
-        both[win2] = 1.0
+        both = torch.zeros((n, 1, h, w), dtype=x.dtype, device=x.device)
+        _put(both, win1, 1.0)
+        _put(both, win2, 1.0)
         norm_img = delta.flatten(1).norm(dim=1)
-        norm_win1 = delta[win1].flatten(2).norm(dim=2)[..., None, None]
-        norm_both = (delta * both).flatten(2).norm(dim=2)[..., None, None]
+        in_win1 = _take(delta, win1)  # (n, c, sh·sw)
+        norm_win1 = in_win1.norm(dim=2, keepdim=True)
+        norm_both = (delta * both).flatten(2).norm(dim=2, keepdim=True)
         # New blob plus the old window content, rescaled to use the budget left plus what both windows held.
-        new = self._pattern(sh, sw, x) * self._signs((n, c, 1, 1), x) + delta[win1] / (norm_win1 + 1e-10)
-        budget = ((self.eps**2 - norm_img**2).clamp(min=0)[:, None, None, None] / c + norm_both**2).sqrt()
-        new = new / (new.flatten(2).norm(dim=2)[..., None, None] + 1e-12) * budget
-        delta[win2] = 0.0
-        delta[win1] = new
+        blob = _patterns(sh, sw, draws[:, 4], x).flatten(2) * _signs(draws[:, 5:], x).view(n, c, 1)
+        new = blob + in_win1 / (norm_win1 + 1e-10)
+        budget = ((self.eps**2 - norm_img**2).clamp(min=0)[:, None, None] / c + norm_both**2).sqrt()
+        new = new / (new.norm(dim=2, keepdim=True) + 1e-12) * budget
+        _put(delta, win2, 0.0)
+        _put(delta, win1, new)
         return (x + self._to_sphere(delta)).clamp_(lo, hi)
+
+
+def _signs(u: Tensor, like: Tensor) -> Tensor:
+    """±1 from uniforms ``u``, in ``like``'s dtype."""
+    return torch.where(u < 0.5, -1.0, 1.0).to(like.dtype)
+
+
+def _patterns(h: int, w: int, u: Tensor, like: Tensor) -> Tensor:
+    """(m, 1, h, w) two-bump patterns; a square one is transposed for samples whose ``u`` ≥ ½."""
+    pattern = _two_bump_pattern(h, w, False).to(device=like.device, dtype=like.dtype)
+    out = pattern.expand(u.shape[0], 1, h, w)
+    if h == w:
+        out = torch.where(batch_view(u >= 0.5, out), pattern.T, out)
+    return out
+
+
+def _take(v: Tensor, win: Tensor) -> Tensor:
+    """Each sample's window pixels: (n, c, h, w) and (n, sh, sw) flat indices -> (n, c, sh·sw)."""
+    n, c = v.shape[:2]
+    return v.flatten(2).gather(2, win.reshape(n, 1, -1).expand(n, c, -1))
+
+
+def _put(v: Tensor, win: Tensor, values: Tensor | float) -> None:
+    """Write ``values`` (n, c, sh·sw, or a number) into each sample's window of ``v``, in place."""
+    n, c = v.shape[:2]
+    index = win.reshape(n, 1, -1).expand(n, c, -1)
+    flat = v.view(n, c, -1)
+    if isinstance(values, float):
+        flat.scatter_(2, index, values)
+    else:
+        flat.scatter_(2, index, values.to(v.dtype))

@@ -16,10 +16,15 @@ from modelshield.core.errors import InputError
 class SklearnModel(BlackBoxModel):
     """A scikit-learn classifier; inputs are flattened to (N, features) for the estimator.
 
-    Scores are the log of ``predict_proba`` when the estimator has it; otherwise the model gives
-    labels only (``has_scores = False``) and only decision-based attacks apply. Class ``i`` is the
-    estimator's ``classes_[i]``, so string or non-contiguous labels map to indices 0..C-1.
+    Labels always come from the estimator's own ``predict``: that is what the deployed model
+    decides, and it can disagree with argmax(``predict_proba``) (``SVC(probability=True)`` fits its
+    probabilities by a separate Platt scaling). Scores, the log of ``predict_proba``, serve only
+    score-based attacks; without ``predict_proba`` the model gives labels only (``has_scores =
+    False``) and only decision-based attacks apply. Class ``i`` is the estimator's ``classes_[i]``,
+    so string or non-contiguous labels map to indices 0..C-1.
     """
+
+    labels_from_scores = False
 
     def __init__(
         self,
@@ -58,10 +63,11 @@ class SklearnModel(BlackBoxModel):
         return checked_scores(proba, n=x.shape[0], num_classes=self.num_classes, probabilities=True, device=x.device)
 
     def _labels(self, x: Tensor) -> Tensor:
-        if self.has_scores:
-            return super()._labels(x)
         self._count(x)
-        pred = self.estimator.predict(self._features(x))
+        pred = np.asarray(self.estimator.predict(self._features(x)))
         if self._classes is not None:
-            pred = np.searchsorted(self._classes, pred)
+            idx = np.searchsorted(self._classes, pred).clip(0, len(self._classes) - 1)
+            if pred.shape == idx.shape and not np.array_equal(self._classes[idx], pred):
+                raise InputError(f"{type(self.estimator).__name__}.predict returned labels outside its classes_")
+            pred = idx
         return checked_labels(pred, n=x.shape[0], num_classes=self.num_classes, device=x.device)
