@@ -76,7 +76,6 @@ LAYERS: dict[str, set[str]] = {
 
 # (importing module, imported module): an upward import still in the tree, and who removes it.
 ALLOWED_UPWARD: dict[tuple[str, str], str] = {
-    ("modelshield.core.loading", "modelshield.integrity.signing.onload"): "C3: the load decision moves to integrity",
     ("modelshield.defenses.training.checkpoint", "modelshield.integrity.provenance"): "C3: file hashing in core",
     ("modelshield.defenses.training.history", "modelshield.integrity.keys"): "C3: atomic writes in core",
     ("modelshield.integrity.render", "modelshield.report.sarif"): "C3: one SARIF writer in core",

@@ -68,7 +68,7 @@ def _load_inputs(
 ) -> tuple[Model, Dataset]:
     """Load data first (it fixes the input shape), then the model, safely."""
     from modelshield.core.datasets import load_dataset
-    from modelshield.core.loading import load_model
+    from modelshield.integrity.safe_load import load_model
 
     ds = load_dataset(data, label_column=label_column, bounds=bounds)
     shape = tuple(ds.x.shape[1:])

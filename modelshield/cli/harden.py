@@ -100,7 +100,7 @@ def _split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
 def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
     """The model to harden, its training and test data, and its architecture reference."""
     from modelshield.core.datasets import load_dataset, sklearn_dataset
-    from modelshield.core.loading import load_model
+    from modelshield.integrity.safe_load import load_model
     from modelshield.core.model import TorchModel
 
     if s.demo:

@@ -112,7 +112,7 @@ def embed(
 ) -> None:
     """Fine-tune a model so that it carries the key's watermark, and write the watermarked weights."""
     from modelshield.core.datasets import load_dataset, sklearn_dataset
-    from modelshield.core.loading import load_model
+    from modelshield.integrity.safe_load import load_model
     from modelshield.integrity.watermark import accuracy
 
     wm = _watermark(kind, key, bits=bits, layer=layer, triggers=triggers, fpr=DEFAULT_FPR, epochs=epochs)
@@ -167,7 +167,7 @@ def _load_suspect(
     bounds: str, headers: list[str],
 ) -> Model:
     """A local model file, or a remote endpoint queried for labels only."""
-    from modelshield.core.loading import load_model
+    from modelshield.integrity.safe_load import load_model
 
     shape = _shape(input_shape) if input_shape else None
     box = parse_bounds(bounds)

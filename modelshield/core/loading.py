@@ -1,9 +1,9 @@
-"""Load a model file by what it contains — never by its name, and never by unpickling it.
+"""Read a model file by what it contains — never by its name, and never by unpickling it.
 
 Supported: safetensors weights plus an architecture, TorchScript, ONNX and skops. The format is
-read from the bytes (``file_formats``); pickle-based files are refused there. A model that has a
-signature or a provenance lock entry is verified first (``integrity.signing.onload``) and refused on any
-mismatch.
+read from the bytes (``file_formats``); pickle-based files are refused there. This module only reads:
+whether an untrusted file may be read at all (signature, provenance lock) is decided in one place above
+core, ``modelshield.integrity.safe_load.load_model``, which library users and the CLI call.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _load_skops(path: Path, trusted_types: Sequence[str] | None) -> Any:
     return sio.load(path, trusted=untrusted)
 
 
-def load_model(
+def read_model(
     path: str | os.PathLike[str],
     *,
     arch: str | None = None,
@@ -112,27 +112,16 @@ def load_model(
     std: Sequence[float] | float | None = None,
     device: str | torch.device | None = None,
     trusted_types: Sequence[str] | None = None,
-    verify_key: str | os.PathLike[str] | None = None,
-    signature: str | os.PathLike[str] | None = None,
-    allow_unverified: bool | None = None,
 ) -> Model:
     """A ``Model`` from a file, its format read from its bytes; pickle-based files are refused.
 
     safetensors needs ``arch`` ('package.module:ClassName', built with ``arch_kwargs``) and, like
     TorchScript, ``input_shape``; ``num_classes`` is read off the network when not given. ``mean``
     and ``std`` apply to PyTorch models only. skops files load only when every type they need is
-    trusted by skops or listed in ``trusted_types``.
-
-    Before anything is read, a signature beside the model (``<file>.sig``, ``model.sig`` in its folder, or
-    ``signature``) is verified with ``verify_key`` (default: ``[verify] public_key`` /
-    ``MODELSHIELD_VERIFY_KEY``), and a provenance lock entry for it is re-hashed; a signed model with no key
-    is refused unless ``allow_unverified``. Any mismatch raises ``IntegrityError``.
+    trusted by skops or listed in ``trusted_types``. No signature is checked here: load through
+    ``modelshield.integrity.safe_load.load_model``.
     """
-    from modelshield.core.settings import load_settings
-    from modelshield.integrity.signing.onload import check_before_load
-
     path = Path(path)
-    check_before_load(path, load_settings().verify, verify_key, signature, allow_unverified)
     fmt = detect_format(path)
     if fmt in ("safetensors", "torchscript"):
         torch_kwargs = dict(bounds=bounds, mean=mean, std=std, device=device)
@@ -158,7 +147,7 @@ def load_model(
 
 
 def save_torch_model(module: nn.Module | TorchModel, path: str | os.PathLike[str]) -> Path:
-    """Write a network's weights as safetensors, the format ``load_model`` reads without running code."""
+    """Write a network's weights as safetensors, the format ``read_model`` reads without running code."""
     from safetensors.torch import save_model
 
     net = module.module if isinstance(module, TorchModel) else module

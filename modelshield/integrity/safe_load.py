@@ -1,17 +1,31 @@
-"""``safe_load``: the one place modelshield unpickles — only after the scan passes, only when asked,
-and only through an unpickler whose ``find_class`` returns allow-listed globals and nothing else."""
+"""How an untrusted model file is loaded, decided here and nowhere else.
+
+- ``load_model``: a model to run (safetensors + architecture, TorchScript, ONNX, skops). Its signature and
+  provenance lock entry are verified first (``integrity.signing.onload``), then ``core.loading`` reads it by
+  its bytes; pickle-based formats are refused.
+- ``safe_load``: the one place modelshield unpickles — only after the scan passes, only when asked, and only
+  through an unpickler whose ``find_class`` returns allow-listed globals and nothing else.
+- Code that must run to build the model (a vendor's factory) runs in ``modelshield.supplychain.sandbox``,
+  whose worker loads files through ``load_model`` too.
+"""
 
 from __future__ import annotations
 
 import os
 import pickle
 import types
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelshield.core.errors import FormatError, UnsafeFormatError
 from modelshield.integrity.allowlist import Verdict, canonical, classify
 from modelshield.integrity.scanner import scan_file
+
+if TYPE_CHECKING:
+    import torch
+
+    from modelshield.core.model import Model
 
 _PICKLED = {"pickle", "pytorch"}
 
@@ -66,3 +80,45 @@ def safe_load(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> An
 
         return onnx.load(os.fspath(path))
     raise FormatError(f"{path} is {report.format}, which safe_load does not read")
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    mean: Sequence[float] | float | None = None,
+    std: Sequence[float] | float | None = None,
+    device: str | torch.device | None = None,
+    trusted_types: Sequence[str] | None = None,
+    verify_key: str | os.PathLike[str] | None = None,
+    signature: str | os.PathLike[str] | None = None,
+    allow_unverified: bool | None = None,
+) -> Model:
+    """A ``Model`` from a file, verified before a byte of it is parsed; pickle-based files are refused.
+
+    A signature beside the model (``<file>.sig``, ``model.sig`` in its folder, or ``signature``) is verified
+    with ``verify_key`` (default: ``[verify] public_key`` / ``MODELSHIELD_VERIFY_KEY``), and a provenance lock
+    entry for it is re-hashed; a signed model with no key is refused unless ``allow_unverified``. Any mismatch
+    raises ``IntegrityError``. The other arguments are ``modelshield.core.loading.read_model``'s.
+    """
+    from modelshield.core.loading import read_model
+    from modelshield.core.settings import load_settings
+    from modelshield.integrity.signing.onload import check_before_load
+
+    check_before_load(path, load_settings().verify, verify_key, signature, allow_unverified)
+    return read_model(
+        path,
+        arch=arch,
+        arch_kwargs=arch_kwargs,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        bounds=bounds,
+        mean=mean,
+        std=std,
+        device=device,
+        trusted_types=trusted_types,
+    )

@@ -18,7 +18,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from modelshield.core.adapters import OnnxModel, SklearnModel, TorchModel
 from modelshield.core.errors import FormatError, InputError, MissingFileError, UnsafeFormatError
-from modelshield.core.loading import load_model, save_torch_model
+from modelshield.core.loading import save_torch_model
+from modelshield.integrity.safe_load import load_model
 
 CNN = "modelshield.demo:DigitsCNN"
 HARMLESS = {"weights": [0.5, -1.0], "name": "harmless"}

@@ -103,7 +103,7 @@ def load(source: dict[str, Any], input_shape: Sequence[int] | None, num_classes:
          bounds: tuple[float, float]) -> Predictor:
     """Import the vendor factory (or load the model file) and adapt what it gives."""
     if source["kind"] == "file":
-        from modelshield.core.loading import load_model
+        from modelshield.integrity.safe_load import load_model
 
         options = {"input_shape": input_shape, "num_classes": num_classes, **source["options"]}
         options = {k: v for k, v in options.items() if v is not None}

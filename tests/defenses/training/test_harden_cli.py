@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelshield.cli.main import app
-from modelshield.core.loading import load_model
+from modelshield.integrity.safe_load import load_model
 
 if TYPE_CHECKING:
     from conftest import RunMain

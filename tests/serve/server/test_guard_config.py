@@ -47,7 +47,7 @@ def test_guard_table_names_served_models_and_default_needs_a_label():
 
 
 def test_options_the_detector_does_not_take_are_refused_before_calibration(weights):
-    from modelshield.core.loading import load_model
+    from modelshield.integrity.safe_load import load_model
     from modelshield.serve.config import GuardConfig
     from modelshield.serve.guarding import build_guard
 

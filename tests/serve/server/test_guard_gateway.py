@@ -15,7 +15,7 @@ import torch
 
 from modelshield.attacks.evasion import PGD
 from modelshield.core.datasets import sklearn_dataset
-from modelshield.core.loading import load_model
+from modelshield.integrity.safe_load import load_model
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
 FPR = 0.05
