@@ -75,7 +75,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "builtins.complex",
         "builtins.bytearray",
         "builtins.object",  # the base handed to copyreg._reconstructor by protocol 0/1 pickles
-        "copyreg._reconstructor",  # its class argument must itself be an allowed import (see TYPE_FACTORIES)
+        "copyreg._reconstructor",  # its class argument must itself be an allowed import (see named_arguments)
         "_codecs.encode",  # protocol 0-2 spelling of bytes
         "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_tensor_v2",
@@ -102,17 +102,33 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
 )
 
 # Helpers whose first argument is a class they instantiate: safe only when that class is an allowed import.
-TYPE_FACTORIES: frozenset[str] = frozenset(
+# Cython writes one ``__pyx_unpickle_<Class>(cls, checksum, state)`` per extension class it pickles.
+_TYPE_FACTORIES = frozenset(
     {
         "copyreg._reconstructor",
         "numpy.core.multiarray._reconstruct",
         "numpy._core.multiarray._reconstruct",
-        "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
         *_SKLEARN_NEW_OBJ,
     }
 )
+_PYX_UNPICKLE = re.compile(r"__pyx_unpickle_[A-Za-z_][A-Za-z0-9_]*$")
 
-_CLASS = re.compile(r"[A-Z][A-Za-z0-9]*$")
+
+# numpy.random's constructors call the bit-generator factory they are given: ``ctor(name, factory)``.
+_FACTORY_TAKERS = {"numpy.random._pickle.__randomstate_ctor": 1, "numpy.random._pickle.__generator_ctor": 1}
+
+
+def named_arguments(dotted: str) -> tuple[int, ...]:
+    """Positions of an allowed helper's arguments that it instantiates or calls: each must be a named import
+    (itself judged by this list) or a name string, never an object built at load time."""
+    if dotted in _TYPE_FACTORIES or _PYX_UNPICKLE.match(dotted.rpartition(".")[2]):
+        return (0,)
+    return (_FACTORY_TAKERS[dotted],) if dotted in _FACTORY_TAKERS else ()
+
+
+_CLASS = re.compile(
+    r"_*[A-Z][A-Za-z0-9_]*$|__pyx_unpickle_[A-Za-z_][A-Za-z0-9_]*$"
+)  # CamelCase classes, Cython helpers
 # (package prefix, sub-packages excluded): CamelCase classes under the prefix are data-only constructors.
 _CLASS_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sklearn.", ("sklearn.datasets", "sklearn.externals", "sklearn.utils._testing", "sklearn.utils._show_versions",

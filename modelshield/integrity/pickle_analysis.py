@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from modelshield.integrity import torch_legacy
-from modelshield.integrity.allowlist import PLAIN, TYPE_FACTORIES, Context, Verdict, canonical, classify
+from modelshield.integrity.allowlist import PLAIN, Context, Verdict, canonical, classify, named_arguments
 from modelshield.integrity.joblib_arrays import array_layout
 from modelshield.integrity.results import issue
 
@@ -112,11 +112,14 @@ class _Machine:
         if not isinstance(target, _Global):
             self.flag(Verdict.unknown, "MS-SCAN-PKL-INDIRECT-CALL", "Pickle calls a computed object",
                       "calls something that is not a named import (the result of another call)")  # fmt: skip
-        elif target.dotted in TYPE_FACTORIES and not (
-            isinstance(args, tuple) and args and isinstance(args[0], _Global)
-        ):
-            self.flag(Verdict.unknown, "MS-SCAN-PKL-FACTORY", "Pickle builds an object of a computed class",
-                      f"{target.dotted} is given a class that is not a named, allow-listed import")  # fmt: skip
+        else:
+            for position in named_arguments(target.dotted):
+                if isinstance(args, tuple) and len(args) <= position:
+                    continue  # a missing optional argument takes its safe default
+                given = args[position] if isinstance(args, tuple) else None
+                if not isinstance(given, _Global | str):
+                    self.flag(Verdict.unknown, "MS-SCAN-PKL-FACTORY", "Pickle hands a helper a computed class",
+                              f"{target.dotted} instantiates or calls its argument {position}, which is not a named import")  # fmt: skip
         self.stack.append(_Call(target, args))
 
     def step(self, op: pickletools.OpcodeInfo, arg: Any) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pydantic is imported only when a finding is made
 # Names TorchScript's printer emits or its compiler resolves without Python: builtins, types, ``CONSTANTS``.
 _FREE_NAMES = frozenset(
     {
-        "torch", "ops", "__torch__", "CONSTANTS", "annotate", "uninitialized", "unchecked_cast", "isinstance",
+        "torch", "ops", "__torch__", "__annotations__", "CONSTANTS", "fork", "wait", "infj", "nanj", "annotate", "uninitialized", "unchecked_cast", "isinstance",
         "range", "len", "int", "float", "bool", "str", "complex", "list", "dict", "tuple", "min", "max", "abs",
         "round", "sum", "enumerate", "zip", "divmod", "ord", "chr", "hex", "oct", "bin", "hash", "iter", "next",
         "reversed", "sorted", "any", "all", "pow", "print", "hasattr", "getattr", "math", "inf", "nan",
@@ -50,9 +50,9 @@ _TORCH_CLASS_NAMESPACES = frozenset({"quantized", "xnnpack", "mkldnn", "_quantiz
 _FILE_OPS = frozenset(
     {"torch.from_file", "torch.save", "torch.load", "ops.aten.from_file", "ops.aten.save", "torch.ops.load_library"}
 )
-_CODE = re.compile(r"(^|/)code/.+\.py$")
-_PICKLE = re.compile(r"(^|/)(data|constants|traced_inputs)\.pkl$|(^|/)code/.+\.debug_pkl$")
-_STORAGE = re.compile(r"(^|/)(constants|traced_inputs)/\d+$")
+_CODE = re.compile(r"(^|[/!])code/.+\.py$")  # member names as the scanner gives them: archive!folder/name
+_PICKLE = re.compile(r"(^|[/!])(data|constants|traced_inputs)\.pkl$|(^|[/!])code/.+\.debug_pkl$")
+_STORAGE = re.compile(r"(^|[/!])(constants|traced_inputs)/\d+$")
 
 
 def is_torchscript(names: list[str]) -> bool:
@@ -62,13 +62,14 @@ def is_torchscript(names: list[str]) -> bool:
     )
 
 
-def check_member(name: str, body: bytes, where: str) -> list[Finding] | None:
-    """Judge one member of a TorchScript archive; ``None`` when it is not TorchScript's own (scan it as usual)."""
-    if _CODE.search(name):
+def check_member(body: bytes, where: str) -> list[Finding] | None:
+    """Judge one member (``where`` ends in its name) of a TorchScript archive; ``None`` when it is not
+    TorchScript's own, to be scanned as any other member."""
+    if _CODE.search(where):
         return check_code(body, where)
-    if _PICKLE.search(name):
+    if _PICKLE.search(where):
         return analyse_pickle(body, where, context=TORCHSCRIPT).findings
-    if _STORAGE.search(name):
+    if _STORAGE.search(where):
         return []  # raw tensor bytes, read as storage and never unpickled
     return None
 
