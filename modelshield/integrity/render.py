@@ -1,15 +1,13 @@
 """Scan reports as a table for people, JSON for scripts, SARIF for code-scanning hubs.
 
-Each renderer imports what only it needs (rich for the table, the report package for SARIF), so
-`modelshield scan` starts without the others."""
+Each renderer imports what only it needs (rich for the table), so `modelshield scan` starts without the
+others. SARIF is the shared writer, ``modelshield.core.sarif``."""
 
 from __future__ import annotations
 
 import io
 import json
 from typing import TYPE_CHECKING, Any
-
-import modelshield
 
 if TYPE_CHECKING:
     from modelshield.integrity.results import ScanReport
@@ -37,25 +35,10 @@ def render_json(report: ScanReport, allow_unknown: bool = False) -> str:
 
 
 def render_sarif(report: ScanReport, allow_unknown: bool = False) -> str:
-    """One SARIF run, results located at each scanned file; rule and result shapes shared with assess."""
-    from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, artifact_uri, sarif_result, sarif_rule
+    """One SARIF run, each finding located at its scanned file."""
+    from modelshield.core.sarif import artifact_uri, render_sarif
 
-    pairs = [(finding, artifact_uri(f.path)) for f in report.files for finding in f.findings]
-    rules = {finding.id: finding for finding, _ in reversed(pairs)}
-    index = {rule_id: i for i, rule_id in enumerate(rules)}
-    log = {
-        "$schema": SCHEMA_URI,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {"driver": {"name": "modelshield", "version": modelshield.__version__,
-                                    "informationUri": INFORMATION_URI, "rules": [sarif_rule(f) for f in rules.values()]}},
-                "invocations": [{"executionSuccessful": True}],
-                "results": [sarif_result(finding, index[finding.id], uri) for finding, uri in pairs],
-            }
-        ],
-    }  # fmt: skip
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return render_sarif([(finding, artifact_uri(f.path)) for f in report.files for finding in f.findings])
 
 
 def render_table(report: ScanReport, allow_unknown: bool = False) -> str:

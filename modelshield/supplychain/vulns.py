@@ -30,7 +30,8 @@ from rich.table import Table
 from modelshield import __version__
 from modelshield.core.errors import DependencyError, FormatError, InputError, MissingFileError, ModelShieldError
 from modelshield.core.findings import Finding, Severity
-from modelshield.report.sarif import INFORMATION_URI, SCHEMA_URI, artifact_uri, sarif_result, sarif_rule
+from modelshield.core.sarif import artifact_uri
+from modelshield.core.sarif import render_sarif as sarif_text
 from modelshield.supplychain.osv import SEVERITIES, AdvisoryDatabase, Range
 from modelshield.supplychain.sbom import SPEC_VERSION, installed_distributions, metadata_field, pypi_purl
 
@@ -373,16 +374,7 @@ def _location(v: Vulnerability) -> str:
 
 def render_sarif(report: AuditReport) -> str:
     """One SARIF 2.1.0 run, one rule per advisory, one result per affected package."""
-    pairs = [(_finding(v), _location(v)) for v in report.vulnerabilities]
-    rules = {f.id: f for f, _ in reversed(pairs)}
-    index = {rule_id: i for i, rule_id in enumerate(rules)}
-    log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [{
-        "tool": {"driver": {"name": "modelshield", "version": __version__, "informationUri": INFORMATION_URI,
-                            "rules": [sarif_rule(f) for f in rules.values()]}},
-        "invocations": [{"executionSuccessful": True}],
-        "results": [sarif_result(f, index[f.id], uri) for f, uri in pairs],
-    }]}
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return sarif_text([(_finding(v), _location(v)) for v in report.vulnerabilities])
 
 
 def render_table(report: AuditReport, threshold: str) -> str:
