@@ -11,7 +11,7 @@ Calling an attack runs it on one batch. :meth:`Attack.run` is the evaluation pat
 attack batch by batch over a whole data set, keeps every per-sample figure across batches, checks
 up front that a white-box attack has gradients to follow, and re-verifies every claimed success
 with the model's own labels (as AutoAttack does). Randomness is drawn per sample index
-(:mod:`modelshield.attacks.streams`), so for a given seed the result does not depend on the batch
+(:mod:`modelshield.attacks.noise`), so for a given seed the result does not depend on the batch
 size.
 """
 
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from modelshield.attacks.gradients import probe_gradients
 from modelshield.attacks.losses import is_adversarial
-from modelshield.attacks.streams import SampleRNG, fresh_seed
+from modelshield.attacks.noise import SampleNoise, fresh_seed
 from modelshield.core.errors import InputError
 from modelshield.core.model import Model
 
@@ -95,12 +95,12 @@ class Attack(ABC):
     def __call__(self, model: Model, x: Tensor, y: Tensor) -> Tensor:
         """Return adversarial examples for one batch ``x`` (labels or targets ``y``).
 
-        Sample ``i`` of ``x`` draws its randomness from stream ``(seed, i)``. Black-box attacks
+        Sample ``i`` of ``x`` draws the noise keyed by ``(seed, i)``. Black-box attacks
         leave each sample's query count in ``queries_per_sample``.
         """
         model.check_inputs(x, y)
         x = x.detach()
-        out = self._attack(model, x, y, SampleRNG(self._seed(), range(x.shape[0]), x.device))
+        out = self._attack(model, x, y, SampleNoise(self._seed(), torch.arange(x.shape[0]), x.device))
         if out.queries is not None:
             self.queries_per_sample = out.queries
         if self.minimal and out.claimed is not None:
@@ -130,7 +130,7 @@ class Attack(ABC):
             rows = slice(start, min(start + batch_size, n))
             xb, yb = x[rows], y[rows]
             before = model.queries
-            out = self._attack(model, xb, yb, SampleRNG(seed, range(rows.start, rows.stop), x.device))
+            out = self._attack(model, xb, yb, SampleNoise(seed, torch.arange(rows.start, rows.stop), x.device))
             spent += model.queries - before
             ok = is_adversarial(model.predict(out.x_adv, batch_size), yb, self.targeted)
             x_adv[rows] = torch.where(_per_sample(ok, xb), out.x_adv, xb) if self.minimal else out.x_adv
@@ -147,8 +147,8 @@ class Attack(ABC):
         return fresh_seed() if self.seed is None else int(self.seed)
 
     @abstractmethod
-    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
-        """Attack one batch of checked, detached inputs; row ``i`` draws randomness from ``rng`` row ``i``."""
+    def _attack(self, model: Model, x: Tensor, y: Tensor, noise: SampleNoise) -> Outcome:
+        """Attack one batch of checked, detached inputs; row ``i`` draws randomness from ``noise`` row ``i``."""
 
 
 def _per_sample(flags: Tensor, like: Tensor) -> Tensor:

@@ -120,7 +120,7 @@ def test_seed_none_draws_its_seed_from_the_global_rng(data, digits_model) -> Non
 
 
 def test_a_sample_gets_the_same_random_start_in_any_batch(data, digits_model) -> None:
-    """Sample i of a call draws from stream (seed, i): the first sample of a later batch matches a lone call on it."""
+    """Sample i of a call draws the noise keyed by (seed, i): the first sample of a later batch matches a lone call on it."""
     x, y = data
     attack = PGD(0.1, steps=1, seed=5)
     whole = attack.run(digits_model, x, y, batch_size=BATCH).x_adv

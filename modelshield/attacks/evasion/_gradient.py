@@ -11,7 +11,7 @@ from modelshield.attacks.base import Attack, Norm, Outcome
 from modelshield.attacks.evasion._common import check_norm, check_positive
 from modelshield.attacks.gradients import require_graph
 from modelshield.attacks.losses import LossFn, LossSpec, check_loss, is_adversarial, resolve_loss
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 from modelshield.core.model import Model
 
 
@@ -47,19 +47,19 @@ class GradientAttack(Attack):
         x_adv.requires_grad_(False)
         return loss.detach(), grad, logits.detach()
 
-    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
+    def _attack(self, model: Model, x: Tensor, y: Tensor, noise: SampleNoise) -> Outcome:
         objective = self._objective()
-        x_adv, claimed = self._run(model, x, y, objective, rng)
+        x_adv, claimed = self._run(model, x, y, objective, noise.keyed(0))
         if self.restarts == 1:
             return Outcome(x_adv, claimed)
-        # Later restarts attack only the samples not fooled yet, each continuing its own random
-        # stream; a sample keeps its first adversarial, one never fooled keeps the last run's result.
+        # Later restarts attack only the samples not fooled yet, each with the noise keyed by its
+        # index and the restart; a sample keeps its first adversarial, one never fooled the last run's.
         claimed = self._claims(model, x_adv, y) if claimed is None else claimed
         todo = torch.nonzero(~claimed).squeeze(1)
-        for _ in range(self.restarts - 1):
+        for restart in range(1, self.restarts):
             if todo.numel() == 0:
                 break
-            cand, hit = self._run(model, x[todo], y[todo], objective, rng.rows(todo))
+            cand, hit = self._run(model, x[todo], y[todo], objective, noise.rows(todo).keyed(restart))
             hit = self._claims(model, cand, y[todo]) if hit is None else hit
             x_adv[todo] = cand
             claimed[todo] = hit
@@ -73,6 +73,6 @@ class GradientAttack(Attack):
 
     @abstractmethod
     def _run(
-        self, model: Model, x: Tensor, y: Tensor, objective: LossFn, rng: SampleRNG
+        self, model: Model, x: Tensor, y: Tensor, objective: LossFn, noise: SampleNoise
     ) -> tuple[Tensor, Tensor | None]:
         """One run on ``x`` (labels or targets ``y``) ascending ``objective``: the points and, if tracked, their success."""

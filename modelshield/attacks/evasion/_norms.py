@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from modelshield.attacks.evasion._common import batch_view, check_norm, flat_norm
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 
 
 class Ball(ABC):
@@ -39,12 +39,12 @@ class Ball(ABC):
         """Move ``x_adv`` into the ball and the box, in place; returns it."""
 
     @abstractmethod
-    def _random_delta(self, rng: SampleRNG) -> Tensor:
-        """A random perturbation inside the ε-ball (before clipping to the box), row i from stream i."""
+    def _random_delta(self, noise: SampleNoise) -> Tensor:
+        """A random perturbation inside the ε-ball (before clipping to the box), row i from sample i's noise."""
 
-    def random_start(self, rng: SampleRNG) -> Tensor:
-        """A random point of the ball, clipped into the box; each sample's from its own stream."""
-        return (self.center + self._random_delta(rng)).clamp_(self.lo, self.hi)
+    def random_start(self, noise: SampleNoise) -> Tensor:
+        """A random point of the ball, clipped into the box; each from its own sample's noise."""
+        return (self.center + self._random_delta(noise)).clamp_(self.lo, self.hi)
 
 
 class LinfBall(Ball):
@@ -66,8 +66,8 @@ class LinfBall(Ball):
     def project_(self, x_adv: Tensor) -> Tensor:
         return torch.clamp(x_adv, self._low, self._high, out=x_adv)
 
-    def _random_delta(self, rng: SampleRNG) -> Tensor:
-        u = rng.uniform(self.center.shape[1:], dtype=self.center.dtype)
+    def _random_delta(self, noise: SampleNoise) -> Tensor:
+        u = noise.uniform(self.center.shape[1:], dtype=self.center.dtype)
         return u.mul_(2 * self.eps).sub_(self.eps)
 
 
@@ -92,11 +92,11 @@ class L2Ball(Ball):
         x_adv.mul_(batch_view(scale, x_adv)).add_(self.center)
         return x_adv.clamp_(self.lo, self.hi)
 
-    def _random_delta(self, rng: SampleRNG) -> Tensor:
+    def _random_delta(self, noise: SampleNoise) -> Tensor:
         x = self.center
         d = x[0].numel()
-        v = rng.normal(x.shape[1:], dtype=x.dtype)
-        u = rng.uniform((), dtype=x.dtype)
+        v = noise.normal(x.shape[1:], dtype=x.dtype)
+        u = noise.uniform((), dtype=x.dtype)
         radius = self.eps * u.pow(1.0 / d)  # uniform in the ball, not on its surface
         return v.mul_(batch_view(radius / (flat_norm(v) + 1e-12), v))
 

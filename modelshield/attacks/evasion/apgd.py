@@ -12,7 +12,7 @@ from modelshield.attacks.evasion._common import batch_view, check_count, check_f
 from modelshield.attacks.evasion._gradient import GradientAttack
 from modelshield.attacks.evasion._norms import make_ball
 from modelshield.attacks.losses import LossFn, LossSpec, is_adversarial
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 from modelshield.core.model import Model
 
 MOMENTUM = 0.75
@@ -88,9 +88,9 @@ class APGD(GradientAttack):
         self.rho = check_fraction("rho", rho)
         self.name = f"apgd-{loss}" if isinstance(loss, str) else "apgd"  # type: ignore[misc]
 
-    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, rng: SampleRNG) -> tuple[Tensor, Tensor]:
+    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, noise: SampleNoise) -> tuple[Tensor, Tensor]:
         ball = make_ball(self.norm, x, self.eps, model.bounds)
-        x_adv = ball.random_start(rng)
+        x_adv = ball.random_start(noise)
         loss, grad, logits = self._loss_and_grad(model, x_adv, y, objective)
         found = is_adversarial(logits, y, self.targeted)
         x_found = x_adv.clone()

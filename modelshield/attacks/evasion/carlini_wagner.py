@@ -9,7 +9,7 @@ from modelshield.attacks.base import Attack, Outcome
 from modelshield.attacks.evasion._common import batch_view, check_count, check_positive
 from modelshield.attacks.gradients import require_graph
 from modelshield.attacks.losses import is_adversarial, margin
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 from modelshield.core.model import Model
 
 _UNSET = 1e10  # "no upper bound on c found yet" in the binary search
@@ -66,7 +66,7 @@ class CarliniWagnerL2(Attack):
         self.binary_search_steps = check_count("binary_search_steps", binary_search_steps)
         self.targeted = bool(targeted)
 
-    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
+    def _attack(self, model: Model, x: Tensor, y: Tensor, noise: SampleNoise) -> Outcome:
         lo, hi = model.bounds
         w0 = torch.atanh(((x - lo) / (hi - lo) * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
 

@@ -9,7 +9,7 @@ from modelshield.attacks.base import Attack, Outcome
 from modelshield.attacks.evasion._common import batch_view, check_count, check_positive, flat_norm
 from modelshield.attacks.gradients import require_graph
 from modelshield.attacks.losses import is_adversarial
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 from modelshield.core.model import Model
 
 
@@ -50,7 +50,7 @@ class DeepFool(Attack):
         self.overshoot = check_positive("overshoot", overshoot, allow_zero=True)
         self.candidates = check_count("candidates", candidates, minimum=2)
 
-    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
+    def _attack(self, model: Model, x: Tensor, y: Tensor, noise: SampleNoise) -> Outcome:
         lo, hi = model.bounds
         k = min(self.candidates, model.num_classes)
         with torch.no_grad():

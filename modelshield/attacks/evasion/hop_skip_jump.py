@@ -11,7 +11,7 @@ from modelshield.attacks.base import Attack, Norm, Outcome
 from modelshield.attacks.evasion._common import batch_view, check_count, check_norm, check_positive
 from modelshield.attacks.evasion._norms import ball_class
 from modelshield.attacks.losses import is_adversarial
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 from modelshield.core.model import Model
 
 _INIT_TRIES = 50  # random draws per sample when looking for a first adversarial
@@ -90,8 +90,8 @@ class HopSkipJump(Attack):
 
     # --- the attack ----------------------------------------------------------------------------
 
-    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
-        self._model, self._y, self._rng = model, y, rng
+    def _attack(self, model: Model, x: Tensor, y: Tensor, noise: SampleNoise) -> Outcome:
+        self._model, self._y, self._noise = model, y, noise
         self._lo, self._hi = model.bounds
         n, d = x.shape[0], x[0].numel()
         self._queries = torch.zeros(n, dtype=torch.long, device=x.device)
@@ -137,14 +137,14 @@ class HopSkipJump(Attack):
         """A first adversarial for samples ``idx``: uniform noise in the bounds, several draws."""
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         x_adv = x.clone()
-        for _ in range(_INIT_TRIES):
+        for attempt in range(_INIT_TRIES):
             todo = idx[~found[idx]]
             if todo.numel() == 0:
                 break
-            noise = self._rng.rows(todo).uniform(x.shape[1:], dtype=x.dtype)
-            noise = noise * (self._hi - self._lo) + self._lo
-            hit = self._phi(noise, todo)
-            x_adv[todo[hit]] = noise[hit]
+            draw = self._noise.rows(todo).keyed(0, attempt).uniform(x.shape[1:], dtype=x.dtype)
+            draw = draw * (self._hi - self._lo) + self._lo
+            hit = self._phi(draw, todo)
+            x_adv[todo[hit]] = draw[hit]
             found[todo[hit]] = True
         return found, x_adv
 
@@ -178,7 +178,7 @@ class HopSkipJump(Attack):
         """Monte-Carlo estimate of the boundary normal (pointing to the adversarial side).
 
         Each sample uses ``B_t`` probes, fewer when its query budget has less left, drawn from
-        its own random stream; samples with equal probe counts are estimated together.
+        its own noise; samples with equal probe counts are estimated together.
         """
         d = boundary[0].numel()
         remaining = self.max_queries - self._queries[owner]
@@ -193,18 +193,18 @@ class HopSkipJump(Attack):
             chunk = max(1, _PROBE_ELEMENTS // (k * d))
             for s in range(0, group.numel(), chunk):
                 rows = group[s : s + chunk]
-                g[rows] = self._probe_mean(boundary[rows], owner[rows], delta[rows], k)
+                g[rows] = self._probe_mean(boundary[rows], owner[rows], delta[rows], k, t)
         if self.norm == "linf":
             return g.sign()
         return g / batch_view(g.flatten(1).norm(dim=1) + 1e-12, g)
 
-    def _probe_mean(self, b: Tensor, owner: Tensor, delta: Tensor, evals: int) -> Tensor:
+    def _probe_mean(self, b: Tensor, owner: Tensor, delta: Tensor, evals: int, t: int) -> Tensor:
         """Mean of ``evals`` random unit probes around ``b`` weighted by their (baselined) ±1 answers."""
-        rng = self._rng.rows(owner)
+        noise = self._noise.rows(owner).keyed(1, t)
         if self.norm == "l2":
-            rv = rng.normal((evals, *b.shape[1:]), dtype=b.dtype)
+            rv = noise.normal((evals, *b.shape[1:]), dtype=b.dtype)
         else:
-            rv = rng.uniform((evals, *b.shape[1:]), dtype=b.dtype).mul_(2).sub_(1)
+            rv = noise.uniform((evals, *b.shape[1:]), dtype=b.dtype).mul_(2).sub_(1)
         per_probe = (b.shape[0], evals) + (1,) * (b.ndim - 1)
         rv = rv / rv.flatten(2).norm(dim=2).view(per_probe)
         dl_v = delta.view((-1, 1) + (1,) * (b.ndim - 1))

@@ -9,7 +9,7 @@ from modelshield.attacks.evasion._common import check_count, check_positive
 from modelshield.attacks.evasion._gradient import GradientAttack
 from modelshield.attacks.evasion._norms import make_ball
 from modelshield.attacks.losses import LossFn, LossSpec
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 from modelshield.core.model import Model
 
 
@@ -66,10 +66,10 @@ class PGD(GradientAttack):
         self.random_start = bool(random_start)
         self.restarts = check_count("restarts", restarts)
 
-    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, rng: SampleRNG) -> tuple[Tensor, None]:
+    def _run(self, model: Model, x: Tensor, y: Tensor, objective: LossFn, noise: SampleNoise) -> tuple[Tensor, None]:
         """One PGD run: the hot loop is one forward, one input-gradient and two in-place ops."""
         ball = make_ball(self.norm, x, self.eps, model.bounds)
-        x_adv = ball.random_start(rng) if self.random_start else x.clone()
+        x_adv = ball.random_start(noise) if self.random_start else x.clone()
         for _ in range(self.steps):
             _, grad, _ = self._loss_and_grad(model, x_adv, y, objective)
             x_adv.add_(ball.direction(grad), alpha=self.alpha)

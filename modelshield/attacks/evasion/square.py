@@ -11,7 +11,7 @@ from torch import Tensor
 from modelshield.attacks.base import Attack, Norm, Outcome
 from modelshield.attacks.evasion._common import batch_view, check_count, check_fraction, check_norm, check_positive
 from modelshield.attacks.losses import is_adversarial, margin
-from modelshield.attacks.streams import SampleRNG
+from modelshield.attacks.noise import SampleNoise
 from modelshield.core.model import Model
 
 # p is divided by these factors once the share of the budget spent passes each threshold
@@ -73,8 +73,8 @@ class Square(Attack):
 
     Algorithms 1-3 of the paper: start from vertical stripes of ±ε (L∞) or a grid of
     pseudo-Gaussian blobs (L2) on the ε-sphere, then repeatedly redraw the perturbation inside
-    a random square window (a window and signs per sample and channel, from the sample's own
-    random stream, as the authors' code) and keep the change when it lowers the margin loss. The
+    a random square window (a window and signs per sample and channel, drawn for the sample's
+    index, as in the authors' code) and keep the change when it lowers the margin loss. The
     window covers a fraction ``p`` of the input, halved on a fixed schedule as queries are spent.
     Searches with ``model.logits`` under ``torch.no_grad()``, so it works on black-box adapters
     (log-probabilities score the same margins); where the model's labels need not follow its
@@ -122,7 +122,7 @@ class Square(Attack):
         self.targeted = bool(targeted)
         self.queries_per_sample = torch.zeros(0, dtype=torch.long)
 
-    def _attack(self, model: Model, x: Tensor, y: Tensor, rng: SampleRNG) -> Outcome:
+    def _attack(self, model: Model, x: Tensor, y: Tensor, noise: SampleNoise) -> Outcome:
         lo, hi = model.bounds
         xv = _image_view(x)
         n, c, h, w = xv.shape
@@ -153,7 +153,7 @@ class Square(Attack):
         loss_best, claim = judge(xv, everyone)
         done = confirmed(xv, everyone, claim)
         x_best = xv.clone()
-        init = self._init_linf(xv, rng) if self.norm == "linf" else self._init_l2(xv, rng)
+        init = self._init_linf(xv, noise.keyed(0)) if self.norm == "linf" else self._init_l2(xv, noise.keyed(0))
         todo = torch.nonzero(~done).squeeze(1)
         if todo.numel():
             x_best[todo] = (xv[todo] + init[todo]).clamp(lo, hi)
@@ -164,7 +164,7 @@ class Square(Attack):
         tape = xv.new_empty(0)
         for i in range(self.n_queries - 2):
             if i % _TAPE == 0:  # the next _TAPE steps' windows and signs, for every sample at once
-                tape = rng.uniform((_TAPE, draws_per_step), dtype=torch.float64)
+                tape = noise.keyed(1, i // _TAPE).uniform((_TAPE, draws_per_step), dtype=torch.float64)
             todo = torch.nonzero(~done & (queries < self.n_queries)).squeeze(1)
             if todo.numel() == 0:
                 break
@@ -195,10 +195,10 @@ class Square(Attack):
 
     # --- L∞ (Algorithm 2) -------------------------------------------------------------------
 
-    def _init_linf(self, x: Tensor, rng: SampleRNG) -> Tensor:
+    def _init_linf(self, x: Tensor, noise: SampleNoise) -> Tensor:
         """Vertical stripes of ±ε, one sign per sample, channel and column."""
         _, c, _, w = x.shape
-        return self.eps * rng.signs((c, 1, w), dtype=x.dtype)
+        return self.eps * noise.signs((c, 1, w), dtype=x.dtype)
 
     def _propose_linf(self, x: Tensor, x_best: Tensor, p: float, lo: float, hi: float, draws: Tensor) -> Tensor:
         n, c, h, w = x.shape
@@ -216,14 +216,14 @@ class Square(Attack):
     def _to_sphere(self, delta: Tensor) -> Tensor:
         return delta * batch_view(self.eps / (delta.flatten(1).norm(dim=1) + 1e-12), delta)
 
-    def _init_l2(self, x: Tensor, rng: SampleRNG) -> Tensor:
+    def _init_l2(self, x: Tensor, noise: SampleNoise) -> Tensor:
         """A grid of two-bump blobs with random signs (and orientation), scaled onto the ε-sphere."""
         n, c, h, w = x.shape
         bh, bw = max(h // 5, 1), max(w // 5, 1)
         delta = torch.zeros_like(x)
         top0, left0 = (h - bh * (h // bh)) // 2, (w - bw * (w // bw)) // 2
         cells = [(t, le) for t in range(top0, h - bh + 1, bh) for le in range(left0, w - bw + 1, bw)]
-        draws = rng.uniform((len(cells), 1 + c), dtype=torch.float64)
+        draws = noise.uniform((len(cells), 1 + c), dtype=torch.float64)
         for k, (top, left) in enumerate(cells):
             blob = _patterns(bh, bw, draws[:, k, 0], x) * _signs(draws[:, k, 1:], x).view(n, c, 1, 1)
             delta[:, :, top : top + bh, left : left + bw] += blob
