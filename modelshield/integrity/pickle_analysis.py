@@ -37,6 +37,7 @@ _SCALARS = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FL
 _CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
 _TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_PICKLE_LOAD = Context("pickle.load")  # a plain unpickler: globals as PLAIN, but joblib's arrays are not skipped
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class PickleAnalysis:
     opcodes: int = 0
     globals: set[str] = field(default_factory=set)
     persistent_ids: list[Any] = field(default_factory=list)
+    joblib_arrays: int = 0  # raw arrays skipped the way joblib.load reads them
 
 
 class _Machine:
@@ -207,7 +209,7 @@ class _Machine:
                       f"BUILD sets attributes on {obj.dotted} itself, rewriting code other loads rely on")  # fmt: skip
         elif isinstance(obj, _Call):
             obj.state = state
-            if obj.target == _Global(_JOBLIB_WRAPPER):
+            if obj.target == _Global(_JOBLIB_WRAPPER) and self.context is not _PICKLE_LOAD:
                 self.skip_joblib_array(state)
 
     def skip_joblib_array(self, state: Any) -> None:
@@ -216,6 +218,7 @@ class _Machine:
         if not (isinstance(dtype, _Call) and dtype.target == _Global("numpy.dtype")):
             raise ValueError("joblib array wrapper whose dtype is not a numpy.dtype")
         layout = array_layout(state, dtype.args, dtype.state)
+        self.out.joblib_arrays += 1
         if layout.has_objects:  # a whole pickle of the object array follows
             read_pickle(self.stream, f"{self.where}[joblib object array]", self.depth + 1, self.out, self.context)
             return
@@ -275,6 +278,20 @@ def read_pickle(stream: IO[bytes], where: str, depth: int, out: PickleAnalysis, 
     return machine.result
 
 
+def _as_pickle_load_reads(data: Data, where: str, depth: int) -> list[Finding]:
+    """The same bytes as plain ``pickle.load`` reads them: no joblib array is skipped, so the bytes after
+    the first wrapper are taken as opcodes until one is invalid. What would run before that is judged;
+    the stop itself is how a real joblib file ends under pickle.load and says nothing."""
+    out = PickleAnalysis()
+    stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data  # type: ignore[assignment]
+    stream.seek(0)
+    try:
+        read_pickle(stream, f"{where}[as pickle.load reads it]", depth, out, _PICKLE_LOAD)
+    except Exception:  # noqa: BLE001 - an invalid opcode stops pickle.load: nothing after it runs
+        pass
+    return out.findings
+
+
 def _unparsed(where: str, why: str) -> Finding:
     return issue(Verdict.unparsed, "MS-SCAN-PKL-MALFORMED", "Pickle is truncated or malformed", where,
                  f"could not be parsed to the end ({why}); a payload can run before the error", error=why)  # fmt: skip
@@ -287,6 +304,10 @@ def analyse_pickle(data: Data, where: str, depth: int = 0, context: Context = PL
     for index in range(MAX_STACKED):
         try:
             value = read_pickle(stream, where, depth, out, context)
+            if out.joblib_arrays and index == 0:
+                position = stream.tell()
+                out.findings += _as_pickle_load_reads(data, where, depth)
+                stream.seek(position)
             if index == 0 and value == torch_legacy.MAGIC_NUMBER:
                 torch_legacy.walk(stream, out.persistent_ids, lambda: read_pickle(stream, where, depth, out))
                 out.findings += torch_legacy.trailing(stream, where)

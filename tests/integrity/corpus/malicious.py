@@ -139,7 +139,14 @@ def _joblib(tmp: Path) -> dict[str, Variant]:
     tail = objects.getvalue()
     marker = tail.index(b"\x80\x05", 16)  # the object array's own pickle, written after its wrapper
     inner = _global_call("os", "system", _cmd(tmp), protocol=5)
+    build = real.index(b"K\x10ub") + 4  # numpy_array_alignment_bytes=16, SETITEMS, BUILD: the padding byte next
+    pad = real[build]
+    opcodes = f"os\nsystem\n(S'{_cmd(tmp)}'\ntR.".encode()  # with the byte "c" (99) that joblib reads as a length
+    padding = b"c" + opcodes.ljust(ord("c"), b"\xff")
+    padded = real[:build] + padding + real[build + 1 + pad :]
     return {
+        "joblib_padding_read_as_opcodes": Variant(padded, "joblib padding that plain pickle.load runs as opcodes",
+                                                  "format"),
         "joblib_payload_after_array_bytes": Variant(after_array, "payload after a NumpyArrayWrapper's raw array",
                                                     "format"),
         "joblib_object_array_payload": Variant(tail[:marker] + inner + b"u.", "object array pickle replaced", "format"),
