@@ -343,10 +343,9 @@ def _resolve(data: object, base: Path) -> object:
 
 def parse_config(data: dict[str, object], *, base: Path | None = None, source: str = "config") -> ServeConfig:
     """A checked ``ServeConfig`` from a parsed TOML table; relative paths resolve against ``base``."""
-    if base is not None:
-        data = _resolve(data, base)  # type: ignore[assignment]
+    resolved = data if base is None else _resolve(data, base)
     try:
-        return ServeConfig.model_validate(data)
+        return ServeConfig.model_validate(resolved)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"

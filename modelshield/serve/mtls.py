@@ -159,10 +159,10 @@ def _tls_extension(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
     }
 
 
-class MtlsH11Protocol(H11Protocol):  # type: ignore[misc]
+class MtlsH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, extended to hand each connection's verified client certificate to the app."""
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         tls = _tls_extension(transport.get_extra_info("ssl_object"))
         if tls is None:

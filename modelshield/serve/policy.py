@@ -110,7 +110,7 @@ class _Enforcer(casbin.Enforcer):
     Only used under ``PolicyEngine``'s lock: a parsed expression keeps per-call state.
     """
 
-    def _get_expression(self, expr: str, functions: Any = None) -> Any:  # type: ignore[override]
+    def _get_expression(self, expr: str, functions: Any = None) -> Any:
         cache = self.__dict__.setdefault("_parsed", {})
         if expr not in cache:
             cache[expr] = CoreEnforcer._get_expression(expr, functions)

@@ -62,11 +62,10 @@ def _ssl_context(_uvicorn_config: Any, _default: Any) -> ssl.SSLContext:
 
     config = load_config(os.environ[CONFIG_ENV])
     s = config.server
+    if s.tls_cert_file is None or s.tls_key_file is None:
+        raise InputError("TLS needs both [server] tls_cert_file and tls_key_file")
     return server_ssl_context(
-        s.tls_cert_file,
-        s.tls_key_file,
-        config.auth.mtls_ca_file,  # type: ignore[arg-type]
-        require_client_cert=config.auth.mtls_required,
+        s.tls_cert_file, s.tls_key_file, config.auth.mtls_ca_file, require_client_cert=config.auth.mtls_required
     )
 
 

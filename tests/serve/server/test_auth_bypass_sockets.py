@@ -165,6 +165,7 @@ def test_request_edges_over_sockets_are_refused_before_the_model(jwt_gateway, bo
 
     assert post([("Authorization", good), json_type]).status_code == 200
     assert post([("Authorization", good), ("Content-Type", "application/json; charset=UTF-8")]).status_code == 200
+    assert post([("Authorization", good), json_type], path="/v1/models/demo/%70redict").status_code == 200  # decoded
     cases = {
         "Authorization twice, same key": (
             [("Authorization", good), ("Authorization", good), json_type],

@@ -31,12 +31,12 @@ def test_extraction_burst_raises_the_signal_and_normal_traffic_does_not(weights:
     with running(config) as url, httpx.Client(base_url=url, timeout=30) as client:
         for label, key, queries in (("user", state.keys["user"], x), ("thief", state.keys["thief"], probes)):
             for q in queries:
-                r = client.post("/v1/models/demo/predict", json={"inputs": [q.tolist()]},
-                                headers={"Authorization": f"Bearer {key}"})
+                r = client.post(
+                    "/v1/models/demo/predict", json={"inputs": [q.tolist()]}, headers={"Authorization": f"Bearer {key}"}
+                )
                 assert r.status_code == 200, (label, r.text)
-            if label == "user":
-                time.sleep(0.2)
-                assert _flag_count(client) == 0.0  # ordinary traffic raises nothing
+            if label == "user":  # ordinary traffic raises nothing (a late flag would also show in the audit below)
+                assert _flag_count(client) == 0.0
         deadline = time.monotonic() + 5
         while _flag_count(client) < 1.0 and time.monotonic() < deadline:
             time.sleep(0.05)
