@@ -1,21 +1,26 @@
 """modelshield's model-file scanner against modelscan, picklescan and fickling, in one run.
 
-Detection: the integrity test corpus (``tests/integrity/integrity_corpus.py``: malicious variants and benign
-files) is written into a temp folder twice — once under realistic model-file names (``model.pkl``,
+Detection: two corpora. The hold-in integrity corpus (``tests/integrity/integrity_corpus.py``: malicious
+variants and benign files) and the larger one (``tests/integrity/corpus``: benign files written by torch,
+scikit-learn, joblib, skops, Keras, h5py, ONNX, NumPy, XGBoost and LightGBM across options, malicious
+variants by published technique, A1's format-confusion vectors), reported per technique source and, for
+benign files, per library. Each is written into a temp folder twice — once under realistic model-file names (``model.pkl``,
 ``model.pt``, ``model.keras``, ``saved_model.pb``… the fair test for scanners that pick a parser by
 extension) and once as the corpus writes it (malicious files with no extension). Every scanner looks at every
 file in a subprocess with a timeout, so a crash or hang in one never stops the run. Nothing here loads or
 unpickles a corpus file.
 
-Speed: a ~1.1 GB PyTorch checkpoint (``torch.save`` of a state dict of random float32 tensors) is scanned
+Speed: a multi-GB PyTorch checkpoint (``torch.save`` of a state dict of random float32 tensors) is scanned
 by each tool's command as a subprocess (median of ``--repeats``, interleaved, page cache warm after one
-untimed read), next to ``hashlib.sha256`` of the same file in 1 MiB chunks as the disk/hash floor.
+untimed read), next to ``hashlib.sha256`` of the same file in 1 MiB chunks as the disk/hash floor, and
+in-process through each tool's Python API (imports paid once, median of ``--repeats``).
 modelshield runs as a CI gate runs it, ``modelshield scan FILE``. Start-up is the median of
 ``--startup-runs`` runs of each command on a 5-byte pickle, tools interleaved.
 
     python bench/scan.py --markdown --json out.json
     python bench/scan.py --corpus-only --markdown
     python bench/scan.py --speed-only --repeats 15 --startup-runs 21 --markdown
+    python bench/scan.py --corpus-only --larger-only --markdown     # the larger corpus alone
 
 Peers are driven the way a user would gate on them: modelscan and picklescan through their CLIs
 (``modelscan -p FILE -r json``, ``picklescan --path FILE``), fickling through ``fickling.scan_file`` (its
@@ -83,22 +88,40 @@ def layout(variant: str) -> tuple[str, str]:
     return "raw pickle", "model.pkl"
 
 
-def build_corpus(root: Path) -> list[dict[str, Any]]:
-    """Write the corpus under ``root/src`` and lay out the two passes; return one entry per file."""
-    sys.path.insert(0, str(CORPUS_DIR))
-    from integrity_corpus import write_corpus  # writes by dumping, never loads
+def larger_name(variant: str) -> str:
+    """The realistic file name for a malicious variant of the larger corpus."""
+    prefixes = {"joblib_": "model.joblib", "legacy_torch_": "model.pt", "torchscript_": "model.pt",
+                "keras_": "model.keras", "h5_": "model.h5", "sonatype_": "model.joblib"}  # fmt: skip
+    return next((name for prefix, name in prefixes.items() if variant.startswith(prefix)), "model.pkl")
 
-    src = write_corpus(_mkdir(root / "src"))
+
+def build_corpus(root: Path, hold_in: bool = True, larger: bool = True) -> list[dict[str, Any]]:
+    """Write the corpora under ``root/src`` and lay out the two passes; return one entry per file."""
+    sys.path.insert(0, str(CORPUS_DIR))
+    files: list[tuple[Path, str, bool, str, str]] = []  # source, variant, malicious, category, realistic name
+    if hold_in:
+        from integrity_corpus import write_corpus  # writes by dumping, never loads
+
+        src = write_corpus(_mkdir(root / "src"))
+        for kind in ("bad", "good"):
+            for f in sorted((src / kind).iterdir()):
+                category, name = layout(f.name) if kind == "bad" else ("hold-in", f.name)
+                files.append((f, f.name, kind == "bad", category, name))
+    if larger:
+        from corpus import build  # the larger corpus: real-library files and techniques, never loaded
+
+        for e in build(_mkdir(root / "larger")).entries:
+            realistic = e.path.name if not e.malicious or e.group == "confusion" else larger_name(e.name)
+            files.append((e.path, e.name, e.malicious, e.group, realistic))
     entries = []
-    for kind in ("bad", "good"):
-        for f in sorted((src / kind).iterdir()):
-            category, name = layout(f.name) if kind == "bad" else ("benign", f.name)
-            named = _mkdir(root / "named" / kind / f.name) / name
-            bare = _mkdir(root / "bare" / kind / f.name) / (f.name if kind == "bad" else Path(f.name).stem)
-            shutil.copyfile(f, named)
-            shutil.copyfile(f, bare)
-            entries.append({"variant": f.name, "malicious": kind == "bad", "category": category,
-                            "paths": {"named": str(named), "bare": str(bare)}})  # fmt: skip
+    for n, (f, variant, malicious, category, name) in enumerate(files):
+        named = _mkdir(root / "named" / str(n)) / name
+        bare = _mkdir(root / "bare" / str(n)) / (variant if malicious else Path(variant).stem)
+        shutil.copyfile(f, named)
+        shutil.copyfile(f, bare)
+        entries.append({"variant": variant, "malicious": malicious, "category": category,
+                        "corpus": "hold-in" if category in (*CATEGORIES, "hold-in") else "larger",
+                        "paths": {"named": str(named), "bare": str(bare)}})  # fmt: skip
     return entries
 
 
@@ -119,6 +142,24 @@ def worker(tool: str, paths: list[str]) -> int:
             v = rep.verdict.value
             first = rep.findings[0].id if rep.findings else ""
             return ("missed" if v == "safe" else "caught"), f"{v} {rep.format} {first}".strip()
+    elif tool == "picklescan":
+        from picklescan.scanner import scan_file_path
+
+        def one(path: str) -> tuple[str, str]:
+            res = scan_file_path(path)
+            if res.infected_files or res.issues_count:
+                return "caught", f"{res.issues_count} issues"
+            return ("error", "scan error") if res.scan_err else ("missed", f"scanned {res.scanned_files}")
+    elif tool == "modelscan":
+        from modelscan.modelscan import ModelScan
+
+        def one(path: str) -> tuple[str, str]:
+            res = ModelScan().scan(path)
+            if res["issues"]:
+                return "caught", str(res["issues"][0].get("operator", ""))[:120]
+            if res["errors"]:
+                return "error", str(res["errors"][0].get("description", ""))[:120]
+            return "missed", f"scanned {res['summary']['scanned']['total_scanned']}"
     else:
         import fickling
         from fickling.analysis import Severity
@@ -240,8 +281,10 @@ def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
     bad = [e for e in entries if e["malicious"]]
     good = [e for e in entries if not e["malicious"]]
     out: dict[str, Any] = {"malicious": len(bad), "benign": len(good), "modes": {}}
+    categories = list(dict.fromkeys(e["category"] for e in bad))  # hold-in categories, then technique sources
+    libraries = list(dict.fromkeys(e["category"] for e in good))
     for mode in ("named", "bare"):
-        m: dict[str, Any] = {"totals": {}, "categories": {}, "false_positives": {}}
+        m: dict[str, Any] = {"totals": {}, "categories": {}, "false_positives": {}, "libraries": {}}
         for tool in SCANNERS:
             counts = {
                 s: sum(e[mode][tool]["status"] == s for e in bad) for s in ("caught", "error", "skipped", "missed")
@@ -249,7 +292,12 @@ def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
             counts["fails"] = counts["caught"] + counts["error"]
             m["totals"][tool] = counts
             m["false_positives"][tool] = [e["variant"] for e in good if e[mode][tool]["status"] in FAILS]
-            for cat in CATEGORIES:
+            for lib in libraries:
+                rows = [e for e in good if e["category"] == lib]
+                m["libraries"].setdefault(lib, {"n": len(rows)})[tool] = sum(
+                    e[mode][tool]["status"] in FAILS for e in rows
+                )
+            for cat in categories:
                 rows = [e for e in bad if e["category"] == cat]
                 m["categories"].setdefault(cat, {"n": len(rows)})[tool] = {
                     "fails": sum(e[mode][tool]["status"] in FAILS for e in rows),
@@ -347,6 +395,14 @@ def _scan_in_process(path: Path, repeats: int) -> float:
     return round(statistics.median(times), 4)
 
 
+def _peer_in_process(tool: str, path: Path, repeats: int, cwd: str) -> float:
+    """Median seconds of a peer's Python API on the file, ``repeats`` times in one process (imports paid once)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", tool, *[str(path)] * repeats]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=1800)
+    times = [json.loads(line)["seconds"] for line in proc.stdout.splitlines() if line.startswith("{")]
+    return round(statistics.median(times), 4) if times else float("nan")
+
+
 def speed(work: Path, size_gb: float, repeats: int, startup_runs: int, log: Callable[[str], None]) -> dict[str, Any]:
     ckpt = work / "checkpoint.pt"
     info = build_checkpoint(ckpt, size_gb, log)
@@ -403,6 +459,8 @@ def speed(work: Path, size_gb: float, repeats: int, startup_runs: int, log: Call
             if "in_process_s" in row:
                 row["in_process_median_s"] = round(statistics.median(row["in_process_s"]), 3)
         rows["modelshield"]["in_process_median_s"] = _scan_in_process(ckpt, repeats)
+        for tool in ("modelscan", "picklescan"):
+            rows[tool]["in_process_median_s"] = _peer_in_process(tool, ckpt, repeats, cwd)
         for row in rows.values():
             row["ratio_vs_modelshield"] = round(row["median_s"] / rows["modelshield"]["median_s"], 3)
         return {"checkpoint": info, "repeats": repeats, "startup_runs": startup_runs, "rows": rows}
@@ -413,7 +471,23 @@ def speed(work: Path, size_gb: float, repeats: int, startup_runs: int, log: Call
 # --------------------------------------------------------------------------------------------------- reporting
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("modelshield", "modelscan", "picklescan", "fickling", "torch", "numpy", "onnx", "safetensors"):
+    for pkg in (
+        "modelshield",
+        "modelscan",
+        "picklescan",
+        "fickling",
+        "torch",
+        "numpy",
+        "onnx",
+        "safetensors",
+        "scikit-learn",
+        "joblib",
+        "skops",
+        "keras",
+        "h5py",
+        "xgboost",
+        "lightgbm",
+    ):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -449,7 +523,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m.get('load_avg_end')} at the end.",
         f"Versions: modelshield {v['modelshield']} ({v.get('modelshield_commit', '?')}), modelscan {v['modelscan']}, "
         f"picklescan {v['picklescan']}, fickling {v['fickling']}; Python {v['python']}, torch {v['torch']}, "
-        f"numpy {v['numpy']}, onnx {v['onnx']}.",
+        f"numpy {v['numpy']}, onnx {v['onnx']}; scikit-learn {v['scikit-learn']}, joblib {v['joblib']}, "
+        f"skops {v['skops']}, keras {v['keras']}, h5py {v['h5py']}, xgboost {v['xgboost']}, lightgbm {v['lightgbm']}.",
         "",
     ]
     if "detection" in report:
@@ -496,6 +571,13 @@ def markdown(report: dict[str, Any]) -> str:
             )
             lines.append(f"| false positives (of {s['benign']}) | | " + " | ".join(
                 str(len(mm["false_positives"][t])) for t in SCANNERS) + " |")  # fmt: skip
+        for mode, title in (("named", "realistic file names"), ("bare", "bare names")):
+            libs = s["modes"][mode]["libraries"]
+            lines += ["", f"**Benign files per library, {title}** — files that fail the gate (false positives)", "",
+                      "| library | n | " + " | ".join(SCANNERS) + " |", "|---|---:|" + "---:|" * len(SCANNERS)]  # fmt: skip
+            lines += [
+                f"| {lib} | {c['n']} | " + " | ".join(str(c[t]) for t in SCANNERS) + " |" for lib, c in libs.items()
+            ]
     if "speed" in report:
         sp = report["speed"]
         ck = sp["checkpoint"]
@@ -529,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--corpus-only", action="store_true", help="detection table only, no checkpoint timing")
     ap.add_argument("--speed-only", action="store_true", help="checkpoint timing only")
+    ap.add_argument("--larger-only", action="store_true", help="detection on the larger corpus only")
+    ap.add_argument("--hold-in-only", action="store_true", help="detection on the hold-in integrity corpus only")
     ap.add_argument("--size-gb", type=float, default=1.1, help="checkpoint size for the speed run")
     ap.add_argument("--repeats", type=int, default=3, help="timed scans of the checkpoint per tool")
     ap.add_argument("--startup-runs", type=int, default=11, help="runs per tool on a 5-byte pickle, for start-up")
@@ -550,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if not args.speed_only:
             log("detection:")
-            entries = build_corpus(work)
+            entries = build_corpus(work, hold_in=not args.larger_only, larger=not args.hold_in_only)
             detect(entries, work, log)
             report["detection"] = entries
             report["summary"] = summarise(entries)

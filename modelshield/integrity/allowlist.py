@@ -34,11 +34,11 @@ class Verdict(RankedEnum):
 
 _TORCH_STORAGES = (
     "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool", "ComplexFloat",
-    "ComplexDouble", "Untyped", "QInt8", "QUInt8", "QInt32",
+    "ComplexDouble", "Untyped", "QInt8", "QUInt8", "QInt32", "QUInt4x2", "QUInt2x4",
 )  # fmt: skip
 _TORCH_DTYPES = (
     "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool", "complex64",
-    "complex128", "float8_e4m3fn", "float8_e5m2",
+    "complex128", "float8_e4m3fn", "float8_e5m2", "qint8", "quint8", "qint32", "uint16", "uint32", "uint64",
 )  # fmt: skip
 _NUMPY_SCALARS = (
     "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
@@ -82,6 +82,12 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state",
         "torch._utils._rebuild_qtensor",
+        "torch._utils._rebuild_sparse_tensor",
+        "torch._utils._rebuild_meta_tensor_no_storage",
+        "torch._utils._rebuild_nested_tensor",
+        "torch.serialization._get_layout",  # looks a layout up by name, as torch's weights_only loader allows
+        *(f"torch.{q}" for q in ("per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric")),
+        *(f"torch.{layout}" for layout in ("strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr")),
         "torch.Size",
         "torch.device",
         "torch.storage.UntypedStorage",

@@ -48,6 +48,12 @@ def _torch(folder: Path) -> dict[str, str]:
     lin(torch.randn(3, 4)).sum().backward()
     opt.step()
     checkpoint = {"model": lin.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "loss": 0.25}
+    quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), dtype=torch.qint8)
+    mixed = {
+        "sparse": torch.eye(4).to_sparse(),
+        "half": torch.ones(3, dtype=torch.float16),
+        "device": torch.device("cpu"),
+    }
     files = {
         "torch_state_dict.pt": lambda p: torch.save(net.state_dict(), p),
         "torch_whole_module.pt": lambda p: torch.save(seq, p),
@@ -55,6 +61,8 @@ def _torch(folder: Path) -> dict[str, str]:
         "torch_legacy_state_dict.pt": lambda p: torch.save(net.state_dict(), p, _use_new_zipfile_serialization=False),
         "torch_legacy_whole_module.pt": lambda p: torch.save(seq, p, _use_new_zipfile_serialization=False),
         "torch_protocol4_state_dict.pt": lambda p: torch.save(net.state_dict(), p, pickle_protocol=4),
+        "torch_quantized_state_dict.pt": lambda p: torch.save(quantized.state_dict(), p),
+        "torch_sparse_half_device.pt": lambda p: torch.save(mixed, p),
         "torchscript_script.pt": lambda p: torch.jit.save(torch.jit.script(net), p),
         "torchscript_trace.pt": lambda p: torch.jit.save(torch.jit.trace(net, torch.zeros(2, 1, 8, 8)), p),
         "torch_safetensors.safetensors": lambda p: _safetensors(net.state_dict(), p),
