@@ -209,7 +209,7 @@ class _Machine:
                       f"BUILD sets attributes on {obj.dotted} itself, rewriting code other loads rely on")  # fmt: skip
         elif isinstance(obj, _Call):
             obj.state = state
-            if obj.target == _Global(_JOBLIB_WRAPPER) and self.context is not _PICKLE_LOAD:
+            if _is_joblib_wrapper(obj) and self.context is not _PICKLE_LOAD:
                 self.skip_joblib_array(state)
 
     def skip_joblib_array(self, state: Any) -> None:
@@ -243,6 +243,14 @@ class _Machine:
         if len(data) > 2 and data[0] == 0x80 and data[1] <= 5 and self.depth < MAX_NESTING:
             inner = analyse_pickle(data, f"{self.where}[embedded pickle]", self.depth + 1, self.context)
             self.out.findings.extend(inner.findings)
+
+
+def _is_joblib_wrapper(obj: _Call) -> bool:
+    """A ``NumpyArrayWrapper`` built by NEWOBJ (protocol 2+) or by ``copyreg._reconstructor`` (protocol 0/1)."""
+    wrapper = _Global(_JOBLIB_WRAPPER)
+    if obj.target == _Global("copyreg._reconstructor"):
+        return isinstance(obj.args, tuple) and bool(obj.args) and obj.args[0] == wrapper
+    return obj.target == wrapper
 
 
 def _as_dict(items: list[Any]) -> dict[Any, Any] | Any:

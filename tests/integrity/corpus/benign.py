@@ -118,8 +118,9 @@ def _sklearn(folder: Path) -> dict[str, str]:
         files[f"joblib_{compressor}.joblib"] = "joblib"
     arrays = {"floats": rng.random((50, 3)), "text": np.array(["a", "bc"]), "objects": np.array([1, "x"], dtype=object),
               "record": np.zeros(3, dtype=[("a", "f4"), ("b", "i8")]), "fortran": np.asfortranarray(rng.random((4, 5)))}  # fmt: skip
-    joblib.dump(arrays, folder / "joblib_arrays.joblib")
-    files["joblib_arrays.joblib"] = "joblib"
+    for protocol in (0, pickle.DEFAULT_PROTOCOL):
+        joblib.dump(arrays, folder / f"joblib_arrays_protocol{protocol}.joblib", protocol=protocol)
+        files[f"joblib_arrays_protocol{protocol}.joblib"] = "joblib"
     if importlib.util.find_spec("skops"):
         import skops.io
 
