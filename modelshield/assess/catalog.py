@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelshield.defenses.results import DEFAULT_DETECTORS as DEFAULT_DETECTORS  # re-exported for the CLI
+from modelshield.defenses.results import DETECTOR_NAMES as DETECTOR_NAMES
+
 WHITE_BOX_ATTACKS = ("fgsm", "pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "cw", "deepfool")
 BLACK_BOX_ATTACKS = ("square", "hopskipjump")
 ALL_ATTACKS = WHITE_BOX_ATTACKS + BLACK_BOX_ATTACKS
-DETECTOR_NAMES = ("feature-squeezing", "mahalanobis", "lid", "energy", "max-softmax")
-DEFAULT_DETECTORS = DETECTOR_NAMES[:4]
+MASKING_FLAGS = frozenset({"zero-gradients", "black-box-beats-white-box", "randomised-outputs"})
+"""Sanity flags whose failure means gradient attacks under-report what an attacker achieves: verdict UNTRUSTED."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,24 @@ UNTRUSTWORTHY_EVALUATION = Rule(
     ("ML01:2023",),
     "A sanity check failed (gradient masking, randomness or an attack bug can inflate robust accuracy): "
     "read the check's detail and re-run with stronger or black-box attacks before trusting the numbers.",
+)
+WHITE_BOX_UNKNOWN = Rule(
+    "MS-SANITY-002",
+    "White-box robustness unknown: the model's gradients are masked or missing",
+    ("AML.T0043.000", "AML.T0015"),
+    ("ML01:2023",),
+    "Gradient attacks could not measure this model (non-differentiable or quantising forward, zero or missing "
+    "input gradients), so its white-box robustness is unknown and the gate cannot pass on it. Trust only the "
+    "black-box figures; assess a differentiable surrogate (e.g. the network without its argmax or quantisation "
+    "step) or attack it with BPDA/EOT before relying on the model.",
+)
+ATTACK_ERROR = Rule(
+    "MS-ASSESS-001",
+    "An attack did not complete",
+    ("AML.T0043",),
+    ("ML01:2023",),
+    "The model raised inside this attack, so the assessment has no numbers for it: read the error, fix the model "
+    "or its endpoint, and re-run with --attacks naming this attack.",
 )
 LOW_CERTIFIED_ACCURACY = Rule(
     "MS-CERT-001",

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from modelshield.core.findings import Finding
+from modelshield.defenses.results import CertifiedPoint, DetectionRecord
+
+Verdict = Literal["PASSED", "FAILED", "UNTRUSTED", "NO GATE"]
+"""PASSED/FAILED: robust accuracy at the gating ε against ``--fail-under``; UNTRUSTED: the sanity checks
+say gradients are masked (or nothing could be measured at the gate), so a pass would mean nothing;
+NO GATE: no threshold was set, so nothing was decided."""
 
 
 class AttackRecord(BaseModel):
@@ -22,7 +28,25 @@ class AttackRecord(BaseModel):
     targeted: bool = False
     median_l2: float | None = Field(default=None, description="median L2 norm of successful perturbations")
     samples: int | None = Field(default=None, description="how many samples the attack ran on")
+    claimed: int | None = Field(default=None, description="successes the attack claimed")
+    verified: int | None = Field(
+        default=None,
+        description="claimed successes the model's own labels confirm at the final inputs; only these count",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AttackError(BaseModel):
+    """An attack that did not produce numbers: the model raised inside it, or it does not apply."""
+
+    attack: str
+    norm: Literal["linf", "l2"]
+    eps: float | None = Field(description="budget in the norm; null for minimum-norm attacks")
+    kind: Literal["error", "not-applicable"] = Field(
+        description="error: the model or the attack raised; not-applicable: the model has no usable gradients"
+    )
+    error: str = Field(description="the exception's type")
+    message: str = Field(description="what went wrong, in one line")
 
 
 class QueryCurve(BaseModel):
@@ -41,30 +65,6 @@ class SanityFlag(BaseModel):
     name: str
     passed: bool
     detail: str
-
-
-class CertifiedPoint(BaseModel):
-    """Randomized smoothing: certified accuracy at one L2 radius (Cohen et al. 2019)."""
-
-    radius: float = Field(description="L2 radius, in input units")
-    certified_accuracy: float = Field(description="fraction certified correct with at least this radius")
-    abstain_rate: float = Field(description="fraction the smoothed classifier abstained on")
-    sigma: float = Field(description="standard deviation of the smoothing noise")
-
-
-class DetectionRecord(BaseModel):
-    """How well one detector separates clean inputs from one attack's adversarial examples."""
-
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-    name: str = Field(description="detector")
-    attack: str
-    adaptive: bool = Field(description="the attack knew the detector and optimised against it")
-    auc: float | None = Field(description="ROC AUC, clean vs successful adversarial; null with no successes")
-    tpr_at_fpr_005: float | None = Field(
-        alias="tpr_at_fpr_0.05", description="share of adversarial examples flagged at a 5% false-positive rate"
-    )
-    samples: int = Field(default=0, description="successful adversarial examples scored")
 
 
 class AssessmentResult(BaseModel):
@@ -86,5 +86,9 @@ class AssessmentResult(BaseModel):
     sanity: list[SanityFlag] = Field(default_factory=list)
     certified: list[CertifiedPoint] = Field(default_factory=list, description="certified accuracy against L2 radius")
     detectors: list[DetectionRecord] = Field(default_factory=list, description="adversarial-input detector evaluation")
+    errors: list[AttackError] = Field(default_factory=list, description="attacks that raised or did not apply")
     findings: list[Finding] = Field(default_factory=list)
-    passed: bool = True
+    verdict: Verdict = Field(default="NO GATE", description="the gate's outcome; UNTRUSTED when gradients are masked")
+    passed: bool = Field(
+        default=True, description="false when the command exits 1: FAILED, or UNTRUSTED unless allowed"
+    )

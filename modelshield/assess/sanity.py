@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from modelshield.assess.catalog import MASKING_FLAGS
 from modelshield.assess.results import AssessmentResult, SanityFlag
 from modelshield.attacks.base import Attack
 from modelshield.core.model import Model
@@ -34,18 +35,29 @@ class SanityContext:
     """(attack, the inputs it was given, the adversarials it returned) for every run."""
 
 
+def _input_gradients(model: Model, x: Tensor, y: Tensor) -> Tensor | None:
+    """The cross-entropy loss gradient for each input; None when the output does not depend on it differentiably."""
+    x = x.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(model.logits(x), y, reduction="sum")
+    if not loss.requires_grad:
+        return None
+    (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+    return grad
+
+
 def zero_gradients(ctx: SanityContext) -> SanityFlag | None:
-    """Samples whose loss gradient is exactly zero can't be attacked by gradients: masking."""
+    """Samples whose loss gradient is exactly zero (or missing) can't be attacked by gradients: masking."""
     if not ctx.model.white_box:
         return None
-    x = ctx.x[:_SUBSET].clone().requires_grad_(True)
-    loss = torch.nn.functional.cross_entropy(ctx.model.logits(x), ctx.y[:_SUBSET], reduction="sum")
-    (grad,) = torch.autograd.grad(loss, x)
-    frac = float((grad.flatten(1).abs().amax(dim=1) == 0).float().mean())
+    grad = _input_gradients(ctx.model, ctx.x[:_SUBSET], ctx.y[:_SUBSET])
+    usable = (
+        torch.zeros(len(ctx.x[:_SUBSET]), dtype=torch.bool) if grad is None else grad.flatten(1).abs().amax(dim=1) > 0
+    )
+    frac = float((~usable).float().mean())
     return SanityFlag(
         name="zero-gradients",
         passed=frac <= 0.05,
-        detail=f"{frac:.1%} of samples have an all-zero input gradient"
+        detail=f"{frac:.1%} of samples have an all-zero, non-finite or missing input gradient"
         + ("; gradient-based attacks cannot move them (gradient masking?)" if frac > 0.05 else ""),
     )
 
@@ -91,7 +103,11 @@ def budget_respected(ctx: SanityContext) -> SanityFlag:
             continue
         d = (x_adv - src).flatten(1)
         size = d.abs().amax(dim=1) if attack.norm == "linf" else d.norm(dim=1)
-        if float(size.max()) > eps * (1 + 1e-4) + 1e-6 or float(x_adv.min()) < lo - 1e-6 or float(x_adv.max()) > hi + 1e-6:
+        if (
+            float(size.max()) > eps * (1 + 1e-4) + 1e-6
+            or float(x_adv.min()) < lo - 1e-6
+            or float(x_adv.max()) > hi + 1e-6
+        ):
             worst.append(f"{attack.name}/{attack.norm}@{eps:g}")
     return SanityFlag(
         name="budget-respected",
@@ -105,7 +121,9 @@ def budget_respected(ctx: SanityContext) -> SanityFlag:
 def monotone_in_eps(ctx: SanityContext) -> SanityFlag | None:
     """Robust accuracy must not rise as ε grows; if it does, an attack is not converging."""
     bad = []
-    for name, norm in {(r.attack, r.norm) for r in ctx.result.attacks if r.eps is not None and r.attack in ("pgd", "fgsm")}:
+    for name, norm in {
+        (r.attack, r.norm) for r in ctx.result.attacks if r.eps is not None and r.attack in ("pgd", "fgsm")
+    }:
         curve = sorted((r.eps, r.robust_accuracy) for r in ctx.result.attacks if (r.attack, r.norm) == (name, norm))
         for (e0, a0), (e1, a1) in itertools.pairwise(curve):
             if a1 > a0 + _TOL:
@@ -148,6 +166,13 @@ def unbounded_attacks_succeed(ctx: SanityContext) -> SanityFlag | None:
         detail="minimum-norm attacks fooled ≥95% of correctly classified samples"
         if not weak
         else f"unbounded attacks should reach ~100% success but got {', '.join(weak)}",
+    )
+
+
+def gradients_masked(result: AssessmentResult) -> bool:
+    """True when a white-box attack could not apply or a masking flag failed: gradient attacks under-report."""
+    return any(e.kind == "not-applicable" for e in result.errors) or any(
+        not flag.passed and flag.name in MASKING_FLAGS for flag in result.sanity
     )
 
 

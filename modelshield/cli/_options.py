@@ -41,3 +41,46 @@ def parse_headers(pairs: list[str]) -> dict[str, str]:
             raise InputError(f"--header {pair.split(':')[0]!r}...: use 'Name: value'")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def parse_shape(text: str, what: str) -> tuple[int, ...]:
+    """'C,H,W' (or any number of dimensions) as positive integers."""
+    dims = parse_floats(text, what)
+    if any(d != int(d) or d < 1 for d in dims):
+        raise InputError(f"{what} takes positive integers like 3,32,32, not {text!r}")
+    return tuple(int(d) for d in dims)
+
+
+def parse_step(text: str) -> tuple[float, bool]:
+    """PGD's step: absolute ('0.01', '2/255') or relative to ε ('eps/4', '0.25*eps', '2.5*eps/10').
+
+    Returns (value, relative); a relative step is that fraction of each attack's ε.
+    """
+    bad = InputError(f"--pgd-step: {text!r} is not a step (use e.g. 0.01, 2/255, eps/4 or 0.25*eps)")
+    cleaned = text.replace(" ", "").lower()
+    relative = "eps" in cleaned
+    if cleaned.count("eps") > 1 or "," in cleaned:
+        raise bad
+    value = 1.0
+    for op, token in _terms(cleaned.replace("eps", "1")):
+        try:
+            number = float(token)
+            value = value * number if op == "*" else value / number
+        except (ValueError, ZeroDivisionError):
+            raise bad from None
+    if not 0 < value < float("inf"):
+        raise bad
+    return value, relative
+
+
+def _terms(expr: str) -> list[tuple[str, str]]:
+    """'1/4*2' → [('*', '1'), ('/', '4'), ('*', '2')]: a product of numbers, left to right."""
+    out, op, token = [], "*", ""
+    for ch in expr:
+        if ch in "*/":
+            out.append((op, token))
+            op, token = ch, ""
+        else:
+            token += ch
+    out.append((op, token))
+    return out

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from modelshield.assess.catalog import ALL_ATTACKS, DEFAULT_DETECTORS, DETECTOR_NAMES
-from modelshield.cli._options import parse_bounds, parse_floats, parse_headers
-from modelshield.core.errors import InputError
+from modelshield.cli._options import parse_bounds, parse_floats, parse_headers, parse_shape, parse_step
+from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.settings import load_settings
 
 if TYPE_CHECKING:  # torch loads only when an assessment runs, so other commands start fast
@@ -61,112 +75,385 @@ def _pick(option: int | None, configured: int | None, default: int | None) -> in
     return configured if configured is not None else default
 
 
-def _load_inputs(
-    model: str, data: str, arch: str | None, arch_kwargs: str | None, label_column: str | None,
-    bounds: tuple[float, float] | None, mean: str | None, std: str | None, num_classes: int | None,
-    headers: list[str], device: str | None,
-) -> tuple[Model, Dataset]:
-    """Load data first (it fixes the input shape), then the model, safely."""
+#: Python argument names in library messages, as the flags a CLI user types instead.
+_FLAG_WORDS = (
+    (re.compile(r"\barch='([^']*)'"), r"--arch \1"),
+    (re.compile(r"\btrusted_types=\[\.\.\.\]"), "--trust-type MODULE.CLASS (once per type)"),
+    (re.compile(r"\binput_shape=\(([^)]*)\)"), lambda m: "--input-shape " + m.group(1).replace(" ", "")),
+    (re.compile(r"\bnum_classes=(\w+)"), r"--num-classes \1"),
+    (
+        re.compile(r"\b(arch_kwargs|label_column|input_shape|image_size|num_classes)\b"),
+        lambda m: "--" + m.group(1).replace("_", "-"),
+    ),
+    (re.compile(r"(?<![-\w])arch\b(?! \d)"), "--arch"),
+    (re.compile(r"\bmean/std\b"), "--mean/--std"),
+)
+
+
+def flag_words(exc: ModelShieldError) -> ModelShieldError:
+    """The same error, its message and hint naming command-line flags instead of Python arguments."""
+
+    def words(text: str) -> str:
+        for pattern, repl in _FLAG_WORDS:
+            text = pattern.sub(repl, text)  # type: ignore[arg-type]
+        return text
+
+    if type(exc).__init__ is not ModelShieldError.__init__:
+        return exc
+    return type(exc)(words(str(exc)), hint=words(exc.hint))
+
+
+def _load_inputs(opts: _Inputs) -> tuple[Model, Dataset]:
+    """Load data first (it fixes the input shape), then the model, safely; errors name the flags."""
+    try:
+        return _load(opts)
+    except ModelShieldError as exc:
+        raise flag_words(exc) from None
+
+
+@dataclass
+class _Inputs:
+    model: str
+    data: str
+    arch: str | None
+    arch_kwargs: str | None
+    label_column: str | None
+    bounds: tuple[float, float] | None
+    mean: str | None
+    std: str | None
+    num_classes: int | None
+    headers: list[str]
+    device: str | None
+    trust_types: list[str]
+    input_shape: tuple[int, ...] | None
+    image_size: tuple[int, ...] | None
+
+
+def _load(o: _Inputs) -> tuple[Model, Dataset]:
     from modelshield.core.datasets import load_dataset
     from modelshield.integrity.safe_load import load_model
 
-    ds = load_dataset(data, label_column=label_column, bounds=bounds)
+    if o.image_size is not None and len(o.image_size) != 2:
+        raise InputError("--image-size takes H,W, e.g. 32,32")
+    ds = load_dataset(
+        o.data, label_column=o.label_column, bounds=o.bounds, input_shape=o.input_shape, image_size=o.image_size
+    )  # type: ignore[arg-type]
     shape = tuple(ds.x.shape[1:])
-    b = bounds or ds.bounds
-    n_classes = num_classes
-    if model.startswith(("http://", "https://")):
+    b = o.bounds or ds.bounds
+    if o.model.startswith(("http://", "https://")):
         from modelshield.core.adapters import RemoteModel
 
-        n_classes = n_classes or int(ds.y.max()) + 1
-        return RemoteModel(model, input_shape=shape, num_classes=n_classes, bounds=b, headers=parse_headers(headers)), ds
-    kwargs = json.loads(arch_kwargs) if arch_kwargs else None
+        n_classes = o.num_classes or int(ds.y.max()) + 1
+        return RemoteModel(
+            o.model, input_shape=shape, num_classes=n_classes, bounds=b, headers=parse_headers(o.headers)
+        ), ds
+    kwargs = json.loads(o.arch_kwargs) if o.arch_kwargs else None
     if kwargs is not None and not isinstance(kwargs, dict):
         raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"num_classes\": 10}'")
     m = load_model(
-        model, arch=arch, arch_kwargs=kwargs, input_shape=shape, num_classes=n_classes, bounds=b,
-        mean=parse_floats(mean, "--mean") if mean else None, std=parse_floats(std, "--std") if std else None,
-        device=device,
+        o.model,
+        arch=o.arch,
+        arch_kwargs=kwargs,
+        input_shape=shape,
+        num_classes=o.num_classes,
+        bounds=b,
+        mean=parse_floats(o.mean, "--mean") if o.mean else None,
+        std=parse_floats(o.std, "--std") if o.std else None,
+        device=o.device,
+        trusted_types=o.trust_types or None,
     )
     return m, ds
 
 
+def _verdict_lines(console: Console, result: AssessmentResult) -> None:
+    from modelshield.report.formatting import verdict
+
+    outcome = verdict(result)
+    colour = {"pass": "green", "fail": "red", "warn": "yellow"}.get(outcome.tone, "white")
+    console.print(f"[bold {colour}]{outcome.status}[/bold {colour}] {escape(outcome.sentence)}", highlight=False)
+    console.print(f"worst finding: {escape(outcome.worst)}", highlight=False)
+
+
 def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path]) -> None:
+    """The verdict first, then the numbers, then where the reports are."""
+    _verdict_lines(console, result)
     table = Table(title=f"modelshield assess — clean accuracy {result.clean_accuracy:.1%}", show_lines=False)
     for col in ("attack", "norm", "ε", "robust acc", "success", "queries", "median L2", "seconds"):
         table.add_column(col, justify="left" if col in ("attack", "norm") else "right")
     for r in result.attacks:
         table.add_row(
-            r.attack, r.norm, "min" if r.eps is None else f"{r.eps:g}", f"{r.robust_accuracy:.1%}",
-            f"{r.success_rate:.1%}", "—" if r.queries is None else str(r.queries),
-            "—" if r.median_l2 is None else f"{r.median_l2:.3f}", f"{r.seconds:.2f}",
+            r.attack,
+            r.norm,
+            "min" if r.eps is None else f"{r.eps:g}",
+            f"{r.robust_accuracy:.1%}",
+            f"{r.success_rate:.1%}",
+            "—" if r.queries is None else str(r.queries),
+            "—" if r.median_l2 is None else f"{r.median_l2:.3f}",
+            f"{r.seconds:.2f}",
         )
     console.print(table)
+    for e in result.errors:
+        what = "not applicable" if e.kind == "not-applicable" else "ERROR"
+        console.print(f"{what:14} {e.attack}: {e.error}: {e.message}", highlight=False, markup=False)
     for f in result.findings:
-        console.print(f"[bold]{f.severity.value.upper():8}[/bold] {f.id} {f.description}", highlight=False)
+        console.print(f"[bold]{f.severity.value.upper():8}[/bold] {f.id} {escape(f.description)}", highlight=False)
     for flag in result.sanity:
         mark = "[green]ok[/green]  " if flag.passed else "[red]FAIL[/red]"
-        console.print(f"sanity {mark} {flag.name}: {flag.detail}", highlight=False)
-    g = result.gating
-    if g.get("robust_accuracy") is not None:
-        verdict = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
-        limit = f" (required ≥ {g['fail_under']:.1%})" if g.get("fail_under") is not None else ""
-        console.print(f"gate {verdict}: robust accuracy {g['robust_accuracy']:.1%} at L∞ ε={g['eps']:g} "
-                      f"against {g['attack']}{limit}")
+        console.print(f"sanity {mark} {flag.name}: {escape(flag.detail)}", highlight=False)
     if result.certified:
         cert = ", ".join(f"r={p.radius:g}: {p.certified_accuracy:.0%}" for p in result.certified[:5])
-        console.print(f"certified (σ={result.certified[0].sigma:g}, abstain {result.certified[0].abstain_rate:.1%}): {cert}",
-                      highlight=False)
+        console.print(
+            f"certified (σ={result.certified[0].sigma:g}, abstain {result.certified[0].abstain_rate:.1%}): {cert}",
+            highlight=False,
+        )
     for rec in result.detectors:
         auc = "—" if rec.auc is None else f"{rec.auc:.3f}"
-        console.print(f"detector {rec.name:18} vs {rec.attack:13} {'adaptive' if rec.adaptive else 'standard'} "
-                      f"AUC {auc}", highlight=False)
+        console.print(
+            f"detector {rec.name:18} vs {rec.attack:13} {'adaptive' if rec.adaptive else 'standard'} AUC {auc}",
+            highlight=False,
+        )
     for kind, path in paths.items():
         console.print(f"{kind:5} {path}", highlight=False)
+    console.print(f"verdict: {result.verdict} (exit {0 if result.passed else 1})", highlight=False)
+
+
+@contextmanager
+def _progress(console: Console, total: int) -> Iterator[Callable[[str, int], None]]:
+    """A progress bar with an ETA on a terminal; one plain line per stage in logs and CI."""
+    if console.is_terminal:
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("assessing", total=total)
+            yield lambda desc, n: bar.update(task, description=desc, advance=n)
+        return
+    start, done = time.monotonic(), 0
+
+    def line(desc: str, n: int) -> None:
+        nonlocal done
+        done += n
+        if n == 0:  # a stage starts: say what runs now, so a stuck job shows where it is
+            elapsed = int(time.monotonic() - start)
+            console.print(
+                f"assess [{done + 1}/{total}] {elapsed // 60}:{elapsed % 60:02d} {desc}", highlight=False, markup=False
+            )
+
+    yield line
+
+
+def _stage(console: Console, text: str) -> AbstractContextManager[object]:
+    """A spinner on a terminal; a plain line otherwise."""
+    if console.is_terminal:
+        return console.status(text)
+    console.print(text, highlight=False, markup=False)
+    return nullcontext()
+
+
+MODEL = "Model and data"
+ATTACKS = "Attacks"
+GATE = "Gate and verdict"
+CERTIFY = "Certification (--certify)"
+DETECT = "Detectors (--detectors)"
+RUN = "Run and output"
 
 
 def assess_command(
-    model: Annotated[str | None, typer.Option(help="Model file (safetensors, TorchScript, ONNX, skops) or http(s) URL.")] = None,
-    data: Annotated[str | None, typer.Option(help="Data: sklearn:digits, .npz (x, y), CSV, Parquet or an image folder.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for report.html, report.json, report.sarif, report.md.")] = Path("assessment"),
-    demo: Annotated[bool, typer.Option("--demo", help="Assess the built-in digits CNN (trained in seconds).")] = False,
-    arch: Annotated[str | None, typer.Option(help="Architecture for safetensors weights: 'package.module:Class'.")] = None,
-    arch_kwargs: Annotated[str | None, typer.Option(help="JSON keyword arguments for --arch.")] = None,
-    eps: Annotated[str | None, typer.Option(help="L∞ ε sweep, comma separated; fractions allowed (8/255).")] = None,
-    eps_l2: Annotated[str | None, typer.Option("--eps-l2", help="L2 ε sweep, comma separated.")] = None,
-    gating_eps: Annotated[str | None, typer.Option(help="L∞ ε the gate decides at (default: middle of the sweep).")] = None,
-    fail_under: Annotated[float | None, typer.Option(help="Exit 1 when robust accuracy at the gating ε is below this fraction.")] = None,
-    attacks: Annotated[str | None, typer.Option(help=f"Attacks to run (default all): {','.join(ALL_ATTACKS)}.")] = None,
-    samples: Annotated[int | None, typer.Option(help="Evaluate on a random subset of this many samples.")] = None,
-    steps: Annotated[int | None, typer.Option(help="PGD steps (default 20).")] = None,
-    queries: Annotated[int | None, typer.Option(help="Square attack query budget per sample (default 1000).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column for CSV/Parquet data.")] = None,
-    bounds: Annotated[str | None, typer.Option(help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).")] = None,
-    mean: Annotated[str | None, typer.Option(help="Per-channel normalisation mean applied inside the model adapter.")] = None,
-    std: Annotated[str | None, typer.Option(help="Per-channel normalisation std applied inside the model adapter.")] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Number of classes, when it cannot be inferred.")] = None,
-    header: Annotated[list[str], typer.Option(help="HTTP header 'Name: value' for a remote model (repeatable).")] = [],  # noqa: B006
-    device: Annotated[str | None, typer.Option(help="Torch device, e.g. cuda:0 (default: where the model is).")] = None,
-    bf16: Annotated[bool, typer.Option("--bf16", help="Run PyTorch forwards under bf16 autocast (GPU speed).")] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory for PyTorch models.")] = False,
-    config: Annotated[Path | None, typer.Option(help="Settings file (default: $MODELSHIELD_CONFIG or ./modelshield.toml).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Attack batch size.")] = 512,
-    seed: Annotated[int, typer.Option(help="Random seed for subsets and randomised attacks.")] = 0,
-    certify: Annotated[bool, typer.Option("--certify", help="Certify L2 robustness by randomized smoothing.")] = False,
-    sigma: Annotated[float, typer.Option(help="Smoothing noise σ for --certify, in input units.")] = 0.25,
-    n0: Annotated[int, typer.Option("--n0", help="Noise samples to pick the class (--certify).")] = 100,
-    n: Annotated[int, typer.Option("--n", help="Noise samples to bound its probability (--certify).")] = 1000,
-    alpha: Annotated[float, typer.Option(help="Certificate failure probability (--certify).")] = 0.001,
-    certify_samples: Annotated[int, typer.Option(help="Inputs to certify (--certify).")] = 100,
-    detectors: Annotated[bool, typer.Option("--detectors", help="Evaluate adversarial-input detectors, standard and adaptive attacks.")] = False,
-    detector_list: Annotated[str, typer.Option(help=f"Detectors for --detectors: {','.join(DETECTOR_NAMES)}.")] = ",".join(DEFAULT_DETECTORS),
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model file (safetensors, TorchScript, ONNX, skops) or http(s) URL.", rich_help_panel=MODEL),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Data: sklearn:digits, .npz (x, y), CSV, Parquet or an image folder.", rich_help_panel=MODEL),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Assess the built-in digits CNN (trained in seconds).", rich_help_panel=MODEL)
+    ] = False,
+    arch: Annotated[
+        str | None,
+        typer.Option(help="Architecture for safetensors weights: 'package.module:Class'.", rich_help_panel=MODEL),
+    ] = None,
+    arch_kwargs: Annotated[
+        str | None, typer.Option(help="JSON keyword arguments for --arch.", rich_help_panel=MODEL)
+    ] = None,
+    trust_type: Annotated[
+        list[str],
+        typer.Option(
+            "--trust-type",
+            metavar="MODULE.CLASS",
+            help="A type a skops file may load that skops does not trust by default (repeatable); review it first.",
+            rich_help_panel=MODEL,
+        ),
+    ] = [],  # noqa: B006
+    input_shape: Annotated[
+        str | None,
+        typer.Option(
+            metavar="C,H,W",
+            help="Reshape flat data rows to this per-sample shape (e.g. 1,28,28).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    image_size: Annotated[
+        str | None,
+        typer.Option(
+            metavar="H,W",
+            help="Resize every image of an image folder to H,W (for folders of mixed sizes).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Label column for CSV/Parquet data.", rich_help_panel=MODEL)
+    ] = None,
+    bounds: Annotated[
+        str | None,
+        typer.Option(
+            help="Input bounds 'lo,hi' (default: [0,1] for images, data range otherwise).", rich_help_panel=MODEL
+        ),
+    ] = None,
+    mean: Annotated[
+        str | None,
+        typer.Option(help="Per-channel normalisation mean applied inside the model adapter.", rich_help_panel=MODEL),
+    ] = None,
+    std: Annotated[
+        str | None,
+        typer.Option(help="Per-channel normalisation std applied inside the model adapter.", rich_help_panel=MODEL),
+    ] = None,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Number of classes, when it cannot be inferred.", rich_help_panel=MODEL)
+    ] = None,
+    header: Annotated[
+        list[str],
+        typer.Option(help="HTTP header 'Name: value' for a remote model (repeatable).", rich_help_panel=MODEL),
+    ] = [],  # noqa: B006
+    samples: Annotated[
+        int | None, typer.Option(help="Evaluate on a random subset of this many samples.", rich_help_panel=MODEL)
+    ] = None,
+    attacks: Annotated[
+        str | None,
+        typer.Option(help=f"Attacks to run (default all): {','.join(ALL_ATTACKS)}.", rich_help_panel=ATTACKS),
+    ] = None,
+    eps: Annotated[
+        str | None,
+        typer.Option(help="L∞ ε sweep, comma separated; fractions allowed (8/255).", rich_help_panel=ATTACKS),
+    ] = None,
+    eps_l2: Annotated[
+        str | None, typer.Option("--eps-l2", help="L2 ε sweep, comma separated.", rich_help_panel=ATTACKS)
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="PGD steps (default 20).", rich_help_panel=ATTACKS)] = None,
+    pgd_step: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STEP",
+            help="PGD step size: absolute (0.01, 2/255) or relative to ε (eps/4, 2.5*eps/10); default 2.5*eps/steps.",
+            rich_help_panel=ATTACKS,
+        ),
+    ] = None,
+    random_start: Annotated[
+        bool,
+        typer.Option(
+            "--random-start/--no-random-start",
+            help="Start PGD at a random point of the ε-ball.",
+            rich_help_panel=ATTACKS,
+        ),
+    ] = True,
+    restarts: Annotated[
+        int,
+        typer.Option(
+            help="Restarts for PGD and APGD; a sample counts as fooled if any restart fools it.",
+            rich_help_panel=ATTACKS,
+        ),
+    ] = 1,
+    queries: Annotated[
+        int | None, typer.Option(help="Square attack query budget per sample (default 1000).", rich_help_panel=ATTACKS)
+    ] = None,
+    gating_eps: Annotated[
+        str | None, typer.Option(help="L∞ ε the gate decides at (default: middle of the sweep).", rich_help_panel=GATE)
+    ] = None,
+    fail_under: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit 1 when robust accuracy at the gating ε is below this fraction; without it the verdict is NO GATE.",
+            rich_help_panel=GATE,
+        ),
+    ] = None,
+    allow_untrusted: Annotated[
+        bool,
+        typer.Option(
+            "--allow-untrusted",
+            help="Exit 0 on an UNTRUSTED verdict (gradient masking detected) unless the gate failed.",
+            rich_help_panel=GATE,
+        ),
+    ] = False,
+    certify: Annotated[
+        bool, typer.Option("--certify", help="Certify L2 robustness by randomized smoothing.", rich_help_panel=CERTIFY)
+    ] = False,
+    sigma: Annotated[float, typer.Option(help="Smoothing noise σ, in input units.", rich_help_panel=CERTIFY)] = 0.25,
+    n0: Annotated[int, typer.Option("--n0", help="Noise samples to pick the class.", rich_help_panel=CERTIFY)] = 100,
+    n: Annotated[
+        int, typer.Option("--n", help="Noise samples to bound its probability.", rich_help_panel=CERTIFY)
+    ] = 1000,
+    cert_alpha: Annotated[
+        float,
+        typer.Option(
+            help="Certificate failure probability (Cohen et al.'s α; not a step size).", rich_help_panel=CERTIFY
+        ),
+    ] = 0.001,
+    certify_samples: Annotated[int, typer.Option(help="Inputs to certify.", rich_help_panel=CERTIFY)] = 100,
+    detectors: Annotated[
+        bool,
+        typer.Option(
+            "--detectors",
+            help="Evaluate adversarial-input detectors, standard and adaptive attacks.",
+            rich_help_panel=DETECT,
+        ),
+    ] = False,
+    detector_list: Annotated[
+        str, typer.Option(help=f"Detectors to evaluate: {','.join(DETECTOR_NAMES)}.", rich_help_panel=DETECT)
+    ] = ",".join(DEFAULT_DETECTORS),
+    out: Annotated[
+        Path, typer.Option(help="Folder for report.html, report.json, report.sarif, report.md.", rich_help_panel=RUN)
+    ] = Path("assessment"),
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Settings file (default: $MODELSHIELD_CONFIG or ./modelshield.toml).", rich_help_panel=RUN),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Attack batch size (memory only: results do not depend on it).", rich_help_panel=RUN)
+    ] = 512,
+    seed: Annotated[int, typer.Option(help="Random seed for subsets and randomised attacks.", rich_help_panel=RUN)] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="Torch device, e.g. cuda:0 (default: where the model is).", rich_help_panel=RUN)
+    ] = None,
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="Run PyTorch forwards under bf16 autocast (GPU speed).", rich_help_panel=RUN)
+    ] = False,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Channels-last memory for PyTorch models.", rich_help_panel=RUN)
+    ] = False,
+    alpha: Annotated[str | None, typer.Option("--alpha", hidden=True)] = None,
 ) -> None:
-    """Run evasion attacks on a model and write HTML, JSON, SARIF and Markdown reports."""
+    """Run evasion attacks on a model and write HTML, JSON, SARIF and Markdown reports.
+
+    Exit codes: 0 passed (or NO GATE: no --fail-under), 1 gate FAILED or UNTRUSTED (gradient masking; see
+    --allow-untrusted), 2 bad input, 3 internal error.
+    """
     import torch
 
     from modelshield.assess.runner import AssessConfig, assess, planned_steps
     from modelshield.core.model import TorchModel
     from modelshield.report import write_reports
 
+    if alpha is not None:
+        raise InputError(
+            "--alpha was renamed --cert-alpha (the certificate's failure probability); PGD's step size is --pgd-step"
+        )
     console = Console(stderr=True)
     settings = load_settings(config)
     policy = settings.assess
@@ -175,18 +462,28 @@ def assess_command(
         raise InputError("give either --demo or both --model and --data")
     if not demo and not (model and data):
         raise InputError("--model and --data are both required")
-    bnds = None
-    if bounds:
-        bnds = parse_bounds(bounds)
+    step, relative = parse_step(pgd_step) if pgd_step else (None, False)
     cfg = AssessConfig(
-        attacks=[a.strip() for a in attacks.split(",") if a.strip()] if attacks else policy.attacks or list(ALL_ATTACKS),
+        attacks=[a.strip() for a in attacks.split(",") if a.strip()]
+        if attacks
+        else policy.attacks or list(ALL_ATTACKS),
         fail_under=fail_under if fail_under is not None else policy.fail_under,
+        allow_untrusted=allow_untrusted,
         pgd_steps=_pick(steps, policy.steps, 20),
+        pgd_step=step,
+        pgd_step_relative=relative,
+        random_start=random_start,
+        restarts=restarts,
         square_queries=_pick(queries, policy.queries, 1000),
         batch_size=batch_size,
         seed=seed,
         command="modelshield " + " ".join(shlex.quote(a) for a in redact_argv(sys.argv[1:])),
-        certify=certify, sigma=sigma, n0=n0, n=n, alpha=alpha, certify_samples=certify_samples,
+        certify=certify,
+        sigma=sigma,
+        n0=n0,
+        n=n,
+        cert_alpha=cert_alpha,
+        certify_samples=certify_samples,
         detectors=[d.strip() for d in detector_list.split(",") if d.strip()] if detectors else (),
     )
     if eps or policy.eps:
@@ -203,7 +500,7 @@ def assess_command(
         from modelshield.core.loading import save_torch_model
         from modelshield.demo import demo_model_and_data
 
-        with console.status("training the demo CNN on scikit-learn's digits..."):
+        with _stage(console, "training the demo CNN on scikit-learn's digits..."):
             m, ds = demo_model_and_data(seed=seed)
         weights = out / "model.safetensors"
         save_torch_model(m.module, weights)
@@ -216,7 +513,23 @@ def assess_command(
             cfg.gating_eps = DEMO_GATE
     else:
         assert model is not None and data is not None
-        m, ds = _load_inputs(model, data, arch, arch_kwargs, label_column, bnds, mean, std, num_classes, header, device)
+        inputs = _Inputs(
+            model,
+            data,
+            arch,
+            arch_kwargs,
+            label_column,
+            parse_bounds(bounds) if bounds else None,
+            mean,
+            std,
+            num_classes,
+            header,
+            device,
+            trust_type,
+            parse_shape(input_shape, "--input-shape") if input_shape else None,
+            parse_shape(image_size, "--image-size") if image_size else None,
+        )
+        m, ds = _load_inputs(inputs)
         shown = redact_url(model)
         cfg.model_info = {"name": Path(model).name if "://" not in model else shown, "path": shown, "arch": arch}
     if samples is not None:
@@ -228,13 +541,7 @@ def assess_command(
             raise InputError("--bf16 and --channels-last apply to PyTorch models only")
         m.use_fast_path(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last)
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("assessing", total=planned_steps(cfg, m.white_box))
-
-        def advance(desc: str, n: int) -> None:
-            bar.update(task, description=desc, advance=n)
-
+    with _progress(console, planned_steps(cfg, m.white_box)) as advance:
         result, examples = assess(m, ds, cfg, progress=advance)
     paths = write_reports(result, out, examples)
     _summary(console, result, paths)

@@ -113,9 +113,13 @@ def main() -> None:
         _print_error("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
-        if os.environ.get("MODELSHIELD_DEBUG"):
-            raise
-        _print_error(f"internal error: {type(exc).__name__}: {exc} (set MODELSHIELD_DEBUG=1 for a traceback)")
+        if os.environ.get("MODELSHIELD_DEBUG"):  # the traceback too, but never a different exit code
+            import traceback
+
+            traceback.print_exc()
+            _print_error(f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            _print_error(f"internal error: {type(exc).__name__}: {exc} (set MODELSHIELD_DEBUG=1 for a traceback)")
         sys.exit(3)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelshield.assess.examples import ExampleGrid
     from modelshield.assess.results import AssessmentResult
-    from modelshield.report.examples import ExampleGrid
     from modelshield.report.interface import Renderer
 
 
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
     if name == "RENDERERS":
         return _renderers()
     if name == "ExampleGrid":
-        from modelshield.report.examples import ExampleGrid
+        from modelshield.assess.examples import ExampleGrid
 
         return ExampleGrid
     if name == "Renderer":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelshield.assess.catalog import MASKING_FLAGS
 from modelshield.assess.results import AssessmentResult
 from modelshield.core.findings import Finding
 
@@ -39,26 +40,68 @@ def sorted_findings(findings: list[Finding]) -> list[Finding]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's outcome in words: a headline and the sentence that justifies it."""
+    """The assessment's outcome in words: what every format leads with.
 
+    ``status`` is PASSED, FAILED, UNTRUSTED or NO GATE; ``tone`` picks the colour (pass, fail, warn, none);
+    ``sentence`` justifies the status; ``worst`` names the most severe finding, so a run without a gate
+    still shows what it found first.
+    """
+
+    status: str
     passed: bool
-    headline: str
+    tone: str
     sentence: str
+    worst: str
 
 
-def verdict(result: AssessmentResult) -> Verdict:
-    """Explain ``result.passed`` from ``result.gating`` (attack, norm, eps, robust_accuracy, fail_under)."""
-    headline = "PASSED" if result.passed else "FAILED"
-    gate = result.gating
-    if not gate:
-        return Verdict(result.passed, headline, "No robustness gate was configured for this run.")
+TONES = {"PASSED": "pass", "FAILED": "fail", "UNTRUSTED": "warn", "NO GATE": "none"}
+MARKS = {"PASSED": "✅", "FAILED": "❌", "UNTRUSTED": "⚠️", "NO GATE": "⚪"}
+
+
+def worst_finding(findings: list[Finding]) -> str:
+    """'CRITICAL MS-EVASION-001: …' for the most severe finding, or 'no findings'."""
+    if not findings:
+        return "no findings"
+    f = sorted_findings(findings)[0]
+    return f"{f.severity.value.upper()} {f.id}: {f.description or f.title}"
+
+
+def _measured(gate: dict[str, Any]) -> str:
     budget = f"{gate.get('norm') or '?'}, ε = {eps_text(gate.get('eps'))}"
     if gate.get("robust_accuracy") is None:
-        return Verdict(result.passed, headline, f"No attack ran at the gating budget ({budget}); nothing was gated.")
+        return f"No attack ran at the gating budget ({budget}); nothing was measured there."
     sentence = f"Robust accuracy under {gate.get('attack') or '?'} ({budget}) is {pct(gate['robust_accuracy'])}"
     if gate.get("fail_under") is not None:
         sentence += f"; the gate requires at least {pct(gate['fail_under'])}"
-    return Verdict(result.passed, headline, sentence + ".")
+    return sentence + "."
+
+
+def _untrusted_reason(result: AssessmentResult) -> str:
+    skipped = sorted({e.attack for e in result.errors if e.kind == "not-applicable"})
+    flags = [flag.name for flag in result.sanity if not flag.passed and flag.name in MASKING_FLAGS]
+    reasons = []
+    if skipped:
+        reasons.append(f"white-box attacks could not run ({', '.join(skipped)}: no usable input gradients)")
+    if flags:
+        reasons.append(f"sanity checks show gradient masking ({', '.join(flags)})")
+    if not reasons:
+        return "Nothing was measured at the gating budget, so the gate cannot pass."
+    return "Untrusted: " + " and ".join(reasons) + "; robust accuracy is likely overstated, so the gate cannot pass."
+
+
+def verdict(result: AssessmentResult) -> Verdict:
+    """Explain ``result.verdict`` from ``result.gating``, the sanity flags and the errors."""
+    status = result.verdict
+    gate = result.gating
+    if status == "UNTRUSTED":
+        sentence = _untrusted_reason(result) + (" " + _measured(gate) if gate else "")
+        if result.passed:
+            sentence += " Exit code 0 only because --allow-untrusted was given."
+    elif status == "NO GATE":
+        sentence = "No --fail-under was set, so nothing was gated." + (" " + _measured(gate) if gate else "")
+    else:
+        sentence = _measured(gate)
+    return Verdict(status, result.passed, TONES.get(status, "none"), sentence, worst_finding(result.findings))
 
 
 def detector_rows(result: AssessmentResult) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import jinja2
 
+from modelshield.assess.examples import ExampleGrid
 from modelshield.assess.results import AssessmentResult, AttackRecord
-from modelshield.report.examples import ExampleGrid
 from modelshield.report.formatting import detector_rows, eps_text, num, pct, sorted_findings, verdict
 from modelshield.report.interface import Renderer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from modelshield.assess.examples import ExampleGrid
 from modelshield.assess.results import AssessmentResult
-from modelshield.report.examples import ExampleGrid
 
 
 class Renderer(ABC):

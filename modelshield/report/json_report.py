@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from modelshield.assess.examples import ExampleGrid
 from modelshield.assess.results import AssessmentResult
-from modelshield.report.examples import ExampleGrid
 from modelshield.report.interface import Renderer
 
 

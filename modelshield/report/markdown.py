@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
+from modelshield.assess.examples import ExampleGrid
 from modelshield.assess.results import AssessmentResult
-from modelshield.report.examples import ExampleGrid
-from modelshield.report.formatting import detector_rows, num, pct, sorted_findings, verdict
+from modelshield.report.formatting import MARKS, detector_rows, num, pct, sorted_findings, verdict
 from modelshield.report.interface import Renderer
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&])")
@@ -36,12 +36,20 @@ class MarkdownRenderer(Renderer):
     def render(self, result: AssessmentResult, examples: ExampleGrid | None = None) -> str:
         outcome = verdict(result)
         model = result.model.get("name") or result.model.get("path") or "model"
-        mark = "✅" if outcome.passed else "❌"
         lines = [
-            f"## {mark} modelshield: {outcome.headline} — {md_escape(model)}",
+            f"## {MARKS.get(outcome.status, '')} modelshield: {outcome.status} — {md_escape(model)}",
+            "",
+            f"**Worst finding:** {md_escape(outcome.worst)}",
             "",
             f"{md_escape(outcome.sentence)} Clean accuracy: {pct(result.clean_accuracy)}.",
         ]
+        if result.errors:
+            lines += ["", "Attacks without numbers:"]
+            lines += [
+                f"- {md_escape(e.attack)} ({'not applicable' if e.kind == 'not-applicable' else 'error'}): "
+                f"{md_escape(e.error)}: {md_escape(e.message)}"
+                for e in result.errors
+            ]
         failed = [flag for flag in result.sanity if not flag.passed]
         if failed:
             lines += ["", f"> **Warning:** {len(failed)} sanity check(s) failed; robust accuracy may be overstated."]
@@ -58,18 +66,28 @@ class MarkdownRenderer(Renderer):
             lines += ["", "No findings."]
         if result.certified:
             sigma = result.certified[0].sigma
-            lines += ["", f"Certified accuracy (randomized smoothing, σ={num(sigma)}, abstains on "
-                      f"{pct(result.certified[0].abstain_rate)}):", "", "| L2 radius | Certified accuracy |",
-                      "| ---: | ---: |"]
+            lines += [
+                "",
+                f"Certified accuracy (randomized smoothing, σ={num(sigma)}, abstains on "
+                f"{pct(result.certified[0].abstain_rate)}):",
+                "",
+                "| L2 radius | Certified accuracy |",
+                "| ---: | ---: |",
+            ]
             lines += [f"| {num(p.radius)} | {pct(p.certified_accuracy)} |" for p in result.certified]
         rows = detector_rows(result)
         if rows:
-            lines += ["", "| Detector | Attack | AUC | TPR @ 5% FPR | Adaptive AUC | Adaptive TPR @ 5% FPR |",
-                      "| --- | --- | ---: | ---: | ---: | ---: |"]
+            lines += [
+                "",
+                "| Detector | Attack | AUC | TPR @ 5% FPR | Adaptive AUC | Adaptive TPR @ 5% FPR |",
+                "| --- | --- | ---: | ---: | ---: | ---: |",
+            ]
             for row in rows:
                 s, a = row["standard"], row["adaptive"]
-                lines.append(f"| {md_escape(s.name)} | {md_escape(s.attack)} | {num(s.auc, 3)} | {pct(s.tpr_at_fpr_005)} "
-                             f"| {num(a.auc if a else None, 3)} | {pct(a.tpr_at_fpr_005 if a else None)} |")
+                lines.append(
+                    f"| {md_escape(s.name)} | {md_escape(s.attack)} | {num(s.auc, 3)} | {pct(s.tpr_at_fpr_005)} "
+                    f"| {num(a.auc if a else None, 3)} | {pct(a.tpr_at_fpr_005 if a else None)} |"
+                )
         if result.command:
             lines += ["", "Reproduce:", "", _code_block(result.command)]
         provenance = f"{md_escape(result.tool)} {md_escape(result.version)} · {md_escape(result.created)}"

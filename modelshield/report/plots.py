@@ -17,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
+from modelshield.assess.examples import ExampleGrid
 from modelshield.assess.results import AssessmentResult
-from modelshield.report.examples import ExampleGrid
 from modelshield.report.formatting import eps_text
 
 NORM_TITLES = {"linf": "L∞ budget", "l2": "L2 budget"}
@@ -37,11 +37,15 @@ def _figure_uri(fig: Figure) -> str:
     return _png_uri(buffer.getvalue())
 
 
-def robust_accuracy_plot(result: AssessmentResult) -> str | None:
-    """Robust accuracy against ε, one line per (attack, norm), one panel per norm.
+SINGLE_EPS_MARKERS = ("D", "s", "^", "v", "P", "X")
 
-    Every curve starts at ε = 0 from the clean accuracy, which is what an empty budget leaves.
-    The gate, when there is one, is drawn where a reader looks for it: its ε and its threshold.
+
+def robust_accuracy_plot(result: AssessmentResult) -> str | None:
+    """Robust accuracy against ε, one line per swept (attack, norm), one panel per norm.
+
+    A sweep starts at ε = 0 from the clean accuracy, which is what an empty budget leaves. An attack
+    run at one ε only (APGD, Square at the gate) is a point with its own marker, not a line from 0 that
+    would hide the others. The gate, when there is one, is drawn where a reader looks for it.
     """
     curves: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for record in result.attacks:
@@ -54,8 +58,25 @@ def robust_accuracy_plot(result: AssessmentResult) -> str | None:
     gate = result.gating
     for ax, norm in zip(fig.subplots(1, len(norms), squeeze=False)[0], norms, strict=True):
         budgets: set[float] = set()
+        singles = 0
         for (curve_norm, attack), points in sorted(curves.items()):
             if curve_norm != norm:
+                continue
+            if len(points) == 1:
+                (eps, robust), marker = points[0], SINGLE_EPS_MARKERS[singles % len(SINGLE_EPS_MARKERS)]
+                singles += 1
+                budgets.add(eps)
+                ax.plot(
+                    [eps],
+                    [100 * robust],
+                    linestyle="none",
+                    marker=marker,
+                    markersize=8,
+                    markerfacecolor="none",
+                    markeredgewidth=1.8,
+                    label=f"{attack} (ε = {eps_text(eps)} only)",
+                    zorder=3,
+                )
                 continue
             xs, ys = zip(*sorted([(0.0, result.clean_accuracy), *points]), strict=True)
             budgets.update(xs)
@@ -65,9 +86,11 @@ def robust_accuracy_plot(result: AssessmentResult) -> str | None:
             if gate.get("fail_under") is not None:
                 ax.axhline(100 * gate["fail_under"], color=GATE_COLOUR, linestyle="--", linewidth=1, label="required")
         if len(budgets) <= 8:
-            ticks = sorted(budgets)
+            ticks = sorted(budgets | {0.0})
             ax.set_xticks(ticks, [eps_text(t) if t else "0" for t in ticks], fontsize=8)
+        ax.axhline(100 * result.clean_accuracy, color="#888888", linestyle="-.", linewidth=0.8, label="clean")
         ax.set(title=NORM_TITLES[norm], xlabel="ε", ylabel="robust accuracy (%)", ylim=(0, 102))
+        ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _figure_uri(fig)
@@ -148,7 +171,7 @@ def example_tiles(grid: ExampleGrid) -> tuple[list[ExampleTile], float]:
     """Image tiles for each example and the factor the perturbations were amplified by.
 
     Perturbations share one colour scale (±the largest |δ| in the grid) so their sizes compare
-    across examples; grey means unchanged.
+    across examples; on the diverging grey-scale map white means unchanged, on RGB mid-grey does.
     """
     lo, hi = grid.bounds
     delta = np.asarray(grid.adversarial, dtype=float) - np.asarray(grid.clean, dtype=float)
@@ -179,10 +202,20 @@ def certified_plot(result: AssessmentResult) -> str | None:
     ax = fig.subplots()
     points = sorted(result.certified, key=lambda p: p.radius)
     sigma, abstain = points[0].sigma, points[0].abstain_rate
-    ax.step([p.radius for p in points], [100 * p.certified_accuracy for p in points], where="post", marker="o",
-            markersize=4, label=f"σ = {sigma:g} (abstains on {abstain:.0%})")
-    ax.set(title="Certified accuracy (randomized smoothing)", xlabel="L2 radius", ylabel="certified accuracy (%)",
-           ylim=(0, 102))
+    ax.step(
+        [p.radius for p in points],
+        [100 * p.certified_accuracy for p in points],
+        where="post",
+        marker="o",
+        markersize=4,
+        label=f"σ = {sigma:g} (abstains on {abstain:.0%})",
+    )
+    ax.set(
+        title="Certified accuracy (randomized smoothing)",
+        xlabel="L2 radius",
+        ylabel="certified accuracy (%)",
+        ylim=(0, 102),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _figure_uri(fig)

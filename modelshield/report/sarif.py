@@ -17,9 +17,9 @@ from modelshield.core.severity import Severity
 from modelshield.report.interface import Renderer
 
 if TYPE_CHECKING:
+    from modelshield.assess.examples import ExampleGrid
     from modelshield.assess.results import AssessmentResult
     from modelshield.core.findings import Finding
-    from modelshield.report.examples import ExampleGrid
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/modelshield/modelshield"
@@ -107,6 +107,20 @@ def sarif_result(finding: Finding, rule_index: int, uri: str) -> dict[str, Any]:
     }
 
 
+def _invocation(result: AssessmentResult) -> dict[str, Any]:
+    """The run's verdict (UNTRUSTED, FAILED, NO GATE, PASSED) leads, as the invocation's first notification."""
+    from modelshield.report.formatting import verdict
+
+    outcome = verdict(result)
+    level = {"fail": "error", "warn": "error"}.get(outcome.tone, "note")
+    text = f"{outcome.status}: {outcome.sentence} Worst finding: {outcome.worst}"
+    return {
+        "executionSuccessful": True,
+        "commandLine": result.command,
+        "toolExecutionNotifications": [{"level": level, "message": {"text": text}, "descriptor": {"id": "MS-VERDICT"}}],
+    }
+
+
 class SarifRenderer(Renderer):
     """One SARIF run: one rule per distinct finding id, one result per finding, located at the model."""
 
@@ -134,8 +148,9 @@ class SarifRenderer(Renderer):
                             "rules": [sarif_rule(f) for f in worst.values()],
                         }
                     },
-                    "invocations": [{"executionSuccessful": True, "commandLine": result.command}],
+                    "invocations": [_invocation(result)],
                     "results": [sarif_result(f, index[f.id], uri) for f in result.findings],
+                    "properties": {"verdict": result.verdict, "passed": result.passed},
                 }
             ],
         }

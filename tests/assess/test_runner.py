@@ -13,8 +13,15 @@ from modelshield.core.errors import InputError
 from modelshield.core.model import Model, TorchModel
 
 FAST = dict(
-    eps_linf=(0.02, 0.1, 0.3), eps_l2=(0.5, 1.5), gating_eps=0.1, pgd_steps=10, apgd_steps=20, cw_steps=30,
-    square_queries=200, hsj_budgets=(50, 150), hsj_samples=8,
+    eps_linf=(0.02, 0.1, 0.3),
+    eps_l2=(0.5, 1.5),
+    gating_eps=0.1,
+    pgd_steps=10,
+    apgd_steps=20,
+    cw_steps=30,
+    square_queries=200,
+    hsj_budgets=(50, 150),
+    hsj_samples=8,
 )
 
 
@@ -103,13 +110,119 @@ class _Softmax(_Quantised):
         return torch.softmax(self.inner._scores(x), dim=1)
 
 
-def test_sanity_flags_catch_masked_gradients(digits_model: TorchModel, small: Dataset) -> None:
-    cfg = AssessConfig(eps_linf=(0.3,), attacks=("pgd", "square"), pgd_steps=5, square_queries=200)
-    res, _ = assess(_Quantised(digits_model), small, cfg)
+class _Saturated(_Quantised):
+    """Logits ×100, as defensive distillation's temperature leaves them: cross-entropy gradients underflow to zero."""
+
+    def _scores(self, x: Tensor) -> Tensor:
+        return 100 * self.inner._scores(x)
+
+
+class _OneHot(torch.nn.Module):
+    """A network that answers with a one-hot of its argmax, as deployed classifiers often do."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.one_hot(self.net(x).argmax(dim=1), 10).float()
+
+
+class _FlakyEndpoint(_Quantised):
+    """Fails once an attack has sent more than 5,000 queries, like an endpoint with a quota."""
+
+    def _scores(self, x: Tensor) -> Tensor:
+        if self.queries > 5000:
+            raise ConnectionError("the endpoint closed the connection")
+        return self.inner._scores(x)
+
+
+def test_masked_gradients_make_the_verdict_untrusted(digits_model: TorchModel, small: Dataset) -> None:
+    cfg = AssessConfig(eps_linf=(0.1,), attacks=("pgd", "square"), pgd_steps=5, square_queries=200)
+    res, _ = assess(_Saturated(digits_model), small, cfg)
     failed = {f.name for f in res.sanity if not f.passed}
-    assert "zero-gradients" in failed
-    assert "black-box-beats-white-box" in failed
-    assert any(f.id == "MS-SANITY-001" for f in res.findings)
+    assert {"zero-gradients", "black-box-beats-white-box"} <= failed
+    assert res.verdict == "UNTRUSTED" and res.passed is False  # no --fail-under, yet no pass: exit 1
+    sanity = [f for f in res.findings if f.id == "MS-SANITY-001"]
+    assert sanity and all(f.severity.value == "high" for f in sanity)
+    white = next(f for f in res.findings if f.id == "MS-EVASION-001")
+    square = next(r for r in res.attacks if r.attack == "square")
+    # PGD's figure is inflated by the masking; the finding must read as badly as Square's figure does.
+    assert white.severity.rank >= robustness_severity(square.robust_accuracy, res.clean_accuracy).rank > 0
+    assert "masked" in white.description
+    allowed, _ = assess(_Saturated(digits_model), small, AssessConfig(**{**cfg.__dict__, "allow_untrusted": True}))
+    assert allowed.verdict == "UNTRUSTED" and allowed.passed is True
+    gated, _ = assess(
+        _Saturated(digits_model), small, AssessConfig(**{**cfg.__dict__, "allow_untrusted": True, "fail_under": 0.9})
+    )
+    assert gated.verdict == "FAILED" and gated.passed is False  # the gate counts Square too
+
+
+@pytest.mark.parametrize("masked", ["quantised", "one-hot"])
+def test_model_without_gradients_gets_black_box_attacks_and_a_high_finding(
+    digits_model: TorchModel, small: Dataset, masked: str
+) -> None:
+    model = (
+        _Quantised(digits_model)
+        if masked == "quantised"
+        else TorchModel(_OneHot(digits_model.module), input_shape=(1, 8, 8), num_classes=10)
+    )
+    cfg = AssessConfig(
+        eps_linf=(0.1,),
+        attacks=("fgsm", "pgd", "apgd-ce", "deepfool", "square"),
+        pgd_steps=5,
+        apgd_steps=10,
+        square_queries=100,
+        fail_under=0.01,
+    )
+    res, _ = assess(model, small, cfg)
+    assert {e.attack for e in res.errors} == {"fgsm", "pgd", "apgd-ce", "deepfool"}
+    assert all(e.kind == "not-applicable" for e in res.errors)
+    assert [r.attack for r in res.attacks] == ["square"]  # the black-box attack still ran
+    unknown = next(f for f in res.findings if f.id == "MS-SANITY-002")
+    assert unknown.severity.value == "high" and "deepfool" in unknown.description
+    assert res.gating["attack"] == "square"
+    assert res.verdict == "UNTRUSTED" and not res.passed
+
+
+def test_a_model_that_raises_inside_one_attack_gets_an_error_record(digits_model: TorchModel, small: Dataset) -> None:
+    cfg = AssessConfig(
+        eps_linf=(0.1,), attacks=("fgsm", "square", "hopskipjump"), square_queries=200, hsj_budgets=(30,), hsj_samples=4
+    )
+    res, _ = assess(_FlakyEndpoint(digits_model), small, cfg)
+    (error,) = res.errors
+    assert (error.attack, error.kind, error.error) == ("square", "error", "ConnectionError")
+    assert "closed the connection" in error.message
+    assert {r.attack for r in res.attacks} == {"fgsm", "hopskipjump"}  # the run went on
+    finding = next(f for f in res.findings if f.id == "MS-ASSESS-001")
+    assert finding.severity.value == "medium" and "square" in finding.description
+    assert res.verdict == "NO GATE" and res.passed
+
+
+def test_no_threshold_means_no_gate(result) -> None:  # type: ignore[no-untyped-def]
+    res, _ = result
+    assert res.verdict == "NO GATE" and res.passed and res.gating["fail_under"] is None
+    assert res.gating["robust_accuracy"] is not None  # measured, just not decided on
+
+
+def test_pgd_settings_reach_the_attack(digits_model: TorchModel, small: Dataset) -> None:
+    cfg = AssessConfig(
+        eps_linf=(0.1,),
+        attacks=("pgd",),
+        pgd_steps=4,
+        pgd_step=0.25,
+        pgd_step_relative=True,
+        random_start=False,
+        restarts=2,
+    )
+    res, _ = assess(digits_model, small, cfg)
+    (pgd,) = res.attacks
+    assert pgd.params["alpha"] == pytest.approx(0.025) and pgd.params["random_start"] is False
+    assert pgd.params["restarts"] == 2 and pgd.params["steps"] == 4
+    absolute, _ = assess(
+        digits_model, small, AssessConfig(**{**cfg.__dict__, "pgd_step": 0.01, "pgd_step_relative": False})
+    )
+    assert absolute.attacks[0].params["alpha"] == 0.01
 
 
 def test_sanity_flags_catch_randomness_and_probabilities(digits_model: TorchModel, small: Dataset) -> None:
@@ -144,7 +257,9 @@ def test_black_box_model_gets_only_black_box_attacks(small: Dataset) -> None:
         (dict(eps_linf=(-0.1,)), "positive"),
         (dict(attacks=("pgd", "nope")), "unknown attacks"),
         (dict(fail_under=1.5), "fraction"),
-        (dict(pgd_steps=0), "pgd-steps"),
+        (dict(pgd_steps=0), "--steps"),
+        (dict(restarts=0), "--restarts"),
+        (dict(pgd_step=-1.0), "--pgd-step"),
     ],
 )
 def test_bad_config_is_refused(digits_model: TorchModel, small: Dataset, kwargs: dict, message: str) -> None:

