@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from modelshield.core.errors import KeyringError, MissingFileError
+from modelshield.integrity.keys import read_private_pem, read_public_pem
 from modelshield.integrity.signing.keys import write_key_pair
 
 
@@ -33,13 +31,7 @@ def load_private_key(path: Path | str) -> Ed25519PrivateKey:
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"private key {p} does not exist", hint="create one: modelshield audit keygen")
-    mode = stat.S_IMODE(p.stat().st_mode)
-    if os.name == "posix" and mode & 0o077:
-        raise KeyringError(f"private key {p} is readable by others (mode {mode:04o})", hint=f"chmod 600 {p}")
-    try:
-        key = serialization.load_pem_private_key(p.read_bytes(), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise KeyringError(f"{p} is not an unencrypted PEM private key") from None
+    key = read_private_pem(p)
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyringError(f"{p} is not an Ed25519 key (audit checkpoints are signed with Ed25519)")
     return key
@@ -48,12 +40,7 @@ def load_private_key(path: Path | str) -> Ed25519PrivateKey:
 def load_public_key(path: Path | str) -> Ed25519PublicKey:
     """Read a PEM Ed25519 public key."""
     p = Path(path)
-    if not p.is_file():
-        raise MissingFileError(f"public key {p} does not exist")
-    try:
-        key = serialization.load_pem_public_key(p.read_bytes())
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise KeyringError(f"{p} is not a PEM public key") from None
+    key = read_public_pem(p)
     if not isinstance(key, Ed25519PublicKey):
         raise KeyringError(f"{p} is not an Ed25519 public key")
     return key

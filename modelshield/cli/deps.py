@@ -72,7 +72,7 @@ def _emit(text: str, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=False)
     else:
-        from modelshield.integrity.keys import atomic_output
+        from modelshield.core.files import atomic_output
 
         with atomic_output(out, mode=0o644) as f:
             f.write(text.encode("utf-8"))

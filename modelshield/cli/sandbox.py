@@ -119,7 +119,7 @@ def predict(
     import numpy as np
     import torch
 
-    from modelshield.integrity.keys import atomic_output
+    from modelshield.core.files import atomic_output
     from modelshield.supplychain.sandbox.client import Sandbox, SandboxedModel
     from modelshield.supplychain.sandbox.isolation import Limits
 

@@ -35,7 +35,7 @@ def scan_command(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        from modelshield.integrity.keys import atomic_output
+        from modelshield.core.files import atomic_output
 
         with atomic_output(out, mode=0o644) as f:  # a failed write never leaves half a report
             f.write(text.encode("utf-8"))

@@ -1,4 +1,9 @@
-"""Key-encryption keys (KEKs) for encrypted checkpoints: a 0600 JSON keyring, or CI secrets in the environment.
+"""Secret files — one place for their mode check and PEM loading — and the key-encryption keys (KEKs) of
+encrypted checkpoints: a 0600 JSON keyring, or CI secrets in the environment.
+
+Secret files are written with ``atomic_output`` (``modelshield.core.files``: fsynced, 0600 from the first
+byte, renamed or exclusively linked into place), refused on read when others can access them
+(``check_private``), and PEM keys are read with ``read_private_pem`` / ``read_public_pem``.
 
 A KEK is 32 random bytes known by an id; it only ever wraps per-file data keys (see ``encrypt.py``), so
 rotating a KEK means re-wrapping small data keys, never re-encrypting checkpoints.
@@ -20,18 +25,21 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
-from modelshield.core.errors import InputError, KeyringError, MissingFileError
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+
+from modelshield.core.errors import InputError, KeyringError, MissingFileError, ModelShieldError
+from modelshield.core.files import atomic_output as atomic_output  # secret files are written with it
 
 KEY_BYTES = 32
 ENV_PREFIX = "MODELSHIELD_KEK_"
 KEYRING_VERSION = 1
+PRIVATE_MASK = 0o077  # a secret file: no access for group or others
+GROUP_READ_MASK = 0o027  # ... or readable by its group, never writable
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -58,30 +66,43 @@ def _decode_key(text: str, where: str) -> bytes:
     return key
 
 
-@contextmanager
-def atomic_output(dst: Path, mode: int = 0o600, exclusive: bool = False) -> Iterator[BinaryIO]:
-    """Write beside ``dst`` and rename only on success, so a failure leaves no partial file and clobbers nothing.
+def check_private(path: Path, what: str, *, group_read: bool = False) -> None:
+    """Refuse a secret file that others can read or write, as ssh does with private keys.
 
-    The file is private (0600) while written; ``mode`` is what it gets when it is renamed into place.
-    ``exclusive`` links it into place instead, which fails with ``FileExistsError`` if ``dst`` appeared
-    meanwhile: two writers of a new key can never overwrite each other.
+    ``group_read`` also lets the group read it (not write it): a Kubernetes secret mounted with ``fsGroup``.
     """
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if os.name == "posix" and mode & (GROUP_READ_MASK if group_read else PRIVATE_MASK):
+        raise KeyringError(f"{what} {path} is accessible to others (mode {mode:04o})", hint=f"chmod 600 {path}")
+
+
+def read_private_pem(
+    path: Path, what: str = "private key", password: bytes | None = None, error: type[ModelShieldError] = KeyringError
+) -> PrivateKeyTypes:
+    """A PEM private key from a file that must exist and be private; ``error`` is raised for what is not one."""
+    if not path.is_file():
+        raise MissingFileError(f"{what} {path} does not exist")
+    check_private(path, what)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        if exclusive:
-            os.link(tmp, dst)
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return serialization.load_pem_private_key(path.read_bytes(), password)
+    except TypeError as exc:  # password missing, or given for an unencrypted key
+        raise error(f"{what} {path}: {exc}") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise error(f"{path} is not a PEM private key (or the password is wrong)") from None
+
+
+def read_public_pem(
+    path: Path, what: str = "public key", error: type[ModelShieldError] = KeyringError
+) -> PublicKeyTypes:
+    """A PEM public key from a file; a private key given by mistake is named as such."""
+    if not path.is_file():
+        raise MissingFileError(f"{what} {path} does not exist")
+    data = path.read_bytes()
+    try:
+        return serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        hint = " (this looks like a private key; verify with the .pub.pem)" if b"PRIVATE KEY" in data else ""
+        raise error(f"{path} is not a PEM public key{hint}") from None
 
 
 class Keyring:
@@ -110,9 +131,7 @@ class Keyring:
             raise MissingFileError(
                 f"keyring {p} does not exist", hint=f"create it: modelshield crypto keygen --keyring {p}"
             )
-        mode = stat.S_IMODE(p.stat().st_mode)
-        if os.name == "posix" and mode & 0o077:
-            raise KeyringError(f"keyring {p} is readable by others (mode {mode:04o})", hint=f"chmod 600 {p}")
+        check_private(p, "keyring")
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
             version, keys, default = doc["version"], doc["keys"], doc.get("default")

@@ -32,13 +32,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
+from modelshield.core.files import atomic_output, hash_file
 from modelshield.integrity.archives import escapes
-from modelshield.integrity.keys import atomic_output
 
 LOCK_NAME = "modelshield.lock.json"
 LOCK_VERSION = 1
 KINDS = ("model", "dataset")
-CHUNK = 1 << 20
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,199}")
 _LICENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+()\- ]{0,99}")
@@ -102,19 +101,6 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"lock": str(self.lock), "ok": self.ok, "artifacts": [asdict(r) for r in self.results]}
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    """Stream the file through SHA-256 in 1 MiB chunks into one reused buffer; memory stays flat at any size."""
-    h = hashlib.sha256()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    size = 0
-    with path.open("rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-            size += n
-    return h.hexdigest(), size
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -31,7 +31,6 @@ import logging
 import os
 import re
 import secrets
-import stat
 import threading
 import time
 from collections import OrderedDict
@@ -44,7 +43,7 @@ import sqlalchemy as sa
 
 from modelshield.core.errors import InputError, KeyringError
 from modelshield.core.storage import data_home, ensure_schema, open_engine, safe_url, write_transaction
-from modelshield.integrity.keys import atomic_output
+from modelshield.integrity.keys import atomic_output, check_private
 from modelshield.serve.errors import AuthenticationError
 from modelshield.serve.identity import Identity
 
@@ -122,11 +121,7 @@ def load_pepper(path: str | Path | None = None, *, create: bool = True) -> bytes
         if explicit or not create:
             raise KeyringError(f"API key pepper file {file} does not exist", hint=f"create it or unset {PEPPER_ENV}")
         _create_pepper(file)
-    mode = stat.S_IMODE(file.stat().st_mode)
-    if os.name == "posix" and mode & 0o027:
-        raise KeyringError(
-            f"API key pepper file {file} is accessible to others (mode {mode:o})", hint=f"chmod 600 {file}"
-        )
+    check_private(file, "API key pepper file", group_read=True)
     try:
         pepper = base64.b64decode(file.read_text(encoding="ascii").strip(), validate=True)
     except (ValueError, UnicodeDecodeError):

@@ -41,7 +41,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
-from modelshield.integrity.keys import atomic_output
+from modelshield.core.files import atomic_output
 from modelshield.integrity.provenance import hash_tree
 from modelshield.supplychain.vulns import Package
 

@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from modelshield import __version__
 from modelshield.core.errors import InputError
-from modelshield.integrity.keys import atomic_output
+from modelshield.core.files import atomic_output
 from modelshield.integrity.provenance import hash_tree
 
 SPEC_VERSION = "1.6"

@@ -222,7 +222,7 @@ def test_keyring_file_is_private_and_checked(ring: Keyring) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert Keyring.load(path).ids == ["k1", "k2"] and Keyring.load(path).default_id == "k2"
     path.chmod(0o644)
-    with pytest.raises(KeyringError, match="readable by others"):
+    with pytest.raises(KeyringError, match="accessible to others"):
         Keyring.load(path)
 
 

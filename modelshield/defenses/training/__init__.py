@@ -21,8 +21,9 @@ from modelshield.defenses.training.evaluation import accuracies
 from modelshield.defenses.training.free import FreeTraining
 from modelshield.defenses.training.history import EpochRecord, TrainResult
 from modelshield.defenses.training.methods import METHODS, make_trainer
+from modelshield.defenses.training.step import Step, frozen
 from modelshield.defenses.training.trades import TRADES
-from modelshield.defenses.training.trainer import Step, Trainer, frozen
+from modelshield.defenses.training.trainer import Trainer
 
 __all__ = [
     "METHODS",

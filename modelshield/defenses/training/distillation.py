@@ -14,7 +14,8 @@ from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel
 from modelshield.defenses.training.adversarial import StandardTraining
 from modelshield.defenses.training.config import TrainConfig
-from modelshield.defenses.training.trainer import Step, Trainer
+from modelshield.defenses.training.step import Step
+from modelshield.defenses.training.trainer import Trainer
 
 
 def _clone(model: TorchModel) -> TorchModel:

@@ -12,7 +12,8 @@ from modelshield.attacks.evasion._norms import make_ball
 from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel
 from modelshield.defenses.training.config import TrainConfig
-from modelshield.defenses.training.trainer import Step, Trainer
+from modelshield.defenses.training.step import Step
+from modelshield.defenses.training.trainer import Trainer
 
 
 class FreeTraining(Trainer):

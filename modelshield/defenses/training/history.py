@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.core.errors import FormatError, MissingFileError
-from modelshield.integrity.keys import atomic_output
+from modelshield.core.files import atomic_output
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -24,7 +24,10 @@ from modelshield.defenses.training.checkpoint import LoopState, has_checkpoint, 
 from modelshield.defenses.training.config import TrainConfig
 from modelshield.defenses.training.evaluation import accuracies
 from modelshield.defenses.training.history import EpochRecord, TrainResult
-from modelshield.defenses.training.trainer import Step, Trainer, frozen
+from modelshield.defenses.training.step import Step, frozen
+
+if TYPE_CHECKING:
+    from modelshield.defenses.training.trainer import Trainer
 
 
 def _optimizer(cfg: TrainConfig, module: torch.nn.Module) -> torch.optim.Optimizer:

@@ -9,7 +9,8 @@ from torch import Tensor
 from modelshield.attacks.base import Norm
 from modelshield.attacks.evasion import PGD
 from modelshield.attacks.evasion._common import check_positive
-from modelshield.defenses.training.trainer import Step, Trainer, frozen
+from modelshield.defenses.training.step import Step, frozen
+from modelshield.defenses.training.trainer import Trainer
 
 
 def kl_to(reference: Tensor, logits: Tensor) -> Tensor:

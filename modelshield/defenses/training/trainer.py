@@ -5,56 +5,25 @@ A method is configured once (``PGDTraining(eps=0.3)``) and fitted on a model and
 (:mod:`.loop`) owns epochs, shuffling, validation, early stopping, checkpoints and progress; a
 method only says what one minibatch does (:meth:`Trainer.train_batch`).
 
-During a run the network is in train mode with trainable parameters; inner maximisations run
-inside :func:`frozen`, which switches to eval mode and freezes the parameters, as the
-attacks expect (and as TRADES' reference code crafts its examples).
+What a method may do in one minibatch (:class:`~.step.Step`) and how it runs an inner maximisation
+(:func:`~.step.frozen`) live in :mod:`.step`, which the loop uses too.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel
+from modelshield.defenses.training.loop import run_training
+from modelshield.defenses.training.step import Step
 
 if TYPE_CHECKING:
     from modelshield.defenses.training.config import TrainConfig
     from modelshield.defenses.training.history import TrainResult
-
-
-@contextmanager
-def frozen(model: TorchModel) -> Iterator[TorchModel]:
-    """Eval mode and frozen parameters for an inner maximisation; train mode again afterwards."""
-    params = list(model.module.parameters())
-    model.module.eval()
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-        model.module.train()
-
-
-class Step:
-    """What a method may do to the network in one minibatch: read the model, update the weights."""
-
-    def __init__(self, model: TorchModel, optimizer: torch.optim.Optimizer) -> None:
-        self.model = model
-        self.optimizer = optimizer
-
-    def update(self, loss: Tensor) -> None:
-        """One optimiser step on ``loss`` (a scalar); gradients of other leaves are kept for the caller."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
 
 
 class Trainer(ABC):
@@ -90,6 +59,4 @@ class Trainer(ABC):
         validation: Dataset | None = None,
     ) -> TrainResult:
         """Train ``model``'s network in place with this method; returns the per-epoch history."""
-        from modelshield.defenses.training.loop import run_training
-
         return run_training(self, model, train, config, validation=validation)

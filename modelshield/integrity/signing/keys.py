@@ -11,12 +11,12 @@ import hashlib
 import os
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from modelshield.core.errors import InputError, MissingFileError
-from modelshield.integrity.keys import atomic_output
+from modelshield.core.errors import InputError
+from modelshield.integrity.keys import atomic_output, read_private_pem, read_public_pem
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -43,25 +43,13 @@ def _checked(key: object, where: str) -> None:
     raise InputError(f"{where} is a {type(key).__name__.lstrip('_')}, not an EC (P-256/P-384/P-521) or Ed25519 key")
 
 
-def _read_pem(path: Path, what: str) -> bytes:
-    if not path.is_file():
-        raise MissingFileError(f"{what} {path} does not exist")
-    return path.read_bytes()
-
-
 def load_private_key(key: PrivateKey | str | os.PathLike[str], password: bytes | None = None) -> PrivateKey:
     """A private key object, or one read from a PEM file (optionally password protected)."""
     if not isinstance(key, (str, os.PathLike)):
         _checked(key, "the private key")
         return key
     path = Path(key)
-    data = _read_pem(path, "private key")
-    try:
-        loaded = serialization.load_pem_private_key(data, password)
-    except TypeError as exc:  # password missing, or given for an unencrypted key
-        raise InputError(f"private key {path}: {exc}") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise InputError(f"{path} is not a PEM private key (or the password is wrong)") from None
+    loaded = read_private_pem(path, "private key", password, error=InputError)
     _checked(loaded, f"private key {path}")
     return loaded  # type: ignore[return-value]
 
@@ -74,12 +62,7 @@ def load_public_key(key: PublicKey | PrivateKey | str | os.PathLike[str]) -> Pub
         _checked(key, "the public key")
         return key  # type: ignore[return-value]
     path = Path(key)
-    data = _read_pem(path, "public key")
-    try:
-        loaded = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        hint = " (this looks like a private key; verify with the .pub.pem)" if b"PRIVATE KEY" in data else ""
-        raise InputError(f"{path} is not a PEM public key{hint}") from None
+    loaded = read_public_pem(path, "public key", error=InputError)
     _checked(loaded, f"public key {path}")
     return loaded  # type: ignore[return-value]
 
@@ -140,13 +123,13 @@ def write_key_pair(
     for p in (private_path, public_path):
         if p.exists() and not overwrite:
             raise InputError(f"{p} already exists; refusing to overwrite a key", hint="pick another --out")
-    encryption = (serialization.BestAvailableEncryption(password) if password
-                  else serialization.NoEncryption())
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     try:
         with atomic_output(private_path, mode=0o600, exclusive=not overwrite) as f:
             f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
     except FileExistsError:
         raise InputError(f"{private_path} appeared while the key was generated; refusing to overwrite it") from None
     with atomic_output(public_path, mode=0o644) as f:
-        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+        f.write(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )

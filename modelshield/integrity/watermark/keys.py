@@ -12,13 +12,13 @@ import hashlib
 import hmac
 import os
 import secrets
-import stat
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from modelshield.core.errors import InputError, KeyringError, MissingFileError
+from modelshield.integrity.keys import atomic_output, check_private
 
 KEY_BYTES = 32
 MIN_KEY_BYTES = 16
@@ -41,15 +41,13 @@ def check_key(key: bytes) -> bytes:
 def generate_key(path: str | os.PathLike[str]) -> Path:
     """Write 32 random bytes to a new file with mode 0600; an existing file is never overwritten."""
     p = Path(path)
+    if p.exists():
+        raise InputError(f"{p} already exists; a key is never overwritten", hint="choose another --out")
     try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with atomic_output(p, mode=0o600, exclusive=True) as f:
+            f.write(secrets.token_bytes(KEY_BYTES))
     except FileExistsError:
         raise InputError(f"{p} already exists; a key is never overwritten", hint="choose another --out") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(KEY_BYTES))
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(p, 0o600)  # the umask may have narrowed it further; never wider
     return p
 
 
@@ -58,9 +56,7 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"watermark key {p} does not exist", hint=f"create it: modelshield watermark keygen --out {p}")
-    mode = stat.S_IMODE(p.stat().st_mode)
-    if os.name == "posix" and mode & 0o077:
-        raise KeyringError(f"watermark key {p} is readable by others (mode {mode:04o})", hint=f"chmod 600 {p}")
+    check_private(p, "watermark key")
     if p.stat().st_size > MAX_KEY_BYTES:
         raise KeyringError(f"watermark key {p} is {p.stat().st_size} bytes, not a key file")
     try:

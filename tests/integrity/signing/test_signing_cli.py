@@ -39,10 +39,14 @@ def test_keygen_sign_verify_tamper(model_dir: Path, tmp_path: Path, run_main: Ru
 def test_bad_input_exits_2_with_one_line(model_dir: Path, keys: dict[str, tuple[Path, Path]], tmp_path: Path,
                                          run_main: RunMain) -> None:
     private, public = keys["ed25519"]
+    not_pem = tmp_path / "not-a-key.pem"
+    not_pem.write_text("{}")
+    not_pem.chmod(0o600)
     cases = [
         (["verify", str(model_dir), "--key", str(public)], "signature"),  # not signed yet
         (["sign", str(model_dir), "--key", str(tmp_path / "no.pem")], "does not exist"),
-        (["sign", str(model_dir), "--key", str(model_dir / "config.json")], "not a PEM private key"),
+        (["sign", str(model_dir), "--key", str(model_dir / "config.json")], "accessible to others (mode 0644)"),
+        (["sign", str(model_dir), "--key", str(not_pem)], "not a PEM private key"),
         (["sign", str(model_dir), "--key", str(private), "--ignore", "/etc"], "outside the model folder"),
         (["sign-keygen", "--out", str(private)], "already exists"),
     ]

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from modelshield.core.errors import InputError, IntegrityError, MissingFileError
+from modelshield.core.errors import InputError, IntegrityError, KeyringError, MissingFileError
 from modelshield.integrity.signing import sign_model, verify_model
 from modelshield.integrity.signing.dsse import pae
 from modelshield.integrity.signing.keys import load_private_key, sign_bytes
@@ -214,6 +214,9 @@ def test_missing_inputs_and_unusable_keys_are_input_errors(signed: tuple[Path, P
     rsa_pem = tmp_path / "rsa.pem"
     rsa_pem.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with pytest.raises(KeyringError, match="accessible to others"):  # a private key others can read is refused
+        sign_model(model, rsa_pem)
+    rsa_pem.chmod(0o600)
     with pytest.raises(InputError, match="not an EC"):
         sign_model(model, rsa_pem)
 

@@ -109,7 +109,7 @@ def test_world_readable_key_is_refused(tmp_path: Path, keys: tuple[Path, Path], 
     leaked.chmod(0o644)
     model = save_torch_model(digits_model, tmp_path / "m.safetensors")
     code, _, err = run_main("watermark", "verify", "--model", str(model), *ARCH, "--key", str(leaked))
-    assert code == 2 and "readable by others" in err and "chmod 600" in err and len(err.splitlines()) == 1
+    assert code == 2 and "accessible to others" in err and "chmod 600" in err and len(err.splitlines()) == 1
 
 
 def test_cli_default_rate_is_the_library_default() -> None:

@@ -27,7 +27,7 @@ def test_generated_key_is_private_random_and_never_overwritten(tmp_path: Path) -
 def test_load_key_refuses_unsafe_or_bad_files(tmp_path: Path) -> None:
     key = generate_key(tmp_path / "k.key")
     key.chmod(0o644)
-    with pytest.raises(KeyringError, match="readable by others"):
+    with pytest.raises(KeyringError, match="accessible to others"):
         load_key(key)
     short = tmp_path / "short.key"
     short.write_bytes(b"0123456789")
