@@ -6,7 +6,8 @@ some other hop judged by its other copy can be talked past, so a header the gate
 once (credential headers are refused with 401 by ``modelshield.serve.auth``, the others here with 400).
 
 A predict body is read as JSON exactly as sent: a body declared as anything but ``application/json``
-(UTF-8), or sent with a ``Content-Encoding`` such as gzip, is refused with 415 before it is read. The
+(UTF-8), or sent with a ``Content-Encoding`` or a ``Transfer-Encoding`` other than ``chunked`` (gzip, ...;
+httptools would pass such a body through still compressed), is refused with 415 before it is read. The
 gateway never inflates a body (a compressed body is a decompression bomb waiting for a size cap to be
 checked on the wrong side), and a body declared as another type was meant to be read another way.
 """
@@ -52,6 +53,14 @@ def require_json_body(headers: Mapping[str, str]) -> None:
         raise RequestValidationError(
             f"Content-Encoding {_shown(encoding)} is not accepted: send the JSON body uncompressed", status=415
         )
+    codings = [c.strip() for v in header_values(headers, "transfer-encoding") for c in v.split(",") if c.strip()]
+    for coding in codings:
+        if coding.lower() != "chunked":
+            raise RequestValidationError(
+                f"Transfer-Encoding {_shown(coding)} is not accepted: send the JSON body uncompressed "
+                "(chunked is fine)",
+                status=415,
+            )
     content_type = one_header(headers, "content-type")
     if content_type is None:
         raise RequestValidationError(f"the body has no Content-Type: send {JSON_MEDIA_TYPE}", status=415)

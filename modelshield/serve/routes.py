@@ -82,6 +82,28 @@ def predict_path(name: str) -> str:
     return f"/v1/models/{name}/predict"
 
 
+class OneLength:
+    """ASGI middleware: a request that declares its length twice (Content-Length and Transfer-Encoding) gets 400
+    and the connection is closed (RFC 9112 §6.3): a proxy in front may have cut the stream at the other length, so
+    nothing after it on this connection can be trusted to be the next request. httptools refuses such requests
+    itself; h11 (the protocol under mutual TLS) would read the chunked body and keep the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            names = {name for name, _ in scope["headers"]}  # ASGI header names are lower-case bytes
+            if b"content-length" in names and b"transfer-encoding" in names:
+                body = {
+                    "error": "send Content-Length or Transfer-Encoding, not both",
+                    "request_id": request_id(Request(scope)),
+                }
+                await json_response(body, 400, {"Connection": "close"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class PredictFastPath:
     """ASGI middleware: ``POST /v1/models/<served name>/predict`` goes straight to the pipeline."""
 
@@ -183,6 +205,7 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
     app.add_middleware(PredictFastPath, pipeline=pipeline, names=list(gateway.config.models))
+    app.add_middleware(OneLength)  # added last: runs first
 
 
 def attach_error_handlers(app: FastAPI) -> None:

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -253,6 +254,42 @@ def test_request_edges_over_sockets_are_refused_before_the_model(jwt_gateway, bo
         assert r.status_code == 404 and "location" not in r.headers and not r.is_redirect, (path, r.headers)
     declared = client.get("/openapi.json").json()["paths"]["/v1/models/demo/predict"]["post"]["responses"]
     assert {"400", "401", "413", "415", "422"} <= set(declared) and "application/json" in declared["415"]["content"]
+
+
+def _raw_post(url: str, headers: list[str], payload: bytes) -> tuple[str, bytes]:
+    """One hand-written request on a fresh connection: the status line, and whatever the server sent before closing."""
+    host, port = url.removeprefix("http://").split(":")
+    head = "".join(f"{h}\r\n" for h in ["POST /v1/models/demo/predict HTTP/1.1", "Host: gateway", *headers])
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n" + payload)
+        received = b""
+        while chunk := sock.recv(65536):  # the server closes the connection: it keeps nothing after the answer
+            received += chunk
+    return received.split(b"\r\n", 1)[0].decode(), received
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_a_length_declared_twice_or_a_compressed_transfer_coding_is_refused(weights, tmp_path, body, http):
+    """Content-Length with Transfer-Encoding (request smuggling's shape) is 400 and the connection closes, on both
+    HTTP parsers uvicorn runs here; a gzip transfer coding is refused too (415 from the gateway under httptools,
+    which would pass the body through still compressed)."""
+    state = make_state(tmp_path, {"alice": ["predictor"]})
+    path, digest = weights
+    config = secure_config(state, {"demo": {"path": str(path), "digest": digest, **ARCH}})
+    payload = json.dumps(body).encode()
+    chunked = f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n"
+    common = [f"Authorization: Bearer {state.keys['alice']}", "Content-Type: application/json"]
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n"  # what a proxy using the other length forwards
+    with running(config, uvicorn_options={"http": http}) as url:
+        ok, _ = _raw_post(url, [*common, f"Content-Length: {len(payload)}", "Connection: close"], payload)
+        both, answer = _raw_post(
+            url, [*common, "Transfer-Encoding: chunked", f"Content-Length: {len(chunked)}"], chunked + smuggled
+        )
+        gzipped, _ = _raw_post(url, [*common, "Transfer-Encoding: gzip, chunked", "Connection: close"], chunked)
+    assert ok == "HTTP/1.1 200 OK"
+    assert both == "HTTP/1.1 400 Bad Request" and answer.count(b"HTTP/1.1 ") == 1  # the smuggled request is not run
+    # h11 refuses a transfer coding it does not implement itself (400); httptools would pass it through to us
+    assert gzipped.startswith({"h11": "HTTP/1.1 400", "httptools": "HTTP/1.1 415"}[http]), gzipped
 
 
 def test_mtls_gateway_refuses_clients_without_a_certificate(weights, tmp_path, body):
