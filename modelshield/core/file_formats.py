@@ -37,7 +37,8 @@ _HEAD = 1 << 20
 MAX_SAFETENSORS_HEADER = 100_000_000
 _SAFETENSORS_DTYPES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1, "F8_E8M0": 1,
+    "C64": 8,
 }  # fmt: skip
 
 
@@ -196,31 +197,59 @@ def check_safetensors_data(data: bytes | bytearray | memoryview | mmap.mmap, whe
 
 
 def check_safetensors_header(raw: bytes, data_len: int, path: str | Path) -> None:
-    """Refuse a safetensors header (``raw``, before ``data_len`` data bytes) that lies about its tensors."""
+    """Refuse a safetensors header (``raw``, before ``data_len`` data bytes) that is not what the format's spec allows.
+
+    Strict where the spec is: UTF-8 JSON (``json.loads`` on bytes would also take UTF-16/32, which a pickle
+    can hide in), no duplicate keys or NaN, entries of exactly dtype/shape/data_offsets, a ``__metadata__`` of
+    strings, and tensors that tile the data from its first byte to its last with no gap or overlap."""
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FormatError(f"{path}: the safetensors header is not valid JSON") from None
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"{path}: the safetensors header is not valid JSON in UTF-8 ({exc})") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: the safetensors header is not a JSON object")
-    spans = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(info, dict) or info.get("dtype") not in _SAFETENSORS_DTYPES:
-            raise FormatError(f"{path}: tensor {name!r} has an unknown dtype")
-        shape, offsets = info.get("shape"), info.get("data_offsets")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise FormatError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise FormatError(f"{path}: tensor {name!r} has invalid data_offsets {offsets!r}")
-        begin, end = offsets
-        if not 0 <= begin <= end <= data_len:
-            raise FormatError(f"{path}: tensor {name!r} spans bytes {begin}..{end}, outside the {data_len} data bytes")
-        if end - begin != prod(shape) * _SAFETENSORS_DTYPES[info["dtype"]]:
-            raise FormatError(f"{path}: tensor {name!r} has {end - begin} bytes for shape {shape} {info['dtype']}")
-        spans.append((begin, end, name))
-    spans.sort()
-    for (_, prev_end, prev), (begin, _, name) in zip(spans, spans[1:], strict=False):
-        if begin < prev_end:
-            raise FormatError(f"{path}: tensors {prev!r} and {name!r} overlap")
+    metadata = header.pop("__metadata__", {})
+    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise FormatError(f"{path}: the safetensors __metadata__ is not a map of strings")
+    spans = sorted(_tensor_span(name, info, data_len, path) for name, info in header.items())
+    pos = 0
+    for begin, end, name in spans:
+        if begin != pos:
+            what = "overlaps the tensor before it" if begin < pos else f"leaves bytes {pos}..{begin} unused"
+            raise FormatError(f"{path}: tensor {name!r} {what}")
+        pos = end
+    if pos != data_len:
+        raise FormatError(f"{path}: {data_len - pos} bytes after the last tensor belong to no tensor")
+
+
+def _tensor_span(name: str, info: Any, data_len: int, path: str | Path) -> tuple[int, int, str]:
+    if not (isinstance(info, dict) and set(info) == {"dtype", "shape", "data_offsets"}):
+        raise FormatError(f"{path}: tensor {name!r} is not exactly dtype, shape and data_offsets")
+    if info["dtype"] not in _SAFETENSORS_DTYPES:
+        raise FormatError(f"{path}: tensor {name!r} has an unknown dtype {info['dtype']!r}")
+    shape, offsets = info["shape"], info["data_offsets"]
+    if not (isinstance(shape, list) and all(_natural(d) for d in shape)):
+        raise FormatError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_natural(o) for o in offsets)):
+        raise FormatError(f"{path}: tensor {name!r} has invalid data_offsets {offsets!r}")
+    begin, end = offsets
+    if not begin <= end <= data_len:
+        raise FormatError(f"{path}: tensor {name!r} spans bytes {begin}..{end}, outside the {data_len} data bytes")
+    if end - begin != prod(shape) * _SAFETENSORS_DTYPES[info["dtype"]]:
+        raise FormatError(f"{path}: tensor {name!r} has {end - begin} bytes for shape {shape} {info['dtype']}")
+    return begin, end, name
+
+
+def _natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key is repeated, and readers disagree on which one counts")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

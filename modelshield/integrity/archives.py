@@ -10,7 +10,7 @@ import io
 import mmap
 import re
 import tarfile
-import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.pickle_analysis import Data
 from modelshield.integrity.results import issue
+from modelshield.integrity.zipread import Entry, ZipFormatError, member_bytes
 
 if TYPE_CHECKING:  # pydantic is imported only when a finding is made
     from modelshield.core.findings import Finding
@@ -84,37 +85,30 @@ def zip_kind(names: list[str]) -> str:
     return "zip"
 
 
-Member = tuple[str, bytes]
+Member = tuple[str, bytes, tuple[int, int]]  # name, content, where its bytes lie in the archive
 Emit = Callable[["Finding"], None]
 
 
-def open_zip(data: Data) -> zipfile.ZipFile:
-    """A zip over bytes or a mapped file, without copying it."""
-    return zipfile.ZipFile(_stream(data))
-
-
-def zip_members(zf: zipfile.ZipFile, where: str, limits: Limits, emit: Emit) -> Iterator[Member]:
-    """Yield the zip's members that can hold code, flagging bombs, escapes and duplicates on the way."""
-    infos = zf.infolist()
-    names = [i.filename for i in infos]
-    torch_layout = zip_kind(names) == "pytorch"
-    if len(set(names)) != len(names):
-        emit(issue(Verdict.unsafe, "MS-SCAN-ARC-DUPLICATE", "Archive repeats a member name", where,
-                   "two members share a name, so loaders and scanners may read different ones"))  # fmt: skip
-    for info in _bounded(infos, where, limits, emit):
-        name = f"{where}!{info.filename}"
-        if escapes(info.filename):
-            emit(_escape(name, info.filename))
-        if info.is_dir() or (torch_layout and _TORCH_DATA.search(info.filename)):
+def zip_members(data: Data, entries: list[Entry], where: str, limits: Limits, emit: Emit) -> Iterator[Member]:
+    """Yield the zip members that can hold code, as one loader reads them; flag bombs and escapes on the way."""
+    torch_layout = zip_kind([e.name for e in entries]) == "pytorch"
+    for entry in _bounded(entries, where, limits, emit):
+        name = f"{where}!{entry.name}"
+        if escapes(entry.name):
+            emit(_escape(name, entry.name))
+        if entry.name.endswith("/") or (torch_layout and _TORCH_DATA.search(entry.name)):
             continue  # torch reads data/N as raw storage bytes, never unpickles them
-        if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+        if entry.usize > 1 << 20 and entry.usize > limits.max_ratio * max(entry.csize, 1):
             emit(issue(Verdict.unsafe, "MS-SCAN-ARC-BOMB", "Archive member is a decompression bomb", name,
-                       f"expands {info.compress_size} bytes to {info.file_size}"))  # fmt: skip
+                       f"expands {entry.csize} bytes to {entry.usize}"))  # fmt: skip
             continue
-        with zf.open(info) as f:
-            body = _read(f, name, limits, emit)
-        if body is not None:
-            yield name, body
+        try:
+            body = member_bytes(data, entry, limits.max_bytes)
+        except (ZipFormatError, zlib.error, OSError, EOFError, ValueError) as exc:
+            emit(issue(Verdict.unparsed, "MS-SCAN-UNPARSED", "Archive member could not be read", name, str(exc)))
+            continue
+        if _within(body, name, limits, emit):
+            yield name, body, (entry.start, entry.end)
 
 
 def tar_members(data: Data, where: str, limits: Limits, emit: Emit) -> Iterator[Member]:
@@ -129,9 +123,9 @@ def tar_members(data: Data, where: str, limits: Limits, emit: Emit) -> Iterator[
                            f"{member.name} is a link or special file, which can redirect reads or writes"))  # fmt: skip
             if member.isfile():
                 f = tf.extractfile(member)
-                body = _read(f, name, limits, emit) if f else None
-                if body is not None:
-                    yield name, body
+                body = f.read(limits.max_bytes + 1) if f else b""
+                if _within(body, name, limits, emit):
+                    yield name, body, (member.offset_data, member.offset_data + member.size)
 
 
 def _bounded(items: list, where: str, limits: Limits, emit: Emit) -> list:
@@ -141,13 +135,12 @@ def _bounded(items: list, where: str, limits: Limits, emit: Emit) -> list:
     return items[: limits.max_members]
 
 
-def _read(f: IO[bytes], name: str, limits: Limits, emit: Emit) -> bytes | None:
-    body = f.read(limits.max_bytes + 1)
-    if len(body) > limits.max_bytes:
-        emit(issue(Verdict.unparsed, "MS-SCAN-ARC-LIMIT", "Archive member too large to scan", name,
-                   f"over {limits.max_bytes} bytes decompressed; not scanned"))  # fmt: skip
-        return None
-    return body
+def _within(body: bytes, name: str, limits: Limits, emit: Emit) -> bool:
+    if len(body) <= limits.max_bytes:
+        return True
+    emit(issue(Verdict.unparsed, "MS-SCAN-ARC-LIMIT", "Archive member too large to scan", name,
+               f"over {limits.max_bytes} bytes decompressed; not scanned"))  # fmt: skip
+    return False
 
 
 def _escape(name: str, member: str) -> Finding:

@@ -1,4 +1,4 @@
-"""Checks for the non-pickle formats: what in each can run code or reach outside the model."""
+"""Checks for the non-pickle formats: what in each can run code or reach outside the model (ONNX: ``onnx_check``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from modelshield.core.errors import FormatError
 from modelshield.core.file_formats import check_safetensors_data, npy_dtype
 from modelshield.integrity.allowlist import Verdict
-from modelshield.integrity.archives import escapes
 from modelshield.integrity.pickle_analysis import Data, analyse_pickle
 from modelshield.integrity.results import issue
 
@@ -19,14 +18,16 @@ if TYPE_CHECKING:  # pydantic is imported only when a finding is made
     from modelshield.core.findings import Finding
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"}
 _TF_CODE_OPS = (b"PyFunc", b"PyFuncStateless", b"EagerPyFunc", b"ReadFile", b"WriteFile", b"MatchingFiles")
+
+
 def check_safetensors(data: Data, where: str) -> list[Finding]:
     """Offsets, overlaps, sizes and dtypes, by the same rules ``load_model`` applies."""
     try:
         check_safetensors_data(data, where)
     except FormatError as exc:
-        return [issue(Verdict.unsafe, "MS-SCAN-ST-HEADER", "safetensors header lies about its data", where, str(exc))]
+        why = str(exc).removeprefix(f"{where}: ")
+        return [issue(Verdict.unsafe, "MS-SCAN-ST-HEADER", "safetensors header breaks the format's rules", where, why)]
     return []
 
 
@@ -84,46 +85,6 @@ def check_hdf5(data: Data, where: str) -> list[Finding]:
         found.append(issue(Verdict.unknown, "MS-SCAN-HDF5", "HDF5 file not fully parsed", where,
                            "HDF5 is read for Keras configs only; install h5py-based checks to judge the rest"))  # fmt: skip
     return found
-
-
-def check_onnx(model: Any, where: str) -> list[Finding]:
-    """External-data paths must stay inside the model folder; ops outside the standard domains need native code."""
-    from onnx import TensorProto
-
-    found, local = [], {f.domain for f in model.functions}
-    for graph in _graphs(model):
-        tensors = [*graph.initializer, *(s.values for s in graph.sparse_initializer)]
-        for tensor in tensors:
-            if tensor.data_location != TensorProto.EXTERNAL:
-                continue
-            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-            if escapes(location) or not location:
-                found.append(issue(Verdict.unsafe, "MS-SCAN-ONNX-EXTERNAL", "ONNX external data escapes the model", where,
-                                   f"tensor {tensor.name!r} reads {location!r}, outside the model's folder"))  # fmt: skip
-    domains = {n.domain for g in _graphs(model) for n in g.node} | {o.domain for o in model.opset_import}
-    for domain in sorted(domains - _ONNX_DOMAINS - local):
-        found.append(issue(Verdict.unknown, "MS-SCAN-ONNX-DOMAIN", "ONNX custom operator domain", where,
-                           f"ops in domain {domain!r} need a native library registered at load time"))  # fmt: skip
-    return found
-
-
-def _graphs(model: Any) -> Iterator[Any]:
-    todo = [model.graph, *(_FunctionGraph(f) for f in model.functions)]
-    while todo:
-        graph = todo.pop()
-        yield graph
-        for node in graph.node:
-            for attr in node.attribute:
-                todo.extend([attr.g] if attr.HasField("g") else list(attr.graphs))
-
-
-class _FunctionGraph:
-    """A model-local function seen as a graph with nodes and no initializers."""
-
-    def __init__(self, function: Any) -> None:
-        self.node = function.node
-        self.initializer: list[Any] = []
-        self.sparse_initializer: list[Any] = []
 
 
 def check_saved_model(data: Data, where: str) -> list[Finding]:

@@ -1,7 +1,12 @@
-"""``scan_paths``: read every file by content, recurse into archives and compressed streams, judge each layer.
+"""``scan_paths``: every reading a loader could make of a file, each judged; the file's verdict is the worst.
 
-A file is safe only when every layer was identified and passed; an unidentified or unparsable
-layer is never reported as "no issues" (modelscan's skipped files, protectai/modelscan#218).
+A format is never picked by first match: one file can be a tar and a protocol-0 pickle, a safetensors
+header and a pickle, or two zips. Each reader in ``READERS`` asks whether its format's loader would
+accept the bytes — ``pickle.load`` at offset 0, a zip end record where ``zipfile`` and torch look for
+it, a tar header whose checksum holds, the safetensors length and brace, HDF5's signature at 0, 512,
+1024, ..., a file that parses as protobuf — and judges what that loader would read, recursing into
+archives and compressed streams. A file is safe only when every reading was judged and passed; one
+no reader takes is never reported as "no issues" (modelscan's skipped files, protectai/modelscan#218).
 """
 
 from __future__ import annotations
@@ -10,133 +15,288 @@ import json
 import mmap
 import os
 import tarfile
-import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelshield.core.errors import MissingFileError
 from modelshield.core.file_formats import decompressor, looks_like_safetensors
-from modelshield.integrity import formats
+from modelshield.integrity import formats, keras_hdf5, torchscript, zipread
 from modelshield.integrity.allowlist import Verdict
-from modelshield.integrity.archives import Limits, open_zip, tar_members, zip_kind, zip_members
+from modelshield.integrity.archives import Limits, tar_members, zip_kind, zip_members
+from modelshield.integrity.onnx_check import check_onnx, external_files, looks_like_onnx
 from modelshield.integrity.pickle_analysis import Data, analyse_pickle
 from modelshield.integrity.results import FileReport, ScanReport, issue
 
 if TYPE_CHECKING:  # pydantic is imported only when a finding is made
     from modelshield.core.findings import Finding
 
+_PARSE_ERRORS = (zipread.ZipFormatError, tarfile.TarError, OSError, EOFError, ValueError, RuntimeError, zlib.error)
+_INERT_PICKLE = {"MS-SCAN-PKL-MALFORMED", "MS-SCAN-PKL-TRAILING"}  # what a pickle that imports nothing can show
+_MAX_JSON = 64 << 20
+_MAX_PROTOBUF = 2 << 30
+
+
+@dataclass
+class Layer:
+    """One file or archive member being read, and what its readings found so far."""
+
+    data: Data
+    where: str
+    depth: int
+    head: bytes
+    formats: list[str] = field(default_factory=list)
+    covered: list[tuple[int, int]] = field(default_factory=list)  # member bytes scanned as layers of their own
+    zip_end: int | None = None
+
 
 class _Scan:
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
+    def __init__(self, limits: Limits, folder: Path | None) -> None:
+        self.limits, self.folder = limits, folder
         self.findings: list[Finding] = []
+        self.external: set[Path] = set()  # files an ONNX model here reads as raw tensor bytes
+
+    def emit(self, finding: Finding) -> None:
+        self.findings.append(finding)
 
     def layer(self, data: Data, where: str, depth: int = 0) -> str:
-        """Identify one layer by its bytes, check it, recurse into what it contains; return its format."""
+        """Read the bytes as every format that would take them, judge each reading; return the formats read."""
         if depth > self.limits.max_depth:
-            self.findings.append(issue(Verdict.unparsed, "MS-SCAN-ARC-DEPTH", "Nested too deep", where,
-                                       f"more than {self.limits.max_depth} layers of archives; not scanned"))  # fmt: skip
+            self.emit(issue(Verdict.unparsed, "MS-SCAN-ARC-DEPTH", "Nested too deep", where,
+                            f"more than {self.limits.max_depth} layers of archives; not scanned"))  # fmt: skip
             return "nested"
-        head = bytes(data[:512])
-        try:
-            return self._dispatch(data, head, where, depth)
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError, RuntimeError) as exc:
-            self.findings.append(issue(Verdict.unparsed, "MS-SCAN-UNPARSED", "File could not be parsed", where,
-                                       f"{type(exc).__name__}: {exc}"))  # fmt: skip
-            return "unparsed"
+        layer = Layer(data, where, depth, bytes(data[:512]))
+        for name, reader in READERS:
+            try:
+                fmt = reader(self, layer)
+            except _PARSE_ERRORS as exc:
+                self.emit(issue(Verdict.unparsed, "MS-SCAN-UNPARSED", "File could not be parsed", where,
+                                f"read as {name}: {type(exc).__name__}: {exc}"))  # fmt: skip
+                fmt = name
+            if fmt:
+                layer.formats.append(fmt)
+        self._stray_end_records(layer)
+        if not layer.formats:
+            self.emit(issue(Verdict.unknown, "MS-SCAN-FORMAT", "Unrecognised format", where,
+                            "the content matches no format modelshield can check, so it cannot be called safe"))  # fmt: skip
+            return "unknown"
+        return "+".join(layer.formats)
 
-    def _dispatch(self, data: Data, head: bytes, where: str, depth: int) -> str:
-        if looks_like_safetensors(head):
-            self.findings += formats.check_safetensors(data, where)
-            return "safetensors"
-        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-            with open_zip(data) as zf:
-                for name, body in zip_members(zf, where, self.limits, self.findings.append):
-                    self.layer(body, name, depth + 1)
-                return zip_kind(zf.namelist())
-        if head.startswith(b"\x93NUMPY"):
-            self.findings += formats.check_npy(data, where)
-            return "npy"
-        if head[257:262] == b"ustar":
-            for name, body in tar_members(data, where, self.limits, self.findings.append):
-                self.layer(body, name, depth + 1)
-            return "tar"
-        if head.startswith(formats.HDF5_MAGIC):
-            self.findings += formats.check_hdf5(data, where)
-            return "hdf5"
-        stream = decompressor(head)
-        if stream is not None:
-            inner = stream.decompress(data, self.limits.max_bytes + 1)
-            if len(inner) > self.limits.max_bytes:
-                raise ValueError(f"decompresses to more than {self.limits.max_bytes} bytes")
-            self.layer(inner, f"{where}[decompressed]", depth + 1)
-            return "compressed"
-        if head[:1] == b"\x80":
-            self.findings += analyse_pickle(data, where).findings
-            return "pickle"
-        return self._loose(data, head, where)
-
-    def _loose(self, data: Data, head: bytes, where: str) -> str:
-        """Formats without a magic number: ONNX, JSON, SavedModel, protocol 0/1 pickles."""
-        if where.endswith("saved_model.pb"):
-            self.findings += formats.check_saved_model(data, where)
-            return "savedmodel"
-        if head[:1] == b"\x08" and (model := _onnx(data)) is not None:
-            self.findings += formats.check_onnx(model, where)
-            return "onnx"
-        try:
-            config = json.loads(bytes(data))
-        except (UnicodeDecodeError, ValueError):
-            pass
-        else:
-            self.findings += formats.check_keras_config(config, where)
-            return "json"
-        analysis = analyse_pickle(data, where)
-        if analysis.globals or analysis.opcodes > 2:
-            self.findings += analysis.findings
-            return "pickle"
-        self.findings.append(issue(Verdict.unknown, "MS-SCAN-FORMAT", "Unrecognised format", where,
-                                   "the content matches no format modelshield can check, so it cannot be called safe"))  # fmt: skip
-        return "unknown"
+    def _stray_end_records(self, layer: Layer) -> None:
+        """A zip end record (with its central directory) that is neither the archive's own nor inside a member."""
+        for pos in zipread.end_records(layer.data):
+            if pos != layer.zip_end and not any(start <= pos < end for start, end in layer.covered):
+                self.emit(ambiguous(layer.where, f"a second zip end record and central directory at offset {pos}"))
 
 
-def _onnx(data: Data) -> object | None:
+Reader = Callable[[_Scan, Layer], "str | None"]
+
+
+def ambiguous(where: str, why: str) -> Finding:
+    return issue(Verdict.unsafe, "MS-SCAN-ARC-AMBIGUOUS", "Ambiguous archive: loaders would read different files",
+                 where, why)  # fmt: skip
+
+
+def _safetensors(scan: _Scan, layer: Layer) -> str | None:
+    if not looks_like_safetensors(layer.head):
+        return None
+    scan.findings += formats.check_safetensors(layer.data, layer.where)
+    return "safetensors"
+
+
+def _zip(scan: _Scan, layer: Layer) -> str | None:
+    """Each loader's reading of the archive whose end record closes the file (torch's and zipfile's differ
+    when data is prepended), every member of each scanned, and any disagreement between them refused."""
+    claims_zip = layer.head.startswith((zipread.LOCAL, zipread.END))
+    try:
+        layout = zipread.read_layout(layer.data)
+    except zipread.ZipFormatError:
+        if claims_zip:
+            raise
+        return None  # an end-record signature in other data, which no zip loader can open
+    if layout is None:
+        return None
+    readings = [r for r in layout.readings if not r.error]
+    if not readings:
+        if claims_zip:
+            raise zipread.ZipFormatError(layout.readings[-1].error)
+        return None
+    layer.zip_end = layout.end_record
+    if any(start <= layout.start and layout.end <= end for start, end in layer.covered):
+        return None  # the zip is a member of a tar read above, scanned as a layer of its own
+    for why in layout.ambiguities[:10]:
+        scan.emit(ambiguous(layer.where, why))
+    for reading in readings:
+        where = layer.where if len(readings) == 1 else f"{layer.where}[as {reading.loader} reads it]"
+        layer.covered += [(e.start, e.end) for e in reading.entries]
+        own = torchscript.is_torchscript([e.name for e in reading.entries])
+        for name, body, _ in zip_members(layer.data, reading.entries, where, scan.limits, scan.emit):
+            judged = torchscript.check_member(body, name) if own else None  # code/ and pickles torch.jit reads
+            if judged is None:
+                scan.layer(body, name, layer.depth + 1)
+            else:
+                scan.findings += judged
+    return zip_kind([e.name for e in readings[-1].entries])
+
+
+def _npy(scan: _Scan, layer: Layer) -> str | None:
+    if not layer.head.startswith(b"\x93NUMPY"):
+        return None
+    scan.findings += formats.check_npy(layer.data, layer.where)
+    return "npy"
+
+
+def _tar(scan: _Scan, layer: Layer) -> str | None:
+    """tarfile takes a file whose first 512-byte header has a valid checksum (legacy torch.save is a tar)."""
+    try:
+        tarfile.TarInfo.frombuf(layer.head, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return None
+    for name, body, span in tar_members(layer.data, layer.where, scan.limits, scan.emit):
+        layer.covered.append(span)
+        scan.layer(body, name, layer.depth + 1)
+    return "tar"
+
+
+def _hdf5(scan: _Scan, layer: Layer) -> str | None:
+    """The HDF5 library looks for its signature at 0 and at every power of two from 512 (after a user block)."""
+    offsets = [0] + [512 << i for i in range(max(0, len(layer.data).bit_length() - 9))]
+    if not any(layer.data[o : o + 8] == formats.HDF5_MAGIC for o in offsets):
+        return None
+    scan.findings += keras_hdf5.check_hdf5(layer.data, layer.where)
+    return "hdf5"
+
+
+def _compressed(scan: _Scan, layer: Layer) -> str | None:
+    """joblib picks its decompressor by the stream's magic bytes."""
+    stream = decompressor(layer.head)
+    if stream is None:
+        return None
+    inner = stream.decompress(layer.data, scan.limits.max_bytes + 1)
+    if len(inner) > scan.limits.max_bytes:
+        raise ValueError(f"decompresses to more than {scan.limits.max_bytes} bytes")
+    scan.layer(inner, f"{layer.where}[decompressed]", layer.depth + 1)
+    return "compressed"
+
+
+def _onnx(scan: _Scan, layer: Layer) -> str | None:
+    """``onnx.load`` parses any protobuf; a model with a graph, functions or training graphs is judged in full."""
+    if len(layer.data) > _MAX_PROTOBUF or not looks_like_onnx(layer.data):
+        return None
     try:
         import onnx
     except ImportError:
         return None
     try:
-        model = onnx.load_model_from_string(bytes(data))
+        model = onnx.load_model_from_string(bytes(layer.data))
     except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends: not a ModelProto
         return None
-    return model if model.ir_version > 0 and model.HasField("graph") and len(model.graph.output) else None
+    if not (model.HasField("graph") or len(model.functions) or len(model.training_info)):
+        return None
+    folder = scan.folder if layer.depth == 0 else None
+    found = check_onnx(model, layer.where, folder)
+    scan.findings += found
+    if folder is not None and not found:
+        scan.external |= {(folder / location).resolve() for location in external_files(model)}
+    return "onnx"
+
+
+def _saved_model(scan: _Scan, layer: Layer) -> str | None:
+    if not layer.where.endswith("saved_model.pb"):
+        return None
+    scan.findings += formats.check_saved_model(layer.data, layer.where)
+    return "savedmodel"
+
+
+def _json(scan: _Scan, layer: Layer) -> str | None:
+    """Keras configs; strict UTF-8 JSON, as Keras reads them."""
+    if len(layer.data) > _MAX_JSON or layer.head.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        config = json.loads(bytes(layer.data).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    scan.findings += keras_hdf5.check_keras_config(config, layer.where)
+    return "json"
+
+
+def _pickle(scan: _Scan, layer: Layer) -> str | None:
+    """``pickle.load`` (and torch's legacy loader, and ``np.load(allow_pickle=True)``) read from offset 0 of any file.
+
+    A reading that imports or calls something is judged whatever else the file is. One that imports
+    nothing runs nothing; it names the file only when no other loader takes it."""
+    if isinstance(layer.data, mmap.mmap):
+        layer.data.seek(0)
+    analysis = analyse_pickle(layer.data, layer.where)
+    if analysis.globals or any(f.id not in _INERT_PICKLE for f in analysis.findings):
+        scan.findings += analysis.findings
+        return "pickle"
+    opens_as_pickle = len(layer.head) > 1 and layer.head[0] == 0x80 and 2 <= layer.head[1] <= 5
+    if layer.formats or not analysis.opcodes or not (opens_as_pickle or not analysis.findings):
+        return None
+    scan.findings += analysis.findings
+    return "pickle"
+
+
+# Every format a loader might take the bytes as. The pickle reader runs last: it needs to know the others.
+READERS: tuple[tuple[str, Reader], ...] = (
+    ("safetensors", _safetensors),
+    ("npy", _npy),
+    ("tar", _tar),
+    ("zip", _zip),
+    ("hdf5", _hdf5),
+    ("compressed", _compressed),
+    ("onnx", _onnx),
+    ("savedmodel", _saved_model),
+    ("json", _json),
+    ("pickle", _pickle),
+)
 
 
 def scan_file(path: str | os.PathLike[str], limits: Limits = Limits()) -> FileReport:
     """Scan one file (mapped, never read whole into memory) and everything nested inside it."""
-    path = Path(path)
+    return _scan_file(Path(path), limits)[0]
+
+
+def _scan_file(path: Path, limits: Limits) -> tuple[FileReport, set[Path]]:
+    """The report, and the files the scanned model reads as raw external data."""
     if not path.is_file():
         raise MissingFileError(f"no such file: {path}")
-    scan = _Scan(limits)
+    scan = _Scan(limits, path.parent)
     if path.stat().st_size == 0:
         fmt = "empty"
-        scan.findings.append(issue(Verdict.unknown, "MS-SCAN-FORMAT", "Empty file", str(path), "the file is empty"))
+        scan.emit(issue(Verdict.unknown, "MS-SCAN-FORMAT", "Empty file", str(path), "the file is empty"))
     else:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             fmt = scan.layer(data, str(path))
-    return FileReport(str(path), fmt, scan.findings)
+    return FileReport(str(path), fmt, scan.findings), scan.external
 
 
 def scan_paths(paths: Sequence[str | os.PathLike[str]], limits: Limits = Limits()) -> ScanReport:
-    """Scan files and directories (recursively, links not followed); a missing path raises."""
+    """Scan files and directories (recursively, links not followed); a missing path raises.
+
+    A file no reader takes is still safe when a clean ONNX model in the same scan reads it as its
+    external data: its loader reads those bytes as tensors and nothing else (torch's ``model.onnx.data``)."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise MissingFileError(f"no such file or directory: {path}")
         files += sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()) if path.is_dir() else [path]
-    return ScanReport([_link(p) if p.is_symlink() else scan_file(p, limits) for p in files])
+    reports, external = [], set()
+    for p in files:
+        report, reads = (_link(p), set()) if p.is_symlink() else _scan_file(p, limits)
+        reports.append(report)
+        external |= reads
+    return ScanReport([_as_external(r) if Path(r.path).resolve() in external else r for r in reports])
+
+
+def _as_external(report: FileReport) -> FileReport:
+    if report.format != "unknown" or any(f.id != "MS-SCAN-FORMAT" for f in report.findings):
+        return report
+    return FileReport(report.path, "onnx-external-data", [])
 
 
 def _link(path: Path) -> FileReport:
