@@ -5,7 +5,7 @@ statically typed subset of Python that ``torch.jit.load`` compiles and runs with
 modules: it can only call torch operators (``torch.*``, ``ops.<namespace>.*``), TorchScript builtins and
 classes of the archive itself (``__torch__.*``). So the source is parsed (``ast``, never run) and every
 name it uses that is not bound inside it must be one of those. A reference to anything else (``os``,
-``__import__``, ``builtins``), a dunder attribute, the operators that read or write files
+``__import__``, ``builtins``), an attribute that leads into Python (``__class__``, ``__globals__``, ...), the operators that read or write files
 (``aten::from_file``, ``aten::save``) or an import is *unsafe*; an operator from a namespace torch does
 not ship (a custom C++ library) or a custom C++ class is *unknown*. Its pickles (``data.pkl``,
 ``constants.pkl``, ``*.debug_pkl``) are read by torch's C++ unpickler, which resolves ``__torch__.*`` to
@@ -47,6 +47,16 @@ _TORCH_NAMESPACES = frozenset(
     }
 )  # fmt: skip
 _TORCH_CLASS_NAMESPACES = frozenset({"quantized", "xnnpack", "mkldnn", "_quantized", "onednn", "prepacked"})
+# Attributes that lead from an object to Python's machinery (TorchScript's own ``torch.__is__``,
+# ``torch.__not__``, ``x.__len__`` and friends are operators, not these).
+_PYTHON_INTERNALS = frozenset(
+    {
+        "__class__", "__globals__", "__subclasses__", "__builtins__", "__dict__", "__code__", "__mro__", "__bases__",
+        "__base__", "__getattribute__", "__reduce__", "__reduce_ex__", "__import__", "__loader__", "__spec__",
+        "__module__", "__closure__", "__func__", "__self__", "__init_subclass__", "__new__", "__del__",
+        "__setattr__", "__delattr__", "__getstate__", "__setstate__", "__qualname__", "__wrapped__",
+    }
+)  # fmt: skip
 _FILE_OPS = frozenset(
     {"torch.from_file", "torch.save", "torch.load", "ops.aten.from_file", "ops.aten.save", "torch.ops.load_library"}
 )
@@ -99,7 +109,7 @@ class _Judge:
             if isinstance(node, ast.Import | ast.ImportFrom | ast.Global | ast.Nonlocal | ast.Lambda):
                 self.flag(Verdict.unsafe, "MS-SCAN-TS-PYTHON", "TorchScript code uses Python-only statements",
                           f"line {node.lineno}: {type(node).__name__} is not TorchScript; this is not code torch wrote")  # fmt: skip
-            elif isinstance(node, ast.Attribute) and node.attr.startswith("__") and node.attr.endswith("__"):
+            elif isinstance(node, ast.Attribute) and node.attr in _PYTHON_INTERNALS:
                 self.flag(Verdict.unsafe, "MS-SCAN-TS-DUNDER", "TorchScript code reaches a dunder attribute",
                           f"line {node.lineno}: .{node.attr} reaches Python internals")  # fmt: skip
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:

@@ -49,6 +49,9 @@ def _torch(folder: Path) -> dict[str, str]:
     opt.step()
     checkpoint = {"model": lin.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "loss": 0.25}
     quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), dtype=torch.qint8)
+    rich = torch.nn.ModuleDict(  # scripted control flow: Optional masks, `is not None`, `in`, loops
+        {"encoder": torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), "lstm": torch.nn.LSTM(4, 8, 2)}
+    ).eval()
     mixed = {
         "sparse": torch.eye(4).to_sparse(),
         "half": torch.ones(3, dtype=torch.float16),
@@ -65,6 +68,7 @@ def _torch(folder: Path) -> dict[str, str]:
         "torch_sparse_half_device.pt": lambda p: torch.save(mixed, p),
         "torchscript_script.pt": lambda p: torch.jit.save(torch.jit.script(net), p),
         "torchscript_trace.pt": lambda p: torch.jit.save(torch.jit.trace(net, torch.zeros(2, 1, 8, 8)), p),
+        "torchscript_transformer_lstm.pt": lambda p: torch.jit.save(torch.jit.script(rich), p),
         "torch_safetensors.safetensors": lambda p: _safetensors(net.state_dict(), p),
     }
     with warnings.catch_warnings():
