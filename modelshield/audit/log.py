@@ -321,19 +321,18 @@ class AuditLog:
     def close(self, timeout: float | None = None) -> None:
         """Finish every queued append, sign a last checkpoint if records were added since the last one, stop.
 
-        Waits at most ``timeout`` seconds (default ``wait_seconds``) for the writer, so shutdown is bounded: a
-        writer blocked on an unreachable database is left behind (a daemon thread) with an error logged."""
+        Waits at most ``timeout`` seconds (default ``wait_seconds``; none at all for a writer already blocked that
+        long), so shutdown is bounded: a writer stuck on the database is left behind (a daemon thread) with an error
+        logged; whatever it still held was never acknowledged to its callers."""
+        blocked = self._blocked()
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
             self._queue.put(_STOP)
-        self._thread.join(self._wait if timeout is None else timeout)
+        self._thread.join(0 if blocked else self._wait if timeout is None else timeout)
         if self._thread.is_alive():
-            log.error(
-                "audit log closed with its writer still blocked (%s); records queued after it are lost",
-                self._failure or "database not answering",
-            )
+            log.error("audit log closed with its writer still blocked (%s)", blocked or self._failure or "no answer")
             return
         self._engine.dispose()
 

@@ -242,4 +242,7 @@ async def rehash_forever(
             failed = await asyncio.to_thread(loaded.check)
             log.debug("re-hashed %s v%s in %.3fs", loaded.name, loaded.version, time.perf_counter() - started)
             if failed:
-                await on_failure(loaded)
+                try:
+                    await on_failure(loaded)
+                except Exception as exc:  # e.g. the audit log down: the version stays unserved, re-hashing goes on
+                    log.error("reporting the integrity failure of %s v%s failed: %s", loaded.name, loaded.version, exc)

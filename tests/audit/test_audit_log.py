@@ -18,9 +18,18 @@ from modelshield.core.errors import FormatError, InputError
 from modelshield.core.storage import open_engine
 
 GATEWAY_EVENT = {
-    "action": "predict", "actor": {"subject": "alice", "method": "api_key", "tenant": "acme"}, "model": "digits",
-    "model_version": 3, "model_digest": "sha256:" + "ab" * 32, "decision": "deny", "reason": "role predictor missing",
-    "status_code": 403, "latency_ms": 1.7, "input_digest": "cd" * 32, "request_id": "req-1", "client_ip": "10.0.0.7",
+    "action": "predict",
+    "actor": {"subject": "alice", "method": "api_key", "tenant": "acme"},
+    "model": "digits",
+    "model_version": 3,
+    "model_digest": "sha256:" + "ab" * 32,
+    "decision": "deny",
+    "reason": "role predictor missing",
+    "status_code": 403,
+    "latency_ms": 1.7,
+    "input_digest": "cd" * 32,
+    "request_id": "req-1",
+    "client_ip": "10.0.0.7",
 }
 
 
@@ -54,6 +63,7 @@ def test_concurrent_appends_lose_nothing_and_keep_the_chain(db_url: str) -> None
     results: list[int] = []
     lock = threading.Lock()
     with AuditLog.open(db_url, signing_key=key, checkpoint_every=50) as log:
+
         def worker(t: int) -> None:
             got = [log.append({"thread": t, "i": i}) for i in range(25)]
             with lock:
@@ -76,6 +86,7 @@ def test_concurrent_appends_lose_nothing_and_keep_the_chain(db_url: str) -> None
 def test_group_commit_batches_concurrent_callers(db_url: str) -> None:
     engine_url = db_url
     with AuditLog.open(engine_url) as log:
+
         async def many() -> list[int]:
             return await asyncio.gather(*(log.append_async({"i": i}) for i in range(200)))
 

@@ -33,8 +33,12 @@ threads[0].join()
 def test_kill_9_mid_stream_loses_no_returned_append(db_url: str, tmp_path: Path) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    child = subprocess.Popen([sys.executable, str(script), db_url], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    child = subprocess.Popen(
+        [sys.executable, str(script), db_url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert child.stdout is not None
     returned: list[int] = []
     for line in child.stdout:

@@ -55,17 +55,23 @@ def test_witness_replaced_by_a_directory_fails_closed_and_heals(db_url: str, tmp
     key = Ed25519PrivateKey.generate()
     witness, aside = tmp_path / "audit.witness", tmp_path / "audit.witness.saved"
     log = AuditLog.open(
-        db_url, signing_key=key, checkpoint_every=2, witness=witness, wait_seconds=WAIT, retry_seconds=RETRY
+        db_url,
+        signing_key=key,
+        checkpoint_every=2,
+        checkpoint_seconds=3600,
+        witness=witness,
+        wait_seconds=WAIT,
+        retry_seconds=RETRY,
     )
     acked = [log.append({"i": i}) for i in range(3)]  # checkpoint 2 is witnessed
     witness.rename(aside)
     witness.mkdir()
     result, took = timed(lambda: log.append({"i": 3}))  # record 4 commits, its checkpoint cannot be witnessed
-    assert isinstance(result, AuditWriteError) and took < 1.0
+    assert isinstance(result, AuditWriteError) and took < WAIT  # failed at once, not by timing out
     assert "committed" in str(result) and "Is a directory" in str(result)
     assert "witness file" in (log.problem() or "")
     result, took = timed(lambda: log.append({"i": 4}))  # nothing new is committed while the witness is behind
-    assert isinstance(result, AuditWriteError) and "witness" in str(result) and took < 1.0
+    assert isinstance(result, AuditWriteError) and "witness" in str(result) and took < WAIT
     assert stored_seqs(db_url) == {1, 2, 3, 4}
     witness.rmdir()
     aside.rename(witness)
@@ -150,7 +156,7 @@ def test_locked_sqlite_times_out_refuses_fast_and_closes_in_bounded_time(tmp_pat
     assert isinstance(result, AuditWriteError) and "within 0.5 s" in str(result) and took < 1.5
     until(lambda: "blocked" in (log.problem() or ""), "readiness reports the blocked writer")
     result, took = timed(lambda: log.append({"i": 2}))
-    assert isinstance(result, AuditWriteError) and "refused" in str(result) and took < 0.1
+    assert isinstance(result, AuditWriteError) and "refused" in str(result) and took < 0.5
     holder.execute("COMMIT")
     until(lambda: log.problem() is None, "the writer gets the lock and reports healthy")
     assert log.append({"i": 3}) == 2  # the abandoned record was dropped, not committed behind its caller's back
@@ -225,7 +231,7 @@ def test_torn_witness_line_is_reported_not_fatal_and_repaired(
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     generate_keypair(tmp_path / "audit.key", tmp_path / "audit.pub")
     key, witness = load_private_key(tmp_path / "audit.key"), tmp_path / "audit.witness"
-    with AuditLog.open(url, signing_key=key, checkpoint_every=3, witness=witness) as log:
+    with AuditLog.open(url, signing_key=key, checkpoint_every=3, checkpoint_seconds=3600, witness=witness) as log:
         for i in range(6):
             log.append({"i": i})
     whole = witness.read_bytes()
@@ -234,7 +240,7 @@ def test_torn_witness_line_is_reported_not_fatal_and_repaired(
     args = ["audit", "verify", "--db", url, "--public-key", str(tmp_path / "audit.pub"), "--witness", str(witness)]
     code, out, err = run(args, monkeypatch, capsys)
     assert code == 0 and out.startswith("intact: 6 records") and "torn line (90 bytes" in err, (out, err)
-    with AuditLog.open(url, signing_key=key, checkpoint_every=3, witness=witness) as log:
+    with AuditLog.open(url, signing_key=key, checkpoint_every=3, checkpoint_seconds=3600, witness=witness) as log:
         log.append({"i": 6})  # the next checkpoint removes the torn line before appending
     assert witness.read_bytes().startswith(whole) and read_witness(witness).torn_tail == 0
     code, out, err = run(args, monkeypatch, capsys)
@@ -259,7 +265,7 @@ def test_a_dead_writer_thread_fails_its_callers_and_is_restarted(
 
     monkeypatch.setattr(log, "_sync_head", dies_once)
     result, took = timed(lambda: log.append({"i": 1}))
-    assert isinstance(result, AuditWriteError) and "stopped unexpectedly" in str(result) and took < 1.0
+    assert isinstance(result, AuditWriteError) and "stopped unexpectedly" in str(result) and took < WAIT
     until(lambda: not log._thread.is_alive(), "the writer thread ends")
     assert "stopped unexpectedly" in (log.problem() or "")  # readiness asks, and a new writer starts
     until(lambda: log.problem() is None, "the new writer reports healthy")
