@@ -117,8 +117,13 @@ def build_corpus(root: Path, hold_in: bool = True, larger: bool = True) -> list[
     for n, (f, variant, malicious, category, name) in enumerate(files):
         named = _mkdir(root / "named" / str(n)) / name
         bare = _mkdir(root / "bare" / str(n)) / (variant if malicious else Path(variant).stem)
-        shutil.copyfile(f, named)
-        shutil.copyfile(f, bare)
+        if category == "confusion":  # a vector may need its siblings (external data, links): copy its folder
+            for dest in (named, bare):
+                shutil.copytree(f.parent, dest.parent, symlinks=True, dirs_exist_ok=True)
+            named, bare = named.parent / f.name, bare.parent / f.name
+        else:
+            shutil.copyfile(f, named)
+            shutil.copyfile(f, bare)
         entries.append({"variant": variant, "malicious": malicious, "category": category,
                         "corpus": "hold-in" if category in (*CATEGORIES, "hold-in") else "larger",
                         "paths": {"named": str(named), "bare": str(bare)}})  # fmt: skip
