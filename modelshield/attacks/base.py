@@ -17,7 +17,7 @@ size.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -146,9 +146,15 @@ class Attack(ABC):
         """The attack's seed, or one drawn from torch's global RNG when it has none."""
         return fresh_seed() if self.seed is None else int(self.seed)
 
-    @abstractmethod
     def _attack(self, model: Model, x: Tensor, y: Tensor, noise: SampleNoise) -> Outcome:
-        """Attack one batch of checked, detached inputs; row ``i`` draws randomness from ``noise`` row ``i``."""
+        """Attack one batch of checked, detached inputs; row ``i`` draws its randomness from ``noise`` row ``i``.
+
+        The built-in attacks implement this. An attack written against the older contract, which
+        implements ``__call__`` itself, still runs under :meth:`run`: its output is judged by the model.
+        """
+        if type(self).__call__ is Attack.__call__:
+            raise TypeError(f"{type(self).__name__} must implement _attack (or __call__)")
+        return Outcome(self(model, x, y), None)
 
 
 def _per_sample(flags: Tensor, like: Tensor) -> Tensor:

@@ -16,7 +16,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from modelshield.core.errors import CapabilityError, InputError
+from modelshield.core.errors import CapabilityError, InputError, ModelShieldError
+
+
+class ModelCallError(ModelShieldError):
+    """The model's own code raised while answering a query (its forward, ``predict``, ``predict_proba``).
+
+    Typed so that an assessment can record the failure against the attack that triggered it and go
+    on, and so that a crash in the user's model is not reported as a bug in modelshield.
+    """
+
+    hint = "the model failed on an input inside its bounds; check that it accepts every such input"
 
 
 class Model(ABC):
@@ -45,7 +55,7 @@ class Model(ABC):
                 f"{type(self).__name__} only returns labels", hint="use a decision-based attack such as HopSkipJump"
             )
         self.queries += int(x.shape[0])
-        return self._scores(x)
+        return self._guarded(self._scores, x)
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """Class probabilities for a batch (no gradient)."""
@@ -57,11 +67,23 @@ class Model(ABC):
         out = []
         with torch.no_grad():
             for i in range(0, x.shape[0], batch_size):
-                out.append(self._labels(x[i : i + batch_size]))
+                out.append(self._guarded(self._labels, x[i : i + batch_size]))
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x.device)
 
     def _labels(self, x: Tensor) -> Tensor:
         return self.logits(x).argmax(dim=1)
+
+    def _guarded(self, answer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+        """Run the model's code; whatever it raises (but our own typed errors) becomes :class:`ModelCallError`."""
+        try:
+            return answer(x)
+        except ModelShieldError:
+            raise
+        except Exception as e:
+            reason = " ".join(str(e).split())[:200] or "no message"
+            raise ModelCallError(
+                f"{type(self).__name__} raised {type(e).__name__} on {x.shape[0]} inputs: {reason}"
+            ) from e
 
     def reset_queries(self) -> None:
         """Start counting queries from zero (done by assessments before each black-box attack)."""

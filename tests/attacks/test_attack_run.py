@@ -12,7 +12,7 @@ from modelshield.attacks.evasion import APGD, FGSM, PGD, CarliniWagnerL2, DeepFo
 from modelshield.attacks.losses import is_adversarial
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
-from modelshield.core.model import TorchModel
+from modelshield.core.model import ModelCallError, TorchModel
 
 N, BATCH = 50, 20  # 2.5 batches
 
@@ -163,3 +163,46 @@ def test_bad_batch_size_is_refused(data, digits_model) -> None:
 
 def test_every_attack_is_an_attack() -> None:
     assert all(isinstance(make(), Attack) for make in ATTACKS.values())
+
+
+class _RefusesBrightInputs(nn.Module):
+    """A model with its own input check in forward: it raises on inputs an attack may well produce."""
+
+    def __init__(self, inner: nn.Module, limit: float) -> None:
+        super().__init__()
+        self.inner, self.limit = inner, limit
+
+    def forward(self, x: Tensor) -> Tensor:
+        if bool((x.flatten(1).mean(dim=1) > self.limit).any()):
+            raise ValueError("input looks over-exposed")
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("make", [lambda: PGD(0.3, steps=5, seed=0), lambda: Square(0.3, n_queries=40, seed=0)])
+def test_a_model_that_raises_gives_a_typed_error(make, data, digits_model) -> None:
+    x, y = data
+    limit = float(x.flatten(1).mean(dim=1).max()) + 0.01  # the clean inputs pass the model's check
+    model = TorchModel(_RefusesBrightInputs(digits_model.module, limit), input_shape=(1, 8, 8), num_classes=10)
+    with pytest.raises(ModelCallError, match="ValueError on .* inputs: input looks over-exposed"):
+        make().run(model, x, y, batch_size=BATCH)
+
+
+def test_an_attack_written_against_the_old_contract_still_runs(data, digits_model) -> None:
+    """Third-party attacks implemented ``__call__``; ``run`` batches them and judges them by the model."""
+
+    class Noise(Attack):
+        name, norm, eps = "noise", "linf", 0.2
+
+        def __call__(self, model, x, y):
+            return (x + self.eps * torch.sign(torch.randn_like(x))).clamp(0, 1)
+
+    x, y = data
+    result = Noise().run(digits_model, x, y, batch_size=BATCH)
+    assert result.x_adv.shape == x.shape and torch.equal(result.claimed, result.success)
+    assert torch.equal(result.success, digits_model.predict(result.x_adv) != y)
+
+    class Nothing(Attack):
+        name, norm = "nothing", "linf"
+
+    with pytest.raises(TypeError, match="must implement _attack"):
+        Nothing().run(digits_model, x, y)
