@@ -266,8 +266,7 @@ def _scan_file(path: Path, limits: Limits) -> tuple[FileReport, set[Path]]:
         raise MissingFileError(f"no such file: {path}")
     scan = _Scan(limits, path.parent)
     if path.stat().st_size == 0:
-        fmt = "empty"
-        scan.emit(issue(Verdict.unknown, "MS-SCAN-FORMAT", "Empty file", str(path), "the file is empty"))
+        fmt = "empty"  # nothing to load and nothing to run (torch's exporter writes an empty model.onnx.data)
     else:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             fmt = scan.layer(data, str(path))
