@@ -103,7 +103,7 @@ def _is_marshalled_code(text: str) -> bool:
 def check_hdf5(data: Data, where: str) -> list[Finding]:
     """Walk an HDF5 file's attributes and links with h5py; without it, look for Keras configs in the bytes."""
     try:
-        import h5py  # type: ignore[import-untyped]
+        import h5py
     except ImportError:
         return _check_hdf5_bytes(data, where)
     import io
@@ -123,7 +123,7 @@ class _Hdf5Walk:
         self.found: list[Finding] = []
 
     def run(self, handle: Any) -> list[Finding]:
-        import h5py  # type: ignore[import-untyped]
+        import h5py
 
         self.attributes("/", handle)
 
