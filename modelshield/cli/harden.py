@@ -12,7 +12,7 @@ import shlex
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from modelshield.core.errors import InputError
 if TYPE_CHECKING:  # torch loads only when a run starts, so `modelshield --help` stays fast
     from modelshield.core.datasets import Dataset
     from modelshield.core.model import TorchModel
+    from modelshield.defenses.training.config import Optimizer, Schedule
     from modelshield.defenses.training.harden import HardenOutcome
 
 SETTINGS_FILE = "harden.json"
@@ -100,8 +101,8 @@ def _split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
 def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
     """The model to harden, its training and test data, and its architecture reference."""
     from modelshield.core.datasets import load_dataset, sklearn_dataset
-    from modelshield.integrity.safe_load import load_model
     from modelshield.core.model import TorchModel
+    from modelshield.integrity.safe_load import load_model
 
     if s.demo:
         from modelshield.demo import demo_model_and_data
@@ -116,7 +117,7 @@ def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
         test = load_dataset(s.test_data, label_column=s.label_column, bounds=bounds or train.bounds)
     else:
         train, test = _split(train, s.test_fraction, s.seed)
-    model = load_model(
+    loaded = load_model(
         s.model,
         arch=s.arch,
         arch_kwargs=s.arch_kwargs,
@@ -126,10 +127,10 @@ def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
         std=s.std,
         device=s.device,
     )
-    if not isinstance(model, TorchModel):
+    if not isinstance(loaded, TorchModel):
         raise InputError(f"{s.model} is not safetensors weights; robust training needs a PyTorch network and --arch")
     info = {"name": Path(s.model).name, "arch": s.arch, "arch_kwargs": s.arch_kwargs, "mean": s.mean, "std": s.std}
-    return model, train, test, info
+    return loaded, train, test, info
 
 
 def _print(outcome: HardenOutcome, method: str) -> None:
@@ -311,8 +312,8 @@ def _run(s: Settings, out: Path, resuming: bool, report: bool, progress: bool) -
         epochs=s.epochs,
         batch_size=s.batch_size,
         lr=s.lr,
-        optimizer=s.optimizer,
-        lr_schedule=s.lr_schedule,  # type: ignore[arg-type]
+        optimizer=cast("Optimizer", s.optimizer),  # TrainConfig checks both and says what it takes
+        lr_schedule=cast("Schedule", s.lr_schedule),
         seed=s.seed,
         val_fraction=s.val_fraction,
         val_eps=gate,

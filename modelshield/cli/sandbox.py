@@ -6,11 +6,14 @@ import json
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelshield.core.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 sandbox_app = typer.Typer(
     help="Run an untrusted model in an isolated process: no network, read-only files, resource and time limits.",
@@ -78,7 +81,7 @@ def check(
     raise typer.Exit(0 if ok else 1)
 
 
-def _read_inputs(path: Path) -> object:
+def _read_inputs(path: Path) -> np.ndarray:
     import numpy as np
 
     from modelshield.core.file_formats import detect_format

@@ -43,8 +43,8 @@ def _example_request(path: Path, weights: Path) -> None:
     import tomllib
 
     from modelshield.core.datasets import sklearn_dataset
-    from modelshield.integrity.safe_load import load_model
     from modelshield.demo import DEMO_INPUT_SHAPE
+    from modelshield.integrity.safe_load import load_model
     from modelshield.serve.config import GuardConfig
     from modelshield.serve.guarding import build_guard
 

@@ -111,7 +111,8 @@ def embed(
     seed: Annotated[int, typer.Option(help="Seed of the demo model.")] = 0,
 ) -> None:
     """Fine-tune a model so that it carries the key's watermark, and write the watermarked weights."""
-    from modelshield.core.datasets import load_dataset, sklearn_dataset
+    from modelshield.core.datasets import Dataset, load_dataset, sklearn_dataset
+    from modelshield.core.model import TorchModel
     from modelshield.integrity.safe_load import load_model
     from modelshield.integrity.watermark import accuracy
 
@@ -124,7 +125,8 @@ def embed(
         from modelshield.demo import demo_model_and_data
 
         typer.echo("training the demo CNN on scikit-learn's digits...", err=True)
-        m, test = demo_model_and_data(seed=seed)
+        m, demo_test = demo_model_and_data(seed=seed)
+        test: Dataset | None = demo_test
         train = load_dataset(data) if data else sklearn_dataset("digits", "train", seed=seed)
         arch = DEMO_ARCH
     else:
@@ -134,10 +136,12 @@ def embed(
         if not data:
             raise InputError("--data is required: embedding fine-tunes the model on its training data")
         train = load_dataset(data)
-        m = load_model(model, arch=arch, arch_kwargs=_arch_kwargs(arch_kwargs), input_shape=tuple(train.x.shape[1:]),
-                       bounds=train.bounds)
-        test = load_dataset(test_data) if test_data else None
-    marked = wm.embed(m, train)  # type: ignore[arg-type]
+        loaded = load_model(model, arch=arch, arch_kwargs=_arch_kwargs(arch_kwargs),
+                            input_shape=tuple(train.x.shape[1:]), bounds=train.bounds)
+        if not isinstance(loaded, TorchModel):
+            raise InputError(f"{model} is not safetensors weights; embedding fine-tunes a PyTorch network (--arch)")
+        m, test = loaded, (load_dataset(test_data) if test_data else None)
+    marked = wm.embed(m, train)
     verdict = wm.verify(marked)
     if not verdict.detected:
         typer.echo(f"error: the watermark did not take ({verdict.summary()}); nothing written", err=True)

@@ -184,7 +184,7 @@ class Guard:
         """Decide on every input of the batch ``x`` and emit one event per input."""
         arr = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
         batch_problem, problems = self._invalid(arr)
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
         base = {"time": now, "model": self.name, "min_confidence": self.min_confidence}
         if batch_problem is not None:
             digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()

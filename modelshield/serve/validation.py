@@ -36,7 +36,8 @@ class InputSignature:
     @classmethod
     def of(cls, model: Any) -> InputSignature:
         """The signature of a ``modelshield.core.model.Model`` adapter."""
-        return cls(tuple(model.input_shape), tuple(model.bounds), int(model.num_classes))  # type: ignore[arg-type]
+        lo, hi = model.bounds
+        return cls(tuple(model.input_shape), (float(lo), float(hi)), int(model.num_classes))
 
     def json_schema(self) -> dict[str, Any]:
         """The request body's JSON schema (nested arrays of numbers), for the OpenAPI document."""

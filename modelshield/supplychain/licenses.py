@@ -15,6 +15,7 @@ strictest wins (deny, then review, then allow). A licence no list matches, or no
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
@@ -22,7 +23,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from packaging.utils import canonicalize_name
 
 from modelshield.core.errors import FormatError, MissingFileError
@@ -118,8 +118,11 @@ def normalise_id(token: str) -> str:
     """One licence name or id in its SPDX spelling; an unrecognised one comes back unchanged."""
     text = token.strip()
     low = text.lower()
-    return ALIASES.get(low) or SPDX_IDS.get(low) or (SPDX_IDS.get(low[:-1]) + "-or-later" if low.endswith("+")
-                                                      and low[:-1] in SPDX_IDS else text)
+    if known := ALIASES.get(low) or SPDX_IDS.get(low):
+        return known
+    if low.endswith("+") and low[:-1] in SPDX_IDS:
+        return SPDX_IDS[low[:-1]] + "-or-later"
+    return text
 
 
 def recognised(licence_id: str) -> bool:
@@ -225,7 +228,7 @@ def detect_licence(dist: metadata.Distribution) -> tuple[str, str]:
             return render(parse_expression(expression)), "License-Expression"
         except FormatError:
             return expression, "License-Expression (not SPDX)"
-    text = (dist.metadata.get("License") or "").strip()
+    text = metadata_field(dist, "License")
     if (node := _as_expression(text)) is not None:
         return render(node), "License"
     found = []

@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,7 @@ def build_sbom(
         "serialNumber": uuid.uuid4().urn,
         "version": 1,
         "metadata": {
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
             "tools": {"components": [{"type": "application", "name": "modelshield", "version": __version__,
                                       "purl": pypi_purl("modelshield", __version__)}]},
             "component": subject,

@@ -21,8 +21,8 @@ from torch import Tensor
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
 from modelshield.core.file_formats import check_safetensors
-from modelshield.defenses.training.history import TrainResult, read_json_object, write_json_atomic
 from modelshield.core.files import hash_file
+from modelshield.defenses.training.history import TrainResult, read_json_object, write_json_atomic
 
 FORMAT = "modelshield.train-checkpoint/1"
 LATEST = "latest.json"

@@ -36,6 +36,8 @@ class FreeTraining(Trainer):
 
     name = "free"
 
+    eps: float
+
     def __init__(self, eps: float, *, replays: int = 4, norm: Norm = "linf") -> None:
         self.eps = check_positive("eps", eps)
         self.replays = check_count("replays", replays)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from modelshield.core.errors import InputError
 from modelshield.defenses.training.adversarial import FastTraining, PGDTraining, StandardTraining
 from modelshield.defenses.training.distillation import Distillation
@@ -9,7 +11,7 @@ from modelshield.defenses.training.free import FreeTraining
 from modelshield.defenses.training.trades import TRADES
 from modelshield.defenses.training.trainer import Trainer
 
-METHODS: dict[str, type[Trainer]] = {
+METHODS: dict[str, Callable[..., Trainer]] = {  # each method's own keyword arguments, checked by make_trainer
     "standard": StandardTraining,
     "pgd": PGDTraining,
     "trades": TRADES,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -22,7 +23,11 @@ PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 KEY_TYPES = {"ec-p256": ec.SECP256R1, "ec-p384": ec.SECP384R1, "ed25519": None}
-_CURVE_HASH = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
+_CURVE_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+    "secp521r1": hashes.SHA512,
+}
 
 
 def key_type(key: PrivateKey | PublicKey) -> str:
@@ -32,26 +37,35 @@ def key_type(key: PrivateKey | PublicKey) -> str:
     return "ec-p" + key.curve.name[4:7]
 
 
-def _checked(key: object, where: str) -> None:
-    """Refuse every key type the format does not define (RSA, DSA, secp256k1, ...), naming what came."""
-    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
-        return
+def _refused(key: object, where: str) -> InputError:
+    """Every key type the format does not define (RSA, DSA, secp256k1, ...), naming what came."""
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        if key.curve.name in _CURVE_HASH:
-            return
-        raise InputError(f"{where} is an EC key on curve {key.curve.name}; use P-256, P-384 or P-521")
-    raise InputError(f"{where} is a {type(key).__name__.lstrip('_')}, not an EC (P-256/P-384/P-521) or Ed25519 key")
+        return InputError(f"{where} is an EC key on curve {key.curve.name}; use P-256, P-384 or P-521")
+    return InputError(f"{where} is a {type(key).__name__.lstrip('_')}, not an EC (P-256/P-384/P-521) or Ed25519 key")
+
+
+def _private(key: object, where: str) -> PrivateKey:
+    if isinstance(key, ed25519.Ed25519PrivateKey) or (
+        isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVE_HASH
+    ):
+        return key
+    raise _refused(key, where)
+
+
+def _public(key: object, where: str) -> PublicKey:
+    if isinstance(key, ed25519.Ed25519PublicKey) or (
+        isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _CURVE_HASH
+    ):
+        return key
+    raise _refused(key, where)
 
 
 def load_private_key(key: PrivateKey | str | os.PathLike[str], password: bytes | None = None) -> PrivateKey:
     """A private key object, or one read from a PEM file (optionally password protected)."""
     if not isinstance(key, (str, os.PathLike)):
-        _checked(key, "the private key")
-        return key
+        return _private(key, "the private key")
     path = Path(key)
-    loaded = read_private_pem(path, "private key", password, error=InputError)
-    _checked(loaded, f"private key {path}")
-    return loaded  # type: ignore[return-value]
+    return _private(read_private_pem(path, "private key", password, error=InputError), f"private key {path}")
 
 
 def load_public_key(key: PublicKey | PrivateKey | str | os.PathLike[str]) -> PublicKey:
@@ -59,12 +73,9 @@ def load_public_key(key: PublicKey | PrivateKey | str | os.PathLike[str]) -> Pub
     if isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
         key = key.public_key()
     if not isinstance(key, (str, os.PathLike)):
-        _checked(key, "the public key")
-        return key  # type: ignore[return-value]
+        return _public(key, "the public key")
     path = Path(key)
-    loaded = read_public_pem(path, "public key", error=InputError)
-    _checked(loaded, f"public key {path}")
-    return loaded  # type: ignore[return-value]
+    return _public(read_public_pem(path, "public key", error=InputError), f"public key {path}")
 
 
 def key_hint(public_key: PublicKey) -> str:

@@ -24,6 +24,14 @@ from modelshield.integrity.watermark.training import fine_tune, require_torch
 _LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
+def _weight(net: nn.Module, name: str) -> Tensor:
+    """The ``weight`` tensor of the layer ``name`` (``target_layer`` only picks layers that have one)."""
+    weight = net.get_submodule(name).weight
+    if not isinstance(weight, Tensor):
+        raise InputError(f"layer {name} has no weight tensor to carry a watermark")
+    return weight
+
+
 def _averaged(weight: Tensor) -> Tensor:
     """The layer's weight averaged over output units and flattened (Uchida's ``w``)."""
     return weight.mean(dim=0).flatten()
@@ -105,7 +113,7 @@ class WeightWatermark:
     def _parts(self, net: nn.Module) -> tuple[str, Tensor, Tensor]:
         """The layer name, projection and message, on the layer's device."""
         name = self.target_layer(net)
-        weight = net.get_submodule(name).weight
+        weight = _weight(net, name)
         x, message = self._secret(name, _averaged(weight).numel())
         return name, x.to(weight.device), message.to(weight.device)
 
@@ -115,7 +123,7 @@ class WeightWatermark:
         name, x, message = self._parts(model.module)
 
         def penalty(net: nn.Module) -> Tensor:
-            scores = x @ _averaged(net.get_submodule(name).weight)
+            scores = x @ _averaged(_weight(net, name))
             return self.strength * nn.functional.binary_cross_entropy_with_logits(scores, message, reduction="sum")
 
         return fine_tune(model, data, epochs=self.epochs, lr=self.lr, seed=self.seed, penalty=penalty)
@@ -124,7 +132,7 @@ class WeightWatermark:
         """The bits ``sign(X·w) > 0`` in the model's weights and the key's message, both bool."""
         net = model if isinstance(model, nn.Module) else require_torch(model, "reading a weight watermark").module
         name, x, message = self._parts(net)
-        return (x @ _averaged(net.get_submodule(name).weight.detach())) > 0, message.bool()
+        return (x @ _averaged(_weight(net, name).detach())) > 0, message.bool()
 
     def extract(self, model: Model | nn.Module) -> Tensor:
         """The ``bits`` bits read from the model's weights (bool tensor)."""

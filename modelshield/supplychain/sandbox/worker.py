@@ -199,9 +199,9 @@ def main(argv: list[str]) -> int:
     if source["kind"] == "probe":
         protocol.send(reply_fd, {"op": "probed", "ok": True, "probes": probe(source["port"], source["unix"], source["outside"])})
         return 0
-    bounds = tuple(config["bounds"])
+    lo, hi = config["bounds"]
     try:
-        predictor = load(source, config["input_shape"], config["num_classes"], bounds)  # type: ignore[arg-type]
+        predictor = load(source, config["input_shape"], config["num_classes"], (float(lo), float(hi)))
     except MemoryError:
         protocol.send(reply_fd, {"op": "ready", "ok": False, "kind": "memory", "error": "out of memory"})
         os._exit(4)
