@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -323,7 +323,7 @@ class Gateway:
         if self.audit_log is not None:
             await self.audit_log.append_async(
                 {
-                    "time": datetime.now(timezone.utc).isoformat(),
+                    "time": datetime.now(UTC).isoformat(),
                     "action": "security.extraction",
                     "actor": identity.audit_actor(),
                     "model": model,
@@ -349,7 +349,7 @@ class Gateway:
         if self.audit_log is not None:
             await self.audit_log.append_async(
                 {
-                    "time": datetime.now(timezone.utc).isoformat(),
+                    "time": datetime.now(UTC).isoformat(),
                     "action": "security.model_integrity",
                     "actor": {"subject": "modelshield-gateway", "method": "system", "tenant": None},
                     "model": loaded.name,

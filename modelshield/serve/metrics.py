@@ -23,41 +23,65 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "modelshield_requests", "Requests answered, by route, model, version and status.",
-            ("route", "model", "version", "status"), registry=r,
+            "modelshield_requests",
+            "Requests answered, by route, model, version and status.",
+            ("route", "model", "version", "status"),
+            registry=r,
         )
         self.latency = Histogram(
-            "modelshield_request_seconds", "Time from the first byte read to the response, by route and model.",
-            ("route", "model"), buckets=_LATENCY_BUCKETS, registry=r,
+            "modelshield_request_seconds",
+            "Time from the first byte read to the response, by route and model.",
+            ("route", "model"),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.denials = Counter(
-            "modelshield_denials", "Requests refused by authentication (authn) or authorisation (authz).",
-            ("kind",), registry=r,
+            "modelshield_denials",
+            "Requests refused by authentication (authn) or authorisation (authz).",
+            ("kind",),
+            registry=r,
         )
         self.rate_limited = Counter(
-            "modelshield_rate_limited", "Requests refused by a rate limit or quota, by scope.", ("scope",), registry=r,
+            "modelshield_rate_limited",
+            "Requests refused by a rate limit or quota, by scope.",
+            ("scope",),
+            registry=r,
         )
         self.validation_failures = Counter(
-            "modelshield_validation_failures", "Requests refused by validation, by HTTP status.", ("status",), registry=r,
+            "modelshield_validation_failures",
+            "Requests refused by validation, by HTTP status.",
+            ("status",),
+            registry=r,
         )
         self.guard_decisions = Counter(
-            "modelshield_guard_decisions", "Adversarial-guard decisions, by action.", ("action",), registry=r,
+            "modelshield_guard_decisions",
+            "Adversarial-guard decisions, by action.",
+            ("action",),
+            registry=r,
         )
         self.audit_append = Histogram(
-            "modelshield_audit_append_seconds", "Time to append (durably) one audit record.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "modelshield_audit_append_seconds",
+            "Time to append (durably) one audit record.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.shadow = Counter(
-            "modelshield_shadow_comparisons", "Shadow predictions compared with the primary, by model and outcome.",
-            ("model", "outcome"), registry=r,
+            "modelshield_shadow_comparisons",
+            "Shadow predictions compared with the primary, by model and outcome.",
+            ("model", "outcome"),
+            registry=r,
         )
         self.integrity_failures = Counter(
-            "modelshield_integrity_failures", "Served model versions whose bytes no longer match their pinned digest.",
-            ("model", "version"), registry=r,
+            "modelshield_integrity_failures",
+            "Served model versions whose bytes no longer match their pinned digest.",
+            ("model", "version"),
+            registry=r,
         )
         self.extraction_flags = Counter(
-            "modelshield_extraction_flags", "Callers newly flagged by the model-extraction signal, by model.",
-            ("model",), registry=r,
+            "modelshield_extraction_flags",
+            "Callers newly flagged by the model-extraction signal, by model.",
+            ("model",),
+            registry=r,
         )
         self.request = lru_cache(maxsize=4096)(self._request_children)
 

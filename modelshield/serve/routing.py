@@ -73,7 +73,9 @@ class Router(Generic[T]):
         return self.shadow is not None and bucket(request_id, f"shadow:{self.name}") < self.shadow_percent
 
     def mirror(
-        self, primary_probs: np.ndarray, run: Callable[[], Awaitable[np.ndarray]],
+        self,
+        primary_probs: np.ndarray,
+        run: Callable[[], Awaitable[np.ndarray]],
         on_compared: Callable[[int, int], None] | None = None,
     ) -> None:
         """Run the shadow in the background and compare its labels with the primary's; never awaited."""
@@ -85,7 +87,9 @@ class Router(Generic[T]):
         task.add_done_callback(self._tasks.discard)
 
     async def _compare(
-        self, primary_probs: np.ndarray, run: Callable[[], Awaitable[np.ndarray]],
+        self,
+        primary_probs: np.ndarray,
+        run: Callable[[], Awaitable[np.ndarray]],
         on_compared: Callable[[int, int], None] | None,
     ) -> None:
         try:

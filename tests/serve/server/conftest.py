@@ -71,8 +71,10 @@ def make_state(root: Path, roles: dict[str, list[str]], clearance: str = "intern
     generate_keypair(private, public)
     db_url = f"sqlite:///{root / 'store.db'}"
     store = ApiKeyStore.open(db_url, pepper_file=pepper)
-    keys = {name: store.create(name, r, expires_in=3600, attributes={"clearance": clearance}).plaintext
-            for name, r in roles.items()}
+    keys = {
+        name: store.create(name, r, expires_in=3600, attributes={"clearance": clearance}).plaintext
+        for name, r in roles.items()
+    }
     store.close()
     return State(root, db_url, pepper, private, public, keys)
 
@@ -83,8 +85,12 @@ def secure_config(state: State, models: dict[str, dict[str, Any]], **sections: d
         "models": models,
         "server": {"store_url": state.db_url, "rehash_seconds": 0.2},
         "auth": {"api_key_pepper_file": str(state.pepper)},
-        "audit": {"db_url": state.db_url, "signing_key_file": str(state.private_key),
-                  "public_key_file": str(state.public_key), "checkpoint_seconds": 0.5},
+        "audit": {
+            "db_url": state.db_url,
+            "signing_key_file": str(state.private_key),
+            "public_key_file": str(state.public_key),
+            "checkpoint_seconds": 0.5,
+        },
         "validation": {"max_body_bytes": 65536, "max_batch": 64},
     }
     for name, table in sections.items():

@@ -109,13 +109,18 @@ def test_path_traversal_in_model_names_finds_nothing(gateway, digits_x):
         assert r.status_code in (404, 405), (name, r.status_code)
         assert "root:" not in r.text
     # a client that normalises demo/../vault asks for vault, which the policy still refuses
-    assert client.post("/v1/models/demo/../vault/predict", json=body, headers=bearer(state.keys["alice"])).status_code == 403
+    assert (
+        client.post("/v1/models/demo/../vault/predict", json=body, headers=bearer(state.keys["alice"])).status_code
+        == 403
+    )
 
 
 def test_every_2xx_is_audited_and_the_log_verifies(gateway, digits_x):
     client, state, _ = gateway
-    ids = [predict(client, state.keys["alice"], {"inputs": digits_x[i : i + 1].tolist()}).json()["request_id"]
-           for i in range(5)]
+    ids = [
+        predict(client, state.keys["alice"], {"inputs": digits_x[i : i + 1].tolist()}).json()["request_id"]
+        for i in range(5)
+    ]
     r = client.get("/v1/admin/audit/verify", headers=bearer(state.keys["auditor"]))
     assert r.status_code == 200 and r.json()["ok"] is True, r.text
     events = {e["request_id"]: e for e in state.audit_events() if "request_id" in e}
@@ -147,9 +152,28 @@ def test_openapi_declares_every_status_the_predict_route_answers(gateway):
 
 def test_assess_red_teams_the_gateway(gateway, tmp_path):
     _, state, url = gateway
-    cmd = [sys.executable, "-m", "modelshield", "assess", "--model", f"{url}/v1/models/demo/predict",
-           "--data", "sklearn:digits", "--header", f"Authorization: Bearer {state.keys['alice']}",
-           "--attacks", "square", "--samples", "4", "--queries", "10", "--eps", "0.1", "--out", str(tmp_path / "a")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelshield",
+        "assess",
+        "--model",
+        f"{url}/v1/models/demo/predict",
+        "--data",
+        "sklearn:digits",
+        "--header",
+        f"Authorization: Bearer {state.keys['alice']}",
+        "--attacks",
+        "square",
+        "--samples",
+        "4",
+        "--queries",
+        "10",
+        "--eps",
+        "0.1",
+        "--out",
+        str(tmp_path / "a"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode in (0, 1), done.stderr[-2000:]
     report = json.loads((tmp_path / "a" / "report.json").read_text())
@@ -159,8 +183,11 @@ def test_assess_red_teams_the_gateway(gateway, tmp_path):
 def test_rate_limit_answers_429_with_retry_after(weights, tmp_path, digits_x):
     path, digest = weights
     state = make_state(tmp_path, {"bob": ["predictor"]})
-    config = secure_config(state, {"demo": {"path": str(path), "digest": digest, **ARCH}},
-                           rate_limits={"per_identity_rps": 1.0, "per_identity_burst": 3})
+    config = secure_config(
+        state,
+        {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        rate_limits={"per_identity_rps": 1.0, "per_identity_burst": 3},
+    )
     with running(config) as url, httpx.Client(base_url=url) as client:
         codes = [predict(client, state.keys["bob"], {"inputs": digits_x[:1].tolist()}) for _ in range(5)]
     assert [r.status_code for r in codes[:3]] == [200, 200, 200]
@@ -189,4 +216,3 @@ def test_tampered_model_stops_serving_and_raises_a_security_event(weights, tmp_p
         assert r.status_code == 503 and "integrity" in r.json()["error"]
     events = [e for e in state.audit_events() if e["action"] == "security.model_integrity"]
     assert len(events) == 1 and events[0]["model"] == "demo"
-

@@ -15,21 +15,31 @@ from tests.serve.server.test_guard_gateway import ENV
 
 def _toml(state, weights, guard: str) -> str:
     path, digest = weights
-    return (f'[models.digits]\npath = "{path}"\ndigest = "{digest}"\narch = "{ARCH["arch"]}"\ninput_shape = [1, 8, 8]\n\n'
-            f'[server]\nstore_url = "{state.db_url}"\n\n[auth]\napi_key_pepper_file = "{state.pepper}"\n\n'
-            f'[audit]\ndb_url = "{state.db_url}"\nsigning_key_file = "{state.private_key}"\n\n[guard]\n{guard}\n')
+    return (
+        f'[models.digits]\npath = "{path}"\ndigest = "{digest}"\narch = "{ARCH["arch"]}"\ninput_shape = [1, 8, 8]\n\n'
+        f'[server]\nstore_url = "{state.db_url}"\n\n[auth]\napi_key_pepper_file = "{state.pepper}"\n\n'
+        f'[audit]\ndb_url = "{state.db_url}"\nsigning_key_file = "{state.private_key}"\n\n[guard]\n{guard}\n'
+    )
 
 
-@pytest.mark.parametrize(("guard", "says"), [
-    ('detector = "magic"\ncalibration_data = "sklearn:digits:train"', "guard.detector"),
-    ('detector = "energy"\ncalibration_data = "missing.npz"', "guard.calibration_data"),
-])
+@pytest.mark.parametrize(
+    ("guard", "says"),
+    [
+        ('detector = "magic"\ncalibration_data = "sklearn:digits:train"', "guard.detector"),
+        ('detector = "energy"\ncalibration_data = "missing.npz"', "guard.calibration_data"),
+    ],
+)
 def test_bad_guard_table_is_one_line_and_exit_2(tmp_path, weights, guard, says):
     state = make_state(tmp_path / "state", {})
     config = tmp_path / "serve.toml"
     config.write_text(_toml(state, weights, guard))
-    done = subprocess.run([sys.executable, "-m", "modelshield", "serve", "--config", str(config)],
-                          capture_output=True, text=True, env=ENV, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "modelshield", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith('{"time"')]  # start-up JSON logs
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], done.stderr

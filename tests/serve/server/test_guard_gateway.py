@@ -33,8 +33,12 @@ def guarded(weights, tmp_path_factory):
     path, digest = weights
     state = make_state(tmp_path_factory.mktemp("guard"), {"alice": ["predictor"], "auditor": ["auditor"]})
     source = {"path": str(path), "digest": digest, **ARCH}
-    guard = {"detector": "feature-squeezing", "calibration_data": "sklearn:digits:train", "fpr": FPR,
-             "detector_options": {"bits": 2}}
+    guard = {
+        "detector": "feature-squeezing",
+        "calibration_data": "sklearn:digits:train",
+        "fpr": FPR,
+        "detector_options": {"bits": 2},
+    }
     config = secure_config(
         state,
         {"digits": source, "strict": {**source, "guard": {**guard, "fallback": "reject"}}},
@@ -86,8 +90,7 @@ def test_pgd_inputs_fall_back_or_are_refused(guarded, adversarial):
     caught = np.mean(np.array(body["guard"]) == "fallback")
     assert caught >= 0.6, caught  # 0.76 measured (AUC 0.95)
     assert all(p is None for p, g in zip(body["probabilities"], body["guard"], strict=True) if g == "fallback")
-    refused = [predict(client, state.keys["alice"], "strict", adversarial[i : i + 1]).status_code
-               for i in range(20)]
+    refused = [predict(client, state.keys["alice"], "strict", adversarial[i : i + 1]).status_code for i in range(20)]
     assert refused.count(422) >= 12, refused
     metrics = client.get("/metrics").text
     assert 'modelshield_guard_decisions_total{action="fallback"}' in metrics
@@ -106,8 +109,23 @@ def test_guard_events_are_audited_without_the_input_and_the_log_verifies(guarded
         g = event["guard"]
         assert g["detector"] == "feature-squeezing" and g["score"] > g["threshold"] > 0 and g["flagged"]
         assert "inputs" not in event and len(json.dumps(event)) < 1500  # 4 × 64 pixel values would not fit
-    done = subprocess.run([sys.executable, "-m", "modelshield", "audit", "verify", "--db", state.db_url,
-                           "--public-key", str(state.public_key)], capture_output=True, text=True, env=ENV, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelshield",
+            "audit",
+            "verify",
+            "--db",
+            state.db_url,
+            "--public-key",
+            str(state.public_key),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -122,13 +140,18 @@ def test_concurrent_requests_share_one_inspection_and_get_their_own_decisions(gu
 
     torch.set_num_threads(1)
     model = load_model(guarded[2], arch=ARCH["arch"], input_shape=tuple(ARCH["input_shape"]))
-    setting = {"detector": "feature-squeezing", "calibration_data": "sklearn:digits:train", "fpr": FPR,
-               "detector_options": {"bits": 2}}
+    setting = {
+        "detector": "feature-squeezing",
+        "calibration_data": "sklearn:digits:train",
+        "fpr": FPR,
+        "detector_options": {"bits": 2},
+    }
     for fallback, refused in (("reject", "reject"), ("abstain", "fallback")):
         guard = build_guard("strict", model, GuardConfig(**setting, fallback=fallback))
         bad = next(x for x in adversarial if guard(x[None]).action == refused)[None]
-        clean = next(x for x in sklearn_dataset("digits", "test", seed=0).x.numpy()
-                     if guard(x[None]).action == "accept")[None]
+        clean = next(
+            x for x in sklearn_dataset("digits", "test", seed=0).x.numpy() if guard(x[None]).action == "accept"
+        )[None]
         sizes: list[int] = []
         inspect = guard.guard.inspect
         guard.guard.inspect = lambda x, inspect=inspect, sizes=sizes: sizes.append(len(x)) or inspect(x)  # type: ignore[method-assign]

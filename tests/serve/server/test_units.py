@@ -31,8 +31,9 @@ def test_config_is_secure_by_default_and_switches_off_only_explicitly(tmp_path):
     assert cfg.auth.api_keys and not cfg.auth.insecure_disabled
     assert not cfg.audit.insecure_disabled and not cfg.rate_limits.insecure_disabled
     assert not cfg.rate_limits.fail_open
-    off = parse_config({"models": {"demo": {"version": 1}}, "auth": {"insecure_disabled": True},
-                        "audit": {"insecure_disabled": True}})
+    off = parse_config(
+        {"models": {"demo": {"version": 1}}, "auth": {"insecure_disabled": True}, "audit": {"insecure_disabled": True}}
+    )
     assert {"auth.insecure_disabled", "audit.insecure_disabled"} <= set(off.insecure_settings())
     with pytest.raises(InputError, match="no authentication method"):
         parse_config({"models": {"demo": {"version": 1}}, "auth": {"api_keys": False}})
@@ -75,7 +76,9 @@ def test_config_refuses_traversal_names_unpinned_files_and_unknown_keys(tmp_path
     with pytest.raises(InputError, match="Extra inputs"):
         parse_config({"models": {"m": {"version": 1}}, "auth": {"api_key": True}})
     toml = tmp_path / "serve.toml"
-    toml.write_text(f'[models.m]\npath = "w.safetensors"\ndigest = "{DIGEST}"\n[models.m.canary]\nversion = 2\npercent = 10\n')
+    toml.write_text(
+        f'[models.m]\npath = "w.safetensors"\ndigest = "{DIGEST}"\n[models.m.canary]\nversion = 2\npercent = 10\n'
+    )
     cfg = load_config(toml)
     assert cfg.models["m"].path == tmp_path / "w.safetensors"
     assert cfg.models["m"].canary is not None and cfg.models["m"].canary.percent == 10
