@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 1024
 WAIT_SECONDS = 5.0  # the longest an append waits for its commit
 RETRY_SECONDS = 1.0  # how often a failing writer tries again while no appends arrive
+CHECKPOINT_WAIT_SECONDS = 60.0
 
 
 class AuditWriteError(ModelShieldError):
@@ -225,7 +226,7 @@ class AuditLog:
     def _blocked(self) -> str | None:
         busy = self._busy_since
         if busy is not None and (stuck := time.monotonic() - busy) > self._wait:
-            return f"the audit writer has been blocked for {stuck:.0f} s (database locked or not answering)"
+            return f"the audit writer has been stuck on one write for {stuck:.0f} s (database locked, slow or not answering)"
         return None
 
     def _start_writer(self) -> threading.Thread:
@@ -235,6 +236,8 @@ class AuditLog:
 
     def _ensure_writer(self) -> None:
         """Start a new writer thread if the last one stopped (it re-reads the chain head from the database)."""
+        if not self._writer_stopped:
+            return
         with self._close_lock:
             if self._writer_stopped and not self._closed:
                 self._writer_stopped = False
@@ -287,8 +290,9 @@ class AuditLog:
             item.abandoned = True
             item.waiter.set_exception(self._timed_out())
 
-    def checkpoint(self) -> Checkpoint:
-        """Sign a checkpoint over every record so far now (or return the latest, if nothing is new)."""
+    def checkpoint(self, timeout: float = CHECKPOINT_WAIT_SECONDS) -> Checkpoint:
+        """Sign a checkpoint over every record so far now (or return the latest, if nothing is new); waits at most
+        ``timeout`` seconds (a first checkpoint over a long log re-reads every record hash)."""
         if self._key is None:
             raise InputError(
                 "this audit log has no signing key, so it cannot sign checkpoints",
@@ -297,9 +301,9 @@ class AuditLog:
         future: Future[Checkpoint] = Future()
         self._submit(_CheckpointRequest(future))
         try:
-            return future.result(timeout=self._wait)
+            return future.result(timeout=timeout)
         except TimeoutError:
-            raise self._timed_out() from None
+            raise AuditWriteError(f"the checkpoint was not signed within {timeout:g} s: {self.problem()}") from None
 
     def verify(
         self,

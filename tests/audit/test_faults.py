@@ -154,7 +154,7 @@ def test_locked_sqlite_times_out_refuses_fast_and_closes_in_bounded_time(tmp_pat
     holder.execute("BEGIN EXCLUSIVE")
     result, took = timed(lambda: log.append({"i": 1}))  # the writer waits on the lock; the caller does not
     assert isinstance(result, AuditWriteError) and "within 0.5 s" in str(result) and took < 1.5
-    until(lambda: "blocked" in (log.problem() or ""), "readiness reports the blocked writer")
+    until(lambda: "stuck on one write" in (log.problem() or ""), "readiness reports the blocked writer")
     result, took = timed(lambda: log.append({"i": 2}))
     assert isinstance(result, AuditWriteError) and "refused" in str(result) and took < 0.5
     holder.execute("COMMIT")
