@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import secrets
 import socket
 import ssl
 import time
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from modelshield.core.datasets import sklearn_dataset
+from modelshield.core.storage import open_engine
 from modelshield.serve.apikeys import ApiKeyStore
 from modelshield.serve.mtls import MtlsH11Protocol, make_test_pki, server_ssl_context
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
@@ -70,6 +72,9 @@ def jwt_gateway(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFact
     an_hour_ago = ApiKeyStore.open(state.db_url, pepper_file=state.pepper, clock=lambda: time.time() - 3600)
     expiring = an_hour_ago.create("eve", ["predictor"], expires_in=60, attributes={"clearance": "internal"})
     an_hour_ago.close()
+    other_pepper = ApiKeyStore(open_engine(state.db_url), secrets.token_bytes(32))  # e.g. a CLI with the wrong file
+    foreign = other_pepper.create("fay", ["predictor"], attributes={"clearance": "internal"})
+    other_pepper.close()
     path, digest = weights
     config = secure_config(
         state,
@@ -79,7 +84,12 @@ def jwt_gateway(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFact
     with running(config) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield (
             client,
-            {"good": state.keys["alice"], "revoked": revoked.plaintext, "expired": expiring.plaintext},
+            {
+                "good": state.keys["alice"],
+                "revoked": revoked.plaintext,
+                "expired": expiring.plaintext,
+                "foreign": foreign.plaintext,
+            },
             rsa_key,
         )
 
@@ -167,6 +177,8 @@ def test_request_edges_over_sockets_are_refused_before_the_model(jwt_gateway, bo
     assert post([("Authorization", good), json_type]).status_code == 200
     assert post([("Authorization", good), ("Content-Type", "application/json; charset=UTF-8")]).status_code == 200
     assert post([("Authorization", good), json_type], path="/v1/models/demo/%70redict").status_code == 200  # decoded
+    wrong_pepper = post([("Authorization", f"Bearer {keys['foreign']}"), json_type])
+    assert wrong_pepper.status_code == 401 and "issued under another pepper" in wrong_pepper.json()["error"]
     cases = {
         "Authorization twice, same key": (
             [("Authorization", good), ("Authorization", good), json_type],
