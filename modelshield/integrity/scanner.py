@@ -85,9 +85,11 @@ class _Scan:
         return "+".join(layer.formats)
 
     def _stray_end_records(self, layer: Layer) -> None:
-        """A zip end record (with its central directory) that is neither the archive's own nor inside a member."""
-        for pos in zipread.end_records(layer.data):
-            if pos != layer.zip_end and not any(start <= pos < end for start, end in layer.covered):
+        """A zip end record (with its central directory) that is not the archive's own, outside the bytes a
+        reading accounts for as data (members, scanned as layers of their own; tensor and array bytes): some
+        tool searching the file would open it. Skipping data keeps a multi-GB checkpoint at milliseconds."""
+        for pos in zipread.end_records(layer.data, layer.covered):
+            if pos != layer.zip_end:
                 self.emit(ambiguous(layer.where, f"a second zip end record and central directory at offset {pos}"))
 
 
@@ -102,7 +104,10 @@ def ambiguous(where: str, why: str) -> Finding:
 def _safetensors(scan: _Scan, layer: Layer) -> str | None:
     if not looks_like_safetensors(layer.head):
         return None
-    scan.findings += formats.check_safetensors(layer.data, layer.where)
+    found = formats.check_safetensors(layer.data, layer.where)
+    if not found:  # the tensors tile the data exactly: raw numbers, which no loader reads as anything else
+        layer.covered.append((8 + int.from_bytes(layer.head[:8], "little"), len(layer.data)))
+    scan.findings += found
     return "safetensors"
 
 
@@ -144,7 +149,12 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
 def _npy(scan: _Scan, layer: Layer) -> str | None:
     if not layer.head.startswith(b"\x93NUMPY"):
         return None
-    scan.findings += formats.check_npy(layer.data, layer.where)
+    found = formats.check_npy(layer.data, layer.where)
+    if not found:  # a plain array: raw numbers after the header
+        wide = layer.head[6] >= 2
+        size = int.from_bytes(layer.head[8 : 12 if wide else 10], "little")
+        layer.covered.append(((12 if wide else 10) + size, len(layer.data)))
+    scan.findings += found
     return "npy"
 
 

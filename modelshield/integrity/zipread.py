@@ -14,7 +14,7 @@ from __future__ import annotations
 import bz2
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from modelshield.integrity.pickle_analysis import Data
@@ -118,14 +118,21 @@ def read_layout(data: Data) -> Layout | None:
     return Layout(shift, end, end + _END.size + comment, readings, ambiguities)
 
 
-def end_records(data: Data) -> list[int]:
-    """Every end record in the file that leads to a central directory, found at C speed (``find``): a second one
-    is an archive some reader may open in place of the one the loaders find."""
-    found, pos = [], data.find(END)
+def end_records(data: Data, skip: Sequence[tuple[int, int]] = ()) -> list[int]:
+    """Every end record that leads to a central directory, outside the ``skip`` ranges, found at C speed (``find``)."""
+    found, pos = [], 0
+    for start, stop in sorted(skip):
+        found += _end_records_in(data, pos, start)
+        pos = max(pos, stop)
+    return found + _end_records_in(data, pos, len(data))
+
+
+def _end_records_in(data: Data, start: int, stop: int) -> list[int]:
+    found, pos = [], data.find(END, start, stop + len(END) - 1) if start < stop else -1
     while pos >= 0:
         if _leads_to_directory(data, pos):
             found.append(pos)
-        pos = data.find(END, pos + 1)
+        pos = data.find(END, pos + 1, stop + len(END) - 1)
     return found
 
 
