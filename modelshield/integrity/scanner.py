@@ -129,8 +129,9 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
             raise zipread.ZipFormatError(layout.readings[-1].error)
         return None
     layer.zip_end = layout.end_record
-    if any(start <= layout.start and layout.end <= end for start, end in layer.covered):
-        return None  # the zip is a member of a tar read above, scanned as a layer of its own
+    inside = any(start <= layout.start and layout.end <= end for start, end in layer.covered)
+    if inside and len(readings) == 1:
+        return None  # zipfile's reading is exactly a tar member's, scanned as a layer of its own
     for why in layout.ambiguities[:10]:
         scan.emit(ambiguous(layer.where, why))
     for reading in readings:
