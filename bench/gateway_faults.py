@@ -25,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,8 @@ def witness_fault(ctx: dict[str, Any]) -> dict[str, Any]:
         )
     )
     server = Server(config)
+    # drain its stderr: every 503 logs an error line, and a full pipe would block the server, not the audit log
+    threading.Thread(target=server.proc.stderr.read, daemon=True).start()  # type: ignore[union-attr]
     out: dict[str, Any] = {}
     try:
         out["healthy"] = _phase(ctx, server.port, "wh", 2.0)

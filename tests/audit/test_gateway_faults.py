@@ -116,22 +116,25 @@ def test_witness_replaced_by_a_directory_under_load(weights: tuple[Path, str], t
     assert report.ok and report.warnings == [], (report.problems, report.warnings)
 
 
-def _serve(config: Path) -> tuple[subprocess.Popen[str], str]:
+def _serve(config: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    """``modelshield serve`` in a subprocess; its stderr goes to ``log`` (a pipe nobody reads would fill up with
+    the 503s' error lines and block the server)."""
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelshield", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelshield", "serve", "--config", str(config), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read() if proc.stderr else "the gateway exited")
+            raise AssertionError(log.read_text())
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return proc, url
@@ -154,7 +157,7 @@ def test_sigterm_exits_promptly_with_the_audit_database_locked(weights: tuple[Pa
         f'witness_file = "{tmp_path / "audit.witness"}"\n'
         "[rate_limits]\nper_identity_rps = 100000\nper_identity_burst = 100000\n"
     )
-    proc, url = _serve(config)
+    proc, url = _serve(config, tmp_path / "gateway.log")
     holder: Any = None
     load = Load(url, state.keys["alice"], clients=4)
     try:
