@@ -254,7 +254,14 @@ class ApiKeyStore:
             revocations.start(self._on_remote_revoke)
 
     @classmethod
-    def open(cls, url: str | None = None, *, pepper_file: str | Path | None = None, **kwargs: Any) -> ApiKeyStore:
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        pepper_file: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> ApiKeyStore:
         """Open the store at ``url`` (default: ``MODELSHIELD_DB_URL`` or the local SQLite file).
 
         A missing default pepper file is created only when no usable key was made under an earlier pepper:
@@ -264,8 +271,8 @@ class ApiKeyStore:
         try:
             file = pepper_path(pepper_file)
             if not file.exists():
-                _refuse_new_pepper_over_keys(engine, file, kwargs.get("clock", time.time)())
-            return cls(engine, load_pepper(pepper_file), **kwargs)
+                _refuse_new_pepper_over_keys(engine, file, clock())
+            return cls(engine, load_pepper(pepper_file), clock=clock, **kwargs)
         except BaseException:
             engine.dispose()
             raise
