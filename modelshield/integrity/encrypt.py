@@ -137,7 +137,9 @@ class Header:
                 )
             if not isinstance(doc, dict) or set(doc) != {f.name for f in fields(cls)}:
                 raise ValueError("fields")
-            values: dict[str, Any] = {k: base64.b64decode(v, validate=True) if k in _LENGTHS else v for k, v in doc.items()}
+            values: dict[str, Any] = {
+                k: base64.b64decode(v, validate=True) if k in _LENGTHS else v for k, v in doc.items()
+            }
             header = cls(**values)
             check_key_id(header.kek_id)
         except (ValueError, TypeError, binascii.Error, InputError):

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -118,8 +118,10 @@ def _list_files(folder: Path) -> list[tuple[str, Path]]:
             if p.is_symlink():
                 target = p.resolve()
                 if not _inside(target, top):
-                    raise InputError(f"{p} is a symlink to {target}, outside the artifact folder {folder}",
-                                     hint="copy the real files into the folder and lock that")
+                    raise InputError(
+                        f"{p} is a symlink to {target}, outside the artifact folder {folder}",
+                        hint="copy the real files into the folder and lock that",
+                    )
                 if not target.is_file():
                     raise InputError(f"{p} is a symlink to a folder or to nothing; only file symlinks are followed")
             elif name in dirnames:
@@ -160,7 +162,9 @@ def folder_digest(files: dict[str, str]) -> str:
 def _check_relpath(rel: str, where: str) -> str:
     """Lock paths are plain relative paths, so a lock entry can never point outside the project."""
     if not rel or escapes(rel) or PurePosixPath(rel.replace("\\", "/")).parts in ((), (".",)):
-        raise FormatError(f"{where}: path {rel!r} must be a relative path to a file or folder inside the lock file's folder")
+        raise FormatError(
+            f"{where}: path {rel!r} must be a relative path to a file or folder inside the lock file's folder"
+        )
     return rel
 
 
@@ -169,8 +173,10 @@ def _locate(root: Path, rel: str) -> Path:
     path = root / rel
     real = path.resolve()
     if not _inside(real, root.resolve()):
-        raise InputError(f"{path} resolves to {real}, outside the project folder {root}",
-                         hint="keep locked artifacts inside the folder that holds the lock file")
+        raise InputError(
+            f"{path} resolves to {real}, outside the project folder {root}",
+            hint="keep locked artifacts inside the folder that holds the lock file",
+        )
     return path
 
 
@@ -212,8 +218,10 @@ def load_lock(lock_path: Path | str) -> dict[str, Artifact]:
     """Read and validate a lock file: a file that fails to parse or has unknown fields is refused whole."""
     p = Path(lock_path)
     if not p.is_file():
-        raise MissingFileError(f"lock file {p} does not exist",
-                               hint="create it: modelshield provenance add NAME PATH --kind model --source URL --licence ID")
+        raise MissingFileError(
+            f"lock file {p} does not exist",
+            hint="create it: modelshield provenance add NAME PATH --kind model --source URL --licence ID",
+        )
     try:
         doc = json.loads(p.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -221,7 +229,9 @@ def load_lock(lock_path: Path | str) -> dict[str, Artifact]:
     if not isinstance(doc, dict) or set(doc) != {"version", "artifacts"} or not isinstance(doc["artifacts"], dict):
         raise FormatError(f"lock file {p} is not a modelshield lock (an object with exactly 'version' and 'artifacts')")
     if doc["version"] != LOCK_VERSION:
-        raise FormatError(f"lock file {p}: unsupported version {doc['version']!r} (this modelshield reads {LOCK_VERSION})")
+        raise FormatError(
+            f"lock file {p}: unsupported version {doc['version']!r} (this modelshield reads {LOCK_VERSION})"
+        )
     return {name: _parse_entry(name, raw, f"lock file {p}") for name, raw in doc["artifacts"].items()}
 
 
@@ -233,8 +243,15 @@ def save_lock(lock_path: Path | str, artifacts: dict[str, Artifact]) -> None:
 
 
 def add_artifact(
-    lock_path: Path | str, name: str, path: Path | str, *, kind: str, source: str, licence: str,
-    replace: bool = False, workers: int | None = None,
+    lock_path: Path | str,
+    name: str,
+    path: Path | str,
+    *,
+    kind: str,
+    source: str,
+    licence: str,
+    replace: bool = False,
+    workers: int | None = None,
 ) -> Artifact:
     """Hash ``path`` and record it under ``name``; the lock file is created if it does not exist yet."""
     lock = Path(lock_path)
@@ -255,7 +272,7 @@ def add_artifact(
         raise InputError(f"{path} is outside {root}, the folder that holds the lock file")
     rel = _check_relpath(Path(rel).as_posix(), f"artifact {name!r}")
     tree = hash_tree(_locate(root, rel), workers)
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     artifacts[name] = Artifact(kind, rel, tree.digest, tree.size, source.strip(), licence, today, tree.files)
     save_lock(lock, dict(sorted(artifacts.items())))
     return artifacts[name]
@@ -272,7 +289,9 @@ def _compare(name: str, entry: Artifact, actual: TreeDigest) -> ArtifactResult:
             result.changed.append(entry.path)
     else:
         assert actual.files is not None
-        result.changed = sorted(r for r in entry.files.keys() & actual.files.keys() if entry.files[r] != actual.files[r])
+        result.changed = sorted(
+            r for r in entry.files.keys() & actual.files.keys() if entry.files[r] != actual.files[r]
+        )
         result.missing = sorted(entry.files.keys() - actual.files.keys())
         result.extra = sorted(actual.files.keys() - entry.files.keys())
     differs = result.problems or result.changed or result.missing or result.extra
@@ -293,7 +312,9 @@ def verify(lock_path: Path | str, names: Iterable[str] | None = None, workers: i
     artifacts = load_lock(lock)
     wanted = list(dict.fromkeys(names or ())) or sorted(artifacts)
     if unknown := [n for n in wanted if n not in artifacts]:
-        raise InputError(f"{lock} has no artifact {', '.join(map(repr, unknown))} (it has: {', '.join(artifacts) or 'none'})")
+        raise InputError(
+            f"{lock} has no artifact {', '.join(map(repr, unknown))} (it has: {', '.join(artifacts) or 'none'})"
+        )
     root = lock.absolute().parent
     results = []
     for name in wanted:

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +86,30 @@ class ModelVersion:
 def check_name(name: str) -> str:
     """Model names go into URLs and paths: lower-case letters, digits, '.', '_', '-' only, so no traversal."""
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise InputError(f"model name {name!r} is not valid (1-64 of a-z, 0-9, '.', '_', '-'; start with a letter or digit)")
+        raise InputError(
+            f"model name {name!r} is not valid (1-64 of a-z, 0-9, '.', '_', '-'; start with a letter or digit)"
+        )
     return name
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _row(row: Any) -> ModelVersion:
     return ModelVersion(
-        name=row.name, version=row.version, digest=row.digest, path=row.path, owner=row.owner, status=row.status,
-        pinned=bool(row.pinned), signature_path=row.signature_path, datasets=tuple(json.loads(row.datasets)),
-        created_at=row.created_at, metadata=json.loads(row.metadata), public_key=row.public_key,
+        name=row.name,
+        version=row.version,
+        digest=row.digest,
+        path=row.path,
+        owner=row.owner,
+        status=row.status,
+        pinned=bool(row.pinned),
+        signature_path=row.signature_path,
+        datasets=tuple(json.loads(row.datasets)),
+        created_at=row.created_at,
+        metadata=json.loads(row.metadata),
+        public_key=row.public_key,
         canary_percent=row.canary_percent,
     )
 
@@ -108,7 +119,9 @@ def _verify_signature(path: Path, public_key: str, signature: str | None) -> str
     try:
         from modelshield.integrity.signing import default_signature_path, verify_model
     except ImportError:
-        raise DependencyError("signature verification needs modelshield.integrity.signing, which this build lacks") from None
+        raise DependencyError(
+            "signature verification needs modelshield.integrity.signing, which this build lacks"
+        ) from None
     sig = signature or str(default_signature_path(path))
     verify_model(path, public_key, sig)
     return sig
@@ -143,9 +156,16 @@ class Registry:
         """Write the change to the audit log (durable before the call returns)."""
         if self._audit is None:
             self._audit = AuditLog(self._engine)
-        event = {"action": f"registry.{action}", "actor": {"subject": actor or getpass.getuser(), "method": "local"},
-                 "decision": "allow", "model": mv.name, "model_version": mv.version, "model_digest": mv.digest,
-                 "status": mv.status, **extra}
+        event = {
+            "action": f"registry.{action}",
+            "actor": {"subject": actor or getpass.getuser(), "method": "local"},
+            "decision": "allow",
+            "model": mv.name,
+            "model_version": mv.version,
+            "model_digest": mv.digest,
+            "status": mv.status,
+            **extra,
+        }
         self._audit.append(event)
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -180,8 +200,9 @@ class Registry:
         for row in rows:
             if row.status == "production" and row.canary_percent is None:
                 return _row(row)
-        raise InputError(f"model {name!r} has no pinned or production version",
-                         hint=f"modelshield registry promote {name} VERSION")
+        raise InputError(
+            f"model {name!r} has no pinned or production version", hint=f"modelshield registry promote {name} VERSION"
+        )
 
     def canary(self, name: str) -> ModelVersion | None:
         """The version taking a canary share of ``name``'s traffic, if any (``canary_percent`` says how much)."""
@@ -224,18 +245,48 @@ class Registry:
         now = _now()
         with write_transaction(self._engine, _LOCK) as conn:
             latest = conn.execute(sa.select(sa.func.max(versions.c.version)).where(versions.c.name == name)).scalar()
-            mv = ModelVersion(name, (latest or 0) + 1, digest, str(model), owner.strip(), "registered", False, sig_path,
-                              data_refs, now, meta, key_ref, None)
-            conn.execute(versions.insert().values(
-                name=mv.name, version=mv.version, digest=mv.digest, path=mv.path, owner=mv.owner, status=mv.status,
-                pinned=False, canary_percent=None, signature_path=sig_path, public_key=key_ref,
-                datasets=json.dumps(list(data_refs)), metadata=json.dumps(meta), created_at=now, updated_at=now))
+            mv = ModelVersion(
+                name,
+                (latest or 0) + 1,
+                digest,
+                str(model),
+                owner.strip(),
+                "registered",
+                False,
+                sig_path,
+                data_refs,
+                now,
+                meta,
+                key_ref,
+                None,
+            )
+            conn.execute(
+                versions.insert().values(
+                    name=mv.name,
+                    version=mv.version,
+                    digest=mv.digest,
+                    path=mv.path,
+                    owner=mv.owner,
+                    status=mv.status,
+                    pinned=False,
+                    canary_percent=None,
+                    signature_path=sig_path,
+                    public_key=key_ref,
+                    datasets=json.dumps(list(data_refs)),
+                    metadata=json.dumps(meta),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         self._record("register", mv, actor, signed=sig_path is not None)
         return mv
 
     def _update(self, conn: Connection, mv: ModelVersion, **values: Any) -> ModelVersion:
-        conn.execute(versions.update().where(versions.c.name == mv.name, versions.c.version == mv.version)
-                     .values(updated_at=_now(), **values))
+        conn.execute(
+            versions.update()
+            .where(versions.c.name == mv.name, versions.c.version == mv.version)
+            .values(updated_at=_now(), **values)
+        )
         return self._get(conn, mv.name, mv.version)
 
     def pin(self, name: str, version: int, *, actor: str | None = None) -> ModelVersion:
@@ -244,8 +295,11 @@ class Registry:
             mv = self._get(conn, name, version)
             if mv.status not in SERVABLE:
                 raise InputError(f"{mv.ref} is {mv.status} and cannot be pinned")
-            conn.execute(versions.update().where(versions.c.name == name, versions.c.pinned.is_(True))
-                         .values(pinned=False, updated_at=_now()))
+            conn.execute(
+                versions.update()
+                .where(versions.c.name == name, versions.c.pinned.is_(True))
+                .values(pinned=False, updated_at=_now())
+            )
             mv = self._update(conn, mv, pinned=True)
         self._record("pin", mv, actor)
         return mv
@@ -260,14 +314,16 @@ class Registry:
     def unpin(self, name: str, *, actor: str | None = None) -> None:
         """Go back to serving the production version."""
         with write_transaction(self._engine, _LOCK) as conn:
-            rows = conn.execute(sa.select(versions).where(versions.c.name == check_name(name),
-                                                         versions.c.pinned.is_(True))).all()
+            rows = conn.execute(
+                sa.select(versions).where(versions.c.name == check_name(name), versions.c.pinned.is_(True))
+            ).all()
             changed = [self._update(conn, _row(r), pinned=False) for r in rows]
         for mv in changed:
             self._record("unpin", mv, actor)
 
-    def promote(self, name: str, version: int, stage: str, *, canary: float | None = None,
-                actor: str | None = None) -> ModelVersion:
+    def promote(
+        self, name: str, version: int, stage: str, *, canary: float | None = None, actor: str | None = None
+    ) -> ModelVersion:
         """Move a version forward (registered -> staged -> production); ``canary`` = percent of traffic for a
         production candidate, served beside the current production version until promoted fully."""
         if stage not in STAGES[1:]:
@@ -278,14 +334,23 @@ class Registry:
             mv = self._get(conn, name, version)
             allowed_from = {"staged": ("registered",), "production": ("staged", "production")}[stage]
             if mv.status not in allowed_from or (mv.status == "production" and mv.canary_percent is None):
-                raise InputError(f"{mv.ref} is {mv.status}; only a {' or canary '.join(allowed_from)} version "
-                                 f"can become {stage}")
-            others = [_row(r) for r in conn.execute(sa.select(versions).where(
-                versions.c.name == name, versions.c.version != version, versions.c.status == "production"))]
+                raise InputError(
+                    f"{mv.ref} is {mv.status}; only a {' or canary '.join(allowed_from)} version can become {stage}"
+                )
+            others = [
+                _row(r)
+                for r in conn.execute(
+                    sa.select(versions).where(
+                        versions.c.name == name, versions.c.version != version, versions.c.status == "production"
+                    )
+                )
+            ]
             if stage == "production" and canary is not None:
                 if not any(o.canary_percent is None for o in others):
-                    raise InputError(f"{name} has no production version for a canary to share traffic with",
-                                     hint=f"promote {mv.ref} without --canary")
+                    raise InputError(
+                        f"{name} has no production version for a canary to share traffic with",
+                        hint=f"promote {mv.ref} without --canary",
+                    )
                 for old in others:
                     if old.canary_percent is not None:
                         self._update(conn, old, status="staged", canary_percent=None)
@@ -320,8 +385,10 @@ class Registry:
         except ModelShieldError as exc:
             reason = str(exc) if isinstance(exc, IntegrityError) else f"{mv.ref}: {exc}"
             with write_transaction(self._engine, _LOCK) as conn:
-                quarantined = self._update(conn, self._get(conn, mv.name, mv.version), status="quarantined",
-                                           pinned=False, canary_percent=None)
+                quarantined = self._update(
+                    conn, self._get(conn, mv.name, mv.version), status="quarantined", pinned=False, canary_percent=None
+                )
             self._record("quarantine", quarantined, actor, type="security", decision="error", reason=reason)
-            raise IntegrityError(f"{reason} (quarantined)",
-                                 hint="restore the files from a trusted copy and register them again") from None
+            raise IntegrityError(
+                f"{reason} (quarantined)", hint="restore the files from a trusted copy and register them again"
+            ) from None

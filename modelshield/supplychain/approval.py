@@ -132,7 +132,9 @@ def parse_approvals(text: str, where: str) -> Approvals:
         key = canonicalize_name(name)
         if key in approvals.libraries:
             raise FormatError(f"{here}: library {name!r} is listed twice")
-        approvals.libraries[key] = LibraryApproval(name, spec, *(_text(raw, k, here) for k in ("approved_by", "date", "reason")))
+        approvals.libraries[key] = LibraryApproval(
+            name, spec, *(_text(raw, k, here) for k in ("approved_by", "date", "reason"))
+        )
     for kind in ARTIFACT_KINDS:
         for raw, here in _entries(doc, kind, _ARTIFACT_FIELDS, where):
             name, digest = _text(raw, "name", here), _text(raw, "sha256", here)
@@ -142,15 +144,17 @@ def parse_approvals(text: str, where: str) -> Approvals:
             if name in approvals.artifacts(kind):
                 raise FormatError(f"{here}: {kind} {name!r} is listed twice")
             approvals.artifacts(kind)[name] = ArtifactApproval(
-                name, digest, *(_text(raw, k, here) for k in ("approved_by", "date", "reason")))
+                name, digest, *(_text(raw, k, here) for k in ("approved_by", "date", "reason"))
+            )
     return approvals
 
 
 def load_approvals(path: Path | str) -> Approvals:
     p = Path(path)
     if not p.is_file():
-        raise MissingFileError(f"approval list {p} does not exist",
-                               hint="create it: modelshield deps approve NAME --by WHO --reason WHY")
+        raise MissingFileError(
+            f"approval list {p} does not exist", hint="create it: modelshield deps approve NAME --by WHO --reason WHY"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -175,7 +179,9 @@ def dump_approvals(approvals: Approvals) -> str:
     """The file's canonical text: entries sorted by name, one table each."""
     blocks = [f"version = {VERSION}\n"]
     tables: list[tuple[str, list[Any]]] = [("library", [approvals.libraries[k] for k in sorted(approvals.libraries)])]
-    tables += [(kind, [approvals.artifacts(kind)[k] for k in sorted(approvals.artifacts(kind))]) for kind in ARTIFACT_KINDS]
+    tables += [
+        (kind, [approvals.artifacts(kind)[k] for k in sorted(approvals.artifacts(kind))]) for kind in ARTIFACT_KINDS
+    ]
     for kind, entries in tables:
         for entry in entries:
             lines = "".join(f"{k} = {_toml_string(v)}\n" for k, v in asdict(entry).items())
@@ -212,8 +218,12 @@ def _today() -> str:
 
 
 def approve(
-    path: Path | str, *, approved_by: str, reason: str,
-    libraries: Sequence[tuple[str, str]] = (), artifacts: Sequence[tuple[str, str, Path]] = (),
+    path: Path | str,
+    *,
+    approved_by: str,
+    reason: str,
+    libraries: Sequence[tuple[str, str]] = (),
+    artifacts: Sequence[tuple[str, str, Path]] = (),
 ) -> Approvals:
     """Record libraries as (name, specifier) and artifacts as (kind, name, path, hashed now); other entries stay.
 
@@ -224,7 +234,9 @@ def approve(
         try:
             SpecifierSet(spec)
         except InvalidSpecifier:
-            raise InputError(f"version {spec!r} for {name} is not a PEP 440 specifier (e.g. ==2.13.0, >=2,<3)") from None
+            raise InputError(
+                f"version {spec!r} for {name} is not a PEP 440 specifier (e.g. ==2.13.0, >=2,<3)"
+            ) from None
     for kind, _, _ in artifacts:
         if kind not in ARTIFACT_KINDS:
             raise InputError(f"kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")
@@ -290,7 +302,9 @@ def check_artifact(approvals: Approvals, kind: str, name: str, path: Path) -> Ch
 
 
 def check(
-    approvals: Approvals, packages: Sequence[Package], artifacts: Sequence[tuple[str, str, Path]] = (),
+    approvals: Approvals,
+    packages: Sequence[Package],
+    artifacts: Sequence[tuple[str, str, Path]] = (),
 ) -> CheckReport:
     """Compare packages and (kind, name, path) artifacts with the approvals; list approvals nothing used."""
     results = [check_library(approvals, pkg) for pkg in packages]
@@ -303,4 +317,3 @@ def check(
 def unapproved(approvals: Approvals, packages: Sequence[Package]) -> list[Package]:
     """Packages ``check`` would fail: what ``approve --all`` records in one go."""
     return [pkg for pkg in packages if check_library(approvals, pkg).status != "approved"]
-

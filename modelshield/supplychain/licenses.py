@@ -59,7 +59,9 @@ deny = ["SSPL-1.0", "BUSL-1.1", "Elastic-2.0", "CC-BY-NC-*", "CC-BY-ND-*", "Comm
 """
 
 # SPDX ids seen on PyPI, so any capitalisation normalises to the canonical spelling.
-SPDX_IDS = {i.lower(): i for i in """
+SPDX_IDS = {
+    i.lower(): i
+    for i in """
 0BSD AFL-3.0 AGPL-1.0-only AGPL-3.0-only AGPL-3.0-or-later Apache-1.1 Apache-2.0 APSL-2.0 Artistic-1.0
 Artistic-2.0 BlueOak-1.0.0 BSD-1-Clause BSD-2-Clause BSD-3-Clause BSD-3-Clause-Clear BSD-4-Clause BSL-1.0
 BUSL-1.1 CC-BY-3.0 CC-BY-4.0 CC-BY-NC-4.0 CC-BY-NC-ND-4.0 CC-BY-NC-SA-4.0 CC-BY-ND-4.0 CC-BY-SA-3.0
@@ -69,46 +71,96 @@ LGPL-2.0-only LGPL-2.0-or-later LGPL-2.1-only LGPL-2.1-or-later LGPL-3.0-only LG
 MIT-CMU MPL-1.1 MPL-2.0 MPL-2.0-no-copyleft-exception MS-PL NCSA OFL-1.1 OpenSSL OSL-3.0 PostgreSQL PSF-2.0
 Python-2.0 SSPL-1.0 Unicode-3.0 Unicode-DFS-2016 Unlicense UPL-1.0 W3C WTFPL X11 Zlib ZPL-2.1
 LLVM-exception Classpath-exception-2.0 GCC-exception-3.1 Autoconf-exception-3.0
-""".split()}
+""".split()
+}
 
 # Deprecated SPDX ids, free-text names and trove classifier tails (lower case) -> SPDX ids.
 ALIASES = {
-    "gpl-2.0": "GPL-2.0-only", "gpl-2.0+": "GPL-2.0-or-later", "gpl-3.0": "GPL-3.0-only",
-    "gpl-3.0+": "GPL-3.0-or-later", "lgpl-2.1": "LGPL-2.1-only", "lgpl-2.1+": "LGPL-2.1-or-later",
-    "lgpl-3.0": "LGPL-3.0-only", "lgpl-3.0+": "LGPL-3.0-or-later", "agpl-3.0": "AGPL-3.0-only",
-    "mit license": "MIT", "the mit license": "MIT", "mit licence": "MIT", "expat": "MIT",
+    "gpl-2.0": "GPL-2.0-only",
+    "gpl-2.0+": "GPL-2.0-or-later",
+    "gpl-3.0": "GPL-3.0-only",
+    "gpl-3.0+": "GPL-3.0-or-later",
+    "lgpl-2.1": "LGPL-2.1-only",
+    "lgpl-2.1+": "LGPL-2.1-or-later",
+    "lgpl-3.0": "LGPL-3.0-only",
+    "lgpl-3.0+": "LGPL-3.0-or-later",
+    "agpl-3.0": "AGPL-3.0-only",
+    "mit license": "MIT",
+    "the mit license": "MIT",
+    "mit licence": "MIT",
+    "expat": "MIT",
     "mit no attribution license (mit-0)": "MIT-0",
-    "bsd": "BSD-3-Clause", "bsd license": "BSD-3-Clause", "new bsd": "BSD-3-Clause", "new bsd license": "BSD-3-Clause",
-    "modified bsd license": "BSD-3-Clause", "revised bsd license": "BSD-3-Clause", "3-clause bsd license": "BSD-3-Clause",
-    "bsd 3-clause license": "BSD-3-Clause", "bsd 3-clause": "BSD-3-Clause", "bsd-3": "BSD-3-Clause",
-    "bsd 2-clause license": "BSD-2-Clause", "simplified bsd": "BSD-2-Clause", "freebsd": "BSD-2-Clause",
-    "apache": "Apache-2.0", "apache 2.0": "Apache-2.0", "apache 2": "Apache-2.0", "apache-2": "Apache-2.0",
-    "apache license": "Apache-2.0", "apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0",
-    "apache license version 2.0": "Apache-2.0", "apache software license": "Apache-2.0", "asl 2.0": "Apache-2.0",
-    "isc license": "ISC", "iscl": "ISC", "isc license (iscl)": "ISC",
-    "psf": "PSF-2.0", "psfl": "PSF-2.0", "psf license": "PSF-2.0", "python software foundation license": "PSF-2.0",
-    "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0", "mpl 2.0": "MPL-2.0", "mozilla public license 2.0": "MPL-2.0",
+    "bsd": "BSD-3-Clause",
+    "bsd license": "BSD-3-Clause",
+    "new bsd": "BSD-3-Clause",
+    "new bsd license": "BSD-3-Clause",
+    "modified bsd license": "BSD-3-Clause",
+    "revised bsd license": "BSD-3-Clause",
+    "3-clause bsd license": "BSD-3-Clause",
+    "bsd 3-clause license": "BSD-3-Clause",
+    "bsd 3-clause": "BSD-3-Clause",
+    "bsd-3": "BSD-3-Clause",
+    "bsd 2-clause license": "BSD-2-Clause",
+    "simplified bsd": "BSD-2-Clause",
+    "freebsd": "BSD-2-Clause",
+    "apache": "Apache-2.0",
+    "apache 2.0": "Apache-2.0",
+    "apache 2": "Apache-2.0",
+    "apache-2": "Apache-2.0",
+    "apache license": "Apache-2.0",
+    "apache license 2.0": "Apache-2.0",
+    "apache license, version 2.0": "Apache-2.0",
+    "apache license version 2.0": "Apache-2.0",
+    "apache software license": "Apache-2.0",
+    "asl 2.0": "Apache-2.0",
+    "isc license": "ISC",
+    "iscl": "ISC",
+    "isc license (iscl)": "ISC",
+    "psf": "PSF-2.0",
+    "psfl": "PSF-2.0",
+    "psf license": "PSF-2.0",
+    "python software foundation license": "PSF-2.0",
+    "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0",
+    "mpl 2.0": "MPL-2.0",
+    "mozilla public license 2.0": "MPL-2.0",
     "mozilla public license 1.1 (mpl 1.1)": "MPL-1.1",
-    "gnu general public license (gpl)": "GPL-1.0-or-later", "gpl": "GPL-1.0-or-later",
-    "gnu general public license v2 (gplv2)": "GPL-2.0-only", "gplv2": "GPL-2.0-only",
-    "gnu general public license v2 or later (gplv2+)": "GPL-2.0-or-later", "gplv2+": "GPL-2.0-or-later",
-    "gnu general public license v3 (gplv3)": "GPL-3.0-only", "gplv3": "GPL-3.0-only",
-    "gnu general public license v3 or later (gplv3+)": "GPL-3.0-or-later", "gplv3+": "GPL-3.0-or-later",
-    "gnu affero general public license v3": "AGPL-3.0-only", "agplv3": "AGPL-3.0-only",
+    "gnu general public license (gpl)": "GPL-1.0-or-later",
+    "gpl": "GPL-1.0-or-later",
+    "gnu general public license v2 (gplv2)": "GPL-2.0-only",
+    "gplv2": "GPL-2.0-only",
+    "gnu general public license v2 or later (gplv2+)": "GPL-2.0-or-later",
+    "gplv2+": "GPL-2.0-or-later",
+    "gnu general public license v3 (gplv3)": "GPL-3.0-only",
+    "gplv3": "GPL-3.0-only",
+    "gnu general public license v3 or later (gplv3+)": "GPL-3.0-or-later",
+    "gplv3+": "GPL-3.0-or-later",
+    "gnu affero general public license v3": "AGPL-3.0-only",
+    "agplv3": "AGPL-3.0-only",
     "gnu affero general public license v3 or later (agplv3+)": "AGPL-3.0-or-later",
     "gnu lesser general public license v2 (lgplv2)": "LGPL-2.0-only",
     "gnu lesser general public license v2 or later (lgplv2+)": "LGPL-2.0-or-later",
-    "gnu lesser general public license v3 (lgplv3)": "LGPL-3.0-only", "lgplv3": "LGPL-3.0-only",
+    "gnu lesser general public license v3 (lgplv3)": "LGPL-3.0-only",
+    "lgplv3": "LGPL-3.0-only",
     "gnu lesser general public license v3 or later (lgplv3+)": "LGPL-3.0-or-later",
-    "gnu library or lesser general public license (lgpl)": "LGPL-2.0-or-later", "lgpl": "LGPL-2.0-or-later",
-    "the unlicense (unlicense)": "Unlicense", "the unlicense": "Unlicense",
-    "boost software license 1.0 (bsl-1.0)": "BSL-1.0", "zlib/libpng license": "Zlib",
-    "eclipse public license 1.0 (epl-1.0)": "EPL-1.0", "eclipse public license 2.0 (epl-2.0)": "EPL-2.0",
-    "european union public licence 1.2 (eupl 1.2)": "EUPL-1.2", "academic free license (afl)": "AFL-3.0",
-    "historical permission notice and disclaimer (hpnd)": "HPND", "universal permissive license (upl)": "UPL-1.0",
-    "cc0 1.0 universal (cc0 1.0) public domain dedication": "CC0-1.0", "cc0": "CC0-1.0",
-    "artistic license": "Artistic-2.0", "zope public license": "ZPL-2.1", "postgresql license": "PostgreSQL",
-    "public domain": "LicenseRef-Public-Domain", "other/proprietary license": "LicenseRef-Proprietary",
+    "gnu library or lesser general public license (lgpl)": "LGPL-2.0-or-later",
+    "lgpl": "LGPL-2.0-or-later",
+    "the unlicense (unlicense)": "Unlicense",
+    "the unlicense": "Unlicense",
+    "boost software license 1.0 (bsl-1.0)": "BSL-1.0",
+    "zlib/libpng license": "Zlib",
+    "eclipse public license 1.0 (epl-1.0)": "EPL-1.0",
+    "eclipse public license 2.0 (epl-2.0)": "EPL-2.0",
+    "european union public licence 1.2 (eupl 1.2)": "EUPL-1.2",
+    "academic free license (afl)": "AFL-3.0",
+    "historical permission notice and disclaimer (hpnd)": "HPND",
+    "universal permissive license (upl)": "UPL-1.0",
+    "cc0 1.0 universal (cc0 1.0) public domain dedication": "CC0-1.0",
+    "cc0": "CC0-1.0",
+    "artistic license": "Artistic-2.0",
+    "zope public license": "ZPL-2.1",
+    "postgresql license": "PostgreSQL",
+    "public domain": "LicenseRef-Public-Domain",
+    "other/proprietary license": "LicenseRef-Proprietary",
 }
 _CLASSIFIER_PREFIX = re.compile(r"License :: (?:OSI Approved :: )?")
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
@@ -259,7 +311,10 @@ class LicencePolicy:
     def verdict(self, licence_id: str) -> Status:
         """Strictest list matching the id (with its exception first, then without); ``unknown`` if none does."""
         lists: tuple[tuple[Status, tuple[str, ...]], ...] = (
-            ("denied", self.deny), ("review", self.review), ("allowed", self.allow))
+            ("denied", self.deny),
+            ("review", self.review),
+            ("allowed", self.allow),
+        )
         if " WITH " in licence_id:  # only patterns that name an exception speak for "X WITH Y" itself
             for status, patterns in lists:
                 if any(" with " in p.lower() and fnmatchcase(licence_id.lower(), p.lower()) for p in patterns):
@@ -302,12 +357,16 @@ def parse_policy(text: str, where: str = "licence policy") -> LicencePolicy:
             raise FormatError(f"{where}: '{key}' must be a list of SPDX ids or patterns")
         lists[key] = tuple(normalise_id(v) for v in value)
     if doc.get("unknown", "deny") not in ("deny", "review"):
-        raise FormatError(f"{where}: 'unknown' must be \"deny\" or \"review\"")
+        raise FormatError(f'{where}: \'unknown\' must be "deny" or "review"')
     overrides = _string_table(doc, "overrides", where)
     for expression in overrides.values():
         parse_expression(expression)
-    return LicencePolicy(**lists, unknown=doc.get("unknown", "deny"), overrides=overrides,
-                         exceptions=_string_table(doc, "exceptions", where))
+    return LicencePolicy(
+        **lists,
+        unknown=doc.get("unknown", "deny"),
+        overrides=overrides,
+        exceptions=_string_table(doc, "exceptions", where),
+    )
 
 
 def load_policy(path: Path | str | None = None) -> LicencePolicy:
@@ -316,7 +375,9 @@ def load_policy(path: Path | str | None = None) -> LicencePolicy:
         return parse_policy(DEFAULT_POLICY, "default licence policy")
     p = Path(path)
     if not p.is_file():
-        raise MissingFileError(f"licence policy {p} does not exist", hint="start from: modelshield deps licenses --show-policy")
+        raise MissingFileError(
+            f"licence policy {p} does not exist", hint="start from: modelshield deps licenses --show-policy"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -375,7 +436,10 @@ def judge(name: str, version: str, kind: str, licence: str, source: str, policy:
 
 
 def check_licences(
-    policy: LicencePolicy, *, lock: Path | str | None = None, model_licences: Sequence[tuple[str, str]] = (),
+    policy: LicencePolicy,
+    *,
+    lock: Path | str | None = None,
+    model_licences: Sequence[tuple[str, str]] = (),
     environment: bool = True,
 ) -> LicenceReport:
     """Judge the installed packages, the artifacts of a provenance lock, and licences given for models by hand."""
@@ -386,7 +450,9 @@ def check_licences(
             results.append(judge(metadata_field(dist, "Name") or key, dist.version, "library", licence, source, policy))
     if lock is not None:
         for name, artifact in load_lock(lock).items():
-            results.append(judge(name, artifact.digest[:19], artifact.kind, artifact.licence, "provenance lock", policy))
+            results.append(
+                judge(name, artifact.digest[:19], artifact.kind, artifact.licence, "provenance lock", policy)
+            )
     for name, licence in model_licences:
         results.append(judge(name, "", "model", licence, "--model-license", policy))
     return LicenceReport(policy, results)

@@ -298,11 +298,20 @@ def parse_advisory(record: Any, where: str = "advisory") -> Advisory | None:
         raise FormatError(f"{where}: 'aliases' must be a list of strings")
     severity, score, vector = _severity(record, [e for e in record.get("affected") or [] if isinstance(e, dict)])
     text = record.get("summary") or record.get("details") or ""
-    refs = tuple(r["url"] for r in record.get("references") or [] if isinstance(r, dict) and isinstance(r.get("url"), str))
+    refs = tuple(
+        r["url"] for r in record.get("references") or [] if isinstance(r, dict) and isinstance(r.get("url"), str)
+    )
     return Advisory(
-        id=record["id"], aliases=tuple(aliases), summary=" ".join(str(text).split())[:500], severity=severity,
-        score=score, vector=vector, affected=affected, published=record.get("published"),
-        modified=record.get("modified"), references=refs,
+        id=record["id"],
+        aliases=tuple(aliases),
+        summary=" ".join(str(text).split())[:500],
+        severity=severity,
+        score=score,
+        vector=vector,
+        affected=affected,
+        published=record.get("published"),
+        modified=record.get("modified"),
+        references=refs,
     )
 
 
@@ -406,7 +415,7 @@ def serve_query_api(db: AdvisoryDatabase, host: str = "127.0.0.1", port: int = 0
                 query = json.loads(self.rfile.read(min(int(self.headers.get("Content-Length", 0)), 1 << 16)))
                 vulns = db.query(query["package"]["name"], query["version"])
             except (ValueError, KeyError, TypeError, FormatError):
-                self.send_error(400, "expected {\"package\": {\"name\": ...}, \"version\": ...}")
+                self.send_error(400, 'expected {"package": {"name": ...}, "version": ...}')
                 return
             body = json.dumps({"vulns": vulns} if vulns else {}).encode()
             self.send_response(200)
@@ -432,5 +441,7 @@ def load_advisories(path: Path | str) -> AdvisoryDatabase:
     for record, where in _records(p):
         db.add_record(record, where)
     if db.records == 0:
-        raise FormatError(f"{p} holds no OSV records", hint="expected a JSON record, a JSON list, or a folder/zip of *.json")
+        raise FormatError(
+            f"{p} holds no OSV records", hint="expected a JSON record, a JSON list, or a folder/zip of *.json"
+        )
     return db

@@ -50,7 +50,9 @@ def _hashes(digest: str) -> list[Json]:
 
 def _check_licence(licence: str) -> str:
     if not _LICENCE.fullmatch(licence):
-        raise InputError(f"licence {licence!r} is not an SPDX id or expression", hint="e.g. Apache-2.0 or MIT OR Apache-2.0")
+        raise InputError(
+            f"licence {licence!r} is not an SPDX id or expression", hint="e.g. Apache-2.0 or MIT OR Apache-2.0"
+        )
     return licence
 
 
@@ -123,8 +125,13 @@ def environment_components() -> tuple[list[Json], list[Json]]:
     dependencies: list[Json] = []
     for key in sorted(installed):
         dist = installed[key]
-        component: Json = {"type": "library", "bom-ref": refs[key], "name": metadata_field(dist, "Name"),
-                           "version": dist.version, "purl": refs[key]}
+        component: Json = {
+            "type": "library",
+            "bom-ref": refs[key],
+            "name": metadata_field(dist, "Name"),
+            "version": dist.version,
+            "purl": refs[key],
+        }
         if licences := _package_licence(dist):
             component["licenses"] = licences
         components.append(component)
@@ -163,13 +170,24 @@ def build_sbom(
         "version": 1,
         "metadata": {
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "tools": {"components": [{"type": "application", "name": "modelshield", "version": __version__,
-                                      "purl": pypi_purl("modelshield", __version__)}]},
+            "tools": {
+                "components": [
+                    {
+                        "type": "application",
+                        "name": "modelshield",
+                        "version": __version__,
+                        "purl": pypi_purl("modelshield", __version__),
+                    }
+                ]
+            },
             "component": subject,
         },
         "components": data + packages,
-        "dependencies": [{"ref": subject["bom-ref"], "dependsOn": data_refs},
-                         *({"ref": r, "dependsOn": []} for r in data_refs), *package_deps],
+        "dependencies": [
+            {"ref": subject["bom-ref"], "dependsOn": data_refs},
+            *({"ref": r, "dependsOn": []} for r in data_refs),
+            *package_deps,
+        ],
     }
 
 
@@ -179,4 +197,3 @@ def write_sbom(document: Json, out: Path | str) -> Path:
     with atomic_output(dst, mode=0o644) as f:
         f.write(json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n")
     return dst
-

@@ -89,8 +89,10 @@ def _pinned(line: str, where: str) -> Package | None:
     """A ``name==version`` requirement; ``None`` for lines that install nothing here (options, false markers)."""
     if line.startswith("-"):
         if line.startswith(("-e", "--editable")):
-            raise InputError(f"{where}: editable requirement {line!r} has no version to audit",
-                             hint="audit the installed environment instead, or pin it as name==version")
+            raise InputError(
+                f"{where}: editable requirement {line!r} has no version to audit",
+                hint="audit the installed environment instead, or pin it as name==version",
+            )
         return None  # --hash, --index-url, -c and friends say how to install, not what
     spec = line.split(" --", 1)[0].strip()
     try:
@@ -101,8 +103,10 @@ def _pinned(line: str, where: str) -> Package | None:
         return None
     pins = [s for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
     if req.url or len(pins) != 1 or len(req.specifier) != 1:
-        raise InputError(f"{where}: {spec!r} is not pinned to one version",
-                         hint="audit a lock file: pin every requirement as name==version (pip freeze, pip-compile)")
+        raise InputError(
+            f"{where}: {spec!r} is not pinned to one version",
+            hint="audit a lock file: pin every requirement as name==version (pip freeze, pip-compile)",
+        )
     return Package(req.name, pins[0].version, str(where.rsplit(":", 1)[0]))
 
 
@@ -153,7 +157,11 @@ def load_sbom(path: Path | str) -> Json:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise FormatError(f"SBOM {p} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX" or not isinstance(doc.get("components", []), list):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("bomFormat") != "CycloneDX"
+        or not isinstance(doc.get("components", []), list)
+    ):
         raise FormatError(f"{p} is not a CycloneDX JSON SBOM (bomFormat must be 'CycloneDX')")
     return doc
 
@@ -234,19 +242,46 @@ def audit_offline(packages: Sequence[Package], db: AdvisoryDatabase) -> AuditRep
     for pkg in packages:
         for advisory, entry in db.lookup(pkg.name, pkg.version):
             scored = entry.score is not None and (advisory.score is None or entry.score > advisory.score)
-            report.vulnerabilities.append(Vulnerability(
-                package=pkg.name, version=pkg.version, id=advisory.id, aliases=advisory.aliases,
-                summary=advisory.summary, severity=entry.severity if scored else advisory.severity,
-                score=entry.score if scored else advisory.score, vector=advisory.vector,
-                fixed_in=_fixes(entry.ranges, pkg.version), location=pkg.location, references=advisory.references,
-            ))
+            report.vulnerabilities.append(
+                Vulnerability(
+                    package=pkg.name,
+                    version=pkg.version,
+                    id=advisory.id,
+                    aliases=advisory.aliases,
+                    summary=advisory.summary,
+                    severity=entry.severity if scored else advisory.severity,
+                    score=entry.score if scored else advisory.score,
+                    vector=advisory.vector,
+                    fixed_in=_fixes(entry.ranges, pkg.version),
+                    location=pkg.location,
+                    references=advisory.references,
+                )
+            )
     return report
 
 
 def _pip_audit_command(requirements: Path, service: str, osv_url: str | None, timeout: float) -> list[str]:
-    cmd = [sys.executable, "-m", "pip_audit", "-r", str(requirements), "--no-deps", "--disable-pip",
-           "--format", "json", "--progress-spinner", "off", "--aliases", "on", "--desc", "on",
-           "--vulnerability-service", service, "--timeout", str(int(timeout))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip_audit",
+        "-r",
+        str(requirements),
+        "--no-deps",
+        "--disable-pip",
+        "--format",
+        "json",
+        "--progress-spinner",
+        "off",
+        "--aliases",
+        "on",
+        "--desc",
+        "on",
+        "--vulnerability-service",
+        service,
+        "--timeout",
+        str(int(timeout)),
+    ]
     return cmd + (["--osv-url", osv_url] if osv_url else [])
 
 
@@ -265,19 +300,31 @@ def parse_pip_audit(output: str, packages: Sequence[Package], source: str) -> Au
             report.skipped[pkg.name] = str(dep["skip_reason"])
             continue
         for vuln in dep.get("vulns") or []:
-            report.vulnerabilities.append(Vulnerability(
-                package=pkg.name, version=pkg.version, id=vuln["id"], aliases=tuple(vuln.get("aliases") or ()),
-                summary=" ".join(str(vuln.get("description") or "").split())[:500], severity="unknown",
-                fixed_in=tuple(vuln.get("fix_versions") or ()), location=pkg.location,
-            ))
+            report.vulnerabilities.append(
+                Vulnerability(
+                    package=pkg.name,
+                    version=pkg.version,
+                    id=vuln["id"],
+                    aliases=tuple(vuln.get("aliases") or ()),
+                    summary=" ".join(str(vuln.get("description") or "").split())[:500],
+                    severity="unknown",
+                    fixed_in=tuple(vuln.get("fix_versions") or ()),
+                    location=pkg.location,
+                )
+            )
     if packages and len(report.skipped) == len(packages):
         first = next(iter(report.skipped.values()))
-        raise AuditServiceError(f"pip-audit could not audit any of the {len(packages)} packages; is the service reachable? ({first})")
+        raise AuditServiceError(
+            f"pip-audit could not audit any of the {len(packages)} packages; is the service reachable? ({first})"
+        )
     return report
 
 
 def audit_online(
-    packages: Sequence[Package], service: str = "pypi", osv_url: str | None = None, timeout: float = 15,
+    packages: Sequence[Package],
+    service: str = "pypi",
+    osv_url: str | None = None,
+    timeout: float = 15,
 ) -> AuditReport:
     """Ask PyPI's or OSV's vulnerability service through pip-audit, without letting it resolve or build anything."""
     if service not in ("pypi", "osv"):
@@ -289,12 +336,20 @@ def audit_online(
         reqs.write_text("".join(f"{p.name}=={p.version}\n" for p in packages), encoding="utf-8")
         env = {**os.environ, "PIP_NO_INPUT": "1"}
         try:
-            proc = subprocess.run(_pip_audit_command(reqs, service, osv_url, timeout), capture_output=True,
-                                  text=True, env=env, timeout=60 + len(packages) * timeout, check=False)
+            proc = subprocess.run(
+                _pip_audit_command(reqs, service, osv_url, timeout),
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60 + len(packages) * timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise AuditServiceError("pip-audit did not finish in time") from None
     if "No module named pip_audit" in proc.stderr:
-        raise DependencyError("pip-audit is not installed", hint="pip install 'modelshield[vuln]', or audit offline with --osv FILE")
+        raise DependencyError(
+            "pip-audit is not installed", hint="pip install 'modelshield[vuln]', or audit offline with --osv FILE"
+        )
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise AuditServiceError(f"pip-audit failed: {lines[-1][:300] if lines else f'exit {proc.returncode}'}")
@@ -322,12 +377,16 @@ def cyclonedx_vulnerabilities(report: AuditReport, refs: dict[str, str]) -> list
             "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{vid}"},
             "ratings": [_cyclonedx_rating(first)],
             "description": first.summary,
-            "affects": [{"ref": refs[canonicalize_name(h.package)], "versions": [{"version": h.version, "status": "affected"}]}
-                        for h in hits if canonicalize_name(h.package) in refs],
+            "affects": [
+                {"ref": refs[canonicalize_name(h.package)], "versions": [{"version": h.version, "status": "affected"}]}
+                for h in hits
+                if canonicalize_name(h.package) in refs
+            ],
         }
         if first.aliases:
-            entry["references"] = [{"id": a, "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{a}"}}
-                                   for a in first.aliases]
+            entry["references"] = [
+                {"id": a, "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{a}"}} for a in first.aliases
+            ]
         if fixes := sorted({f for h in hits for f in h.fixed_in}):
             entry["recommendation"] = f"Upgrade to {' or '.join(fixes)}"
         if first.references:
@@ -344,25 +403,55 @@ def sbom_with_vulnerabilities(doc: Json, report: AuditReport) -> Json:
 
 def cyclonedx_document(report: AuditReport) -> Json:
     """A CycloneDX 1.6 BOM of the audited packages and their vulnerabilities (no model subject)."""
-    components = [{"type": "library", "bom-ref": pypi_purl(p.name, p.version), "name": p.name, "version": p.version,
-                   "purl": pypi_purl(p.name, p.version)} for p in report.packages]
-    doc = {"bomFormat": "CycloneDX", "specVersion": SPEC_VERSION, "version": 1,
-           "metadata": {"tools": {"components": [{"type": "application", "name": "modelshield", "version": __version__}]}},
-           "components": components}
-    return {**doc, "vulnerabilities": cyclonedx_vulnerabilities(report, {p.key: c["bom-ref"] for p, c in
-                                                                          zip(report.packages, components, strict=True)})}
+    components = [
+        {
+            "type": "library",
+            "bom-ref": pypi_purl(p.name, p.version),
+            "name": p.name,
+            "version": p.version,
+            "purl": pypi_purl(p.name, p.version),
+        }
+        for p in report.packages
+    ]
+    doc = {
+        "bomFormat": "CycloneDX",
+        "specVersion": SPEC_VERSION,
+        "version": 1,
+        "metadata": {"tools": {"components": [{"type": "application", "name": "modelshield", "version": __version__}]}},
+        "components": components,
+    }
+    return {
+        **doc,
+        "vulnerabilities": cyclonedx_vulnerabilities(
+            report, {p.key: c["bom-ref"] for p, c in zip(report.packages, components, strict=True)}
+        ),
+    }
 
 
 def _finding(v: Vulnerability) -> Finding:
     """A vulnerability in the shape the SARIF renderer shares with assess and scan; unrated shows as medium."""
     ids = ", ".join(v.aliases)
-    fix = f"Upgrade {v.package} to {' or '.join(v.fixed_in)}." if v.fixed_in else f"No fixed {v.package} release is listed."
+    fix = (
+        f"Upgrade {v.package} to {' or '.join(v.fixed_in)}."
+        if v.fixed_in
+        else f"No fixed {v.package} release is listed."
+    )
     return Finding(
-        id=v.id, title=f"{v.package} {v.version}: {v.id}" + (f" ({ids})" if ids else ""),
-        description=v.summary or v.id, metric="CVSS base score" if v.score is not None else "severity not rated",
-        value=v.score, severity=Severity(v.severity) if v.severity != "unknown" else Severity.medium,
-        remediation=fix, evidence={"package": v.package, "version": v.version, "aliases": list(v.aliases),
-                                   "severity": v.severity, "vector": v.vector, "fixed_in": list(v.fixed_in)},
+        id=v.id,
+        title=f"{v.package} {v.version}: {v.id}" + (f" ({ids})" if ids else ""),
+        description=v.summary or v.id,
+        metric="CVSS base score" if v.score is not None else "severity not rated",
+        value=v.score,
+        severity=Severity(v.severity) if v.severity != "unknown" else Severity.medium,
+        remediation=fix,
+        evidence={
+            "package": v.package,
+            "version": v.version,
+            "aliases": list(v.aliases),
+            "severity": v.severity,
+            "vector": v.vector,
+            "fixed_in": list(v.fixed_in),
+        },
     )
 
 
@@ -389,8 +478,11 @@ def render_table(report: AuditReport, threshold: str) -> str:
         console.print(table)
     hit = len({v.package for v in report.vulnerabilities})
     audited = len(report.packages) - len(report.skipped)
-    console.print(f"{len(report.vulnerabilities)} vulnerabilities in {hit} of {audited} packages ({report.source}); "
-                  f"{len(report.failing(threshold))} at or above {threshold}", markup=False)
+    console.print(
+        f"{len(report.vulnerabilities)} vulnerabilities in {hit} of {audited} packages ({report.source}); "
+        f"{len(report.failing(threshold))} at or above {threshold}",
+        markup=False,
+    )
     for name, why in report.skipped.items():
         console.print(f"not audited: {name}: {why}", markup=False)
     return out.getvalue()

@@ -61,6 +61,7 @@ class AdaptivePGD(Attack):
     """
 
     name = "adaptive-pgd"
+    eps: float
 
     def __init__(
         self,

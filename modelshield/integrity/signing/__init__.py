@@ -1,7 +1,7 @@
 """Model signing compatible with OpenSSF model-signing (``model.sig``: Sigstore bundle → DSSE → in-toto).
 
-    sign_model("my-model/", "key.pem")              # writes my-model/model.sig
-    verify_model("my-model/", "key.pub.pem")        # IntegrityError on any tamper
+sign_model("my-model/", "key.pem")              # writes my-model/model.sig
+verify_model("my-model/", "key.pub.pem")        # IntegrityError on any tamper
 """
 
 from modelshield.integrity.signing.keys import KEY_TYPES, generate_key_pair, load_private_key, load_public_key

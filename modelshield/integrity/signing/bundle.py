@@ -49,8 +49,9 @@ def read_bundle(path: Path) -> Bundle:
     material = doc.get("verificationMaterial")
     if not isinstance(material, dict) or not isinstance(material.get("publicKey"), dict):
         kind = "a certificate or Sigstore identity" if isinstance(material, dict) else "no verification material"
-        raise IntegrityError(f"signature {path} carries {kind}, not a public-key hint; modelshield verifies "
-                             "key-based signatures only")
+        raise IntegrityError(
+            f"signature {path} carries {kind}, not a public-key hint; modelshield verifies key-based signatures only"
+        )
     hint = material["publicKey"].get("hint")
     if hint is not None and not isinstance(hint, str):
         raise IntegrityError(f"signature {path}: the public key hint is not a string")

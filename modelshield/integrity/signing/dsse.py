@@ -34,8 +34,9 @@ class Envelope:
         return {
             "payload": base64.b64encode(self.payload).decode("ascii"),
             "payloadType": self.payload_type,
-            "signatures": [{"sig": base64.b64encode(sig).decode("ascii"), "keyid": keyid}
-                           for sig, keyid in self.signatures],
+            "signatures": [
+                {"sig": base64.b64encode(sig).decode("ascii"), "keyid": keyid} for sig, keyid in self.signatures
+            ],
         }
 
     @classmethod

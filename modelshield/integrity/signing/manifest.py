@@ -200,7 +200,9 @@ def model_name(model: Path) -> str:
 
 
 def build_manifest(
-    model: str | os.PathLike[str], serialization: Serialization, extra_ignore: Iterable[str] = (),
+    model: str | os.PathLike[str],
+    serialization: Serialization,
+    extra_ignore: Iterable[str] = (),
     workers: int | None = None,
 ) -> Manifest:
     """Hash every file (or shard) of the model in parallel; ``extra_ignore`` is skipped but not recorded."""
@@ -212,5 +214,7 @@ def build_manifest(
     files = list_files(path, [*serialization.ignore_paths, *extra_ignore], serialization.allow_symlinks)
     pieces = _pieces(files, serialization)
     with ThreadPoolExecutor(max_workers=workers or min(32, (os.cpu_count() or 1) + 4)) as pool:
-        hexes = list(pool.map(lambda piece: digest_range(piece[1], serialization.hash_type, piece[2], piece[3]), pieces))
+        hexes = list(
+            pool.map(lambda piece: digest_range(piece[1], serialization.hash_type, piece[2], piece[3]), pieces)
+        )
     return Manifest(model_name(path), serialization, {piece[0]: h for piece, h in zip(pieces, hexes, strict=True)})

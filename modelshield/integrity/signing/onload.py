@@ -21,8 +21,10 @@ from modelshield.integrity.signing.sign import SIGNATURE_NAME
 from modelshield.integrity.signing.statement import parse_statement
 from modelshield.integrity.signing.verify import VerifiedModel, verify_model
 
-_NO_KEY_HINT = ("set MODELSHIELD_VERIFY_KEY=signer.pub.pem or [verify] public_key in modelshield.toml; "
-                "to load it unverified anyway set MODELSHIELD_ALLOW_UNVERIFIED=1")
+_NO_KEY_HINT = (
+    "set MODELSHIELD_VERIFY_KEY=signer.pub.pem or [verify] public_key in modelshield.toml; "
+    "to load it unverified anyway set MODELSHIELD_ALLOW_UNVERIFIED=1"
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,11 @@ def _verify_signature(model: Path, sig: Path, key: Path) -> VerifiedModel:
 
 def _lock_problem(result: ArtifactResult) -> str:
     parts = [*result.problems]
-    parts += [f"{what} {', '.join(names[:5])}" for what, names in
-              (("changed", result.changed), ("removed", result.missing), ("added", result.extra)) if names]
+    parts += [
+        f"{what} {', '.join(names[:5])}"
+        for what, names in (("changed", result.changed), ("removed", result.missing), ("added", result.extra))
+        if names
+    ]
     return "; ".join(parts) or result.status
 
 
@@ -77,8 +82,10 @@ def _check_lock(model: Path, lock: Path) -> tuple[str, ...]:
     if names:
         for result in verify(lock, names).results:
             if result.status != "ok":
-                raise IntegrityError(f"{model} does not match provenance lock entry {result.name!r} in {lock}: "
-                                     f"{_lock_problem(result)}", hint="re-pin it only if the change is trusted")
+                raise IntegrityError(
+                    f"{model} does not match provenance lock entry {result.name!r} in {lock}: {_lock_problem(result)}",
+                    hint="re-pin it only if the change is trusted",
+                )
     return tuple(names)
 
 
@@ -99,8 +106,11 @@ def check_before_load(
         raise MissingFileError(f"provenance lock {lock} (from [verify] lock / MODELSHIELD_LOCK) does not exist")
     lock = lock or (Path(LOCK_NAME) if Path(LOCK_NAME).is_file() else None)
     if sig is None and settings.require_signature:
-        raise IntegrityError(f"{model} has no signature ({model.name}.sig or {SIGNATURE_NAME} beside it) and "
-                             "[verify] require_signature is set", hint="sign it: modelshield sign PATH --key KEY")
+        raise IntegrityError(
+            f"{model} has no signature ({model.name}.sig or {SIGNATURE_NAME} beside it) and "
+            "[verify] require_signature is set",
+            hint="sign it: modelshield sign PATH --key KEY",
+        )
     verified = unverified = None
     if sig is not None and key is not None:
         verified = _verify_signature(model, sig, key)

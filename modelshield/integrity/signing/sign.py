@@ -70,8 +70,9 @@ def sign_model(
         ignored |= set(signature_ignore(model, sig_path))
     if ignore_git_paths:
         ignored |= set(GIT_PATHS)
-    ser = Serialization("files" if shard_size is None else "shards", hash_type, allow_symlinks,
-                        tuple(sorted(ignored)), shard_size)
+    ser = Serialization(
+        "files" if shard_size is None else "shards", hash_type, allow_symlinks, tuple(sorted(ignored)), shard_size
+    )
     payload = statement_bytes(build_manifest(model, ser, workers=workers))
     signature = sign_bytes(key, pae(IN_TOTO_PAYLOAD_TYPE, payload))
     bundle = Bundle(Envelope(payload, IN_TOTO_PAYLOAD_TYPE, ((signature, ""),)), key_hint(key.public_key()))

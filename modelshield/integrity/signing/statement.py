@@ -37,8 +37,7 @@ def statement_bytes(manifest: Manifest) -> bytes:
     resources = manifest.resources()
     statement = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": manifest.model_name,
-                     "digest": {"sha256": root_digest([r["digest"] for r in resources])}}],
+        "subject": [{"name": manifest.model_name, "digest": {"sha256": root_digest([r["digest"] for r in resources])}}],
         "predicateType": PREDICATE_TYPE,
         "predicate": {"serialization": manifest.serialization.to_json(), "resources": resources},
     }
@@ -65,8 +64,13 @@ def _serialization(raw: Any) -> Serialization:
     shard_size = None
     if method == "shards":
         size = raw.get("shard_size")
-        if isinstance(size, bool) or not isinstance(size, (int, float)) or not math.isfinite(size) \
-                or size != int(size) or size < 1:
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, float))
+            or not math.isfinite(size)
+            or size != int(size)
+            or size < 1
+        ):
             raise _fail(f"shard_size {size!r} is not a positive integer")
         shard_size = int(size)
     return Serialization(method, hash_type, allow, tuple(ignore), shard_size)
@@ -115,10 +119,10 @@ def parse_statement(payload: bytes) -> Manifest:
         name = _check_name(res.get("name"), ser)
         digest = res.get("digest")
         if res.get("algorithm") != ser.algorithm:
-            raise _fail(f"resource {name!r} uses algorithm {res.get('algorithm')!r}, the serialization says "
-                        f"{ser.algorithm!r}")
-        if not isinstance(digest, str) or len(digest) != _DIGEST_HEX[ser.hash_type] or \
-                digest.strip("0123456789abcdef"):
+            raise _fail(
+                f"resource {name!r} uses algorithm {res.get('algorithm')!r}, the serialization says {ser.algorithm!r}"
+            )
+        if not isinstance(digest, str) or len(digest) != _DIGEST_HEX[ser.hash_type] or digest.strip("0123456789abcdef"):
             raise _fail(f"resource {name!r} has a malformed digest")
         if name in digests:
             raise _fail(f"resource {name!r} is listed twice")

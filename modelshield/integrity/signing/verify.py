@@ -71,14 +71,18 @@ def _check_signature(sig_path: Path, key: PublicKey) -> bytes:
     bundle = read_bundle(sig_path)
     hint = key_hint(key)
     if bundle.key_hint is not None and bundle.key_hint != hint:
-        raise IntegrityError(f"{sig_path} was signed by a different key (key hint {bundle.key_hint[:16]}…, "
-                             f"the given {key_type(key)} key is {hint[:16]}…)")
+        raise IntegrityError(
+            f"{sig_path} was signed by a different key (key hint {bundle.key_hint[:16]}…, "
+            f"the given {key_type(key)} key is {hint[:16]}…)"
+        )
     env = bundle.envelope
     if len(env.signatures) != 1:
         raise IntegrityError(f"{sig_path} holds {len(env.signatures)} DSSE signatures; a bundle carries exactly one")
     if not verify_bytes(key, env.signatures[0][0], pae(env.payload_type, env.payload)):
-        raise IntegrityError(f"{sig_path}: the signature does not verify with the given {key_type(key)} key "
-                             "(signature or statement altered, or a different key or algorithm)")
+        raise IntegrityError(
+            f"{sig_path}: the signature does not verify with the given {key_type(key)} key "
+            "(signature or statement altered, or a different key or algorithm)"
+        )
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise IntegrityError(f"{sig_path}: payload type {env.payload_type!r} is not {IN_TOTO_PAYLOAD_TYPE}")
     return env.payload
@@ -113,7 +117,9 @@ def verify_model(
     if model.is_dir() and single:
         raise IntegrityError(f"{sig_path} signs a single file, but {model} is a folder")
     if not model.is_dir() and expected.digests and not single:
-        raise IntegrityError(f"{sig_path} signs a folder of {len(expected.digests)} files, but {model} is a single file")
+        raise IntegrityError(
+            f"{sig_path} signs a folder of {len(expected.digests)} files, but {model} is a single file"
+        )
     try:
         actual = build_manifest(model, expected.serialization, [*extra, *signature_ignore(model, sig_path)], workers)
     except InputError as exc:
@@ -121,8 +127,14 @@ def verify_model(
     if actual.digests != expected.digests:
         raise IntegrityError(f"model {model} does not match its signature: {_differences(expected, actual)}")
     return VerifiedModel(
-        path=model, signature=sig_path, model_name=expected.model_name, key_type=key_type(key), key_hint=key_hint(key),
-        method=expected.serialization.method, hash_type=expected.serialization.hash_type,
-        digest=root_digest([r["digest"] for r in expected.resources()]), resources=dict(expected.digests),
+        path=model,
+        signature=sig_path,
+        model_name=expected.model_name,
+        key_type=key_type(key),
+        key_hint=key_hint(key),
+        method=expected.serialization.method,
+        hash_type=expected.serialization.hash_type,
+        digest=root_digest([r["digest"] for r in expected.resources()]),
+        resources=dict(expected.digests),
         ignored=tuple(sorted({*expected.serialization.ignore_paths, *extra})),
     )

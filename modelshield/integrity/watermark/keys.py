@@ -55,7 +55,9 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
     """Read a key file, refusing one that group or others can read."""
     p = Path(path)
     if not p.is_file():
-        raise MissingFileError(f"watermark key {p} does not exist", hint=f"create it: modelshield watermark keygen --out {p}")
+        raise MissingFileError(
+            f"watermark key {p} does not exist", hint=f"create it: modelshield watermark keygen --out {p}"
+        )
     check_private(p, "watermark key")
     if p.stat().st_size > MAX_KEY_BYTES:
         raise KeyringError(f"watermark key {p} is {p.stat().st_size} bytes, not a key file")

@@ -112,9 +112,7 @@ class NullCalibration:
         return float(self.matched.mean()), float(self.matched.var())
 
 
-def calibrate(
-    make: Callable[[bytes], Watermark], models: Sequence[Any], n_keys: int, seed: int = 0
-) -> NullCalibration:
+def calibrate(make: Callable[[bytes], Watermark], models: Sequence[Any], n_keys: int, seed: int = 0) -> NullCalibration:
     """Verify each unwatermarked model with ``n_keys`` unrelated keys (``make(key)`` builds the
     watermark) and collect the null p-values: an empirical check of the stated false-positive rate."""
     verdicts = [make(k).verify(m) for m in models for k in null_keys(n_keys, seed)]

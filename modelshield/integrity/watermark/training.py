@@ -85,7 +85,9 @@ def magnitude_prune(model: TorchModel, ratio: float) -> TorchModel:
     if not 0.0 <= ratio < 1.0:
         raise InputError(f"the pruning ratio must lie in [0, 1), not {ratio}")
     pruned = copy.deepcopy(model)
-    weights = [m.weight for m in pruned.module.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear)]
+    weights = [
+        m.weight for m in pruned.module.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear)
+    ]
     if not weights or ratio == 0.0:
         return pruned
     magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])

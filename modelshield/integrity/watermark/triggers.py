@@ -93,8 +93,13 @@ class TriggerSetWatermark:
         """A copy of ``model`` fine-tuned on ``data`` with the triggers mixed into every batch."""
         model = require_torch(model, "embedding a trigger set")
         return fine_tune(
-            model, data, epochs=self.epochs, lr=self.lr, seed=self.seed,
-            extra=self._model_triggers(model), extra_per_batch=self.per_batch,
+            model,
+            data,
+            epochs=self.epochs,
+            lr=self.lr,
+            seed=self.seed,
+            extra=self._model_triggers(model),
+            extra_per_batch=self.per_batch,
         )
 
     def verify(self, model: Model, fpr: float | None = None) -> WatermarkVerdict:
@@ -106,4 +111,6 @@ class TriggerSetWatermark:
         q = torch.bincount(predicted.clamp(0, c - 1), minlength=c).double() / self.n_triggers
         r = torch.bincount(y, minlength=c).double() / self.n_triggers
         chance = max(1.0 / c, float((q * r).sum()))
-        return WatermarkVerdict.from_counts(self.kind, matched, self.n_triggers, chance, self.fpr if fpr is None else fpr)
+        return WatermarkVerdict.from_counts(
+            self.kind, matched, self.n_triggers, chance, self.fpr if fpr is None else fpr
+        )

@@ -129,8 +129,13 @@ class Sandbox:
         if self._worker is not None:
             return self
         self._worker = WorkerProcess(
-            self._source, self._readable, limits=self.limits, allow_network=self.allow_network,
-            disable=self._disable, threads=self._threads, model_options=self._model_options,
+            self._source,
+            self._readable,
+            limits=self.limits,
+            allow_network=self.allow_network,
+            disable=self._disable,
+            threads=self._threads,
+            model_options=self._model_options,
         )
         try:
             self.layers = self._worker.read_isolation()
@@ -279,10 +284,12 @@ def check_isolation(
     """
     limits = limits or Limits()
     outside = sorted({tempfile.gettempdir(), os.path.expanduser("~"), os.getcwd()})
-    with tempfile.TemporaryDirectory(prefix="modelshield-check-") as visible, \
-            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
-            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+    with (
+        tempfile.TemporaryDirectory(prefix="modelshield-check-") as visible,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix,
+    ):
         os.chmod(visible, 0o755)
         tcp.bind(("127.0.0.1", 0))
         port = tcp.getsockname()[1]

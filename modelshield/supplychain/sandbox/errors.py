@@ -1,12 +1,12 @@
 """What can go wrong with a sandboxed model, each as one line for a person::
 
-    SandboxError                  (a ModelShieldError: the CLI prints it and exits 2)
-    ├── SandboxUnavailableError   the isolation the sandbox needs is missing on this machine
-    ├── SandboxTimeoutError       no answer within the wall-clock limit; the process was killed
-    ├── SandboxLimitError         memory, CPU or file-size limit reached; the process was stopped
-    ├── SandboxCrashError         the process died, or sent something that is not a valid frame
-    ├── SandboxReplyError         predictions of the wrong shape or dtype, or NaN/Inf
-    └── VendorCodeError           the vendor's code raised an exception (the sandbox stays up)
+SandboxError                  (a ModelShieldError: the CLI prints it and exits 2)
+├── SandboxUnavailableError   the isolation the sandbox needs is missing on this machine
+├── SandboxTimeoutError       no answer within the wall-clock limit; the process was killed
+├── SandboxLimitError         memory, CPU or file-size limit reached; the process was stopped
+├── SandboxCrashError         the process died, or sent something that is not a valid frame
+├── SandboxReplyError         predictions of the wrong shape or dtype, or NaN/Inf
+└── VendorCodeError           the vendor's code raised an exception (the sandbox stays up)
 """
 
 from __future__ import annotations

@@ -33,8 +33,19 @@ from modelshield.supplychain.sandbox import kernel, landlock, seccomp
 NOBODY = 65534
 # Of /etc only what the dynamic linker, libc and Python read: /etc as a whole may hold keys and configs.
 SYSTEM_PATHS = (
-    "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/sys/devices/system/cpu",
-    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd", "/etc/group",
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/sys/devices/system/cpu",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
     "/etc/nsswitch.conf",
 )
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
@@ -203,11 +214,19 @@ def _build_view(policy: Policy, report: Report, sandbox_uid: int) -> None:
     # nodev stays off: the four /dev binds must open; the tmpfs root itself is nodev, so no other node can appear.
     kernel.mount_setattr_recursive("/", kernel.MOUNT_ATTR_RDONLY | kernel.MOUNT_ATTR_NOSUID)
     size = policy.limits.file_size
-    kernel.mount("tmpfs", policy.scratch, "tmpfs", kernel.MS_NOSUID | kernel.MS_NODEV,
-                 f"size={size},mode=0700,uid={sandbox_uid},gid={sandbox_uid}")
+    kernel.mount(
+        "tmpfs",
+        policy.scratch,
+        "tmpfs",
+        kernel.MS_NOSUID | kernel.MS_NODEV,
+        f"size={size},mode=0700,uid={sandbox_uid},gid={sandbox_uid}",
+    )
     readonly = os.statvfs("/").f_flag & os.ST_RDONLY
-    report.add("read-only view", bool(readonly),
-               "private root holding only system, Python and model paths, all read-only; private /proc")
+    report.add(
+        "read-only view",
+        bool(readonly),
+        "private root holding only system, Python and model paths, all read-only; private /proc",
+    )
     report.add("scratch", True, f"{policy.scratch}: tmpfs of {size >> 20} MiB, the only writable place")
 
 
@@ -224,10 +243,13 @@ def _set_limits(limits: Limits, report: Report) -> None:
         resource.setrlimit(which, value)
     # As PID 1 of its namespace the worker would ignore SIGXCPU's default action; exit with the signal's code instead.
     signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
-    report.add("resource limits", True,
-               f"memory {limits.memory >> 20} MiB, CPU {limits.cpu_seconds} s, {limits.open_files} files, "
-               f"file size {limits.file_size >> 20} MiB, {limits.processes} processes, "
-               f"wall clock {limits.timeout:g} s per call")
+    report.add(
+        "resource limits",
+        True,
+        f"memory {limits.memory >> 20} MiB, CPU {limits.cpu_seconds} s, {limits.open_files} files, "
+        f"file size {limits.file_size >> 20} MiB, {limits.processes} processes, "
+        f"wall clock {limits.timeout:g} s per call",
+    )
 
 
 def _drop_privileges(real_root: bool, report: Report) -> None:
@@ -242,7 +264,9 @@ def _drop_privileges(real_root: bool, report: Report) -> None:
     kernel.prctl(kernel.PR_SET_NO_NEW_PRIVS, 1)
     caps = kernel.capability_sets()
     no_caps = caps["CapEff"] == 0 and caps["CapPrm"] == 0 and caps["CapBnd"] == 0
-    who = f"uid/gid {os.getuid()}/{os.getgid()}" + (" (root of its own user namespace only)" if os.getuid() == 0 else "")
+    who = f"uid/gid {os.getuid()}/{os.getgid()}" + (
+        " (root of its own user namespace only)" if os.getuid() == 0 else ""
+    )
     report.add("privileges", no_caps, f"{who}, no capabilities, no_new_privs")
 
 

@@ -21,7 +21,13 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWTIME = 0x00000080
 NAMESPACE_FLAGS = (
-    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+    CLONE_NEWNS
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET
     | CLONE_NEWTIME
 )
 
@@ -138,8 +144,12 @@ def mount_setattr_recursive(path: str, attr_set: int) -> None:
     """Set mount attributes (e.g. read-only) on every mount at and below ``path`` (Linux ≥ 5.12)."""
     attr = _MountAttr(attr_set, 0, 0, 0)
     syscall(
-        "mount_setattr", ctypes.c_int(AT_FDCWD), os.fsencode(path), ctypes.c_uint(AT_RECURSIVE),
-        ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+        "mount_setattr",
+        ctypes.c_int(AT_FDCWD),
+        os.fsencode(path),
+        ctypes.c_uint(AT_RECURSIVE),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
     )
 
 

@@ -33,8 +33,11 @@ _SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -65,8 +68,11 @@ def restrict(writable: list[str], readable: list[str], *, deny_tcp: bool) -> int
     read = _EXECUTE | _READ_FILE | _READ_DIR
     access = _write_access(abi) | read
     size = 8 if abi < 4 else 16 if abi < 6 else 24  # the struct grew with the ABI
-    attr = _RulesetAttr(access, (_NET_BIND_TCP | _NET_CONNECT_TCP) if deny_tcp and abi >= 4 else 0,
-                        (_SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL) if abi >= 6 else 0)
+    attr = _RulesetAttr(
+        access,
+        (_NET_BIND_TCP | _NET_CONNECT_TCP) if deny_tcp and abi >= 4 else 0,
+        (_SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL) if abi >= 6 else 0,
+    )
     ruleset = syscall("landlock_create_ruleset", ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     try:
         rules = [(folder, access) for folder in writable] + [(path, read) for path in readable]
@@ -80,8 +86,13 @@ def restrict(writable: list[str], readable: list[str], *, deny_tcp: bool) -> int
                 if not os.path.isdir(f"/proc/self/fd/{fd}"):
                     allowed &= _FILE_ONLY
                 rule = _PathBeneathAttr(allowed, fd)
-                syscall("landlock_add_rule", ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
-                        ctypes.byref(rule), ctypes.c_uint32(0))
+                syscall(
+                    "landlock_add_rule",
+                    ctypes.c_int(ruleset),
+                    ctypes.c_int(_RULE_PATH_BENEATH),
+                    ctypes.byref(rule),
+                    ctypes.c_uint32(0),
+                )
             finally:
                 os.close(fd)
         syscall("landlock_restrict_self", ctypes.c_int(ruleset), ctypes.c_uint32(0))

@@ -74,8 +74,15 @@ class WorkerProcess:
     """A started worker: its isolation report, and frames to and from it under deadlines."""
 
     def __init__(
-        self, source: dict[str, Any], readable: tuple[str, ...], *, limits: Limits, allow_network: bool,
-        disable: Collection[str] = (), threads: int = 1, model_options: dict[str, Any] | None = None,
+        self,
+        source: dict[str, Any],
+        readable: tuple[str, ...],
+        *,
+        limits: Limits,
+        allow_network: bool,
+        disable: Collection[str] = (),
+        threads: int = 1,
+        model_options: dict[str, Any] | None = None,
     ) -> None:
         unknown = set(disable) - LAYER_SWITCHES
         if unknown:
@@ -115,8 +122,13 @@ class WorkerProcess:
         return {**source, key: str(copy)}, tuple(str(copy) if p == original else p for p in readable)
 
     def _spawn(
-        self, source: dict[str, Any], readable: tuple[str, ...], allow_network: bool, disable: frozenset[str],
-        threads: int, model_options: dict[str, Any],
+        self,
+        source: dict[str, Any],
+        readable: tuple[str, ...],
+        allow_network: bool,
+        disable: frozenset[str],
+        threads: int,
+        model_options: dict[str, Any],
     ) -> tuple[subprocess.Popen[bytes], int, int]:
         os.chmod(self._dir, 0o711)  # the worker, as nobody, must traverse it to reach scratch
         new_root = self._dir / "root"
@@ -125,24 +137,46 @@ class WorkerProcess:
         if os.getuid() == 0:
             os.chown(self.scratch, NOBODY, NOBODY)
         policy = Policy(
-            scratch=str(self.scratch), new_root=str(new_root), readable=readable, limits=self.limits,
-            allow_network=allow_network, namespaces="namespaces" not in disable,
-            landlock="landlock" not in disable, seccomp="seccomp" not in disable,
+            scratch=str(self.scratch),
+            new_root=str(new_root),
+            readable=readable,
+            limits=self.limits,
+            allow_network=allow_network,
+            namespaces="namespaces" not in disable,
+            landlock="landlock" not in disable,
+            seccomp="seccomp" not in disable,
         )
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        config = {"request_fd": request_r, "reply_fd": reply_w, "policy": policy.to_json(), "source": source,
-                  **model_options}
+        config = {
+            "request_fd": request_r,
+            "reply_fd": reply_w,
+            "policy": policy.to_json(),
+            "source": source,
+            **model_options,
+        }
         n = str(threads)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.scratch), "TMPDIR": str(self.scratch),
-               "MODELSHIELD_SCRATCH": str(self.scratch), "LANG": "C.UTF-8", "OMP_NUM_THREADS": n,
-               "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.scratch),
+            "TMPDIR": str(self.scratch),
+            "MODELSHIELD_SCRATCH": str(self.scratch),
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": n,
+            "OPENBLAS_NUM_THREADS": n,
+            "MKL_NUM_THREADS": n,
+        }
         try:
             with open(self._dir / "worker.log", "wb") as log_file:
                 proc = subprocess.Popen(
                     [sys.executable, "-I", "-B", "-m", "modelshield.supplychain.sandbox.worker", json.dumps(config)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
-                    pass_fds=(request_r, reply_w), env=env, cwd="/", start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log_file,
+                    pass_fds=(request_r, reply_w),
+                    env=env,
+                    cwd="/",
+                    start_new_session=True,
                 )
         except BaseException:
             for fd in (request_w, reply_r):
@@ -172,7 +206,9 @@ class WorkerProcess:
             raise SandboxCrashError("the sandbox worker did not report its isolation first")
         if not header.get("ok"):
             self.kill()
-            raise SandboxUnavailableError(f"the sandbox cannot isolate the model here: {untrusted_text(header.get('error'))}")
+            raise SandboxUnavailableError(
+                f"the sandbox cannot isolate the model here: {untrusted_text(header.get('error'))}"
+            )
         try:
             self.layers = [Layer(str(d["name"]), bool(d["active"]), str(d["detail"])) for d in header["layers"]]
         except (KeyError, TypeError):
@@ -210,7 +246,9 @@ class WorkerProcess:
             raise self._died(what) from None
         except protocol.ProtocolError as e:
             self.kill()
-            raise SandboxCrashError(f"the sandboxed model sent a malformed reply ({e}); its process was killed") from None
+            raise SandboxCrashError(
+                f"the sandboxed model sent a malformed reply ({e}); its process was killed"
+            ) from None
 
     def _died(self, what: str) -> SandboxError:
         """The error for a worker that closed its pipe: reap it and say why it ended."""

@@ -38,9 +38,30 @@ _RET_ERRNO = 0x00050000
 _NR_OFFSET, _ARCH_OFFSET, _ARG0_OFFSET = 0, 4, 16
 
 DENIED = (
-    "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "ptrace", "bpf", "perf_event_open",
-    "keyctl", "add_key", "request_key", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "kexec_load", "init_module", "finit_module", "delete_module", "open_tree", "move_mount", "fsopen", "fsmount",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "ptrace",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "kexec_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsmount",
 )
 
 

@@ -61,8 +61,9 @@ def _torch_predictor(fn: Callable[[Any], Any], torch: Any, device: Any) -> Calla
     return predict
 
 
-def adapt(obj: Any, input_shape: Sequence[int] | None, num_classes: int | None,
-          bounds: tuple[float, float]) -> Predictor:
+def adapt(
+    obj: Any, input_shape: Sequence[int] | None, num_classes: int | None, bounds: tuple[float, float]
+) -> Predictor:
     """Wrap what a vendor factory returned: a modelshield Model, a torch module, or an estimator-like object."""
     core_model = sys.modules.get("modelshield.core.model")
     torch = sys.modules.get("torch")
@@ -99,8 +100,9 @@ def adapt(obj: Any, input_shape: Sequence[int] | None, num_classes: int | None,
     return Predictor(predict, output, shape, int(classes), bounds)
 
 
-def load(source: dict[str, Any], input_shape: Sequence[int] | None, num_classes: int | None,
-         bounds: tuple[float, float]) -> Predictor:
+def load(
+    source: dict[str, Any], input_shape: Sequence[int] | None, num_classes: int | None, bounds: tuple[float, float]
+) -> Predictor:
     """Import the vendor factory (or load the model file) and adapt what it gives."""
     if source["kind"] == "file":
         from modelshield.integrity.safe_load import load_model
@@ -197,7 +199,9 @@ def main(argv: list[str]) -> int:
     protocol.send(reply_fd, {"op": "isolated", "ok": True, "layers": [asdict(layer) for layer in report.layers]})
     source = config["source"]
     if source["kind"] == "probe":
-        protocol.send(reply_fd, {"op": "probed", "ok": True, "probes": probe(source["port"], source["unix"], source["outside"])})
+        protocol.send(
+            reply_fd, {"op": "probed", "ok": True, "probes": probe(source["port"], source["unix"], source["outside"])}
+        )
         return 0
     lo, hi = config["bounds"]
     try:
@@ -208,10 +212,17 @@ def main(argv: list[str]) -> int:
     except BaseException as e:  # noqa: BLE001 - untrusted code may raise anything, SystemExit included
         protocol.send(reply_fd, {"op": "ready", "ok": False, "kind": "vendor", "error": describe(e)})
         return 1
-    protocol.send(reply_fd, {
-        "op": "ready", "ok": True, "input_shape": list(predictor.input_shape), "num_classes": predictor.num_classes,
-        "bounds": list(predictor.bounds), "output": predictor.output,
-    })
+    protocol.send(
+        reply_fd,
+        {
+            "op": "ready",
+            "ok": True,
+            "input_shape": list(predictor.input_shape),
+            "num_classes": predictor.num_classes,
+            "bounds": list(predictor.bounds),
+            "output": predictor.output,
+        },
+    )
     serve(request_fd, reply_fd, predictor)
     return 0
 
