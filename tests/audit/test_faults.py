@@ -98,7 +98,7 @@ def test_a_short_write_on_a_full_disk_never_leaves_a_torn_witness_line(tiny_disk
         n += 1
     before = witness.read_bytes()
     filler = fill(tiny_disk)  # tmpfs: the open page still has room, the next one does not -> a short write
-    with pytest.raises(OSError, match="disk full|No space"):
+    with pytest.raises(OSError, match=r"only \d+ of \d+ bytes written"):
         append_witness(witness, [cps[n]])
     assert witness.read_bytes() == before and before.endswith(b"\n")
     assert [cp.seq for cp in read_witness(witness).checkpoints] == list(range(1, n + 1))
