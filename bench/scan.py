@@ -98,7 +98,7 @@ def larger_name(variant: str) -> str:
 def build_corpus(root: Path, hold_in: bool = True, larger: bool = True) -> list[dict[str, Any]]:
     """Write the corpora under ``root/src`` and lay out the two passes; return one entry per file."""
     sys.path.insert(0, str(CORPUS_DIR))
-    files: list[tuple[Path, str, bool, str, str]] = []  # source, variant, malicious, category, realistic name
+    files: list[tuple[Path, str, bool, str, str, str]] = []  # source, variant, malicious, category, name, corpus
     if hold_in:
         from integrity_corpus import write_corpus  # writes by dumping, never loads
 
@@ -106,15 +106,15 @@ def build_corpus(root: Path, hold_in: bool = True, larger: bool = True) -> list[
         for kind in ("bad", "good"):
             for f in sorted((src / kind).iterdir()):
                 category, name = layout(f.name) if kind == "bad" else ("hold-in", f.name)
-                files.append((f, f.name, kind == "bad", category, name))
+                files.append((f, f.name, kind == "bad", category, name, "hold-in"))
     if larger:
         from corpus import build  # the larger corpus: real-library files and techniques, never loaded
 
         for e in build(_mkdir(root / "larger")).entries:
             realistic = e.path.name if not e.malicious or e.group == "confusion" else larger_name(e.name)
-            files.append((e.path, e.name, e.malicious, e.group, realistic))
+            files.append((e.path, e.name, e.malicious, e.group, realistic, "larger"))
     entries = []
-    for n, (f, variant, malicious, category, name) in enumerate(files):
+    for n, (f, variant, malicious, category, name, corpus) in enumerate(files):
         named = _mkdir(root / "named" / str(n)) / name
         bare = _mkdir(root / "bare" / str(n)) / (variant if malicious else Path(variant).stem)
         if category == "confusion":  # a vector may need its siblings (external data, links): copy its folder
@@ -125,7 +125,7 @@ def build_corpus(root: Path, hold_in: bool = True, larger: bool = True) -> list[
             shutil.copyfile(f, named)
             shutil.copyfile(f, bare)
         entries.append({"variant": variant, "malicious": malicious, "category": category,
-                        "corpus": "hold-in" if category in (*CATEGORIES, "hold-in") else "larger",
+                        "corpus": corpus,
                         "paths": {"named": str(named), "bare": str(bare)}})  # fmt: skip
     return entries
 
