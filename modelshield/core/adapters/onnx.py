@@ -9,10 +9,11 @@ from typing import Any, Literal
 import numpy as np
 from torch import Tensor
 
-from modelshield.core.adapters.base import BlackBoxModel, checked_scores, is_probabilities, to_numpy
+from modelshield.core.adapters.base import BlackBoxModel, checked_labels, checked_scores, is_probabilities, to_numpy
 from modelshield.core.errors import DependencyError, FormatError, InputError
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+_LABEL_TYPES = ("tensor(int64)", "tensor(int32)")
 OnnxOutput = Literal["auto", "logits", "probabilities"]
 
 
@@ -29,6 +30,12 @@ class OnnxModel(BlackBoxModel):
     ``output="auto"`` probes the model once at construction (not counted as queries) and treats
     it as a softmax if every row is non-negative and sums to one; probabilities become
     log-probabilities. ``num_classes``, when given, must match what the graph outputs.
+
+    A graph with an integer label output as well (what skl2onnx writes for a scikit-learn
+    classifier) decides with it: that is the estimator's ``predict``, which can disagree with
+    argmax of its probabilities (``SVC(probability=True)``). A graph whose only other output is
+    not a float tensor (skl2onnx's default ZipMap of probabilities) is used as a label-only model,
+    and then needs ``num_classes``.
     """
 
     def __init__(
@@ -67,7 +74,19 @@ class OnnxModel(BlackBoxModel):
         elif graph_shape is not None and tuple(input_shape) != graph_shape:
             raise InputError(f"input_shape {tuple(input_shape)} does not match the graph's {graph_shape}")
         super().__init__(input_shape=input_shape, bounds=bounds)
-        self._output_name = self._score_output()
+        self._label_name = next(
+            (o.name for o in self.session.get_outputs() if o.type in _LABEL_TYPES and len(o.shape) == 1), None
+        )
+        self.labels_from_scores = self._label_name is None
+        score_name = self._score_output()
+        self._output_name = score_name or ""
+        if score_name is None:
+            if self._label_name is None:
+                raise InputError("the graph has no float output to read class scores from, nor an integer label output")
+            if num_classes is None:
+                raise InputError("the graph outputs labels only; pass num_classes")
+            self.has_scores, self.num_classes, self.probabilities = False, int(num_classes), False
+            return
         probe = self._run(np.random.default_rng(0).uniform(*self.bounds, (4, *self.input_shape)).astype(self._dtype))
         if probe.ndim != 2:
             raise InputError(f"the model outputs shape {probe.shape} for 4 inputs; expected (4, num_classes)")
@@ -76,23 +95,24 @@ class OnnxModel(BlackBoxModel):
         self.num_classes = int(probe.shape[1])
         self.probabilities = is_probabilities(probe) if output == "auto" else output == "probabilities"
 
-    def _score_output(self) -> str:
-        """Name of the first rank-2 float output (skl2onnx graphs also output labels)."""
+    def _score_output(self) -> str | None:
+        """Name of the first rank-2 float output, if any (skl2onnx graphs also output labels)."""
         floats = [o for o in self.session.get_outputs() if o.type in _FLOAT_TYPES]
         if not floats:
-            raise InputError("the graph has no float output to read class scores from")
+            return None
         return next((o for o in floats if len(o.shape) == 2), floats[0]).name
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        """Run the graph, in zero-padded chunks when its batch dim is fixed."""
+    def _run(self, x: np.ndarray, output: str | None = None) -> np.ndarray:
+        """Run the graph for one output (default: the scores), in zero-padded chunks when its batch dim is fixed."""
+        name = output or self._output_name
         if self._batch is None:
-            return self.session.run([self._output_name], {self._input_name: x})[0]
+            return self.session.run([name], {self._input_name: x})[0]
         out = []
         for i in range(0, len(x), self._batch):
             chunk = x[i : i + self._batch]
             padded = np.zeros((self._batch, *chunk.shape[1:]), dtype=chunk.dtype)
             padded[: len(chunk)] = chunk
-            out.append(self.session.run([self._output_name], {self._input_name: padded})[0][: len(chunk)])
+            out.append(self.session.run([name], {self._input_name: padded})[0][: len(chunk)])
         return np.concatenate(out)
 
     def _scores(self, x: Tensor) -> Tensor:
@@ -100,3 +120,10 @@ class OnnxModel(BlackBoxModel):
         return checked_scores(
             scores, n=x.shape[0], num_classes=self.num_classes, probabilities=self.probabilities, device=x.device
         )
+
+    def _labels(self, x: Tensor) -> Tensor:
+        if self._label_name is None:
+            return super()._labels(x)
+        self._count(x)
+        labels = self._run(to_numpy(x, self._dtype), self._label_name)
+        return checked_labels(labels, n=x.shape[0], num_classes=self.num_classes, device=x.device)
