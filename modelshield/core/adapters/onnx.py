@@ -69,7 +69,9 @@ class OnnxModel(BlackBoxModel):
         graph_shape = _static_dims(dims)
         if input_shape is None:
             if graph_shape is None:
-                raise InputError(f"the graph's input shape {inputs[0].shape} is not static; pass input_shape")
+                raise InputError(
+                    f"the graph's input shape {inputs[0].shape} is not static; pass input_shape (CLI: --input-shape)"
+                )
             input_shape = graph_shape
         elif graph_shape is not None and tuple(input_shape) != graph_shape:
             raise InputError(f"input_shape {tuple(input_shape)} does not match the graph's {graph_shape}")
@@ -84,7 +86,7 @@ class OnnxModel(BlackBoxModel):
             if self._label_name is None:
                 raise InputError("the graph has no float output to read class scores from, nor an integer label output")
             if num_classes is None:
-                raise InputError("the graph outputs labels only; pass num_classes")
+                raise InputError("the graph outputs labels only; pass num_classes (CLI: --num-classes)")
             self.has_scores, self.num_classes, self.probabilities = False, int(num_classes), False
             return
         probe = self._run(np.random.default_rng(0).uniform(*self.bounds, (4, *self.input_shape)).astype(self._dtype))

@@ -43,7 +43,7 @@ class SklearnModel(BlackBoxModel):
         self._classes = None if classes is None else np.asarray(classes)
         if num_classes is None:
             if self._classes is None:
-                raise InputError(f"{type(estimator).__name__} has no classes_; pass num_classes")
+                raise InputError(f"{type(estimator).__name__} has no classes_; pass num_classes (CLI: --num-classes)")
             num_classes = len(self._classes)
         elif self._classes is not None and len(self._classes) != num_classes:
             raise InputError(f"the estimator knows {len(self._classes)} classes, but num_classes={num_classes}")
