@@ -44,6 +44,12 @@ _NUMPY_SCALARS = (
     "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
     "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "datetime64", "timedelta64", "void",
 )  # fmt: skip
+_NUMPY_UFUNCS = (
+    "log", "log1p", "log2", "log10", "exp", "expm1", "exp2", "sqrt", "cbrt", "square", "absolute", "abs", "negative",
+    "reciprocal", "sign", "floor", "ceil", "rint", "trunc", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
+    "sinh", "cosh", "tanh", "arcsinh", "arctanh", "add", "subtract", "multiply", "divide", "true_divide", "power",
+    "maximum", "minimum", "clip",
+)  # fmt: skip
 _NUMPY_RANDOM = (
     "_pickle.__randomstate_ctor", "_pickle.__bit_generator_ctor", "_pickle.__generator_ctor", "mtrand.RandomState",
     "_generator.Generator", "_mt19937.MT19937", "_pcg64.PCG64", "_pcg64.PCG64DXSM", "_philox.Philox", "_sfc64.SFC64",
@@ -100,6 +106,10 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         *(f"numpy.{core}.numeric._frombuffer" for core in ("core", "_core")),  # protocol-5 arrays
         "numpy.ndarray",
         "numpy.dtype",
+        *(f"numpy.{ufunc}" for ufunc in _NUMPY_UFUNCS),  # pure math, e.g. FunctionTransformer(np.log1p)
+        "numpy.ma.MaskedArray",  # GridSearchCV's cv_results_
+        "numpy.ma.core.MaskedArray",
+        "numpy.ma.core._mareconstruct",
         *(f"numpy.{scalar}" for scalar in _NUMPY_SCALARS),
         *(f"numpy.random.{name}" for name in _NUMPY_RANDOM),
         "joblib.numpy_pickle.NumpyArrayWrapper",  # its raw array bytes follow in the stream and are skipped exactly
@@ -112,6 +122,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
 _TYPE_FACTORIES = frozenset(
     {
         "copyreg._reconstructor",
+        "numpy.ma.core._mareconstruct",
         "numpy.core.multiarray._reconstruct",
         "numpy._core.multiarray._reconstruct",
         *_SKLEARN_NEW_OBJ,

@@ -89,10 +89,12 @@ def _sklearn(folder: Path) -> dict[str, str]:
     import joblib
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
     from sklearn.tree import DecisionTreeRegressor
 
     rng = np.random.default_rng(0)
@@ -109,6 +111,11 @@ def _sklearn(folder: Path) -> dict[str, str]:
     models["column_pipeline"] = Pipeline([("cols", columns), ("clf", LogisticRegression())]).fit(
         np.column_stack([y % 2, x[:, :2]]), y
     )
+    docs = ["a cat sat", "the dog ran", "a dog sat", "cats run"] * 30
+    models["tfidf_pipeline"] = Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression())]).fit(docs, y)
+    models["grid_search_log1p"] = GridSearchCV(
+        Pipeline([("log", FunctionTransformer(np.log1p)), ("clf", LogisticRegression())]), {"clf__C": [0.1, 1.0]}, cv=2
+    ).fit(x, y)
     files: dict[str, str] = {}
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         for name in ("pipeline", "gradient_boosting"):
