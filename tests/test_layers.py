@@ -4,7 +4,7 @@ Every module of ``modelshield`` is parsed with ``ast`` (nothing is imported, so 
 second); every ``import`` counts, wherever it sits: module level, inside a function (lazy imports on the
 CLI path), or under ``if TYPE_CHECKING:`` (a type-only import still ties the layers together).
 
-The layers, as docs/CONTRIBUTING.md draws them::
+The layers, as CONTRIBUTING.md draws them::
 
     serve, cli, demo                                    (the shells: imported by nothing in the library)
       integrity < audit, supplychain < registry         (beside the stack, on core and on what they consume)
@@ -191,6 +191,21 @@ def load_time_cycles() -> list[frozenset[str]]:
 def test_every_package_has_a_row_in_the_table() -> None:
     missing = sorted({_package(m) for m in MODULES} - set(LAYERS))
     assert not missing, f"add a row to LAYERS for {missing}: which packages may they import?"
+
+
+def test_the_table_itself_is_acyclic() -> None:
+    """No two packages may import each other, even through others: the layers form an order."""
+    done: set[str] = set()
+
+    def visit(package: str, path: tuple[str, ...]) -> None:
+        assert package not in path, f"LAYERS lets packages import each other: {' -> '.join((*path, package))}"
+        if package not in done:
+            for below in LAYERS.get(package, set()):
+                visit(below, (*path, package))
+            done.add(package)
+
+    for package in LAYERS:
+        visit(package, ())
 
 
 def test_no_import_runs_back_up_the_layers() -> None:

@@ -15,7 +15,7 @@ from modelshield.defenses.smoothing.certification import (
     certify_dataset,
     default_radii,
 )
-from modelshield.defenses.smoothing.noise_training import train_with_noise
+from modelshield.defenses.smoothing.noise_training import GaussianAugmentation, train_with_noise
 from modelshield.defenses.smoothing.smooth import ABSTAIN, Certificate, SmoothedClassifier
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "clopper_pearson_lower",
     "default_radii",
     "top_two_significant",
+    "GaussianAugmentation",
     "train_with_noise",
 ]

@@ -2,17 +2,40 @@
 
 A model never shown noisy inputs votes almost at random under σ = 0.25 noise, and the smoothed
 classifier abstains. Cohen et al. train the base model on ``x + N(0, σ²I)`` with the same σ used
-for certification (section 4 of the paper).
+for certification (section 4 of the paper). It is one more method of the shared training loop
+(``modelshield.defenses.training``): only the minibatch rule differs.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor
+from torch.nn import functional as F
 
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
 from modelshield.core.model import TorchModel
+from modelshield.defenses.training.config import TrainConfig
+from modelshield.defenses.training.step import Step
+from modelshield.defenses.training.trainer import Trainer
+
+
+class GaussianAugmentation(Trainer):
+    """Cross-entropy on ``x + N(0, σ²I)``, the noise drawn in the model's input units (before any normalisation
+    the adapter applies), the space smoothing certifies in."""
+
+    name = "gaussian-noise"
+
+    def __init__(self, sigma: float) -> None:
+        if not sigma >= 0:
+            raise InputError(f"sigma must be non-negative, got {sigma}")
+        self.sigma = float(sigma)
+
+    def train_batch(self, step: Step, x: Tensor, y: Tensor) -> Tensor:
+        noisy = x + self.sigma * torch.randn_like(x)
+        loss = F.cross_entropy(step.model.logits(noisy), y)
+        step.update(loss)
+        return loss.detach()
 
 
 def train_with_noise(
@@ -25,39 +48,11 @@ def train_with_noise(
     batch_size: int = 64,
     seed: int = 0,
 ) -> TorchModel:
-    """Train ``model`` in place with Adam on Gaussian-noised inputs; return it, frozen, in eval mode.
-
-    Noise is added in the model's input units (before any normalisation the adapter applies),
-    the same space smoothing certifies in.
-    """
-    if not sigma >= 0:
-        raise InputError(f"sigma must be non-negative, got {sigma}")
-    if epochs < 1 or batch_size < 1:
-        raise InputError("epochs and batch_size must be at least 1")
-    module = model.module
-    params = list(module.parameters())
-    if not params:
-        raise InputError("the model has no parameters to train")
-    gen = torch.Generator().manual_seed(seed)
-    x, y = data.x.to(model.device), data.y.to(model.device)
-    for p in params:
-        p.requires_grad_(True)
-    module.train()
-    opt = torch.optim.Adam(params, lr=lr)
-    try:
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=gen).to(model.device)
-            for idx in order.split(batch_size):
-                noisy = x[idx] + sigma * torch.randn(x[idx].shape, generator=gen).to(model.device)
-                opt.zero_grad(set_to_none=True)
-                nn.functional.cross_entropy(model.logits(noisy), y[idx]).backward()
-                opt.step()
-    finally:
-        module.eval()
-        for p in params:
-            p.requires_grad_(False)
-        model.reset_queries()
+    """Train ``model`` in place with Adam on Gaussian-noised inputs; return it, frozen, in eval mode."""
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, val_fraction=0.0, progress=False)
+    GaussianAugmentation(sigma).fit(model, data, config)
+    model.reset_queries()
     return model
 
 
-__all__ = ["train_with_noise"]
+__all__ = ["GaussianAugmentation", "train_with_noise"]

@@ -11,6 +11,9 @@ from torch import Tensor, nn
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import CapabilityError, InputError
 from modelshield.core.model import Model, TorchModel
+from modelshield.defenses.training.config import TrainConfig
+from modelshield.defenses.training.step import Step
+from modelshield.defenses.training.trainer import Trainer
 
 Penalty = Callable[[nn.Module], Tensor]
 
@@ -25,6 +28,31 @@ def require_torch(model: Model | nn.Module, what: str) -> TorchModel:
     )
 
 
+class FineTune(Trainer):
+    """Cross-entropy plus the watermark's terms: ``penalty(net)`` added to every batch's loss (the weight watermark's
+    regulariser), and ``extra_per_batch`` samples of ``extra`` (trigger inputs and labels) mixed into every batch."""
+
+    name = "watermark-fine-tune"
+
+    def __init__(
+        self, penalty: Penalty | None = None, extra: tuple[Tensor, Tensor] | None = None, extra_per_batch: int = 0
+    ) -> None:
+        self._penalty, self._extra = penalty, extra
+        self.extra_per_batch = extra_per_batch if extra is not None else 0
+
+    def train_batch(self, step: Step, x: Tensor, y: Tensor) -> Tensor:
+        if self._extra is not None and self.extra_per_batch > 0:
+            extra_x, extra_y = self._extra
+            pick = torch.randint(0, extra_x.shape[0], (self.extra_per_batch,))
+            x = torch.cat([x, extra_x[pick].to(x.device)])
+            y = torch.cat([y, extra_y[pick].to(y.device)])
+        loss = nn.functional.cross_entropy(step.model.logits(x), y)
+        if self._penalty is not None:
+            loss = loss + self._penalty(step.model.module)
+        step.update(loss)
+        return loss.detach()
+
+
 def fine_tune(
     model: TorchModel,
     data: Dataset,
@@ -37,45 +65,18 @@ def fine_tune(
     extra: tuple[Tensor, Tensor] | None = None,
     extra_per_batch: int = 0,
 ) -> TorchModel:
-    """Train a copy of ``model`` with Adam on ``data``; the original is left untouched.
+    """Train a copy of ``model`` with Adam on ``data`` (the shared training loop); the original is left untouched.
 
-    ``penalty(net)`` is added to every batch's cross-entropy (the weight watermark's regulariser);
-    ``extra_per_batch`` samples of ``extra`` (trigger inputs and labels) are mixed into every batch.
+    ``epochs=0`` gives an untrained copy (an attacker who does not fine-tune at all).
     """
     if epochs < 0 or lr <= 0 or batch_size < 1:
         raise InputError(f"need epochs >= 0, lr > 0 and batch_size >= 1 (got {epochs}, {lr}, {batch_size})")
     if len(data) == 0:
         raise InputError("the training data is empty")
-    model.check_inputs(data.x[:256], data.y[:256])
     tuned = copy.deepcopy(model)
-    net = tuned.module
-    params = list(net.parameters())
-    for p in params:
-        p.requires_grad_(True)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(params, lr=lr)
-    dev = tuned.device
-    x, y = data.x, data.y
-    net.train()
-    try:
-        for _ in range(epochs):
-            perm = torch.randperm(len(data), generator=gen)
-            for i in range(0, len(data), batch_size):
-                idx = perm[i : i + batch_size]
-                xb, yb = x[idx], y[idx]
-                if extra is not None and extra_per_batch > 0:
-                    pick = torch.randint(0, extra[0].shape[0], (extra_per_batch,), generator=gen)
-                    xb, yb = torch.cat([xb, extra[0][pick]]), torch.cat([yb, extra[1][pick]])
-                loss = nn.functional.cross_entropy(tuned.logits(xb.to(dev)), yb.to(dev))
-                if penalty is not None:
-                    loss = loss + penalty(net)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    finally:
-        net.eval()
-        for p in params:
-            p.requires_grad_(False)
+    if epochs > 0:
+        config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, val_fraction=0.0, progress=False)
+        FineTune(penalty, extra, extra_per_batch).fit(tuned, data, config)
     tuned.reset_queries()
     return tuned
 
