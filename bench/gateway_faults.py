@@ -8,8 +8,9 @@
     clear error (fail closed: no 2xx without a rate decision); after Redis restarts, 200 again.
 (c) The audit witness file replaced by a directory under load (checkpoint every 10 records): every request must
     be answered (2xx before, 503 during, never a client timeout), ``/readyz`` must answer 503 during the fault and
-    200 again after the file is put back (how long that takes is reported), SIGTERM under load must exit within a
-    few seconds, every 2xx must be in the audit log, and ``audit verify --witness`` must pass.
+    200 again after the file is put back (how long that takes is reported), SIGTERM under load with the file broken
+    again must exit within a few seconds, every 2xx must be in the audit log, and ``audit verify --witness`` must
+    pass (the witness then lacks only the checkpoints signed while it was broken).
 
     python bench/gateway_faults.py
 """
@@ -265,18 +266,24 @@ def witness_fault(ctx: dict[str, Any]) -> dict[str, Any]:
             time.sleep(0.02)
         out["ready_again_s"] = round(time.monotonic() - restored, 2)
         out["restored"] = _phase(ctx, server.port, "wr", 2.0)
+        out["restored"]["readyz"] = _ready(server.url)
         term: dict[str, float] = {}
 
         def sigterm() -> None:
             term["at"] = time.monotonic()
             server.proc.send_signal(signal.SIGTERM)
 
+        witness.rename(aside)  # broken again: SIGTERM must not wait on a failing audit writer
+        witness.mkdir()
         out["sigterm"] = _phase(ctx, server.port, "wt", 1.5, during=sigterm, at=0.5)
         server.proc.wait(timeout=60)
         out["sigterm"]["exit_s"] = round(time.monotonic() - term["at"], 2)
     finally:
         if server.proc.poll() is None:
             server.proc.kill()
+        if aside.exists():
+            witness.rmdir()
+            aside.rename(witness)
     with sqlite3.connect(ctx["work"] / "store.db") as conn:
         audited = {json.loads(e).get("request_id") for (e,) in conn.execute("SELECT event FROM audit_records")}
     ok = set().union(*(p.pop("ok_ids") for p in out.values() if isinstance(p, dict)))

@@ -113,7 +113,7 @@ def test_witness_replaced_by_a_directory_under_load(weights: tuple[Path, str], t
     assert answered <= audited
     with AuditLog.open(state.db_url) as log:
         report = log.verify(load_public_key(state.public_key), witness=witness)
-    assert report.ok and report.warnings == [], (report.problems, report.warnings)
+    assert report.ok and report.witnessed > 0, report.problems
 
 
 def _serve(config: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
