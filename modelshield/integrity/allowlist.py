@@ -75,8 +75,10 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
     {
         "collections.OrderedDict",
         "collections.defaultdict",
-        "builtins.set",
-        "builtins.frozenset",
+        *(
+            f"builtins.{t}"
+            for t in ("set", "frozenset", "dict", "list", "tuple", "int", "float", "str", "bool", "bytes")
+        ),
         "builtins.slice",
         "builtins.complex",
         "builtins.bytearray",
@@ -151,6 +153,7 @@ _CLASS_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sklearn.", ("sklearn.datasets", "sklearn.externals", "sklearn.utils._testing", "sklearn.utils._show_versions",
                   "sklearn.experimental", "sklearn.conftest")),
     ("torch.nn.modules.", ()),
+    ("torch.optim.", ()),  # a whole optimizer or scheduler saved with its model
     ("xgboost.sklearn.", ()),
     ("xgboost.core.", ()),
     ("lightgbm.sklearn.", ()),

@@ -48,6 +48,8 @@ def _torch(folder: Path) -> dict[str, str]:
     lin(torch.randn(3, 4)).sum().backward()
     opt.step()
     checkpoint = {"model": lin.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "loss": 0.25}
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, 2)
+    whole_training = {"model": lin, "optimizer": opt, "scheduler": scheduler}
     quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), dtype=torch.qint8)
     rich = torch.nn.ModuleDict(  # scripted control flow: Optional masks, `is not None`, `in`, loops
         {"encoder": torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), "lstm": torch.nn.LSTM(4, 8, 2)}
@@ -61,6 +63,7 @@ def _torch(folder: Path) -> dict[str, str]:
         "torch_state_dict.pt": lambda p: torch.save(net.state_dict(), p),
         "torch_whole_module.pt": lambda p: torch.save(seq, p),
         "torch_checkpoint_with_optimizer.pt": lambda p: torch.save(checkpoint, p),
+        "torch_whole_optimizer_scheduler.pt": lambda p: torch.save(whole_training, p),
         "torch_legacy_state_dict.pt": lambda p: torch.save(net.state_dict(), p, _use_new_zipfile_serialization=False),
         "torch_legacy_whole_module.pt": lambda p: torch.save(seq, p, _use_new_zipfile_serialization=False),
         "torch_protocol4_state_dict.pt": lambda p: torch.save(net.state_dict(), p, pickle_protocol=4),
