@@ -2,7 +2,8 @@
 
 A Keras config is data until it names code. Three ways it does, all caught wherever they sit in the
 config (layers, nested models, activations, losses, initializers):
-- a ``Lambda``/``TFOpLambda`` layer or a ``__lambda__`` object: Python bytecode run at load or predict;
+- a ``Lambda``/``TFOpLambda`` layer or a ``__lambda__`` object: Python bytecode run at load or predict; a
+  ``TorchModuleWrapper``, whose module is a ``torch.save`` pickle loaded with ``weights_only=False``;
 - marshalled bytecode anywhere (Keras writes a lambda *activation* as base64 ``marshal`` data with no
   class name at all — found by decoding every base64-looking string and checking for a code object);
 - an object from a module outside Keras (``module`` / ``registered_name``): Keras 3 before 3.9 imports any
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # pydantic is imported only when a finding is made
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _KERAS_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"})
 _CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "__lambda__", "SlicingOpLambda"})
+# TorchModuleWrapper keeps its module as base64 torch.save bytes, read back with torch.load(weights_only=False)
+_PICKLE_LAYERS = frozenset({"TorchModuleWrapper"})
 _GADGETS = frozenset({"get_file", "enable_unsafe_deserialization", "load_model", "load_weights", "save_model"})
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\n]{24,}")
 _MARSHAL_CODE = (0x63, 0xE3)  # marshal's TYPE_CODE, without and with FLAG_REF
@@ -58,6 +61,10 @@ def check_keras_config(config: Any, where: str) -> list[Finding]:
                 f"{path}: a {name or 'lambda'} holds Python code that runs when the model loads or predicts")  # fmt: skip
             continue
         if not isinstance(name, str):
+            continue
+        if name in _PICKLE_LAYERS:
+            add(Verdict.unsafe, "MS-SCAN-KERAS-PICKLE", "Keras layer holds a pickle",
+                f"{path}: {name} is restored with torch.load(weights_only=False), which runs any pickle it holds")  # fmt: skip
             continue
         target = node.get("config") if name == "function" and isinstance(node.get("config"), str) else name
         registered = node.get("registered_name")

@@ -18,6 +18,7 @@ Sources, by the ``source`` field of each variant:
 
 from __future__ import annotations
 
+import base64
 import bz2
 import io
 import json
@@ -196,7 +197,7 @@ def _unzip(body: bytes) -> dict[str, bytes]:
         return {n: zf.read(n) for n in zf.namelist()}
 
 
-def _keras() -> dict[str, Variant]:
+def _keras(tmp: Path) -> dict[str, Variant]:
     code = "4wEAAAAAAAAAAAAAAAIAAAADAAAA8wwAAACXAHwAZAF6BQAAUwApAk7pAgAAAKkAqQHaAXRzAQAAACD6"
 
     def layer(class_name: str, module: str = "keras.layers", registered: str | None = None, **config: Any) -> dict:
@@ -223,6 +224,9 @@ def _keras() -> dict[str, Variant]:
             model({"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization",
                    "registered_name": "function"}, layer("Lambda", function=code)),
             "enable_unsafe_deserialization then a Lambda (CVE-2025-9906)", "jfrog"),
+        "keras_torch_module_wrapper": Variant(
+            model(layer("TorchModuleWrapper", module=base64.b64encode(_global_call("os", "system", _cmd(tmp))).decode())),
+            "TorchModuleWrapper holding a torch.save pickle", "jfrog"),
         "keras_custom_registered_object": Variant(model(layer("Evil", "evil_pkg.layers", "evil>Evil")),
                                                   "custom object from outside Keras", "jfrog"),
     }  # fmt: skip
@@ -253,7 +257,7 @@ def _hdf5(tmp: Path) -> dict[str, Variant]:
 
 def malicious(tmp: Path) -> dict[str, Variant]:
     """Every variant whose library is installed (h5py, joblib, torch are test dependencies)."""
-    variants = _pickles(tmp) | _keras()
+    variants = _pickles(tmp) | _keras(tmp)
     for builder in (_joblib, _torch, _hdf5):
         variants |= builder(tmp)
     return variants
