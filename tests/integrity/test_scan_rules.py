@@ -19,6 +19,7 @@ from modelshield.integrity.keras_hdf5 import check_keras_config
 from modelshield.integrity.pickle_analysis import analyse_pickle
 from modelshield.integrity.results import verdict_of
 from modelshield.integrity.torchscript import check_code
+from modelshield.integrity.tree_models import identify
 
 
 @pytest.mark.parametrize(
@@ -134,3 +135,16 @@ def test_keras_bytecode_is_found_by_decoding_not_by_shape() -> None:
     dense = {"class_name": "Dense", "module": "keras.layers", "config": {"activation": "relu", "units": 2}}
     assert check_keras_config({**dense, "config": {"activation": {"value": [data]}}}, "c") == []
     assert verdict_of(check_keras_config({**dense, "config": {"activation": {"value": [code]}}}, "c")) is Verdict.unsafe
+
+
+def test_boosting_native_formats_are_identified_only_when_exact() -> None:
+    import lightgbm
+    import xgboost
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 3)), np.arange(40) % 2
+    ubj = bytes(xgboost.XGBClassifier(n_estimators=2, max_depth=2).fit(x, y).get_booster().save_raw("ubj"))
+    text = lightgbm.LGBMClassifier(n_estimators=2, verbose=-1).fit(x, y).booster_.model_to_string().encode()
+    assert identify(ubj) == "xgboost-ubjson" and identify(text) == "lightgbm-text"
+    assert identify(ubj[:-1]) is None and identify(ubj + b"\x80") is None  # cut short or followed by anything
+    assert identify(text.replace(b"\n", b"\0", 3)) is None

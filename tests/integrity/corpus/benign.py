@@ -1,7 +1,7 @@
 """Benign model files written by the real libraries, the way users write them, across formats and options.
 
-Left out on purpose: Keras's ``weights_format="npz"`` (3.15 writes object arrays it then refuses to load)
-and XGBoost's UBJSON (no reader yet; its JSON is in).
+Left out on purpose: Keras's ``weights_format="npz"`` on the torch backend (3.15 writes object arrays of
+pickled Variables, with a nested ``torch.load``, that Keras itself then refuses to load).
 
 Each writer is a small real model (BatchNorm, in-place ReLU, pipelines, boosted trees) saved with the
 library's own call and its default options, then again across the options users change (legacy torch
@@ -206,8 +206,10 @@ def _xgboost(folder: Path) -> dict[str, str]:
     rng = np.random.default_rng(0)
     model = xgboost.XGBClassifier(n_estimators=3, max_depth=2).fit(rng.random((40, 3)), np.arange(40) % 2)
     model.save_model(folder / "xgboost_model.json")
+    model.save_model(folder / "xgboost_model.ubj")
     (folder / "xgboost_classifier.pkl").write_bytes(pickle.dumps(model))
-    return {"xgboost_model.json": "xgboost", "xgboost_classifier.pkl": "xgboost"}
+    names = ["xgboost_model.json", "xgboost_model.ubj", "xgboost_classifier.pkl"]
+    return dict.fromkeys(names, "xgboost")
 
 
 def _lightgbm(folder: Path) -> dict[str, str]:
@@ -216,7 +218,8 @@ def _lightgbm(folder: Path) -> dict[str, str]:
     rng = np.random.default_rng(0)
     model = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(rng.random((60, 3)), np.arange(60) % 2)
     (folder / "lightgbm_classifier.pkl").write_bytes(pickle.dumps(model))
-    return {"lightgbm_classifier.pkl": "lightgbm"}
+    model.booster_.save_model(folder / "lightgbm_model.txt")
+    return {"lightgbm_classifier.pkl": "lightgbm", "lightgbm_model.txt": "lightgbm"}
 
 
 WRITERS: dict[str, tuple[str, Writer]] = {
