@@ -85,8 +85,10 @@ def _encode(value: Any, depth: int, out: list[str]) -> None:
             _encode(item, depth + 1, out)
         out.append("]")
     else:
-        raise InputError(f"audit event contains a {type(value).__name__}, which is not JSON (use str, number, "
-                         "bool, null, list or object)")
+        raise InputError(
+            f"audit event contains a {type(value).__name__}, which is not JSON (use str, number, "
+            "bool, null, list or object)"
+        )
 
 
 def canonical_json(value: Any) -> bytes:
@@ -104,7 +106,9 @@ def canonical_event(event: Mapping[str, Any], max_bytes: int = MAX_EVENT_BYTES) 
     if not isinstance(event, Mapping):
         raise InputError(f"an audit event must be a JSON object, got {type(event).__name__}")
     if raw := sorted(RAW_INPUT_KEYS & set(event)):
-        raise InputError(f"audit event has raw-input field {raw[0]!r}; record input_digest (sha256 of the body) instead")
+        raise InputError(
+            f"audit event has raw-input field {raw[0]!r}; record input_digest (sha256 of the body) instead"
+        )
     data = canonical_json(event)
     if len(data) > max_bytes:
         raise InputError(f"audit event is {len(data)} bytes canonicalised, over the {max_bytes}-byte cap")

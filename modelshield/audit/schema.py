@@ -71,10 +71,14 @@ def install_append_only(conn: Connection) -> None:
         "$$ BEGIN RAISE EXCEPTION '%% is append-only', TG_TABLE_NAME; END $$"
     )
     for table in GUARDED:
-        for name, timing in ((f"{table}_no_change", "BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW"),
-                             (f"{table}_no_truncate", "BEFORE TRUNCATE ON {t} FOR EACH STATEMENT")):
+        for name, timing in (
+            (f"{table}_no_change", "BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW"),
+            (f"{table}_no_truncate", "BEFORE TRUNCATE ON {t} FOR EACH STATEMENT"),
+        ):
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-            conn.exec_driver_sql(f"CREATE TRIGGER {name} {timing.format(t=table)} EXECUTE FUNCTION modelshield_append_only()")
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {name} {timing.format(t=table)} EXECUTE FUNCTION modelshield_append_only()"
+            )
 
 
 def guards_present(conn: Connection) -> bool:
@@ -82,7 +86,12 @@ def guards_present(conn: Connection) -> bool:
     if conn.dialect.name == "sqlite":
         names = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
         return {f"{t}_no_{op}" for t in GUARDED for op in ("update", "delete")} <= names
-    rows = conn.execute(sa.text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D' "
-                                "AND tgrelid = ANY(CAST(:tables AS regclass[]))"), {"tables": list(GUARDED)})
+    rows = conn.execute(
+        sa.text(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D' "
+            "AND tgrelid = ANY(CAST(:tables AS regclass[]))"
+        ),
+        {"tables": list(GUARDED)},
+    )
     names = {r[0] for r in rows}
     return {f"{t}_no_{kind}" for t in GUARDED for kind in ("change", "truncate")} <= names

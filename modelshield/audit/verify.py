@@ -170,7 +170,8 @@ def verify_log(
         if not wpath.is_file():
             raise MissingFileError(f"witness file {wpath} does not exist")
         read = read_witness(wpath)
-        witnessed = read.checkpoints
+        # by seq: gateway workers sharing the file append their checkpoints in whatever order their writes land
+        witnessed = sorted(read.checkpoints, key=lambda cp: (cp.seq, cp.created_at))
         if read.torn_tail:
             report.warnings.append(
                 f"witness file {wpath} ends with a torn line ({read.torn_tail} bytes, an append cut "

@@ -271,3 +271,15 @@ def test_a_dead_writer_thread_fails_its_callers_and_is_restarted(
     until(lambda: log.problem() is None, "the new writer reports healthy")
     assert log.append({"i": 2}) == 2
     log.close()
+
+
+def test_witness_lines_from_several_workers_may_land_out_of_order(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    url, witness = f"sqlite:///{tmp_path / 'audit.db'}", tmp_path / "audit.witness"
+    with AuditLog.open(url, signing_key=key, checkpoint_every=3, checkpoint_seconds=3600, witness=witness) as log:
+        for i in range(6):
+            log.append({"i": i})
+    first, second = witness.read_bytes().splitlines(keepends=True)
+    witness.write_bytes(second + first)  # worker B's later checkpoint written before worker A's
+    with AuditLog.open(url) as log:
+        assert log.verify(key.public_key(), witness=witness).ok
