@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import mmap
 import re
+import struct
 import tarfile
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,6 +68,15 @@ class _Mapped(io.RawIOBase):
 def _stream(data: Data) -> IO[bytes]:
     raw = io.BytesIO(data) if isinstance(data, bytes | bytearray) else _Mapped(data)
     return raw  # type: ignore[return-value]
+
+
+def zipfile_opens(data: Data) -> bool:
+    """Whether Python's ``zipfile`` opens the bytes as an archive (its own, more lenient, judgement)."""
+    try:
+        with zipfile.ZipFile(_stream(data)) as zf:
+            return bool(zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+        return False
 
 
 def escapes(name: str) -> bool:

@@ -43,6 +43,8 @@ def looks_like_onnx(data: Any, max_fields: int = 1 << 16) -> bool:
             if pos == size:
                 return pos > 0
             pos = _skip_field(data, pos, depth=0)
+    except RecursionError:  # groups nested deeper than the walk goes: the parser decides
+        return True
     except ValueError:
         return False
     return pos <= size
@@ -51,8 +53,10 @@ def looks_like_onnx(data: Any, max_fields: int = 1 << 16) -> bool:
 def _skip_field(data: Any, pos: int, depth: int) -> int:
     tag, pos = _varint(data, pos)
     field, wire = tag >> 3, tag & 7
-    if field == 0 or wire in (4, 6, 7) or depth > 64:
+    if field == 0 or wire in (4, 6, 7):
         raise ValueError("not a protobuf field")
+    if depth > 64:
+        raise RecursionError("groups nested deeper than 64")
     if wire == 0:
         return _varint(data, pos)[1]
     if wire in (1, 5):

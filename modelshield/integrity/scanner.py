@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 from modelshield.core.errors import MissingFileError
 from modelshield.core.file_formats import decompressor, looks_like_safetensors
-from modelshield.integrity import formats, keras_hdf5, torchscript, zipread
+from modelshield.integrity import formats, keras_hdf5, torchscript, tree_models, zipread
 from modelshield.integrity.allowlist import Verdict
-from modelshield.integrity.archives import Limits, tar_members, zip_kind, zip_members
+from modelshield.integrity.archives import Limits, tar_members, zip_kind, zip_members, zipfile_opens
 from modelshield.integrity.onnx_check import check_onnx, external_files, looks_like_onnx
 from modelshield.integrity.pickle_analysis import Data, analyse_pickle
 from modelshield.integrity.results import FileReport, ScanReport, issue
@@ -118,14 +118,14 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
     try:
         layout = zipread.read_layout(layer.data)
     except zipread.ZipFormatError:
-        if claims_zip:
+        if claims_zip or zipfile_opens(layer.data):
             raise
         return None  # an end-record signature in other data, which no zip loader can open
     if layout is None:
         return None
     readings = [r for r in layout.readings if not r.error]
     if not readings:
-        if claims_zip:
+        if claims_zip or zipfile_opens(layer.data):  # a loader reads what this reader refuses: never pass it
             raise zipread.ZipFormatError(layout.readings[-1].error)
         return None
     layer.zip_end = layout.end_record
@@ -181,14 +181,23 @@ def _hdf5(scan: _Scan, layer: Layer) -> str | None:
 
 
 def _compressed(scan: _Scan, layer: Layer) -> str | None:
-    """joblib picks its decompressor by the stream's magic bytes."""
+    """joblib picks its decompressor by the stream's magic bytes, and (like ``gzip``, ``bz2`` and ``lzma``)
+    reads on into a next stream that follows the first: all of them are one layer."""
     stream = decompressor(layer.head)
     if stream is None:
         return None
-    inner = stream.decompress(layer.data, scan.limits.max_bytes + 1)
-    if len(inner) > scan.limits.max_bytes:
-        raise ValueError(f"decompresses to more than {scan.limits.max_bytes} bytes")
-    scan.layer(inner, f"{layer.where}[decompressed]", layer.depth + 1)
+    parts: list[bytes] = []
+    rest: Data = layer.data
+    while stream is not None:
+        parts.append(stream.decompress(rest, scan.limits.max_bytes + 1 - sum(map(len, parts))))
+        if sum(map(len, parts)) > scan.limits.max_bytes:
+            raise ValueError(f"decompresses to more than {scan.limits.max_bytes} bytes")
+        rest = stream.unused_data if stream.eof else b""
+        stream = decompressor(rest[:512]) if rest.strip(b"\0") else None
+        if stream is None and rest.strip(b"\0"):
+            scan.emit(issue(Verdict.unknown, "MS-SCAN-TRAILING", "Data after the compressed stream", layer.where,
+                            "bytes follow the compressed data that are not another compressed stream"))  # fmt: skip
+    scan.layer(b"".join(parts), f"{layer.where}[decompressed]", layer.depth + 1)
     return "compressed"
 
 
@@ -199,7 +208,9 @@ def _onnx(scan: _Scan, layer: Layer) -> str | None:
     try:
         import onnx
     except ImportError:
-        return None
+        scan.emit(issue(Verdict.unknown, "MS-SCAN-ONNX-MISSING", "ONNX reading not judged", layer.where,
+                        "the file parses as protobuf, which onnx.load reads; install modelshield[onnx] to judge it"))  # fmt: skip
+        return "onnx?"
     try:
         model = onnx.load_model_from_string(bytes(layer.data))
     except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends: not a ModelProto
@@ -221,12 +232,18 @@ def _saved_model(scan: _Scan, layer: Layer) -> str | None:
     return "savedmodel"
 
 
+def _tree_model(scan: _Scan, layer: Layer) -> str | None:
+    """XGBoost's UBJSON and LightGBM's text model: data for a C++ parser, nothing to judge once identified."""
+    return tree_models.identify(layer.data)
+
+
 def _json(scan: _Scan, layer: Layer) -> str | None:
-    """Keras configs; strict UTF-8 JSON, as Keras reads them."""
-    if len(layer.data) > _MAX_JSON or layer.head.lstrip()[:1] not in (b"{", b"["):
+    """Keras configs, read as Keras reads them: ``json.loads`` on bytes, which also takes UTF-16 and UTF-32."""
+    start = bytes(layer.data[: 1 << 16]).lstrip(b" \t\r\n\0\xef\xbb\xbf\xfe\xff")
+    if len(layer.data) > _MAX_JSON or start[:1] not in (b"{", b"["):
         return None
     try:
-        config = json.loads(bytes(layer.data).decode("utf-8"))
+        config = json.loads(bytes(layer.data))
     except (UnicodeDecodeError, ValueError):
         return None
     scan.findings += keras_hdf5.check_keras_config(config, layer.where)
@@ -261,6 +278,7 @@ READERS: tuple[tuple[str, Reader], ...] = (
     ("compressed", _compressed),
     ("onnx", _onnx),
     ("savedmodel", _saved_model),
+    ("tree model", _tree_model),
     ("json", _json),
     ("pickle", _pickle),
 )

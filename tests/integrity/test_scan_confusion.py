@@ -96,12 +96,21 @@ def test_two_central_directories_zipfile_reads_the_benign_archive(vectors: dict[
 # --- the files real libraries write: one reading each, no ambiguity ------------------------------------------------
 
 
+class _Net(torch.nn.Module):
+    """Conv, BatchNorm, in-place ReLU, Linear: a model as users write it (its own class, so scripting it here
+    never mangles the stock container types another test scripts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.fc = torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Linear(8 * 6 * 6, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu_(self.bn(self.conv(x))).flatten(1))
+
+
 def _net() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(inplace=True), torch.nn.Flatten(),
-        torch.nn.Linear(8 * 6 * 6, 10),
-    )  # fmt: skip
+    return _Net()
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +296,38 @@ def test_safetensors_header_is_read_as_strictly_as_its_spec(header: bytes, data_
 
 def test_scan_paths_accepts_every_real_file_at_once(benign: Path) -> None:
     assert scan_paths([benign]).passed()
+
+
+def test_json_config_in_utf16_is_still_read(tmp_path: Path) -> None:
+    """Keras reads config.json with json.loads on bytes, which takes UTF-16: so does the scanner."""
+    layer = {"class_name": "Lambda", "module": "keras.layers", "config": {"name": "l", "function": "4wEAAAA="}}
+    config = {"class_name": "Sequential", "module": "keras", "config": {"layers": [layer]}}
+    path = tmp_path / "m.keras"
+    path.write_bytes(_zip_bytes({"config.json": json.dumps(config).encode("utf-16"), "metadata.json": b"{}"}))
+    assert scan_file(path).verdict is Verdict.unsafe
+
+
+def test_every_gzip_member_is_read(tmp_path: Path) -> None:
+    """gzip, bz2, lzma and joblib read on into a stream that follows the first; so does the scanner."""
+    import gzip
+
+    path = tmp_path / "model.joblib"
+    path.write_bytes(gzip.compress(pickle.dumps({"w": 1}, protocol=4)[:-1]) + gzip.compress(b"." + PAYLOAD))
+    assert scan_file(path).verdict is not Verdict.safe
+    path.write_bytes(gzip.compress(pickle.dumps([1, 2], protocol=4)) + b"not a stream")
+    assert "MS-SCAN-TRAILING" in {f.id for f in scan_file(path).findings}
+
+
+def test_a_zip_only_zipfile_opens_is_never_dropped(tmp_path: Path) -> None:
+    """zipfile ignores the disk numbers this reader refuses; a zip it opens after other data must then be
+    reported, never dropped as "not a zip" while the rest of the file passes."""
+    body = bytearray(_zip_bytes({"archive/data.pkl": PAYLOAD}))
+    entry = body.rindex(b"PK\x01\x02")
+    struct.pack_into("<H", body, entry + 34, 1)  # the member's "disk number start"
+    end = body.rindex(b"PK\x05\x06")
+    struct.pack_into("<H", body, end + 4, 1)  # the archive's "number of this disk"
+    path = tmp_path / "model.bin"
+    path.write_bytes(b" " * 20 + bytes(body))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["archive/data.pkl"]
+    assert not scan_file(path).passed(allow_unknown=True)
