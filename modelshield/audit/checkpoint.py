@@ -19,7 +19,6 @@ import base64
 import binascii
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -98,6 +97,8 @@ def append_witness(path: Path, checkpoints: Sequence[Checkpoint]) -> None:
     cut short (disk full) or a failed fsync is cut back off before the error is raised, so the file never ends
     in a torn line, and a torn line left by a crash in the middle of an earlier append is removed first.
     """
+    import fcntl  # POSIX only, like the witness file's flock; importing modelshield.audit works everywhere
+
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = b"".join(_line(cp) for cp in checkpoints)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
