@@ -286,13 +286,13 @@ def read_pickle(stream: IO[bytes], where: str, depth: int, out: PickleAnalysis, 
     return machine.result
 
 
-def _as_pickle_load_reads(data: Data, where: str, depth: int) -> list[Finding]:
+def _as_pickle_load_reads(data: Data, start: int, where: str, depth: int) -> list[Finding]:
     """The same bytes as plain ``pickle.load`` reads them: no joblib array is skipped, so the bytes after
     the first wrapper are taken as opcodes until one is invalid. What would run before that is judged;
     the stop itself is how a real joblib file ends under pickle.load and says nothing."""
     out = PickleAnalysis()
     stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data  # type: ignore[assignment]
-    stream.seek(0)
+    stream.seek(start)
     try:
         read_pickle(stream, f"{where}[as pickle.load reads it]", depth, out, _PICKLE_LOAD)
     except Exception:  # noqa: BLE001 - an invalid opcode stops pickle.load: nothing after it runs
@@ -311,11 +311,12 @@ def analyse_pickle(data: Data, where: str, depth: int = 0, context: Context = PL
     stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data  # type: ignore[assignment]
     for index in range(MAX_STACKED):
         try:
+            start, arrays = stream.tell(), out.joblib_arrays
             value = read_pickle(stream, where, depth, out, context)
-            if out.joblib_arrays and index == 0:
-                position = stream.tell()
-                out.findings += _as_pickle_load_reads(data, where, depth)
-                stream.seek(position)
+            if out.joblib_arrays > arrays:  # judged as joblib reads it; now as any other unpickler does
+                end = stream.tell()
+                out.findings += _as_pickle_load_reads(data, start, where, depth)
+                stream.seek(end)
             if index == 0 and value == torch_legacy.MAGIC_NUMBER:
                 torch_legacy.walk(stream, out.persistent_ids, lambda: read_pickle(stream, where, depth, out))
                 out.findings += torch_legacy.trailing(stream, where)
