@@ -26,8 +26,8 @@ from modelshield.attacks.base import Attack, Norm
 from modelshield.attacks.errors import GradientUnavailableError
 from modelshield.attacks.evasion import APGD, FGSM, PGD, CarliniWagnerL2, DeepFool, HopSkipJump, Square
 from modelshield.core.datasets import Dataset
-from modelshield.core.errors import InputError
-from modelshield.core.model import Model
+from modelshield.core.errors import InputError, RemoteModelError
+from modelshield.core.model import Model, ModelCallError
 
 Progress = Callable[[str, int], None]
 """Called with a description and a step count to advance; the CLI draws a progress bar from it."""
@@ -79,7 +79,7 @@ class _Assessment:
             run = self.run(attack, idx)
         except GradientUnavailableError as exc:
             self.error(attack, "not-applicable", exc)
-        except Exception as exc:  # noqa: BLE001 - the model's own failure, kept as this attack's record
+        except (ModelCallError, RemoteModelError) as exc:  # the model's own failure, not a bug of the attack
             self.error(attack, "error", exc)
         if run is not None:
             self.record(attack, run, idx)
@@ -87,6 +87,8 @@ class _Assessment:
         return run
 
     def error(self, attack: Attack, kind: Literal["error", "not-applicable"], exc: Exception) -> None:
+        """Record why ``attack`` has no numbers; a model failure is named by what the model itself raised."""
+        cause = exc.__cause__ if isinstance(exc, ModelCallError) and exc.__cause__ is not None else exc
         text = " ".join(str(exc).split()) or type(exc).__name__
         self.errors.append(
             AttackError(
@@ -94,7 +96,7 @@ class _Assessment:
                 norm=attack.norm,
                 eps=attack.eps,
                 kind=kind,
-                error=type(exc).__name__,
+                error=type(cause).__name__,
                 message=text[:300],
             )
         )
@@ -240,7 +242,7 @@ def assess(
     )
     result = AssessmentResult(
         version=modelshield.__version__,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         command=cfg.command,
         model={
             **cfg.model_info,

@@ -295,3 +295,14 @@ def test_budget_check_catches_an_attack_that_cheats(result, digits_model: TorchM
     cheat = (small.x + 0.2).clamp(0, 1)  # claims ε = 0.1 but moves pixels by 0.2
     bad = budget_respected(SanityContext(digits_model, small.x, small.y, res, [(honest, small.x, cheat)]))
     assert not bad.passed and "pgd/linf@0.1" in bad.detail
+
+
+def test_numbers_do_not_depend_on_the_batch_size(digits_model: TorchModel, small: Dataset) -> None:
+    """Batches are an implementation detail: per-sample state and randomness survive any split."""
+    cfg = dict(eps_linf=(0.1,), attacks=("pgd", "square", "hopskipjump"), pgd_steps=5, square_queries=100,
+               hsj_budgets=(40,), hsj_samples=12, seed=3)
+    whole, _ = assess(digits_model, small, AssessConfig(**cfg, batch_size=512))  # type: ignore[arg-type]
+    split, _ = assess(digits_model, small, AssessConfig(**cfg, batch_size=7))  # type: ignore[arg-type]
+    key = [(r.attack, r.eps, r.robust_accuracy, r.queries, r.verified) for r in whole.attacks]
+    assert key == [(r.attack, r.eps, r.robust_accuracy, r.queries, r.verified) for r in split.attacks]
+    assert whole.query_curves == split.query_curves
