@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 _MASK64 = (1 << 64) - 1
-_MAX_BLOCK = 64  # samples per generator call
+_MAX_BLOCK = 1024  # samples per generator call, at most
 _BLOCK_ELEMENTS = 1 << 20  # numbers per generator call, at most (unless one sample needs more)
 _KINDS = {"uniform": 1, "normal": 2}
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from modelshield.attacks.noise import SampleNoise
 
 
-@pytest.mark.parametrize("shape", [(3,), (1, 8, 8), (40, 3, 32, 32)])  # blocks of 64, 64 and 2 samples
-def test_a_samples_numbers_do_not_depend_on_its_batch(shape) -> None:
-    whole = SampleNoise(9, torch.arange(150)).uniform(shape)
-    cuts = [(0, 37), (37, 64), (64, 149), (149, 150)]
-    pieces = torch.cat([SampleNoise(9, torch.arange(a, b)).uniform(shape) for a, b in cuts])
+@pytest.mark.parametrize(("shape", "n"), [((3,), 2500), ((1, 8, 8), 2500), ((40, 3, 32, 32), 20)])  # 3, 3 and 3 blocks
+def test_a_samples_numbers_do_not_depend_on_its_batch(shape, n) -> None:
+    whole = SampleNoise(9, torch.arange(n)).uniform(shape)
+    cuts = sorted({0, 1, n // 3, n // 2 + 1, n - 1, n})
+    pieces = torch.cat([SampleNoise(9, torch.arange(a, b)).uniform(shape) for a, b in itertools.pairwise(cuts)])
     assert torch.equal(whole, pieces)
-    rows = torch.tensor([140, 3, 77])
-    assert torch.equal(SampleNoise(9, torch.arange(150)).rows(rows).uniform(shape), whole[rows])
+    rows = torch.tensor([n - 1, 3, n // 2])
+    assert torch.equal(SampleNoise(9, torch.arange(n)).rows(rows).uniform(shape), whole[rows])
 
 
 def test_keys_kinds_shapes_and_seeds_give_different_numbers() -> None:
