@@ -6,8 +6,6 @@ Exit codes of ``verify``: 0 watermark detected, 1 not detected, 2 bad input. Key
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -67,22 +65,6 @@ def _arch_kwargs(text: str | None) -> dict | None:
     return kwargs
 
 
-def _write_weights(model: Model, out: Path) -> None:
-    """Save safetensors beside ``out`` and rename into place, so a failure leaves no partial file."""
-    from modelshield.core.loading import save_torch_model
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        save_torch_model(model, tmp)  # type: ignore[arg-type]
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @watermark_app.command("keygen")
 def keygen(out: Annotated[Path, typer.Option("--out", help="Key file to create (never overwritten).")]) -> None:
     """Create a random 256-bit watermark key in a new file with mode 0600."""
@@ -112,6 +94,7 @@ def embed(
 ) -> None:
     """Fine-tune a model so that it carries the key's watermark, and write the watermarked weights."""
     from modelshield.core.datasets import Dataset, load_dataset, sklearn_dataset
+    from modelshield.core.loading import save_torch_model
     from modelshield.core.model import TorchModel
     from modelshield.integrity.safe_load import load_model
     from modelshield.integrity.watermark import accuracy
@@ -147,7 +130,7 @@ def embed(
         typer.echo(f"error: the watermark did not take ({verdict.summary()}); nothing written", err=True)
         typer.echo("hint: raise --epochs, or use more --triggers / fewer --bits", err=True)
         raise typer.Exit(1)
-    _write_weights(marked, out)
+    save_torch_model(marked, out)  # atomic: a failure leaves no partial file
     typer.echo(verdict.summary())
     if test is not None:
         before, after = accuracy(m, test), accuracy(marked, test)

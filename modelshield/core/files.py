@@ -1,7 +1,8 @@
 """Files written so a crash or a full disk never leaves half of one, and read back by content hash.
 
-``atomic_output`` is the one way modelshield replaces a file (reports, SBOMs, training history, keys,
-keyrings): written beside its destination, fsynced, then renamed (or linked) into place. Secret files add a
+``atomic_output`` (a file object) and ``atomic_path`` (a file name, for libraries that write by name) are the
+one way modelshield replaces a file (reports, SBOMs, weights, training history, keys, keyrings): written beside
+its destination, fsynced, then renamed (or linked) into place. Secret files add a
 private-mode check and PEM loading on top of it in ``modelshield.integrity.keys``.
 """
 
@@ -19,29 +20,38 @@ CHUNK = 1 << 20
 
 
 @contextmanager
-def atomic_output(dst: Path, mode: int = 0o600, exclusive: bool = False) -> Iterator[BinaryIO]:
-    """Write beside ``dst`` and rename only on success, so a failure leaves no partial file and clobbers nothing.
+def atomic_path(dst: Path, mode: int = 0o600, exclusive: bool = False) -> Iterator[Path]:
+    """A temporary file name beside ``dst`` for writers that want a name (safetensors, numpy); on success the file
+    is fsynced and renamed into place, on failure removed, so ``dst`` is never left half written.
 
-    The file is private (0600) while written and fsynced before it is renamed; ``mode`` is what it gets
-    when it is renamed into place. ``exclusive`` links it into place instead, which fails with
-    ``FileExistsError`` if ``dst`` appeared meanwhile: two writers of a new key can never overwrite each other.
+    The file is private (0600) while written; ``mode`` is what it gets in place. ``exclusive`` links it into
+    place instead, which fails with ``FileExistsError`` if ``dst`` appeared meanwhile: two writers of a new key
+    can never overwrite each other.
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
+        yield tmp
+        with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         if exclusive:
             os.link(tmp, dst)
-            os.unlink(tmp)
+            tmp.unlink()
         else:
             os.replace(tmp, dst)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_output(dst: Path, mode: int = 0o600, exclusive: bool = False) -> Iterator[BinaryIO]:
+    """``atomic_path`` as an open binary file: write to it, and ``dst`` appears whole or not at all."""
+    with atomic_path(dst, mode, exclusive) as tmp, tmp.open("wb") as f:
+        yield f
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -57,4 +67,4 @@ def hash_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-__all__ = ["atomic_output", "hash_file"]
+__all__ = ["atomic_output", "atomic_path", "hash_file"]

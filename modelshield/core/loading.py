@@ -20,6 +20,7 @@ from torch import nn
 from modelshield.core.adapters import OnnxModel, SklearnModel
 from modelshield.core.errors import DependencyError, FormatError, InputError, UnsafeFormatError
 from modelshield.core.file_formats import check_safetensors, detect_format
+from modelshield.core.files import atomic_path
 from modelshield.core.model import Model, TorchModel
 
 SUPPORTED_MODELS = "safetensors weights (with arch='package.module:Class'), TorchScript, ONNX, skops"
@@ -147,9 +148,11 @@ def read_model(
 
 
 def save_torch_model(module: nn.Module | TorchModel, path: str | os.PathLike[str]) -> Path:
-    """Write a network's weights as safetensors, the format ``read_model`` reads without running code."""
+    """Write a network's weights as safetensors (the format ``read_model`` reads without running code), atomically:
+    a failure never leaves a partial file at ``path``."""
     from safetensors.torch import save_model
 
     net = module.module if isinstance(module, TorchModel) else module
-    save_model(net, os.fspath(path))
+    with atomic_path(Path(path), mode=0o644) as tmp:
+        save_model(net, os.fspath(tmp))
     return Path(path)

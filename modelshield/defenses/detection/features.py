@@ -7,6 +7,8 @@ them through ``TorchModel.logits`` keeps the adapter's normalisation and fast pa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from torch import Tensor, nn
 
 from modelshield.core.errors import CapabilityError
@@ -21,11 +23,11 @@ def dense_layers(model: TorchModel) -> list[nn.Linear]:
     return layers
 
 
-def features_and_logits(model: TorchModel, x: Tensor, layers: list[nn.Module]) -> tuple[list[Tensor], Tensor]:
+def features_and_logits(model: TorchModel, x: Tensor, layers: Sequence[nn.Module]) -> tuple[list[Tensor], Tensor]:
     """The flattened inputs of ``layers`` and the logits, from one (differentiable) forward."""
     seen: dict[int, Tensor] = {}
 
-    def keep(index: int):  # type: ignore[no-untyped-def]
+    def keep(index: int) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:
         def hook(_module: nn.Module, args: tuple[Tensor, ...]) -> None:
             seen[index] = args[0].flatten(1)
 

@@ -56,17 +56,18 @@ class LIDDetector(Detector):
         noise: float | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(white_box(model, "lid"))
+        self._net = white_box(model, "lid")
+        super().__init__(self._net)
         self.k = check_count("k", k)
         self.reference_size = check_count("reference_size", reference_size, minimum=k + 1)
         lo, hi = model.bounds
         self.fit_eps = 0.1 * (hi - lo) if fit_eps is None else float(fit_eps)
         self.noise = 0.05 * (hi - lo) if noise is None else float(noise)
         self.seed = seed
-        self._layers = dense_layers(self.model)  # type: ignore[arg-type]
+        self._layers = dense_layers(self._net)
 
     def _representations(self, x: Tensor) -> list[Tensor]:
-        feats, logits = features_and_logits(self.model, x, self._layers)  # type: ignore[arg-type]
+        feats, logits = features_and_logits(self._net, x, self._layers)
         return [*feats, logits]
 
     def _lids(self, x: Tensor) -> Tensor:

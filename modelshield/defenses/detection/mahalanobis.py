@@ -31,12 +31,13 @@ class MahalanobisDetector(Detector):
     name = "mahalanobis"
 
     def __init__(self, model: Model, noise: float = 0.0) -> None:
-        super().__init__(white_box(model, "mahalanobis"))
+        self._net = white_box(model, "mahalanobis")
+        super().__init__(self._net)
         self.noise = check_positive("noise", noise, allow_zero=True)
-        self._layer = dense_layers(self.model)[-1:]  # type: ignore[arg-type]
+        self._layer = dense_layers(self._net)[-1:]
 
     def _features(self, x: Tensor) -> Tensor:
-        return features_and_logits(self.model, x, self._layer)[0][0]  # type: ignore[arg-type]
+        return features_and_logits(self._net, x, self._layer)[0][0]
 
     def _fit(self, x: Tensor, y: Tensor, x_adv: Tensor | None) -> None:
         with torch.no_grad():
