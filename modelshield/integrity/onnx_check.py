@@ -116,8 +116,10 @@ def external_files(model: Any) -> set[str]:
 
 
 def _unique(found: list[Finding]) -> list[Finding]:
-    seen: set[str] = set()
-    return [f for f in found if not (f.description in seen or seen.add(f.description))]  # type: ignore[func-returns-value]
+    unique: dict[str, Finding] = {}
+    for finding in found:
+        unique.setdefault(finding.description, finding)
+    return list(unique.values())
 
 
 def _graphs(model: Any) -> Iterator[tuple[str, Any]]:

@@ -206,7 +206,9 @@ def _central(data: Data, pos: int, size: int, base: int, out: list[str], limit: 
         raise ZipFormatError("the last central directory header runs past the directory's size")
 
 
-def _local(data: Data, header: int, raw: bytes, flags: int, method: int, sums: tuple[int, int, int], out: list[str]) -> int | None:  # fmt: skip
+def _local(
+    data: Data, header: int, raw: bytes, flags: int, method: int, sums: tuple[int, int, int], out: list[str]
+) -> int | None:
     """Check the local header against the directory (zipfile compares names; miniz trusts either); return the
     data start, or None when there is no local header there."""
     if data[header : header + 4] != LOCAL:

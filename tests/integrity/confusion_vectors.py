@@ -16,7 +16,7 @@ import pickle
 import struct
 import tarfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,8 +184,28 @@ def zip_nul_in_name(folder: Path) -> Vector:
     entries = [*_torch_members("archive", pickle.dumps({"w": 1}, protocol=2)), ("archive/data.pkl.txt", PAYLOAD)]
     body = _zip(entries).replace(b"archive/data.pkl.txt", b"archive/data.pkl\0txt")  # local and central names
     path = _write(folder, "model.pt", body)
-    return Vector("zip_nul_in_name", path, "zipfile-based readers (names cut at NUL)",
-                  f"import pickle, zipfile; pickle.loads(zipfile.ZipFile({path.name!r}).read('archive/data.pkl'))")  # fmt: skip
+    return Vector(
+        "zip_nul_in_name",
+        path,
+        "zipfile-based readers (names cut at NUL)",
+        f"import pickle, zipfile; pickle.loads(zipfile.ZipFile({path.name!r}).read('archive/data.pkl'))",
+    )
+
+
+def hdf5_userblock_pickle(folder: Path) -> Vector:
+    """A real HDF5 file (h5py) with a 512-byte user block holding a pickle: h5py finds the HDF5 signature at
+    512, ``pickle.load`` reads offset 0."""
+    import h5py
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "weights.h5"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f.create_dataset("dense/kernel", data=np.ones((4, 2), np.float32))
+    with open(path, "r+b") as f:
+        f.write(PAYLOAD)
+    return Vector("hdf5_userblock_pickle", path, "pickle.load / joblib.load",
+                  f"import pickle; pickle.load(open({path.name!r}, 'rb'))")  # fmt: skip
 
 
 def _onnx_tensor(name: str, location: str | None = None, **keys: str) -> Any:
@@ -202,7 +222,9 @@ def _onnx_tensor(name: str, location: str | None = None, **keys: str) -> Any:
     return tensor
 
 
-def _onnx_model(nodes: list[Any], initializers: list[Any] = (), functions: list[Any] = (), **graph: Any) -> bytes:  # type: ignore[assignment]
+def _onnx_model(
+    nodes: list[Any], initializers: Sequence[Any] = (), functions: Sequence[Any] = (), **graph: Any
+) -> bytes:
     from onnx import TensorProto, helper
 
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])]
@@ -293,8 +315,9 @@ def onnx_function_custom_op(folder: Path) -> Vector:
     """A model-local function whose body calls an operator from a custom domain (a native library)."""
     from onnx import helper
 
-    fn = helper.make_function("local.fns", "Wrap", ["a"], ["b"], [helper.make_node("Run", ["a"], ["b"], domain="com.evil")],
-                              [helper.make_opsetid("", 17), helper.make_opsetid("com.evil", 1)])  # fmt: skip
+    run = helper.make_node("Run", ["a"], ["b"], domain="com.evil")
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.evil", 1)]
+    fn = helper.make_function("local.fns", "Wrap", ["a"], ["b"], [run], opsets)
     body = _onnx_model([helper.make_node("Wrap", ["x"], ["y"], domain="local.fns")], functions=[fn])
     return _onnx_vector(folder, "onnx_function_custom_op", body, "onnxruntime with a custom-op library registered")
 
@@ -323,8 +346,8 @@ def onnx_symlink_external(folder: Path) -> Vector:
     """A plain name inside the folder that is a link to a file outside it (CVE-2026-27489)."""
     from onnx import helper
 
-    vector = _onnx_vector(folder, "onnx_symlink_external", _onnx_model(
-        [helper.make_node("Add", ["x", "w"], ["y"])], [_onnx_tensor("w", "weights.bin")]), "onnx.load, onnx<1.21")  # fmt: skip
+    body = _onnx_model([helper.make_node("Add", ["x", "w"], ["y"])], [_onnx_tensor("w", "weights.bin")])
+    vector = _onnx_vector(folder, "onnx_symlink_external", body, "onnx.load, onnx<1.21 (CVE-2026-27489)")
     (folder / "weights.bin").symlink_to(folder.parent / "secret.txt")
     return vector
 
@@ -334,9 +357,9 @@ VECTORS: dict[str, Callable[[Path], Vector]] = {
     for f in (
         tar_pickle_polyglot, safetensors_utf16_pickle, torch_zip_two_central_directories, zip_prepended_pickle,
         safetensors_appended_zip, zip_case_colliding_names, zip_duplicate_names, zip_local_name_mismatch,
-        zip_nul_in_name, onnx_second_location, onnx_nested_traversal, onnx_constant_external, onnx_sparse_external,
-        onnx_if_subgraph_external, onnx_function_custom_op, onnx_ort_memory_address, onnx_key_injection,
-        onnx_symlink_external,
+        zip_nul_in_name, hdf5_userblock_pickle, onnx_second_location, onnx_nested_traversal,
+        onnx_constant_external, onnx_sparse_external, onnx_if_subgraph_external, onnx_function_custom_op,
+        onnx_ort_memory_address, onnx_key_injection, onnx_symlink_external,
     )
 }  # fmt: skip
 

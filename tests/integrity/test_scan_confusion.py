@@ -36,6 +36,7 @@ EXPECTED = {
     "zip_duplicate_names": ("pytorch", "MS-SCAN-ARC-AMBIGUOUS"),
     "zip_local_name_mismatch": ("pytorch", "MS-SCAN-ARC-AMBIGUOUS"),
     "zip_nul_in_name": ("pytorch", "MS-SCAN-ARC-AMBIGUOUS"),
+    "hdf5_userblock_pickle": ("hdf5+pickle", "MS-SCAN-PKL-DANGEROUS"),
 }
 
 
