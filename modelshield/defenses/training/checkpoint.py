@@ -21,7 +21,7 @@ from torch import Tensor
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
 from modelshield.core.file_formats import check_safetensors
-from modelshield.core.files import hash_file
+from modelshield.core.files import atomic_path, hash_file
 from modelshield.defenses.training.history import TrainResult, read_json_object, write_json_atomic
 
 FORMAT = "modelshield.train-checkpoint/1"
@@ -105,9 +105,8 @@ def save_checkpoint(
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     name = f"epoch-{state.epoch:04d}.safetensors"
-    tmp = folder / (name + ".tmp")
-    save_file(tensors, os.fspath(tmp))
-    os.replace(tmp, folder / name)
+    with atomic_path(folder / name, mode=0o644) as tmp:  # fsynced before latest.json points at it
+        save_file(tensors, os.fspath(tmp))
     previous = _read_latest(folder)["tensors"] if has_checkpoint(folder) else None
     write_json_atomic(
         folder / LATEST,
