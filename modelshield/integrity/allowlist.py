@@ -65,6 +65,25 @@ _TORCH_NN_HOOKS = (
     "torch.nn.utils.parametrize.ParametrizationList", "torch.nn.parameter.Parameter", "torch.nn.parameter.Buffer",
 )  # fmt: skip
 
+# pandas objects saved beside a model (feature frames, column indexes): the data classes and their rebuilders,
+# by exact name — ``pandas.HDFStore``/``ExcelWriter`` are CamelCase too and open files, so no family here.
+_PANDAS = (
+    "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "CategoricalIndex", "DatetimeIndex", "TimedeltaIndex",
+    "PeriodIndex", "IntervalIndex", "Categorical", "CategoricalDtype", "StringDtype", "Int64Dtype", "Int32Dtype",
+    "Float64Dtype", "BooleanDtype", "PeriodDtype", "IntervalDtype", "DatetimeTZDtype", "Timestamp", "Timedelta",
+    "Interval", "Period", "arrays.ArrowStringArray", "arrays.DatetimeArray", "arrays.TimedeltaArray",
+    "arrays.PeriodArray", "arrays.IntegerArray", "arrays.FloatingArray", "arrays.BooleanArray",
+    "arrays.StringArray", "arrays.IntervalArray", "core.frame.DataFrame", "core.series.Series",
+    "core.indexes.base.Index", "core.indexes.range.RangeIndex", "core.indexes.multi.MultiIndex",
+    "core.internals.managers.BlockManager", "core.internals.managers.SingleBlockManager",
+    "core.arrays.categorical.Categorical", "core.dtypes.dtypes.CategoricalDtype",
+    "_libs.internals._unpickle_block", "_libs.tslibs.timestamps._unpickle_timestamp",
+    "_libs.tslibs.timedeltas._timedelta_unpickle", "_libs.arrays.__pyx_unpickle_NDArrayBacked",
+)  # fmt: skip
+_PANDAS_FACTORIES = tuple(  # pandas' ``_new_Index(cls, d)`` family: cls must be a named import
+    f"pandas.core.indexes.{m}" for m in ("base._new_Index", "datetimes._new_DatetimeIndex",
+                                         "interval._new_IntervalIndex", "period._new_PeriodIndex")
+)  # fmt: skip
 _SKLEARN_NEW_OBJ = (
     "sklearn.neighbors._kd_tree.newObj",
     "sklearn.neighbors._ball_tree.newObj",
@@ -116,6 +135,16 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         *(f"numpy.random.{name}" for name in _NUMPY_RANDOM),
         "joblib.numpy_pickle.NumpyArrayWrapper",  # its raw array bytes follow in the stream and are skipped exactly
         *_SKLEARN_NEW_OBJ,  # Cython ``cls.__new__(cls)`` helpers; cls must be an allowed import
+        *(f"pandas.{name}" for name in _PANDAS),
+        *_PANDAS_FACTORIES,
+        "datetime.datetime",
+        "datetime.date",
+        "datetime.time",
+        "datetime.timedelta",
+        "datetime.timezone",
+        "pyarrow.lib.py_buffer",
+        "pyarrow.lib.type_for_alias",
+        "pyarrow.lib._restore_array",  # pandas' Arrow strings
     }
 )
 
@@ -128,6 +157,7 @@ _TYPE_FACTORIES = frozenset(
         "numpy.core.multiarray._reconstruct",
         "numpy._core.multiarray._reconstruct",
         *_SKLEARN_NEW_OBJ,
+        *_PANDAS_FACTORIES,
     }
 )
 _PYX_UNPICKLE = re.compile(r"__pyx_unpickle_[A-Za-z_][A-Za-z0-9_]*$")

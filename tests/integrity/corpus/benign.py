@@ -127,6 +127,17 @@ def _sklearn(folder: Path) -> dict[str, str]:
     for name, model in models.items():
         joblib.dump(model, folder / f"sklearn_{name}.joblib")
         files[f"sklearn_{name}.joblib"] = "joblib"
+    if importlib.util.find_spec("pandas"):  # a frame and its columns saved beside the model, as notebooks do
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {"f": x[:5, 0], "cat": pd.Categorical(list("abcab")), "day": pd.date_range("2024-01-01", periods=5)}
+        )
+        joblib.dump(
+            {"model": models["pipeline"], "columns": frame.columns, "sample": frame},
+            folder / "joblib_with_pandas.joblib",
+        )
+        files["joblib_with_pandas.joblib"] = "pandas"
     for compressor in ("zlib", "gzip", "bz2", "lzma", "xz"):
         joblib.dump(models["random_forest"], folder / f"joblib_{compressor}.joblib", compress=(compressor, 3))
         files[f"joblib_{compressor}.joblib"] = "joblib"
