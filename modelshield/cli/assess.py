@@ -500,6 +500,9 @@ def assess_command(
         from modelshield.core.loading import save_torch_model
         from modelshield.demo import demo_model_and_data
 
+        # The demo CNN's batches are tiny (8×8 digits): on one thread the whole demo used 36 s of CPU against 233 s
+        # with torch's default threads on 2 shared cores, whose idle workers spin (docs/assess.md, "Timings").
+        torch.set_num_threads(1)
         with _stage(console, "training the demo CNN on scikit-learn's digits..."):
             m, ds = demo_model_and_data(seed=seed)
         weights = out / "model.safetensors"
