@@ -454,7 +454,7 @@ def assess_command(
         raise InputError(
             "--alpha was renamed --cert-alpha (the certificate's failure probability); PGD's step size is --pgd-step"
         )
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # logs keep each message on one line
     settings = load_settings(config)
     policy = settings.assess
     device = device or settings.device
