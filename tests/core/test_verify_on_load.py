@@ -11,14 +11,20 @@ import torch
 from modelshield.cli.main import main
 from modelshield.core.errors import InputError, IntegrityError, MissingFileError
 from modelshield.core.loading import save_torch_model
-from modelshield.integrity.safe_load import load_model
 from modelshield.demo import DigitsCNN
 from modelshield.integrity.provenance import add_artifact
+from modelshield.integrity.safe_load import load_model
 from modelshield.integrity.signing import generate_key_pair, sign_model
 
 ARCH = "modelshield.demo:DigitsCNN"
-ENV = ("MODELSHIELD_VERIFY_KEY", "MODELSHIELD_VERIFY_SIGNATURE", "MODELSHIELD_ALLOW_UNVERIFIED",
-       "MODELSHIELD_REQUIRE_SIGNATURE", "MODELSHIELD_LOCK", "MODELSHIELD_CONFIG")
+ENV = (
+    "MODELSHIELD_VERIFY_KEY",
+    "MODELSHIELD_VERIFY_SIGNATURE",
+    "MODELSHIELD_ALLOW_UNVERIFIED",
+    "MODELSHIELD_REQUIRE_SIGNATURE",
+    "MODELSHIELD_LOCK",
+    "MODELSHIELD_CONFIG",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +59,9 @@ def tamper(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_signed_folder_loads_with_key_and_tampered_weights_are_refused(weights: Path, key_pair: tuple[Path, Path],
-                                                                       cnn: DigitsCNN) -> None:
+def test_signed_folder_loads_with_key_and_tampered_weights_are_refused(
+    weights: Path, key_pair: tuple[Path, Path], cnn: DigitsCNN
+) -> None:
     private, public = key_pair
     sign_model(weights.parent, private)
     model = load(weights, verify_key=public)
@@ -72,8 +79,9 @@ def test_any_change_in_the_signed_folder_is_refused(weights: Path, key_pair: tup
         load(weights, verify_key=key_pair[1])
 
 
-def test_signed_file_with_its_own_signature(weights: Path, key_pair: tuple[Path, Path],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signed_file_with_its_own_signature(
+    weights: Path, key_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     sign_model(weights, key_pair[0])  # writes model.safetensors.sig beside it
     monkeypatch.setenv("MODELSHIELD_VERIFY_KEY", str(key_pair[1]))
     load(weights)
@@ -82,8 +90,9 @@ def test_signed_file_with_its_own_signature(weights: Path, key_pair: tuple[Path,
         load(weights)
 
 
-def test_signed_but_no_key_is_refused_unless_the_user_opts_out(weights: Path, key_pair: tuple[Path, Path],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signed_but_no_key_is_refused_unless_the_user_opts_out(
+    weights: Path, key_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     sign_model(weights.parent, key_pair[0])
     with pytest.raises(InputError, match="is signed .* but no public key is configured"):
         load(weights)
@@ -92,8 +101,9 @@ def test_signed_but_no_key_is_refused_unless_the_user_opts_out(weights: Path, ke
     load(weights)
 
 
-def test_key_from_modelshield_toml_relative_to_the_file(weights: Path, key_pair: tuple[Path, Path],
-                                                       tmp_path: Path) -> None:
+def test_key_from_modelshield_toml_relative_to_the_file(
+    weights: Path, key_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
     sign_model(weights.parent, key_pair[0])
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "signer.pub.pem").write_bytes(key_pair[1].read_bytes())
@@ -104,8 +114,9 @@ def test_key_from_modelshield_toml_relative_to_the_file(weights: Path, key_pair:
         load(weights)
 
 
-def test_wrong_key_and_required_signature(weights: Path, key_pair: tuple[Path, Path], tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_key_and_required_signature(
+    weights: Path, key_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MODELSHIELD_REQUIRE_SIGNATURE", "true")
     with pytest.raises(IntegrityError, match="has no signature"):
         load(weights, verify_key=key_pair[1])
@@ -116,22 +127,41 @@ def test_wrong_key_and_required_signature(weights: Path, key_pair: tuple[Path, P
 
 
 def test_provenance_lock_entry_is_checked(weights: Path, tmp_path: Path) -> None:
-    add_artifact(tmp_path / "modelshield.lock.json", "digits-cnn", weights.parent, kind="model",
-                 source="tests", licence="MIT")
+    add_artifact(
+        tmp_path / "modelshield.lock.json", "digits-cnn", weights.parent, kind="model", source="tests", licence="MIT"
+    )
     load(weights)  # no signature at all: the lock alone is checked
     tamper(weights)
     with pytest.raises(IntegrityError, match="provenance lock entry 'digits-cnn'.*changed model.safetensors"):
         load(weights)
 
 
-def test_assess_refuses_a_tampered_signed_model(weights: Path, key_pair: tuple[Path, Path], tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_assess_refuses_a_tampered_signed_model(
+    weights: Path,
+    key_pair: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     sign_model(weights.parent, key_pair[0])
     tamper(weights)
     monkeypatch.setenv("MODELSHIELD_VERIFY_KEY", str(key_pair[1]))
-    monkeypatch.setattr(sys, "argv", ["modelshield", "assess", "--model", str(weights), "--arch", ARCH,
-                                      "--data", "sklearn:digits", "--out", str(tmp_path / "out")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "modelshield",
+            "assess",
+            "--model",
+            str(weights),
+            "--arch",
+            ARCH,
+            "--data",
+            "sklearn:digits",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     err = capsys.readouterr().err
@@ -140,8 +170,9 @@ def test_assess_refuses_a_tampered_signed_model(weights: Path, key_pair: tuple[P
     assert not (tmp_path / "out" / "report.json").exists()
 
 
-def test_signature_at_a_configured_path(weights: Path, key_pair: tuple[Path, Path], tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signature_at_a_configured_path(
+    weights: Path, key_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     detached = sign_model(weights.parent, key_pair[0], tmp_path / "release.sig")
     load(weights, verify_key=key_pair[1])  # nothing beside the model: nothing to verify, loads
     tamper(weights)

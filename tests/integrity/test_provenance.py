@@ -32,7 +32,14 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def lock(project: Path) -> Path:
     path = project / "modelshield.lock.json"
-    add_artifact(path, "tiny-model", project / "model.safetensors", kind="model", source="https://example.org/m", licence="Apache-2.0")
+    add_artifact(
+        path,
+        "tiny-model",
+        project / "model.safetensors",
+        kind="model",
+        source="https://example.org/m",
+        licence="Apache-2.0",
+    )
     add_artifact(path, "corpus", project / "data", kind="dataset", source="internal crawl 2026-05", licence="CC-BY-4.0")
     return path
 
@@ -57,7 +64,15 @@ def test_add_writes_a_stable_lock_and_verify_passes(project: Path, lock: Path) -
     corpus = doc["artifacts"]["corpus"]
     assert corpus["path"] == "data" and sorted(corpus["files"]) == ["README.md", "train/a.parquet", "train/b.parquet"]
     before = lock.read_bytes()
-    add_artifact(lock, "corpus", project / "data", kind="dataset", source="internal crawl 2026-05", licence="CC-BY-4.0", replace=True)
+    add_artifact(
+        lock,
+        "corpus",
+        project / "data",
+        kind="dataset",
+        source="internal crawl 2026-05",
+        licence="CC-BY-4.0",
+        replace=True,
+    )
     assert lock.read_bytes() == before
     report = verify(lock)
     assert report.ok and [r.status for r in report.results] == ["ok", "ok"]
@@ -66,7 +81,11 @@ def test_add_writes_a_stable_lock_and_verify_passes(project: Path, lock: Path) -
 @pytest.mark.parametrize(
     ("tamper", "field", "expected"),
     [
-        (lambda d: d.joinpath("train/a.parquet").write_bytes(b"x" + d.joinpath("train/a.parquet").read_bytes()[1:]), "changed", ["train/a.parquet"]),
+        (
+            lambda d: d.joinpath("train/a.parquet").write_bytes(b"x" + d.joinpath("train/a.parquet").read_bytes()[1:]),
+            "changed",
+            ["train/a.parquet"],
+        ),
         (lambda d: d.joinpath("train/b.parquet").unlink(), "missing", ["train/b.parquet"]),
         (lambda d: d.joinpath("train/c.parquet").write_bytes(b"poison"), "extra", ["train/c.parquet"]),
     ],
@@ -81,7 +100,12 @@ def test_folder_tampering_names_the_file(project: Path, lock: Path, tamper, fiel
 def test_renamed_file_is_missing_under_the_old_name_and_extra_under_the_new(project: Path, lock: Path) -> None:
     (project / "data/README.md").rename(project / "data/train/README.md")
     result = only(lock, "corpus")
-    assert (result.status, result.missing, result.extra, result.changed) == ("mismatch", ["README.md"], ["train/README.md"], [])
+    assert (result.status, result.missing, result.extra, result.changed) == (
+        "mismatch",
+        ["README.md"],
+        ["train/README.md"],
+        [],
+    )
 
 
 def test_flipped_byte_in_a_model_file_and_a_deleted_artifact(project: Path, lock: Path) -> None:
@@ -106,7 +130,9 @@ def test_lock_entry_whose_file_list_was_edited_is_a_mismatch(lock: Path) -> None
     assert files is not None
     edit_entry(lock, "corpus", files={**files, "train/b.parquet": "sha256:" + "1" * 64})
     result = only(lock, "corpus")
-    assert result.status == "mismatch" and result.changed == ["train/b.parquet"] and "entry edited" in result.problems[0]
+    assert (
+        result.status == "mismatch" and result.changed == ["train/b.parquet"] and "entry edited" in result.problems[0]
+    )
 
 
 @pytest.mark.parametrize("path", ["../outside", "data/../../outside", "/etc/passwd", "C:\\Windows", "..\\x", "."])
@@ -127,7 +153,9 @@ def test_symlinks_that_leave_the_folder_are_refused(project: Path, lock: Path) -
     assert only(lock, "corpus").extra == ["train/inner.parquet"]
 
 
-def test_an_artifact_path_symlinked_outside_the_project_is_refused(project: Path, lock: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_an_artifact_path_symlinked_outside_the_project_is_refused(
+    project: Path, lock: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     (project / "data").rename(elsewhere / "data")
     (project / "data").symlink_to(elsewhere / "data")
@@ -188,8 +216,22 @@ def test_parallel_hashing_matches_serial(project: Path) -> None:
 
 def test_cli_exit_codes_and_output(project: Path) -> None:
     lock = str(project / "modelshield.lock.json")
-    added = runner.invoke(provenance_app, ["add", "corpus", str(project / "data"), "--kind", "dataset",
-                                           "--source", "https://example.org/d", "--licence", "MIT", "--lock", lock])
+    added = runner.invoke(
+        provenance_app,
+        [
+            "add",
+            "corpus",
+            str(project / "data"),
+            "--kind",
+            "dataset",
+            "--source",
+            "https://example.org/d",
+            "--licence",
+            "MIT",
+            "--lock",
+            lock,
+        ],
+    )
     assert added.exit_code == 0 and "pinned corpus" in added.output and "3 files" in added.output
     ok = runner.invoke(provenance_app, ["verify", "--lock", lock])
     assert ok.exit_code == 0 and "1 of 1 artifacts match" in ok.output

@@ -94,8 +94,13 @@ def test_changed_files_quarantine_the_version_and_raise(db_url: str, tmp_path: P
         out = io.StringIO()
         audit.export_ocsf(out)
     events = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [e["api"]["operation"] for e in events] == ["registry.register", "registry.promote", "registry.promote",
-                                                       "registry.pin", "registry.quarantine"]
+    assert [e["api"]["operation"] for e in events] == [
+        "registry.register",
+        "registry.promote",
+        "registry.promote",
+        "registry.pin",
+        "registry.quarantine",
+    ]
     assert events[-1]["severity_id"] == 4 and "hashes to" in events[-1]["status_detail"]
 
 

@@ -16,8 +16,18 @@ def test_registry_cli_flow(db_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MODELSHIELD_DB_URL", db_url)
     model = tmp_path / "model.safetensors"
     model.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
-    code, out, _ = run_main("registry", "register", "digits", str(model), "--owner", "ml-team",
-                            "--dataset", "sklearn:digits", "--meta", "task=classification")
+    code, out, _ = run_main(
+        "registry",
+        "register",
+        "digits",
+        str(model),
+        "--owner",
+        "ml-team",
+        "--dataset",
+        "sklearn:digits",
+        "--meta",
+        "task=classification",
+    )
     assert code == 0 and out.startswith("registered digits:1 sha256:")
     for expected in ("staged", "production"):
         code, out, _ = run_main("registry", "promote", "digits", "1")

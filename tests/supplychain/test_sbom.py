@@ -55,7 +55,10 @@ def test_model_dataset_and_packages(model_and_data: tuple[Path, Path]) -> None:
     by_ref = {c["bom-ref"]: c for c in doc["components"]}
     (dataset,) = (c for c in doc["components"] if c["type"] == "data")
     assert dataset["name"] == "train.csv" and dataset["hashes"][0]["content"] == _sha256(data)
-    assert subject["modelCard"]["modelParameters"] == {"task": "classification", "datasets": [{"ref": dataset["bom-ref"]}]}
+    assert subject["modelCard"]["modelParameters"] == {
+        "task": "classification",
+        "datasets": [{"ref": dataset["bom-ref"]}],
+    }
     deps = {d["ref"]: d["dependsOn"] for d in doc["dependencies"]}
     assert deps[subject["bom-ref"]] == [dataset["bom-ref"]]
 
@@ -86,7 +89,9 @@ def test_validates_against_cyclonedx_1_6_schema(model_and_data: tuple[Path, Path
     from cyclonedx.schema import SchemaVersion
 
     model, data = model_and_data
-    out = write_sbom(build_sbom(model, licence="MIT OR Apache-2.0", datasets=[data], architecture="mlp"), tmp_path / "s.json")
+    out = write_sbom(
+        build_sbom(model, licence="MIT OR Apache-2.0", datasets=[data], architecture="mlp"), tmp_path / "s.json"
+    )
     error = validation.JsonStrictValidator(SchemaVersion.V1_6).validate_str(out.read_text())
     assert error is None, error
 

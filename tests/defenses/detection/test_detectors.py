@@ -121,10 +121,13 @@ def test_adaptive_attacker_evades_the_detector_better(digits: Split) -> None:
 
 
 def test_evaluate_reports_standard_and_adaptive_rows(digits: Split) -> None:
-    records = evaluate_detectors(digits.model, digits.x_clean, digits.y_clean, ("energy",), eps=EPS, steps=5,
-                                 attacks=("fgsm",))
-    assert [(r.name, r.attack, r.adaptive) for r in records] == [("energy", "fgsm", False),
-                                                                ("energy", "adaptive-pgd", True)]
+    records = evaluate_detectors(
+        digits.model, digits.x_clean, digits.y_clean, ("energy",), eps=EPS, steps=5, attacks=("fgsm",)
+    )
+    assert [(r.name, r.attack, r.adaptive) for r in records] == [
+        ("energy", "fgsm", False),
+        ("energy", "adaptive-pgd", True),
+    ]
     assert all(r.auc is not None and 0 <= r.auc <= 1 and r.samples > 0 for r in records)
     with pytest.raises(InputError, match="unknown detector"):
         evaluate_detectors(digits.model, digits.x_clean, digits.y_clean, ("nope",), eps=EPS)

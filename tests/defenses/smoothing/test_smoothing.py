@@ -23,7 +23,9 @@ from modelshield.defenses.smoothing import (
 SIGMA = 0.25  # the noise the conftest model was trained with
 
 
-@pytest.mark.parametrize(("k", "n", "alpha"), [(1, 10, 0.05), (73, 100, 0.001), (9_990, 10_000, 0.001), (500, 500, 0.01)])
+@pytest.mark.parametrize(
+    ("k", "n", "alpha"), [(1, 10, 0.05), (73, 100, 0.001), (9_990, 10_000, 0.001), (500, 500, 0.01)]
+)
 def test_clopper_pearson_matches_scipy_exact_interval(k: int, n: int, alpha: float) -> None:
     # The one-sided (1 − α) lower bound is the lower end of the two-sided (1 − 2α) exact interval.
     expected = binomtest(k, n).proportion_ci(confidence_level=1 - 2 * alpha, method="exact").low
@@ -76,8 +78,9 @@ class _BatchSizes(TorchModel):
 
 
 @pytest.mark.parametrize(("num", "batch_size"), [(1000, 256), (30, 256)])
-def test_noise_is_streamed_in_bounded_batches(noisy_model: TorchModel, digits_test: Dataset, num: int,
-                                              batch_size: int) -> None:
+def test_noise_is_streamed_in_bounded_batches(
+    noisy_model: TorchModel, digits_test: Dataset, num: int, batch_size: int
+) -> None:
     model = _BatchSizes(noisy_model.module, input_shape=(1, 8, 8), num_classes=10)
     model.sizes = []
     counts = SmoothedClassifier(model, SIGMA, batch_size=batch_size).sample_counts(digits_test.x[:5], num)
@@ -129,7 +132,9 @@ def test_attacks_inside_the_certified_radius_do_not_flip(noisy_model: TorchModel
     for i in chosen.tolist():
         eps = 0.95 * float(cert.radius[i])
         target = cert.prediction[i : i + 1]
-        x_adv = PGD(eps=eps, norm="l2", steps=10, seed=0)(_ExpectedSoftmax(noisy_model, SIGMA, 32), x[i : i + 1], target)
+        x_adv = PGD(eps=eps, norm="l2", steps=10, seed=0)(
+            _ExpectedSoftmax(noisy_model, SIGMA, 32), x[i : i + 1], target
+        )
         assert float((x_adv - x[i : i + 1]).norm()) <= eps + 1e-4
         after = SmoothedClassifier(noisy_model, SIGMA, seed=2).predict(x_adv, n=1000, alpha=0.001)
         assert int(after[0]) in (int(target[0]), ABSTAIN)

@@ -32,12 +32,15 @@ def test_keygen_sign_verify_tamper(model_dir: Path, tmp_path: Path, run_main: Ru
 
     (model_dir / "config.json").write_text('{"hidden": 33}')
     code, out, err = run_main("verify", str(model_dir), "--key", str(public))
-    assert code == 1 and err.strip() == f"verification failed: model {model_dir} does not match its signature: " \
-                                       "changed config.json"
+    assert (
+        code == 1
+        and err.strip() == f"verification failed: model {model_dir} does not match its signature: changed config.json"
+    )
 
 
-def test_bad_input_exits_2_with_one_line(model_dir: Path, keys: dict[str, tuple[Path, Path]], tmp_path: Path,
-                                         run_main: RunMain) -> None:
+def test_bad_input_exits_2_with_one_line(
+    model_dir: Path, keys: dict[str, tuple[Path, Path]], tmp_path: Path, run_main: RunMain
+) -> None:
     private, public = keys["ed25519"]
     not_pem = tmp_path / "not-a-key.pem"
     not_pem.write_text("{}")
@@ -57,7 +60,19 @@ def test_bad_input_exits_2_with_one_line(model_dir: Path, keys: dict[str, tuple[
 
 def test_the_installed_command_refuses_a_wrong_key(model_dir: Path, keys: dict[str, tuple[Path, Path]]) -> None:
     sign_model(model_dir, keys["ec-p256"][0], model_dir / "release.sig")
-    done = subprocess.run([sys.executable, "-m", "modelshield", "verify", str(model_dir), "--key",
-                           str(keys["other-p256"][1]), "--signature", str(model_dir / "release.sig")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelshield",
+            "verify",
+            str(model_dir),
+            "--key",
+            str(keys["other-p256"][1]),
+            "--signature",
+            str(model_dir / "release.sig"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and "signed by a different key" in done.stderr and "Traceback" not in done.stderr

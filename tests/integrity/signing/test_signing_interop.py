@@ -50,8 +50,9 @@ def test_ours_verifies_with_theirs(model_dir: Path, keys: dict[str, tuple[Path, 
         their_verify(model_dir, public, sig)
 
 
-def test_statements_agree_byte_for_byte_on_the_manifest(model_dir: Path, keys: dict[str, tuple[Path, Path]],
-                                                         tmp_path: Path) -> None:
+def test_statements_agree_byte_for_byte_on_the_manifest(
+    model_dir: Path, keys: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
     """Same folder, same key: both tools sign the same subject digest and the same resources."""
     private, _ = keys["ec-p256"]
     ours, theirs = tmp_path / "ours.sig", tmp_path / "theirs.sig"
@@ -69,7 +70,9 @@ def test_statements_agree_byte_for_byte_on_the_manifest(model_dir: Path, keys: d
     assert a["predicate"]["resources"] == b["predicate"]["resources"]
     sa, sb = a["predicate"]["serialization"], b["predicate"]["serialization"]
     assert sorted(sa.pop("ignore_paths")) == sorted(sb.pop("ignore_paths")) and sa == sb
-    assert json.loads(ours.read_text())["verificationMaterial"] == json.loads(theirs.read_text())["verificationMaterial"]
+    assert (
+        json.loads(ours.read_text())["verificationMaterial"] == json.loads(theirs.read_text())["verificationMaterial"]
+    )
 
 
 def test_single_file_both_ways(model_dir: Path, keys: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:

@@ -42,15 +42,20 @@ def test_untouched_model_verifies_and_git_and_signature_are_not_signed(signed: t
     assert "model.sig" not in result.files
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda m: (m / "model.safetensors").write_bytes((m / "model.safetensors").read_bytes()[:-1] + b"\x01"),
-     "changed model.safetensors"),
-    (lambda m: (m / "tokenizer" / "extra.txt").write_text("new"), "added tokenizer/extra.txt"),
-    (lambda m: (m / "tokenizer" / "vocab.txt").unlink(), "removed tokenizer/vocab.txt"),
-    (lambda m: (m / "config.json").rename(m / "config2.json"), "added config2.json; removed config.json"),
-    (lambda m: (m / "tokenizer" / "empty.txt").write_bytes(b"\0"), "changed tokenizer/empty.txt"),
-    (lambda m: (m / "model.sig.bak").write_text("x"), "added model.sig.bak"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (
+            lambda m: (m / "model.safetensors").write_bytes((m / "model.safetensors").read_bytes()[:-1] + b"\x01"),
+            "changed model.safetensors",
+        ),
+        (lambda m: (m / "tokenizer" / "extra.txt").write_text("new"), "added tokenizer/extra.txt"),
+        (lambda m: (m / "tokenizer" / "vocab.txt").unlink(), "removed tokenizer/vocab.txt"),
+        (lambda m: (m / "config.json").rename(m / "config2.json"), "added config2.json; removed config.json"),
+        (lambda m: (m / "tokenizer" / "empty.txt").write_bytes(b"\0"), "changed tokenizer/empty.txt"),
+        (lambda m: (m / "model.sig.bak").write_text("x"), "added model.sig.bak"),
+    ],
+)
 def test_model_tamper_is_named(signed: tuple[Path, Path], change: Callable[[Path], object], match: str) -> None:
     model, public = signed
     change(model)
@@ -83,21 +88,25 @@ def _set_digest(s: dict) -> None:
 def _set(key: str, value: object) -> Callable[[dict], None]:
     def edit(s: dict) -> None:
         s["predicate"]["serialization"][key] = value
+
     return edit
 
 
-@pytest.mark.parametrize("edit, match", [
-    (_flip_sig, "does not verify"),
-    (lambda d: _edit_statement(d, _set_digest), "does not verify"),
-    (lambda d: _edit_statement(d, _set("ignore_paths", ["model.sig", "tokenizer"])), "does not verify"),
-    (lambda d: _edit_statement(d, _set("hash_type", "blake2b")), "does not verify"),
-    (lambda d: d["dsseEnvelope"].update(payloadType="text/plain"), "does not verify"),
-    (lambda d: d.update(mediaType="application/vnd.dev.sigstore.bundle.v0.2+json"), "media type"),
-    (lambda d: d["verificationMaterial"]["publicKey"].update(hint="ab" * 32), "different key"),
-    (lambda d: d["dsseEnvelope"]["signatures"].append(d["dsseEnvelope"]["signatures"][0]), "exactly one"),
-    (lambda d: d["dsseEnvelope"].update(payload="not base64!"), "not valid base64"),
-    (lambda d: d.pop("verificationMaterial"), "no verification material"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_flip_sig, "does not verify"),
+        (lambda d: _edit_statement(d, _set_digest), "does not verify"),
+        (lambda d: _edit_statement(d, _set("ignore_paths", ["model.sig", "tokenizer"])), "does not verify"),
+        (lambda d: _edit_statement(d, _set("hash_type", "blake2b")), "does not verify"),
+        (lambda d: d["dsseEnvelope"].update(payloadType="text/plain"), "does not verify"),
+        (lambda d: d.update(mediaType="application/vnd.dev.sigstore.bundle.v0.2+json"), "media type"),
+        (lambda d: d["verificationMaterial"]["publicKey"].update(hint="ab" * 32), "different key"),
+        (lambda d: d["dsseEnvelope"]["signatures"].append(d["dsseEnvelope"]["signatures"][0]), "exactly one"),
+        (lambda d: d["dsseEnvelope"].update(payload="not base64!"), "not valid base64"),
+        (lambda d: d.pop("verificationMaterial"), "no verification material"),
+    ],
+)
 def test_signature_tamper_is_refused(signed: tuple[Path, Path], edit: Callable[[dict], None], match: str) -> None:
     model, public = signed
     _edit_bundle(model / "model.sig", edit)
@@ -136,6 +145,7 @@ def _resign(model: Path, private: Path, edit: Callable[[dict], None]) -> None:
         payload = base64.b64decode(doc["dsseEnvelope"]["payload"])
         signature = sign_bytes(key, pae("application/vnd.in-toto+json", payload))
         doc["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(signature).decode()
+
     _edit_bundle(sig, rewrite)
 
 
@@ -144,6 +154,7 @@ def test_traversal_names_in_a_validly_signed_statement_are_refused(signed: tuple
 
     def traverse(s: dict) -> None:
         s["predicate"]["resources"][0]["name"] = "../../etc/passwd"
+
     _resign(model, keys["ec-p256"][0], traverse)
     refused(model, public, "points outside the model folder")
 
@@ -203,7 +214,9 @@ def test_a_folder_signature_does_not_verify_a_file_and_back(signed: tuple[Path, 
     refused(model, public, "signs a single file", file_sig)
 
 
-def test_missing_inputs_and_unusable_keys_are_input_errors(signed: tuple[Path, Path], keys: Keys, tmp_path: Path) -> None:
+def test_missing_inputs_and_unusable_keys_are_input_errors(
+    signed: tuple[Path, Path], keys: Keys, tmp_path: Path
+) -> None:
     model, public = signed
     with pytest.raises(MissingFileError):
         verify_model(tmp_path / "nothing", public)
@@ -212,8 +225,11 @@ def test_missing_inputs_and_unusable_keys_are_input_errors(signed: tuple[Path, P
     with pytest.raises(InputError, match="looks like a private key"):
         verify_model(model, keys["ec-p256"][0])
     rsa_pem = tmp_path / "rsa.pem"
-    rsa_pem.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    rsa_pem.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     with pytest.raises(KeyringError, match="accessible to others"):  # a private key others can read is refused
         sign_model(model, rsa_pem)
     rsa_pem.chmod(0o600)

@@ -51,9 +51,27 @@ def test_embed_then_verify_from_files(tmp_path: Path, keys: tuple[Path, Path], d
     original = save_torch_model(digits_model, tmp_path / "model.safetensors")
     marked = tmp_path / "marked.safetensors"
     runner = CliRunner()
-    result = runner.invoke(app, ["watermark", "embed", "--model", str(original), "--data", "sklearn:digits:train",
-                                 "--test-data", "sklearn:digits:test", "--arch", "modelshield.demo:DigitsCNN",
-                                 "--key", str(owner), "--kind", "weights", "--out", str(marked)])
+    result = runner.invoke(
+        app,
+        [
+            "watermark",
+            "embed",
+            "--model",
+            str(original),
+            "--data",
+            "sklearn:digits:train",
+            "--test-data",
+            "sklearn:digits:test",
+            "--arch",
+            "modelshield.demo:DigitsCNN",
+            "--key",
+            str(owner),
+            "--kind",
+            "weights",
+            "--out",
+            str(marked),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "weights watermark detected" in result.output and "held-out accuracy" in result.output
     assert owner.read_bytes().hex() not in result.output
@@ -66,44 +84,71 @@ def test_embed_then_verify_from_files(tmp_path: Path, keys: tuple[Path, Path], d
 
     wrong_key = runner.invoke(app, ["watermark", "verify", "--model", str(marked), *ARCH, "--key", str(other)])
     assert wrong_key.exit_code == 1 and "not detected" in wrong_key.output
-    unmarked = runner.invoke(app, ["watermark", "verify", "--model", str(original), *ARCH, "--key", str(owner),
-                                   "--kind", "weights"])
+    unmarked = runner.invoke(
+        app, ["watermark", "verify", "--model", str(original), *ARCH, "--key", str(owner), "--kind", "weights"]
+    )
     assert unmarked.exit_code == 1 and "weights watermark not detected" in unmarked.output
 
-    again = runner.invoke(app, ["watermark", "embed", "--model", str(original), "--data", "sklearn:digits:train",
-                                "--arch", "modelshield.demo:DigitsCNN", "--key", str(owner), "--kind", "weights",
-                                "--out", str(marked)])
+    again = runner.invoke(
+        app,
+        [
+            "watermark",
+            "embed",
+            "--model",
+            str(original),
+            "--data",
+            "sklearn:digits:train",
+            "--arch",
+            "modelshield.demo:DigitsCNN",
+            "--key",
+            str(owner),
+            "--kind",
+            "weights",
+            "--out",
+            str(marked),
+        ],
+    )
     assert again.exit_code != 0 and "already exists" in str(again.exception)
 
 
-def test_demo_trigger_embed(tmp_path: Path, keys: tuple[Path, Path], digits: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_trigger_embed(
+    tmp_path: Path, keys: tuple[Path, Path], digits: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner, _ = keys
     monkeypatch.setattr("modelshield.demo.demo_model_and_data", lambda seed=0: digits)  # trained once per session
     out = tmp_path / "demo-trigger.safetensors"
-    result = CliRunner().invoke(app, ["watermark", "embed", "--demo", "--key", str(owner), "--kind", "trigger",
-                                      "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["watermark", "embed", "--demo", "--key", str(owner), "--kind", "trigger", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "trigger watermark detected" in result.output and out.is_file()
-    verify = CliRunner().invoke(app, ["watermark", "verify", "--model", str(out), *ARCH, "--key", str(owner),
-                                      "--kind", "trigger"])
+    verify = CliRunner().invoke(
+        app, ["watermark", "verify", "--model", str(out), *ARCH, "--key", str(owner), "--kind", "trigger"]
+    )
     assert verify.exit_code == 0 and "trigger watermark detected" in verify.output
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--fpr", "1.5"], "strictly between 0 and 1"),
-    (["--layer", "nope"], "no conv or linear layer named"),
-    (["--input-shape", "1,8.5,8"], "positive integers"),
-])
-def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, keys: tuple[Path, Path], digits_model: TorchModel,
-                                          extra: list[str], message: str, run_main: RunMain) -> None:
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--fpr", "1.5"], "strictly between 0 and 1"),
+        (["--layer", "nope"], "no conv or linear layer named"),
+        (["--input-shape", "1,8.5,8"], "positive integers"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, keys: tuple[Path, Path], digits_model: TorchModel, extra: list[str], message: str, run_main: RunMain
+) -> None:
     model = save_torch_model(digits_model, tmp_path / "m.safetensors")
-    code, _, err = run_main("watermark", "verify", "--model", str(model), *ARCH, "--key", str(keys[0]),
-                            "--kind", "weights", *extra)
+    code, _, err = run_main(
+        "watermark", "verify", "--model", str(model), *ARCH, "--key", str(keys[0]), "--kind", "weights", *extra
+    )
     assert code == 2 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
 
 
-def test_world_readable_key_is_refused(tmp_path: Path, keys: tuple[Path, Path], digits_model: TorchModel,
-                                       run_main: RunMain) -> None:
+def test_world_readable_key_is_refused(
+    tmp_path: Path, keys: tuple[Path, Path], digits_model: TorchModel, run_main: RunMain
+) -> None:
     leaked = tmp_path / "leaked.key"
     leaked.write_bytes(keys[0].read_bytes())
     leaked.chmod(0o644)

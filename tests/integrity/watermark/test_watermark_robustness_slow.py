@@ -30,9 +30,9 @@ def five_clean(clean_models: list[TorchModel]) -> list[TorchModel]:
 
 @pytest.mark.parametrize("cls", [WeightWatermark, TriggerSetWatermark])
 @pytest.mark.parametrize("key", OWNERS, ids=["owner0", "owner1", "owner2"])
-def test_every_owner_survives_ten_epochs_and_half_pruning(cls: type, key: bytes, digits_model: TorchModel,
-                                                          train: Dataset, digits_test: Dataset,
-                                                          five_clean: list[TorchModel]) -> None:
+def test_every_owner_survives_ten_epochs_and_half_pruning(
+    cls: type, key: bytes, digits_model: TorchModel, train: Dataset, digits_test: Dataset, five_clean: list[TorchModel]
+) -> None:
     wm = cls(key)
     marked = wm.embed(digits_model, train)
     assert accuracy(digits_model, digits_test) - accuracy(marked, digits_test) <= 0.01

@@ -15,13 +15,24 @@ def exact_tail(k: int, n: int, p: Fraction) -> Fraction:
     return sum((math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)), Fraction(0))
 
 
-@pytest.mark.parametrize(("k", "n", "p"), [(0, 64, Fraction(1, 2)), (32, 64, Fraction(1, 2)), (50, 64, Fraction(1, 2)),
-                                           (64, 64, Fraction(1, 2)), (21, 100, Fraction(1, 10)), (100, 100, Fraction(1, 10))])
+@pytest.mark.parametrize(
+    ("k", "n", "p"),
+    [
+        (0, 64, Fraction(1, 2)),
+        (32, 64, Fraction(1, 2)),
+        (50, 64, Fraction(1, 2)),
+        (64, 64, Fraction(1, 2)),
+        (21, 100, Fraction(1, 10)),
+        (100, 100, Fraction(1, 10)),
+    ],
+)
 def test_p_value_is_the_exact_binomial_tail(k: int, n: int, p: Fraction) -> None:
     assert binomial_p_value(k, n, float(p)) == pytest.approx(float(exact_tail(k, n, p)), rel=1e-9)
 
 
-@pytest.mark.parametrize(("n", "chance", "fpr"), [(64, 0.5, 1e-3), (100, 0.1, 1e-3), (32, 0.5, 1e-2), (100, 0.13, 1e-6)])
+@pytest.mark.parametrize(
+    ("n", "chance", "fpr"), [(64, 0.5, 1e-3), (100, 0.1, 1e-3), (32, 0.5, 1e-2), (100, 0.13, 1e-6)]
+)
 def test_min_matches_is_the_decision_boundary(n: int, chance: float, fpr: float) -> None:
     k = min_matches(n, chance, fpr)
     assert k is not None

@@ -47,8 +47,9 @@ def service(trigger_marked: TorchModel, digits_model: TorchModel, serve_asgi: Se
         yield f"http://127.0.0.1:{port}"
 
 
-def test_embedded_trigger_set_is_learnt_at_little_cost(trigger_marked: TorchModel, digits_model: TorchModel,
-                                                       digits_test: Dataset) -> None:
+def test_embedded_trigger_set_is_learnt_at_little_cost(
+    trigger_marked: TorchModel, digits_model: TorchModel, digits_test: Dataset
+) -> None:
     verdict = TriggerSetWatermark(OWNER_KEY).verify(trigger_marked)
     assert verdict.detected and verdict.matched >= 95 and verdict.p_value <= FPR
     assert accuracy(digits_model, digits_test) - accuracy(trigger_marked, digits_test) <= 0.01
@@ -77,8 +78,9 @@ def test_survives_fine_tuning_and_pruning(trigger_marked: TorchModel, train: Dat
     assert wm.verify(magnitude_prune(trigger_marked, 0.3), fpr=FPR).detected
 
 
-def test_unwatermarked_models_never_verify_and_the_null_holds(clean_models: list[TorchModel],
-                                                              trigger_marked: TorchModel) -> None:
+def test_unwatermarked_models_never_verify_and_the_null_holds(
+    clean_models: list[TorchModel], trigger_marked: TorchModel
+) -> None:
     for model in clean_models:
         assert not TriggerSetWatermark(OWNER_KEY).verify(model).detected
     assert not TriggerSetWatermark(OTHER_KEY).verify(trigger_marked).detected

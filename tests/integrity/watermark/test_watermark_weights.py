@@ -14,8 +14,9 @@ from modelshield.integrity.watermark import WeightWatermark, accuracy, calibrate
 FPR = 1e-3
 
 
-def test_embedded_watermark_is_read_back(weight_marked: TorchModel, digits_model: TorchModel,
-                                         digits_test: Dataset) -> None:
+def test_embedded_watermark_is_read_back(
+    weight_marked: TorchModel, digits_model: TorchModel, digits_test: Dataset
+) -> None:
     wm = WeightWatermark(OWNER_KEY)
     verdict = wm.verify(weight_marked)
     assert verdict.detected and verdict.matched == verdict.total == 64 and verdict.p_value <= FPR
@@ -31,15 +32,17 @@ def test_embedding_leaves_the_original_untouched(digits_model: TorchModel, weigh
     assert not any(p.requires_grad for p in weight_marked.module.parameters())
 
 
-def test_unwatermarked_models_and_other_keys_never_verify(clean_models: list[TorchModel],
-                                                          weight_marked: TorchModel) -> None:
+def test_unwatermarked_models_and_other_keys_never_verify(
+    clean_models: list[TorchModel], weight_marked: TorchModel
+) -> None:
     for model in clean_models:
         assert not WeightWatermark(OWNER_KEY).verify(model).detected
     assert not WeightWatermark(OTHER_KEY).verify(weight_marked).detected
 
 
-def test_survives_fine_tuning_and_pruning(weight_marked: TorchModel, digits_model: TorchModel, train: Dataset,
-                                          digits_test: Dataset) -> None:
+def test_survives_fine_tuning_and_pruning(
+    weight_marked: TorchModel, digits_model: TorchModel, train: Dataset, digits_test: Dataset
+) -> None:
     wm = WeightWatermark(OWNER_KEY)
     tuned = fine_tune(weight_marked, train, epochs=5, lr=3e-3, seed=1)  # the demo's own training rate
     pruned = magnitude_prune(weight_marked, 0.3)
@@ -51,8 +54,9 @@ def test_survives_fine_tuning_and_pruning(weight_marked: TorchModel, digits_mode
     assert zeros / total == pytest.approx(0.3, abs=0.01)
 
 
-def test_empirical_false_positive_rate_matches_the_null(clean_models: list[TorchModel],
-                                                        weight_marked: TorchModel) -> None:
+def test_empirical_false_positive_rate_matches_the_null(
+    clean_models: list[TorchModel], weight_marked: TorchModel
+) -> None:
     """400 unrelated keys against 2 clean models and one marked with another key: 1,200 null trials."""
     cal = calibrate(lambda key: WeightWatermark(key), [*clean_models, weight_marked], n_keys=400)
     assert cal.trials == 1200

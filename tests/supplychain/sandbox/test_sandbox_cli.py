@@ -22,7 +22,12 @@ def test_check_reports_every_layer_and_every_escape_attempt_failing() -> None:
     report = json.loads(result.output)
     assert report["isolated"] is True
     assert {layer["name"] for layer in report["layers"] if layer["active"]} >= {
-        "network namespace", "read-only view", "privileges", "landlock", "seccomp", "resource limits"
+        "network namespace",
+        "read-only view",
+        "privileges",
+        "landlock",
+        "seccomp",
+        "resource limits",
     }
     attempts = {p["attempt"].split(":")[0].split(" in ")[0]: p for p in report["probes"]}
     assert {"tcp", "udp", "unix", "write"} <= set(attempts)
@@ -36,9 +41,26 @@ def test_predict_writes_the_same_predictions_as_in_process(
     x = np.random.default_rng(0).random((20, 8), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "preds.npy"
-    args = ["sandbox", "predict", "--vendor", str(vendor), "--entry", "acme.models:linear", "--kwargs", '{"seed": 4}',
-            "--data", str(tmp_path / "x.npy"), "--out", str(out), "--memory", "2G", "--timeout", "30",
-            "--output", "labels"]
+    args = [
+        "sandbox",
+        "predict",
+        "--vendor",
+        str(vendor),
+        "--entry",
+        "acme.models:linear",
+        "--kwargs",
+        '{"seed": 4}',
+        "--data",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(out),
+        "--memory",
+        "2G",
+        "--timeout",
+        "30",
+        "--output",
+        "labels",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "isolation layers on" in result.output
@@ -49,8 +71,17 @@ def test_predict_errors_are_one_line_with_exit_2(
     vendor: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     np.save(tmp_path / "x.npy", np.zeros((2, 8), dtype=np.float32))
-    base = ["modelshield", "sandbox", "predict", "--vendor", str(vendor),
-            "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.npy")]
+    base = [
+        "modelshield",
+        "sandbox",
+        "predict",
+        "--vendor",
+        str(vendor),
+        "--data",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(tmp_path / "p.npy"),
+    ]
     for extra, message in [
         (["--entry", "acme.models:slow_load", "--startup-timeout", "1"], "did not start within 1 s"),
         (["--entry", "acme.models:linear", "--memory", "lots"], "is not a size"),

@@ -29,8 +29,12 @@ def targets(vendor: Path, tmp_path: Path) -> dict[str, Path]:
 @pytest.mark.parametrize("disable", [(), ("namespaces",)], ids=["all layers", "landlock without namespaces"])
 def test_vendor_cannot_write_outside_scratch(vendor: Path, tmp_path: Path, disable: tuple[str, ...]) -> None:
     paths = targets(vendor, tmp_path)
-    box = Sandbox(vendor=vendor, entry="acme.models:write", factory_kwargs={"paths": [str(p) for p in paths.values()]},
-                  disable=disable)
+    box = Sandbox(
+        vendor=vendor,
+        entry="acme.models:write",
+        factory_kwargs={"paths": [str(p) for p in paths.values()]},
+        disable=disable,
+    )
     with pytest.raises(VendorCodeError) as info:
         box.start()
     message = str(info.value)

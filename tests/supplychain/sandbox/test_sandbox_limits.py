@@ -75,11 +75,14 @@ def test_crash_is_reported(run: Callable[..., SandboxError]) -> None:
     assert isinstance(err, SandboxCrashError) and "code 7" in str(err)
 
 
-@pytest.mark.parametrize(("how", "match"), [
-    ("nan", "NaN or Inf"),
-    ("shape", r"shape \(4, 5\), expected \(4, 3\)"),
-    ("strings", "dtype <U1"),
-])
+@pytest.mark.parametrize(
+    ("how", "match"),
+    [
+        ("nan", "NaN or Inf"),
+        ("shape", r"shape \(4, 5\), expected \(4, 3\)"),
+        ("strings", "dtype <U1"),
+    ],
+)
 def test_garbage_predictions_are_refused(run: Callable[..., SandboxError], how: str, match: str) -> None:
     err = run(how)
     assert isinstance(err, SandboxReplyError) and re.search(match, str(err)), str(err)

@@ -54,8 +54,9 @@ def test_a_socket_bound_inside_is_not_reachable_from_outside(vendor: Path) -> No
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Without seccomp the vendor may bind and listen, but only inside its own empty network namespace.
-    with Sandbox(vendor=vendor, entry="acme.models:listen", factory_kwargs={"port": port},
-                 disable=("seccomp", "landlock")) as box:
+    with Sandbox(
+        vendor=vendor, entry="acme.models:listen", factory_kwargs={"port": port}, disable=("seccomp", "landlock")
+    ) as box:
         assert box.info is not None
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -66,8 +67,9 @@ def test_allow_network_opt_out_is_reported_loudly(
 ) -> None:
     port = listener.getsockname()[1]
     with caplog.at_level(logging.WARNING, logger="modelshield.sandbox"):
-        with Sandbox(vendor=vendor, entry="acme.models:connect", factory_kwargs={"port": port},
-                     allow_network=True) as box:
+        with Sandbox(
+            vendor=vendor, entry="acme.models:connect", factory_kwargs={"port": port}, allow_network=True
+        ) as box:
             layers = {layer.name: layer for layer in box.layers}
             assert not layers["network namespace"].active
             assert "NETWORK ALLOWED" in layers["network namespace"].detail

@@ -30,7 +30,9 @@ def test_object_arrays_are_never_unpickled() -> None:
         protocol.decode(body)
 
 
-@pytest.mark.parametrize("body", [b"", b"\x00\x00\x00\x05[1,2]\x00\x00\x00\x00", b"\x00\x00\x00\x02{}\x00\x00\x00\x00!"])
+@pytest.mark.parametrize(
+    "body", [b"", b"\x00\x00\x00\x05[1,2]\x00\x00\x00\x00", b"\x00\x00\x00\x02{}\x00\x00\x00\x00!"]
+)
 def test_malformed_bodies_are_refused(body: bytes) -> None:
     with pytest.raises(protocol.ProtocolError):
         protocol.decode(body)
