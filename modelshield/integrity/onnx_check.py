@@ -107,11 +107,11 @@ def check_onnx(model: Any, where: str, folder: Path | None = None) -> list[Findi
 def external_files(model: Any) -> set[str]:
     """Every location the model's tensors read from: raw bytes that only the ONNX loader reads, as tensors."""
     return {
-        entry.value
+        value
         for _, graph in _graphs(model)
-        for _, tensor in _tensors(graph)
-        for entry in tensor.external_data
-        if entry.key == "location"
+        for _, t in _tensors(graph)
+        for key, value in _entries(t)
+        if key == "location"
     }
 
 
@@ -165,24 +165,34 @@ def _sparse(label: str, sparse: Any) -> Iterator[tuple[str, Any]]:
 
 def _check_external(tensor: Any, where: str, folder: Path | None) -> list[Finding]:
     """Judge each key of the tensor's external-data entry, whether or not its data_location says EXTERNAL."""
-    found, keys = [], [entry.key for entry in tensor.external_data]
+    entries = _entries(tensor)
+    found, keys = [], [key for key, _ in entries]
     for key in sorted({k for k in keys if keys.count(k) > 1}):
         found.append(_external(Verdict.unsafe, where, f"the key {key!r} appears {keys.count(key)} times; "
                                "onnx takes the last, other readers the first"))  # fmt: skip
-    for entry in tensor.external_data:
-        if entry.key == "location":
-            problem = location_problem(entry.value, folder)
+    for key, value in entries:
+        if key == "location":
+            problem = location_problem(value, folder)
             if problem:
-                found.append(_external(Verdict.unsafe, where, f"location {entry.value!r} {problem}"))
-        elif entry.key in ("offset", "length"):
-            if not re.fullmatch(r"[0-9]+", entry.value):
-                found.append(_external(Verdict.unparsed, where, f"{entry.key} {entry.value!r} is not a byte count"))
-        elif entry.key not in _KEYS:
-            found.append(_external(Verdict.unparsed, where, f"unknown key {entry.key!r}, which onnx sets as an "
+                found.append(_external(Verdict.unsafe, where, f"location {value!r} {problem}"))
+        elif key in ("offset", "length"):
+            if not re.fullmatch(r"[0-9]+", value):
+                found.append(_external(Verdict.unparsed, where, f"{key} {value!r} is not a byte count"))
+        elif key not in _KEYS:
+            found.append(_external(Verdict.unparsed, where, f"unknown key {key!r}, which onnx sets as an "
                                    "attribute of its loader"))  # fmt: skip
     if tensor.data_location == 1 and "location" not in keys:
         found.append(_external(Verdict.unparsed, where, "external data without a location"))
     return found
+
+
+def _entries(tensor: Any) -> list[tuple[str, str]]:
+    """The external-data pairs as text: protobuf hands back bytes for a string field that is not UTF-8."""
+    return [(_text(entry.key), _text(entry.value)) for entry in tensor.external_data]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def location_problem(location: str, folder: Path | None = None) -> str | None:

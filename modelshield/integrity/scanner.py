@@ -33,7 +33,11 @@ from modelshield.integrity.results import FileReport, ScanReport, issue
 if TYPE_CHECKING:  # pydantic is imported only when a finding is made
     from modelshield.core.findings import Finding
 
-_PARSE_ERRORS = (zipread.ZipFormatError, tarfile.TarError, OSError, EOFError, ValueError, RuntimeError, zlib.error)
+# What parsers raise on hostile bytes (h5py raises KeyError, and at times SystemError, on a corrupt file).
+_PARSE_ERRORS = (
+    zipread.ZipFormatError, tarfile.TarError, OSError, EOFError, ValueError, RuntimeError, zlib.error, KeyError,
+    SystemError,
+)  # fmt: skip
 _INERT_PICKLE = {"MS-SCAN-PKL-MALFORMED", "MS-SCAN-PKL-TRAILING"}  # what a pickle that imports nothing can show
 _MAX_JSON = 64 << 20
 _MAX_PROTOBUF = 2 << 30
@@ -48,7 +52,7 @@ class Layer:
     depth: int
     head: bytes
     formats: list[str] = field(default_factory=list)
-    covered: list[tuple[int, int]] = field(default_factory=list)  # member bytes scanned as layers of their own
+    covered: list[tuple[int, int]] = field(default_factory=list)  # bytes read as data: members, tensors, arrays
     zip_end: int | None = None
 
 
