@@ -181,7 +181,8 @@ _CLASS = re.compile(
 # (package prefix, sub-packages excluded): CamelCase classes under the prefix are data-only constructors.
 _CLASS_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sklearn.", ("sklearn.datasets", "sklearn.externals", "sklearn.utils._testing", "sklearn.utils._show_versions",
-                  "sklearn.experimental", "sklearn.conftest")),
+                  "sklearn.experimental", "sklearn.conftest", "sklearn.callback", "sklearn.utils.estimator_checks",
+                  "sklearn.utils.parallel", "sklearn.utils._test_common")),
     ("torch.nn.modules.", ()),
     ("torch.optim.", ()),  # a whole optimizer or scheduler saved with its model
     ("xgboost.sklearn.", ()),
@@ -225,9 +226,20 @@ def canonical(module: str, name: str) -> str:
     return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
 
 
+# Classes of other packages that these modules import and so re-export under their own names
+# (``lightgbm.basic.NamedTemporaryFile`` is tempfile's): never trusted through a family.
+_REEXPORTS = frozenset(
+    {
+        "Client", "Connection", "Listener", "Thread", "Queue", "NamedTemporaryFile", "TemporaryFile",
+        "TemporaryDirectory", "SpooledTemporaryFile", "Popen", "ThreadpoolController", "Progress", "Path",
+        "ThreadPoolExecutor", "CFloatPtr", "CNumericPtr", "CStrPptr", "CStrPtr", "_BoosterHandle", "_DatasetHandle",
+    }
+)  # fmt: skip
+
+
 def _in_family(dotted: str) -> bool:
     module, _, name = dotted.rpartition(".")
-    if not _CLASS.match(name):
+    if not _CLASS.match(name) or name in _REEXPORTS:
         return False
     return any(
         dotted.startswith(prefix)

@@ -31,7 +31,9 @@ from modelshield.integrity.tree_models import identify
      ("__main__.Net", Verdict.unknown), ("mypkg.layers.Block", Verdict.unknown), ("pip.main", Verdict.unsafe),
      ("torch.jit._pickle.build_intlist", Verdict.safe), ("torch.jit.load", Verdict.unsafe),
      ("torch.serialization._get_layout", Verdict.safe), ("torch.serialization.load", Verdict.unsafe),
-     ("__torch__.Net", Verdict.unknown)],
+     ("__torch__.Net", Verdict.unknown), ("sklearn.callback._transport.Client", Verdict.unknown),
+     ("lightgbm.basic.NamedTemporaryFile", Verdict.unknown), ("pandas.DataFrame", Verdict.safe),
+     ("pandas.HDFStore", Verdict.unknown)],
 )  # fmt: skip
 def test_allow_list(name: str, verdict: Verdict) -> None:
     assert classify(name, PLAIN) is verdict
