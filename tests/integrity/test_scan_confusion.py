@@ -365,3 +365,27 @@ def test_large_files_are_not_read_whole(tmp_path: Path) -> None:
         scan = best(lambda path=path: scan_file(path))  # type: ignore[misc]
         assert scan_file(path).verdict is Verdict.safe
         assert scan < one_pass / 4, (name, scan, one_pass)
+
+
+def test_mutated_vectors_never_crash_the_scan(vectors: dict[str, Vector], tmp_path: Path) -> None:
+    """Flipped bytes, cuts, spliced archive fragments and stray end records: always a report, never a traceback."""
+    import random
+
+    rng = random.Random(0)
+    seeds = [v.path.read_bytes() for v in vectors.values()]
+    path = tmp_path / "mutant"
+    for _ in range(300):
+        body = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 5)):
+            at = rng.randrange(len(body) + 1)
+            choice = rng.random()
+            if choice < 0.5 and at < len(body):
+                body[at] = rng.randrange(256)
+            elif choice < 0.7:
+                del body[at:]
+            elif choice < 0.85:
+                body[at:at] = rng.choice(seeds)[: rng.randint(1, 200)]
+            else:
+                body[at:at] = b"PK\x05\x06" + rng.randbytes(18)
+        path.write_bytes(bytes(body) or b"x")
+        assert scan_file(path).format
