@@ -312,7 +312,7 @@ def _query_curve(name: str, norm: str, eps: float, run: _Run, correct: Tensor, b
     assert run.queries is not None
     q = run.queries.to(ok.device)
     rates = [float((ok & (q <= b)).sum()) / n_correct if n_correct else 0.0 for b in budgets]
-    return QueryCurve(attack=name, norm=norm, eps=eps, budgets=budgets, success_rate=rates)  # type: ignore[arg-type]
+    return QueryCurve(attack=name, norm=norm, eps=eps, budgets=budgets, success_rate=rates)
 
 
 def _gating(result: AssessmentResult, gate: float, fail_under: float | None) -> dict[str, object]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -43,6 +43,9 @@ DEMO_EPS_L2 = (0.25, 0.5, 1.0, 1.5)
 DEMO_GATE = 0.1
 
 
+_D = TypeVar("_D", int, None)
+
+
 def redact_url(url: str) -> str:
     """Drop credentials and the query string from a URL before it is written anywhere."""
     parts = urlsplit(url)
@@ -68,7 +71,7 @@ def redact_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def _pick(option: int | None, configured: int | None, default: int | None) -> int | None:
+def _pick(option: int | None, configured: int | None, default: _D) -> int | _D:
     """The command-line value if given, else the settings file's, else the built-in default."""
     if option is not None:
         return option
@@ -95,7 +98,7 @@ def flag_words(exc: ModelShieldError) -> ModelShieldError:
 
     def words(text: str) -> str:
         for pattern, repl in _FLAG_WORDS:
-            text = pattern.sub(repl, text)  # type: ignore[arg-type]
+            text = pattern.sub(repl, text)
         return text
 
     if type(exc).__init__ is not ModelShieldError.__init__:
@@ -137,7 +140,7 @@ def _load(o: _Inputs) -> tuple[Model, Dataset]:
         raise InputError("--image-size takes H,W, e.g. 32,32")
     ds = load_dataset(
         o.data, label_column=o.label_column, bounds=o.bounds, input_shape=o.input_shape, image_size=o.image_size
-    )  # type: ignore[arg-type]
+    )
     shape = tuple(ds.x.shape[1:])
     b = o.bounds or ds.bounds
     if o.model.startswith(("http://", "https://")):
@@ -500,13 +503,14 @@ def assess_command(
         from modelshield.core.loading import save_torch_model
         from modelshield.demo import demo_model_and_data
 
-        # The demo CNN's batches are tiny (8×8 digits): on one thread the whole demo used 36 s of CPU against 233 s
+        # The demo CNN's batches are tiny (8×8 digits): on one thread the whole demo used 40 s of CPU against 233 s
         # with torch's default threads on 2 shared cores, whose idle workers spin (docs/assess.md, "Timings").
         torch.set_num_threads(1)
         with _stage(console, "training the demo CNN on scikit-learn's digits..."):
-            m, ds = demo_model_and_data(seed=seed)
+            demo_model, ds = demo_model_and_data(seed=seed)
+        m: Model = demo_model
         weights = out / "model.safetensors"
-        save_torch_model(m.module, weights)
+        save_torch_model(demo_model.module, weights)
         cfg.model_info = {"name": "demo digits CNN", "path": str(weights), "arch": "modelshield.demo:DigitsCNN"}
         if not (eps or policy.eps):
             cfg.eps_linf = DEMO_EPS
