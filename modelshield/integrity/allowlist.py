@@ -135,6 +135,8 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         *(f"numpy.random.{name}" for name in _NUMPY_RANDOM),
         "joblib.numpy_pickle.NumpyArrayWrapper",  # its raw array bytes follow in the stream and are skipped exactly
         *_SKLEARN_NEW_OBJ,  # Cython ``cls.__new__(cls)`` helpers; cls must be an allowed import
+        "xgboost.core.Booster",  # not the rest of xgboost.core / lightgbm.basic: DMatrix and Dataset read files
+        "lightgbm.basic.Booster",
         *(f"pandas.{name}" for name in _PANDAS),
         *_PANDAS_FACTORIES,
         "datetime.datetime",
@@ -186,9 +188,7 @@ _CLASS_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("torch.nn.modules.", ()),
     ("torch.optim.", ()),  # a whole optimizer or scheduler saved with its model
     ("xgboost.sklearn.", ()),
-    ("xgboost.core.", ()),
     ("lightgbm.sklearn.", ()),
-    ("lightgbm.basic.", ()),
 )  # fmt: skip
 
 
