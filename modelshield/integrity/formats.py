@@ -1,12 +1,9 @@
-"""Checks for the non-pickle formats: what in each can run code or reach outside the model (ONNX: ``onnx_check``)."""
+"""Checks for safetensors, NumPy and SavedModel files (ONNX: ``onnx_check``; Keras and HDF5: ``keras_hdf5``)."""
 
 from __future__ import annotations
 
 import io
-import json
-import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelshield.core.errors import FormatError
 from modelshield.core.file_formats import check_safetensors_data, npy_dtype
@@ -43,48 +40,6 @@ def check_npy(data: Data, where: str) -> list[Finding]:
     found = [issue(Verdict.unknown, "MS-SCAN-NPY-OBJECT", "NumPy array of Python objects", where,
                    "the array is a pickle; loading it needs allow_pickle=True")]  # fmt: skip
     return found + analyse_pickle(bytes(data[f.tell() :]), f"{where}[object array]").findings
-
-
-def _layers(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if "class_name" in node:
-            yield node
-        for value in node.values():
-            yield from _layers(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _layers(value)
-
-
-def check_keras_config(config: Any, where: str) -> list[Finding]:
-    """Lambda layers carry marshalled bytecode; custom objects import code from outside Keras."""
-    found = []
-    for layer in _layers(config):
-        name, module = layer.get("class_name"), layer.get("module")
-        if name in ("Lambda", "TFOpLambda"):
-            found.append(issue(Verdict.unsafe, "MS-SCAN-KERAS-LAMBDA", "Keras Lambda layer", where,
-                               "a Lambda layer holds Python code that runs when the model loads or predicts"))  # fmt: skip
-        elif isinstance(module, str) and module.split(".")[0] not in ("keras", "builtins"):
-            found.append(issue(Verdict.unknown, "MS-SCAN-KERAS-CUSTOM", "Keras custom object", where,
-                               f"{module}.{name} is imported from outside Keras when the model loads"))  # fmt: skip
-    return found
-
-
-def check_hdf5(data: Data, where: str) -> list[Finding]:
-    """Without h5py, read the model_config JSON straight from the attribute bytes; anything else is unknown."""
-    found = []
-    for match in re.finditer(rb'\{"class_name": ?"[^"]+"', data):
-        try:
-            config, _ = json.JSONDecoder().raw_decode(
-                bytes(data[match.start() : match.start() + (1 << 24)]).decode("utf-8", "replace")
-            )
-        except ValueError:
-            continue
-        found += check_keras_config(config, where)
-    if not found:
-        found.append(issue(Verdict.unknown, "MS-SCAN-HDF5", "HDF5 file not fully parsed", where,
-                           "HDF5 is read for Keras configs only; install h5py-based checks to judge the rest"))  # fmt: skip
-    return found
 
 
 def check_saved_model(data: Data, where: str) -> list[Finding]:
