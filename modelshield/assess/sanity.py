@@ -170,10 +170,13 @@ def unbounded_attacks_succeed(ctx: SanityContext) -> SanityFlag | None:
 
 
 def gradients_masked(result: AssessmentResult) -> bool:
-    """True when a white-box attack could not apply or a masking flag failed: gradient attacks under-report."""
-    return any(e.kind == "not-applicable" for e in result.errors) or any(
-        not flag.passed and flag.name in MASKING_FLAGS for flag in result.sanity
-    )
+    """True when gradient attacks under-report here: one could not apply, a gradient attack ran on masked
+    gradients (``zero-gradients``, ``black-box-beats-white-box``), or the model answers at random."""
+    if any(e.kind == "not-applicable" for e in result.errors):
+        return True
+    failed = {flag.name for flag in result.sanity if not flag.passed} & MASKING_FLAGS
+    white_box_ran = any(r.queries is None for r in result.attacks)
+    return "randomised-outputs" in failed or (white_box_ran and bool(failed))
 
 
 CHECKS = (

@@ -185,6 +185,18 @@ def test_model_without_gradients_gets_black_box_attacks_and_a_high_finding(
     assert res.verdict == "UNTRUSTED" and not res.passed
 
 
+def test_black_box_only_run_on_a_model_without_gradients_is_not_untrusted(
+    digits_model: TorchModel, small: Dataset
+) -> None:
+    """`--attacks square` on a one-hot model: the gradient check must not crash, and masked gradients that no
+    attack used do not make Square's figure untrustworthy."""
+    model = TorchModel(_OneHot(digits_model.module), input_shape=(1, 8, 8), num_classes=10)
+    res, _ = assess(model, small, AssessConfig(eps_linf=(0.1,), attacks=("square",), square_queries=50))
+    assert [r.attack for r in res.attacks] == ["square"] and res.errors == []
+    assert "zero-gradients" in {f.name for f in res.sanity if not f.passed}
+    assert res.verdict == "NO GATE" and res.passed
+
+
 def test_a_model_that_raises_inside_one_attack_gets_an_error_record(digits_model: TorchModel, small: Dataset) -> None:
     cfg = AssessConfig(
         eps_linf=(0.1,), attacks=("fgsm", "square", "hopskipjump"), square_queries=200, hsj_budgets=(30,), hsj_samples=4
@@ -299,8 +311,15 @@ def test_budget_check_catches_an_attack_that_cheats(result, digits_model: TorchM
 
 def test_numbers_do_not_depend_on_the_batch_size(digits_model: TorchModel, small: Dataset) -> None:
     """Batches are an implementation detail: per-sample state and randomness survive any split."""
-    cfg = dict(eps_linf=(0.1,), attacks=("pgd", "square", "hopskipjump"), pgd_steps=5, square_queries=100,
-               hsj_budgets=(40,), hsj_samples=12, seed=3)
+    cfg = dict(
+        eps_linf=(0.1,),
+        attacks=("pgd", "square", "hopskipjump"),
+        pgd_steps=5,
+        square_queries=100,
+        hsj_budgets=(40,),
+        hsj_samples=12,
+        seed=3,
+    )
     whole, _ = assess(digits_model, small, AssessConfig(**cfg, batch_size=512))  # type: ignore[arg-type]
     split, _ = assess(digits_model, small, AssessConfig(**cfg, batch_size=7))  # type: ignore[arg-type]
     key = [(r.attack, r.eps, r.robust_accuracy, r.queries, r.verified) for r in whole.attacks]
