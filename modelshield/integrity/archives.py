@@ -123,9 +123,14 @@ def zip_members(data: Data, entries: list[Entry], where: str, limits: Limits, em
 
 
 def tar_members(data: Data, where: str, limits: Limits, emit: Emit) -> Iterator[Member]:
-    """Yield a tar's regular files; links, devices and escaping names are flagged, never followed."""
+    """Yield a tar's regular files; links, devices, escaping and repeated names are flagged, never followed."""
     with tarfile.open(fileobj=_stream(data), mode="r:") as tf:
-        for member in _bounded(tf.getmembers(), where, limits, emit):
+        members = tf.getmembers()
+        names = [m.name for m in members]
+        for repeated in sorted({n for n in names if names.count(n) > 1}):  # getmember() and extraction take the last
+            emit(issue(Verdict.unsafe, "MS-SCAN-ARC-AMBIGUOUS", "Ambiguous archive: loaders would read different files",
+                       where, f"{names.count(repeated)} members are named {repeated!r}"))  # fmt: skip
+        for member in _bounded(members, where, limits, emit):
             name = f"{where}!{member.name}"
             if escapes(member.name) or ((member.issym() or member.islnk()) and escapes(member.linkname)):
                 emit(_escape(name, member.name))

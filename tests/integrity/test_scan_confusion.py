@@ -389,3 +389,14 @@ def test_mutated_vectors_never_crash_the_scan(vectors: dict[str, Vector], tmp_pa
                 body[at:at] = b"PK\x05\x06" + rng.randbytes(18)
         path.write_bytes(bytes(body) or b"x")
         assert scan_file(path).format
+
+
+def test_repeated_tar_member_names_are_ambiguous(tmp_path: Path) -> None:
+    """torch's legacy tar reader asks for ``pickle`` by name and gets the last of two; a scanner may read the first."""
+    path = tmp_path / "legacy.tar"
+    with tarfile.open(path, "w") as tf:
+        for body in (pickle.dumps({"w": 1}, protocol=2), pickle.dumps([1], protocol=2)):
+            info = tarfile.TarInfo("pickle")
+            info.size = len(body)
+            tf.addfile(info, io.BytesIO(body))
+    assert "MS-SCAN-ARC-AMBIGUOUS" in {f.id for f in scan_file(path).findings}
