@@ -53,7 +53,10 @@ def skops_file(estimator: object, folder: Path, name: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize(
+    "name",
+    ["svc", "random-forest", *(pytest.param(n, marks=pytest.mark.slow) for n in ("gradient-boosting", "pipeline"))],
+)
 def test_default_attacks(fitted, digits_csv, tmp_path, assess_cli, name):
     csv, x, y = digits_csv
     model = skops_file(fitted[name], tmp_path, name)
@@ -78,3 +81,16 @@ def test_untrusted_tree_types_name_the_flag(fitted, digits_csv, tmp_path, run_ma
     code, _, err = run_main("assess", "--model", str(model), "--data", str(digits_csv[0]), "--out", str(tmp_path))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "--trust-type" in err and TREE in err
+
+
+def test_csv_with_text_columns_is_one_line(fitted, digits_csv, tmp_path, run_main):
+    """A CSV straight from a spreadsheet (a text id and a text source column) is refused naming both."""
+    csv, x, y = digits_csv
+    table = pd.read_csv(csv).assign(image_id=[f"img-{i:04d}" for i in range(len(x))], source="scanner-2")
+    table.to_csv(tmp_path / "export.csv", index=False)
+    model = skops_file(fitted["pipeline"], tmp_path, "pipeline")
+    code, _, err = run_main(
+        "assess", "--model", str(model), "--data", str(tmp_path / "export.csv"), "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "image_id, source hold text" in err
