@@ -6,8 +6,7 @@ from torch import Tensor
 
 from modelshield.assess import catalog
 from modelshield.assess.catalog import MASKING_FLAGS, Rule
-from modelshield.assess.results import AssessmentResult, AttackRecord
-from modelshield.assess.sanity import gradients_masked
+from modelshield.assess.results import AssessmentResult, AttackRecord, gradients_masked
 from modelshield.core.findings import Finding, Severity
 
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from modelshield.assess.catalog import MASKING_FLAGS
 from modelshield.core.findings import Finding
 from modelshield.defenses.results import CertifiedPoint, DetectionRecord
 
@@ -92,3 +93,19 @@ class AssessmentResult(BaseModel):
     passed: bool = Field(
         default=True, description="false when the command exits 1: FAILED, or UNTRUSTED unless allowed"
     )
+
+
+def gradients_masked(result: AssessmentResult) -> bool:
+    """True when gradient attacks under-report here: one could not apply, a gradient attack ran on masked
+    gradients (``zero-gradients``, ``black-box-beats-white-box``), or the model answers at random."""
+    if any(e.kind == "not-applicable" for e in result.errors):
+        return True
+    failed = {flag.name for flag in result.sanity if not flag.passed} & MASKING_FLAGS
+    white_box_ran = any(r.queries is None for r in result.attacks)
+    return "randomised-outputs" in failed or (white_box_ran and bool(failed))
+
+
+def gate_incomplete(result: AssessmentResult) -> list[str]:
+    """Attacks at the gating budget that raised instead of answering: the gate saw only the others."""
+    eps = result.gating.get("eps")
+    return [e.attack for e in result.errors if e.kind == "error" and e.norm == "linf" and e.eps == eps]

@@ -20,8 +20,16 @@ from modelshield.assess.config import AssessConfig
 from modelshield.assess.defences import certify_model, evaluate_model_detectors
 from modelshield.assess.examples import ExampleGrid
 from modelshield.assess.findings import build_findings
-from modelshield.assess.results import AssessmentResult, AttackError, AttackRecord, QueryCurve, Verdict
-from modelshield.assess.sanity import SanityContext, gradients_masked, run_sanity_checks
+from modelshield.assess.results import (
+    AssessmentResult,
+    AttackError,
+    AttackRecord,
+    QueryCurve,
+    Verdict,
+    gate_incomplete,
+    gradients_masked,
+)
+from modelshield.assess.sanity import SanityContext, run_sanity_checks
 from modelshield.attacks.base import Attack, Norm
 from modelshield.attacks.errors import GradientUnavailableError
 from modelshield.attacks.evasion import APGD, FGSM, PGD, CarliniWagnerL2, DeepFool, HopSkipJump, Square
@@ -271,13 +279,13 @@ def assess(
 
 
 def decide(result: AssessmentResult) -> Verdict:
-    """The verdict: a failed gate fails; masked gradients (or nothing measured at a set gate) make it UNTRUSTED;
-    without ``fail_under`` nothing was decided (NO GATE); otherwise it PASSED."""
+    """The verdict: a failed gate fails; masked gradients make it UNTRUSTED, and so does a set gate that
+    measured nothing or lost an attack at its budget to an error; without ``fail_under`` nothing was decided."""
     gate = result.gating
     robust, fail_under = gate.get("robust_accuracy"), gate.get("fail_under")
     if robust is not None and fail_under is not None and robust < fail_under:
         return "FAILED"
-    if gradients_masked(result) or (fail_under is not None and robust is None):
+    if gradients_masked(result) or (fail_under is not None and (robust is None or gate_incomplete(result))):
         return "UNTRUSTED"
     return "NO GATE" if fail_under is None else "PASSED"
 

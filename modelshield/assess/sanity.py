@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from modelshield.assess.catalog import MASKING_FLAGS
 from modelshield.assess.results import AssessmentResult, SanityFlag
 from modelshield.attacks.base import Attack
 from modelshield.core.model import Model
@@ -167,16 +166,6 @@ def unbounded_attacks_succeed(ctx: SanityContext) -> SanityFlag | None:
         if not weak
         else f"unbounded attacks should reach ~100% success but got {', '.join(weak)}",
     )
-
-
-def gradients_masked(result: AssessmentResult) -> bool:
-    """True when gradient attacks under-report here: one could not apply, a gradient attack ran on masked
-    gradients (``zero-gradients``, ``black-box-beats-white-box``), or the model answers at random."""
-    if any(e.kind == "not-applicable" for e in result.errors):
-        return True
-    failed = {flag.name for flag in result.sanity if not flag.passed} & MASKING_FLAGS
-    white_box_ran = any(r.queries is None for r in result.attacks)
-    return "randomised-outputs" in failed or (white_box_ran and bool(failed))
 
 
 CHECKS = (

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelshield.assess.catalog import MASKING_FLAGS
-from modelshield.assess.results import AssessmentResult
+from modelshield.assess.results import AssessmentResult, gate_incomplete, gradients_masked
 from modelshield.core.findings import Finding
 
 MISSING = "—"
@@ -82,8 +82,11 @@ def _untrusted_reason(result: AssessmentResult) -> str:
     reasons = []
     if skipped:
         reasons.append(f"white-box attacks could not run ({', '.join(skipped)}: no usable input gradients)")
-    if flags:
+    if flags and gradients_masked(result):
         reasons.append(f"sanity checks show gradient masking ({', '.join(flags)})")
+    lost = gate_incomplete(result)
+    if lost and result.gating.get("fail_under") is not None:
+        reasons.append(f"attacks at the gating budget stopped with an error ({', '.join(lost)})")
     if not reasons:
         return "Nothing was measured at the gating budget, so the gate cannot pass."
     return "Untrusted: " + " and ".join(reasons) + "; robust accuracy is likely overstated, so the gate cannot pass."

@@ -209,6 +209,9 @@ def test_a_model_that_raises_inside_one_attack_gets_an_error_record(digits_model
     finding = next(f for f in res.findings if f.id == "MS-ASSESS-001")
     assert finding.severity.value == "medium" and "square" in finding.description
     assert res.verdict == "NO GATE" and res.passed
+    # With a threshold, a gate that lost Square at its budget saw only FGSM: it cannot pass.
+    gated, _ = assess(_FlakyEndpoint(digits_model), small, AssessConfig(**{**cfg.__dict__, "fail_under": 0.0}))
+    assert gated.verdict == "UNTRUSTED" and not gated.passed
 
 
 def test_no_threshold_means_no_gate(result) -> None:  # type: ignore[no-untyped-def]

@@ -40,3 +40,19 @@ def test_untrusted_names_the_masking_checks(untrusted_result: AssessmentResult) 
     assert "zero-gradients" in outcome.sentence and "fgsm, pgd" in outcome.sentence
     allowed = verdict(untrusted_result.model_copy(update={"passed": True}))
     assert "--allow-untrusted" in allowed.sentence
+
+
+def test_a_gate_that_lost_an_attack_says_so(image_result: AssessmentResult) -> None:
+    from modelshield.assess.results import AttackError
+
+    lost = AttackError(attack="square", norm="linf", eps=8 / 255, kind="error", error="TimeoutError", message="t")
+    result = image_result.model_copy(
+        update={
+            "errors": [lost],
+            "sanity": [],
+            "verdict": "UNTRUSTED",
+            "passed": False,
+            "gating": {**image_result.gating, "robust_accuracy": 0.6},
+        }
+    )
+    assert "attacks at the gating budget stopped with an error (square)" in verdict(result).sentence
