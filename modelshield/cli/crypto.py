@@ -19,16 +19,24 @@ crypto_app = typer.Typer(
     no_args_is_help=True,
 )
 
-KeyringOption = Annotated[Path | None, typer.Option(
-    "--keyring", envvar="MODELSHIELD_KEYRING",
-    help=f"Keyring file (JSON, mode 0600). Keys not in it are read from ${ENV_PREFIX}<ID> (base64).",
-)]
+KeyringOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keyring",
+        envvar="MODELSHIELD_KEYRING",
+        help=f"Keyring file (JSON, mode 0600). Keys not in it are read from ${ENV_PREFIX}<ID> (base64).",
+    ),
+]
 
 
 @crypto_app.command("keygen")
 def keygen(
-    keyring: Annotated[Path, typer.Option("--keyring", envvar="MODELSHIELD_KEYRING", help="Keyring file to create or add to.")],
-    key_id: Annotated[str | None, typer.Option("--id", help="Id of the new key (default: kek-<date>-<random>).")] = None,
+    keyring: Annotated[
+        Path, typer.Option("--keyring", envvar="MODELSHIELD_KEYRING", help="Keyring file to create or add to.")
+    ],
+    key_id: Annotated[
+        str | None, typer.Option("--id", help="Id of the new key (default: kek-<date>-<random>).")
+    ] = None,
 ) -> None:
     """Add a random 256-bit key-encryption key to a keyring; it becomes the default for encrypt."""
     ring = Keyring.generate(keyring, key_id)
@@ -94,4 +102,6 @@ def inspect(
 
 def register(app: typer.Typer) -> None:
     """Add `modelshield crypto ...`."""
-    app.add_typer(crypto_app, name="crypto", help="Encrypt, decrypt and re-key model checkpoints (AES-256-GCM envelopes).")
+    app.add_typer(
+        crypto_app, name="crypto", help="Encrypt, decrypt and re-key model checkpoints (AES-256-GCM envelopes)."
+    )

@@ -7,7 +7,7 @@ an unapproved library or model), 2 bad input (one line on stderr).
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,40 +19,48 @@ from modelshield.core.errors import InputError, MissingFileError
 if TYPE_CHECKING:
     from modelshield.supplychain.vulns import Package
 
-deps_app = typer.Typer(help="Dependency audit, licence policy and approvals for libraries and models.",
-                       no_args_is_help=True)
+deps_app = typer.Typer(
+    help="Dependency audit, licence policy and approvals for libraries and models.", no_args_is_help=True
+)
 
 
-class AuditFormat(str, Enum):
+class AuditFormat(StrEnum):
     table = "table"
     json = "json"
     sarif = "sarif"
     cyclonedx = "cyclonedx"
 
 
-class TextFormat(str, Enum):
+class TextFormat(StrEnum):
     table = "table"
     json = "json"
 
 
-class FailOn(str, Enum):
+class FailOn(StrEnum):
     low = "low"
     medium = "medium"
     high = "high"
     critical = "critical"
 
 
-class LicenceFailOn(str, Enum):
+class LicenceFailOn(StrEnum):
     deny = "deny"
     review = "review"
 
 
-RequirementsOption = Annotated[Path | None, typer.Option(
-    "--requirements", "-r", help="Pinned requirements file (name==version) or pylock.toml instead of the environment.")]
+RequirementsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--requirements",
+        "-r",
+        help="Pinned requirements file (name==version) or pylock.toml instead of the environment.",
+    ),
+]
 SbomOption = Annotated[Path | None, typer.Option(help="CycloneDX JSON SBOM whose pkg:pypi components to use instead.")]
 OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Write the report here instead of stdout.")]
-ApprovalsOption = Annotated[Path, typer.Option(
-    "--approvals", envvar="MODELSHIELD_APPROVALS", help="Approval list (TOML).")]
+ApprovalsOption = Annotated[
+    Path, typer.Option("--approvals", envvar="MODELSHIELD_APPROVALS", help="Approval list (TOML).")
+]
 
 
 def _packages(requirements: Path | None, sbom: Path | None) -> list[Package]:
@@ -80,15 +88,27 @@ def _emit(text: str, out: Path | None) -> None:
 
 @deps_app.command("audit")
 def audit_command(
-    osv: Annotated[Path | None, typer.Option(
-        help="Audit offline against this OSV export: a JSON record or list, a folder or a zip of *.json.")] = None,
+    osv: Annotated[
+        Path | None,
+        typer.Option(help="Audit offline against this OSV export: a JSON record or list, a folder or a zip of *.json."),
+    ] = None,
     requirements: RequirementsOption = None,
     sbom: SbomOption = None,
-    format: Annotated[AuditFormat, typer.Option("--format", "-f", help="table, json, sarif, or cyclonedx "
-                                                "(the --sbom given, or a new BOM, with 'vulnerabilities').")] = AuditFormat.table,
-    fail_on: Annotated[FailOn, typer.Option(help="Lowest severity that fails (unrated advisories always fail).")] = FailOn.low,
-    ignore: Annotated[list[str] | None, typer.Option(
-        "--ignore", help="Advisory id or alias to accept (repeat); say why in your CI config.")] = None,
+    format: Annotated[
+        AuditFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, json, sarif, or cyclonedx (the --sbom given, or a new BOM, with 'vulnerabilities').",
+        ),
+    ] = AuditFormat.table,
+    fail_on: Annotated[
+        FailOn, typer.Option(help="Lowest severity that fails (unrated advisories always fail).")
+    ] = FailOn.low,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Advisory id or alias to accept (repeat); say why in your CI config."),
+    ] = None,
     service: Annotated[str, typer.Option(help="Online only: pip-audit's service, pypi or osv.")] = "pypi",
     osv_url: Annotated[str | None, typer.Option(help="Online only: a self-hosted OSV API (…/v1/query).")] = None,
     timeout: Annotated[float, typer.Option(help="Online only: seconds per request.")] = 15,
@@ -114,10 +134,13 @@ def audit_command(
 def licenses_command(
     policy: Annotated[Path | None, typer.Option(help="Licence policy (TOML); default: the built-in one.")] = None,
     lock: Annotated[Path | None, typer.Option(help="Provenance lock whose models and datasets to check too.")] = None,
-    model_license: Annotated[list[str] | None, typer.Option(
-        "--model-license", help="NAME=SPDX-EXPRESSION of a model or dataset (repeat).")] = None,
-    fail_on: Annotated[LicenceFailOn, typer.Option(
-        help="deny: denied and unknown licences fail; review: those needing review fail too.")] = LicenceFailOn.deny,
+    model_license: Annotated[
+        list[str] | None, typer.Option("--model-license", help="NAME=SPDX-EXPRESSION of a model or dataset (repeat).")
+    ] = None,
+    fail_on: Annotated[
+        LicenceFailOn,
+        typer.Option(help="deny: denied and unknown licences fail; review: those needing review fail too."),
+    ] = LicenceFailOn.deny,
     show_policy: Annotated[bool, typer.Option("--show-policy", help="Print the built-in policy and exit.")] = False,
     format: Annotated[TextFormat, typer.Option("--format", "-f")] = TextFormat.table,
     all_rows: Annotated[bool, typer.Option("--all", help="Table: list allowed packages too.")] = False,
@@ -143,9 +166,13 @@ def licenses_command(
         for r in report.results:
             if all_rows or r.status != "allowed" or r in failing:
                 mark = " ✗" if r in failing else f" (accepted: {r.accepted})" if r.accepted else ""
-                typer.echo(f"{r.status:8} {r.kind:8} {r.name} {r.version}  {r.licence or '-'}  [{r.source}] {r.reason}{mark}")
+                typer.echo(
+                    f"{r.status:8} {r.kind:8} {r.name} {r.version}  {r.licence or '-'}  [{r.source}] {r.reason}{mark}"
+                )
         counts = {s: sum(r.status == s for r in report.results) for s in ("allowed", "review", "unknown", "denied")}
-        typer.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {len(failing)} failing (--fail-on {fail_on.value})")
+        typer.echo(
+            ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {len(failing)} failing (--fail-on {fail_on.value})"
+        )
     raise typer.Exit(1 if failing else 0)
 
 
@@ -162,17 +189,27 @@ def _artifacts(models: list[Path] | None, datasets: list[Path] | None) -> list[t
     return found
 
 
-ModelOption = Annotated[list[Path] | None, typer.Option("--model", help="Model file or folder, PATH or NAME=PATH (repeat).")]
-DatasetOption = Annotated[list[Path] | None, typer.Option("--dataset", help="Dataset file or folder, PATH or NAME=PATH (repeat).")]
+ModelOption = Annotated[
+    list[Path] | None, typer.Option("--model", help="Model file or folder, PATH or NAME=PATH (repeat).")
+]
+DatasetOption = Annotated[
+    list[Path] | None, typer.Option("--dataset", help="Dataset file or folder, PATH or NAME=PATH (repeat).")
+]
 
 
 @deps_app.command("approve")
 def approve_command(
-    names: Annotated[list[str] | None, typer.Argument(help="Libraries to approve at their installed (or listed) version.")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Libraries to approve at their installed (or listed) version.")
+    ] = None,
     by: Annotated[str, typer.Option("--by", help="Who approves (name or e-mail).")] = "",
     reason: Annotated[str, typer.Option(help="Why: what was reviewed.")] = "",
-    version: Annotated[str | None, typer.Option(
-        "--version", help="Specifier to approve instead of the exact version, e.g. '>=2.1,<3' ('' for any).")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="Specifier to approve instead of the exact version, e.g. '>=2.1,<3' ('' for any)."
+        ),
+    ] = None,
     all_new: Annotated[bool, typer.Option("--all", help="Approve every library that `check` would fail now.")] = False,
     model: ModelOption = None,
     dataset: DatasetOption = None,
@@ -228,11 +265,15 @@ def check_command(
                 was = f" (approved: {r.approved} by {r.approved_by})" if r.approved else ""
                 typer.echo(f"{r.status:8} {r.kind:8} {r.name} {r.found}{was}")
         bad = sum(r.status != "approved" for r in report.results)
-        typer.echo(f"{len(report.results) - bad} of {len(report.results)} approved in {approvals}"
-                   + (f"; run `modelshield deps approve` for the {bad} above after review" if bad else ""))
+        typer.echo(
+            f"{len(report.results) - bad} of {len(report.results)} approved in {approvals}"
+            + (f"; run `modelshield deps approve` for the {bad} above after review" if bad else "")
+        )
     raise typer.Exit(0 if report.ok else 1)
 
 
 def register(app: typer.Typer) -> None:
     """Add `modelshield deps ...`."""
-    app.add_typer(deps_app, name="deps", help="Dependency audit, licence policy and approvals for libraries and models.")
+    app.add_typer(
+        deps_app, name="deps", help="Dependency audit, licence policy and approvals for libraries and models."
+    )

@@ -15,9 +15,14 @@ provenance_app = typer.Typer(
     no_args_is_help=True,
 )
 
-LockOption = Annotated[Path, typer.Option(
-    "--lock", envvar="MODELSHIELD_LOCK", help="Lock file; paths in it are relative to its folder.",
-)]
+LockOption = Annotated[
+    Path,
+    typer.Option(
+        "--lock",
+        envvar="MODELSHIELD_LOCK",
+        help="Lock file; paths in it are relative to its folder.",
+    ),
+]
 WorkersOption = Annotated[int | None, typer.Option(help="Files hashed at once (default: one per CPU).")]
 
 
@@ -86,4 +91,6 @@ def list_command(lock: LockOption = Path(LOCK_NAME)) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `modelshield provenance ...`."""
-    app.add_typer(provenance_app, name="provenance", help="Pin third-party weights and datasets by digest; verify before use.")
+    app.add_typer(
+        provenance_app, name="provenance", help="Pin third-party weights and datasets by digest; verify before use."
+    )

@@ -13,11 +13,14 @@ from modelshield.core.errors import InputError, IntegrityError
 if TYPE_CHECKING:
     from modelshield.registry import ModelVersion, Registry
 
-registry_app = typer.Typer(help="Model registry: register, list, show, pin, promote, retire, verify.",
-                           no_args_is_help=True)
+registry_app = typer.Typer(
+    help="Model registry: register, list, show, pin, promote, retire, verify.", no_args_is_help=True
+)
 
-DbOption = Annotated[str | None, typer.Option(
-    "--db", envvar="MODELSHIELD_DB_URL", help="Database URL (default: SQLite in $MODELSHIELD_HOME).")]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", envvar="MODELSHIELD_DB_URL", help="Database URL (default: SQLite in $MODELSHIELD_HOME)."),
+]
 NameArg = Annotated[str, typer.Argument(help="Model name (a-z, 0-9, '.', '_', '-').")]
 VersionArg = Annotated[int, typer.Argument(min=1, help="Version number.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -41,8 +44,15 @@ def register_command(
     path: Annotated[Path, typer.Argument(help="Model file or folder.")],
     owner: Annotated[str, typer.Option(help="Team or person accountable for this model.")],
     dataset: Annotated[list[str], typer.Option("--dataset", help="Training data reference (repeatable).")] = [],  # noqa: B006
-    signature: Annotated[Path | None, typer.Option(help="OpenSSF model-signing signature (default: the model's model.sig when --public-key is given).")] = None,
-    public_key: Annotated[Path | None, typer.Option("--public-key", help="Public key the signature must verify with.")] = None,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            help="OpenSSF model-signing signature (default: the model's model.sig when --public-key is given)."
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="Public key the signature must verify with.")
+    ] = None,
     meta: Annotated[list[str], typer.Option("--meta", help="KEY=VALUE metadata (repeatable).")] = [],  # noqa: B006
     db: DbOption = None,
 ) -> None:
@@ -51,14 +61,26 @@ def register_command(
     if any(not k or not sep for k, sep, _ in pairs):
         raise InputError("--meta takes KEY=VALUE")
     with _open(db) as reg:
-        mv = reg.register(name, path, owner=owner, datasets=dataset, signature=signature, public_key=public_key,
-                          metadata={k: v for k, _, v in pairs})
-    typer.echo(f"registered {mv.name}:{mv.version} {mv.digest}" + (" (signature verified)" if mv.signature_path else ""))
+        mv = reg.register(
+            name,
+            path,
+            owner=owner,
+            datasets=dataset,
+            signature=signature,
+            public_key=public_key,
+            metadata={k: v for k, _, v in pairs},
+        )
+    typer.echo(
+        f"registered {mv.name}:{mv.version} {mv.digest}" + (" (signature verified)" if mv.signature_path else "")
+    )
 
 
 @registry_app.command("list")
-def list_command(name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
-                 db: DbOption = None, as_json: JsonOption = False) -> None:
+def list_command(
+    name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Every registered version: name:version, status, digest, owner, path."""
     with _open(db) as reg:
         found = reg.list(name)
@@ -69,17 +91,23 @@ def list_command(name: Annotated[str | None, typer.Argument(help="Only this mode
 
 
 @registry_app.command("show")
-def show(name: NameArg, version: Annotated[int | None, typer.Argument(help="Default: the version served.")] = None,
-         db: DbOption = None) -> None:
+def show(
+    name: NameArg,
+    version: Annotated[int | None, typer.Argument(help="Default: the version served.")] = None,
+    db: DbOption = None,
+) -> None:
     """One version in full, as JSON (default: the pinned or production version, the one the gateway serves)."""
     with _open(db) as reg:
         typer.echo(json.dumps(reg.get(name, version).to_dict(), indent=2))
 
 
 @registry_app.command("pin")
-def pin(name: NameArg, version: Annotated[int | None, typer.Argument(min=1, help="Version to pin.")] = None,
-        digest: Annotated[str | None, typer.Option(help="Pin the version with this digest (sha256:<hex>).")] = None,
-        db: DbOption = None) -> None:
+def pin(
+    name: NameArg,
+    version: Annotated[int | None, typer.Argument(min=1, help="Version to pin.")] = None,
+    digest: Annotated[str | None, typer.Option(help="Pin the version with this digest (sha256:<hex>).")] = None,
+    db: DbOption = None,
+) -> None:
     """Serve exactly one version (one digest) of NAME, whatever is in production."""
     if (version is None) == (digest is None):
         raise InputError("give a VERSION or --digest, not both")
@@ -98,9 +126,12 @@ def unpin(name: NameArg, db: DbOption = None) -> None:
 
 @registry_app.command("promote")
 def promote(
-    name: NameArg, version: VersionArg,
+    name: NameArg,
+    version: VersionArg,
     to: Annotated[str | None, typer.Option(help="staged or production (default: the next stage).")] = None,
-    canary: Annotated[float | None, typer.Option(help="Release to production as a canary taking this percent of traffic.")] = None,
+    canary: Annotated[
+        float | None, typer.Option(help="Release to production as a canary taking this percent of traffic.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """registered -> staged -> production; --canary P makes it a production canary at P% of traffic."""
@@ -120,13 +151,18 @@ def retire(name: NameArg, version: VersionArg, db: DbOption = None) -> None:
 
 
 @registry_app.command("verify")
-def verify(name: NameArg, version: Annotated[int | None, typer.Argument(min=1, help="Default: every live version.")] = None,
-           db: DbOption = None) -> None:
+def verify(
+    name: NameArg,
+    version: Annotated[int | None, typer.Argument(min=1, help="Default: every live version.")] = None,
+    db: DbOption = None,
+) -> None:
     """Re-hash versions (and re-check signatures): exit 0 if all match, 1 (and quarantine) on a mismatch."""
     from modelshield.registry.store import SERVABLE
 
     with _open(db) as reg:
-        targets = [reg.get(name, version)] if version is not None else [mv for mv in reg.list(name) if mv.status in SERVABLE]
+        targets = (
+            [reg.get(name, version)] if version is not None else [mv for mv in reg.list(name) if mv.status in SERVABLE]
+        )
         if not targets:
             raise InputError(f"model {name!r} has no live version to verify")
         failed = []

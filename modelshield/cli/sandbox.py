@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,20 +32,28 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     scores = "scores"
     probabilities = "probabilities"
     labels = "labels"
 
 
-AllowNetwork = Annotated[bool, typer.Option(
-    "--allow-network", help="UNSAFE: let the model use the network (isolation off, reported loudly).",
-)]
+AllowNetwork = Annotated[
+    bool,
+    typer.Option(
+        "--allow-network",
+        help="UNSAFE: let the model use the network (isolation off, reported loudly).",
+    ),
+]
 
 
 def _warn_network() -> None:
-    typer.secho("WARNING: network isolation is OFF (--allow-network): the model can reach the network.",
-                err=True, fg=typer.colors.RED, bold=True)
+    typer.secho(
+        "WARNING: network isolation is OFF (--allow-network): the model can reach the network.",
+        err=True,
+        fg=typer.colors.RED,
+        bold=True,
+    )
 
 
 @sandbox_app.command("check")
@@ -64,11 +72,16 @@ def check(
     layers, probes = check_isolation(allow_network=allow_network)
     ok = all(p.ok for p in probes)
     if as_json:
-        typer.echo(json.dumps({
-            "isolated": ok,
-            "layers": [vars(layer) for layer in layers],
-            "probes": [{**vars(p), "ok": p.ok} for p in probes],
-        }, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "isolated": ok,
+                    "layers": [vars(layer) for layer in layers],
+                    "probes": [{**vars(p), "ok": p.ok} for p in probes],
+                },
+                indent=2,
+            )
+        )
     else:
         typer.echo("layers:")
         for layer in layers:
@@ -101,13 +114,22 @@ def predict(
     data: Annotated[Path, typer.Option("--data", help="Inputs as a .npy array of shape (N, ...).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the predictions (.npy).")],
     vendor: Annotated[Path | None, typer.Option("--vendor", help="Folder holding the vendor's Python code.")] = None,
-    entry: Annotated[str | None, typer.Option(
-        "--entry", help="Factory building the model: 'package.module:function' inside --vendor.")] = None,
-    factory_kwargs: Annotated[str | None, typer.Option(
-        "--kwargs", help="JSON object of keyword arguments for the factory.")] = None,
-    model: Annotated[Path | None, typer.Option(
-        "--model", help="Model file instead of vendor code (safetensors needs --arch; TorchScript, ONNX, skops).")] = None,
-    arch: Annotated[str | None, typer.Option("--arch", help="With a safetensors --model: 'package.module:Class'.")] = None,
+    entry: Annotated[
+        str | None,
+        typer.Option("--entry", help="Factory building the model: 'package.module:function' inside --vendor."),
+    ] = None,
+    factory_kwargs: Annotated[
+        str | None, typer.Option("--kwargs", help="JSON object of keyword arguments for the factory.")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="Model file instead of vendor code (safetensors needs --arch; TorchScript, ONNX, skops)."
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="With a safetensors --model: 'package.module:Class'.")
+    ] = None,
     num_classes: Annotated[int | None, typer.Option(help="Number of classes, when the model cannot say.")] = None,
     bounds: Annotated[tuple[float, float], typer.Option(help="Input range (low high).")] = (0.0, 1.0),
     output: Annotated[Output, typer.Option(help="scores (logits), probabilities or labels.")] = Output.scores,
@@ -139,8 +161,16 @@ def predict(
     if allow_network:
         _warn_network()
     box = Sandbox(
-        vendor=vendor, entry=entry, factory_kwargs=kwargs, model=model, load_options={"arch": arch} if arch else None,
-        input_shape=x.shape[1:], num_classes=num_classes, bounds=bounds, limits=limits, allow_network=allow_network,
+        vendor=vendor,
+        entry=entry,
+        factory_kwargs=kwargs,
+        model=model,
+        load_options={"arch": arch} if arch else None,
+        input_shape=x.shape[1:],
+        num_classes=num_classes,
+        bounds=bounds,
+        limits=limits,
+        allow_network=allow_network,
     )
     with box:
         sandboxed = SandboxedModel(box, batch_size=batch_size)
@@ -159,4 +189,6 @@ def predict(
 
 def register(app: typer.Typer) -> None:
     """Add `modelshield sandbox ...`."""
-    app.add_typer(sandbox_app, name="sandbox", help="Run untrusted vendor models isolated: no network, read-only, limits.")
+    app.add_typer(
+        sandbox_app, name="sandbox", help="Run untrusted vendor models isolated: no network, read-only, limits."
+    )

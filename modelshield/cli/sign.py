@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +14,7 @@ from modelshield.core.errors import IntegrityError
 PASSWORD_ENV = "MODELSHIELD_SIGNING_KEY_PASSWORD"
 
 
-class KeyKind(str, Enum):
+class KeyKind(StrEnum):
     ec_p256 = "ec-p256"
     ec_p384 = "ec-p384"
     ed25519 = "ed25519"
@@ -27,10 +27,14 @@ def _password() -> bytes | None:
 
 
 ModelArgument = Annotated[Path, typer.Argument(help="Model folder or single model file.")]
-SignatureOption = Annotated[Path | None, typer.Option(
-    "--signature", help="Signature file (default: PATH/model.sig, or FILE.sig beside a single file).")]
-IgnoreOption = Annotated[list[str], typer.Option(
-    "--ignore", help="Path inside the model folder to leave out (repeatable); .git* is always left out.")]
+SignatureOption = Annotated[
+    Path | None,
+    typer.Option("--signature", help="Signature file (default: PATH/model.sig, or FILE.sig beside a single file)."),
+]
+IgnoreOption = Annotated[
+    list[str],
+    typer.Option("--ignore", help="Path inside the model folder to leave out (repeatable); .git* is always left out."),
+]
 WorkersOption = Annotated[int | None, typer.Option(help="Hashing threads (default: CPUs + 4).")]
 
 
@@ -39,8 +43,10 @@ def sign_command(
     key: Annotated[Path, typer.Option("--key", help="Private key PEM (EC P-256/P-384/P-521 or Ed25519).")],
     signature: SignatureOption = None,
     ignore: IgnoreOption = [],  # noqa: B006 - typer needs a list default
-    allow_symlinks: Annotated[bool, typer.Option(
-        "--allow-symlinks", help="Follow symlinks to files inside the model folder (refused by default).")] = False,
+    allow_symlinks: Annotated[
+        bool,
+        typer.Option("--allow-symlinks", help="Follow symlinks to files inside the model folder (refused by default)."),
+    ] = False,
     workers: WorkersOption = None,
 ) -> None:
     """Sign every file of a model; the signature verifies with model-signing's `verify key` too (EC keys)."""
@@ -65,13 +71,17 @@ def verify_command(
     except IntegrityError as exc:
         typer.echo(f"verification failed: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"verified {path}: {len(result.files)} files, {result.key_type} key {result.key_hint[:16]}, "
-               f"sha256:{result.digest}")
+    typer.echo(
+        f"verified {path}: {len(result.files)} files, {result.key_type} key {result.key_hint[:16]}, "
+        f"sha256:{result.digest}"
+    )
 
 
 def keygen_command(
-    out: Annotated[Path, typer.Option("--out", help="Private key file to write (mode 0600); the public key "
-                                      "goes to OUT with .pub.pem.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Private key file to write (mode 0600); the public key goes to OUT with .pub.pem."),
+    ],
     kind: Annotated[KeyKind, typer.Option("--type", help="Key type.")] = KeyKind.ec_p256,
 ) -> None:
     """Create a signing key pair (PEM); set MODELSHIELD_SIGNING_KEY_PASSWORD to encrypt the private key."""

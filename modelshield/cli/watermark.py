@@ -6,7 +6,7 @@ Exit codes of ``verify``: 0 watermark detected, 1 not detected, 2 bad input. Key
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,7 +23,7 @@ DEMO_ARCH = "modelshield.demo:DigitsCNN"
 DEFAULT_FPR = 1e-3  # modelshield.integrity.watermark.DEFAULT_FPR; not imported here, so torch stays unloaded
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     weights = "weights"
     trigger = "trigger"
 
@@ -35,7 +35,9 @@ watermark_app = typer.Typer(
 
 KeyOption = Annotated[Path, typer.Option("--key", help="Watermark key file (32 bytes, mode 0600; see keygen).")]
 BitsOption = Annotated[int, typer.Option(help="Weights: message length in bits (must match embed).")]
-LayerOption = Annotated[str | None, typer.Option(help="Weights: layer carrying the mark (default: chosen from the architecture).")]
+LayerOption = Annotated[
+    str | None, typer.Option(help="Weights: layer carrying the mark (default: chosen from the architecture).")
+]
 TriggersOption = Annotated[int, typer.Option(help="Trigger: number of trigger inputs (must match embed).")]
 ArchOption = Annotated[str | None, typer.Option(help="Architecture for safetensors weights: 'package.module:Class'.")]
 ArchKwargsOption = Annotated[str | None, typer.Option(help="JSON keyword arguments for --arch.")]
@@ -82,13 +84,19 @@ def embed(
     model: Annotated[Path | None, typer.Option(help="Model weights (safetensors) to watermark.")] = None,
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
-    data: Annotated[str | None, typer.Option(help="Training data: sklearn:digits:train, .npz (x, y), CSV, Parquet, image folder.")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Training data: sklearn:digits:train, .npz (x, y), CSV, Parquet, image folder.")
+    ] = None,
     test_data: Annotated[str | None, typer.Option(help="Held-out data to report the accuracy cost on.")] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Watermark the built-in digits CNN (trained in seconds).")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Watermark the built-in digits CNN (trained in seconds).")
+    ] = False,
     bits: BitsOption = 64,
     layer: LayerOption = None,
     triggers: TriggersOption = 100,
-    epochs: Annotated[int | None, typer.Option(help="Embedding fine-tune epochs (default: 10 weights, 20 trigger).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Embedding fine-tune epochs (default: 10 weights, 20 trigger).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the demo model.")] = 0,
 ) -> None:
@@ -119,8 +127,13 @@ def embed(
         if not data:
             raise InputError("--data is required: embedding fine-tunes the model on its training data")
         train = load_dataset(data)
-        loaded = load_model(model, arch=arch, arch_kwargs=_arch_kwargs(arch_kwargs),
-                            input_shape=tuple(train.x.shape[1:]), bounds=train.bounds)
+        loaded = load_model(
+            model,
+            arch=arch,
+            arch_kwargs=_arch_kwargs(arch_kwargs),
+            input_shape=tuple(train.x.shape[1:]),
+            bounds=train.bounds,
+        )
         if not isinstance(loaded, TorchModel):
             raise InputError(f"{model} is not safetensors weights; embedding fine-tunes a PyTorch network (--arch)")
         m, test = loaded, (load_dataset(test_data) if test_data else None)
@@ -137,9 +150,15 @@ def embed(
         typer.echo(f"held-out accuracy {before:.2%} -> {after:.2%} ({100 * (after - before):+.2f} points)")
     typer.echo(f"wrote {out}")
     shape = ",".join(map(str, m.input_shape))
-    extra = f" --bits {bits}" + (f" --layer {layer}" if layer else "") if kind is Kind.weights else f" --triggers {triggers}"
-    typer.echo(f"verify with: modelshield watermark verify --model {out} --arch {arch} --input-shape {shape} "
-               f"--key {key} --kind {kind.value}{extra}")
+    extra = (
+        f" --bits {bits}" + (f" --layer {layer}" if layer else "")
+        if kind is Kind.weights
+        else f" --triggers {triggers}"
+    )
+    typer.echo(
+        f"verify with: modelshield watermark verify --model {out} --arch {arch} --input-shape {shape} "
+        f"--key {key} --kind {kind.value}{extra}"
+    )
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -150,8 +169,13 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _load_suspect(
-    model: str, arch: str | None, arch_kwargs: str | None, input_shape: str | None, num_classes: int | None,
-    bounds: str, headers: list[str],
+    model: str,
+    arch: str | None,
+    arch_kwargs: str | None,
+    input_shape: str | None,
+    num_classes: int | None,
+    bounds: str,
+    headers: list[str],
 ) -> Model:
     """A local model file, or a remote endpoint queried for labels only."""
     from modelshield.integrity.safe_load import load_model
@@ -163,19 +187,28 @@ def _load_suspect(
 
         if shape is None or num_classes is None:
             raise InputError("a remote model needs --input-shape and --num-classes")
-        return RemoteModel(model, input_shape=shape, num_classes=num_classes, bounds=box, headers=parse_headers(headers))
+        return RemoteModel(
+            model, input_shape=shape, num_classes=num_classes, bounds=box, headers=parse_headers(headers)
+        )
     if shape is None and arch:
         raise InputError("safetensors weights need --input-shape, e.g. --input-shape 1,8,8")
-    return load_model(model, arch=arch, arch_kwargs=_arch_kwargs(arch_kwargs), input_shape=shape,
-                      num_classes=num_classes, bounds=box)
+    return load_model(
+        model, arch=arch, arch_kwargs=_arch_kwargs(arch_kwargs), input_shape=shape, num_classes=num_classes, bounds=box
+    )
 
 
 @watermark_app.command("verify")
 def verify(
-    model: Annotated[str, typer.Option(help="Suspect model: a file (safetensors, TorchScript, ONNX, skops) or an http(s) URL.")],
+    model: Annotated[
+        str, typer.Option(help="Suspect model: a file (safetensors, TorchScript, ONNX, skops) or an http(s) URL.")
+    ],
     key: KeyOption,
-    kind: Annotated[Kind | None, typer.Option(help="Which watermark to test (default: every one the model allows).")] = None,
-    fpr: Annotated[float, typer.Option(help="False-positive rate the decision is held to (split across kinds).")] = DEFAULT_FPR,
+    kind: Annotated[
+        Kind | None, typer.Option(help="Which watermark to test (default: every one the model allows).")
+    ] = None,
+    fpr: Annotated[
+        float, typer.Option(help="False-positive rate the decision is held to (split across kinds).")
+    ] = DEFAULT_FPR,
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     input_shape: Annotated[str | None, typer.Option(help="Input shape without the batch axis, e.g. 1,8,8.")] = None,
@@ -200,8 +233,16 @@ def verify(
         _watermark(k, key, bits=bits, layer=layer, triggers=triggers, fpr=per_test).verify(suspect) for k in kinds
     ]
     if as_json:
-        typer.echo(json.dumps({"detected": any(v.detected for v in verdicts), "fpr": fpr,
-                               "verdicts": [v.to_dict() for v in verdicts]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "detected": any(v.detected for v in verdicts),
+                    "fpr": fpr,
+                    "verdicts": [v.to_dict() for v in verdicts],
+                },
+                indent=2,
+            )
+        )
     else:
         for v in verdicts:
             typer.echo(v.summary())
