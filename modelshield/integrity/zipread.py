@@ -97,9 +97,9 @@ def read_layout(data: Data) -> Layout | None:
     z64 = _zip64(data, end)
     if z64 is not None:
         cd_end, n64, size64, offset64 = z64
-        for short, full, mask in ((n_total, n64, _U16), (cd_size, size64, _U32), (cd_offset, offset64, _U32)):
-            if short not in (full, mask):
-                ambiguities.append("the end record and the zip64 end record disagree")
+        pairs = ((n_total, n64, _U16), (cd_size, size64, _U32), (cd_offset, offset64, _U32))
+        if any(short not in (full, mask) for short, full, mask in pairs):
+            ambiguities.append("the end record and the zip64 end record disagree")
         n_total, cd_size, cd_offset = n64, size64, offset64
     shift = cd_end - cd_size - cd_offset
     if shift < 0:
