@@ -497,3 +497,43 @@ def test_progress_is_one_line_per_stage_in_logs(
     stages = [ln for ln in err.splitlines() if ln.startswith("assess [")]
     assert len(stages) == 4 and stages[0].startswith("assess [2/5] 0:") and stages[0].endswith("fgsm L∞ ε=0.05")
     assert err.splitlines()[0] == "training the demo CNN on scikit-learn's digits..."
+
+
+def test_image_folder_of_mixed_sizes_with_image_size(
+    demo_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from modelshield.core.datasets import sklearn_dataset
+
+    test = sklearn_dataset("digits", "test")
+    picked = [
+        i for c in range(10) for i in np.flatnonzero(test.y.numpy() == c)[:3]
+    ]  # every class: folder order = label
+    for n, i in enumerate(picked):
+        folder = tmp_path / "digits" / str(int(test.y[i]))
+        folder.mkdir(parents=True, exist_ok=True)
+        side = (8, 16, 24)[n % 3]  # collected from three sources at three resolutions
+        pixels = (test.x[i, 0].numpy() * 255).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").resize((side, side)).save(folder / f"{i}.png")
+    args = [
+        "assess",
+        "--model",
+        str(demo_out / "model.safetensors"),
+        "--arch",
+        "modelshield.demo:DigitsCNN",
+        "--data",
+        str(tmp_path / "digits"),
+        "--attacks",
+        "fgsm",
+        "--eps",
+        "0.1",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    code, err = run_cli(args, monkeypatch, capsys)
+    assert code == 2 and "--image-size" in err, err
+    code, err = run_cli([*args, "--image-size", "8,8"], monkeypatch, capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["data"]["samples"] == 30 and report["clean_accuracy"] > 0.8

@@ -27,7 +27,7 @@ def test_schema_is_valid_draft_2020_12() -> None:
     Draft202012Validator.check_schema(SCHEMA)
 
 
-@pytest.mark.parametrize("case", ["image_result", "tabular_result"])
+@pytest.mark.parametrize("case", ["image_result", "tabular_result", "untrusted_result"])
 def test_report_validates_and_round_trips(case: str, request: pytest.FixtureRequest) -> None:
     result = request.getfixturevalue(case)
     document = json.loads(RENDERERS["json"].render(result))
