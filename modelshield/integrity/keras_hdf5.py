@@ -121,7 +121,11 @@ def check_hdf5(data: Data, where: str) -> list[Finding]:
         configs = [f for f in _check_hdf5_bytes(data, where) if f.id != "MS-SCAN-HDF5"]
         return [issue(Verdict.unparsed, "MS-SCAN-HDF5", "HDF5 file could not be opened", where, str(exc)), *configs]
     with handle:
-        return _Hdf5Walk(where).run(handle)
+        try:
+            return _Hdf5Walk(where).run(handle)
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:  # h5py on a corrupt object
+            return [issue(Verdict.unparsed, "MS-SCAN-HDF5", "HDF5 file could not be walked", where,
+                          f"{type(exc).__name__}: {exc}")]  # fmt: skip
 
 
 class _Hdf5Walk:

@@ -12,6 +12,7 @@ no reader takes is never reported as "no issues" (modelscan's skipped files, pro
 from __future__ import annotations
 
 import json
+import lzma
 import mmap
 import os
 import tarfile
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pydantic is imported only when a finding is made
 # What parsers raise on hostile bytes (h5py raises KeyError, and at times SystemError, on a corrupt file).
 _PARSE_ERRORS = (
     zipread.ZipFormatError, tarfile.TarError, OSError, EOFError, ValueError, RuntimeError, zlib.error, KeyError,
-    SystemError,
+    SystemError, lzma.LZMAError,
 )  # fmt: skip
 _INERT_PICKLE = {"MS-SCAN-PKL-MALFORMED", "MS-SCAN-PKL-TRAILING"}  # what a pickle that imports nothing can show
 _MAX_JSON = 64 << 20

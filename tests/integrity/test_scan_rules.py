@@ -8,12 +8,14 @@ import io
 import marshal
 import pickle
 import pickletools
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 import torch
 
+from modelshield.integrity import scan_file
 from modelshield.integrity.allowlist import PLAIN, TORCHSCRIPT, Verdict, classify
 from modelshield.integrity.keras_hdf5 import check_keras_config
 from modelshield.integrity.pickle_analysis import analyse_pickle
@@ -150,3 +152,13 @@ def test_boosting_native_formats_are_identified_only_when_exact() -> None:
     assert identify(ubj) == "xgboost-ubjson" and identify(text) == "lightgbm-text"
     assert identify(ubj[:-1]) is None and identify(ubj + b"\x80") is None  # cut short or followed by anything
     assert identify(text.replace(b"\n", b"\0", 3)) is None
+
+
+@pytest.mark.parametrize("compress", ["xz", "lzma", "bz2", "gzip", "zlib"])
+def test_a_corrupt_joblib_stream_is_unparsed_not_a_crash(tmp_path: Path, compress: str) -> None:
+    path = tmp_path / "model.joblib"
+    joblib.dump({"w": np.arange(2000.0)}, path, compress=(compress, 3))
+    body = bytearray(path.read_bytes())
+    body[len(body) // 2] ^= 0xFF
+    path.write_bytes(bytes(body))
+    assert scan_file(path).verdict in (Verdict.unparsed, Verdict.unknown)
