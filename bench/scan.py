@@ -338,7 +338,7 @@ def build_checkpoint(path: Path, size_gb: float, log: Callable[[str], None]) -> 
 
     g = torch.Generator().manual_seed(0)
     d, vocab = 1024, 32000
-    shapes = {"embed.weight": (vocab, d)}
+    shapes: dict[str, tuple[int, ...]] = {"embed.weight": (vocab, d)}
     per_layer = {"attn.qkv.weight": (3 * d, d), "attn.qkv.bias": (3 * d,), "attn.proj.weight": (d, d),
                  "attn.proj.bias": (d,), "ln1.weight": (d,), "ln1.bias": (d,), "mlp.fc1.weight": (4 * d, d),
                  "mlp.fc1.bias": (4 * d,), "mlp.fc2.weight": (d, 4 * d), "mlp.fc2.bias": (d,),
