@@ -58,7 +58,16 @@ _PYTHON_INTERNALS = frozenset(
     }
 )  # fmt: skip
 _FILE_OPS = frozenset(
-    {"torch.from_file", "torch.save", "torch.load", "ops.aten.from_file", "ops.aten.save", "torch.ops.load_library"}
+    {
+        "torch.from_file",
+        "torch.save",
+        "torch.load",
+        "ops.aten.from_file",
+        "ops.aten.save",
+        "torch.ops.load_library",
+        "torch.classes.load_library",
+        "torch.hub",
+    }
 )
 _CODE = re.compile(r"(^|[/!])code/.+\.py$")  # member names as the scanner gives them: archive!folder/name
 _PICKLE = re.compile(r"(^|[/!])(data|constants|traced_inputs)\.pkl$|(^|[/!])code/.+\.debug_pkl$")
