@@ -6,7 +6,7 @@
 (b) Rate limits in Redis (a private redis-server on a free port, so the shared one is untouched): while
     Redis is up the gateway answers 200; after ``kill -9`` of Redis every request must get 503 with a
     clear error (fail closed: no 2xx without a rate decision); after Redis restarts, 200 again.
-(c) The audit witness file replaced by a directory under load (checkpoint every 10 records): every request must
+(c) The audit witness path turned into a directory under load (checkpoint every 10 records): every request must
     be answered (2xx before, 503 during, never a client timeout), ``/readyz`` must answer 503 during the fault and
     200 again after the file is put back (how long that takes is reported), SIGTERM under load with the file broken
     again must exit within a few seconds, every 2xx must be in the audit log, and ``audit verify --witness`` must
@@ -238,10 +238,18 @@ def _phase(
     }
 
 
+def _point(link: Path, target: Path) -> None:
+    """``link`` -> ``target`` in one atomic rename (a rename-then-mkdir would race the writer recreating the file)."""
+    new = link.with_name(link.name + ".new")
+    new.symlink_to(target)
+    os.replace(new, link)
+
+
 def witness_fault(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Healthy -> witness file replaced by a directory -> put back -> SIGTERM under load."""
-    witness = ctx["work"] / "audit.witness"
-    aside = ctx["work"] / "audit.witness.saved"
+    """Healthy -> witness path turned into a directory -> put back -> broken again and SIGTERM under load."""
+    witness, real, directory = ctx["work"] / "audit.witness", ctx["work"] / "witness.jsonl", ctx["work"] / "a-dir"
+    directory.mkdir()
+    _point(witness, real)
     config = write_config(ctx, "witness", secure=True)
     config.write_text(
         config.read_text().replace(
@@ -255,12 +263,10 @@ def witness_fault(ctx: dict[str, Any]) -> dict[str, Any]:
     try:
         out["healthy"] = _phase(ctx, server.port, "wh", 2.0)
         out["healthy"]["readyz"] = _ready(server.url)
-        witness.rename(aside)
-        witness.mkdir()
+        _point(witness, directory)
         out["fault"] = _phase(ctx, server.port, "wf", 3.0)
         out["fault"]["readyz"] = _ready(server.url)
-        witness.rmdir()
-        aside.rename(witness)
+        _point(witness, real)
         restored = time.monotonic()
         while _ready(server.url) != 200 and time.monotonic() - restored < 30:
             time.sleep(0.02)
@@ -273,17 +279,14 @@ def witness_fault(ctx: dict[str, Any]) -> dict[str, Any]:
             term["at"] = time.monotonic()
             server.proc.send_signal(signal.SIGTERM)
 
-        witness.rename(aside)  # broken again: SIGTERM must not wait on a failing audit writer
-        witness.mkdir()
+        _point(witness, directory)  # broken again: SIGTERM must not wait on a failing audit writer
         out["sigterm"] = _phase(ctx, server.port, "wt", 1.5, during=sigterm, at=0.5)
         server.proc.wait(timeout=60)
         out["sigterm"]["exit_s"] = round(time.monotonic() - term["at"], 2)
     finally:
         if server.proc.poll() is None:
             server.proc.kill()
-        if aside.exists():
-            witness.rmdir()
-            aside.rename(witness)
+        _point(witness, real)
     with sqlite3.connect(ctx["work"] / "store.db") as conn:
         audited = {json.loads(e).get("request_id") for (e,) in conn.execute("SELECT event FROM audit_records")}
     ok = set().union(*(p.pop("ok_ids") for p in out.values() if isinstance(p, dict)))

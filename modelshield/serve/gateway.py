@@ -320,7 +320,9 @@ class Gateway:
         self._flagged.add(subject)
         self.metrics.extraction_flags.labels(model).inc()
         log.warning("extraction signal for %s on model %s: score %.2f", subject, model, signal.score)
-        if self.audit_log is not None:
+        if self.audit_log is None:
+            return
+        try:
             await self.audit_log.append_async(
                 {
                     "time": datetime.now(UTC).isoformat(),
@@ -332,6 +334,9 @@ class Gateway:
                     "extraction": signal.audit_fields(),
                 }
             )
+        except Exception as exc:  # after the response: raising would cut the client's keep-alive connection
+            self._flagged.discard(subject)  # so the event is written on the next query, once the log works
+            log.error("audit of the extraction signal for %s failed: %s", subject, " ".join(str(exc).split()))
 
     # -- background and admin ----------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ class Load:
                     r = client.post("/v1/models/demo/predict", json=BODY, headers={"X-Request-ID": rid})
                 except httpx.HTTPError as exc:
                     with self._lock:
-                        self.failures.append(f"{rid}: {type(exc).__name__}")
+                        self.failures.append(f"{rid}: {type(exc).__name__}: {exc} ({len(self.status)} answered so far)")
                     return
                 with self._lock:
                     self.status[rid] = r.status_code
@@ -80,10 +80,20 @@ def _ready(url: str) -> httpx.Response:
     return httpx.get(url + "/readyz", timeout=CLIENT_TIMEOUT)
 
 
-def test_witness_replaced_by_a_directory_under_load(weights: tuple[Path, str], tmp_path: Path) -> None:
+def _point(link: Path, target: Path) -> None:
+    """Make ``link`` a symlink to ``target`` in one atomic rename: the witness path turns into a directory (or back)
+    with no moment in between at which the writer could create a fresh file there."""
+    new = link.with_name(link.name + ".new")
+    new.symlink_to(target)
+    os.replace(new, link)
+
+
+def test_witness_path_turned_into_a_directory_under_load(weights: tuple[Path, str], tmp_path: Path) -> None:
     path, digest = weights
     state = make_state(tmp_path / "state", {"alice": ["predictor"]})
-    witness, aside = tmp_path / "audit.witness", tmp_path / "audit.witness.saved"
+    witness, real, directory = tmp_path / "audit.witness", tmp_path / "witness.jsonl", tmp_path / "a-directory"
+    directory.mkdir()
+    _point(witness, real)
     config = secure_config(
         state,
         {"demo": {"path": str(path), "digest": digest, **ARCH}},
@@ -94,14 +104,12 @@ def test_witness_replaced_by_a_directory_under_load(weights: tuple[Path, str], t
         load = Load(url, state.keys["alice"])
         try:
             until(lambda: load.count(200) >= 20, "answers before the fault")
-            witness.rename(aside)
-            witness.mkdir()
+            _point(witness, directory)
             until(lambda: load.count(503) >= 20, "503 answers while the witness cannot be written")
             r = _ready(url)
             assert r.status_code == 503 and r.json()["audit_log"] == "failing", r.text
             assert "witness" not in r.text  # no file paths for anonymous probes
-            witness.rmdir()
-            aside.rename(witness)
+            _point(witness, real)
             until(lambda: _ready(url).status_code == 200, "ready again without a restart")
             healed = load.count(200)
             until(lambda: load.count(200) >= healed + 20, "answers after the fault")
