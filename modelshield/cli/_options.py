@@ -1,8 +1,11 @@
-"""Option parsers shared by the command groups: numbers (ε as k/255), bounds, shapes, HTTP headers."""
+"""Option parsers shared by the command groups: numbers (ε as k/255), bounds, shapes, steps, HTTP headers;
+and library errors reworded to name the flags a command-line user types."""
 
 from __future__ import annotations
 
-from modelshield.core.errors import InputError
+import re
+
+from modelshield.core.errors import InputError, ModelShieldError
 
 
 def parse_floats(text: str, what: str) -> list[float]:
@@ -84,3 +87,31 @@ def _terms(expr: str) -> list[tuple[str, str]]:
             token += ch
     out.append((op, token))
     return out
+
+
+#: Python argument names in library messages, as the flags a CLI user types instead.
+_FLAG_WORDS = (
+    (re.compile(r"\barch='([^']*)'"), r"--arch \1"),
+    (re.compile(r"\btrusted_types=\[\.\.\.\]"), "--trust-type MODULE.CLASS (once per type)"),
+    (re.compile(r"\binput_shape=\(([^)]*)\)"), lambda m: "--input-shape " + m.group(1).replace(" ", "")),
+    (re.compile(r"\bnum_classes=(\w+)"), r"--num-classes \1"),
+    (
+        re.compile(r"\b(arch_kwargs|label_column|input_shape|image_size|num_classes)\b"),
+        lambda m: "--" + m.group(1).replace("_", "-"),
+    ),
+    (re.compile(r"(?<![-\w])arch\b(?! \d)"), "--arch"),
+    (re.compile(r"\bmean/std\b"), "--mean/--std"),
+)
+
+
+def flag_words(exc: ModelShieldError) -> ModelShieldError:
+    """The same error, its message and hint naming command-line flags instead of Python arguments."""
+
+    def words(text: str) -> str:
+        for pattern, repl in _FLAG_WORDS:
+            text = pattern.sub(repl, text)
+        return text
+
+    if type(exc).__init__ is not ModelShieldError.__init__:
+        return exc
+    return type(exc)(words(str(exc)), hint=words(exc.hint))

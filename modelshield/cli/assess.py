@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import sys
 import time
@@ -29,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from modelshield.assess.catalog import ALL_ATTACKS, DEFAULT_DETECTORS, DETECTOR_NAMES
-from modelshield.cli._options import parse_bounds, parse_floats, parse_headers, parse_shape, parse_step
+from modelshield.cli._options import flag_words, parse_bounds, parse_floats, parse_headers, parse_shape, parse_step
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.settings import load_settings
 
@@ -76,34 +75,6 @@ def _pick(option: int | None, configured: int | None, default: _D) -> int | _D:
     if option is not None:
         return option
     return configured if configured is not None else default
-
-
-#: Python argument names in library messages, as the flags a CLI user types instead.
-_FLAG_WORDS = (
-    (re.compile(r"\barch='([^']*)'"), r"--arch \1"),
-    (re.compile(r"\btrusted_types=\[\.\.\.\]"), "--trust-type MODULE.CLASS (once per type)"),
-    (re.compile(r"\binput_shape=\(([^)]*)\)"), lambda m: "--input-shape " + m.group(1).replace(" ", "")),
-    (re.compile(r"\bnum_classes=(\w+)"), r"--num-classes \1"),
-    (
-        re.compile(r"\b(arch_kwargs|label_column|input_shape|image_size|num_classes)\b"),
-        lambda m: "--" + m.group(1).replace("_", "-"),
-    ),
-    (re.compile(r"(?<![-\w])arch\b(?! \d)"), "--arch"),
-    (re.compile(r"\bmean/std\b"), "--mean/--std"),
-)
-
-
-def flag_words(exc: ModelShieldError) -> ModelShieldError:
-    """The same error, its message and hint naming command-line flags instead of Python arguments."""
-
-    def words(text: str) -> str:
-        for pattern, repl in _FLAG_WORDS:
-            text = pattern.sub(repl, text)
-        return text
-
-    if type(exc).__init__ is not ModelShieldError.__init__:
-        return exc
-    return type(exc)(words(str(exc)), hint=words(exc.hint))
 
 
 def _load_inputs(opts: _Inputs) -> tuple[Model, Dataset]:

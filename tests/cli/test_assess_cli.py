@@ -537,3 +537,32 @@ def test_image_folder_of_mixed_sizes_with_image_size(
     assert code == 0, err
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["data"]["samples"] == 30 and report["clean_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize(
+    "message, hint, expected",
+    [
+        (
+            "input_shape is required for a PyTorch model",
+            "e.g. input_shape=(1, 8, 8)",
+            "--input-shape is required for a PyTorch model (e.g. --input-shape 1,8,8)",
+        ),
+        (
+            "the network outputs 10 scores per sample, but num_classes=5",
+            "",
+            "the network outputs 10 scores per sample, but --num-classes 5",
+        ),
+        (
+            "cannot construct m:N with {}: bad",
+            "check arch and arch_kwargs match the network that saved the weights",
+            "cannot construct m:N with {}: bad (check --arch and --arch-kwargs match the network that saved the weights)",
+        ),
+        ("research architecture search failed", "", "research architecture search failed"),
+    ],
+)
+def test_library_messages_are_reworded_for_the_command_line(message: str, hint: str, expected: str) -> None:
+    from modelshield.cli._options import flag_words
+    from modelshield.core.errors import InputError
+
+    reworded = flag_words(InputError(message, hint=hint))
+    assert type(reworded) is InputError and reworded.diagnostics() == expected
