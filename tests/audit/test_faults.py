@@ -283,3 +283,14 @@ def test_witness_lines_from_several_workers_may_land_out_of_order(tmp_path: Path
     witness.write_bytes(second + first)  # worker B's later checkpoint written before worker A's
     with AuditLog.open(url) as log:
         assert log.verify(key.public_key(), witness=witness).ok
+
+
+def test_a_whole_checkpoint_that_lost_only_its_newline_is_kept(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    first, second = (sign(key, "ab" * 16, n, "cd" * 32, 1_700_000_000_000_000 + n) for n in (1, 2))
+    witness = tmp_path / "audit.witness"
+    append_witness(witness, [first])
+    witness.write_bytes(witness.read_bytes().rstrip(b"\n"))  # cut exactly before the newline
+    assert read_witness(witness).checkpoints == [first] and read_witness(witness).torn_tail == 0
+    append_witness(witness, [second])
+    assert read_witness(witness).checkpoints == [first, second] and witness.read_bytes().count(b"\n") == 2
