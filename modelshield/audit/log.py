@@ -446,7 +446,7 @@ class AuditLog:
         elif isinstance(exc, self._driver_errors):
             error = AuditWriteError(
                 f"audit append to {safe_url(str(self._engine.url))} failed: "
-                f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
+                f"{type(exc).__name__}: {(str(getattr(exc, 'orig', exc)).splitlines() or [''])[0]}"
             )
         else:
             error = AuditWriteError(f"audit writer failed: {type(exc).__name__}: {exc}")
