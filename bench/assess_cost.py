@@ -206,20 +206,30 @@ def main() -> None:
         clock = StageClock(timed.TIMES)
         result, examples = assess(model, data, cfg, progress=clock)
         clock.stage("after the last attack (sanity checks, findings)")
+        summary = summarise(args, result.clean_accuracy, clock, timed.TIMES)
+        if args.json:  # before the reports, so the timings survive a renderer failing
+            args.json.write_text(json.dumps(summary, indent=2))
         start = time.perf_counter()
         write_reports(result, Path(tmp) / "out", examples)
-        reports_s = time.perf_counter() - start
+        summary["reports_seconds"] = time.perf_counter() - start
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    print(markdown(summary) if args.markdown else json.dumps(summary, indent=2))
+
+
+def summarise(args: argparse.Namespace, clean: float, clock: StageClock, times: dict[str, float]) -> dict[str, Any]:
+    """The run's figures: per-stage wall/CPU time in and outside the model, and the shares over all of it."""
     attacks = [st for st in clock.stages if not st["stage"].startswith(("before ", "after ", "clean accuracy"))]
-    summary = {
+    return {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
         f"{args.threads}, torch {torch.__version__}",
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "markdown")},
-        "clean_accuracy": result.clean_accuracy,
+        "clean_accuracy": clean,
         "assess_seconds": sum(st["seconds"] for st in clock.stages),
         "assess_cpu_seconds": sum(st["cpu_seconds"] for st in clock.stages),
-        "reports_seconds": reports_s,
-        "forward_calls": timed.TIMES["forward_calls"],
-        "backward_calls": timed.TIMES["backward_calls"],
+        "reports_seconds": None,
+        "forward_calls": times["forward_calls"],
+        "backward_calls": times["backward_calls"],
         "outside_share": {
             "wall": outside(clock.stages, cpu=False),
             "cpu": outside(clock.stages, cpu=True),
@@ -228,9 +238,6 @@ def main() -> None:
         },
         "stages": clock.stages,
     }
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
-    print(markdown(summary) if args.markdown else json.dumps(summary, indent=2))
 
 
 def markdown(s: dict[str, Any]) -> str:

@@ -53,7 +53,8 @@ FAST = set(FAST_WHITE_BOX[1].split(","))
 
 def check_white_box(report: dict, attacks: set[str] = WHITE_BOX) -> None:
     assert {r["attack"] for r in report["attacks"]} == attacks
-    assert {r["norm"] for r in report["attacks"] if r["attack"] == "pgd"} == {"linf", "l2"}
+    if attacks == WHITE_BOX:  # the default list runs PGD in both norms (pgd, pgd-l2)
+        assert {r["norm"] for r in report["attacks"] if r["attack"] == "pgd"} == {"linf", "l2"}
     assert report["clean_accuracy"] > 0.4  # trained: the attacks have something to break
 
 
