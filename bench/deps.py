@@ -34,13 +34,23 @@ def generate(n: int, packages: list[Package], seed: int = 0) -> list[dict[str, A
             name = f"pkg-{rng.randrange(20_000)}"
             major = rng.randrange(5)
             events = [{"introduced": f"{major}.0"}, {"fixed": f"{major}.{rng.randrange(1, 9)}.{rng.randrange(9)}"}]
-        records.append({
-            "schema_version": "1.6.0", "id": f"BENCH-{i}", "modified": "2026-01-01T00:00:00Z", "aliases": [f"CVE-2099-{i}"],
-            "summary": "generated", "affected": [{"package": {"ecosystem": "PyPI", "name": name},
-                                                  "ranges": [{"type": "ECOSYSTEM", "events": events}],
-                                                  "versions": [f"{rng.randrange(5)}.{rng.randrange(9)}" for _ in range(3)]}],
-            "database_specific": {"severity": rng.choice(["LOW", "MODERATE", "HIGH", "CRITICAL"])},
-        })
+        records.append(
+            {
+                "schema_version": "1.6.0",
+                "id": f"BENCH-{i}",
+                "modified": "2026-01-01T00:00:00Z",
+                "aliases": [f"CVE-2099-{i}"],
+                "summary": "generated",
+                "affected": [
+                    {
+                        "package": {"ecosystem": "PyPI", "name": name},
+                        "ranges": [{"type": "ECOSYSTEM", "events": events}],
+                        "versions": [f"{rng.randrange(5)}.{rng.randrange(9)}" for _ in range(3)],
+                    }
+                ],
+                "database_specific": {"severity": rng.choice(["LOW", "MODERATE", "HIGH", "CRITICAL"])},
+            }
+        )
     return records
 
 
@@ -79,16 +89,20 @@ def main() -> None:
     # pip-audit may report an alias as the id: compare the advisory's whole id set
     ours = {(v.package.lower(), frozenset({v.id, *v.aliases})) for v in report.vulnerabilities}
     theirs = {(v.package.lower(), frozenset({v.id, *v.aliases})) for v in pip_report.vulnerabilities}
-    print(f"{args.records} OSV records, {len(public)} installed packages, {len(ours)} vulnerabilities found "
-          f"(pip-audit: {len(theirs)}, same set: {ours == theirs})")
+    print(
+        f"{args.records} OSV records, {len(public)} installed packages, {len(ours)} vulnerabilities found "
+        f"(pip-audit: {len(theirs)}, same set: {ours == theirs})"
+    )
     print("| step | seconds |\n|---|---:|")
     print(f"| load JSON list ({as_list.name}, {len(records)} records) | {t_list:.2f} |")
     print(f"| load zip of one file per record (osv.dev layout) | {t_zip:.2f} |")
     print(f"| match {len(public)} packages (modelshield, offline, advisories loaded) | {t_audit:.4f} |")
     print(f"| load + match (modelshield, offline, from the JSON list) | {t_list + t_audit:.2f} |")
     print(f"| pip-audit -s osv, one query per package to a local OSV API with the advisories loaded | {t_pip:.2f} |")
-    print(f"ratio pip-audit / modelshield, advisories loaded on both sides: {t_pip / t_audit:.0f}x; "
-          f"pip-audit / modelshield load + match: {t_pip / (t_list + t_audit):.1f}x")
+    print(
+        f"ratio pip-audit / modelshield, advisories loaded on both sides: {t_pip / t_audit:.0f}x; "
+        f"pip-audit / modelshield load + match: {t_pip / (t_list + t_audit):.1f}x"
+    )
 
 
 if __name__ == "__main__":

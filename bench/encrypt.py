@@ -41,8 +41,10 @@ def main() -> None:
         Keyring.generate(keyring_path, "k1")
         Keyring.generate(keyring_path, "k2")
         keyring = Keyring.load(keyring_path)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-              f"file: {args.mib} MiB in {args.dir}")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"file: {args.mib} MiB in {args.dir}"
+        )
         t = time.perf_counter()
         shutil.copyfile(src, root / "copy.bin")
         with (root / "copy.bin").open("rb+") as f:

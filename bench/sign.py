@@ -89,8 +89,10 @@ def main() -> None:
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where to write the model (deleted after)")
     args = parser.parse_args()
     size = int(args.gib * (1 << 30))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {size / 2**30:.2f} GiB; "
-          f"EC P-256 key; page cache warm; best of {args.repeats}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {size / 2**30:.2f} GiB; "
+        f"EC P-256 key; page cache warm; best of {args.repeats}"
+    )
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         key, public = generate_key_pair("ec-p256", root / "key.pem")
@@ -106,12 +108,16 @@ def main() -> None:
             print("| tool | sign s | sign MB/s | sign CPU s | verify s | verify MB/s | verify CPU s |")
             print("|---|---:|---:|---:|---:|---:|---:|")
             for tool, (s, s_cpu, v, v_cpu) in rows.items():
-                print(f"| {tool} | {s:.2f} | {size / s / 1e6:,.0f} | {s_cpu:.2f} | {v:.2f} | {size / v / 1e6:,.0f} "
-                      f"| {v_cpu:.2f} |")
+                print(
+                    f"| {tool} | {s:.2f} | {size / s / 1e6:,.0f} | {s_cpu:.2f} | {v:.2f} | {size / v / 1e6:,.0f} "
+                    f"| {v_cpu:.2f} |"
+                )
             base, ours = rows["model-signing 1.1.1"], rows["modelshield"]
-            print("modelshield speed-up over model-signing (>1 is faster): "
-                  f"sign {base[0] / ours[0]:.2f}x wall, {base[1] / ours[1]:.2f}x CPU; "
-                  f"verify {base[2] / ours[2]:.2f}x wall, {base[3] / ours[3]:.2f}x CPU")
+            print(
+                "modelshield speed-up over model-signing (>1 is faster): "
+                f"sign {base[0] / ours[0]:.2f}x wall, {base[1] / ours[1]:.2f}x CPU; "
+                f"verify {base[2] / ours[2]:.2f}x wall, {base[3] / ours[3]:.2f}x CPU"
+            )
             for p in model.iterdir():
                 p.unlink()
             model.rmdir()

@@ -50,8 +50,10 @@ def main() -> None:
     parser.add_argument("--owners", type=int, default=3, help="owner keys each watermark is embedded with")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), torch {torch.__version__}, "
-          f"1 thread; decisions at false-positive rate {DEFAULT_FPR:g}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), torch {torch.__version__}, "
+        f"1 thread; decisions at false-positive rate {DEFAULT_FPR:g}"
+    )
     train, test = sklearn_dataset("digits", "train"), sklearn_dataset("digits", "test")
     start = time.perf_counter()
     clean = [demo_model_and_data(seed)[0] for seed in range(args.models)]
@@ -84,11 +86,15 @@ def main() -> None:
                 pruned_rows[ratio].append((v.matched, v.detected, accuracy(pruned, test)))
             total = v.total
         print(f"\n## {kind} watermark ({args.owners} owner keys, demo model at {base_acc:.2%} clean accuracy)")
-        print(f"embedding: {sum(seconds) / len(seconds):.2f} s per model; accuracy cost "
-              f"{100 * min(costs):+.2f} to {100 * max(costs):+.2f} points (positive = lost)")
+        print(
+            f"embedding: {sum(seconds) / len(seconds):.2f} s per model; accuracy cost "
+            f"{100 * min(costs):+.2f} to {100 * max(costs):+.2f} points (positive = lost)"
+        )
         print("\n| attack | worst matched (detected) | mean accuracy |\n|---|---:|---:|")
-        for label, rows in [*((f"fine-tune {e} epochs", r) for e, r in tuned_rows.items()),
-                            *((f"prune {int(100 * p)}%", r) for p, r in pruned_rows.items())]:
+        for label, rows in [
+            *((f"fine-tune {e} epochs", r) for e, r in tuned_rows.items()),
+            *((f"prune {int(100 * p)}%", r) for p, r in pruned_rows.items()),
+        ]:
             matched, detected, accs = zip(*rows, strict=True)
             print(f"| {label} | {_cell(list(matched), total, list(detected))} | {sum(accs) / len(accs):.2%} |")
 
@@ -96,9 +102,11 @@ def main() -> None:
         cal = calibrate(cls, clean + marked, n_keys=args.keys)
         mean, var = cal.match_mean_var()
         p0 = 0.5 if kind == "weights" else 0.1
-        print(f"\nnull: {cal.trials:,} verifications ({args.models} clean + {len(marked)} watermarked models × "
-              f"{args.keys:,} unrelated keys) in {time.perf_counter() - t0:.1f} s; matches mean {mean:.2f} "
-              f"(binomial {total * p0:.1f}), variance {var:.2f} (binomial {total * p0 * (1 - p0):.1f})")
+        print(
+            f"\nnull: {cal.trials:,} verifications ({args.models} clean + {len(marked)} watermarked models × "
+            f"{args.keys:,} unrelated keys) in {time.perf_counter() - t0:.1f} s; matches mean {mean:.2f} "
+            f"(binomial {total * p0:.1f}), variance {var:.2f} (binomial {total * p0 * (1 - p0):.1f})"
+        )
         print("\n| stated FPR | exact size of the test | empirical FPR | false alarms |\n|---:|---:|---:|---:|")
         for alpha in (DEFAULT_FPR, 1e-2, 5e-2):
             k = min_matches(total, p0, alpha)

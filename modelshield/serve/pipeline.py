@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
 
@@ -73,7 +73,7 @@ class Pipeline:
         response.headers["X-Request-ID"] = rid
         record["status_code"] = response.status_code
         record["latency_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
-        record["time"] = datetime.now(timezone.utc).isoformat()
+        record["time"] = datetime.now(UTC).isoformat()
         response = await self.g.audit(record, rid, response)
         seconds = time.perf_counter() - started
         self.g.metrics.observe_request(
