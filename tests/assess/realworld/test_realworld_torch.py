@@ -165,9 +165,17 @@ def endpoint(trained, serve_asgi) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/predict"
 
 
-def test_remote_model(endpoint, trained, colour_npz, colour_test, assess_cli):
-    report = assess_cli("--model", endpoint, "--data", str(colour_npz), *QUICK)
-    assert {r["attack"] for r in report["attacks"]} == BLACK_BOX
+@pytest.mark.parametrize(
+    "attacks",
+    [
+        ["--attacks", "square"],  # HopSkipJump's ~37,000 queries of 3×32×32 JSON take minutes over HTTP
+        pytest.param([], marks=pytest.mark.slow),
+    ],
+)
+def test_remote_model(endpoint, trained, colour_npz, colour_test, assess_cli, attacks):
+    report = assess_cli("--model", endpoint, "--data", str(colour_npz), *QUICK, *attacks)
+    assert {r["attack"] for r in report["attacks"]} == (set(attacks[1:]) or BLACK_BOX)
+    assert all(r["queries"] > 0 for r in report["attacks"])
     with torch.no_grad():
         pred = trained["resnet18"](torch.from_numpy(colour_test[0])).argmax(1).numpy()
     assert report["clean_accuracy"] == pytest.approx(float((pred == colour_test[1]).mean()))
