@@ -61,8 +61,8 @@ def plain_training(folder: Path, epochs: int = 6, seed: int = 0) -> tuple[Path, 
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
-    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False).clamp(0, 1).numpy()
+    small = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
+    x = F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False).clamp(0, 1).numpy()
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, digits.target, test_size=0.25, random_state=seed, stratify=digits.target
     )
