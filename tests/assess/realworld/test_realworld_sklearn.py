@@ -53,10 +53,7 @@ def skops_file(estimator: object, folder: Path, name: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["svc", "random-forest", *(pytest.param(n, marks=pytest.mark.slow) for n in ("gradient-boosting", "pipeline"))],
-)
+@pytest.mark.parametrize("name", list(ESTIMATORS))
 def test_default_attacks(fitted, digits_csv, tmp_path, assess_cli, name):
     csv, x, y = digits_csv
     model = skops_file(fitted[name], tmp_path, name)
