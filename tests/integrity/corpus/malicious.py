@@ -166,7 +166,9 @@ def _torch(tmp: Path) -> dict[str, Variant]:
     script = io.BytesIO()
     torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())), script)
     members = _unzip(script.getvalue())
-    code_name = next(n for n in members if n.endswith("code/__torch__/torch/nn/modules/container.py"))
+    # torch mangles the file name when Sequential was scripted before in this process (container/___torch_mangle_N.py)
+    code_name = next(n for n in members if "/code/__torch__/torch/nn/modules/container" in n and n.endswith(".py")
+                     and b"class Sequential" in members[n])  # fmt: skip
     code = members[code_name].decode()
 
     def ts_code(extra: str) -> bytes:
