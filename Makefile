@@ -1,4 +1,4 @@
-# One command each: `make demo` sets up and runs the demo assessment; `make test` sets up and runs the tests.
+# One command each: `make demo` sets up and runs the demo assessment; `make test` sets up, lints, type-checks and runs the tests.
 .PHONY: demo test bench
 
 demo:
@@ -7,6 +7,7 @@ demo:
 
 test:
 	./scripts/setup.sh test
+	./scripts/lint.sh
 	.venv/bin/python -m pytest
 
 bench:

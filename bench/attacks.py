@@ -137,9 +137,14 @@ def build_modelshield(attack: str, p: Params, ctx: dict[str, Any]) -> tuple[Call
         "pgd": ("PGD", dict(eps=p.eps, steps=p.steps, alpha=p.alpha, norm="linf", random_start=True, restarts=1)),
         "cw": (
             "CarliniWagnerL2",
-            dict(c=p.cw_c, kappa=p.cw_kappa, steps=p.cw_steps, lr=p.cw_lr, binary_search_steps=p.cw_binary_search_steps),
+            dict(
+                c=p.cw_c, kappa=p.cw_kappa, steps=p.cw_steps, lr=p.cw_lr, binary_search_steps=p.cw_binary_search_steps
+            ),
         ),
-        "square": ("Square", dict(eps=p.eps, norm="linf", n_queries=p.square_queries, p_init=p.square_p_init, seed=p.seed)),
+        "square": (
+            "Square",
+            dict(eps=p.eps, norm="linf", n_queries=p.square_queries, p_init=p.square_p_init, seed=p.seed),
+        ),
     }[attack]
     cls = getattr(ev, cls_name, None)
     if cls is None:
@@ -165,8 +170,14 @@ def build_torchattacks(attack: str, p: Params, ctx: dict[str, Any]) -> tuple[Cal
         atk = ta.CW(m, c=p.cw_c, kappa=p.cw_kappa, steps=p.cw_steps, lr=p.cw_lr)
     else:
         atk = ta.Square(
-            m, norm="Linf", eps=p.eps, n_queries=p.square_queries, n_restarts=1, p_init=p.square_p_init,
-            loss="margin", seed=p.seed,
+            m,
+            norm="Linf",
+            eps=p.eps,
+            n_queries=p.square_queries,
+            n_restarts=1,
+            p_init=p.square_p_init,
+            loss="margin",
+            seed=p.seed,
         )
     x, y = ctx["x"], ctx["y"]
     note = "no binary search (fixed c)" if attack == "cw" else ""
@@ -184,8 +195,11 @@ def build_art(attack: str, p: Params, ctx: dict[str, Any]) -> tuple[Callable[[],
         raise NotAvailable(f"adversarial-robustness-toolbox not installed: {e}") from e
     if "art_clf" not in ctx:
         ctx["art_clf"] = PyTorchClassifier(
-            model=ctx["peer"], loss=nn.CrossEntropyLoss(), input_shape=ctx["input_shape"],
-            nb_classes=ctx["num_classes"], clip_values=(0.0, 1.0),
+            model=ctx["peer"],
+            loss=nn.CrossEntropyLoss(),
+            input_shape=ctx["input_shape"],
+            nb_classes=ctx["num_classes"],
+            clip_values=(0.0, 1.0),
             device_type="gpu" if ctx["device"].type == "cuda" else "cpu",
         )
     clf, n = ctx["art_clf"], ctx["x"].shape[0]
@@ -193,18 +207,36 @@ def build_art(attack: str, p: Params, ctx: dict[str, Any]) -> tuple[Callable[[],
         atk = FastGradientMethod(clf, norm=np.inf, eps=p.eps, batch_size=n)
     elif attack == "pgd":
         atk = ProjectedGradientDescentPyTorch(
-            clf, norm=np.inf, eps=p.eps, eps_step=p.alpha, max_iter=p.steps, num_random_init=1, batch_size=n,
+            clf,
+            norm=np.inf,
+            eps=p.eps,
+            eps_step=p.alpha,
+            max_iter=p.steps,
+            num_random_init=1,
+            batch_size=n,
             verbose=False,
         )
     elif attack == "cw":
         atk = CarliniL2Method(
-            clf, confidence=p.cw_kappa, learning_rate=p.cw_lr, binary_search_steps=p.cw_binary_search_steps,
-            max_iter=p.cw_steps, initial_const=p.cw_c, batch_size=n, verbose=False,
+            clf,
+            confidence=p.cw_kappa,
+            learning_rate=p.cw_lr,
+            binary_search_steps=p.cw_binary_search_steps,
+            max_iter=p.cw_steps,
+            initial_const=p.cw_c,
+            batch_size=n,
+            verbose=False,
         )
     else:
         atk = SquareAttack(
-            clf, norm=np.inf, max_iter=p.square_queries, eps=p.eps, p_init=p.square_p_init, nb_restarts=1,
-            batch_size=n, verbose=False,
+            clf,
+            norm=np.inf,
+            max_iter=p.square_queries,
+            eps=p.eps,
+            p_init=p.square_p_init,
+            nb_restarts=1,
+            batch_size=n,
+            verbose=False,
         )
     x, y, dev = ctx["x"], ctx["y"], ctx["device"]
 
@@ -232,8 +264,12 @@ def build_foolbox(attack: str, p: Params, ctx: dict[str, Any]) -> tuple[Callable
         atk, eps = fb.attacks.LinfPGD(abs_stepsize=p.alpha, steps=p.steps, random_start=True), p.eps
     else:
         atk = fb.attacks.L2CarliniWagnerAttack(
-            binary_search_steps=p.cw_binary_search_steps, steps=p.cw_steps, stepsize=p.cw_lr,
-            confidence=p.cw_kappa, initial_const=p.cw_c, abort_early=True,
+            binary_search_steps=p.cw_binary_search_steps,
+            steps=p.cw_steps,
+            stepsize=p.cw_lr,
+            confidence=p.cw_kappa,
+            initial_const=p.cw_c,
+            abort_early=True,
         )
         eps = None
 
@@ -301,8 +337,11 @@ def build_square_reference(p: Params, ctx: dict[str, Any]) -> Callable[[], Tenso
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
     for lib, mod in (
-        ("modelshield", "modelshield"), ("torchattacks", "torchattacks"),
-        ("art", "art"), ("foolbox", "foolbox"), ("eagerpy", "eagerpy"),
+        ("modelshield", "modelshield"),
+        ("torchattacks", "torchattacks"),
+        ("art", "art"),
+        ("foolbox", "foolbox"),
+        ("eagerpy", "eagerpy"),
     ):
         try:
             out[lib] = str(getattr(importlib.import_module(mod), "__version__", "?"))
@@ -349,9 +388,7 @@ def _reset(module: nn.Module, seed: int) -> None:
     np.random.seed(seed)
 
 
-def _score(
-    attack: str, module: nn.Module, x: Tensor, y: Tensor, adv: Tensor, row: Row, clean_correct: Tensor
-) -> None:
+def _score(attack: str, module: nn.Module, x: Tensor, y: Tensor, adv: Tensor, row: Row, clean_correct: Tensor) -> None:
     adv = adv.detach().to(x.device, torch.float32).reshape(x.shape)
     if attack == "cw":  # a minimal attack that fails returns the input; Foolbox returns zeros
         zero = (adv.flatten(1).abs().amax(1) == 0) & (x.flatten(1).abs().amax(1) > 0)
@@ -368,7 +405,12 @@ def _score(
 
 
 def run_attack(
-    attack: str, libraries: list[str], p: Params, ctx: dict[str, Any], repeats: int, log: Callable[[str], None],
+    attack: str,
+    libraries: list[str],
+    p: Params,
+    ctx: dict[str, Any],
+    repeats: int,
+    log: Callable[[str], None],
     slow_cap_s: float = float("inf"),
 ) -> dict[str, Any]:
     versions, device, scorer = ctx["versions"], ctx["device"], ctx["scorer"]
@@ -389,7 +431,11 @@ def run_attack(
     if attack == "square":
         rows["square-ref"] = Row("square-ref", "authors' algorithm")
         runners["square-ref"] = build_square_reference(p, ctx)
-        rows["square-ref"].note = "independent re-implementation of the authors' L∞ algorithm (bench/square_reference.py); accuracy reference"
+        rows[
+            "square-ref"
+        ].note = (
+            "independent re-implementation of the authors' L∞ algorithm (bench/square_reference.py); accuracy reference"
+        )
 
     # warm-up: one call each; its output is the one scored
     warm_s: dict[str, float] = {}
@@ -434,10 +480,7 @@ def run_attack(
     for row in rows.values():
         if base and base.median_ms and row.median_ms:
             row.ratio_vs_modelshield = round(row.median_ms / base.median_ms, 3)
-        if (
-            base and base.robust_accuracy is not None and row.robust_accuracy is not None
-            and row.library in PEERS
-        ):
+        if base and base.robust_accuracy is not None and row.robust_accuracy is not None and row.library in PEERS:
             row.within_tolerance = abs(base.robust_accuracy - row.robust_accuracy) <= TOLERANCE
     out: dict[str, Any] = {"attack": attack, "rows": [asdict(r) for r in rows.values()]}
     if attack == "pgd" and base and base.median_ms and rows["floor"].median_ms:
@@ -452,21 +495,32 @@ def _targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in results:
         if r["attack"] == "pgd" and "modelshield_over_floor" in r:
             v = r["modelshield_over_floor"]
-            checks.append({"target": f"PGD within {PGD_FLOOR_TARGET}× of the floor", "value": v,
-                           "met": v <= PGD_FLOOR_TARGET})
+            checks.append(
+                {"target": f"PGD within {PGD_FLOOR_TARGET}× of the floor", "value": v, "met": v <= PGD_FLOOR_TARGET}
+            )
     for atk in ("fgsm", "pgd", "cw"):
         ta = by.get(atk, {}).get("torchattacks")
         if ta and ta.get("ratio_vs_modelshield"):
             v = ta["ratio_vs_modelshield"]
-            checks.append({"target": f"{atk}: no slower than torchattacks (torchattacks/modelshield ≥ 1)",
-                           "value": v, "met": v >= 1.0})
+            checks.append(
+                {
+                    "target": f"{atk}: no slower than torchattacks (torchattacks/modelshield ≥ 1)",
+                    "value": v,
+                    "met": v >= 1.0,
+                }
+            )
     for atk, rows in by.items():
         for lib in PEERS:
             row = rows.get(lib)
             if row and row.get("within_tolerance") is not None:
                 ms = rows["modelshield"]["robust_accuracy"]
-                checks.append({"target": f"{atk}: robust accuracy within {TOLERANCE} points of {lib}",
-                               "value": round(ms - row["robust_accuracy"], 2), "met": row["within_tolerance"]})
+                checks.append(
+                    {
+                        "target": f"{atk}: robust accuracy within {TOLERANCE} points of {lib}",
+                        "value": round(ms - row["robust_accuracy"], 2),
+                        "met": row["within_tolerance"],
+                    }
+                )
     return checks
 
 
@@ -497,14 +551,17 @@ def markdown(report: dict[str, Any]) -> str:
         "fgsm": f"FGSM L∞, ε={p['eps']:g}",
         "pgd": f"PGD-{p['steps']} L∞, ε={p['eps']:g}, α={p['alpha']:g}, random start",
         "cw": f"C&W-L2, {p['cw_steps']} steps, c={p['cw_c']:g}, κ={p['cw_kappa']:g}, lr={p['cw_lr']:g}, "
-              f"{p['cw_binary_search_steps']} binary-search step",
+        f"{p['cw_binary_search_steps']} binary-search step",
         "square": f"Square L∞, ε={p['eps']:g}, {p['square_queries']} queries, p_init={p['square_p_init']:g}",
     }
     for r in report["results"]:
         lines += [f"**{desc[r['attack']]}**", ""]
         cw = r["attack"] == "cw"
-        head = "| library | median ms | × modelshield | robust acc. % | Δ vs modelshield ≤ 1.5 | " + (
-            "median L2 of successes on clean-correct |" if cw else "max L∞ |") + " note |"
+        head = (
+            "| library | median ms | × modelshield | robust acc. % | Δ vs modelshield ≤ 1.5 | "
+            + ("median L2 of successes on clean-correct |" if cw else "max L∞ |")
+            + " note |"
+        )
         lines += [head, "|---|---:|---:|---:|:---:|---:|---|"]
         for row in r["rows"]:
             extra = row["median_l2_of_successes"] if cw else row["max_linf"]
@@ -522,7 +579,9 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", choices=MODELS, default="mnist-cnn")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
@@ -535,8 +594,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="PGD steps")
     ap.add_argument("--cw-steps", type=int, default=10)
     ap.add_argument("--square-queries", type=int, default=100)
-    ap.add_argument("--slow-cap", type=float, default=float("inf"),
-                    help="time only once any run whose warm-up took longer than this many seconds")
+    ap.add_argument(
+        "--slow-cap",
+        type=float,
+        default=float("inf"),
+        help="time only once any run whose warm-up took longer than this many seconds",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: leave as is)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-epochs", type=int, default=None, help="override training length (0: untrained smoke test)")
@@ -563,23 +626,42 @@ def main(argv: list[str] | None = None) -> int:
     setup = load(args.model, batch=args.batch, seed=args.seed, device=device, epochs=args.train_epochs)
     log(f"trained {args.model} in {setup.train_seconds:.1f} s")
     eps = args.eps if args.eps is not None else DEFAULT_EPS[args.model]
-    params = Params(eps=eps, alpha=eps / 4, steps=args.steps, cw_steps=args.cw_steps,
-                    square_queries=args.square_queries, seed=args.seed)
+    params = Params(
+        eps=eps,
+        alpha=eps / 4,
+        steps=args.steps,
+        cw_steps=args.cw_steps,
+        square_queries=args.square_queries,
+        seed=args.seed,
+    )
 
     from modelshield.core.model import TorchModel
 
     peer = peer_module(setup, amp, args.channels_last, device)
     ms_model = TorchModel(
-        setup.module, input_shape=setup.input_shape, num_classes=setup.num_classes, bounds=(0.0, 1.0),
-        device=device, autocast_dtype=amp, channels_last=args.channels_last,
+        setup.module,
+        input_shape=setup.input_shape,
+        num_classes=setup.num_classes,
+        bounds=(0.0, 1.0),
+        device=device,
+        autocast_dtype=amp,
+        channels_last=args.channels_last,
     )
     with torch.no_grad():
         clean_correct = peer(setup.x).argmax(1) == setup.y
     clean = round(100.0 * clean_correct.float().mean().item(), 2)
     ctx: dict[str, Any] = {
-        "net": setup.module, "peer": peer, "ms_model": ms_model, "x": setup.x, "y": setup.y,
-        "input_shape": setup.input_shape, "num_classes": setup.num_classes, "device": device,
-        "versions": _versions(), "scorer": peer, "clean_correct": clean_correct,
+        "net": setup.module,
+        "peer": peer,
+        "ms_model": ms_model,
+        "x": setup.x,
+        "y": setup.y,
+        "input_shape": setup.input_shape,
+        "num_classes": setup.num_classes,
+        "device": device,
+        "versions": _versions(),
+        "scorer": peer,
+        "clean_correct": clean_correct,
     }
     results = [run_attack(a, libraries, params, ctx, args.repeats, log, args.slow_cap) for a in attacks]
     machine["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]
@@ -588,9 +670,17 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "versions": ctx["versions"],
         "config": {
-            "model": args.model, "model_description": setup.description, "batch": args.batch,
-            "repeats": args.repeats, "device": str(device), "amp": args.amp, "channels_last": args.channels_last,
-            "clean_accuracy": clean, "slow_cap_s": args.slow_cap, "train_seconds": round(setup.train_seconds, 2), "params": asdict(params),
+            "model": args.model,
+            "model_description": setup.description,
+            "batch": args.batch,
+            "repeats": args.repeats,
+            "device": str(device),
+            "amp": args.amp,
+            "channels_last": args.channels_last,
+            "clean_accuracy": clean,
+            "slow_cap_s": args.slow_cap,
+            "train_seconds": round(setup.train_seconds, 2),
+            "params": asdict(params),
         },
         "results": results,
         "targets": _targets(results),
@@ -602,8 +692,10 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.json:
         for r in results:
             for row in r["rows"]:
-                print(f"{r['attack']:6s} {row['library']:13s} {_fmt(row['median_ms'], '9.1f')} ms  "
-                      f"×{_fmt(row['ratio_vs_modelshield'], '.2f'):>5s}  acc {_fmt(row['robust_accuracy'], '.2f'):>6s}  {row['note']}")
+                print(
+                    f"{r['attack']:6s} {row['library']:13s} {_fmt(row['median_ms'], '9.1f')} ms  "
+                    f"×{_fmt(row['ratio_vs_modelshield'], '.2f'):>5s}  acc {_fmt(row['robust_accuracy'], '.2f'):>6s}  {row['note']}"
+                )
             if "modelshield_over_floor" in r:
                 print(f"       modelshield / floor = {r['modelshield_over_floor']:.3f}")
     return 0

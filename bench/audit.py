@@ -24,9 +24,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from modelshield.audit import AuditLog, canonical_event, schema
 from modelshield.core.storage import open_engine, write_transaction
 
-EVENT = {"action": "predict", "actor": {"subject": "bench", "method": "api_key", "tenant": "t1"}, "model": "digits",
-         "model_version": 1, "decision": "allow", "status_code": 200, "latency_ms": 0.8, "input_digest": "ab" * 32,
-         "request_id": "r", "client_ip": "127.0.0.1"}
+EVENT = {
+    "action": "predict",
+    "actor": {"subject": "bench", "method": "api_key", "tenant": "t1"},
+    "model": "digits",
+    "model_version": 1,
+    "decision": "allow",
+    "status_code": 200,
+    "latency_ms": 0.8,
+    "input_digest": "ab" * 32,
+    "request_id": "r",
+    "client_ip": "127.0.0.1",
+}
 
 
 def _threads(total: int, threads: int, one: Callable[[], object]) -> float:
@@ -52,19 +61,26 @@ def _naive_append(engine: sa.Engine) -> Callable[[], object]:
 
     def one() -> None:
         with write_transaction(engine, schema.WRITE_LOCK) as conn:
-            head = conn.execute(sa.select(schema.records.c.seq, schema.records.c.hash)
-                                .order_by(schema.records.c.seq.desc()).limit(1)).first()
+            head = conn.execute(
+                sa.select(schema.records.c.seq, schema.records.c.hash).order_by(schema.records.c.seq.desc()).limit(1)
+            ).first()
             seq, prev = (head.seq, bytes.fromhex(head.hash)) if head else (0, schema.GENESIS)
             now = time.time_ns() // 1000
             digest = schema.record_hash(prev, seq + 1, now, data)
-            conn.execute(schema.records.insert().values(seq=seq + 1, recorded_at=now, event=data.decode(),
-                                                        prev_hash=prev.hex(), hash=digest.hex()))
+            conn.execute(
+                schema.records.insert().values(
+                    seq=seq + 1, recorded_at=now, event=data.decode(), prev_hash=prev.hex(), hash=digest.hex()
+                )
+            )
+
     return one
 
 
 def bench_store(label: str, make_url: Callable[[], str], appends: int) -> None:
     key = Ed25519PrivateKey.generate()
-    print(f"\n### {label}\n\n| threads | AuditLog.append /s | one transaction per append /s | ratio |\n|---:|---:|---:|---:|")
+    print(
+        f"\n### {label}\n\n| threads | AuditLog.append /s | one transaction per append /s | ratio |\n|---:|---:|---:|---:|"
+    )
     for threads in (1, 8, 64):
         url = make_url()
         with AuditLog.open(url, signing_key=key) as log:
@@ -83,8 +99,10 @@ def bench_store(label: str, make_url: Callable[[], str], appends: int) -> None:
         report = log.verify(key.public_key())
         took = time.perf_counter() - start
     assert report.ok, report.problems
-    print(f"\nverify: {report.records:,} records, {report.checkpoints} checkpoints in {took:.2f} s = "
-          f"{report.records / took:,.0f} records/s")
+    print(
+        f"\nverify: {report.records:,} records, {report.checkpoints} checkpoints in {took:.2f} s = "
+        f"{report.records / took:,.0f} records/s"
+    )
 
 
 def main() -> None:
@@ -94,12 +112,17 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL (no db)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} cores; durable appends (fsync per commit); one process; events of "
-          f"{len(canonical_event(EVENT))} bytes")
+    print(
+        f"{os.cpu_count()} cores; durable appends (fsync per commit); one process; events of "
+        f"{len(canonical_event(EVENT))} bytes"
+    )
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         counter = iter(range(1_000_000))
-        bench_store(f"SQLite (WAL, synchronous=FULL, {args.dir})",
-                    lambda: f"sqlite:///{Path(tmp) / f'audit-{next(counter)}.db'}", args.appends)
+        bench_store(
+            f"SQLite (WAL, synchronous=FULL, {args.dir})",
+            lambda: f"sqlite:///{Path(tmp) / f'audit-{next(counter)}.db'}",
+            args.appends,
+        )
     if args.no_postgres:
         return
     import psycopg

@@ -67,26 +67,48 @@ def prepare(work: Path) -> dict[str, Any]:
     admin_key = store.create("bench-admin", ["admin"], attributes={"clearance": "restricted"}).plaintext
     store.close()
     sample = sklearn_dataset("digits", "test", seed=0).x[:1].tolist()
-    return {"weights": weights, "digest": file_digest(weights), "pepper": pepper, "db": db, "key": key, "admin_key": admin_key,
-            "body": json.dumps({"inputs": sample}).encode(), "work": work}
+    return {
+        "weights": weights,
+        "digest": file_digest(weights),
+        "pepper": pepper,
+        "db": db,
+        "key": key,
+        "admin_key": admin_key,
+        "body": json.dumps({"inputs": sample}).encode(),
+        "work": work,
+    }
 
 
-def write_config(ctx: dict[str, Any], name: str, *, secure: bool, durability: str = "fsync",
-                 rps: float = 1e6, burst: float = 1e6, guard: bool = False) -> Path:
+def write_config(
+    ctx: dict[str, Any],
+    name: str,
+    *,
+    secure: bool,
+    durability: str = "fsync",
+    rps: float = 1e6,
+    burst: float = 1e6,
+    guard: bool = False,
+) -> Path:
     w = ctx["work"]
-    model = (f'[models.demo]\npath = "{ctx["weights"]}"\ndigest = "{ctx["digest"]}"\n'
-             'arch = "modelshield.demo:DigitsCNN"\ninput_shape = [1, 8, 8]\n\n')
+    model = (
+        f'[models.demo]\npath = "{ctx["weights"]}"\ndigest = "{ctx["digest"]}"\n'
+        'arch = "modelshield.demo:DigitsCNN"\ninput_shape = [1, 8, 8]\n\n'
+    )
     if secure:
-        rest = (f'[server]\nstore_url = "{ctx["db"]}"\n\n[auth]\napi_key_pepper_file = "{ctx["pepper"]}"\n\n'
-                f'[audit]\ndb_url = "{ctx["db"]}"\nsigning_key_file = "{w / "audit.pem"}"\n'
-                f'public_key_file = "{w / "audit.pub.pem"}"\ndurability = "{durability}"\n\n'
-                f"[rate_limits]\nper_identity_rps = {rps}\nper_identity_burst = {burst}\n"
-                f"per_model_rps = 1e6\nper_model_burst = 1e6\ndaily_quota = 1000000000\n"
-                f"\n[logging]\nlevel = \"warning\"\n")
+        rest = (
+            f'[server]\nstore_url = "{ctx["db"]}"\n\n[auth]\napi_key_pepper_file = "{ctx["pepper"]}"\n\n'
+            f'[audit]\ndb_url = "{ctx["db"]}"\nsigning_key_file = "{w / "audit.pem"}"\n'
+            f'public_key_file = "{w / "audit.pub.pem"}"\ndurability = "{durability}"\n\n'
+            f"[rate_limits]\nper_identity_rps = {rps}\nper_identity_burst = {burst}\n"
+            f"per_model_rps = 1e6\nper_model_burst = 1e6\ndaily_quota = 1000000000\n"
+            f'\n[logging]\nlevel = "warning"\n'
+        )
     else:
-        rest = ("[auth]\ninsecure_disabled = true\n[policy]\ninsecure_disabled = true\n"
-                "[rate_limits]\ninsecure_disabled = true\n[audit]\ninsecure_disabled = true\n"
-                "[logging]\nlevel = \"error\"\n")
+        rest = (
+            "[auth]\ninsecure_disabled = true\n[policy]\ninsecure_disabled = true\n"
+            "[rate_limits]\ninsecure_disabled = true\n[audit]\ninsecure_disabled = true\n"
+            '[logging]\nlevel = "error"\n'
+        )
     path = w / f"{name}.toml"
     path.write_text(model + rest + (GUARD_TABLE if guard else ""))
     return path
@@ -101,7 +123,9 @@ class Server:
         pin = ["taskset", "-c", cpus] if cpus else []
         self.proc = subprocess.Popen(
             [*pin, sys.executable, "-m", "modelshield", "serve", "--config", str(config), "--port", str(self.port)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
         )
         import httpx
@@ -129,8 +153,10 @@ class Server:
 
 def request_bytes(port: int, body: bytes, key: str | None) -> bytes:
     auth = f"Authorization: Bearer {key}\r\n" if key else ""
-    head = (f"POST /v1/models/demo/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /v1/models/demo/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -172,8 +198,14 @@ async def load(port: int, req: bytes, *, concurrency: int, seconds: float, rate:
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.perf_counter() - started
     lat = np.array(latencies) * 1000
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)), "statuses": statuses, "seconds": elapsed}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "statuses": statuses,
+        "seconds": elapsed,
+    }
 
 
 WRK_LUA = """
@@ -196,27 +228,52 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(ctx: dict[str, Any], server: Server, key: str | None, *, connections: int, seconds: float,
-        cpus: str | None) -> dict[str, Any]:
+def wrk(
+    ctx: dict[str, Any], server: Server, key: str | None, *, connections: int, seconds: float, cpus: str | None
+) -> dict[str, Any]:
     """One wrk run (one client thread) against the predict route; p50/p99 from wrk's HdrHistogram, and the
     server's CPU time per request (robust to other jobs on the machine, unlike latency)."""
     url = server.url
     cpu0 = cpu_seconds(server.proc.pid)
     pin = ["taskset", "-c", cpus] if cpus else []
-    cmd = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-           "-s", str(ctx["lua"]), f"{url}/v1/models/demo/predict"]
+    cmd = [
+        *pin,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(ctx["lua"]),
+        f"{url}/v1/models/demo/predict",
+    ]
     env = {**os.environ, "MS_BODY_FILE": str(ctx["body_file"]), "MS_KEY": key or ""}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60, check=True).stdout
     cpu = cpu_seconds(server.proc.pid) - cpu0
     data = json.loads(next(line for line in out.splitlines() if line.startswith("MSJSON "))[7:])
-    return {"requests": data["requests"], "rps": data["requests"] / (data["us"] / 1e6),
-            "server_cpu_ms_per_request": 1000 * cpu / max(1, data["requests"]),
-            "p50_ms": data["p50_us"] / 1000, "p99_ms": data["p99_us"] / 1000,
-            "non_2xx": data["non2xx"], "socket_errors": data["errors"]}
+    return {
+        "requests": data["requests"],
+        "rps": data["requests"] / (data["us"] / 1e6),
+        "server_cpu_ms_per_request": 1000 * cpu / max(1, data["requests"]),
+        "p50_ms": data["p50_us"] / 1000,
+        "p99_ms": data["p99_us"] / 1000,
+        "non_2xx": data["non2xx"],
+        "socket_errors": data["errors"],
+    }
 
 
-def measure(ctx: dict[str, Any], name: str, *, secure: bool, durability: str, guard: bool, seconds: float,
-            concurrency: int, pin: bool) -> dict[str, Any]:
+def measure(
+    ctx: dict[str, Any],
+    name: str,
+    *,
+    secure: bool,
+    durability: str,
+    guard: bool,
+    seconds: float,
+    concurrency: int,
+    pin: bool,
+) -> dict[str, Any]:
     """c=1 (latency) and c=concurrency (throughput) against one fresh server."""
     config = write_config(ctx, name, secure=secure, durability=durability, guard=guard)
     server = Server(config, cpus="1" if pin else None)
@@ -241,8 +298,13 @@ def burst(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]:
         server.stop()
     allowed = got["statuses"].get(200, 0)
     expected = rate + rate * got["seconds"]
-    return {"offered_rps": got["rps"], "allowed": allowed, "expected": expected,
-            "error": (allowed - expected) / expected, "limited": got["statuses"].get(429, 0)}
+    return {
+        "offered_rps": got["rps"],
+        "allowed": allowed,
+        "expected": expected,
+        "error": (allowed - expected) / expected,
+        "limited": got["statuses"].get(429, 0),
+    }
 
 
 def fsync_latency(folder: Path, n: int = 200) -> dict[str, float]:
@@ -279,10 +341,27 @@ def fuzz(ctx: dict[str, Any], max_examples: int) -> dict[str, Any]:
     server = Server(write_config(ctx, "fuzz", secure=True))
     try:
         done = subprocess.run(
-            [str(exe), "--config-file", str(ctx["work"] / "schemathesis.toml"), "run", f"{server.url}/openapi.json",
-             "-H", f"Authorization: Bearer {ctx['admin_key']}", "--checks", "all", "--max-examples", str(max_examples),
-             "--no-color", "--report", "ndjson", "--report-dir", str(reports)],
-            capture_output=True, text=True, timeout=600,
+            [
+                str(exe),
+                "--config-file",
+                str(ctx["work"] / "schemathesis.toml"),
+                "run",
+                f"{server.url}/openapi.json",
+                "-H",
+                f"Authorization: Bearer {ctx['admin_key']}",
+                "--checks",
+                "all",
+                "--max-examples",
+                str(max_examples),
+                "--no-color",
+                "--report",
+                "ndjson",
+                "--report-dir",
+                str(reports),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     finally:
         server.stop()
@@ -295,39 +374,58 @@ def fuzz(ctx: dict[str, Any], max_examples: int) -> dict[str, Any]:
                 if code is not None:
                     statuses[code] = statuses.get(code, 0) + 1
     summary = [line.strip() for line in done.stdout.splitlines() if "generated" in line or "❌" in line]
-    return {"exit_code": done.returncode, "requests": sum(statuses.values()), "statuses": statuses,
-            "five_xx": sum(n for code, n in statuses.items() if code >= 500), "summary": summary}
+    return {
+        "exit_code": done.returncode,
+        "requests": sum(statuses.values()),
+        "statuses": statuses,
+        "five_xx": sum(n for code, n in statuses.items() if code >= 500),
+        "summary": summary,
+    }
 
 
 # (name, every control on, audit durability, adversarial-input guard as in `modelshield serve --demo`)
-STACKS = (("none", False, "fsync", False), ("fsync", True, "fsync", False), ("process", True, "process", False),
-          ("fsync+guard", True, "fsync", True))
-GUARD_TABLE = ('\n[guard]\ndetector = "feature-squeezing"\ndetector_options = { bits = 2 }\n'
-               'calibration_data = "sklearn:digits:train"\nfpr = 0.05\nfallback = "abstain"\n')
+STACKS = (
+    ("none", False, "fsync", False),
+    ("fsync", True, "fsync", False),
+    ("process", True, "process", False),
+    ("fsync+guard", True, "fsync", True),
+)
+GUARD_TABLE = (
+    '\n[guard]\ndetector = "feature-squeezing"\ndetector_options = { bits = 2 }\n'
+    'calibration_data = "sklearn:digits:train"\nfpr = 0.05\nfallback = "abstain"\n'
+)
 
 
 def report(result: dict[str, Any], concurrency: int, burst_rate: float) -> None:
     c = f"c{concurrency}"
     print(f"machine: {result['machine']}; pinned: {result['pinned']}")
-    disk = result['disk_fsync']
+    disk = result["disk_fsync"]
     print(f"disk fsync: p50 {disk['p50_ms']:.2f} ms, p99 {disk['p99_ms']:.2f} ms")
-    print(f"{'stack':18} {'p50 c=1':>8} {'p99 c=1':>8} {'req/s c=1':>10} {'req/s ' + c:>11} {'p50 ' + c:>9} "
-          f"{'p99 ' + c:>9} {'CPU ms/req':>10} {'non-2xx':>8}")
+    print(
+        f"{'stack':18} {'p50 c=1':>8} {'p99 c=1':>8} {'req/s c=1':>10} {'req/s ' + c:>11} {'p50 ' + c:>9} "
+        f"{'p99 ' + c:>9} {'CPU ms/req':>10} {'non-2xx':>8}"
+    )
     for name, *_ in STACKS:
         r = result[name]
         label = "no controls" if name == "none" else f"full, {name}"
-        print(f"{label:18} {r['c1']['p50_ms']:8.2f} {r['c1']['p99_ms']:8.2f} {r['c1']['rps']:10.0f} {r[c]['rps']:11.0f} "
-              f"{r[c]['p50_ms']:9.2f} {r[c]['p99_ms']:9.2f} {r[c]['server_cpu_ms_per_request']:10.2f} "
-              f"{r['c1']['non_2xx'] + r[c]['non_2xx']:8d}")
+        print(
+            f"{label:18} {r['c1']['p50_ms']:8.2f} {r['c1']['p99_ms']:8.2f} {r['c1']['rps']:10.0f} {r[c]['rps']:11.0f} "
+            f"{r[c]['p50_ms']:9.2f} {r[c]['p99_ms']:9.2f} {r[c]['server_cpu_ms_per_request']:10.2f} "
+            f"{r['c1']['non_2xx'] + r[c]['non_2xx']:8d}"
+        )
     base = result["none"]
     for name, *_ in STACKS[1:]:
         r = result[name]
-        print(f"full/{name}: added p50 {r['c1']['p50_ms'] - base['c1']['p50_ms']:+.2f} ms, "
-              f"p99 {r['c1']['p99_ms'] - base['c1']['p99_ms']:+.2f} ms (c=1); "
-              f"throughput full/none at {c}: {r[c]['rps'] / base[c]['rps']:.2f}")
+        print(
+            f"full/{name}: added p50 {r['c1']['p50_ms'] - base['c1']['p50_ms']:+.2f} ms, "
+            f"p99 {r['c1']['p99_ms'] - base['c1']['p99_ms']:+.2f} ms (c=1); "
+            f"throughput full/none at {c}: {r[c]['rps'] / base[c]['rps']:.2f}"
+        )
     b = result["burst"]
-    print(f"burst: offered {b['offered_rps']:.0f} req/s against {burst_rate:g}/s (burst {burst_rate:g}); "
-          f"allowed {b['allowed']} vs expected {b['expected']:.0f} ({b['error']:+.1%}), {b['limited']} answered 429")
+    print(
+        f"burst: offered {b['offered_rps']:.0f} req/s against {burst_rate:g}/s (burst {burst_rate:g}); "
+        f"allowed {b['allowed']} vs expected {b['expected']:.0f} ({b['error']:+.1%}), {b['limited']} answered 429"
+    )
     if "schemathesis" in result:
         print("schemathesis:", json.dumps(result["schemathesis"]))
 
@@ -338,8 +436,13 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--burst-rate", type=float, default=50.0)
     ap.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0 (taskset)")
-    ap.add_argument("--schemathesis", type=int, default=0, metavar="N",
-                    help="also fuzz /openapi.json with schemathesis, N examples per operation")
+    ap.add_argument(
+        "--schemathesis",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also fuzz /openapi.json with schemathesis, N examples per operation",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -357,8 +460,16 @@ def main() -> None:
             "disk_fsync": fsync_latency(work),
         }
         for name, secure, durability, guard in STACKS:
-            result[name] = measure(ctx, name, secure=secure, durability=durability, guard=guard,
-                                   seconds=args.seconds, concurrency=args.concurrency, pin=args.pin)
+            result[name] = measure(
+                ctx,
+                name,
+                secure=secure,
+                durability=durability,
+                guard=guard,
+                seconds=args.seconds,
+                concurrency=args.concurrency,
+                pin=args.pin,
+            )
         result["burst"] = burst(ctx, args.burst_rate, 5.0)
         if args.schemathesis:
             result["schemathesis"] = fuzz(ctx, args.schemathesis)

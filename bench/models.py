@@ -151,12 +151,28 @@ def load(
         desc = "modelshield demo CNN (conv16-conv32-maxpool-fc64-fc10), digits 1×8×8"
     elif name == "mnist-cnn":
         net = MnistCNN()
-        _train(net, _to_mnist_layout(train.x), train.y, epochs=3 if epochs is None else epochs, seed=seed, lr=1e-3, device=torch.device("cpu"))
+        _train(
+            net,
+            _to_mnist_layout(train.x),
+            train.y,
+            epochs=3 if epochs is None else epochs,
+            seed=seed,
+            lr=1e-3,
+            device=torch.device("cpu"),
+        )
         xt, input_shape = _to_mnist_layout(test.x), (1, 28, 28)
         desc = "PyTorch MNIST-example CNN (conv32-conv64-maxpool-fc128-fc10), digits resized to 1×28×28"
     else:
         net = ResNet18()
-        _train(net, _to_cifar_layout(train.x), train.y, epochs=3 if epochs is None else epochs, seed=seed, lr=1e-3, device=device)
+        _train(
+            net,
+            _to_cifar_layout(train.x),
+            train.y,
+            epochs=3 if epochs is None else epochs,
+            seed=seed,
+            lr=1e-3,
+            device=device,
+        )
         xt, input_shape = _to_cifar_layout(test.x), (3, 32, 32)
         desc = "CIFAR-style ResNet-18, digits resized to 3×32×32"
     train_s = time.perf_counter() - t0

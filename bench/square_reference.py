@@ -35,7 +35,17 @@ from torch import Tensor, nn
 
 def _p_selection(p_init: float, it: int, n_iters: int) -> float:
     it = int(it / n_iters * 10000)
-    for bound, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256)):
+    for bound, div in (
+        (10, 1),
+        (50, 2),
+        (200, 4),
+        (500, 8),
+        (1000, 16),
+        (2000, 32),
+        (4000, 64),
+        (6000, 128),
+        (8000, 256),
+    ):
         if it <= bound:
             return p_init / div
     return p_init / 512
@@ -50,8 +60,15 @@ def _margin(module: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 
 
 def square_linf_reference(
-    module: nn.Module, x: Tensor, y: Tensor, eps: float, n_iters: int, p_init: float = 0.8, seed: int = 0,
-    bounds: tuple[float, float] = (0.0, 1.0), authors_windows: bool = False,
+    module: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    n_iters: int,
+    p_init: float = 0.8,
+    seed: int = 0,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    authors_windows: bool = False,
 ) -> Tensor:
     """Untargeted L∞ Square Attack with the margin loss; returns x_adv (N, C, H, W)."""
     lo, hi = bounds

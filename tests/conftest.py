@@ -83,4 +83,3 @@ def serve_asgi() -> ServeAsgi:
             sock.close()
 
     return serve
-

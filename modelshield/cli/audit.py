@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,11 +15,14 @@ from modelshield.core.errors import InputError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-audit_app = typer.Typer(help="Tamper-evident audit log: verify, export (OCSF), tail, checkpoint, keygen.",
-                        no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Tamper-evident audit log: verify, export (OCSF), tail, checkpoint, keygen.", no_args_is_help=True
+)
 
-DbOption = Annotated[str | None, typer.Option(
-    "--db", envvar="MODELSHIELD_DB_URL", help="Database URL (default: SQLite in $MODELSHIELD_HOME).")]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", envvar="MODELSHIELD_DB_URL", help="Database URL (default: SQLite in $MODELSHIELD_HOME)."),
+]
 
 
 def _existing_log(url: str | None) -> Engine:
@@ -31,8 +34,12 @@ def _existing_log(url: str | None) -> Engine:
 
     chosen = database_url(url)
     parsed = sa.make_url(chosen) if chosen.startswith(("sqlite", "postgres")) else None
-    if parsed is not None and parsed.drivername.startswith("sqlite") and parsed.database \
-            and not Path(parsed.database).expanduser().is_file():
+    if (
+        parsed is not None
+        and parsed.drivername.startswith("sqlite")
+        and parsed.database
+        and not Path(parsed.database).expanduser().is_file()
+    ):
         raise InputError(f"no audit log: {parsed.database} does not exist")
     engine = open_engine(chosen)
     if not sa.inspect(engine).has_table(schema.records.name):
@@ -59,7 +66,9 @@ def verify(
     public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key (PEM) that signs checkpoints.")],
     db: DbOption = None,
     witness: Annotated[Path | None, typer.Option(help="Witness file of checkpoints kept outside the database.")] = None,
-    expect_seq: Annotated[int | None, typer.Option(help="The log had at least this many records when last seen.")] = None,
+    expect_seq: Annotated[
+        int | None, typer.Option(help="The log had at least this many records when last seen.")
+    ] = None,
     expect_root: Annotated[str | None, typer.Option(help="Merkle root (hex) of records 1..--expect-seq.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
@@ -68,8 +77,13 @@ def verify(
 
     if expect_root is not None and expect_seq is None:
         raise InputError("--expect-root needs --expect-seq (the number of records that root covers)")
-    report = verify_log(_existing_log(db), load_public_key(public_key), witness=witness,
-                        expected_seq=expect_seq, expected_root=expect_root)
+    report = verify_log(
+        _existing_log(db),
+        load_public_key(public_key),
+        witness=witness,
+        expected_seq=expect_seq,
+        expected_root=expect_root,
+    )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -115,7 +129,7 @@ def tail(
     with engine.connect() as conn:
         rows = conn.execute(sa.select(schema.records).order_by(schema.records.c.seq.desc()).limit(lines)).all()
     for row in reversed(rows):
-        when = datetime.fromtimestamp(row.recorded_at / 1e6, timezone.utc).isoformat(timespec="milliseconds")
+        when = datetime.fromtimestamp(row.recorded_at / 1e6, UTC).isoformat(timespec="milliseconds")
         typer.echo(f"{row.seq}  {when}  {row.hash[:12]}  {row.event}")
 
 

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from math import prod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from modelshield.core.errors import DependencyError, FormatError, MissingFileError, UnsafeFormatError
 
@@ -106,7 +106,7 @@ def _zip_format(path: Path) -> FileFormat:
     return "unknown"
 
 
-def npy_dtype(f: BinaryIO) -> np.dtype:
+def npy_dtype(f: IO[bytes]) -> np.dtype:
     """The dtype in a .npy header (a Python literal: nothing is unpickled); ``f`` is left at the data.
 
     numpy is imported here, not at module level: scanning anything but a .npy/.npz never needs it."""
@@ -117,7 +117,7 @@ def npy_dtype(f: BinaryIO) -> np.dtype:
     return read_header(f)[2]
 
 
-def refuse_pickled_npy(f: BinaryIO, where: str | Path) -> None:
+def refuse_pickled_npy(f: IO[bytes], where: str | Path) -> None:
     """Refuse a .npy array of Python objects: its data is a pickle."""
     if npy_dtype(f).hasobject:
         raise _refuse(Path(where), "a NumPy array of Python objects (stored as pickles)")

@@ -176,7 +176,8 @@ class TorchModel(Model):
         self.autocast_dtype = autocast_dtype
         self.channels_last = channels_last
         if channels_last:
-            self.module = self.module.to(memory_format=torch.channels_last)
+            # Module.to accepts memory_format at run time; torch's stubs leave it out of the overloads
+            self.module = self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _scores(self, x: Tensor) -> Tensor:
         if self._mean is not None:

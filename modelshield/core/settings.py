@@ -13,9 +13,9 @@ to the file's folder, so a committed ``modelshield.toml`` works from any working
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelshield.core.errors import InputError

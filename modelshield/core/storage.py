@@ -83,8 +83,10 @@ def _normalise(url: str) -> sa.URL:
     try:
         parsed = sa.make_url(url)
     except ArgumentError:
-        raise InputError(f"database URL {safe_url(url)!r} is not valid",
-                         hint="use sqlite:///path/to/file.db or postgresql://user@host/dbname") from None
+        raise InputError(
+            f"database URL {safe_url(url)!r} is not valid",
+            hint="use sqlite:///path/to/file.db or postgresql://user@host/dbname",
+        ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "postgres":
         backend = "postgresql"
@@ -92,8 +94,10 @@ def _normalise(url: str) -> sa.URL:
         return parsed.set(drivername="sqlite")
     if backend == "postgresql" and driver in ("", "psycopg"):
         return parsed.set(drivername="postgresql+psycopg")
-    raise InputError(f"database URL scheme {parsed.drivername!r} is not supported",
-                     hint="use sqlite:///path/to/file.db or postgresql://user@host/dbname (psycopg 3)")
+    raise InputError(
+        f"database URL scheme {parsed.drivername!r} is not supported",
+        hint="use sqlite:///path/to/file.db or postgresql://user@host/dbname (psycopg 3)",
+    )
 
 
 def _sqlite_events(engine: Engine, durability: Durability) -> None:
@@ -187,7 +191,9 @@ def ensure_schema(
     try:
         with write_transaction(engine, "modelshield-schema") as conn:
             _schema_meta.create_all(conn)
-            row = conn.execute(sa.select(schema_versions.c.version).where(schema_versions.c.component == component)).first()
+            row = conn.execute(
+                sa.select(schema_versions.c.version).where(schema_versions.c.component == component)
+            ).first()
             if row is None:
                 metadata.create_all(conn)
                 if after_create is not None:
@@ -204,9 +210,12 @@ def ensure_schema(
                     if migrations is None or step not in migrations:
                         raise FormatError(f"no migration for the {component} schema from version {step} to {step + 1}")
                     migrations[step](conn)
-                conn.execute(schema_versions.update().where(schema_versions.c.component == component)
-                             .values(version=version))
+                conn.execute(
+                    schema_versions.update().where(schema_versions.c.component == component).values(version=version)
+                )
     except SQLAlchemyError as exc:
-        raise InputError(f"cannot open the database {safe_url(str(engine.url))}: {exc.__class__.__name__}: "
-                         f"{str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}") from None
+        raise InputError(
+            f"cannot open the database {safe_url(str(engine.url))}: {exc.__class__.__name__}: "
+            f"{str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}"
+        ) from None
     done.add(component)

@@ -24,9 +24,30 @@ def test_detector_names_match_the_implementations() -> None:
 
 def test_demo_with_certify_and_detectors_fills_the_report(tmp_path: Path) -> None:
     out = tmp_path / "report"
-    args = ["assess", "--demo", "--out", str(out), "--attacks", "fgsm", "--eps", "0.1", "--samples", "160",
-            "--certify", "--n0", "20", "--n", "200", "--certify-samples", "40",
-            "--detectors", "--detector-list", "feature-squeezing,energy", "--steps", "5"]
+    args = [
+        "assess",
+        "--demo",
+        "--out",
+        str(out),
+        "--attacks",
+        "fgsm",
+        "--eps",
+        "0.1",
+        "--samples",
+        "160",
+        "--certify",
+        "--n0",
+        "20",
+        "--n",
+        "200",
+        "--certify-samples",
+        "40",
+        "--detectors",
+        "--detector-list",
+        "feature-squeezing,energy",
+        "--steps",
+        "5",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
@@ -47,7 +68,22 @@ def test_demo_with_certify_and_detectors_fills_the_report(tmp_path: Path) -> Non
 
 
 def test_unknown_detector_is_one_line_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "modelshield", "assess", "--demo", "--out", str(tmp_path),
-                           "--detectors", "--detector-list", "magic"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelshield",
+            "assess",
+            "--demo",
+            "--out",
+            str(tmp_path),
+            "--detectors",
+            "--detector-list",
+            "magic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "unknown detectors ['magic']" in proc.stderr and "Traceback" not in proc.stderr

@@ -171,10 +171,28 @@ def test_assess_cli_red_teams_a_live_endpoint(server, tmp_path, monkeypatch, cap
     from modelshield.cli.main import main
 
     out = tmp_path / route
-    monkeypatch.setattr(sys, "argv", [
-        "modelshield", "assess", "--model", f"{server}/{route}", "--header", f"X-API-Key: {API_KEY}",
-        "--data", "sklearn:digits", "--samples", "12", "--queries", "30", "--eps", "0.2", "--out", str(out),
-    ])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "modelshield",
+            "assess",
+            "--model",
+            f"{server}/{route}",
+            "--header",
+            f"X-API-Key: {API_KEY}",
+            "--data",
+            "sklearn:digits",
+            "--samples",
+            "12",
+            "--queries",
+            "30",
+            "--eps",
+            "0.2",
+            "--out",
+            str(out),
+        ],
+    )
     with pytest.raises(SystemExit) as done:
         main()
     assert done.value.code in (0, None), capsys.readouterr().err

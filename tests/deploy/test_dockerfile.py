@@ -82,23 +82,26 @@ def test_the_dockerfile_passes_the_lint() -> None:
     assert words.count("FROM") == 2  # multi-stage: build tools never reach the runtime image
     exposed = {port for word, rest in instructions if word == "EXPOSE" for port in rest.split()}
     assert exposed == {"8000", "8443"}
-    final = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM"):]
+    final = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM") :]
     assert ("USER", "10001:10001") in final
     entry = json.loads(next(rest for word, rest in final if word == "ENTRYPOINT"))
     assert entry[0].endswith("/bin/modelshield") and entry[1:] == ["serve"]
     assert "ADD" not in words
 
 
-@pytest.mark.parametrize(("bad", "problem"), [
-    ("FROM python:latest\nUSER 10001\nCMD [\"x\"]", "pin a tag"),
-    ("FROM python\nUSER 10001\nCMD [\"x\"]", "pin a tag"),
-    ("FROM python:3.11-slim\nCMD [\"x\"]\nUSER 10001", "USER before CMD"),
-    ("FROM python:3.11-slim\nUSER root\nCMD [\"x\"]", "non-root"),
-    ("FROM python:3.11-slim\nADD https://example.com/x.tgz /x\nUSER 1\nCMD [\"x\"]", "ADD from a URL"),
-    ("FROM python:3.11-slim\nUSER 1\nCMD modelshield serve", "shell form"),
-    ("FROM python:3.11-slim\nENV API_TOKEN=abc\nUSER 1\nCMD [\"x\"]", "holds a secret"),
-    ("FROM python:3.11-slim\nRUN pip install torch\nUSER 1\nCMD [\"x\"]", "torch must be pinned"),
-])
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        ('FROM python:latest\nUSER 10001\nCMD ["x"]', "pin a tag"),
+        ('FROM python\nUSER 10001\nCMD ["x"]', "pin a tag"),
+        ('FROM python:3.11-slim\nCMD ["x"]\nUSER 10001', "USER before CMD"),
+        ('FROM python:3.11-slim\nUSER root\nCMD ["x"]', "non-root"),
+        ('FROM python:3.11-slim\nADD https://example.com/x.tgz /x\nUSER 1\nCMD ["x"]', "ADD from a URL"),
+        ("FROM python:3.11-slim\nUSER 1\nCMD modelshield serve", "shell form"),
+        ('FROM python:3.11-slim\nENV API_TOKEN=abc\nUSER 1\nCMD ["x"]', "holds a secret"),
+        ('FROM python:3.11-slim\nRUN pip install torch\nUSER 1\nCMD ["x"]', "torch must be pinned"),
+    ],
+)
 def test_the_lint_catches_each_mistake(bad: str, problem: str) -> None:
     assert any(problem in p for p in lint(parse(bad)))
 
@@ -106,8 +109,11 @@ def test_the_lint_catches_each_mistake(bad: str, problem: str) -> None:
 def test_dockerignore_keeps_the_build_context_small() -> None:
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
     assert "**" in ignore  # deny everything, then allow what COPY needs
-    copied = {rest.split()[0] for word, rest in parse((DEPLOY / "Dockerfile").read_text()) if word == "COPY"
-              and not rest.startswith("--from")}
+    copied = {
+        rest.split()[0]
+        for word, rest in parse((DEPLOY / "Dockerfile").read_text())
+        if word == "COPY" and not rest.startswith("--from")
+    }
     allowed = {line[1:].removesuffix("/**") for line in ignore if line.startswith("!")}
     assert copied <= allowed | {"modelshield"}, copied - allowed
 

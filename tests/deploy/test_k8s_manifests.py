@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
 import pytest
-import tomllib
 
 from modelshield.serve.config import parse_config
 
@@ -47,8 +47,16 @@ def test_every_manifest_validates_against_the_kubernetes_schema(documents: Docs)
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         assert doc["metadata"].get("namespace", "modelshield") == "modelshield", path
         kinds.add(doc["kind"])
-    assert kinds >= {"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service", "NetworkPolicy",
-                     "PodDisruptionBudget", "HorizontalPodAutoscaler"}
+    assert kinds >= {
+        "Namespace",
+        "ServiceAccount",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    }
 
 
 def test_the_validator_rejects_a_broken_manifest(by_kind: Kinds) -> None:
@@ -126,8 +134,12 @@ def test_secrets_are_files_never_environment_variables(by_kind: Kinds) -> None:
         assert not credential_in_url.search(var.get("value", "")), f"{var['name']} carries a password"
     files = projected_files(by_kind)
     secrets = {where for where in files.values() if where.startswith("secret:")}
-    assert {"secret:modelshield-gateway-tls", "secret:modelshield-apikey-pepper", "secret:modelshield-audit-signing",
-            "secret:modelshield-model-signing"} <= secrets
+    assert {
+        "secret:modelshield-gateway-tls",
+        "secret:modelshield-apikey-pepper",
+        "secret:modelshield-audit-signing",
+        "secret:modelshield-model-signing",
+    } <= secrets
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/modelshield")
     assert mount["readOnly"] is True
     volume = next(v for v in pod_spec(by_kind)["volumes"] if v["name"] == mount["name"])
@@ -137,8 +149,7 @@ def test_secrets_are_files_never_environment_variables(by_kind: Kinds) -> None:
 def test_every_file_the_config_and_urls_name_is_mounted(by_kind: Kinds) -> None:
     files = projected_files(by_kind)
     config = serve_toml(by_kind)
-    named = [v for table in config.values() if isinstance(table, dict)
-             for k, v in table.items() if k.endswith("_file")]
+    named = [v for table in config.values() if isinstance(table, dict) for k, v in table.items() if k.endswith("_file")]
     for var in gateway(by_kind)["env"]:
         if var["name"] in ("MODELSHIELD_DB_URL", "MODELSHIELD_REDIS_URL"):
             query = parse_qs(urlsplit(var["value"]).query)

@@ -63,7 +63,9 @@ class ServedModel(BlackBoxModel):
             else:
                 probabilities = kind == "probabilities"
                 parts.append(
-                    checked_scores(values, n=n, num_classes=c, probabilities=probabilities, device=x.device, error=error)
+                    checked_scores(
+                        values, n=n, num_classes=c, probabilities=probabilities, device=x.device, error=error
+                    )
                 )
         return torch.cat(parts) if parts else torch.empty((0, self.num_classes), device=x.device)
 
