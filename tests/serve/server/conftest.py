@@ -7,6 +7,8 @@ import os
 import secrets
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -127,3 +129,14 @@ def running(config: ServeConfig, uvicorn_options: dict[str, Any] | None = None, 
         server.should_exit = True
         thread.join(timeout=20)
         sock.close()
+
+
+def audit_verify(db_url: str, public_key: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``modelshield audit verify`` in its own process, as an auditor would after the fact."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelshield", "audit", "verify", "--db", db_url, "--public-key", str(public_key)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=60,
+    )

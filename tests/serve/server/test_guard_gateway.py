@@ -4,9 +4,6 @@ rate, PGD inputs are caught, every guard decision is audited (without the input)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 import numpy as np
@@ -16,10 +13,9 @@ import torch
 from modelshield.attacks.evasion import PGD
 from modelshield.core.datasets import sklearn_dataset
 from modelshield.integrity.safe_load import load_model
-from tests.serve.server.conftest import ARCH, make_state, running, secure_config
+from tests.serve.server.conftest import ARCH, audit_verify, make_state, running, secure_config
 
 FPR = 0.05
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -109,23 +105,7 @@ def test_guard_events_are_audited_without_the_input_and_the_log_verifies(guarded
         g = event["guard"]
         assert g["detector"] == "feature-squeezing" and g["score"] > g["threshold"] > 0 and g["flagged"]
         assert "inputs" not in event and len(json.dumps(event)) < 1500  # 4 × 64 pixel values would not fit
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelshield",
-            "audit",
-            "verify",
-            "--db",
-            state.db_url,
-            "--public-key",
-            str(state.public_key),
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-    )
+    done = audit_verify(state.db_url, state.public_key)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

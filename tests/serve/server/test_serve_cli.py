@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.server.conftest import ARCH, free_socket, make_state
+from tests.serve.server.conftest import ARCH, audit_verify, free_socket, make_state
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -118,21 +118,5 @@ def test_kill_9_mid_load_loses_no_answered_request(weights, tmp_path):
     with sqlite3.connect(tmp_path / "store.db") as conn:
         audited = {json.loads(e).get("request_id") for (e,) in conn.execute("SELECT event FROM audit_records")}
     assert set(answered) <= audited
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelshield",
-            "audit",
-            "verify",
-            "--db",
-            state.db_url,
-            "--public-key",
-            str(state.public_key),
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-    )
+    done = audit_verify(state.db_url, state.public_key)
     assert done.returncode == 0, done.stdout + done.stderr
