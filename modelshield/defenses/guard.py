@@ -92,7 +92,7 @@ class Fallback:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class InputVerdict:
     """The Guard's answer for one input: the action, why, and what to return (label −1 = none)."""
 
     action: Action
@@ -108,7 +108,7 @@ class Decision:
 
     action: Action
     reason: str
-    verdicts: tuple[Verdict, ...]
+    verdicts: tuple[InputVerdict, ...]
 
 
 class Guard:
@@ -180,7 +180,7 @@ class Guard:
             return fb.default_label, one_hot
         return -1, None
 
-    def inspect(self, x: np.ndarray | Tensor) -> list[Verdict]:
+    def inspect(self, x: np.ndarray | Tensor) -> list[InputVerdict]:
         """Decide on every input of the batch ``x`` and emit one event per input."""
         arr = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
         batch_problem, problems = self._invalid(arr)
@@ -190,7 +190,7 @@ class Guard:
             digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
             event = SecurityEvent(**base, index=-1, input_digest=digest, action="reject", reason=batch_problem)
             self._emit(event)
-            return [Verdict("reject", batch_problem, -1, None, event)]
+            return [InputVerdict("reject", batch_problem, -1, None, event)]
         ok = problems == ""
         xt = torch.as_tensor(arr, dtype=torch.float32)
         probs = np.full((len(arr), self.model.num_classes), np.nan)
@@ -206,7 +206,7 @@ class Guard:
             fields: dict[str, Any] = {**base, "index": i, "input_digest": digest}
             if not ok[i]:
                 event = SecurityEvent(**fields, action="reject", reason=str(problems[i]))
-                verdicts.append(Verdict("reject", event.reason, -1, None, self._emit(event)))
+                verdicts.append(InputVerdict("reject", event.reason, -1, None, self._emit(event)))
                 continue
             confidence = float(probs[i].max())
             fields.update(confidence=confidence)
@@ -220,15 +220,15 @@ class Guard:
             if not reason:
                 event = SecurityEvent(**fields, action="accept", reason="passed every check")
                 verdicts.append(
-                    Verdict("accept", event.reason, int(probs[i].argmax()), probs[i].tolist(), self._emit(event))
+                    InputVerdict("accept", event.reason, int(probs[i].argmax()), probs[i].tolist(), self._emit(event))
                 )
             elif self.fallback is None:
                 event = SecurityEvent(**fields, action="reject", reason=reason)
-                verdicts.append(Verdict("reject", reason, -1, None, self._emit(event)))
+                verdicts.append(InputVerdict("reject", reason, -1, None, self._emit(event)))
             else:
                 label, answer = self._fallback_answer(xt[i])
                 event = SecurityEvent(**fields, action="fallback", reason=reason, fallback=self.fallback.mode)
-                verdicts.append(Verdict("fallback", reason, label, answer, self._emit(event)))
+                verdicts.append(InputVerdict("fallback", reason, label, answer, self._emit(event)))
         return verdicts
 
     def _emit(self, event: SecurityEvent) -> SecurityEvent:
@@ -240,7 +240,7 @@ class Guard:
         """One decision for the batch ``x`` (see ``decide``)."""
         return self.decide(self.inspect(x))
 
-    def decide(self, verdicts: Sequence[Verdict]) -> Decision:
+    def decide(self, verdicts: Sequence[InputVerdict]) -> Decision:
         """One decision for a batch from its inputs' verdicts.
 
         Any rejected input rejects the batch; otherwise any fallback makes the verdicts the answer (the model's
@@ -255,4 +255,4 @@ class Guard:
         return Decision("accept", "", tuple(verdicts))
 
 
-__all__ = ["Decision", "Fallback", "Guard", "JsonLinesSink", "SecurityEvent", "Sink", "Verdict"]
+__all__ = ["Decision", "Fallback", "Guard", "JsonLinesSink", "SecurityEvent", "Sink", "InputVerdict"]

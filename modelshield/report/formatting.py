@@ -39,7 +39,7 @@ def sorted_findings(findings: list[Finding]) -> list[Finding]:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Headline:
     """The assessment's outcome in words: what every format leads with.
 
     ``status`` is PASSED, FAILED, UNTRUSTED or NO GATE; ``tone`` picks the colour (pass, fail, warn, none);
@@ -92,7 +92,7 @@ def _untrusted_reason(result: AssessmentResult) -> str:
     return "Untrusted: " + " and ".join(reasons) + "; robust accuracy is likely overstated, so the gate cannot pass."
 
 
-def verdict(result: AssessmentResult) -> Verdict:
+def verdict(result: AssessmentResult) -> Headline:
     """Explain ``result.verdict`` from ``result.gating``, the sanity flags and the errors."""
     status = result.verdict
     gate = result.gating
@@ -104,7 +104,7 @@ def verdict(result: AssessmentResult) -> Verdict:
         sentence = "No --fail-under was set, so nothing was gated." + (" " + _measured(gate) if gate else "")
     else:
         sentence = _measured(gate)
-    return Verdict(status, result.passed, TONES.get(status, "none"), sentence, worst_finding(result.findings))
+    return Headline(status, result.passed, TONES.get(status, "none"), sentence, worst_finding(result.findings))
 
 
 def detector_rows(result: AssessmentResult) -> list[dict[str, Any]]:

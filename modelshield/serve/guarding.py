@@ -25,7 +25,7 @@ from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.serve.config import GuardConfig
 
 if TYPE_CHECKING:
-    from modelshield.defenses.guard import Guard, Verdict
+    from modelshield.defenses.guard import Guard, InputVerdict
     from modelshield.serve.runtime import Batcher
 
 log = logging.getLogger("modelshield.serve")
@@ -71,7 +71,7 @@ class GatewayGuard:
     def __call__(self, x: np.ndarray) -> GuardDecision:
         return self.combine(self.guard.inspect(x))
 
-    def combine(self, verdicts: Sequence[Verdict]) -> GuardDecision:
+    def combine(self, verdicts: Sequence[InputVerdict]) -> GuardDecision:
         """One request's decision and audit summary from its own verdicts (indices relative to the request)."""
         guard = self.guard
         decision = guard.decide(verdicts)

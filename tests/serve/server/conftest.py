@@ -131,12 +131,16 @@ def running(config: ServeConfig, uvicorn_options: dict[str, Any] | None = None, 
         sock.close()
 
 
+# Child processes (the CLI, a served gateway) run torch on one thread: the machine is shared by the test workers.
+ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def audit_verify(db_url: str, public_key: Path) -> subprocess.CompletedProcess[str]:
     """Run ``modelshield audit verify`` in its own process, as an auditor would after the fact."""
     return subprocess.run(
         [sys.executable, "-m", "modelshield", "audit", "verify", "--db", db_url, "--public-key", str(public_key)],
         capture_output=True,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env=ONE_THREAD_ENV,
         timeout=60,
     )

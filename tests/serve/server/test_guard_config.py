@@ -10,7 +10,7 @@ import pytest
 from modelshield.core.errors import InputError
 from modelshield.serve.config import parse_config
 from tests.serve.server.conftest import ARCH, make_state
-from tests.serve.server.test_guard_gateway import ENV
+from tests.serve.server.conftest import ONE_THREAD_ENV as ENV
 
 
 def _toml(state, weights, guard: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -16,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.server.conftest import ARCH, audit_verify, free_socket, make_state
+from tests.serve.server.conftest import ARCH, ONE_THREAD_ENV, audit_verify, free_socket, make_state
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = ONE_THREAD_ENV
 
 
 def _start(args: list[str], state: Path) -> tuple[subprocess.Popen[str], str]:
