@@ -17,6 +17,10 @@ User classes (``__main__.Net``, ``mypkg.layers.Block``) stay *unknown*: loading 
 from __future__ import annotations
 
 import _compat_pickle
+import functools
+import importlib.machinery
+import importlib.util
+import os
 import re
 from dataclasses import dataclass
 
@@ -106,6 +110,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "_codecs.encode",  # protocol 0-2 spelling of bytes
         "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",  # dtypes with no typed storage (float8, uint16..64); weights_only allows it
         "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state",
         "torch._utils._rebuild_qtensor",
@@ -220,6 +225,16 @@ DANGEROUS_PREFIXES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def classify_import(module: str, name: str, context: Context = PLAIN) -> tuple[str, Verdict]:
+    """The dotted name an unpickler's ``find_class(module, name)`` imports, and its verdict.
+
+    From protocol 4 ``name`` may be an attribute path walked from the module (``np.ctypeslib.ctypes.CDLL``
+    on a scikit-learn module is ctypes' ``CDLL``): such a path reaches whatever the module imported, so a
+    family (which vouches for classes *defined* in its modules) never covers it; only an exact entry does."""
+    dotted = canonical(module, name)
+    return dotted, classify(dotted, context, family="." not in name)
+
+
 def canonical(module: str, name: str) -> str:
     """``module.name`` after the Python 2 → 3 renames the unpickler applies (``__builtin__`` → ``builtins``)."""
     module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
@@ -233,6 +248,9 @@ _REEXPORTS = frozenset(
         "Client", "Connection", "Listener", "Thread", "Queue", "NamedTemporaryFile", "TemporaryFile",
         "TemporaryDirectory", "SpooledTemporaryFile", "Popen", "ThreadpoolController", "Progress", "Path",
         "ThreadPoolExecutor", "CFloatPtr", "CNumericPtr", "CStrPptr", "CStrPtr", "_BoosterHandle", "_DatasetHandle",
+        # found by listing every CamelCase callable of the family modules defined elsewhere: class makers
+        # and binders that turn allowed objects into new callables, and in-memory files
+        "ABC", "ABCMeta", "MethodType", "FunctionType", "StringIO", "BytesIO", "Enum", "EnumMeta", "LinearOperator",
     }
 )  # fmt: skip
 
@@ -241,17 +259,51 @@ def _in_family(dotted: str) -> bool:
     module, _, name = dotted.rpartition(".")
     if not _CLASS.match(name) or name in _REEXPORTS:
         return False
-    return any(
-        dotted.startswith(prefix)
-        and not any(module == x or module.startswith(x + ".") for x in excluded)
-        and ".tests" not in module  # fmt: skip
-        for prefix, excluded in _CLASS_FAMILIES
+    return (
+        any(
+            dotted.startswith(prefix)
+            and not any(module == x or module.startswith(x + ".") for x in excluded)
+            and ".tests" not in module  # fmt: skip
+            for prefix, excluded in _CLASS_FAMILIES
+        )
+        and _module_exists(module) is not False
     )
 
 
-def classify(dotted: str, context: Context = PLAIN) -> Verdict:
+@functools.lru_cache(maxsize=4096)
+def _module_exists(module: str) -> bool | None:
+    """Whether the installed package has this module, found on disk without importing anything; ``None``
+    when the package is not installed here. ``sklearn.evil.Pwn`` has the family's shape but no code of
+    the family behind it: whatever would be imported under that name is not what the family vouches for."""
+    top, *parts = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folders = list(spec.submodule_search_locations)
+    for index, part in enumerate(parts):
+        packages = [os.path.join(f, part) for f in folders if os.path.isfile(os.path.join(f, part, "__init__.py"))]
+        if packages:
+            folders = packages
+            continue
+        last = index == len(parts) - 1
+        return last and any(
+            os.path.isfile(os.path.join(f, part + suffix))
+            for f in folders
+            for suffix in importlib.machinery.all_suffixes()
+        )
+    return True
+
+
+def classify(dotted: str, context: Context = PLAIN, family: bool = True) -> Verdict:
     """Safe only when listed (exactly, or as a class of a trusted family); unsafe when known-bad; else unknown."""
-    if dotted in SAFE_GLOBALS or _in_family(dotted) or any(dotted.startswith(p) for p in context.safe_prefixes):
+    if (
+        dotted in SAFE_GLOBALS
+        or (family and _in_family(dotted))
+        or any(dotted.startswith(p) for p in context.safe_prefixes)
+    ):
         return Verdict.safe
     if any(dotted == p or dotted.startswith(p + ".") for p in DANGEROUS_PREFIXES):
         return Verdict.unsafe

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from modelshield.integrity import torch_legacy
-from modelshield.integrity.allowlist import PLAIN, Context, Verdict, canonical, classify, named_arguments
+from modelshield.integrity.allowlist import PLAIN, Context, Verdict, classify, classify_import, named_arguments
 from modelshield.integrity.joblib_arrays import array_layout
 from modelshield.integrity.results import issue
 
@@ -37,6 +37,7 @@ _SCALARS = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FL
 _CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
 _TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_MAY_RETURN_STR = frozenset({"builtins.str", "copyreg._reconstructor"})
 _PICKLE_LOAD = Context("pickle.load")  # a plain unpickler: globals as PLAIN, but joblib's arrays are not skipped
 
 
@@ -95,9 +96,8 @@ class _Machine:
             self.flag(Verdict.unknown, "MS-SCAN-PKL-UNRESOLVED", "Global name not resolvable statically",
                       "a STACK_GLOBAL takes its module or name from something built at load time")  # fmt: skip
             return _OBJ
-        dotted = canonical(module, name)
+        dotted, verdict = classify_import(module, name, self.context)
         self.out.globals.add(dotted)
-        verdict = classify(dotted, self.context)
         if verdict is Verdict.unsafe:
             self.flag(verdict, "MS-SCAN-PKL-DANGEROUS", "Pickle imports a dangerous callable",
                       f"imports {dotted}, which can run code or touch the system when unpickled", glob=dotted)  # fmt: skip
@@ -105,6 +105,19 @@ class _Machine:
             self.flag(verdict, "MS-SCAN-PKL-UNKNOWN", "Pickle imports a global not on the allow-list",
                       f"imports {dotted}, which is not on the allow-list of data globals", glob=dotted)  # fmt: skip
         return _Global(dotted)
+
+    def never_str(self, value: Any) -> bool:
+        """Whether ``value`` is certainly not an exact ``str`` when loaded (STACK_GLOBAL then raises): a
+        literal of another type, bytes or a set, or what an allowed class or helper returns. A call that
+        may return a str (``str()``, ``copyreg._reconstructor``, any global not allowed) stays unresolved."""
+        if isinstance(value, _Call):
+            target = value.target
+            return (
+                isinstance(target, _Global)
+                and target.dotted not in _MAY_RETURN_STR
+                and classify(target.dotted, self.context) is Verdict.safe
+            )
+        return value is _OBJ or isinstance(value, int | float | tuple | list | dict | _Persistent) or value is None
 
     def pop_mark(self) -> list[Any]:
         items, self.stack = self.stack, self.marks.pop()
@@ -159,8 +172,10 @@ class _Machine:
             items = self.pop_mark()
             self.call(self.import_global(*arg.split(" ", 1)), tuple(items))
         elif name == "STACK_GLOBAL":
-            qualname = stack.pop()
-            stack.append(self.import_global(stack.pop(), qualname))
+            qualname, module = stack.pop(), stack.pop()
+            if self.never_str(module) or self.never_str(qualname):
+                raise ValueError("STACK_GLOBAL on a value that is not a str: the unpickler stops here")
+            stack.append(self.import_global(module, qualname))
         elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
             self.memo[len(self.memo) if name == "MEMOIZE" else arg] = stack[-1]
         elif name in ("GET", "BINGET", "LONG_BINGET"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelshield.core.errors import FormatError, UnsafeFormatError
-from modelshield.integrity.allowlist import Verdict, canonical, classify
+from modelshield.integrity.allowlist import Verdict, classify_import
 from modelshield.integrity.scanner import scan_file
 
 if TYPE_CHECKING:
@@ -34,8 +34,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     """A second wall behind the scan: imports only what the allow-list names, exactly."""
 
     def find_class(self, module: str, name: str) -> Any:
-        dotted = canonical(module, name)
-        if classify(dotted) is not Verdict.safe:
+        dotted, verdict = classify_import(module, name)
+        if verdict is not Verdict.safe:
             raise UnsafeFormatError(f"refused to import {dotted} while unpickling: it is not on the allow-list")
         return super().find_class(module, name)
 

@@ -66,8 +66,11 @@ class _Scan:
     def emit(self, finding: Finding) -> None:
         self.findings.append(finding)
 
-    def layer(self, data: Data, where: str, depth: int = 0) -> str:
-        """Read the bytes as every format that would take them, judge each reading; return the formats read."""
+    def layer(self, data: Data, where: str, depth: int = 0, opaque: bool = False) -> str:
+        """Read the bytes as every format that would take them, judge each reading; return the formats read.
+
+        ``opaque`` bytes are ones their loader hands back uninterpreted (TorchScript's extra files): a
+        format found in them is still judged, but matching none is no finding."""
         if depth > self.limits.max_depth:
             self.emit(issue(Verdict.unparsed, "MS-SCAN-ARC-DEPTH", "Nested too deep", where,
                             f"more than {self.limits.max_depth} layers of archives; not scanned"))  # fmt: skip
@@ -83,6 +86,8 @@ class _Scan:
             if fmt:
                 layer.formats.append(fmt)
         self._stray_end_records(layer)
+        if not layer.formats and opaque:
+            return "data"
         if not layer.formats:
             self.emit(issue(Verdict.unknown, "MS-SCAN-FORMAT", "Unrecognised format", where,
                             "the content matches no format modelshield can check, so it cannot be called safe"))  # fmt: skip
@@ -146,7 +151,7 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
         for name, body, _ in zip_members(layer.data, reading.entries, where, scan.limits, scan.emit):
             judged = torchscript.check_member(body, name) if own else None  # code/ and pickles torch.jit reads
             if judged is None:
-                scan.layer(body, name, layer.depth + 1)
+                scan.layer(body, name, layer.depth + 1, opaque=own and torchscript.is_extra(name))
             else:
                 scan.findings += judged
     return zip_kind([e.name for e in readings[-1].entries])

@@ -9,7 +9,9 @@ name it uses that is not bound inside it must be one of those. A reference to an
 (``aten::from_file``, ``aten::save``) or an import is *unsafe*; an operator from a namespace torch does
 not ship (a custom C++ library) or a custom C++ class is *unknown*. Its pickles (``data.pkl``,
 ``constants.pkl``, ``*.debug_pkl``) are read by torch's C++ unpickler, which resolves ``__torch__.*`` to
-those compiled classes: they are analysed with that context.
+those compiled classes: they are analysed with that context. Its ``extra/`` files (``_extra_files``) are
+handed back to the caller as bytes and never interpreted by torch: opaque data, still scanned as a layer
+so that one which *is* a dangerous format (a pickle that imports) is judged, but not "unrecognised".
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ _FILE_OPS = frozenset(
 )
 _CODE = re.compile(r"(^|[/!])code/.+\.py$")  # member names as the scanner gives them: archive!folder/name
 _PICKLE = re.compile(r"(^|[/!])(data|constants|traced_inputs)\.pkl$|(^|[/!])code/.+\.debug_pkl$")
+_EXTRA = re.compile(r"(^|!)[^/!]+/extra/[^!]+$")  # archive/extra/<name>: _extra_files, returned as bytes
 _STORAGE = re.compile(r"(^|[/!])(constants|traced_inputs)/\d+$")
 
 
@@ -79,6 +82,11 @@ def is_torchscript(names: list[str]) -> bool:
     return any(n.endswith("constants.pkl") for n in names) and any(
         "/code/" in n or n.startswith("code/") for n in names
     )
+
+
+def is_extra(where: str) -> bool:
+    """A member ``torch.jit.save(..., _extra_files=...)`` wrote: bytes torch returns without reading them."""
+    return bool(_EXTRA.search(where))
 
 
 def check_member(body: bytes, where: str) -> list[Finding] | None:

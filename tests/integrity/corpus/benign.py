@@ -58,6 +58,10 @@ def _torch(folder: Path) -> dict[str, str]:
         "sparse": torch.eye(4).to_sparse(),
         "half": torch.ones(3, dtype=torch.float16),
         "device": torch.device("cpu"),
+        "float8": torch.ones(3).to(torch.float8_e4m3fn),  # written by _rebuild_tensor_v3
+        "bfloat16_bool_complex_int8": [
+            torch.ones(2, dtype=t) for t in (torch.bfloat16, torch.bool, torch.complex64, torch.int8)
+        ],
     }
     files = {
         "torch_state_dict.pt": lambda p: torch.save(net.state_dict(), p),
@@ -72,6 +76,11 @@ def _torch(folder: Path) -> dict[str, str]:
         "torchscript_script.pt": lambda p: torch.jit.save(torch.jit.script(net), p),
         "torchscript_trace.pt": lambda p: torch.jit.save(torch.jit.trace(net, torch.zeros(2, 1, 8, 8)), p),
         "torchscript_transformer_lstm.pt": lambda p: torch.jit.save(torch.jit.script(rich), p),
+        "torchscript_extra_files.pt": lambda p: torch.jit.save(  # returned to the caller as bytes, never read
+            torch.jit.script(net),
+            p,
+            _extra_files={"notes.txt": b"run 7 \xff\x00 lr=0.1\n", "config.json": b'{"classes": 3}'},
+        ),
         "torch_safetensors.safetensors": lambda p: _safetensors(net.state_dict(), p),
     }
     with warnings.catch_warnings():
@@ -138,6 +147,16 @@ def _sklearn(folder: Path) -> dict[str, str]:
             folder / "joblib_with_pandas.joblib",
         )
         files["joblib_with_pandas.joblib"] = "pandas"
+        # string categories fitted from a frame: object arrays, whose inline pickles plain pickle.load reads
+        # as the opcodes after the first raw array
+        by_name = ColumnTransformer(
+            [("num", StandardScaler(), ["f"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["cat"])]
+        )
+        wide = pd.DataFrame({"f": x[:, 0], "cat": np.array(list("abc"))[y]})
+        frame_pipeline = Pipeline([("cols", by_name), ("clf", LogisticRegression())]).fit(wide, y)
+        joblib.dump(frame_pipeline, folder / "sklearn_frame_pipeline.joblib")
+        joblib.dump(frame_pipeline, folder / "sklearn_frame_pipeline_compress3.joblib", compress=3)
+        files |= dict.fromkeys(["sklearn_frame_pipeline.joblib", "sklearn_frame_pipeline_compress3.joblib"], "joblib")
     for compressor in ("zlib", "gzip", "bz2", "lzma", "xz"):
         joblib.dump(models["random_forest"], folder / f"joblib_{compressor}.joblib", compress=(compressor, 3))
         files[f"joblib_{compressor}.joblib"] = "joblib"

@@ -1,0 +1,99 @@
+"""Cases found by scanning files written with the options users really use: each pins how a loader
+treats the bytes (what torch hands back unread, where pickle.load stops), in both directions."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from corpus.malicious import MARKER
+
+from modelshield.integrity import Verdict, scan_file
+from modelshield.integrity.allowlist import classify_import
+
+
+def _scripted(tmp_path: Path, extra: dict[str, bytes]) -> Path:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2)), str(path), _extra_files=extra)
+    return path
+
+
+def test_torchscript_extra_files_are_opaque_data(tmp_path: Path) -> None:
+    """``torch.jit.load`` returns ``_extra_files`` as bytes and never interprets them: notes, vocabularies
+    and binary blobs are not "unrecognised format"."""
+    path = _scripted(tmp_path, {"notes.txt": b"lr=0.1 \xff\x00 seed 7\n", "vocab/words.txt": b"a\nb\n"})
+    report = scan_file(path)
+    assert report.verdict is Verdict.safe, [f.description for f in report.findings]
+
+
+def test_a_pickle_payload_in_an_extra_file_is_still_judged(tmp_path: Path) -> None:
+    payload = b"\x80\x02cos\nsystem\nX\x05\x00\x00\x00touchq\x00\x85R."
+    report = scan_file(_scripted(tmp_path, {"config.pkl": payload}))
+    assert report.verdict is Verdict.unsafe
+    assert any("extra/config.pkl" in f.description and "os.system" in f.description for f in report.findings)
+
+
+def test_unrecognised_bytes_outside_extra_are_still_unknown(tmp_path: Path) -> None:
+    """Only torch's ``extra/`` folder is opaque: the same bytes elsewhere in the archive are not."""
+    path = _scripted(tmp_path, {})
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    folder = next(iter(members)).split("/")[0]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, body in {**members, f"{folder}/notes.txt": b"lr=0.1 \xff\x00\n"}.items():
+            zf.writestr(name, body)
+    (tmp_path / "other.pt").write_bytes(buf.getvalue())
+    assert scan_file(tmp_path / "other.pt").verdict is Verdict.unknown
+
+
+def test_stack_global_on_a_non_string_stops_the_unpickler(tmp_path: Path) -> None:
+    """``STACK_GLOBAL`` requires two exact str: on an object an allowed class built, the unpickler raises
+    there, so nothing is imported (joblib array bytes read as opcodes by plain pickle.load end this way)."""
+    built = b"\x80\x04csklearn.pipeline\nPipeline\n)\x81X\x05\x00\x00\x00dtype\x93)R."
+    (tmp_path / "stops.pkl").write_bytes(built)
+    report = scan_file(tmp_path / "stops.pkl")
+    assert report.verdict is Verdict.unparsed
+    assert not any(f.id == "MS-SCAN-PKL-UNRESOLVED" for f in report.findings)
+
+
+def test_stack_global_on_a_computed_string_stays_unresolved(tmp_path: Path) -> None:
+    """``str(...)`` returns a str at load time: the name it builds cannot be judged, so it is never safe."""
+    computed = b"\x80\x04cbuiltins\nstr\nX\x02\x00\x00\x00os\x85RX\x06\x00\x00\x00system\x93X\x04\x00\x00\x00true\x85R."
+    (tmp_path / "computed.pkl").write_bytes(computed)
+    report = scan_file(tmp_path / "computed.pkl")
+    assert any(f.id == "MS-SCAN-PKL-UNRESOLVED" for f in report.findings)
+    assert not report.passed(allow_unknown=False)
+    assert not (tmp_path / MARKER).exists()
+
+
+def _stack_global(module: str, name: str) -> bytes:
+    def short(text: str) -> bytes:
+        return b"\x8c" + bytes([len(text)]) + text.encode() + b"\x94"
+
+    return b"\x80\x04" + short(module) + short(name) + b"\x93X\x0b\x00\x00\x00/tmp/evil.so\x85R."
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("sklearn.utils.validation", "np.ctypeslib.ctypes.CDLL"),  # resolves to ctypes.CDLL: loads native code
+     ("torch.nn.modules.module", "torch.package.PackageImporter"), ("sklearn.base", "BaseEstimator.Evil")],
+)  # fmt: skip
+def test_a_protocol4_attribute_path_is_not_vouched_for_by_a_family(tmp_path: Path, module: str, name: str) -> None:
+    """From protocol 4 ``find_class`` walks a dotted name from the module: a family's module prefix then
+    reaches whatever that module imported."""
+    (tmp_path / "path.pkl").write_bytes(_stack_global(module, name))
+    report = scan_file(tmp_path / "path.pkl")
+    assert not report.passed(), report
+    assert classify_import(module, name)[1] is not Verdict.safe
+
+
+def test_a_family_module_that_is_not_installed_code_is_not_vouched_for(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    (tmp_path / "evil.pkl").write_bytes(b"\x80\x02csklearn.evil\nPwn\n)\x81.")
+    assert scan_file(tmp_path / "evil.pkl").verdict is Verdict.unknown
+    (tmp_path / "real.pkl").write_bytes(b"\x80\x02csklearn.pipeline\nPipeline\n)\x81.")
+    assert scan_file(tmp_path / "real.pkl").verdict is Verdict.safe
