@@ -226,6 +226,7 @@ def assess(
     if len(data) == 0:
         raise InputError("the evaluation data is empty")
     model.check_inputs(data.x, data.y)
+    _check_budgets(cfg, model.bounds)
     st = _Assessment(model, data, cfg, progress)
     st.progress("clean accuracy", 1)
     gate = cfg.gate
@@ -276,6 +277,17 @@ def assess(
     result.passed = result.verdict in ("PASSED", "NO GATE") or (result.verdict == "UNTRUSTED" and cfg.allow_untrusted)
     result.findings = build_findings(result, st.x)
     return result, _examples(st, gate)
+
+
+def _check_budgets(cfg: AssessConfig, bounds: tuple[float, float]) -> None:
+    """Refuse ε that exceed the input box: every input is reachable, so robust accuracy is 0 by construction."""
+    width = bounds[1] - bounds[0]
+    too_big = sorted({e for e in (*cfg.eps_linf, cfg.gate) if e > width})
+    if too_big:
+        raise InputError(
+            f"--eps {too_big} exceed the input range [{bounds[0]:g}, {bounds[1]:g}] (width {width:g})",
+            hint="ε is in input units; see --bounds",
+        )
 
 
 def decide(result: AssessmentResult) -> Verdict:

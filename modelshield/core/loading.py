@@ -76,12 +76,24 @@ def _torch_model(
         with torch.no_grad():
             out = net(torch.zeros(1, *input_shape))
     except Exception as e:  # whatever the network raises on a wrong shape
-        raise InputError(f"the network fails on an input of shape (1, {', '.join(map(str, input_shape))}): {e}") from e
+        shape = ", ".join(map(str, input_shape))
+        hint = (
+            "for flat data rows, pass the per-sample shape, e.g. input_shape=(1, 28, 28)"
+            if len(input_shape) == 1
+            else ""
+        )
+        raise InputError(f"the network fails on an input of shape (1, {shape}): {_last_line(e)}", hint=hint) from e
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise InputError("the network must return a (N, num_classes) tensor of scores")
     if num_classes is not None and num_classes != out.shape[1]:
         raise InputError(f"the network outputs {out.shape[1]} scores per sample, but num_classes={num_classes}")
     return TorchModel(net, input_shape=input_shape, num_classes=int(out.shape[1]), **kwargs)
+
+
+def _last_line(e: Exception) -> str:
+    """The error's own words: TorchScript wraps them in a multi-line trace whose last line is the cause."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1] if lines else type(e).__name__
 
 
 def _load_skops(path: Path, trusted_types: Sequence[str] | None) -> Any:

@@ -275,6 +275,8 @@ def test_black_box_model_gets_only_black_box_attacks(small: Dataset) -> None:
         (dict(pgd_steps=0), "--steps"),
         (dict(restarts=0), "--restarts"),
         (dict(pgd_step=-1.0), "--pgd-step"),
+        (dict(eps_linf=(0.1, 2.0)), r"--eps \[2.0\] exceed the input range \[0, 1\]"),
+        (dict(eps_linf=(0.1,), gating_eps=1.5), r"--eps \[1.5\] exceed"),
     ],
 )
 def test_bad_config_is_refused(digits_model: TorchModel, small: Dataset, kwargs: dict, message: str) -> None:

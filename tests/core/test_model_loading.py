@@ -71,6 +71,16 @@ def test_torchscript_and_onnx_exports_agree(cnn, digits_small, tmp_path):
         load_model(tmp_path / "cnn.onnx", mean=0.5)
 
 
+def test_a_scripted_cnn_given_flat_rows_says_why_in_one_line(cnn, tmp_path):
+    """TorchScript wraps the cause in a multi-line trace; the user needs the cause and --input-shape."""
+    torch.jit.save(torch.jit.script(cnn), tmp_path / "cnn.pt")
+    with pytest.raises(InputError) as caught:
+        load_model(tmp_path / "cnn.pt", input_shape=(64,))
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "conv2d" in message and "input_shape=(1, 28, 28)" in caught.value.hint
+
+
 def test_skops_round_trip(logreg, digits_small, tmp_path):
     sio.dump(logreg, tmp_path / "lr.skops")
     model = load_model(tmp_path / "lr.skops")
