@@ -73,7 +73,8 @@ _TORCH_NN_HOOKS = (
 # by exact name — ``pandas.HDFStore``/``ExcelWriter`` are CamelCase too and open files, so no family here.
 _PANDAS = (
     "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "CategoricalIndex", "DatetimeIndex", "TimedeltaIndex",
-    "PeriodIndex", "IntervalIndex", "Categorical", "CategoricalDtype", "StringDtype", "Int64Dtype", "Int32Dtype",
+    "PeriodIndex", "IntervalIndex", "NA", "SparseDtype", "arrays.SparseArray", "_libs.sparse.IntIndex",
+    "_libs.sparse.BlockIndex", "Categorical", "CategoricalDtype", "StringDtype", "Int64Dtype", "Int32Dtype",
     "Float64Dtype", "BooleanDtype", "PeriodDtype", "IntervalDtype", "DatetimeTZDtype", "Timestamp", "Timedelta",
     "Interval", "Period", "arrays.ArrowStringArray", "arrays.DatetimeArray", "arrays.TimedeltaArray",
     "arrays.PeriodArray", "arrays.IntegerArray", "arrays.FloatingArray", "arrays.BooleanArray",

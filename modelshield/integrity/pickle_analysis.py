@@ -37,7 +37,9 @@ _SCALARS = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FL
 _CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
 _TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
-_MAY_RETURN_STR = frozenset({"builtins.str", "copyreg._reconstructor"})
+# Allowed helpers that can hand back an exact str: str() itself, copyreg building a str, text-to-text codecs
+# (``_codecs.encode(x, "rot13")``) and torch.jit's identity helpers, which return their argument.
+_MAY_RETURN_STR = ("builtins.str", "copyreg._reconstructor", "_codecs.encode", "torch.jit._pickle.")
 _PICKLE_LOAD = Context("pickle.load")  # a plain unpickler: globals as PLAIN, but joblib's arrays are not skipped
 
 
@@ -114,7 +116,7 @@ class _Machine:
             target = value.target
             return (
                 isinstance(target, _Global)
-                and target.dotted not in _MAY_RETURN_STR
+                and not target.dotted.startswith(_MAY_RETURN_STR)
                 and classify(target.dotted, self.context) is Verdict.safe
             )
         return value is _OBJ or isinstance(value, int | float | tuple | list | dict | _Persistent) or value is None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from modelshield.core.errors import MissingFileError
 from modelshield.core.file_formats import decompressor, looks_like_safetensors
-from modelshield.integrity import formats, keras_hdf5, torchscript, tree_models, zipread
+from modelshield.integrity import formats, keras_hdf5, torch_export, torchscript, tree_models, zipread
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.archives import Limits, tar_members, zip_kind, zip_members, zipfile_opens
 from modelshield.integrity.onnx_check import check_onnx, external_files, looks_like_onnx
@@ -69,7 +69,8 @@ class _Scan:
     def layer(self, data: Data, where: str, depth: int = 0, opaque: bool = False) -> str:
         """Read the bytes as every format that would take them, judge each reading; return the formats read.
 
-        ``opaque`` bytes are ones their loader hands back uninterpreted (TorchScript's extra files): a
+        ``opaque`` bytes are ones their loader hands back uninterpreted or reads as raw tensors (TorchScript's
+        extra files, a ``.pt2``'s weights): a
         format found in them is still judged, but matching none is no finding."""
         if depth > self.limits.max_depth:
             self.emit(issue(Verdict.unparsed, "MS-SCAN-ARC-DEPTH", "Nested too deep", where,
@@ -147,11 +148,13 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
     for reading in readings:
         where = layer.where if len(readings) == 1 else f"{layer.where}[as {reading.loader} reads it]"
         layer.covered += [(e.start, e.end) for e in reading.entries]
-        own = torchscript.is_torchscript([e.name for e in reading.entries])
+        names = [e.name for e in reading.entries]
+        own, exported = torchscript.is_torchscript(names), torch_export.is_pt2(names)
         for name, body, _ in zip_members(layer.data, reading.entries, where, scan.limits, scan.emit):
             judged = torchscript.check_member(body, name) if own else None  # code/ and pickles torch.jit reads
-            if judged is None:
-                scan.layer(body, name, layer.depth + 1, opaque=own and torchscript.is_extra(name))
+            if judged is None:  # bytes the loader hands back or reads as raw tensors: no format is no finding
+                opaque = (own and torchscript.is_extra(name)) or (exported and torch_export.is_opaque(name))
+                scan.layer(body, name, layer.depth + 1, opaque=opaque)
             else:
                 scan.findings += judged
     return zip_kind([e.name for e in readings[-1].entries])

@@ -60,9 +60,15 @@ def test_stack_global_on_a_non_string_stops_the_unpickler(tmp_path: Path) -> Non
     assert not any(f.id == "MS-SCAN-PKL-UNRESOLVED" for f in report.findings)
 
 
-def test_stack_global_on_a_computed_string_stays_unresolved(tmp_path: Path) -> None:
-    """``str(...)`` returns a str at load time: the name it builds cannot be judged, so it is never safe."""
-    computed = b"\x80\x04cbuiltins\nstr\nX\x02\x00\x00\x00os\x85RX\x06\x00\x00\x00system\x93X\x04\x00\x00\x00true\x85R."
+@pytest.mark.parametrize(
+    "maker",
+    [b"cbuiltins\nstr\nX\x02\x00\x00\x00os\x85R",  # str("os")
+     b"ctorch.jit._pickle\nrestore_type_tag\nX\x02\x00\x00\x00osX\x03\x00\x00\x00str\x86R",  # returns its argument
+     b"c_codecs\nencode\nX\x02\x00\x00\x00bfX\x05\x00\x00\x00rot13\x86R"],  # "bf" -> "os", still a str
+)  # fmt: skip
+def test_stack_global_on_a_computed_string_stays_unresolved(tmp_path: Path, maker: bytes) -> None:
+    """An allowed helper that can return a str at load time: the name it builds cannot be judged, never safe."""
+    computed = b"\x80\x04" + maker + b"X\x06\x00\x00\x00system\x93X\x04\x00\x00\x00true\x85R."
     (tmp_path / "computed.pkl").write_bytes(computed)
     report = scan_file(tmp_path / "computed.pkl")
     assert any(f.id == "MS-SCAN-PKL-UNRESOLVED" for f in report.findings)
@@ -97,3 +103,24 @@ def test_a_family_module_that_is_not_installed_code_is_not_vouched_for(tmp_path:
     assert scan_file(tmp_path / "evil.pkl").verdict is Verdict.unknown
     (tmp_path / "real.pkl").write_bytes(b"\x80\x02csklearn.pipeline\nPipeline\n)\x81.")
     assert scan_file(tmp_path / "real.pkl").verdict is Verdict.safe
+
+
+def test_pt2_records_outside_the_raw_tensor_folders_stay_unknown(tmp_path: Path) -> None:
+    """Only a ``.pt2``'s weights, constants and small text records are opaque: bytes matching no format under
+    ``models/`` (where torch reads JSON) are still unrecognised."""
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.export.save(torch.export.export(torch.nn.Linear(2, 2), (torch.zeros(1, 2),)), buf)
+    with zipfile.ZipFile(buf) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    assert scan_file(_write_zip(tmp_path / "ok.pt2", members)).verdict is Verdict.safe
+    folder = next(iter(members)).split("/")[0]
+    odd = _write_zip(tmp_path / "odd.pt2", {**members, f"{folder}/models/extra.bin": b"\xff\x00\x01 not json"})
+    assert scan_file(odd).verdict is Verdict.unknown
+
+
+def _write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, body in members.items():
+            zf.writestr(name, body)
+    return path

@@ -88,7 +88,8 @@ def _torch(folder: Path) -> dict[str, str]:
         for name, write in files.items():
             write(folder / name)
         torch.onnx.export(net, (torch.zeros(2, 1, 8, 8),), str(folder / "torch_export.onnx"), dynamo=False)
-    return {name: "torch" for name in [*files, "torch_export.onnx"]}
+        torch.export.save(torch.export.export(net, (torch.zeros(2, 1, 8, 8),)), folder / "torch_export_program.pt2")
+    return {name: "torch" for name in [*files, "torch_export.onnx", "torch_export_program.pt2"]}
 
 
 def _safetensors(state: dict, path: Path) -> None:
@@ -157,6 +158,11 @@ def _sklearn(folder: Path) -> dict[str, str]:
         joblib.dump(frame_pipeline, folder / "sklearn_frame_pipeline.joblib")
         joblib.dump(frame_pipeline, folder / "sklearn_frame_pipeline_compress3.joblib", compress=3)
         files |= dict.fromkeys(["sklearn_frame_pipeline.joblib", "sklearn_frame_pipeline_compress3.joblib"], "joblib")
+        nullable = pd.DataFrame(
+            {"i": pd.array([1, None], dtype="Int64"), "sparse": pd.arrays.SparseArray([0.0, 1.0])}
+        )  # pandas.NA, SparseArray and its IntIndex
+        nullable.to_pickle(folder / "pandas_nullable_sparse.pkl")
+        files["pandas_nullable_sparse.pkl"] = "pandas"
     for compressor in ("zlib", "gzip", "bz2", "lzma", "xz"):
         joblib.dump(models["random_forest"], folder / f"joblib_{compressor}.joblib", compress=(compressor, 3))
         files[f"joblib_{compressor}.joblib"] = "joblib"

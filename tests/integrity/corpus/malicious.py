@@ -188,10 +188,24 @@ def _torch(tmp: Path) -> dict[str, Variant]:
                                        "TorchScript code writing files (aten::save)", "format"),
         "torchscript_custom_op": Variant(ts_code("_x = ops.evil_ns.run(input)"),
                                          "TorchScript custom operator namespace", "format"),
+        "pt2_weight_replaced_by_pickle": Variant(_exported_with(system), "torch.export .pt2 whose raw weight is a pickle",
+                                                 "format"),
         "torchscript_data_pkl_system": Variant(
             _zip({**members, next(n for n in members if n.endswith("/data.pkl")): system}),
             "TorchScript archive whose data.pkl calls os.system", "sonatype"),
     }  # fmt: skip
+
+
+def _exported_with(payload: bytes) -> bytes:
+    """A real ``torch.export.save`` archive whose first raw weight file is replaced by ``payload``."""
+    import torch
+
+    buf = io.BytesIO()
+    linear = torch.nn.Linear(2, 2)
+    torch.export.save(torch.export.export(linear, (torch.zeros(1, 2),)), buf)
+    members = _unzip(buf.getvalue())
+    weight = next(n for n in members if "/data/weights/" in n and not n.endswith(".json"))
+    return _zip({**members, weight: payload})
 
 
 def _unzip(body: bytes) -> dict[str, bytes]:
