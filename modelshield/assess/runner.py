@@ -272,7 +272,8 @@ def assess(
     )
     result.gating = _gating(result, gate, cfg.fail_under)
     adversarials = [(r.attack, st.x if r.idx is None else st.x[r.idx], r.x_adv) for r in st.runs]
-    result.sanity = run_sanity_checks(SanityContext(model, st.x, st.y, result, adversarials))
+    probe = slice(0, cfg.batch_size)  # the checks query the model in one call: at most one batch
+    result.sanity = run_sanity_checks(SanityContext(model, st.x[probe], st.y[probe], result, adversarials))
     result.verdict = decide(result)
     result.passed = result.verdict in ("PASSED", "NO GATE") or (result.verdict == "UNTRUSTED" and cfg.allow_untrusted)
     result.findings = build_findings(result, st.x)

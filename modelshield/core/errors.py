@@ -32,6 +32,12 @@ class ModelShieldError(Exception):
         return f"{msg} ({self.hint})" if self.hint else msg
 
 
+def error_cause(e: BaseException) -> str:
+    """The error's own words on one line: TorchScript wraps them in a multi-line trace whose last line is the cause."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
 class InputError(ModelShieldError):
     """The data or a parameter is not what the operation needs."""
 

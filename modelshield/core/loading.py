@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from modelshield.core.adapters import OnnxModel, SklearnModel
-from modelshield.core.errors import DependencyError, FormatError, InputError, UnsafeFormatError
+from modelshield.core.errors import DependencyError, FormatError, InputError, UnsafeFormatError, error_cause
 from modelshield.core.file_formats import check_safetensors, detect_format
 from modelshield.core.files import atomic_path
 from modelshield.core.model import Model, TorchModel
@@ -82,18 +82,12 @@ def _torch_model(
             if len(input_shape) == 1
             else ""
         )
-        raise InputError(f"the network fails on an input of shape (1, {shape}): {_last_line(e)}", hint=hint) from e
+        raise InputError(f"the network fails on an input of shape (1, {shape}): {error_cause(e)}", hint=hint) from e
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise InputError("the network must return a (N, num_classes) tensor of scores")
     if num_classes is not None and num_classes != out.shape[1]:
         raise InputError(f"the network outputs {out.shape[1]} scores per sample, but num_classes={num_classes}")
     return TorchModel(net, input_shape=input_shape, num_classes=int(out.shape[1]), **kwargs)
-
-
-def _last_line(e: Exception) -> str:
-    """The error's own words: TorchScript wraps them in a multi-line trace whose last line is the cause."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[-1] if lines else type(e).__name__
 
 
 def _load_skops(path: Path, trusted_types: Sequence[str] | None) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from modelshield.core.errors import CapabilityError, InputError, ModelShieldError
+from modelshield.core.errors import CapabilityError, InputError, ModelShieldError, error_cause
 
 
 class ModelCallError(ModelShieldError):
@@ -80,9 +80,10 @@ class Model(ABC):
         except ModelShieldError:
             raise
         except Exception as e:
-            reason = " ".join(str(e).split())[:200] or "no message"
+            n = int(x.shape[0])
             raise ModelCallError(
-                f"{type(self).__name__} raised {type(e).__name__} on {x.shape[0]} inputs: {reason}"
+                f"{type(self).__name__} raised {type(e).__name__} on {n} inputs: {error_cause(e)[:200]}",
+                hint=f"{ModelCallError.hint}; if it only takes small batches, lower --batch-size" if n > 1 else "",
             ) from e
 
     def reset_queries(self) -> None:

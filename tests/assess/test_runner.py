@@ -10,7 +10,7 @@ from modelshield.assess.findings import robustness_severity
 from modelshield.assess.runner import AssessConfig, assess
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
-from modelshield.core.model import Model, TorchModel
+from modelshield.core.model import Model, ModelCallError, TorchModel
 
 FAST = dict(
     eps_linf=(0.02, 0.1, 0.3),
@@ -330,3 +330,28 @@ def test_numbers_do_not_depend_on_the_batch_size(digits_model: TorchModel, small
     key = [(r.attack, r.eps, r.robust_accuracy, r.queries, r.verified) for r in whole.attacks]
     assert key == [(r.attack, r.eps, r.robust_accuracy, r.queries, r.verified) for r in split.attacks]
     assert whole.query_curves == split.query_curves
+
+
+class _SmallBatches(torch.nn.Module):
+    """A network that, like many deployed ones, refuses batches larger than it was exported for."""
+
+    def __init__(self, net: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.net, self.limit = net, limit
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[0] > self.limit:
+            raise ValueError("batch too big")
+        return self.net(x)
+
+
+def test_a_model_taking_small_batches_is_assessed_at_that_batch_size(digits_model: TorchModel, small: Dataset) -> None:
+    """Every query the assessment makes (sanity probes included) respects --batch-size."""
+    model = TorchModel(_SmallBatches(digits_model.module, 16), input_shape=(1, 8, 8), num_classes=10)
+    cfg = AssessConfig(attacks=("fgsm", "pgd", "square"), eps_linf=(0.1,), pgd_steps=3, square_queries=20)
+    res, _ = assess(model, small, AssessConfig(**{**cfg.__dict__, "batch_size": 16}))
+    assert not res.errors and {r.attack for r in res.attacks} == {"fgsm", "pgd", "square"}
+    assert {f.name for f in res.sanity} >= {"zero-gradients", "randomised-outputs", "probability-outputs"}
+    with pytest.raises(ModelCallError, match="batch too big") as caught:
+        assess(model, small, cfg)
+    assert "--batch-size" in caught.value.hint
