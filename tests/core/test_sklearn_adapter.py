@@ -89,3 +89,12 @@ def test_labels_are_the_estimators_own_predict_not_argmax_of_probabilities(svc_d
     fooled = svc.predict(result.x_adv.flatten(1).numpy()) != y.numpy()
     assert result.success.tolist() == fooled.tolist()
     assert result.n_verified == result.n_claimed > 0  # every claim was confirmed before the sample stopped
+
+
+def test_a_regressor_is_refused_as_one(digits_small):
+    """A regressor has no classes_; the refusal says what it is, not that --num-classes is missing."""
+    from sklearn.linear_model import LinearRegression
+
+    reg = LinearRegression().fit(digits_small.x.flatten(1).numpy(), digits_small.y.numpy())
+    with pytest.raises(InputError, match="LinearRegression is a regressor"):
+        SklearnModel(reg, input_shape=(1, 8, 8))

@@ -37,13 +37,17 @@ class SklearnModel(BlackBoxModel):
         super().__init__(input_shape=input_shape, bounds=bounds)
         if not hasattr(estimator, "predict"):
             raise InputError(f"{type(estimator).__name__} has no predict method: not a fitted classifier")
+        from sklearn.base import is_regressor
+
+        if is_regressor(estimator):
+            raise InputError(f"{type(estimator).__name__} is a regressor: assess evaluates classifiers")
         self.estimator = estimator
         self.has_scores = hasattr(estimator, "predict_proba")
         classes = getattr(estimator, "classes_", None)
         self._classes = None if classes is None else np.asarray(classes)
         if num_classes is None:
             if self._classes is None:
-                raise InputError(f"{type(estimator).__name__} has no classes_; pass num_classes (CLI: --num-classes)")
+                raise InputError(f"{type(estimator).__name__} has no classes_; pass num_classes")
             num_classes = len(self._classes)
         elif self._classes is not None and len(self._classes) != num_classes:
             raise InputError(f"the estimator knows {len(self._classes)} classes, but num_classes={num_classes}")
