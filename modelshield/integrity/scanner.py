@@ -152,6 +152,7 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
         own, exported = torchscript.is_torchscript(names), torch_export.is_pt2(names)
         for name, body, _ in zip_members(layer.data, reading.entries, where, scan.limits, scan.emit):
             judged = torchscript.check_member(body, name) if own else None  # code/ and pickles torch.jit reads
+            judged = torch_export.check_member(body, name) if exported and judged is None else judged
             if judged is None:  # bytes the loader hands back or reads as raw tensors: no format is no finding
                 opaque = (own and torchscript.is_extra(name)) or (exported and torch_export.is_opaque(name))
                 scan.layer(body, name, layer.depth + 1, opaque=opaque)

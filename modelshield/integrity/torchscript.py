@@ -41,7 +41,7 @@ _FREE_NAMES = frozenset(
     }
 )  # fmt: skip
 # Operator namespaces torch itself registers; others come from a native library loaded beside the model.
-_TORCH_NAMESPACES = frozenset(
+TORCH_NAMESPACES = frozenset(
     {
         "aten", "prim", "quantized", "_quantized", "quantized_decomposed", "prepacked", "xnnpack", "mkldnn",
         "mkldnn_prepacked", "_caffe2", "sparse", "profiler", "cuda", "_nested_tensor", "_c10d_functional",
@@ -145,7 +145,7 @@ class _Judge:
                       f"line {line}: {chain} touches the file system when the model runs")  # fmt: skip
         elif root == "getattr" and isinstance(parent, ast.Call):
             self.judge_getattr(parent, line)
-        elif (root == "ops" or chain.startswith("torch.ops.")) and _namespace(chain) not in _TORCH_NAMESPACES:
+        elif (root == "ops" or chain.startswith("torch.ops.")) and _namespace(chain) not in TORCH_NAMESPACES:
             self.flag(Verdict.unknown, "MS-SCAN-TS-CUSTOM-OP", "TorchScript code calls a custom operator",
                       f"line {line}: {chain} needs a native operator library registered before loading")  # fmt: skip
         elif (

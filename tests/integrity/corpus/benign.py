@@ -89,7 +89,11 @@ def _torch(folder: Path) -> dict[str, str]:
             write(folder / name)
         torch.onnx.export(net, (torch.zeros(2, 1, 8, 8),), str(folder / "torch_export.onnx"), dynamo=False)
         torch.export.save(torch.export.export(net, (torch.zeros(2, 1, 8, 8),)), folder / "torch_export_program.pt2")
-    return {name: "torch" for name in [*files, "torch_export.onnx", "torch_export_program.pt2"]}
+        batch = {"x": {0: torch.export.Dim("batch", min=2, max=64)}}  # symbolic shapes: sympy expressions
+        dynamic = torch.export.export(net, (torch.zeros(4, 1, 8, 8),), dynamic_shapes=batch)
+        torch.export.save(dynamic, folder / "torch_export_dynamic.pt2")
+    exported = ["torch_export.onnx", "torch_export_program.pt2", "torch_export_dynamic.pt2"]
+    return {name: "torch" for name in [*files, *exported]}
 
 
 def _safetensors(state: dict, path: Path) -> None:

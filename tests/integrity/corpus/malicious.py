@@ -190,20 +190,32 @@ def _torch(tmp: Path) -> dict[str, Variant]:
                                          "TorchScript custom operator namespace", "format"),
         "pt2_weight_replaced_by_pickle": Variant(_exported_with(system), "torch.export .pt2 whose raw weight is a pickle",
                                                  "format"),
+        "pt2_node_target_os_system": Variant(
+            _exported_with(program=("torch.ops.aten.linear.default", "torch.serialization.os.system")),
+            "torch.export node target walked from torch to os.system", "format"),
+        "pt2_shape_expression_eval": Variant(
+            _exported_with(program=("Symbol('s", f"__import__('os').system('{_cmd(tmp)}') or Symbol('s")),
+            "torch.export shape expression run by sympy.sympify", "format"),
         "torchscript_data_pkl_system": Variant(
             _zip({**members, next(n for n in members if n.endswith("/data.pkl")): system}),
             "TorchScript archive whose data.pkl calls os.system", "sonatype"),
     }  # fmt: skip
 
 
-def _exported_with(payload: bytes) -> bytes:
-    """A real ``torch.export.save`` archive whose first raw weight file is replaced by ``payload``."""
+def _exported_with(payload: bytes = b"", program: tuple[str, str] | None = None) -> bytes:
+    """A real ``torch.export.save`` archive (a dynamic batch) with its first raw weight file replaced by
+    ``payload``, or with ``program = (old, new)`` substituted once in its ``models/model.json``."""
     import torch
 
     buf = io.BytesIO()
-    linear = torch.nn.Linear(2, 2)
-    torch.export.save(torch.export.export(linear, (torch.zeros(1, 2),)), buf)
+    batch = torch.export.Dim("batch", min=2, max=64)
+    exported = torch.export.export(torch.nn.Linear(2, 2), (torch.zeros(4, 2),), dynamic_shapes={"input": {0: batch}})
+    torch.export.save(exported, buf)
     members = _unzip(buf.getvalue())
+    if program is not None:
+        name = next(n for n in members if n.endswith("/models/model.json"))
+        assert program[0].encode() in members[name]
+        return _zip({**members, name: members[name].replace(program[0].encode(), program[1].encode(), 1)})
     weight = next(n for n in members if "/data/weights/" in n and not n.endswith(".json"))
     return _zip({**members, weight: payload})
 
