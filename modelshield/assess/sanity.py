@@ -156,7 +156,7 @@ def black_box_beats_white_box(ctx: SanityContext) -> SanityFlag | None:
 def unbounded_attacks_succeed(ctx: SanityContext) -> SanityFlag | None:
     """Minimum-norm attacks have no budget, so they should fool nearly every sample."""
     minimal = [r for r in ctx.result.attacks if r.eps is None and r.queries is None]
-    if not minimal:
+    if not minimal or ctx.result.clean_accuracy == 0:  # no correctly classified sample: nothing to fool
         return None
     weak = [f"{r.attack} {r.success_rate:.1%}" for r in minimal if r.success_rate < 0.95]
     return SanityFlag(

@@ -355,3 +355,11 @@ def test_a_model_taking_small_batches_is_assessed_at_that_batch_size(digits_mode
     with pytest.raises(ModelCallError, match="batch too big") as caught:
         assess(model, small, cfg)
     assert "--batch-size" in caught.value.hint
+
+
+def test_data_the_model_gets_all_wrong_raises_no_false_sanity_failure(digits_model: TorchModel, small: Dataset) -> None:
+    """With no correctly classified sample, minimum-norm attacks have nothing to fool: not a sanity failure."""
+    wrong = Dataset(small.x[:30], (digits_model.predict(small.x[:30]) + 1) % 10, "wrong")
+    res, _ = assess(digits_model, wrong, AssessConfig(attacks=("fgsm", "cw", "deepfool"), eps_linf=(0.1,), cw_steps=5))
+    assert res.clean_accuracy == 0.0 and {r.attack for r in res.attacks} == {"fgsm", "cw-l2", "deepfool"}
+    assert all(f.passed for f in res.sanity), [f.detail for f in res.sanity if not f.passed]
