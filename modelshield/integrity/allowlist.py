@@ -99,6 +99,12 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
     {
         "collections.OrderedDict",
         "collections.defaultdict",
+        "collections.Counter",
+        "collections.deque",
+        # what training checkpoints hold beside the tensors (the run's argparse arguments, its output folder):
+        # constructors that only store their arguments, never touching the file system
+        "argparse.Namespace",
+        *(f"pathlib.{kind}" for kind in ("PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath")),
         *(
             f"builtins.{t}"
             for t in ("set", "frozenset", "dict", "list", "tuple", "int", "float", "str", "bool", "bytes")

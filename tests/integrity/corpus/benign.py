@@ -11,9 +11,13 @@ is left out and named in ``skipped``; nothing here is ever loaded back.
 
 from __future__ import annotations
 
+import argparse
+import collections
 import importlib.util
 import os
+import pathlib
 import pickle
+import random
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +52,14 @@ def _torch(folder: Path) -> dict[str, str]:
     lin(torch.randn(3, 4)).sum().backward()
     opt.step()
     checkpoint = {"model": lin.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "loss": 0.25}
+    scaler = torch.amp.GradScaler("cpu")
+    training_run = {  # a training script's checkpoint: its argparse arguments, output folder, counters, RNG
+        **checkpoint, "scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(opt, 10).state_dict(),
+        "scaler": scaler.state_dict(), "args": argparse.Namespace(lr=1e-3, run="r1", layers=[4, 2]),
+        "out_dir": pathlib.Path("/data/runs/r1"), "label_counts": collections.Counter("aab"),
+        "recent_losses": collections.deque([0.3, 0.25], maxlen=5), "rng": torch.get_rng_state(),
+        "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+    }  # fmt: skip
     scheduler = torch.optim.lr_scheduler.StepLR(opt, 2)
     whole_training = {"model": lin, "optimizer": opt, "scheduler": scheduler}
     quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), dtype=torch.qint8)
@@ -67,6 +79,7 @@ def _torch(folder: Path) -> dict[str, str]:
         "torch_state_dict.pt": lambda p: torch.save(net.state_dict(), p),
         "torch_whole_module.pt": lambda p: torch.save(seq, p),
         "torch_checkpoint_with_optimizer.pt": lambda p: torch.save(checkpoint, p),
+        "torch_training_run_checkpoint.pt": lambda p: torch.save(training_run, p),
         "torch_whole_optimizer_scheduler.pt": lambda p: torch.save(whole_training, p),
         "torch_legacy_state_dict.pt": lambda p: torch.save(net.state_dict(), p, _use_new_zipfile_serialization=False),
         "torch_legacy_whole_module.pt": lambda p: torch.save(seq, p, _use_new_zipfile_serialization=False),
