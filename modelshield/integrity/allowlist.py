@@ -17,6 +17,7 @@ User classes (``__main__.Net``, ``mypkg.layers.Block``) stay *unknown*: loading 
 from __future__ import annotations
 
 import _compat_pickle
+import ast
 import functools
 import importlib.machinery
 import importlib.util
@@ -47,6 +48,8 @@ _TORCH_DTYPES = (
 _NUMPY_SCALARS = (
     "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
     "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "datetime64", "timedelta64", "void",
+    # abstract scalar types, as dtype selectors (make_column_selector(dtype_include=np.number))
+    "number", "integer", "signedinteger", "unsignedinteger", "floating", "complexfloating", "inexact", "generic",
 )  # fmt: skip
 _NUMPY_UFUNCS = (
     "log", "log1p", "log2", "log10", "exp", "expm1", "exp2", "sqrt", "cbrt", "square", "absolute", "abs", "negative",
@@ -147,6 +150,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         *(f"numpy.random.{name}" for name in _NUMPY_RANDOM),
         "joblib.numpy_pickle.NumpyArrayWrapper",  # its raw array bytes follow in the stream and are skipped exactly
         *_SKLEARN_NEW_OBJ,  # Cython ``cls.__new__(cls)`` helpers; cls must be an allowed import
+        "sklearn.compose._column_transformer.make_column_selector",  # a lower-case class: dtype / regex filter
         "xgboost.core.Booster",  # not the rest of xgboost.core / lightgbm.basic: DMatrix and Dataset read files
         "lightgbm.basic.Booster",
         *(f"pandas.{name}" for name in _PANDAS),
@@ -262,6 +266,36 @@ _REEXPORTS = frozenset(
 )  # fmt: skip
 
 
+# Modules of pure functions that fitted objects hold by reference: a scorer's metric
+# (GridSearchCV(scoring="accuracy").scorer_._score_func is accuracy_score). A public function passes only
+# when the installed module's source defines it (``def``), so nothing the module imports is admitted.
+_FUNCTION_MODULES = frozenset(
+    {
+        "sklearn.metrics._classification", "sklearn.metrics._ranking", "sklearn.metrics._regression",
+        "sklearn.metrics.cluster._supervised", "sklearn.metrics.cluster._unsupervised",
+    }
+)  # fmt: skip
+
+
+def _defined_function(dotted: str) -> bool:
+    module, _, name = dotted.rpartition(".")
+    return module in _FUNCTION_MODULES and not name.startswith("_") and name in _module_functions(module)
+
+
+@functools.lru_cache(maxsize=64)
+def _module_functions(module: str) -> frozenset[str]:
+    """The top-level ``def`` names of an installed pure-Python module, read with ``ast`` (never imported)."""
+    path = _module_file(module)
+    if not path or not path.endswith(".py"):
+        return frozenset()
+    try:
+        with open(path, encoding="utf-8") as source:
+            tree = ast.parse(source.read())
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    return frozenset(node.name for node in tree.body if isinstance(node, ast.FunctionDef))
+
+
 def _in_family(dotted: str) -> bool:
     module, _, name = dotted.rpartition(".")
     if not _CLASS.match(name) or name in _REEXPORTS:
@@ -277,38 +311,41 @@ def _in_family(dotted: str) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=4096)
 def _module_exists(module: str) -> bool | None:
     """Whether the installed package has this module, found on disk without importing anything; ``None``
     when the package is not installed here. ``sklearn.evil.Pwn`` has the family's shape but no code of
     the family behind it: whatever would be imported under that name is not what the family vouches for."""
+    found = _module_file(module)
+    return None if found is None else bool(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _module_file(module: str) -> str | None:
+    """The file of an installed module (a package's ``__init__.py``), found on disk without importing
+    anything: ``""`` when the package is installed but lacks it, ``None`` when the package is not installed."""
     top, *parts = module.split(".")
     try:
-        spec = importlib.util.find_spec(top)
+        spec = importlib.util.find_spec(top)  # a top-level find imports nothing
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    folders = list(spec.submodule_search_locations)
+    folders, found = list(spec.submodule_search_locations), spec.origin or ""
     for index, part in enumerate(parts):
         packages = [os.path.join(f, part) for f in folders if os.path.isfile(os.path.join(f, part, "__init__.py"))]
         if packages:
-            folders = packages
+            folders, found = packages, os.path.join(packages[0], "__init__.py")
             continue
-        last = index == len(parts) - 1
-        return last and any(
-            os.path.isfile(os.path.join(f, part + suffix))
-            for f in folders
-            for suffix in importlib.machinery.all_suffixes()
-        )
-    return True
+        files = [os.path.join(f, part + s) for f in folders for s in importlib.machinery.all_suffixes()]
+        return next((f for f in files if os.path.isfile(f)), "") if index == len(parts) - 1 else ""
+    return found
 
 
 def classify(dotted: str, context: Context = PLAIN, family: bool = True) -> Verdict:
     """Safe only when listed (exactly, or as a class of a trusted family); unsafe when known-bad; else unknown."""
     if (
         dotted in SAFE_GLOBALS
-        or (family and _in_family(dotted))
+        or (family and (_in_family(dotted) or _defined_function(dotted)))
         or any(dotted.startswith(p) for p in context.safe_prefixes)
     ):
         return Verdict.safe

@@ -124,3 +124,11 @@ def _write_zip(path: Path, members: dict[str, bytes]) -> Path:
         for name, body in members.items():
             zf.writestr(name, body)
     return path
+
+
+def test_a_metric_function_passes_only_where_its_module_defines_it() -> None:
+    """Scorers hold sklearn.metrics functions by reference; a name the module merely imports is not one."""
+    pytest.importorskip("sklearn")
+    assert classify_import("sklearn.metrics._classification", "accuracy_score")[1] is Verdict.safe
+    for name in ("validate_params", "warn", "_check_targets", "np.ctypeslib"):
+        assert classify_import("sklearn.metrics._classification", name)[1] is not Verdict.safe, name

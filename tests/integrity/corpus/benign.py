@@ -143,6 +143,9 @@ def _sklearn(folder: Path) -> dict[str, str]:
     )
     docs = ["a cat sat", "the dog ran", "a dog sat", "cats run"] * 30
     models["tfidf_pipeline"] = Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression())]).fit(docs, y)
+    models["grid_search_scoring"] = GridSearchCV(  # the scorers hold sklearn.metrics functions by reference
+        LogisticRegression(), {"C": [0.1, 1.0]}, scoring=["accuracy", "roc_auc_ovr", "f1_macro"], refit="accuracy", cv=2
+    ).fit(x, y)
     models["grid_search_log1p"] = GridSearchCV(
         Pipeline([("log", FunctionTransformer(np.log1p)), ("clf", LogisticRegression())]), {"clf__C": [0.1, 1.0]}, cv=2
     ).fit(x, y)
@@ -175,6 +178,14 @@ def _sklearn(folder: Path) -> dict[str, str]:
         joblib.dump(frame_pipeline, folder / "sklearn_frame_pipeline.joblib")
         joblib.dump(frame_pipeline, folder / "sklearn_frame_pipeline_compress3.joblib", compress=3)
         files |= dict.fromkeys(["sklearn_frame_pipeline.joblib", "sklearn_frame_pipeline_compress3.joblib"], "joblib")
+        from sklearn.compose import make_column_selector
+
+        by_dtype = ColumnTransformer(  # columns picked by dtype (np.number), a lower-case class
+            [("num", StandardScaler(), make_column_selector(dtype_include=np.number)),
+             ("cat", OneHotEncoder(), make_column_selector(dtype_include=object))]
+        )  # fmt: skip
+        joblib.dump(by_dtype.fit(wide), folder / "sklearn_column_selector.joblib")
+        files["sklearn_column_selector.joblib"] = "joblib"
         nullable = pd.DataFrame(
             {"i": pd.array([1, None], dtype="Int64"), "sparse": pd.arrays.SparseArray([0.0, 1.0])}
         )  # pandas.NA, SparseArray and its IntIndex
