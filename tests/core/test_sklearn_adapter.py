@@ -40,7 +40,10 @@ def test_label_only_estimator_maps_its_classes_to_indices(digits_small):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"input_shape": (1, 8, 8), "num_classes": 3}, "knows 10 classes"), ({"input_shape": (10,)}, "takes 64 features")],
+    [
+        ({"input_shape": (1, 8, 8), "num_classes": 3}, "knows 10 classes"),
+        ({"input_shape": (10,)}, "takes 64 features, but the samples have 10"),
+    ],
 )
 def test_mismatched_shape_or_classes_refused(logreg, kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -55,8 +55,8 @@ class SklearnModel(BlackBoxModel):
         n_features = getattr(estimator, "n_features_in_", None)
         if n_features is not None and int(n_features) != prod(self.input_shape):
             raise InputError(
-                f"the estimator takes {n_features} features, input_shape {self.input_shape} "
-                f"has {prod(self.input_shape)}"
+                f"the estimator takes {n_features} features, but the samples have {prod(self.input_shape)}",
+                hint="give the data the feature columns the model was trained on",
             )
 
     def _features(self, x: Tensor) -> np.ndarray:
