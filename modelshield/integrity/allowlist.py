@@ -151,6 +151,12 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "joblib.numpy_pickle.NumpyArrayWrapper",  # its raw array bytes follow in the stream and are skipped exactly
         *_SKLEARN_NEW_OBJ,  # Cython ``cls.__new__(cls)`` helpers; cls must be an allowed import
         "sklearn.compose._column_transformer.make_column_selector",  # a lower-case class: dtype / regex filter
+        # scipy's sparse matrices and arrays (a neighbours model or SVC fitted on TF-IDF keeps its X): data only
+        *(
+            f"scipy.sparse._{k}.{k}_{kind}"
+            for k in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
+            for kind in ("matrix", "array")
+        ),
         "xgboost.core.Booster",  # not the rest of xgboost.core / lightgbm.basic: DMatrix and Dataset read files
         "lightgbm.basic.Booster",
         *(f"pandas.{name}" for name in _PANDAS),
@@ -267,12 +273,13 @@ _REEXPORTS = frozenset(
 
 
 # Modules of pure functions that fitted objects hold by reference: a scorer's metric
-# (GridSearchCV(scoring="accuracy").scorer_._score_func is accuracy_score). A public function passes only
+# (GridSearchCV(scoring="accuracy").scorer_._score_func is accuracy_score), SelectKBest's score_func. A public function passes only
 # when the installed module's source defines it (``def``), so nothing the module imports is admitted.
 _FUNCTION_MODULES = frozenset(
     {
         "sklearn.metrics._classification", "sklearn.metrics._ranking", "sklearn.metrics._regression",
         "sklearn.metrics.cluster._supervised", "sklearn.metrics.cluster._unsupervised",
+        "sklearn.feature_selection._univariate_selection", "sklearn.feature_selection._mutual_info",  # score_func
     }
 )  # fmt: skip
 

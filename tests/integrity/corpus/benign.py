@@ -120,6 +120,7 @@ def _sklearn(folder: Path) -> dict[str, str]:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_selection import SelectKBest
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier
@@ -142,6 +143,12 @@ def _sklearn(folder: Path) -> dict[str, str]:
         np.column_stack([y % 2, x[:, :2]]), y
     )
     docs = ["a cat sat", "the dog ran", "a dog sat", "cats run"] * 30
+    models["select_k_best"] = Pipeline(  # score_func=f_classif held by reference
+        [("select", SelectKBest(k=2)), ("clf", LogisticRegression())]
+    ).fit(x, y)
+    models["tfidf_neighbours"] = Pipeline(  # the neighbours keep the sparse TF-IDF matrix (scipy.sparse)
+        [("tfidf", TfidfVectorizer()), ("knn", KNeighborsClassifier(3))]
+    ).fit(docs, y)
     models["tfidf_pipeline"] = Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression())]).fit(docs, y)
     models["grid_search_scoring"] = GridSearchCV(  # the scorers hold sklearn.metrics functions by reference
         LogisticRegression(), {"C": [0.1, 1.0]}, scoring=["accuracy", "roc_auc_ovr", "f1_macro"], refit="accuracy", cv=2
