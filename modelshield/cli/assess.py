@@ -148,9 +148,23 @@ def _verdict_lines(console: Console, result: AssessmentResult) -> None:
     console.print(f"worst finding: {escape(outcome.worst)}", highlight=False)
 
 
+def _units_note(result: AssessmentResult) -> str | None:
+    """ε is in input units: an ε under 1 % of the input range (0..255 pixels, raw features) measures next to nothing."""
+    eps = [r.eps for r in result.attacks if r.norm == "linf" and r.eps is not None]
+    lo, hi = result.data.get("bounds") or (0.0, 1.0)
+    if not eps or max(eps) >= 0.01 * (hi - lo):
+        return None
+    return (
+        f"note: inputs range over [{lo:g}, {hi:g}] and ε is in input units, so L∞ ε ≤ {max(eps):g} is "
+        f"{max(eps) / (hi - lo):.2%} of that range; scale the data to what the model expects or set --eps in these units"
+    )
+
+
 def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path]) -> None:
     """The verdict first, then the numbers, then where the reports are."""
     _verdict_lines(console, result)
+    if note := _units_note(result):
+        console.print(note, highlight=False, markup=False)
     table = Table(title=f"modelshield assess — clean accuracy {result.clean_accuracy:.1%}", show_lines=False)
     for col in ("attack", "norm", "ε", "robust acc", "success", "queries", "median L2", "seconds"):
         table.add_column(col, justify="left" if col in ("attack", "norm") else "right")

@@ -566,3 +566,22 @@ def test_library_messages_are_reworded_for_the_command_line(message: str, hint: 
 
     reworded = flag_words(InputError(message, hint=hint))
     assert type(reworded) is InputError and reworded.diagnostics() == expected
+
+
+def test_raw_pixel_data_gets_a_units_note(
+    demo_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """uint8 pixels in 0..255 with ε = 0.1 measure nothing; the summary says so instead of a bare verdict."""
+    from modelshield.core.datasets import sklearn_dataset
+
+    test = sklearn_dataset("digits", "test")
+    raw = _npz(tmp_path / "raw.npz", (test.x[:40].numpy() * 255).astype(np.uint8), test.y[:40].numpy())
+    model = ["--model", str(demo_out / "model.safetensors"), "--arch", "modelshield.demo:DigitsCNN"]
+    args = ["assess", *model, "--attacks", "fgsm", "--eps", "0.1", "--out", str(tmp_path / "o")]
+    code, out, err = invoke_main([*args, "--data", raw], monkeypatch, capsys)
+    assert code in (0, 1), err
+    assert "inputs range over [0, 255]" in out + err and "0.04% of that range" in out + err
+    scaled = _npz(tmp_path / "scaled.npz", test.x[:40].numpy(), test.y[:40].numpy())
+    code, out, err = invoke_main([*args, "--data", scaled], monkeypatch, capsys)
+    assert code == 0, err
+    assert "ε is in input units" not in out + err
