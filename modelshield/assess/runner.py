@@ -257,6 +257,7 @@ def assess(
             **cfg.model_info,
             "kind": type(model).__name__,
             "white_box": model.white_box,
+            "has_scores": model.has_scores,
             "num_classes": model.num_classes,
             "input_shape": list(model.input_shape),
             "bounds": list(model.bounds),

@@ -66,10 +66,10 @@ def worst_finding(findings: list[Finding]) -> str:
     return f"{f.severity.value.upper()} {f.id}: {f.description or f.title}"
 
 
-def _measured(gate: dict[str, Any]) -> str:
+def _measured(gate: dict[str, Any], model: dict[str, Any]) -> str:
     budget = f"{gate.get('norm') or '?'}, ε = {eps_text(gate.get('eps'))}"
     if gate.get("robust_accuracy") is None:
-        return f"No attack ran at the gating budget ({budget}); nothing was measured there."
+        return f"No attack ran at the gating budget ({budget}); nothing was measured there." + _why_unmeasured(model)
     sentence = f"Robust accuracy under {gate.get('attack') or '?'} ({budget}) is {pct(gate['robust_accuracy'])}"
     if gate.get("fail_under") is not None:
         sentence += f"; the gate requires at least {pct(gate['fail_under'])}"
@@ -92,18 +92,29 @@ def _untrusted_reason(result: AssessmentResult) -> str:
     return "Untrusted: " + " and ".join(reasons) + "; robust accuracy is likely overstated, so the gate cannot pass."
 
 
+def _why_unmeasured(model: dict[str, Any]) -> str:
+    """Why a black-box model got no fixed-budget number: the attacks that give one need gradients or scores."""
+    if model.get("white_box", True):
+        return ""
+    if not model.get("has_scores", True):
+        return " The model answers with labels only, so only HopSkipJump (minimal L2) applies to it."
+    return " The model has no gradients: include square in --attacks to measure it."
+
+
 def verdict(result: AssessmentResult) -> Headline:
     """Explain ``result.verdict`` from ``result.gating``, the sanity flags and the errors."""
     status = result.verdict
     gate = result.gating
     if status == "UNTRUSTED":
-        sentence = _untrusted_reason(result) + (" " + _measured(gate) if gate else "")
+        sentence = _untrusted_reason(result) + (" " + _measured(gate, result.model) if gate else "")
         if result.passed:
             sentence += " Exit code 0 only because --allow-untrusted was given."
     elif status == "NO GATE":
-        sentence = "No --fail-under was set, so nothing was gated." + (" " + _measured(gate) if gate else "")
+        sentence = "No --fail-under was set, so nothing was gated." + (
+            " " + _measured(gate, result.model) if gate else ""
+        )
     else:
-        sentence = _measured(gate)
+        sentence = _measured(gate, result.model)
     return Headline(status, result.passed, TONES.get(status, "none"), sentence, worst_finding(result.findings))
 
 

@@ -56,3 +56,16 @@ def test_a_gate_that_lost_an_attack_says_so(image_result: AssessmentResult) -> N
         }
     )
     assert "attacks at the gating budget stopped with an error (square)" in verdict(result).sentence
+
+
+def test_an_unmeasured_gate_on_a_black_box_model_says_why(image_result: AssessmentResult) -> None:
+    """Square needs scores and fgsm/pgd need gradients: the headline says which a black-box model lacks."""
+    gating = {**image_result.gating, "robust_accuracy": None, "fail_under": None}
+    for model, reason in (
+        ({"white_box": False, "has_scores": False}, "labels only, so only HopSkipJump"),
+        ({"white_box": False, "has_scores": True}, "include square in --attacks"),
+    ):
+        result = image_result.model_copy(update={"gating": gating, "verdict": "NO GATE", "model": model})
+        assert "nothing was measured there" in verdict(result).sentence and reason in verdict(result).sentence
+    white = image_result.model_copy(update={"gating": gating, "verdict": "NO GATE"})
+    assert verdict(white).sentence.endswith("nothing was measured there.")
