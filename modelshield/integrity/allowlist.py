@@ -127,6 +127,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "torch._utils._rebuild_sparse_tensor",
         "torch._utils._rebuild_meta_tensor_no_storage",
         "torch._utils._rebuild_nested_tensor",
+        *(f"torch._C._nn.{f}" for f in ("gelu", "softplus", "log_sigmoid", "softshrink", "hardsigmoid", "silu")),
         "torch.serialization._get_layout",  # looks a layout up by name, as torch's weights_only loader allows
         *(f"torch.{q}" for q in ("per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric")),
         *(f"torch.{layout}" for layout in ("strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr")),
@@ -273,13 +274,15 @@ _REEXPORTS = frozenset(
 
 
 # Modules of pure functions that fitted objects hold by reference: a scorer's metric
-# (GridSearchCV(scoring="accuracy").scorer_._score_func is accuracy_score), SelectKBest's score_func. A public function passes only
+# (GridSearchCV(scoring="accuracy").scorer_._score_func is accuracy_score), SelectKBest's score_func, a
+# layer's activation. A public function passes only
 # when the installed module's source defines it (``def``), so nothing the module imports is admitted.
 _FUNCTION_MODULES = frozenset(
     {
         "sklearn.metrics._classification", "sklearn.metrics._ranking", "sklearn.metrics._regression",
         "sklearn.metrics.cluster._supervised", "sklearn.metrics.cluster._unsupervised",
         "sklearn.feature_selection._univariate_selection", "sklearn.feature_selection._mutual_info",  # score_func
+        "torch.nn.functional",  # a whole TransformerEncoderLayer keeps its activation (F.relu) as an attribute
     }
 )  # fmt: skip
 

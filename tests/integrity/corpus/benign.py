@@ -78,6 +78,15 @@ def _torch(folder: Path) -> dict[str, str]:
     files = {
         "torch_state_dict.pt": lambda p: torch.save(net.state_dict(), p),
         "torch_whole_module.pt": lambda p: torch.save(seq, p),
+        "torch_whole_transformer.pt": lambda p: torch.save(  # keeps F.relu / torch._C._nn.gelu as attributes
+            torch.nn.ModuleList(
+                [
+                    torch.nn.TransformerEncoderLayer(8, 2, 16),
+                    torch.nn.TransformerEncoderLayer(8, 2, 16, activation="gelu"),
+                ]
+            ),
+            p,
+        ),
         "torch_checkpoint_with_optimizer.pt": lambda p: torch.save(checkpoint, p),
         "torch_training_run_checkpoint.pt": lambda p: torch.save(training_run, p),
         "torch_whole_optimizer_scheduler.pt": lambda p: torch.save(whole_training, p),
