@@ -167,6 +167,11 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "datetime.time",
         "datetime.timedelta",
         "datetime.timezone",
+        "zoneinfo.ZoneInfo",  # a named time zone (reads the tz database by its validated key)
+        "zoneinfo.ZoneInfo._unpickle",  # fetched with builtins.getattr, which only that pattern may use
+        "decimal.Decimal",  # exact numbers and ids in a frame's object columns: constructors that parse a value
+        "fractions.Fraction",
+        "uuid.UUID",
         "pyarrow.lib.py_buffer",
         "pyarrow.lib.type_for_alias",
         "pyarrow.lib._restore_array",  # pandas' Arrow strings

@@ -65,6 +65,17 @@ class _Persistent:
 
 
 _OBJ = object()  # anything whose value is never known statically
+_GETATTR = _Global("builtins.getattr")
+# Attributes a real library's pickle fetches with getattr(cls, name): a classmethod pickles that way
+# (zoneinfo.ZoneInfo._unpickle, for every pandas frame with a named time zone).
+_VETTED_ATTRIBUTES = frozenset({"zoneinfo.ZoneInfo._unpickle"})
+
+
+def _vetted_attribute(args: Any) -> str | None:
+    if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], _Global) and isinstance(args[1], str):
+        dotted = f"{args[0].dotted}.{args[1]}"
+        return dotted if dotted in _VETTED_ATTRIBUTES else None
+    return None
 
 
 @dataclass
@@ -86,6 +97,7 @@ class _Machine:
         self.memo: dict[int, Any] = {}
         self.flagged: set[str] = set()
         self.result: Any = _OBJ
+        self.getattr_pushes = self.getattr_calls = 0  # every builtins.getattr on the stack must be called
 
     def flag(self, verdict: Verdict, rule: str, title: str, text: str, **evidence: Any) -> None:
         key = f"{rule}|{text}"
@@ -100,6 +112,9 @@ class _Machine:
             return _OBJ
         dotted, verdict = classify_import(module, name, self.context)
         self.out.globals.add(dotted)
+        if dotted == _GETATTR.dotted:  # judged where it is used: only fetching a vetted attribute passes
+            self.getattr_pushes += 1
+            return _GETATTR
         if verdict is Verdict.unsafe:
             self.flag(verdict, "MS-SCAN-PKL-DANGEROUS", "Pickle imports a dangerous callable",
                       f"imports {dotted}, which can run code or touch the system when unpickled", glob=dotted)  # fmt: skip
@@ -121,12 +136,29 @@ class _Machine:
             )
         return value is _OBJ or isinstance(value, int | float | tuple | list | dict | _Persistent) or value is None
 
+    def flag_getattr(self, why: str) -> None:
+        self.flag(Verdict.unsafe, "MS-SCAN-PKL-DANGEROUS", "Pickle imports a dangerous callable",
+                  f"{why}: it reaches any attribute of what it is given", glob=_GETATTR.dotted)  # fmt: skip
+
+    def finish(self) -> None:
+        """``builtins.getattr`` used in any way but as the callee of a vetted fetch (stored, passed, returned)."""
+        if self.getattr_pushes > self.getattr_calls:
+            self.flag_getattr("holds builtins.getattr other than to call it")
+
     def pop_mark(self) -> list[Any]:
         items, self.stack = self.stack, self.marks.pop()
         return items
 
     def call(self, target: Any, args: Any) -> None:
-        if not isinstance(target, _Global):
+        if target is _GETATTR:
+            self.getattr_calls += 1
+            fetched = _vetted_attribute(args)
+            if fetched is not None:
+                self.out.globals.add(fetched)
+                self.stack.append(_Global(fetched))
+                return
+            self.flag_getattr("calls builtins.getattr on something other than a vetted class attribute")
+        elif not isinstance(target, _Global):
             self.flag(Verdict.unknown, "MS-SCAN-PKL-INDIRECT-CALL", "Pickle calls a computed object",
                       "calls something that is not a named import (the result of another call)")  # fmt: skip
         else:
@@ -168,6 +200,7 @@ class _Machine:
             self.extend(self.stack[-1], items, is_dict=name.startswith("SET"))
         elif name == "DUP":
             stack.append(stack[-1])
+            self.getattr_pushes += stack[-1] is _GETATTR
         elif name == "GLOBAL":
             stack.append(self.import_global(*arg.split(" ", 1)))
         elif name == "INST":
@@ -184,6 +217,7 @@ class _Machine:
             if arg not in self.memo:
                 raise ValueError(f"memo slot {arg} read before it was written")
             stack.append(self.memo[arg])
+            self.getattr_pushes += stack[-1] is _GETATTR
         elif name == "MARK":
             self.marks.append(stack)
             self.stack = []
@@ -297,9 +331,12 @@ def skip(stream: IO[bytes], n: int) -> None:
 def read_pickle(stream: IO[bytes], where: str, depth: int, out: PickleAnalysis, context: Context = PLAIN) -> Any:
     """Walk one pickle from the stream's position to its STOP, recording into ``out``; return its value."""
     machine = _Machine(stream, where, depth, out, context)
-    for op, arg, _pos in pickletools.genops(stream):
-        out.opcodes += 1
-        machine.step(op, arg)
+    try:
+        for op, arg, _pos in pickletools.genops(stream):
+            out.opcodes += 1
+            machine.step(op, arg)
+    finally:
+        machine.finish()
     return machine.result
 
 

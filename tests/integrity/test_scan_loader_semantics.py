@@ -132,3 +132,31 @@ def test_a_metric_function_passes_only_where_its_module_defines_it() -> None:
     assert classify_import("sklearn.metrics._classification", "accuracy_score")[1] is Verdict.safe
     for name in ("validate_params", "warn", "_check_targets", "np.ctypeslib"):
         assert classify_import("sklearn.metrics._classification", name)[1] is not Verdict.safe, name
+
+
+_GETATTR = b"\x8c\x08builtins\x94\x8c\x07getattr\x94\x93\x94"  # memo 0, 1; getattr is memo 2
+
+
+def _fetch(module: str, cls: str, attr: str) -> bytes:
+    def short(text: str) -> bytes:
+        return b"\x8c" + bytes([len(text)]) + text.encode()
+
+    return short(module) + short(cls) + b"\x93" + short(attr) + b"\x86R"
+
+
+def test_getattr_passes_only_as_the_fetch_a_classmethod_pickles_to(tmp_path: Path) -> None:
+    """pandas frames with a named time zone pickle ``getattr(ZoneInfo, "_unpickle")(key, 1)``; the same
+    getattr fetching anything else, or kept as a value, can reach any attribute."""
+    call = b"\x8c\x10America/New_York\x94K\x01\x86R"
+    cases = {
+        "zone": (b"\x80\x04" + _GETATTR + _fetch("zoneinfo", "ZoneInfo", "_unpickle") + call + b".", Verdict.safe),
+        "zone_twice_from_memo": (
+            b"\x80\x04(" + _GETATTR + _fetch("zoneinfo", "ZoneInfo", "_unpickle") + call
+            + b"h\x02" + _fetch("zoneinfo", "ZoneInfo", "_unpickle") + call + b"l.", Verdict.safe),
+        "other_attribute": (b"\x80\x04" + _GETATTR + _fetch("sklearn.pipeline", "Pipeline", "__init__") + b".",
+                            Verdict.unsafe),
+        "kept_as_a_value": (b"\x80\x04" + _GETATTR + b"\x85.", Verdict.unsafe),
+    }  # fmt: skip
+    for name, (body, verdict) in cases.items():
+        (tmp_path / name).write_bytes(body)
+        assert scan_file(tmp_path / name).verdict is verdict, name

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import decimal
 import importlib.util
 import os
 import pathlib
 import pickle
 import random
+import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -207,6 +209,12 @@ def _sklearn(folder: Path) -> dict[str, str]:
         )  # pandas.NA, SparseArray and its IntIndex
         nullable.to_pickle(folder / "pandas_nullable_sparse.pkl")
         files["pandas_nullable_sparse.pkl"] = "pandas"
+        zoned = pd.DataFrame(  # a named zone pickles as getattr(ZoneInfo, "_unpickle"); Decimal and UUID objects
+            {"t": pd.date_range("2024-03-30", periods=3, freq="D", tz="Europe/Berlin"),
+             "price": [decimal.Decimal("1.10"), decimal.Decimal("2.25"), None], "id": [uuid.UUID(int=i) for i in range(3)]}
+        )  # fmt: skip
+        zoned.to_pickle(folder / "pandas_time_zone_decimal.pkl")
+        files["pandas_time_zone_decimal.pkl"] = "pandas"
     for compressor in ("zlib", "gzip", "bz2", "lzma", "xz"):
         joblib.dump(models["random_forest"], folder / f"joblib_{compressor}.joblib", compress=(compressor, 3))
         files[f"joblib_{compressor}.joblib"] = "joblib"
