@@ -14,7 +14,7 @@ from modelshield.defenses.results import DETECTOR_NAMES as DETECTOR_NAMES
 WHITE_BOX_ATTACKS = ("fgsm", "pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "cw", "deepfool")
 BLACK_BOX_ATTACKS = ("square", "hopskipjump")
 ALL_ATTACKS = WHITE_BOX_ATTACKS + BLACK_BOX_ATTACKS
-MASKING_FLAGS = frozenset({"zero-gradients", "black-box-beats-white-box", "randomised-outputs"})
+MASKING_FLAGS = frozenset({"zero-gradients", "black-box-beats-white-box", "randomised-outputs", "label-like-scores"})
 """Sanity flags whose failure means gradient attacks under-report what an attacker achieves: verdict UNTRUSTED."""
 
 

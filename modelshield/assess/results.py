@@ -97,12 +97,13 @@ class AssessmentResult(BaseModel):
 
 def gradients_masked(result: AssessmentResult) -> bool:
     """True when gradient attacks under-report here: one could not apply, a gradient attack ran on masked
-    gradients (``zero-gradients``, ``black-box-beats-white-box``), or the model answers at random."""
+    gradients (``zero-gradients``, ``black-box-beats-white-box``), the model answers at random, or its one-hot
+    scores starve Square (``label-like-scores``)."""
     if any(e.kind == "not-applicable" for e in result.errors):
         return True
     failed = {flag.name for flag in result.sanity if not flag.passed} & MASKING_FLAGS
     white_box_ran = any(r.queries is None for r in result.attacks)
-    return "randomised-outputs" in failed or (white_box_ran and bool(failed))
+    return bool(failed & {"randomised-outputs", "label-like-scores"}) or (white_box_ran and bool(failed))
 
 
 def gate_incomplete(result: AssessmentResult) -> list[str]:

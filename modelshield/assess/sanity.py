@@ -76,6 +76,30 @@ def randomised_outputs(ctx: SanityContext) -> SanityFlag:
     )
 
 
+def label_like_scores(ctx: SanityContext) -> SanityFlag | None:
+    """Scores that take two values per sample (one-hot of the argmax) give Square's margin no signal: it
+    degrades to blind search, so its robust accuracy is overstated (score masking)."""
+    if not ctx.model.has_scores or not any(r.attack == "square" for r in ctx.result.attacks):
+        return None
+    with torch.no_grad():
+        s = ctx.model.logits(ctx.x[:_SUBSET]).float()
+    if not len(s):
+        return None
+    low, high = s.amin(dim=1, keepdim=True), s.amax(dim=1, keepdim=True)
+    two_valued = ((s == low) | (s == high)).all(dim=1) & ((s == high).sum(dim=1) == 1)
+    frac = float(two_valued.float().mean())
+    return SanityFlag(
+        name="label-like-scores",
+        passed=frac <= 0.5,
+        detail=f"{frac:.1%} of samples get one-hot (label-like) scores"
+        + (
+            "; Square's margin gets no signal, so its robust accuracy is overstated: trust HopSkipJump"
+            if frac > 0.5
+            else ""
+        ),
+    )
+
+
 def probability_outputs(ctx: SanityContext) -> SanityFlag | None:
     """White-box models should return logits; softmax outputs flatten the cross-entropy gradient."""
     if not ctx.model.white_box:
@@ -171,6 +195,7 @@ def unbounded_attacks_succeed(ctx: SanityContext) -> SanityFlag | None:
 CHECKS = (
     zero_gradients,
     randomised_outputs,
+    label_like_scores,
     probability_outputs,
     budget_respected,
     monotone_in_eps,

@@ -188,13 +188,22 @@ def test_model_without_gradients_gets_black_box_attacks_and_a_high_finding(
 def test_black_box_only_run_on_a_model_without_gradients_is_not_untrusted(
     digits_model: TorchModel, small: Dataset
 ) -> None:
-    """`--attacks square` on a one-hot model: the gradient check must not crash, and masked gradients that no
+    """`--attacks square` on a quantised model: the gradient check must not crash, and masked gradients that no
     attack used do not make Square's figure untrustworthy."""
-    model = TorchModel(_OneHot(digits_model.module), input_shape=(1, 8, 8), num_classes=10)
-    res, _ = assess(model, small, AssessConfig(eps_linf=(0.1,), attacks=("square",), square_queries=50))
+    cfg = AssessConfig(eps_linf=(0.1,), attacks=("square",), square_queries=50)
+    res, _ = assess(_Quantised(digits_model), small, cfg)
     assert [r.attack for r in res.attacks] == ["square"] and res.errors == []
     assert "zero-gradients" in {f.name for f in res.sanity if not f.passed}
     assert res.verdict == "NO GATE" and res.passed
+
+
+def test_square_on_one_hot_scores_is_untrusted(digits_model: TorchModel, small: Dataset) -> None:
+    """One-hot outputs starve Square's margin as well as the gradients: its figure overstates robustness."""
+    model = TorchModel(_OneHot(digits_model.module), input_shape=(1, 8, 8), num_classes=10)
+    res, _ = assess(model, small, AssessConfig(eps_linf=(0.1,), attacks=("square",), square_queries=50))
+    assert [r.attack for r in res.attacks] == ["square"] and res.errors == []
+    assert {"zero-gradients", "label-like-scores"} <= {f.name for f in res.sanity if not f.passed}
+    assert res.verdict == "UNTRUSTED" and not res.passed
 
 
 def test_a_model_that_raises_inside_one_attack_gets_an_error_record(digits_model: TorchModel, small: Dataset) -> None:
