@@ -71,6 +71,11 @@ _GETATTR = _Global("builtins.getattr")
 _VETTED_ATTRIBUTES = frozenset({"zoneinfo.ZoneInfo._unpickle"})
 
 
+def _importable(dotted: str) -> bool:
+    """A dotted Python name: anything else makes ``find_class`` fail before it imports or fetches a thing."""
+    return all(part.isidentifier() for part in dotted.split("."))
+
+
 def _vetted_attribute(args: Any) -> str | None:
     if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], _Global) and isinstance(args[1], str):
         dotted = f"{args[0].dotted}.{args[1]}"
@@ -110,6 +115,8 @@ class _Machine:
             self.flag(Verdict.unknown, "MS-SCAN-PKL-UNRESOLVED", "Global name not resolvable statically",
                       "a STACK_GLOBAL takes its module or name from something built at load time")  # fmt: skip
             return _OBJ
+        if not (_importable(module) and _importable(name)):  # "heckpoint from run 7": text read as GLOBAL
+            raise ValueError(f"GLOBAL {module[:40]!r} {name[:40]!r} names no importable object: the unpickler stops")
         dotted, verdict = classify_import(module, name, self.context)
         self.out.globals.add(dotted)
         if dotted == _GETATTR.dotted:  # judged where it is used: only fetching a vetted attribute passes
