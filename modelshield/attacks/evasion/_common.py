@@ -50,10 +50,3 @@ def batch_view(v: Tensor, like: Tensor) -> Tensor:
 def flat_norm(v: Tensor, p: float = 2.0) -> Tensor:
     """Per-sample norm over all non-batch dimensions: (N, ...) -> (N,)."""
     return torch.linalg.vector_norm(v.flatten(1), ord=p, dim=1)
-
-
-def generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    """A seeded generator on ``device``, or ``None`` (the global RNG) when ``seed`` is None."""
-    if seed is None:
-        return None
-    return torch.Generator(device=device).manual_seed(int(seed))
