@@ -47,6 +47,7 @@ _LIBRARY = (
     "monitor",
     "incident",
     "govern",
+    "ingest",
 )
 
 LAYERS: dict[str, set[str]] = {
@@ -54,7 +55,7 @@ LAYERS: dict[str, set[str]] = {
     "core": set(),
     "attacks": {"core"},
     "defenses": {"core", "attacks"},
-    "assess": {"core", "attacks", "defenses"},
+    "assess": {"core", "attacks", "defenses", "privacy"},  # --privacy trains the DP twin it audits
     "report": {"core", "attacks", "defenses", "assess"},
     # beside the stack: build on core and the attack/defence layers they consume; never on assess/report
     "integrity": {"core", "attacks", "defenses"},  # scan, sign, watermark (trains through defenses.training)
@@ -66,6 +67,7 @@ LAYERS: dict[str, set[str]] = {
     "monitor": {"core", "attacks", "defenses", "integrity", "audit"},
     "incident": {"core", "integrity", "audit", "registry", "monitor"},
     "govern": {"core", "integrity", "audit", "registry"},
+    "ingest": {"core", "attacks", "defenses", "integrity"},  # provenance + poisoning detectors at the door
     # the shells on top
     "serve": set(_LIBRARY),
     "demo": set(_LIBRARY),
