@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelshield.assess.catalog import MASKING_FLAGS
 from modelshield.core.findings import Finding
@@ -68,6 +68,53 @@ class SanityFlag(BaseModel):
     detail: str
 
 
+class PrivacyRecord(BaseModel):
+    """One membership-inference attack against one model of the audited pair (``--privacy``).
+
+    ``epsilon`` is the accountant's upper bound (null for the non-private baseline); ``epsilon_lower_bound``
+    is what the attack demonstrates (Clopper–Pearson at ``confidence``, same δ). A sound DP model keeps the
+    lower bound under the upper one; a leaking baseline shows a lower bound well above 0.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    attack: str
+    model: Literal["baseline", "dp"]
+    epsilon: float | None = Field(description="accountant's ε for the DP model; null for the baseline")
+    auc: float = Field(description="ROC AUC of the membership scores, members against non-members")
+    tpr_at_fpr_0001: float = Field(alias="tpr_at_fpr_0.001", description="members caught at 0.1% false positives")
+    tpr_at_fpr_001: float = Field(alias="tpr_at_fpr_0.01", description="members caught at 1% false positives")
+    epsilon_lower_bound: float = Field(description="empirical lower bound on ε from this attack's TPR/FPR")
+    delta: float = Field(default=0.0, description="the δ both ε figures are stated at")
+    confidence: float = Field(default=0.95, description="confidence level of the lower bound")
+
+
+class RocCurve(BaseModel):
+    """A membership attack's ROC, thinned to the points a log-scale plot needs."""
+
+    attack: str
+    model: Literal["baseline", "dp"]
+    fpr: list[float]
+    tpr: list[float]
+
+
+class PoisoningRecord(BaseModel):
+    """One poisoning attack at one poison rate, undefended and behind one defence (``--poisoning``)."""
+
+    attack: str
+    poison_rate: float = Field(description="fraction of training rows the attack touched")
+    clean_accuracy: float = Field(description="the poisoned, undefended model's accuracy on clean test data")
+    attack_success_rate: float = Field(
+        description="backdoors: triggered inputs sent to the target; label flips: the test error rate"
+    )
+    defence: str | None = Field(description="the defence that screened the training set; null when none ran")
+    defended_attack_success_rate: float | None = None
+    defended_clean_accuracy: float | None = None
+    detection_precision: float | None = Field(default=None, description="flagged rows that were poisoned")
+    detection_recall: float | None = Field(default=None, description="poisoned rows that were flagged")
+    detection_f1: float | None = None
+
+
 class AssessmentResult(BaseModel):
     """The whole outcome of ``modelshield assess``; ``report.json`` is this, serialised."""
 
@@ -88,6 +135,13 @@ class AssessmentResult(BaseModel):
     certified: list[CertifiedPoint] = Field(default_factory=list, description="certified accuracy against L2 radius")
     detectors: list[DetectionRecord] = Field(default_factory=list, description="adversarial-input detector evaluation")
     errors: list[AttackError] = Field(default_factory=list, description="attacks that raised or did not apply")
+    privacy: list[PrivacyRecord] = Field(
+        default_factory=list, description="membership attacks on a baseline and its DP twin (--privacy)"
+    )
+    privacy_roc: list[RocCurve] = Field(default_factory=list, description="the ROC of each privacy row")
+    poisoning: list[PoisoningRecord] = Field(
+        default_factory=list, description="poisoning attacks and the defences against them (--poisoning)"
+    )
     findings: list[Finding] = Field(default_factory=list)
     verdict: Verdict = Field(default="NO GATE", description="the gate's outcome; UNTRUSTED when gradients are masked")
     passed: bool = Field(

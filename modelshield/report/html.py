@@ -93,6 +93,7 @@ class HtmlRenderer(Renderer):
             attacks=[(record, _is_gate(record, result.gating)) for record in attacks],
             figures=_figures(result),
             detector_rows=detector_rows(result),
+            privacy_plot=plots.privacy_roc_plot(result) if result.privacy_roc else None,
             examples=examples,
             tiles=tiles,
             amplification=amplification,

@@ -88,8 +88,48 @@ class MarkdownRenderer(Renderer):
                     f"| {md_escape(s.name)} | {md_escape(s.attack)} | {num(s.auc, 3)} | {pct(s.tpr_at_fpr_005)} "
                     f"| {num(a.auc if a else None, 3)} | {pct(a.tpr_at_fpr_005 if a else None)} |"
                 )
+        lines += _privacy_lines(result) + _poisoning_lines(result)
         if result.command:
             lines += ["", "Reproduce:", "", _code_block(result.command)]
         provenance = f"{md_escape(result.tool)} {md_escape(result.version)} · {md_escape(result.created)}"
         lines += ["", f"<sub>{provenance} · full report in report.html</sub>"]
         return "\n".join(lines) + "\n"
+
+
+def _privacy_lines(result: AssessmentResult) -> list[str]:
+    """Membership inference on the baseline and its DP twin: the accountant's ε next to the attack's lower bound."""
+    if not result.privacy:
+        return []
+    first = result.privacy[0]
+    lines = [
+        "",
+        f"Membership inference (ε lower bound at {first.confidence:.0%} confidence, δ = {num(first.delta)}):",
+        "",
+        "| Attack | Model | ε (accountant) | ε lower bound | AUC | TPR @ 0.1% FPR | TPR @ 1% FPR |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {md_escape(r.attack)} | {r.model} | {num(r.epsilon)} | {num(r.epsilon_lower_bound)} | {num(r.auc, 3)} "
+        f"| {pct(r.tpr_at_fpr_0001)} | {pct(r.tpr_at_fpr_001)} |"
+        for r in result.privacy
+    ]
+    return lines
+
+
+def _poisoning_lines(result: AssessmentResult) -> list[str]:
+    """Each poisoning attack, undefended and behind its defence."""
+    if not result.poisoning:
+        return []
+    lines = [
+        "",
+        "| Poisoning attack | Poison rate | Clean acc. | Attack success | Defence | Defended clean acc. "
+        "| Defended attack success | Detection P / R / F1 |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {md_escape(r.attack)} | {pct(r.poison_rate)} | {pct(r.clean_accuracy)} | {pct(r.attack_success_rate)} "
+        f"| {md_escape(r.defence or 'none')} | {pct(r.defended_clean_accuracy)} | {pct(r.defended_attack_success_rate)} "
+        f"| {pct(r.detection_precision)} / {pct(r.detection_recall)} / {num(r.detection_f1, 3)} |"
+        for r in result.poisoning
+    ]
+    return lines

@@ -239,3 +239,43 @@ def tradeoff_plot(result: AssessmentResult) -> str | None:
     ax.set(title="Accuracy trade-off", ylabel="accuracy (%)", ylim=(0, 110))
     ax.grid(alpha=0.3, axis="y")
     return _figure_uri(fig)
+
+
+MODEL_STYLES = {"baseline": "-", "dp": "--"}
+
+
+def privacy_roc_plot(result: AssessmentResult) -> str | None:
+    """Membership-inference ROC on log–log axes, one line per (attack, model).
+
+    Log scale because the leak that matters is at the far left: an attack that is sure about a few members at
+    0.1 % false positives (Carlini et al. 2022, LiRA) threatens them even when its AUC looks harmless.
+    """
+    curves = [c for c in result.privacy_roc if len(c.fpr) > 1]
+    if not curves:
+        return None
+    fig = Figure(figsize=(5.0, 4.2), layout="constrained")
+    ax = fig.subplots()
+    floor = 1e-4
+    auc = {(r.attack, r.model): r.auc for r in result.privacy}
+    colours: dict[str, str] = {}
+    for curve in sorted(curves, key=lambda c: (c.attack, c.model)):
+        colour = colours.setdefault(curve.attack, f"C{len(colours) % 10}")
+        fpr, tpr = np.maximum(np.asarray(curve.fpr), floor), np.maximum(np.asarray(curve.tpr), floor)
+        score = auc.get((curve.attack, curve.model))
+        label = f"{curve.attack} · {curve.model}" + ("" if score is None else f" (AUC {score:.3f})")
+        ax.plot(fpr, tpr, linestyle=MODEL_STYLES.get(curve.model, "-"), color=colour, label=label)
+    ax.plot([floor, 1], [floor, 1], color="#888888", linestyle=":", linewidth=1, label="chance")
+    for rate in (1e-3, 1e-2):
+        ax.axvline(rate, color="#bbbbbb", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(
+        title="Membership inference (log scale)",
+        xlabel="false-positive rate",
+        ylabel="true-positive rate",
+        xlim=(floor, 1),
+        ylim=(floor, 1),
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    return _figure_uri(fig)
