@@ -1,0 +1,114 @@
+"""Running summaries of one table stream: moments, ranges, category counts and bin counts, in bounded memory.
+
+Shared by the reference sketch (which also chooses the bins) and by the current data a drift check reads, so
+both sides of every test are summarised by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from modelshield.core.errors import InputError
+from modelshield.monitor.tables import Chunk
+
+#: a categorical column keeps at most this many distinct values × 4 while streaming; rarer ones become "other"
+PRUNE_FACTOR = 4
+
+
+@dataclass
+class Moments:
+    """Count, mean, sum of squared deviations, min and max of the non-missing values, merged chunk by chunk
+    (Chan, Golub & LeVeque 1979), so no chunk size loses precision; ``missing`` counts NaN."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    lo: float = np.inf
+    hi: float = -np.inf
+    missing: int = 0
+
+    def add(self, values: np.ndarray) -> np.ndarray:
+        """Fold in one chunk; returns its non-missing values."""
+        present = values[~np.isnan(values)]
+        self.missing += len(values) - len(present)
+        n = len(present)
+        if n == 0:
+            return present
+        mean = float(present.mean())
+        m2 = float(np.square(present - mean).sum())
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+        self.lo = min(self.lo, float(present.min()))
+        self.hi = max(self.hi, float(present.max()))
+        return present
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.count)) if self.count else 0.0
+
+
+@dataclass
+class CategoryCounts:
+    """Value counts of one categorical column, pruned to the most frequent ``cap × PRUNE_FACTOR`` while
+    streaming so an identifier column cannot exhaust memory; what was pruned is counted in ``other``."""
+
+    cap: int
+    counts: dict[str, int] = field(default_factory=dict)
+    other: int = 0
+    missing: int = 0
+
+    def add(self, values: dict[str, int], missing: int) -> None:
+        self.missing += missing
+        for k, v in values.items():
+            self.counts[k] = self.counts.get(k, 0) + v
+        if len(self.counts) > self.cap * PRUNE_FACTOR:
+            self._prune(self.cap * PRUNE_FACTOR)
+
+    def _prune(self, keep: int) -> None:
+        ranked = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        self.other += sum(v for _, v in ranked[keep:])
+        self.counts = dict(ranked[:keep])
+
+    def finish(self) -> None:
+        """Keep the ``cap`` most frequent values."""
+        self._prune(self.cap)
+
+
+def bin_counts(edges: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Counts of values in the bins (−∞, e_0], (e_0, e_1], ..., (e_last, ∞).
+
+    The values are sorted and the edges looked up in them: a sort and len(edges) binary searches cost several
+    times less than one binary search per value over the edges, whose random accesses miss the branch predictor."""
+    below = np.searchsorted(np.sort(present), edges, side="right")
+    return np.diff(below, prepend=0, append=len(present))
+
+
+def column_kinds(chunk: Chunk) -> dict[str, str]:
+    """Column name → "numeric" or "categorical", in the chunk's column order."""
+    kinds = dict.fromkeys(chunk.numeric, "numeric")
+    kinds.update(dict.fromkeys(chunk.categorical, "categorical"))
+    return kinds
+
+
+def check_kinds(expected: dict[str, str], chunk: Chunk, where: str) -> None:
+    """Refuse a chunk whose columns are missing or changed kind against ``expected``."""
+    got = column_kinds(chunk)
+    missing = [c for c in expected if c not in got]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise InputError(f"{where} lacks columns the reference has: {shown}")
+    changed = [c for c, kind in expected.items() if got[c] != kind]
+    if changed:
+        c = changed[0]
+        raise InputError(
+            f"{where}: column {c!r} is {got[c]} here but {expected[c]} in the reference",
+            hint="pass --categorical for columns of codes, and keep numeric columns free of text",
+        )
+
+
+__all__ = ["CategoryCounts", "Moments", "bin_counts", "check_kinds", "column_kinds"]

@@ -1,0 +1,195 @@
+"""Tables read in chunks, so drift is measured on files larger than memory.
+
+A source is a CSV (header row), a Parquet file, an ``.npz`` (1-D arrays are columns; a 2-D array ``x`` becomes
+columns ``x[0]``, ``x[1]``, ...), a pandas DataFrame or a mapping of column name → 1-D array. CSV and Parquet are
+streamed through pyarrow, a block at a time; an ``.npz`` is read whole (zip members cannot be sliced) and then
+chunked. Every chunk arrives already split by kind: numeric columns as float64 arrays (missing → NaN), categorical
+columns (text, booleans, dictionary-encoded) as their distinct values with counts, which is all drift tests need
+from them and far smaller than the strings.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelshield.core.errors import DependencyError, FormatError, InputError, MissingFileError
+from modelshield.core.file_formats import detect_format, refuse_pickled_npy
+
+#: rows per chunk for Parquet and in-memory data (CSV blocks are sized in bytes to about the same)
+CHUNK_ROWS = 65_536
+_CSV_BLOCK = 16 << 20
+
+
+@dataclass
+class Chunk:
+    """One slice of a table: numeric columns as float64 (NaN = missing), categorical ones as value counts."""
+
+    rows: int
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: rows with no value, per categorical column (numeric columns carry NaN instead)
+    missing: dict[str, int] = field(default_factory=dict)
+
+
+#: a way to read the same data again from the start (a reference sketch makes two passes)
+ChunkSource = Callable[[], Iterator[Chunk]]
+
+
+def chunk_source(
+    data: str | Path | Mapping[str, Any] | Any, chunk_rows: int = CHUNK_ROWS, categorical: Iterable[str] = ()
+) -> ChunkSource:
+    """A re-readable chunk stream over a file path, a DataFrame or a mapping of columns.
+
+    ``categorical`` names columns to treat as categories even though they hold numbers (codes, small integers).
+    """
+    if chunk_rows < 1:
+        raise InputError(f"chunk size must be at least one row, not {chunk_rows}")
+    forced = frozenset(categorical)
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.is_file():
+            raise MissingFileError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+        fmt = detect_format(path)
+        if fmt == "parquet":
+            return lambda: _parquet_chunks(path, chunk_rows, forced)
+        if fmt == "npz":
+            columns = _npz_columns(path)
+            return lambda: _array_chunks(columns, chunk_rows, forced)
+        if fmt != "unknown":
+            raise FormatError(f"{path} is a {fmt} file, not a table; drift reads CSV, Parquet or .npz")
+        return lambda: _csv_chunks(path, forced)
+    if hasattr(data, "columns") and hasattr(data, "__getitem__"):  # a pandas DataFrame, without importing pandas
+        columns = {str(c): np.asarray(data[c]) for c in data.columns}
+        return lambda: _array_chunks(columns, chunk_rows, forced)
+    if isinstance(data, Mapping):
+        columns = {str(k): np.asarray(v) for k, v in data.items()}
+        return lambda: _array_chunks(columns, chunk_rows, forced)
+    raise InputError(f"cannot read a table from a {type(data).__name__}; pass a path, a DataFrame or a dict of arrays")
+
+
+def _npz_columns(path: Path) -> dict[str, np.ndarray]:
+    """Columns of an .npz; member headers are checked first so an object array is never unpickled."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for name in zf.namelist():
+                with zf.open(name) as f:
+                    refuse_pickled_npy(f, f"{path}:{name}")
+        with np.load(path, allow_pickle=False) as arrays:
+            loaded = {name: arrays[name] for name in arrays.files}
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise FormatError(f"cannot read {path} as .npz: {e}") from e
+    columns: dict[str, np.ndarray] = {}
+    for name, arr in loaded.items():
+        if arr.ndim == 1:
+            columns[name] = arr
+        elif arr.ndim == 2:
+            columns.update({f"{name}[{j}]": arr[:, j] for j in range(arr.shape[1])})
+        else:
+            raise InputError(f"{path}: array {name!r} has shape {arr.shape}; drift reads 1-D columns or 2-D tables")
+    return columns
+
+
+def _array_chunks(columns: dict[str, np.ndarray], chunk_rows: int, forced: frozenset[str]) -> Iterator[Chunk]:
+    lengths = {len(c) for c in columns.values()}
+    if len(lengths) > 1:
+        raise InputError(f"columns have different lengths: {sorted(lengths)}")
+    if not columns:
+        raise InputError("the table has no columns")
+    n = lengths.pop()
+    for start in range(0, n, chunk_rows):
+        chunk = Chunk(rows=min(chunk_rows, n - start))
+        for name, col in columns.items():
+            part = col[start : start + chunk_rows]
+            if part.dtype.kind in "iuf" and name not in forced:
+                chunk.numeric[name] = part.astype(np.float64, copy=False)
+            else:
+                _add_categories(chunk, name, part)
+        yield chunk
+
+
+def _add_categories(chunk: Chunk, name: str, values: np.ndarray) -> None:
+    """Count the distinct values of one column slice; None, NaN and empty strings are missing."""
+    if values.dtype.kind == "f":
+        present = values[~np.isnan(values)]
+    elif values.dtype.kind == "O":
+        present = values[np.array([v is not None and v == v and v != "" for v in values], dtype=bool)]
+    else:
+        present = values
+    keys, counts = np.unique(present.astype(str), return_counts=True)
+    chunk.categorical[name] = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+    chunk.missing[name] = len(values) - len(present)
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow as pa
+    except ImportError as e:
+        raise DependencyError("reading CSV and Parquet needs pyarrow", hint="pip install 'modelshield[data]'") from e
+    return pa
+
+
+def _parquet_chunks(path: Path, chunk_rows: int, forced: frozenset[str]) -> Iterator[Chunk]:
+    pa = _pyarrow()
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(path)
+        batches = reader.iter_batches(batch_size=chunk_rows)
+        yield from (_arrow_chunk(b, forced) for b in batches)
+    except (pa.ArrowException, OSError) as e:
+        raise FormatError(f"cannot read {path} as Parquet: {_short(e)}") from e
+
+
+def _csv_chunks(path: Path, forced: frozenset[str]) -> Iterator[Chunk]:
+    """CSV a block at a time; forced categorical columns are read as text so '007' stays '007'."""
+    pa = _pyarrow()
+    import pyarrow.csv as pacsv
+
+    try:
+        with open(path, "rb") as f:
+            if b"\x00" in f.read(1 << 16):
+                raise FormatError(f"{path} is not a CSV, Parquet or .npz table (binary content)")
+        convert = pacsv.ConvertOptions(column_types=dict.fromkeys(forced, pa.string()))
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK), convert_options=convert)
+        yield from (_arrow_chunk(b, forced) for b in reader)
+    except pa.ArrowInvalid as e:
+        typed = "conversion error" in str(e).lower()  # a column's type changed after the first block
+        hint = "name a column of mixed numbers and text with --categorical" if typed else ""
+        raise InputError(f"cannot read {path} as CSV: {_short(e)}", hint=hint) from e
+    except (pa.ArrowException, UnicodeDecodeError) as e:
+        raise FormatError(f"cannot read {path} as CSV: {_short(e)}") from e
+
+
+def _arrow_chunk(batch: Any, forced: frozenset[str]) -> Chunk:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chunk = Chunk(rows=batch.num_rows)
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        kind = col.type
+        if (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+        ) and name not in forced:
+            chunk.numeric[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            continue
+        present = pc.drop_null(col.cast(pa.string()))
+        present = pc.filter(present, pc.not_equal(present, ""))
+        counts = pc.value_counts(present)
+        chunk.categorical[name] = dict(
+            zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+        )
+        chunk.missing[name] = len(col) - len(present)
+    return chunk
+
+
+def _short(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+__all__ = ["CHUNK_ROWS", "Chunk", "ChunkSource", "chunk_source"]
