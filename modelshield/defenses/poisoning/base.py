@@ -45,7 +45,7 @@ class PoisonDetector(ABC):
 
     name: ClassVar[str]
     #: passes over the data fit_stream makes (1: partial_fit works)
-    passes: ClassVar[int] = 1
+    passes: int = 1
     #: needs labels to fit and score (per-class detectors, confident learning)
     needs_labels: ClassVar[bool] = False
 
