@@ -4,9 +4,10 @@ Every feature gets every measure its type allows (KS, PSI, Jensen–Shannon, nor
 features; χ², PSI and Jensen–Shannon for categorical ones) and one of them decides, by default:
 
 * ``auto``: KS for numeric features, χ² for categorical ones, drift when p < α. With several features the
-  per-test α is divided by the number of tests (Bonferroni, ``correction="bonferroni"``, the default), so on
-  data that has not drifted the chance that *any* feature is flagged stays at most α; ``correction="none"``
-  keeps α per feature (with 50 features, about 92 % of clean checks would then flag something at α = 0.05).
+  per-test α is divided by the number of tests (Bonferroni, ``correction="bonferroni"``, the default; with the
+  MMD test on, it takes α/2 and the features share the other α/2), so on data that has not drifted the chance
+  that *anything* is flagged stays at most α; ``correction="none"`` keeps α per test (with 50 features, about
+  92 % of clean checks would then flag something at α = 0.05).
 * ``psi``: drift when PSI ≥ 0.1 (on the reference's deciles for numeric features) — the usual "moderate shift"
   line, as Evidently's default; ``js``: Jensen–Shannon distance ≥ 0.1; ``wasserstein``: Wasserstein-1 divided
   by the reference's standard deviation ≥ 0.1 (Evidently's "normed" Wasserstein; numeric features only, χ²
@@ -21,6 +22,7 @@ correction and catches joint changes the per-feature tests cannot see (a correla
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -132,17 +134,26 @@ def detect_drift(sketch: ReferenceSketch, current: ChunkSource, config: DriftCon
     if summary.rows == 0:
         raise InputError("the current data has no rows")
     results = [_measure(f, summary) for f in sketch.features]
-    mmd = _mmd(sketch, summary, config) if config.mmd and len(sketch.reservoir_columns) else None
-    p_tests = sum(1 for r in results if _decider(r["type"], config.test) in ("ks", "chi2")) + (mmd is not None)
-    per_test = config.alpha / max(1, p_tests) if config.correction == "bonferroni" else config.alpha
+    per_test, mmd_alpha = _levels(config, sum(1 for r in results if _decider(r["type"], config.test) in ("ks", "chi2")))
     features = [_decide(r, config.test, per_test) for r in results]
-    if mmd is not None:
-        mmd.drift = mmd.p_value is not None and mmd.p_value < per_test
-        mmd.threshold = per_test
+    mmd = _mmd(sketch, summary, config, mmd_alpha) if config.mmd and len(sketch.reservoir_columns) else None
     drift = any(f.drift for f in features) or (mmd is not None and mmd.drift)
     return DriftReport(
         drift, features, mmd, sketch.rows, summary.rows, config.alpha, per_test, config.correction, sketch.digest
     )
+
+
+def _levels(config: DriftConfig, feature_tests: int) -> tuple[float, float]:
+    """(level of each feature's p-value test, level of the MMD test).
+
+    Bonferroni, weighted: with the MMD test on, it gets α/2 and the feature tests share the other half, so the
+    chance of any false alarm stays ≤ α and the permutation test keeps a level its p-values can reach."""
+    mmd_on = config.mmd
+    if config.correction == "none":
+        return config.alpha, config.alpha
+    if not mmd_on or feature_tests == 0:
+        return config.alpha / max(1, feature_tests), config.alpha
+    return config.alpha / 2 / feature_tests, config.alpha / 2
 
 
 def _summarise(sketch: ReferenceSketch, current: ChunkSource, config: DriftConfig) -> _Current:
@@ -229,7 +240,7 @@ def _decide(r: dict[str, Any], test: str, per_test: float) -> FeatureDrift:
     return FeatureDrift(name, kind, chosen, stat, None, THRESHOLDS[chosen], stat >= THRESHOLDS[chosen], measures)
 
 
-def _mmd(sketch: ReferenceSketch, s: _Current, config: DriftConfig) -> FeatureDrift:
+def _mmd(sketch: ReferenceSketch, s: _Current, config: DriftConfig, alpha: float) -> FeatureDrift:
     assert s.sample is not None
     numeric = {f.name: f for f in sketch.features if isinstance(f, NumericFeature)}
     mean = np.array([numeric[c].mean for c in sketch.reservoir_columns])
@@ -240,9 +251,13 @@ def _mmd(sketch: ReferenceSketch, s: _Current, config: DriftConfig) -> FeatureDr
         return np.where(np.isnan(z), 0.0, z)
 
     x, y = standard(sketch.reservoir), standard(s.sample)
-    mmd2, p, sigma = stattests.mmd_permutation(x, y, config.mmd_permutations, config.seed)
-    measures = {"samples_reference": float(len(x)), "samples_current": float(len(y)), "bandwidth": sigma}
-    return FeatureDrift("*", "multivariate", "mmd", mmd2, p, config.alpha, False, measures)
+    permutations = max(config.mmd_permutations, math.ceil(3 / alpha))  # so that p < alpha can happen at all
+    mmd2, p, sigma = stattests.mmd_permutation(x, y, permutations, config.seed)
+    measures = {
+        "samples_reference": float(len(x)), "samples_current": float(len(y)), "bandwidth": sigma,
+        "permutations": float(permutations),
+    }  # fmt: skip
+    return FeatureDrift("*", "multivariate", "mmd", mmd2, p, alpha, p < alpha, measures)
 
 
 __all__ = ["THRESHOLDS", "TESTS", "DriftConfig", "DriftReport", "FeatureDrift", "detect_drift"]

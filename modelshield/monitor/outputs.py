@@ -144,9 +144,9 @@ class OutputMonitor:
         window: int = 50,
         detectors: tuple[DetectorName, ...] = ("cusum", "page-hinkley"),
         cusum_k: float = 0.5,
-        cusum_h: float = 10.0,
+        cusum_h: float = 15.0,
         ph_delta: float = 0.5,
-        ph_threshold: float = 10.0,
+        ph_threshold: float = 15.0,
         logits: bool = False,
     ) -> None:
         if window < 1:

@@ -5,8 +5,8 @@ or down, and after an alarm start again from zero on that stream.
 
 * CUSUM (Page, "Continuous inspection schemes", Biometrika 1954, https://doi.org/10.1093/biomet/41.1-2.100):
   S⁺ ← max(0, S⁺ + z − k), S⁻ ← max(0, S⁻ − z − k), alarm when either exceeds h. ``k`` is half the shift it is
-  tuned for (0.5: a one-σ shift); with h = 10 Siegmund's approximation puts the in-control average run length
-  near 1.4·10⁵ values per side for Gaussian z, and a shift of d σ is found after about (h + 1.166)/(d − k) values.
+  tuned for (0.5: a one-σ shift); with h = 15 Siegmund's approximation puts the in-control average run length
+  near 2·10⁷ values per side for Gaussian z, and a shift of d σ is found after about (h + 1.166)/(d − k) values.
   The last time S was 0 estimates when the change began.
 * Page–Hinkley (Page 1954; Hinkley, Biometrika 1971, https://doi.org/10.1093/biomet/58.3.509; in the drift-
   detection form of Gama et al., ACM Computing Surveys 2014, https://doi.org/10.1145/2523813): the cumulative
@@ -32,7 +32,7 @@ class Cusum:
 
     name = "cusum"
 
-    def __init__(self, streams: int, k: float = 0.5, h: float = 10.0) -> None:
+    def __init__(self, streams: int, k: float = 0.5, h: float = 15.0) -> None:
         _positive("CUSUM h", h)
         if k < 0:
             raise InputError(f"CUSUM k must be ≥ 0, not {k}")
@@ -70,7 +70,7 @@ class PageHinkley:
 
     name = "page-hinkley"
 
-    def __init__(self, streams: int, delta: float = 0.5, threshold: float = 10.0) -> None:
+    def __init__(self, streams: int, delta: float = 0.5, threshold: float = 15.0) -> None:
         _positive("Page-Hinkley threshold", threshold)
         if delta < 0:
             raise InputError(f"Page-Hinkley delta must be ≥ 0, not {delta}")
