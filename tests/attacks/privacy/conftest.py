@@ -9,6 +9,7 @@ import torch
 from privacy_helpers import EXTRA, N_MEMBERS, Audit, mlp_train_fn
 from sklearn.datasets import load_digits
 
+from modelshield.attacks.privacy import ReferenceModels
 from modelshield.core.model import TorchModel
 
 
@@ -36,3 +37,9 @@ def generalising(audit: Audit) -> TorchModel:
     (On 100 samples alone even a weight-decayed linear model leaks: AUC ~0.65; more data is what helps.)"""
     x, y = audit.members
     return mlp_train_fn(epochs=30)(torch.cat([x, audit.extra_x]), torch.cat([y, audit.extra_y]))
+
+
+@pytest.fixture(scope="session")
+def references(audit: Audit) -> ReferenceModels:
+    """4 reference models on random halves of the audit pool, 150 epochs (the attacker's guess at the recipe)."""
+    return ReferenceModels.train(mlp_train_fn(epochs=150, seed=1), audit.x, audit.y, n_models=4)
