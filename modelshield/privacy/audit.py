@@ -14,13 +14,19 @@ the threshold chosen after the fact.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 from scipy.stats import beta
+from torch import Tensor
 
+from modelshield.attacks.privacy import MembershipAttack, RocSummary, roc_summary
+from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
+from modelshield.core.model import Model
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_THRESHOLDS = 64
@@ -183,4 +189,147 @@ def epsilon_lower_bound(
     )
 
 
-__all__ = ["EpsilonLowerBound", "clopper_pearson", "epsilon_from_counts", "epsilon_lower_bound"]
+def membership_split(n: int, seed: int = 0) -> np.ndarray:
+    """Which of ``n`` candidate records to train on: each one independently, with probability 1/2.
+
+    Independent fair coins are the membership game the lower bound is about; a fixed half/half split
+    would make each record's membership depend on the others'.
+    """
+    if n < 2:
+        raise InputError(f"an audit needs at least 2 candidate records, got {n}")
+    member = np.random.default_rng(seed).random(n) < 0.5
+    if member.all() or not member.any():  # vanishingly rare beyond a handful of records
+        member[0] = not member[0]
+    return member
+
+
+@dataclass(frozen=True)
+class CanaryAudit:
+    """A training set with canaries in it, and the canaries an audit asks about.
+
+    ``train`` holds the clean records plus the canaries whose coin came up "member"; ``canaries`` holds every
+    canary with the label it was given; ``is_member[i]`` says whether canary ``i`` is in ``train``.
+    """
+
+    train: Dataset
+    canaries: Dataset
+    is_member: np.ndarray
+
+
+def insert_canaries(data: Dataset, count: int, num_classes: int, seed: int = 0) -> CanaryAudit:
+    """Turn ``count`` random records into mislabeled canaries and put each in the training set with probability 1/2.
+
+    DP bounds the leak of *every* record, so an audit should ask about the records that leak most. A record
+    with a wrong label can only be fitted by memorising it: Jagielski et al. 2020 and Nasr et al. 2021 audit
+    with such crafted "canaries", and Steinke, Nasr, Jagielski 2023 (https://arxiv.org/abs/2305.08846) use
+    mislabeled ones. Each canary's new label is drawn uniformly from the other classes.
+    """
+    if num_classes < 2:
+        raise InputError(f"mislabeled canaries need at least 2 classes, got {num_classes}")
+    if not 2 <= count < len(data):
+        raise InputError(f"canaries must be at least 2 and fewer than the {len(data)} records, got {count}")
+    rng = np.random.default_rng(seed)
+    order = torch.from_numpy(rng.permutation(len(data)))
+    chosen, clean = order[:count], order[count:]
+    shift = torch.from_numpy(rng.integers(1, num_classes, size=count))
+    canary_y = (data.y[chosen] + shift) % num_classes
+    member = membership_split(count, seed)
+    inside = torch.from_numpy(member)
+    train = Dataset(
+        torch.cat([data.x[clean], data.x[chosen][inside]]),
+        torch.cat([data.y[clean], canary_y[inside]]),
+        f"{data.name} + {int(member.sum())} canaries",
+        data.bounds,
+        data.class_names,
+    )
+    canaries = Dataset(data.x[chosen], canary_y, f"{data.name} canaries", data.bounds, data.class_names)
+    return CanaryAudit(train, canaries, member)
+
+
+@dataclass(frozen=True)
+class MembershipAudit:
+    """One membership attack against one model: its ROC and the ε it demonstrates, beside the ε claimed.
+
+    ``model`` names the model's role ("baseline" for the non-private one, "dp" for its DP-trained twin);
+    ``epsilon`` is the accountant's upper bound, None for a model trained without DP.
+    """
+
+    attack: str
+    model: str
+    epsilon: float | None
+    roc: RocSummary
+    bound: EpsilonLowerBound
+
+    @property
+    def contradicts_accountant(self) -> bool:
+        """True when the attack shows more leakage than the accountant allows: a bug in the DP training."""
+        return self.epsilon is not None and self.bound.epsilon > self.epsilon
+
+
+def audit_model(
+    model: Model,
+    x: Tensor,
+    y: Tensor,
+    is_member: ArrayLike,
+    attacks: Sequence[MembershipAttack],
+    *,
+    role: str,
+    epsilon: float | None = None,
+    delta: float = 0.0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> list[MembershipAudit]:
+    """Run every attack on the candidates ``x, y`` (``is_member``: trained on or not) and bound ε from each."""
+    member = np.asarray(is_member).astype(bool).ravel()
+    if member.shape[0] != x.shape[0]:
+        raise InputError(f"{x.shape[0]} candidate records but {member.shape[0]} membership labels")
+    out = []
+    for attack in attacks:
+        scores = attack.scores(model, x, y)
+        out.append(
+            MembershipAudit(
+                attack=attack.name,
+                model=role,
+                epsilon=epsilon,
+                roc=roc_summary(scores, member),
+                bound=epsilon_lower_bound(scores, member, delta=delta, confidence=confidence),
+            )
+        )
+    return out
+
+
+def audit_twins(
+    baseline: Model,
+    private: Model,
+    epsilon: float,
+    x: Tensor,
+    y: Tensor,
+    is_member: ArrayLike,
+    attacks: Sequence[MembershipAttack],
+    *,
+    delta: float,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> list[MembershipAudit]:
+    """The same attacks against a non-private model and its DP-trained twin (same members, same architecture).
+
+    The pair is what makes the audit readable: the baseline shows the attacks work on this data, so a low
+    lower bound on the twin is the defence working, not a weak attack.
+    """
+    common = {"delta": delta, "confidence": confidence}
+    return [
+        *audit_model(baseline, x, y, is_member, attacks, role="baseline", **common),
+        *audit_model(private, x, y, is_member, attacks, role="dp", epsilon=epsilon, **common),
+    ]
+
+
+__all__ = [
+    "CanaryAudit",
+    "EpsilonLowerBound",
+    "MembershipAudit",
+    "audit_model",
+    "audit_twins",
+    "clopper_pearson",
+    "epsilon_from_counts",
+    "epsilon_lower_bound",
+    "insert_canaries",
+    "membership_split",
+]

@@ -6,9 +6,21 @@ import math
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
+from modelshield.attacks.privacy import LossThreshold
+from modelshield.core.datasets import Dataset, sklearn_dataset
 from modelshield.core.errors import InputError
-from modelshield.privacy.audit import clopper_pearson, epsilon_from_counts, epsilon_lower_bound
+from modelshield.core.model import TorchModel
+from modelshield.privacy.audit import (
+    CanaryAudit,
+    audit_model,
+    clopper_pearson,
+    epsilon_from_counts,
+    epsilon_lower_bound,
+    insert_canaries,
+)
 
 
 def test_clopper_pearson_matches_the_textbook_interval() -> None:
@@ -92,3 +104,50 @@ def test_confidence_and_delta_are_checked() -> None:
         epsilon_from_counts(5, 10, 1, 10, confidence=1.0)
     with pytest.raises(InputError, match="delta"):
         epsilon_from_counts(5, 10, 1, 10, delta=-0.1)
+
+
+@pytest.fixture(scope="module")
+def digits_canaries() -> CanaryAudit:
+    return insert_canaries(sklearn_dataset("digits", "all"), 300, 10, seed=0)
+
+
+def _memorise(train: Dataset, steps: int = 250) -> TorchModel:
+    """A deliberately overfit MLP: full-batch Adam until it fits every label, canaries included."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(train.x), train.y).backward()
+        opt.step()
+    return TorchModel(net.eval(), input_shape=(1, 8, 8), num_classes=10, bounds=(0.0, 1.0))
+
+
+def test_canaries_are_mislabeled_and_half_of_them_trained_on(digits_canaries: CanaryAudit) -> None:
+    data = sklearn_dataset("digits", "all")
+    audit = digits_canaries
+    assert len(audit.canaries) == 300 and 100 < audit.is_member.sum() < 200
+    assert len(audit.train) == len(data) - 300 + int(audit.is_member.sum())
+    # every canary's label is wrong: its true label is the one of the identical record in the data
+    truth = {bytes(row.numpy().tobytes()): int(label) for row, label in zip(data.x, data.y, strict=True)}
+    assert all(
+        truth[bytes(row.numpy().tobytes())] != int(lab)
+        for row, lab in zip(audit.canaries.x, audit.canaries.y, strict=True)
+    )
+    members = audit.canaries.x[torch.from_numpy(audit.is_member)]
+    assert (members[:, None] == audit.train.x[None, -len(members) :]).flatten(2).all(-1).any(1).all()
+    again = insert_canaries(data, 300, 10, seed=0)
+    assert torch.equal(again.canaries.y, audit.canaries.y) and (again.is_member == audit.is_member).all()
+
+
+def test_an_overfit_model_gives_away_its_canaries(digits_canaries: CanaryAudit) -> None:
+    audit = digits_canaries
+    model = _memorise(audit.train)
+    assert (model.predict(audit.train.x) == audit.train.y).float().mean() > 0.99
+    rows = audit_model(
+        model, audit.canaries.x, audit.canaries.y, audit.is_member, [LossThreshold()], role="baseline", delta=1e-5
+    )
+    assert [(r.attack, r.model, r.epsilon) for r in rows] == [("loss", "baseline", None)]
+    assert rows[0].roc.auc > 0.9
+    assert rows[0].bound.epsilon > 1.5 and rows[0].bound.epsilon <= rows[0].bound.epsilon_max
+    assert not rows[0].contradicts_accountant
