@@ -31,10 +31,12 @@ class MIFace:
     Fredrikson, Jha, Ristenpart, "Model Inversion Attacks that Exploit Confidence Information and
     Basic Countermeasures", CCS 2015, https://doi.org/10.1145/2810103.2813677.
 
-    From a start point (default: the middle of the input box; the paper starts from zeros), take
-    gradient steps of size ``lr`` on the cost ``1 − p_c(x)``, keep ``x`` inside the model's bounds
-    (the paper's Process step), and stop a sample when its cost fails to improve for ``patience``
-    steps or drops below ``tolerance``. A model whose classes are single people's faces yields
+    From a start point (default: the middle of the input box; the paper starts from zeros), descend
+    the cost ``1 − p_c(x)``, keep ``x`` inside the model's bounds (the paper's Process step), and stop
+    a sample when its cost fails to improve for ``patience`` steps or drops below ``tolerance``. Each
+    step moves ``lr`` (a fraction of the input range, in L2) along the cost's gradient direction,
+    taken from ``log p_c``: ∇(1 − p_c) = −p_c·∇log p_c has the same direction but vanishes where the
+    class starts improbable, which stalls the paper's fixed-size step on a confident network. A model whose classes are single people's faces yields
     recognisable faces; on a model with many samples per class the result is a class average, which
     is still what an attacker learns about the training data. Needs input gradients (a white-box model).
     """
@@ -65,15 +67,16 @@ class MIFace:
             if idx.numel() == 0:
                 break
             xa = x[idx].requires_grad_(True)
-            cost = 1 - torch.softmax(model.logits(xa), dim=1).gather(1, classes[idx].unsqueeze(1)).squeeze(1)
-            (grad,) = torch.autograd.grad(cost.sum(), xa)
-            cost = cost.detach()
+            log_p = torch.log_softmax(model.logits(xa), dim=1).gather(1, classes[idx].unsqueeze(1)).squeeze(1)
+            (grad,) = torch.autograd.grad(log_p.sum(), xa)
+            cost = 1 - log_p.detach().exp()
             better = cost < best_cost[idx]
             best_x[idx[better]] = xa.detach()[better]
             stale[idx] = torch.where(better & (best_cost[idx] - cost > 1e-6), 0, stale[idx] + 1)
             best_cost[idx] = torch.minimum(best_cost[idx], cost)
             steps[idx] += 1
-            x[idx] = (xa.detach() - self.lr * grad).clamp(lo, hi)
+            norm = grad.reshape(grad.shape[0], -1).norm(dim=1).clamp_min(1e-12).reshape(-1, *[1] * (grad.ndim - 1))
+            x[idx] = (xa.detach() + self.lr * (hi - lo) * grad / norm).clamp(lo, hi)
             active[idx] = (stale[idx] < self.patience) & (best_cost[idx] > self.tolerance)
         with torch.no_grad():
             final = torch.softmax(model.logits(best_x), dim=1).gather(1, classes.unsqueeze(1)).squeeze(1)

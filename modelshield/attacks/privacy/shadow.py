@@ -51,7 +51,7 @@ class ShadowModels(MembershipAttack):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         if self.classifier is None:
-            return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=0)
+            return HistGradientBoostingClassifier(max_iter=50, random_state=0)
         return clone(self.classifier)
 
     def _fit(self) -> dict[int, Any]:
