@@ -7,6 +7,7 @@ Every attack is configured once and poisons a training set with ``poison(x, y)``
 
 from modelshield.attacks.poisoning.backdoor import BadNets, Blend, TabularBackdoor, TextBackdoor
 from modelshield.attacks.poisoning.base import PoisonAttack, PoisonResult, Trigger
+from modelshield.attacks.poisoning.clean_label import FeatureCollision
 from modelshield.attacks.poisoning.evaluation import PoisonEvaluation, evaluate_poisoning
 from modelshield.attacks.poisoning.label_flip import LossMaxLabelFlip, RandomLabelFlip, TargetedLabelFlip
 from modelshield.attacks.poisoning.triggers import BlendTrigger, FeatureTrigger, PatchTrigger, TokenTrigger
@@ -15,6 +16,7 @@ __all__ = [
     "BadNets",
     "Blend",
     "BlendTrigger",
+    "FeatureCollision",
     "FeatureTrigger",
     "LossMaxLabelFlip",
     "PatchTrigger",
