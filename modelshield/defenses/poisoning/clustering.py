@@ -7,43 +7,44 @@ https://arxiv.org/abs/1811.03728.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from modelshield.core.errors import InputError
 from modelshield.defenses.poisoning._activations import penultimate, torch_model
 from modelshield.defenses.poisoning._data import as_labels
-from modelshield.defenses.poisoning._moments import ClassMoments, class_of
 from modelshield.defenses.poisoning._sketch import Reservoir
 from modelshield.defenses.poisoning.base import PoisonDetector
 
 
 class ActivationClustering(PoisonDetector):
-    """Per class, split the penultimate-layer activations into two clusters and flag the smaller
-    one when it holds less than ``size_threshold`` of the class; two passes.
+    """Per class, reduce the penultimate-layer activations to ``n_components`` independent
+    components (FastICA), split them into two clusters by 2-means, and flag the smaller cluster
+    when it holds less than ``size_threshold`` of the class; one pass.
 
-    The paper reduces each class's activations to 10 dimensions (ICA) and runs 2-means; a
-    cluster much smaller than the other is the poison. Here the reduction is PCA, which streams
-    exactly from per-class moments (pass 1) and is deterministic, where ICA is neither. Pass 2
-    keeps a reservoir (``capacity`` rows per class) of the reduced activations; 2-means is fitted
-    on it and any row is then assigned to its nearest centre. ``score_samples`` is one minus the
-    relative size of the row's cluster, and ``threshold_ = 1 − size_threshold``.
+    That is the paper's pipeline (ICA to 10 dimensions, 2-means, relative size). ICA and k-means
+    are fitted on a uniform reservoir of each class's activations (``capacity`` rows per class,
+    the whole class while it fits, so streamed and in-memory answers agree then); any row is then
+    projected and assigned to its nearest centre. ``score_samples`` is one minus the relative size
+    of the row's cluster, and ``threshold_ = 1 − size_threshold``.
 
-    Like spectral signatures it assumes the poison is a minority of its class: when a class is
-    half poison the two clusters are about equal and neither is flagged.
+    It assumes the poison is a minority of its class: when a class is half poison (a 10 %
+    BadNets poison into one of ten classes) the two clusters are about equal and the smaller one
+    is not the poison. See docs/poisoning-defences.md for measured recall.
 
     Args:
         model: the trained (possibly poisoned) ``TorchModel``.
-        n_components: dimensions kept per class (default 10, the paper's).
+        n_components: independent components kept per class (default 10, the paper's).
         size_threshold: a cluster with less than this share of its class is poison (default 0.35).
-        capacity: reservoir rows per class for 2-means (default 20,000).
-        seed: seed of the reservoir and of k-means.
+        capacity: reservoir rows per class (default 20,000).
+        seed: seed of the reservoir, ICA and k-means.
         batch_size: forward batch size.
     """
 
     name = "activation-clustering"
-    passes = 2
     needs_labels = True
 
     def __init__(
@@ -73,45 +74,45 @@ class ActivationClustering(PoisonDetector):
         return acts, as_labels(y, acts.shape[0], self.name)
 
     def _start(self) -> None:
-        self._moments = ClassMoments()
-        self._reduced: dict[int, Reservoir] = {}
-
-    def _reduce(self, acts: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
-        class_of(labels, self._moments.count, self.name)
-        return {int(c): (acts[labels == c] - self.mean_[int(c)]) @ self.basis_[int(c)] for c in np.unique(labels)}
+        self._acts_by_class: dict[int, Reservoir] = {}
 
     def _update(self, pass_index: int, x: Any, y: Any) -> None:
         acts, labels = self._acts(x, y)
-        if pass_index == 0:
-            self._moments.add(acts, labels)
-            return
-        for c, r in self._reduce(acts, labels).items():
-            self._reduced.setdefault(c, Reservoir(self.capacity, self.seed + c)).add(r)
+        for c in np.unique(labels):
+            self._acts_by_class.setdefault(int(c), Reservoir(self.capacity, self.seed + int(c))).add(acts[labels == c])
 
     def _finish(self, pass_index: int) -> None:
         from sklearn.cluster import KMeans
+        from sklearn.decomposition import FastICA
 
-        if pass_index == 0:
-            self.mean_ = {c: self._moments.mean(c) for c in self._moments.count}
-            self.basis_ = {c: self._moments.directions(c, self.n_components) for c in self._moments.count}
-            return
+        self.reducer_: dict[int, Any] = {}
         self.centers_: dict[int, np.ndarray] = {}
         self.cluster_share_: dict[int, np.ndarray] = {}
-        for c, res in self._reduced.items():
+        for c, res in self._acts_by_class.items():
             sample = res.sample
-            if sample.shape[0] < 2:
-                self.centers_[c], self.cluster_share_[c] = sample[:1], np.ones(1)
-                continue
-            km = KMeans(2, n_init=10, random_state=self.seed).fit(sample)
-            self.centers_[c] = km.cluster_centers_
+            k = min(self.n_components, sample.shape[1], sample.shape[0] - 1)
+            if k < 1:
+                raise InputError(f"{self.name}: class {c} has {sample.shape[0]} rows, too few to cluster")
+            ica = FastICA(k, whiten="unit-variance", max_iter=1000, random_state=self.seed)
+            with warnings.catch_warnings():  # a class whose activations ICA cannot fully unmix still clusters
+                warnings.simplefilter("ignore", category=ConvergenceWarning)
+                reduced = ica.fit_transform(sample)
+            km = KMeans(2, n_init=10, random_state=self.seed).fit(reduced)
+            self.reducer_[c], self.centers_[c] = ica, km.cluster_centers_
             self.cluster_share_[c] = np.bincount(km.labels_, minlength=2) / sample.shape[0]
+        self._acts_by_class = {}
 
     def _score(self, x: Any, y: Any) -> np.ndarray:
         acts, labels = self._acts(x, y)
+        missing = set(np.unique(labels).tolist()) - set(self.reducer_)
+        if missing:
+            raise InputError(f"{self.name}: class {min(missing)} was not in the data the detector was fitted on")
         out = np.empty(acts.shape[0])
-        for c, r in self._reduce(acts, labels).items():
-            nearest = ((r[:, None, :] - self.centers_[c][None]) ** 2).sum(axis=2).argmin(axis=1)
-            out[labels == c] = 1.0 - self.cluster_share_[c][nearest]
+        for c in np.unique(labels):
+            sel = labels == c
+            r = self.reducer_[int(c)].transform(acts[sel])
+            nearest = ((r[:, None, :] - self.centers_[int(c)][None]) ** 2).sum(axis=2).argmin(axis=1)
+            out[sel] = 1.0 - self.cluster_share_[int(c)][nearest]
         return out
 
 

@@ -55,7 +55,7 @@ class ConfidentLearning(PoisonDetector):
     its mask and ``fit_predict`` returns it.
 
     Streamed (``fit_stream``, ``epochs + 2`` passes): ``cv`` copies of a ``partial_fit`` estimator
-    (default ``SGDClassifier(loss="log_loss")``) each learn from every row but those of its fold
+    (default ``SGDClassifier(loss="log_loss", alpha=1e-3)``) each learn from every row but those of its fold
     (row ``i`` of the stream is in fold ``i mod cv``) for ``epochs`` passes; the next pass gives
     each row its out-of-fold probabilities and feeds cleanlab's batched ``LabelInspector`` its
     confident thresholds; the last scores label quality, keeping a reservoir of the scores and
@@ -153,7 +153,11 @@ class ConfidentLearning(PoisonDetector):
 
         if self.n_classes is None or self.n_classes < 2:
             raise InputError("confident-learning: streaming needs n_classes (the number of classes, at least 2)")
-        base = self.estimator if self.estimator is not None else SGDClassifier(loss="log_loss", random_state=self.seed)
+        base = (
+            self.estimator
+            if self.estimator is not None
+            else SGDClassifier(loss="log_loss", alpha=1e-3, random_state=self.seed)
+        )
         if not hasattr(base, "partial_fit"):
             raise InputError(
                 f"confident-learning: streaming needs an estimator with partial_fit, {type(base).__name__} has none"

@@ -1,0 +1,145 @@
+"""Schema validation, outlier screens and median/MAD screening on breast-cancer rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from modelshield.attacks.poisoning import TabularBackdoor
+from modelshield.core.errors import InputError, MissingFileError
+from modelshield.defenses.poisoning import evaluate_detection
+from modelshield.defenses.poisoning._sketch import Reservoir
+from modelshield.defenses.poisoning.outliers import IsolationForestScreen, LocalOutlierFactorScreen
+from modelshield.defenses.poisoning.robust import MADScreen
+from modelshield.defenses.poisoning.schema import Schema, SchemaValidator
+
+from .conftest import batches
+
+
+@pytest.fixture(scope="module")
+def cancer() -> tuple[np.ndarray, np.ndarray]:
+    x, y = load_breast_cancer(return_X_y=True)
+    return (x - x.min(0)) / (x.max(0) - x.min(0)), y
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    bunch = load_breast_cancer(as_frame=True)
+    df = bunch.frame.copy()
+    df["grade"] = np.where(df["mean radius"] > 15, "high", "low")
+    return df
+
+
+def test_schema_flags_each_broken_rule_with_its_reason(frame: pd.DataFrame) -> None:
+    validator = SchemaValidator().fit(frame)
+    assert not validator.predict(frame).any()  # the reference passes its own schema
+    bad = frame.iloc[:4].copy()
+    bad.loc[bad.index[0], "mean radius"] = 1e4
+    bad.loc[bad.index[1], "grade"] = "extreme"
+    bad.loc[bad.index[2], "target"] = np.nan
+    reasons = validator.reasons(bad)
+    assert reasons[0] == ["mean radius: above 28.11"]
+    assert reasons[1] == ["grade: unknown category"]
+    assert reasons[2] == ["target: missing value"]
+    assert reasons[3] == []
+    assert validator.predict(bad).tolist() == [True, True, True, False]
+
+
+def test_schema_round_trips_through_json_and_streams_to_the_same_rules(frame: pd.DataFrame, tmp_path: Path) -> None:
+    whole = SchemaValidator().fit(frame).schema_
+    streamed = SchemaValidator().fit_stream(
+        lambda: [(frame.iloc[i : i + 100], None) for i in range(0, len(frame), 100)]
+    )
+    assert streamed.schema_ == whole
+    assert whole is not None
+    path = tmp_path / "schema.json"
+    whole.save(path)
+    assert Schema.load(path) == whole
+    rules = {c.name: c for c in whole.columns}
+    assert rules["target"].kind == "integer" and rules["grade"].categories == ["high", "low"]
+
+
+def test_schema_refuses_malformed_files(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text('{"version": 1, "columns": [{"name": "a", "kind": "float"}]}')
+    with pytest.raises(InputError, match="kind among"):
+        Schema.load(tmp_path / "s.json")
+    with pytest.raises(MissingFileError):
+        Schema.load(tmp_path / "missing.json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        Schema.from_json("{")
+
+
+def test_isolation_forest_catches_corrupted_rows(cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = cancer
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(x), 28, replace=False)
+    poisoned = np.zeros(len(x), bool)
+    poisoned[rows] = True
+    x = x.copy()
+    x[rows] += rng.normal(0, 0.5, (28, x.shape[1]))
+    r = evaluate_detection(IsolationForestScreen(0.05).fit_predict(x), poisoned)
+    assert r.recall >= 0.9 and r.precision >= 0.85
+
+
+def test_lof_catches_an_out_of_range_tabular_trigger(cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = cancer
+    p = TabularBackdoor(target=0, rate=0.02, columns=[3, 13, 23], values=[1.5] * 3).poison(x, y)
+    r = evaluate_detection(LocalOutlierFactorScreen(0.02).fit_predict(p.x), p.poisoned)
+    assert r.recall == 1.0 and r.precision >= 0.9
+
+
+def test_mad_catches_a_trigger_and_streams_to_the_same_answer(cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = cancer
+    p = TabularBackdoor(target=0, rate=0.05, columns=[3, 13, 23], values=[1.5] * 3).poison(x, y)
+    whole = MADScreen(8).fit(p.x)
+    r = evaluate_detection(whole.predict(p.x), p.poisoned)
+    assert r.recall == 1.0 and r.precision >= 0.5
+    streamed = MADScreen(8)
+    for xb, _ in batches(p.x, None, 64):
+        streamed.partial_fit(xb)
+    np.testing.assert_allclose(streamed.score_samples(p.x), whole.score_samples(p.x))
+    # a reservoir smaller than the data: medians from a sample, the verdicts nearly the same
+    sampled = MADScreen(8, capacity=300).fit_stream(lambda: batches(p.x, None, 64))
+    assert (sampled.predict(p.x) != whole.predict(p.x)).mean() < 0.03
+
+
+def test_outlier_screens_stream_to_the_in_memory_answer(cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = cancer
+    for screen in (IsolationForestScreen, LocalOutlierFactorScreen):
+        whole = screen(0.05).fit(x).score_samples(x)
+        streamed = screen(0.05).fit_stream(lambda: batches(x, None, 50)).score_samples(x)
+        np.testing.assert_allclose(streamed, whole)
+
+
+def test_reservoir_keeps_a_uniform_sample_in_bounded_memory() -> None:
+    res = Reservoir(1000, seed=1)
+    for start in range(0, 100_000, 7_000):
+        res.add(np.arange(start, min(start + 7_000, 100_000), dtype=np.float64))
+    assert res.sample.shape == (1000,) and res.seen == 100_000
+    assert abs(np.median(res.sample) - 50_000) < 4_000  # rank error ~ 1/sqrt(1000)
+    assert len(np.unique(res.sample)) == 1000
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: IsolationForestScreen(0.7), "contamination"),
+        (lambda: MADScreen(-1), "positive"),
+        (lambda: MADScreen().fit(np.array([[1.0, np.nan]])), "NaN"),
+        (lambda: MADScreen().fit(np.arange(3.0)), "rows"),
+        (lambda: MADScreen().score_samples(np.zeros((2, 2))), "not fitted"),
+        (lambda: MADScreen(per_class=True).fit(np.zeros((2, 2))), "needs labels"),
+        (lambda: MADScreen().fit(np.zeros((3, 2))).predict(np.zeros((3, 5))), "5 features"),
+        (lambda: IsolationForestScreen().fit_stream([(np.zeros((3, 2)), None)]), "callable"),
+        (lambda: IsolationForestScreen().fit_stream(lambda: []), "empty"),
+        (lambda: SchemaValidator().fit(np.arange(4)), "rows of columns"),
+    ],
+)
+def test_bad_input_is_one_line_input_error(make: object, words: str) -> None:
+    with pytest.raises(InputError, match=words) as info:
+        make()  # type: ignore[operator]
+    assert "\n" not in str(info.value)
