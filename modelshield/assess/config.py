@@ -19,7 +19,8 @@ class AssessConfig:
 
     PGD's step is ``pgd_step`` in input units, or ``pgd_step`` × ε when ``pgd_step_relative``; by default
     2.5·ε/steps (Madry et al.). ``cert_alpha`` is the certificate's failure probability (``--certify``),
-    unrelated to any attack's step size.
+    unrelated to any attack's step size. ``privacy`` and ``poisoning`` add the built-in audits (an overfit
+    model and its DP twin; BadNets and label flips), which train their own models on digits: ``demo`` only.
     """
 
     eps_linf: Sequence[float] = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
@@ -51,6 +52,9 @@ class AssessConfig:
     cert_alpha: float = 0.001
     certify_samples: int = 100
     detectors: Sequence[str] = ()
+    demo: bool = False
+    privacy: bool = False
+    poisoning: bool = False
 
     def validate(self) -> None:
         """Refuse nonsense before any work starts, with every problem named (as the CLI flag)."""
@@ -71,6 +75,12 @@ class AssessConfig:
             problems.append(f"--sigma must be positive, got {self.sigma}")
         if self.certify and not 0 < self.cert_alpha < 1:
             problems.append(f"--cert-alpha must be in (0, 1), got {self.cert_alpha}")
+        for flag, wanted in (("--privacy", self.privacy), ("--poisoning", self.poisoning)):
+            if wanted and not self.demo:
+                problems.append(
+                    f"{flag} trains models on their training data, which a model file does not carry; "
+                    "run it with --demo (the built-in audit on digits)"
+                )
         unknown_detectors = sorted(set(self.detectors) - set(DETECTOR_NAMES))
         if unknown_detectors:
             problems.append(f"unknown detectors {unknown_detectors}; choose from {', '.join(DETECTOR_NAMES)}")

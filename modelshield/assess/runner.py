@@ -176,6 +176,7 @@ def planned_steps(cfg: AssessConfig, white_box: bool) -> int:
         n += ("apgd-ce" in chosen) + ("apgd-dlr" in chosen) + ("cw" in chosen) + ("deepfool" in chosen)
     n += ("square" in chosen) + len(cfg.hsj_budgets) * ("hopskipjump" in chosen)
     n += cfg.certify + (len(cfg.detectors) * 2 + 3 if cfg.detectors and white_box else 0)
+    n += 2 * cfg.privacy  # the baseline with its reference models, then the DP twin with its own
     return n
 
 
@@ -220,6 +221,7 @@ def assess(
 
     An attack the model raises inside becomes an error record and the others still run; white-box attacks on
     a model without usable input gradients are recorded as not applicable while black-box attacks run.
+    ``cfg.privacy`` adds the built-in membership audit (``assess.privacy``), which trains its own pair of models.
     """
     cfg = cfg or AssessConfig()
     cfg.validate()
@@ -271,6 +273,10 @@ def assess(
         certified=certified,
         detectors=detectors,
     )
+    if cfg.privacy:  # imported here: DP training and its accountant load only when asked for
+        from modelshield.assess.privacy import demo_privacy
+
+        result.privacy, result.privacy_roc = demo_privacy(cfg.seed, st.progress)
     result.gating = _gating(result, gate, cfg.fail_under)
     adversarials = [(r.attack, st.x if r.idx is None else st.x[r.idx], r.x_adv) for r in st.runs]
     probe = slice(0, cfg.batch_size)  # the checks query the model in one call: at most one batch

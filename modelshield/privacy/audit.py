@@ -307,17 +307,20 @@ def audit_twins(
     attacks: Sequence[MembershipAttack],
     *,
     delta: float,
+    private_attacks: Sequence[MembershipAttack] | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> list[MembershipAudit]:
     """The same attacks against a non-private model and its DP-trained twin (same members, same architecture).
 
     The pair is what makes the audit readable: the baseline shows the attacks work on this data, so a low
-    lower bound on the twin is the defence working, not a weak attack.
+    lower bound on the twin is the defence working, not a weak attack. Attacks built on reference models
+    should train them by each target's own recipe: pass those for the twin as ``private_attacks``.
     """
     common = {"delta": delta, "confidence": confidence}
+    twin_attacks = attacks if private_attacks is None else private_attacks
     return [
         *audit_model(baseline, x, y, is_member, attacks, role="baseline", **common),
-        *audit_model(private, x, y, is_member, attacks, role="dp", epsilon=epsilon, **common),
+        *audit_model(private, x, y, is_member, twin_attacks, role="dp", epsilon=epsilon, **common),
     ]
 
 
