@@ -53,6 +53,8 @@ class DriftConfig:
     correction: Literal["bonferroni", "none"] = "bonferroni"
     mmd: bool = True
     mmd_permutations: int = 500
+    #: rows a side for MMD (at most the sketch's reservoir): the permutation test costs (2·rows)² per permutation
+    mmd_samples: int = 500
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -62,8 +64,8 @@ class DriftConfig:
             raise InputError(f"alpha must be between 0 and 1, not {self.alpha}")
         if self.correction not in ("bonferroni", "none"):
             raise InputError(f"correction must be bonferroni or none, not {self.correction!r}")
-        if self.mmd_permutations < 1:
-            raise InputError("mmd_permutations must be at least 1")
+        if self.mmd_permutations < 1 or self.mmd_samples < 2:
+            raise InputError("mmd_permutations must be at least 1 and mmd_samples at least 2")
 
 
 @dataclass
@@ -167,7 +169,9 @@ def _summarise(sketch: ReferenceSketch, current: ChunkSource, config: DriftConfi
         categories={f.name: np.zeros(len(f.categories) + 1, dtype=np.int64) for f in categorical},
         missing=dict.fromkeys(index, 0),
     )
-    sampler = Reservoir(len(sketch.reservoir), len(sketch.reservoir_columns), config.seed)
+    sampler = Reservoir(
+        max(1, min(len(sketch.reservoir), config.mmd_samples)), len(sketch.reservoir_columns), config.seed
+    )
     for chunk in current():
         check_kinds(kinds, chunk, "the current data")
         s.rows += chunk.rows
@@ -250,7 +254,8 @@ def _mmd(sketch: ReferenceSketch, s: _Current, config: DriftConfig, alpha: float
         z = (rows - mean) / std
         return np.where(np.isnan(z), 0.0, z)
 
-    x, y = standard(sketch.reservoir), standard(s.sample)
+    k = min(config.mmd_samples, len(sketch.reservoir), len(s.sample))
+    x, y = standard(sketch.reservoir[:k]), standard(s.sample[:k])  # key order: any prefix is a uniform sample
     permutations = max(config.mmd_permutations, math.ceil(3 / alpha))  # so that p < alpha can happen at all
     mmd2, p, sigma = stattests.mmd_permutation(x, y, permutations, config.seed)
     measures = {

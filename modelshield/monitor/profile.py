@@ -90,9 +90,7 @@ def bin_counts(edges: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 def column_kinds(chunk: Chunk) -> dict[str, str]:
     """Column name → "numeric" or "categorical", in the chunk's column order."""
-    kinds = dict.fromkeys(chunk.numeric, "numeric")
-    kinds.update(dict.fromkeys(chunk.categorical, "categorical"))
-    return kinds
+    return {c: "numeric" if c in chunk.numeric else "categorical" for c in chunk.columns}
 
 
 def check_kinds(expected: dict[str, str], chunk: Chunk, where: str) -> None:

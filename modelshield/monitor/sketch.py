@@ -263,9 +263,11 @@ def load_sketch(path: Path) -> ReferenceSketch:
     if claimed != _digest(data):
         raise IntegrityError(f"{path}: the sketch's digest does not match its content (edited or damaged)")
     try:
-        return _from_body(data)
+        sketch = _from_body(data)
     except (KeyError, TypeError, ValueError) as e:
         raise FormatError(f"{path} is a malformed sketch ({type(e).__name__}: {e})") from e
+    sketch.__dict__["digest"] = claimed  # just checked: spare the cached property a second canonical dump
+    return sketch
 
 
 def _from_body(data: dict[str, Any]) -> ReferenceSketch:

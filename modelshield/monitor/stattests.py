@@ -77,7 +77,12 @@ def ks_binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, fl
     d = float(np.max(np.abs(fr - fc)))
     upper = float(max(np.max(fr[1:] - fc[:-1]), np.max(fc[1:] - fr[:-1]), d))
     en = n * m / (n + m)
-    p = float(stats.kstwo.sf(d, max(1, round(en)))) if d > 0 else 1.0
+    if d == 0:
+        p = 1.0
+    elif en > 10_000:  # the limit law (Kolmogorov's), accurate here and 100× cheaper than the exact n form
+        p = float(stats.kstwobign.sf(d * math.sqrt(en)))
+    else:
+        p = float(stats.kstwo.sf(d, max(1, round(en))))
     return d, upper, p
 
 
@@ -104,10 +109,9 @@ def wasserstein_binned(
     return float(np.sum(width * area)), float(np.sum(width * (pr + pc)))
 
 
-def _median_bandwidth(z: np.ndarray, sq: np.ndarray) -> float:
-    """Median heuristic (Gretton et al. 2012): the median pairwise distance of the pooled sample."""
-    off = sq[np.triu_indices(len(z), k=1)]
-    med = float(np.median(off))
+def _median_bandwidth(sq: np.ndarray) -> float:
+    """Median heuristic (Gretton et al. 2012): σ with 2σ² the median squared distance between pooled points."""
+    med = float(np.median(sq[np.triu_indices(len(sq), k=1)]))
     return math.sqrt(med / 2) if med > 0 else 1.0
 
 
@@ -123,7 +127,7 @@ def mmd_permutation(x: np.ndarray, y: np.ndarray, permutations: int = 500, seed:
     z = np.vstack([x, y]).astype(np.float64)
     norms = np.einsum("ij,ij->i", z, z)
     sq = np.maximum(norms[:, None] + norms[None, :] - 2 * z @ z.T, 0.0)
-    sigma = _median_bandwidth(z, sq)
+    sigma = _median_bandwidth(sq)
     kernel = np.exp(-sq / (2 * sigma * sigma))
     rng = np.random.default_rng(seed)
     splits = np.zeros((n + m, permutations + 1))

@@ -31,6 +31,8 @@ class Chunk:
     """One slice of a table: numeric columns as float64 (NaN = missing), categorical ones as value counts."""
 
     rows: int
+    #: every column, in the table's order
+    columns: list[str] = field(default_factory=list)
     numeric: dict[str, np.ndarray] = field(default_factory=dict)
     categorical: dict[str, dict[str, int]] = field(default_factory=dict)
     #: rows with no value, per categorical column (numeric columns carry NaN instead)
@@ -103,7 +105,7 @@ def _array_chunks(columns: dict[str, np.ndarray], chunk_rows: int, forced: froze
         raise InputError("the table has no columns")
     n = lengths.pop()
     for start in range(0, n, chunk_rows):
-        chunk = Chunk(rows=min(chunk_rows, n - start))
+        chunk = Chunk(rows=min(chunk_rows, n - start), columns=list(columns))
         for name, col in columns.items():
             part = col[start : start + chunk_rows]
             if part.dtype.kind in "iuf" and name not in forced:
@@ -170,7 +172,7 @@ def _arrow_chunk(batch: Any, forced: frozenset[str]) -> Chunk:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    chunk = Chunk(rows=batch.num_rows)
+    chunk = Chunk(rows=batch.num_rows, columns=list(batch.schema.names))
     for name, col in zip(batch.schema.names, batch.columns, strict=True):
         kind = col.type
         if (
