@@ -85,14 +85,17 @@ class ActivationClustering(PoisonDetector):
         from sklearn.cluster import KMeans
         from sklearn.decomposition import FastICA
 
-        self.reducer_: dict[int, Any] = {}
+        self.reducer_: dict[int, Any] = {}  # None for a class with nothing to split
         self.centers_: dict[int, np.ndarray] = {}
         self.cluster_share_: dict[int, np.ndarray] = {}
         for c, res in self._acts_by_class.items():
             sample = res.sample
-            k = min(self.n_components, sample.shape[1], sample.shape[0] - 1)
-            if k < 1:
-                raise InputError(f"{self.name}: class {c} has {sample.shape[0]} rows, too few to cluster")
+            # ICA cannot whiten more components than the activations span (dead ReLU units, tiny classes)
+            sv = np.linalg.svd(sample - sample.mean(axis=0), compute_uv=False)
+            k = min(self.n_components, int((sv > sv[0] * 1e-6).sum()) if sv.size and sv[0] > 0 else 0)
+            if k < 1 or sample.shape[0] < 2:  # nothing to split: one cluster, the whole class
+                self.reducer_[c], self.centers_[c], self.cluster_share_[c] = None, np.zeros((1, 1)), np.ones(1)
+                continue
             ica = FastICA(k, whiten="unit-variance", max_iter=1000, random_state=self.seed)
             with warnings.catch_warnings():  # a class whose activations ICA cannot fully unmix still clusters
                 warnings.simplefilter("ignore", category=ConvergenceWarning)
@@ -110,7 +113,8 @@ class ActivationClustering(PoisonDetector):
         out = np.empty(acts.shape[0])
         for c in np.unique(labels):
             sel = labels == c
-            r = self.reducer_[int(c)].transform(acts[sel])
+            reducer = self.reducer_[int(c)]
+            r = reducer.transform(acts[sel]) if reducer is not None else np.zeros((int(sel.sum()), 1))
             nearest = ((r[:, None, :] - self.centers_[int(c)][None]) ** 2).sum(axis=2).argmin(axis=1)
             out[sel] = 1.0 - self.cluster_share_[int(c)][nearest]
         return out
