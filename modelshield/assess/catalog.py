@@ -92,6 +92,14 @@ WHITE_BOX_UNKNOWN = Rule(
     "black-box figures; assess a differentiable surrogate (e.g. the network without its argmax or quantisation "
     "step) or attack it with BPDA/EOT before relying on the model.",
 )
+TINY_BUDGETS = Rule(
+    "MS-SANITY-003",
+    "The attack budgets are a tiny fraction of the input range",
+    ("AML.T0043",),
+    ("ML01:2023",),
+    "ε is in the model's input units: with inputs in 0..255 (raw pixels) or raw features, an ε meant for [0, 1] "
+    "measures next to nothing. Scale the data to what the model expects, or set --eps in the data's units.",
+)
 ATTACK_ERROR = Rule(
     "MS-ASSESS-001",
     "An attack did not complete",

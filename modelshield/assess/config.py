@@ -87,8 +87,9 @@ class AssessConfig:
         counts = {
             "--steps": self.pgd_steps,
             "--restarts": self.restarts,
-            "apgd_steps": self.apgd_steps,
-            "cw_steps": self.cw_steps,
+            "--apgd-steps": self.apgd_steps,
+            "--cw-steps": self.cw_steps,
+            "--hsj-queries": min(self.hsj_budgets, default=1),
             "--queries": self.square_queries,
             "--batch-size": self.batch_size,
             "hsj_samples": self.hsj_samples,

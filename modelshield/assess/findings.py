@@ -6,7 +6,7 @@ from torch import Tensor
 
 from modelshield.assess import catalog
 from modelshield.assess.catalog import MASKING_FLAGS, Rule
-from modelshield.assess.results import AssessmentResult, AttackRecord, gradients_masked
+from modelshield.assess.results import AssessmentResult, AttackRecord, gradients_masked, white_box_skipped
 from modelshield.core.findings import Finding, Severity
 
 
@@ -163,6 +163,7 @@ def build_findings(result: AssessmentResult, x: Tensor) -> list[Finding]:
         )
     out += _defence_findings(result)
     out += _error_findings(result)
+    out += _units_finding(result)
     for flag in result.sanity:
         if not flag.passed:
             severity = Severity.high if flag.name in MASKING_FLAGS else Severity.medium
@@ -179,12 +180,43 @@ def build_findings(result: AssessmentResult, x: Tensor) -> list[Finding]:
     return sorted(out, key=lambda f: -f.severity.rank)
 
 
+def _tiny_eps(result: AssessmentResult) -> tuple[float, float, float] | None:
+    """(largest L∞ ε, lo, hi) when even that ε is under 1 % of the input range [lo, hi], else None."""
+    eps = [r.eps for r in result.attacks if r.norm == "linf" and r.eps is not None]
+    lo, hi = result.data.get("bounds") or (0.0, 1.0)
+    if not eps or max(eps) >= 0.01 * (hi - lo):
+        return None
+    return max(eps), float(lo), float(hi)
+
+
+def units_note(result: AssessmentResult) -> str | None:
+    """ε is in input units: an ε under 1 % of the input range (0..255 pixels, raw features) measures next to nothing."""
+    tiny = _tiny_eps(result)
+    if tiny is None:
+        return None
+    eps, lo, hi = tiny
+    return (
+        f"inputs range over [{lo:g}, {hi:g}] and ε is in input units, so L∞ ε ≤ {eps:g} is "
+        f"{eps / (hi - lo):.2%} of that range; scale the data to what the model expects or set --eps in these units"
+    )
+
+
+def _units_finding(result: AssessmentResult) -> list[Finding]:
+    """The units note as a finding, so every report format carries it, not only the terminal summary."""
+    tiny, note = _tiny_eps(result), units_note(result)
+    if tiny is None or note is None:
+        return []
+    eps, lo, hi = tiny
+    return [_finding(catalog.TINY_BUDGETS, f"The {note}.", "eps_share_of_range", eps / (hi - lo), Severity.medium)]
+
+
 def _error_findings(result: AssessmentResult) -> list[Finding]:
-    """White-box attacks that could not apply (one HIGH finding) and attacks the model raised inside (one each)."""
+    """White-box attacks that could not apply (one HIGH finding) and attacks the model raised inside (one each);
+    Square not applying to a labels-only model is in the errors table, not a finding."""
     out: list[Finding] = []
-    skipped = [e for e in result.errors if e.kind == "not-applicable"]
+    skipped = [e for e in result.errors if e.kind == "not-applicable" and e.attack not in catalog.BLACK_BOX_ATTACKS]
     if skipped:
-        names = ", ".join(sorted({e.attack for e in skipped}))
+        names = ", ".join(white_box_skipped(result.errors))
         out.append(
             _finding(
                 catalog.WHITE_BOX_UNKNOWN,
@@ -254,4 +286,4 @@ def _defence_findings(result: AssessmentResult) -> list[Finding]:
     return out
 
 
-__all__ = ["build_findings", "robustness_severity", "success_severity"]
+__all__ = ["build_findings", "robustness_severity", "success_severity", "units_note"]

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelshield.assess.catalog import MASKING_FLAGS
+from modelshield.assess.catalog import BLACK_BOX_ATTACKS, MASKING_FLAGS
 from modelshield.core.findings import Finding
 from modelshield.defenses.results import CertifiedPoint, DetectionRecord
 
@@ -44,7 +44,8 @@ class AttackError(BaseModel):
     norm: Literal["linf", "l2"]
     eps: float | None = Field(description="budget in the norm; null for minimum-norm attacks")
     kind: Literal["error", "not-applicable"] = Field(
-        description="error: the model or the attack raised; not-applicable: the model has no usable gradients"
+        description="error: the model or the attack raised; not-applicable: the model has no usable gradients "
+        "(white-box attacks) or no scores (Square)"
     )
     error: str = Field(description="the exception's type")
     message: str = Field(description="what went wrong, in one line")
@@ -153,11 +154,16 @@ def gradients_masked(result: AssessmentResult) -> bool:
     """True when gradient attacks under-report here: one could not apply, a gradient attack ran on masked
     gradients (``zero-gradients``, ``black-box-beats-white-box``), the model answers at random, or its one-hot
     scores starve Square (``label-like-scores``)."""
-    if any(e.kind == "not-applicable" for e in result.errors):
+    if white_box_skipped(result.errors):
         return True
     failed = {flag.name for flag in result.sanity if not flag.passed} & MASKING_FLAGS
     white_box_ran = any(r.queries is None for r in result.attacks)
     return bool(failed & {"randomised-outputs", "label-like-scores"}) or (white_box_ran and bool(failed))
+
+
+def white_box_skipped(errors: list[AttackError]) -> list[str]:
+    """White-box attacks that could not apply (no usable gradients); a black-box one that did not apply is not masking."""
+    return sorted({e.attack for e in errors if e.kind == "not-applicable" and e.attack not in BLACK_BOX_ATTACKS})
 
 
 def gate_incomplete(result: AssessmentResult) -> list[str]:

@@ -28,13 +28,14 @@ from modelshield.assess.results import (
     Verdict,
     gate_incomplete,
     gradients_masked,
+    white_box_skipped,
 )
 from modelshield.assess.sanity import SanityContext, run_sanity_checks
 from modelshield.attacks.base import Attack, Norm
 from modelshield.attacks.errors import GradientUnavailableError
 from modelshield.attacks.evasion import APGD, FGSM, PGD, CarliniWagnerL2, DeepFool, HopSkipJump, Square
 from modelshield.core.datasets import Dataset
-from modelshield.core.errors import InputError, RemoteModelError
+from modelshield.core.errors import CapabilityError, InputError, RemoteModelError
 from modelshield.core.model import Model, ModelCallError
 
 Progress = Callable[[str, int], None]
@@ -237,18 +238,22 @@ def assess(
         for atk, desc in _white_box_attacks(cfg, model.num_classes):
             st.attempt(atk, desc)
 
-    if "square" in cfg.attacks and model.has_scores:
+    if "square" in cfg.attacks:
         atk = Square(eps=gate, n_queries=cfg.square_queries, seed=cfg.seed)
-        run = st.attempt(atk, f"square L∞ ε={gate:g}, {cfg.square_queries} queries")
-        if run is not None and run.queries is not None:
-            st.curves.append(_query_curve(atk.name, "linf", gate, run, st.correct, cfg.square_queries))
+        if not model.has_scores:  # asked for, but a score-based attack has nothing to search on: say so
+            reason = CapabilityError(f"{type(model).__name__} answers with labels only; Square searches class scores")
+            st.error(atk, "not-applicable", reason)
+        else:
+            run = st.attempt(atk, f"square L∞ ε={gate:g}, {cfg.square_queries} queries")
+            if run is not None and run.queries is not None:
+                st.curves.append(_query_curve(atk.name, "linf", gate, run, st.correct, cfg.square_queries))
     if "hopskipjump" in cfg.attacks:
         _run_hopskipjump(st)
 
     certified = certify_model(st.model, st.x, st.y, cfg, st.progress) if cfg.certify else []
     detectors = (
         evaluate_model_detectors(st.model, st.x, st.y, cfg, gate, st.progress)
-        if cfg.detectors and model.white_box and not any(e.kind == "not-applicable" for e in st.errors)
+        if cfg.detectors and model.white_box and not white_box_skipped(st.errors)
         else []
     )
     result = AssessmentResult(

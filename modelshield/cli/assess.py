@@ -33,7 +33,7 @@ from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.settings import load_settings
 
 if TYPE_CHECKING:  # torch loads only when an assessment runs, so other commands start fast
-    from modelshield.assess.results import AssessmentResult
+    from modelshield.assess.results import AssessmentResult, AttackRecord
     from modelshield.core.datasets import Dataset
     from modelshield.core.model import Model
 
@@ -67,6 +67,24 @@ def redact_argv(argv: list[str]) -> list[str]:
         else:
             out.append(redact_url(arg) if "://" in arg else arg)
         masking = arg == "--header"
+    return out
+
+
+def _names(text: str, flag: str) -> list[str]:
+    """Comma-separated names; an empty one (a doubled or trailing comma) is refused, not silently dropped."""
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise InputError(f"{flag} {text!r} has an empty name: separate names with single commas, e.g. fgsm,pgd")
+    return names
+
+
+def _counts(text: str, flag: str) -> list[int]:
+    """Comma-separated whole numbers ≥ 1, e.g. query budgets."""
+    out = []
+    for part in _names(text, flag):
+        if not part.isdigit() or int(part) < 1:
+            raise InputError(f"{flag}: {part!r} is not a whole number ≥ 1 (e.g. 100,300,1000)")
+        out.append(int(part))
     return out
 
 
@@ -148,23 +166,19 @@ def _verdict_lines(console: Console, result: AssessmentResult) -> None:
     console.print(f"worst finding: {escape(outcome.worst)}", highlight=False)
 
 
-def _units_note(result: AssessmentResult) -> str | None:
-    """ε is in input units: an ε under 1 % of the input range (0..255 pixels, raw features) measures next to nothing."""
-    eps = [r.eps for r in result.attacks if r.norm == "linf" and r.eps is not None]
-    lo, hi = result.data.get("bounds") or (0.0, 1.0)
-    if not eps or max(eps) >= 0.01 * (hi - lo):
-        return None
-    return (
-        f"note: inputs range over [{lo:g}, {hi:g}] and ε is in input units, so L∞ ε ≤ {max(eps):g} is "
-        f"{max(eps) / (hi - lo):.2%} of that range; scale the data to what the model expects or set --eps in these units"
-    )
+def _success(r: AttackRecord) -> str:
+    """The success rate among correctly classified samples; "n/a" when there were none (0 of 0 is no rate)."""
+    # robust accuracy 0 with success 0 means no sample was classified correctly in the first place
+    return "n/a" if r.robust_accuracy == 0 and r.success_rate == 0 else f"{r.success_rate:.1%}"
 
 
 def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path]) -> None:
     """The verdict first, then the numbers, then where the reports are."""
     _verdict_lines(console, result)
-    if note := _units_note(result):
-        console.print(note, highlight=False, markup=False)
+    from modelshield.assess.findings import units_note
+
+    if note := units_note(result):  # also a finding (MS-SANITY-003), so the reports carry it too
+        console.print(f"note: {note}", highlight=False, markup=False)
     table = Table(title=f"modelshield assess — clean accuracy {result.clean_accuracy:.1%}", show_lines=False)
     for col in ("attack", "norm", "ε", "robust acc", "success", "queries", "median L2", "seconds"):
         table.add_column(col, justify="left" if col in ("attack", "norm") else "right")
@@ -174,7 +188,7 @@ def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path])
             r.norm,
             "min" if r.eps is None else f"{r.eps:g}",
             f"{r.robust_accuracy:.1%}",
-            f"{r.success_rate:.1%}",
+            _success(r),
             "—" if r.queries is None else str(r.queries),
             "—" if r.median_l2 is None else f"{r.median_l2:.3f}",
             f"{r.seconds:.2f}",
@@ -361,6 +375,23 @@ def assess_command(
     queries: Annotated[
         int | None, typer.Option(help="Square attack query budget per sample (default 1000).", rich_help_panel=ATTACKS)
     ] = None,
+    apgd_steps: Annotated[
+        int | None, typer.Option(help="APGD-CE and APGD-DLR steps (default 50).", rich_help_panel=ATTACKS)
+    ] = None,
+    cw_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="C&W-L2 Adam steps per binary-search round (default 100, 5 rounds).", rich_help_panel=ATTACKS
+        ),
+    ] = None,
+    hsj_queries: Annotated[
+        str | None,
+        typer.Option(
+            metavar="Q,...",
+            help="HopSkipJump query budgets per sample, comma separated (default 100,300,1000).",
+            rich_help_panel=ATTACKS,
+        ),
+    ] = None,
     gating_eps: Annotated[
         str | None, typer.Option(help="L∞ ε the gate decides at (default: middle of the sweep).", rich_help_panel=GATE)
     ] = None,
@@ -452,9 +483,7 @@ def assess_command(
         raise InputError("--model and --data are both required")
     step, relative = parse_step(pgd_step) if pgd_step else (None, False)
     cfg = AssessConfig(
-        attacks=[a.strip() for a in attacks.split(",") if a.strip()]
-        if attacks
-        else policy.attacks or list(ALL_ATTACKS),
+        attacks=_names(attacks, "--attacks") if attacks is not None else policy.attacks or list(ALL_ATTACKS),
         fail_under=fail_under if fail_under is not None else policy.fail_under,
         allow_untrusted=allow_untrusted,
         pgd_steps=_pick(steps, policy.steps, 20),
@@ -472,8 +501,14 @@ def assess_command(
         n=n,
         cert_alpha=cert_alpha,
         certify_samples=certify_samples,
-        detectors=[d.strip() for d in detector_list.split(",") if d.strip()] if detectors else (),
+        detectors=_names(detector_list, "--detector-list") if detectors else (),
     )
+    if apgd_steps is not None:
+        cfg.apgd_steps = apgd_steps
+    if cw_steps is not None:
+        cfg.cw_steps = cw_steps
+    if hsj_queries is not None:
+        cfg.hsj_budgets = _counts(hsj_queries, "--hsj-queries")
     if eps or policy.eps:
         cfg.eps_linf = parse_floats(eps, "--eps") if eps else policy.eps  # type: ignore[assignment]
     if eps_l2 or policy.eps_l2:

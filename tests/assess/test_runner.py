@@ -372,3 +372,40 @@ def test_data_the_model_gets_all_wrong_raises_no_false_sanity_failure(digits_mod
     res, _ = assess(digits_model, wrong, AssessConfig(attacks=("fgsm", "cw", "deepfool"), eps_linf=(0.1,), cw_steps=5))
     assert res.clean_accuracy == 0.0 and {r.attack for r in res.attacks} == {"fgsm", "cw-l2", "deepfool"}
     assert all(f.passed for f in res.sanity), [f.detail for f in res.sanity if not f.passed]
+
+
+class _LabelsOnly(_Quantised):
+    """A prediction API that answers labels only (no scores), as many deployed endpoints do."""
+
+    white_box = False
+    has_scores = False
+
+    def _labels(self, x: Tensor) -> Tensor:
+        self.queries += int(x.shape[0])
+        return self.inner._scores(x).argmax(dim=1)
+
+
+def test_square_on_a_labels_only_model_is_recorded_as_not_applicable(small: Dataset, digits_model: TorchModel) -> None:
+    """Square was asked for but has no scores to search: an error record says so, and it is not gradient masking."""
+    cfg = AssessConfig(eps_linf=(0.1,), attacks=("square", "hopskipjump"), hsj_budgets=(30,), hsj_samples=4)
+    res, _ = assess(_LabelsOnly(digits_model), small, cfg)
+    (error,) = res.errors
+    assert (error.attack, error.kind, error.error) == ("square", "not-applicable", "CapabilityError")
+    assert "labels only" in error.message
+    assert [r.attack for r in res.attacks] == ["hopskipjump"]
+    assert "MS-SANITY-002" not in {f.id for f in res.findings}  # not "white-box robustness unknown"
+    assert res.verdict == "NO GATE" and res.passed
+
+
+def test_budgets_tiny_against_the_input_range_are_a_finding(digits_model: TorchModel, small: Dataset) -> None:
+    """Pixels in 0..255 with ε = 0.1: every report carries the units note as a finding, not only the terminal."""
+    raw_model = TorchModel(digits_model.module, input_shape=(1, 8, 8), num_classes=10, bounds=(0.0, 255.0), std=255.0)
+    raw = Dataset(small.x[:40] * 255, small.y[:40], "raw pixels", (0.0, 255.0))
+    res, _ = assess(raw_model, raw, AssessConfig(eps_linf=(0.1,), attacks=("fgsm",)))
+    (finding,) = [f for f in res.findings if f.id == "MS-SANITY-003"]
+    assert finding.severity.value == "medium" and "0.04% of that range" in finding.description
+    assert finding.value == pytest.approx(0.1 / 255)
+    scaled, _ = assess(
+        digits_model, Dataset(small.x[:40], small.y[:40], "scaled"), AssessConfig(eps_linf=(0.1,), attacks=("fgsm",))
+    )
+    assert "MS-SANITY-003" not in {f.id for f in scaled.findings}
