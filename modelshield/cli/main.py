@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "ingest": "ingest",
     "keys": "keys",
     "monitor": "monitor",
+    "privacy": "privacy",
+    "poison": "poison",
     "provenance": "provenance",
     "registry": "registry",
     "sandbox": "sandbox",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from modelshield.attacks.privacy.attribute import AttributeInference, AttributeResult
 from modelshield.attacks.privacy.base import MembershipAttack
+from modelshield.attacks.privacy.catalog import MEMBERSHIP_ATTACKS, membership_attacks, needs_references
 from modelshield.attacks.privacy.inversion import FeatureSensitivity, InversionResult, MIFace, feature_sensitivity
 from modelshield.attacks.privacy.label_only import LabelOnly
 from modelshield.attacks.privacy.lira import LiRA
@@ -27,6 +28,7 @@ from modelshield.attacks.privacy.threshold import ConfidenceThreshold, LossThres
 
 __all__ = [
     "LOW_FPRS",
+    "MEMBERSHIP_ATTACKS",
     "RMIA",
     "AttributeInference",
     "AttributeResult",
@@ -43,6 +45,8 @@ __all__ = [
     "ShadowModels",
     "TrainFn",
     "feature_sensitivity",
+    "membership_attacks",
+    "needs_references",
     "roc_summary",
     "sklearn_train_fn",
 ]
