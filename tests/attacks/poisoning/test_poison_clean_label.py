@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from conftest import Arrays
+from poison_data import Arrays
 from torch import nn
 
 from modelshield.attacks.poisoning import FeatureCollision, evaluate_poisoning

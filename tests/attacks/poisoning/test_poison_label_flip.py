@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Arrays
+from poison_data import Arrays
 from sklearn.linear_model import LogisticRegression
 
 from modelshield.attacks.poisoning import LossMaxLabelFlip, RandomLabelFlip, TargetedLabelFlip, evaluate_poisoning
