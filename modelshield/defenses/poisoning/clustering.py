@@ -25,7 +25,9 @@ class ActivationClustering(PoisonDetector):
     components (FastICA), split them into two clusters by 2-means, and flag the smaller cluster
     when it holds less than ``size_threshold`` of the class; one pass.
 
-    That is the paper's pipeline (ICA to 10 dimensions, 2-means, relative size). ICA and k-means
+    That is the paper's pipeline (ICA to 10 dimensions, 2-means, relative size); ICA is limited to
+    the components the activations span (dead ReLU units), and a class on which its fixed-point
+    iteration diverges is reduced by PCA instead. ICA and k-means
     are fitted on a uniform reservoir of each class's activations (``capacity`` rows per class,
     the whole class while it fits, so streamed and in-memory answers agree then); any row is then
     projected and assigned to its nearest centre. ``score_samples`` is one minus the relative size
@@ -83,7 +85,7 @@ class ActivationClustering(PoisonDetector):
 
     def _finish(self, pass_index: int) -> None:
         from sklearn.cluster import KMeans
-        from sklearn.decomposition import FastICA
+        from sklearn.decomposition import PCA, FastICA
 
         self.reducer_: dict[int, Any] = {}  # None for a class with nothing to split
         self.centers_: dict[int, np.ndarray] = {}
@@ -96,12 +98,18 @@ class ActivationClustering(PoisonDetector):
             if k < 1 or sample.shape[0] < 2:  # nothing to split: one cluster, the whole class
                 self.reducer_[c], self.centers_[c], self.cluster_share_[c] = None, np.zeros((1, 1)), np.ones(1)
                 continue
-            ica = FastICA(k, whiten="unit-variance", max_iter=1000, random_state=self.seed)
-            with warnings.catch_warnings():  # a class whose activations ICA cannot fully unmix still clusters
-                warnings.simplefilter("ignore", category=ConvergenceWarning)
-                reduced = ica.fit_transform(sample)
+            reducer: Any = FastICA(k, whiten="arbitrary-variance", max_iter=1000, random_state=self.seed)
+            try:
+                with warnings.catch_warnings():  # a class ICA cannot fully unmix still clusters
+                    warnings.simplefilter("ignore", category=ConvergenceWarning)
+                    reduced = reducer.fit_transform(sample)
+                if not np.isfinite(reduced).all():
+                    raise ValueError("ICA diverged")
+            except ValueError:  # ICA's fixed point diverged on this class: its PCA whitening step alone
+                reducer = PCA(k, random_state=self.seed)
+                reduced = reducer.fit_transform(sample)
             km = KMeans(2, n_init=10, random_state=self.seed).fit(reduced)
-            self.reducer_[c], self.centers_[c] = ica, km.cluster_centers_
+            self.reducer_[c], self.centers_[c] = reducer, km.cluster_centers_
             self.cluster_share_[c] = np.bincount(km.labels_, minlength=2) / sample.shape[0]
         self._acts_by_class = {}
 
