@@ -183,7 +183,7 @@ class OutputMonitor:
         rows = np.vstack([self._pending, np.column_stack([onehot, conf, ent])])
         full = len(rows) // self.window
         self._pending = rows[full * self.window :]
-        means = rows[: full * self.window].reshape(full, self.window, -1).mean(axis=1)
+        means = rows[: full * self.window].reshape(full, self.window, rows.shape[1]).mean(axis=1)
         z = (means - self._mu) * np.sqrt(self.window) / self._sd
         alarms: list[Alarm] = []
         start = self.seen
