@@ -143,3 +143,23 @@ def test_bad_input_is_one_line_input_error(make: object, words: str) -> None:
     with pytest.raises(InputError, match=words) as info:
         make()  # type: ignore[operator]
     assert "\n" not in str(info.value)
+
+
+def test_streaming_memory_is_bounded_by_the_reservoir_not_the_stream() -> None:
+    import tracemalloc
+
+    def stream(n_batches: int) -> object:
+        def batches_() -> object:
+            rng = np.random.default_rng(0)
+            return ((rng.normal(size=(1000, 30)), None) for _ in range(n_batches))
+
+        return batches_
+
+    peaks = []
+    for n_batches in (10, 200):  # 10,000 and 200,000 rows (48 MB of float64)
+        tracemalloc.start()
+        screen = MADScreen(capacity=5_000).fit_stream(stream(n_batches))  # type: ignore[arg-type]
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert screen.median_[0].shape == (30,)
+    assert peaks[1] < 4 * 2**20 and peaks[1] < 1.5 * peaks[0]
