@@ -47,7 +47,7 @@ class PoisonDetector(ABC):
     #: passes over the data fit_stream makes (1: partial_fit works)
     passes: int = 1
     #: needs labels to fit and score (per-class detectors, confident learning)
-    needs_labels: ClassVar[bool] = False
+    needs_labels: bool = False
 
     def __init__(self) -> None:
         self.threshold_: float = 0.0

@@ -57,7 +57,7 @@ class MADScreen(PoisonDetector):
             raise InputError(f"threshold and min_scale must be positive, got {threshold} and {min_scale}")
         self.threshold_ = float(threshold)
         self.per_class = per_class
-        self.needs_labels = per_class  # type: ignore[misc]
+        self.needs_labels = per_class
         self.capacity = capacity
         self.min_scale = min_scale
         self.seed = seed
