@@ -12,7 +12,9 @@ current table shifts 5 of them) are checked by
   does not import with pandas 3, so it may need its own virtual environment).
 
 Each measurement runs in a fresh child process (``--child``) so its peak resident memory (ru_maxrss) is its
-own; time is wall-clock inside the child, excluding interpreter start-up and imports. modelshield is measured at
+own; wall-clock and CPU time (all threads) are taken inside the child, excluding interpreter start-up and
+imports. On a shared machine CPU time is the steadier of the two; a run stopped at the timeout reports the CPU
+time and memory it had used by then. modelshield is measured at
 every size in ``--sizes`` to show its memory stays flat; Evidently at ``--rows`` if it finishes within
 ``--evidently-timeout`` seconds, else at the sizes it does finish.
 
@@ -89,33 +91,40 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads): on a loaded machine, less disturbed than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child(engine: str, ref: Path, cur: Path, sketch_path: Path) -> dict[str, Any]:
     """One measurement in this (fresh) process: seconds and peak RSS of ``engine`` on ref/cur."""
     if engine == "sketch":
         from modelshield.monitor.sketch import build_sketch, file_info, save_sketch
         from modelshield.monitor.tables import chunk_source
 
-        base = _rss_mib()
+        base, cpu = _rss_mib(), _cpu()
         t = time.perf_counter()
         save_sketch(build_sketch(chunk_source(ref), source_info=file_info(ref)), sketch_path)
-        return {"seconds": time.perf_counter() - t, "peak_mib": _rss_mib(), "base_mib": base}
+        return {"seconds": time.perf_counter() - t, "cpu": _cpu() - cpu, "peak_mib": _rss_mib(), "base_mib": base}
     if engine == "modelshield":
         from modelshield.monitor.drift import detect_drift
         from modelshield.monitor.sketch import load_sketch
         from modelshield.monitor.tables import chunk_source
 
-        base = _rss_mib()
+        base, cpu = _rss_mib(), _cpu()
         t = time.perf_counter()
         sketch = load_sketch(sketch_path)
         forced = [f.name for f in sketch.features if f.type == "categorical"]
         report = detect_drift(sketch, chunk_source(cur, categorical=forced))
         seconds = time.perf_counter() - t
-        return {"seconds": seconds, "peak_mib": _rss_mib(), "base_mib": base, "drifted": sorted(report.drifted)}
+        drifted = sorted(report.drifted)
+        return {"seconds": seconds, "cpu": _cpu() - cpu, "peak_mib": _rss_mib(), "base_mib": base, "drifted": drifted}
     import pandas as pd
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    base = _rss_mib()
+    base, cpu = _rss_mib(), _cpu()
     t = time.perf_counter()
     reference, current = pd.read_parquet(ref), pd.read_parquet(cur)
     read = time.perf_counter() - t
@@ -126,7 +135,10 @@ def child(engine: str, ref: Path, cur: Path, sketch_path: Path) -> dict[str, Any
         for m in result.dict()["metrics"]
         if str(m["config"].get("type", "")).endswith("ValueDrift") and _evidently_drifted(m)
     )
-    return {"seconds": seconds, "read_seconds": read, "peak_mib": _rss_mib(), "base_mib": base, "drifted": drifted}
+    return {
+        "seconds": seconds, "cpu": _cpu() - cpu, "read_seconds": read, "peak_mib": _rss_mib(), "base_mib": base,
+        "drifted": drifted,
+    }  # fmt: skip
 
 
 def _evidently_drifted(metric: dict[str, Any]) -> bool:
@@ -141,16 +153,22 @@ def _evidently_drifted(metric: dict[str, Any]) -> bool:
     return bool(value < threshold) if "p_value" in method or "p-value" in method else bool(value >= threshold)
 
 
-def _run_child(python: str, engine: str, ref: Path, cur: Path, sketch: Path, timeout: float) -> dict[str, Any] | None:
+def _run_child(python: str, engine: str, ref: Path, cur: Path, sketch: Path, timeout: float) -> dict[str, Any]:
     env = {**os.environ, **THREADS, "PYTHONPATH": str(ROOT)}
     cmd = [python, __file__, "--child", engine, "--ref", str(ref), "--cur", str(cur), "--sketch", str(sketch)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-    except subprocess.TimeoutExpired:
-        return None
-    if done.returncode != 0:
-        raise RuntimeError(f"{engine} child failed: {done.stderr.strip()[-2000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, _, usage = os.wait4(proc.pid, 0)  # reap it here, keeping the CPU time and memory it had used
+            cpu = usage.ru_utime + usage.ru_stime
+            return {"timed_out": timeout, "cpu": cpu, "peak_mib": usage.ru_maxrss / 1024}
+        out.seek(0), err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{engine} child failed: {err.read().strip()[-2000:]}")
+        return dict(json.loads(out.read().strip().splitlines()[-1]))
 
 
 def drift_part(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -158,7 +176,6 @@ def drift_part(args: argparse.Namespace) -> list[dict[str, Any]]:
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     sizes = sorted({*args.sizes, args.rows})
-    evidently_done_at: set[int] = set()
     for n in sizes:
         ref, cur, sketch = folder / f"ref-{n}.parquet", folder / f"cur-{n}.parquet", folder / f"ref-{n}.sketch.json"
         if not ref.exists():
@@ -166,13 +183,9 @@ def drift_part(args: argparse.Namespace) -> list[dict[str, Any]]:
             write_table(cur, n, True, seed=2)
         s = _run_child(sys.executable, "sketch", ref, cur, sketch, 3600)
         m = _run_child(sys.executable, "modelshield", ref, cur, sketch, 3600)
-        assert s is not None and m is not None
         row: dict[str, Any] = {"rows": n, "sketch": s, "modelshield": m}
         if args.evidently_python and n in args.evidently_sizes:
-            e = _run_child(args.evidently_python, "evidently", ref, cur, sketch, args.evidently_timeout)
-            row["evidently"] = e
-            if e is not None:
-                evidently_done_at.add(n)
+            row["evidently"] = _run_child(args.evidently_python, "evidently", ref, cur, sketch, args.evidently_timeout)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
@@ -260,24 +273,26 @@ def markdown(drift: list[dict[str, Any]], delays: dict[str, Any] | None, args: a
         f"process with 2 BLAS threads. Tables: {NUMERIC} numeric + {CATEGORICAL} categorical columns, Parquet; the "
         f"current table shifts {', '.join(DRIFTED)}.",
         "",
-        "| rows | modelshield sketch (once) s / peak MiB | modelshield drift s / peak MiB | Evidently s / peak MiB "
-        "| drift speed-up | found (ms / Evidently) |",
+        "| rows | modelshield sketch, once: wall s / CPU s / peak MiB | modelshield drift: wall s / CPU s / peak MiB "
+        "| Evidently drift: wall s / CPU s / peak MiB | speed-up wall / CPU | drifted columns found (ms / Evidently) |",
         "| ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+
+    def cell(x: dict[str, Any]) -> str:
+        return f"{x['seconds']:.1f} / {x['cpu']:.1f} / {x['peak_mib']:,.0f}"
+
     for r in drift:
         s, m, e = r["sketch"], r["modelshield"], r.get("evidently")
-        if e:
-            ev = f"{e['seconds']:.1f} / {e['peak_mib']:,.0f}"
-            speed = f"{e['seconds'] / m['seconds']:.1f}×"
-            found = f"{len(m['drifted'])} / {len(e['drifted'])}"
-        elif "evidently" in r:
-            ev, speed, found = f"> {args.evidently_timeout:.0f} s (stopped)", "—", f"{len(m['drifted'])} / —"
+        if e and "timed_out" in e:
+            ev = f"> {e['timed_out']:.0f} (stopped) / {e['cpu']:.0f} so far / {e['peak_mib']:,.0f} so far"
+            speed = f"> {e['timed_out'] / m['seconds']:.0f}× / > {e['cpu'] / m['cpu']:.0f}×"
+            found = f"{len(m['drifted'])} / —"
+        elif e:
+            ev, found = cell(e), f"{len(m['drifted'])} / {len(e['drifted'])}"
+            speed = f"{e['seconds'] / m['seconds']:.1f}× / {e['cpu'] / m['cpu']:.1f}×"
         else:
             ev, speed, found = "not run", "—", f"{len(m['drifted'])} / —"
-        lines.append(
-            f"| {r['rows']:,} | {s['seconds']:.1f} / {s['peak_mib']:,.0f} | {m['seconds']:.1f} / {m['peak_mib']:,.0f} "
-            f"| {ev} | {speed} | {found} |"
-        )
+        lines.append(f"| {r['rows']:,} | {cell(s)} | {cell(m)} | {ev} | {speed} | {found} |")
     if delays:
         lines += [
             "",
