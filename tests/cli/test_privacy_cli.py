@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from conftest import RunMain
 from sklearn.datasets import load_digits
 from sklearn.tree import DecisionTreeClassifier
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 
 @pytest.fixture(scope="module")
