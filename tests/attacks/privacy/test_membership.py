@@ -30,6 +30,8 @@ def test_lira_beats_the_loss_threshold_at_low_fpr(
     assert online.auc > loss.auc + 0.05
     assert offline.tpr_at_fpr_0_01 > loss.tpr_at_fpr_0_01 + 0.05
     assert LiRA(references).fixed_variance  # 2 IN / 2 OUT per sample: a per-sample variance is noise
+    per_sample = LiRA(references, fixed_variance=False).evaluate(overfit, audit.x, audit.y, audit.is_member)
+    assert loss.auc < per_sample.auc < online.auc
 
 
 def test_online_lira_refuses_samples_no_reference_model_trained_on(
