@@ -1,1 +1,1 @@
-"""Attacks on ML models: evasion today; poisoning, privacy and extraction follow."""
+"""Attacks on ML models: evasion, poisoning, privacy (membership and attribute inference, inversion); extraction follows."""
