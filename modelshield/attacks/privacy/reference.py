@@ -75,10 +75,19 @@ class ReferenceModels:
             )
         keys = np.random.default_rng(seed).random((n_models, x.shape[0]))
         in_mask = keys.argsort(axis=0).argsort(axis=0) < n_models // 2
+        labels = y.cpu().numpy()
+        classes = np.unique(labels)
         models = []
         for k in range(n_models):
-            idx = torch.from_numpy(np.flatnonzero(in_mask[k]))
-            models.append(train_fn(x[idx], y[idx]))
+            idx = np.flatnonzero(in_mask[k])
+            if len(np.unique(labels[idx])) < len(classes):
+                raise InputError(
+                    f"half of the reference pool lacks some of its {len(classes)} classes, so a reference model "
+                    "would not know them",
+                    hint="give more samples per class (members, non-members or a population)",
+                )
+            rows = torch.from_numpy(idx)
+            models.append(train_fn(x[rows], y[rows]))
         return cls(models, in_mask, x, y)
 
     @property

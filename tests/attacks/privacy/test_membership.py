@@ -68,3 +68,5 @@ def test_label_only_finds_members_from_labels_alone(audit: Audit, overfit: Torch
 def test_reference_models_need_pairs() -> None:
     with pytest.raises(InputError, match="even integer"):
         ReferenceModels.train(mlp_train_fn(), torch.zeros(4, 64), torch.zeros(4, dtype=torch.long), n_models=3)
+    with pytest.raises(InputError, match="lacks some of its 2 classes"):  # one sample of class 1: in half the models
+        ReferenceModels.train(mlp_train_fn(), torch.zeros(4, 64), torch.tensor([0, 0, 0, 1]), n_models=2)
