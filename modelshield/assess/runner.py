@@ -178,6 +178,7 @@ def planned_steps(cfg: AssessConfig, white_box: bool) -> int:
     n += ("square" in chosen) + len(cfg.hsj_budgets) * ("hopskipjump" in chosen)
     n += cfg.certify + (len(cfg.detectors) * 2 + 3 if cfg.detectors and white_box else 0)
     n += 2 * cfg.privacy  # the baseline with its reference models, then the DP twin with its own
+    n += cfg.poisoning  # the CLI's poisoning audit (assess.poisoning) reports one step
     return n
 
 
