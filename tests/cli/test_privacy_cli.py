@@ -59,10 +59,14 @@ def test_audit_of_a_skops_tree_writes_json_and_plot(
     assert "lira-online" in stdout and "TPR@0.1%FPR" in stdout
 
 
-def test_demo_without_reference_models(run_main: RunMain) -> None:
-    code, stdout, stderr = run_main("privacy", "audit", "--demo", "--attacks", "loss,label-only", "--threads", "1")
+def test_demo_retrains_the_torch_recipe_for_reference_models(run_main: RunMain) -> None:
+    code, stdout, stderr = run_main(
+        "privacy", "audit", "--demo", "--attacks", "loss,label-only,lira-offline", "--threads", "1",
+        "--reference-models", "2", "--ref-epochs", "30",
+    )  # fmt: skip
     assert code == 0, stderr
-    assert "100 members, 100 non-members" in stdout and "label-only" in stdout and "reference models" not in stdout
+    assert "100 members, 100 non-members" in stdout and "label-only" in stdout and "lira-offline" in stdout
+    assert "2 reference models trained" in stdout
 
 
 @pytest.mark.parametrize(
