@@ -198,7 +198,7 @@ def train_dp(
                     epoch=math.ceil(step / per_epoch),
                     steps=step,
                     loss=loss_sum / max(seen, 1),
-                    epsilon=acct.epsilon(sigma, q, step, delta, accountant),
+                    epsilon=acct.epsilon(sigma, q, step, delta, accountant, fast=step < steps),
                     seconds=time.perf_counter() - start,
                 )
                 history.append(stats)
