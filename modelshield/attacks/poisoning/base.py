@@ -29,7 +29,7 @@ class Trigger(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: equality is identity
 class PoisonResult:
     """A poisoned training set and what was done to it.
 

@@ -17,7 +17,7 @@ from modelshield.core.errors import InputError
 Position = Literal["random", "start", "end"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: equality is identity
 class PatchTrigger:
     """A small pattern pasted over the same pixels of every image (BadNets).
 
@@ -41,7 +41,7 @@ class PatchTrigger:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: equality is identity
 class BlendTrigger:
     """A whole-image pattern mixed into every input: ``(1 - alpha) * x + alpha * pattern``."""
 
