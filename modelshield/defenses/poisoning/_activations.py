@@ -14,6 +14,8 @@ from torch import Tensor, nn
 
 from modelshield.core.errors import CapabilityError, InputError
 from modelshield.core.model import Model, TorchModel
+from modelshield.defenses.poisoning._data import as_labels
+from modelshield.defenses.poisoning.base import PoisonDetector
 
 
 def torch_model(model: Any, who: str) -> TorchModel:
@@ -59,3 +61,33 @@ def penultimate(model: TorchModel, x: Any, who: str, batch_size: int = 512) -> t
     if not seen:
         return np.zeros((0, layer.in_features)), np.zeros((0, model.num_classes))
     return torch.cat(seen).double().cpu().numpy(), torch.cat(logits).double().cpu().numpy()
+
+
+class ActivationDetector(PoisonDetector):
+    """A per-class detector on a torch model's penultimate activations (labels needed).
+
+    ``fit_predict`` computes the activations of its data once and reuses them for every pass and for
+    the verdict (the passes of ``fit_stream`` read each batch afresh).
+    """
+
+    needs_labels = True
+
+    def __init__(self, model: Any, batch_size: int) -> None:
+        super().__init__()
+        self.model = torch_model(model, self.name)
+        self.batch_size = batch_size
+        self._memo: tuple[Any, Any, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _acts(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self._memo is not None and self._memo[0] is x and self._memo[1] is y:
+            return self._memo[2]
+        acts, _ = penultimate(self.model, x, self.name, self.batch_size)
+        return acts, as_labels(y, acts.shape[0], self.name)
+
+    def fit_predict(self, x: Any, y: Any = None) -> np.ndarray:
+        self._check_labels(y)
+        self._memo = (x, y, self._acts(x, y))
+        try:
+            return super().fit_predict(x, y)
+        finally:
+            self._memo = None

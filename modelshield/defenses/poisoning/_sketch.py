@@ -4,7 +4,8 @@ A reservoir of ``capacity`` rows is an exact copy of the data while the stream i
 ``capacity``, and a uniform sample of it afterwards, so a quantile read from it has rank error
 about ``1/sqrt(capacity)`` (±0.3 percentile points at the default 100,000) whatever the stream's
 length. Medians, MADs, score thresholds and the training sample of Isolation Forest and LOF are
-read from one.
+read from one. The buffer grows with the stream up to ``capacity`` rows, so a small dataset costs
+what it holds.
 """
 
 from __future__ import annotations
@@ -31,10 +32,17 @@ class Reservoir:
         if rows.shape[0] == 0:
             return
         if self._rows is None:
-            self._rows = np.empty((self.capacity, *rows.shape[1:]), dtype=rows.dtype)
+            self._rows = np.empty((min(self.capacity, max(rows.shape[0], 1024)), *rows.shape[1:]), dtype=rows.dtype)
         elif rows.shape[1:] != self._rows.shape[1:]:
             raise InputError(f"a batch has rows of shape {rows.shape[1:]}, earlier batches {self._rows.shape[1:]}")
         take = min(self.capacity - self._filled, rows.shape[0])
+        if self._filled + take > self._rows.shape[0]:  # grow by doubling, never past the capacity
+            grown = np.empty(
+                (min(self.capacity, max(2 * self._rows.shape[0], self._filled + take)), *rows.shape[1:]),
+                self._rows.dtype,
+            )
+            grown[: self._filled] = self._rows[: self._filled]
+            self._rows = grown
         self._rows[self._filled : self._filled + take] = rows[:take]
         self._filled += take
         rest = rows[take:]

@@ -14,20 +14,18 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from modelshield.core.errors import InputError
-from modelshield.defenses.poisoning._activations import penultimate, torch_model
-from modelshield.defenses.poisoning._data import as_labels
+from modelshield.defenses.poisoning._activations import ActivationDetector
 from modelshield.defenses.poisoning._sketch import Reservoir
-from modelshield.defenses.poisoning.base import PoisonDetector
 
 
-class ActivationClustering(PoisonDetector):
+class ActivationClustering(ActivationDetector):
     """Per class, reduce the penultimate-layer activations to ``n_components`` independent
     components (FastICA), split them into two clusters by 2-means, and flag the smaller cluster
     when it holds less than ``size_threshold`` of the class; one pass.
 
     That is the paper's pipeline (ICA to 10 dimensions, 2-means, relative size); ICA is limited to
     the components the activations span (dead ReLU units), and a class on which its fixed-point
-    iteration diverges is reduced by PCA instead. ICA and k-means
+    iteration diverges is reduced by PCA instead (FastICA tolerance 5e-3). ICA and k-means
     are fitted on a uniform reservoir of each class's activations (``capacity`` rows per class,
     the whole class while it fits, so streamed and in-memory answers agree then); any row is then
     projected and assigned to its nearest centre. ``score_samples`` is one minus the relative size
@@ -47,7 +45,6 @@ class ActivationClustering(PoisonDetector):
     """
 
     name = "activation-clustering"
-    needs_labels = True
 
     def __init__(
         self,
@@ -59,8 +56,7 @@ class ActivationClustering(PoisonDetector):
         seed: int = 0,
         batch_size: int = 512,
     ) -> None:
-        super().__init__()
-        self.model = torch_model(model, self.name)
+        super().__init__(model, batch_size)
         if not 0 < size_threshold < 0.5:
             raise InputError(
                 f"size_threshold is a share of the class below one half, in (0, 0.5); got {size_threshold}"
@@ -70,10 +66,6 @@ class ActivationClustering(PoisonDetector):
         self.n_components, self.size_threshold = n_components, size_threshold
         self.capacity, self.seed, self.batch_size = capacity, seed, batch_size
         self.threshold_ = 1.0 - size_threshold
-
-    def _acts(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        acts, _ = penultimate(self.model, x, self.name, self.batch_size)
-        return acts, as_labels(y, acts.shape[0], self.name)
 
     def _start(self) -> None:
         self._acts_by_class: dict[int, Reservoir] = {}
@@ -98,7 +90,7 @@ class ActivationClustering(PoisonDetector):
             if k < 1 or sample.shape[0] < 2:  # nothing to split: one cluster, the whole class
                 self.reducer_[c], self.centers_[c], self.cluster_share_[c] = None, np.zeros((1, 1)), np.ones(1)
                 continue
-            reducer: Any = FastICA(k, whiten="arbitrary-variance", max_iter=1000, random_state=self.seed)
+            reducer: Any = FastICA(k, whiten="arbitrary-variance", max_iter=1000, tol=5e-3, random_state=self.seed)
             try:
                 with warnings.catch_warnings():  # a class ICA cannot fully unmix still clusters
                     warnings.simplefilter("ignore", category=ConvergenceWarning)

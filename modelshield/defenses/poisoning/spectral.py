@@ -11,14 +11,12 @@ from typing import Any
 import numpy as np
 
 from modelshield.core.errors import InputError
-from modelshield.defenses.poisoning._activations import penultimate, torch_model
-from modelshield.defenses.poisoning._data import as_labels
+from modelshield.defenses.poisoning._activations import ActivationDetector
 from modelshield.defenses.poisoning._moments import ClassMoments, class_of
 from modelshield.defenses.poisoning._sketch import Reservoir
-from modelshield.defenses.poisoning.base import PoisonDetector
 
 
-class SpectralSignatures(PoisonDetector):
+class SpectralSignatures(ActivationDetector):
     """Per class, score rows by their squared projection on the top singular vector of the centred
     penultimate-layer activations, and flag the top ``removal · eps`` of each class; two passes.
 
@@ -45,21 +43,15 @@ class SpectralSignatures(PoisonDetector):
 
     name = "spectral-signatures"
     passes = 2
-    needs_labels = True
 
     def __init__(
         self, model: Any, *, eps: float = 0.1, removal: float = 1.5, capacity: int = 100_000, batch_size: int = 512
     ) -> None:
-        super().__init__()
-        self.model = torch_model(model, self.name)
+        super().__init__(model, batch_size)
         if not 0 < eps * removal < 1:
             raise InputError(f"eps · removal is the fraction flagged per class, in (0, 1); got {eps} · {removal}")
         self.eps, self.removal, self.capacity, self.batch_size = eps, removal, capacity, batch_size
         self.threshold_ = 1.0
-
-    def _acts(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        acts, _ = penultimate(self.model, x, self.name, self.batch_size)
-        return acts, as_labels(y, acts.shape[0], self.name)
 
     def _start(self) -> None:
         self._moments = ClassMoments()
