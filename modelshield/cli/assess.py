@@ -33,7 +33,7 @@ from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.settings import load_settings
 
 if TYPE_CHECKING:  # torch loads only when an assessment runs, so other commands start fast
-    from modelshield.assess.results import AssessmentResult, AttackRecord
+    from modelshield.assess.results import AssessmentResult, AttackRecord, PoisoningRecord
     from modelshield.core.datasets import Dataset
     from modelshield.core.model import Model
 
@@ -157,6 +157,26 @@ def _load(o: _Inputs) -> tuple[Model, Dataset]:
     return m, ds
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _demo_poisoning(seed: int) -> list[PoisoningRecord]:
+    """``--poisoning``: ``assess.poisoning``'s demo scenarios on digits, each model trained like the demo CNN."""
+    from modelshield.assess.poisoning import assess_poisoning
+    from modelshield.assess.results import PoisoningRecord
+    from modelshield.core.datasets import sklearn_dataset
+    from modelshield.core.model import TorchModel
+    from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, train_digits_cnn
+
+    def fit(train: Dataset) -> TorchModel:
+        net = train_digits_cnn(train, seed=seed)
+        return TorchModel(net, input_shape=DEMO_INPUT_SHAPE, num_classes=DEMO_NUM_CLASSES, bounds=(0.0, 1.0))
+
+    train, test = sklearn_dataset("digits", "train", seed=seed), sklearn_dataset("digits", "test", seed=seed)
+    return [PoisoningRecord(**row) for row in assess_poisoning(train, test, fit, seed=seed)]
+
+
 def _verdict_lines(console: Console, result: AssessmentResult) -> None:
     from modelshield.report.formatting import verdict
 
@@ -214,6 +234,27 @@ def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path])
             f"detector {rec.name:18} vs {rec.attack:13} {'adaptive' if rec.adaptive else 'standard'} AUC {auc}",
             highlight=False,
         )
+    for row in result.privacy:
+        eps = "none" if row.epsilon is None else f"{row.epsilon:.2f}"
+        console.print(
+            f"privacy  {row.attack:12} {row.model:8} ε {eps:>5} · lower bound {row.epsilon_lower_bound:.2f} · "
+            f"AUC {row.auc:.3f} · TPR {row.tpr_at_fpr_0001:.1%} @ 0.1% FPR, {row.tpr_at_fpr_001:.1%} @ 1%",
+            highlight=False,
+            markup=False,
+        )
+    for p in result.poisoning:
+        defended = (
+            ""
+            if p.defence is None
+            else f" → {p.defence}: success {_share(p.defended_attack_success_rate)}, "
+            f"clean {_share(p.defended_clean_accuracy)}, detection F1 {_share(p.detection_f1)}"
+        )
+        console.print(
+            f"poison   {p.attack:12} {p.poison_rate:.0%}: success {p.attack_success_rate:.1%}, "
+            f"clean {p.clean_accuracy:.1%}{defended}",
+            highlight=False,
+            markup=False,
+        )
     for kind, path in paths.items():
         console.print(f"{kind:5} {path}", highlight=False)
     console.print(f"verdict: {result.verdict} (exit {0 if result.passed else 1})", highlight=False)
@@ -263,6 +304,7 @@ ATTACKS = "Attacks"
 GATE = "Gate and verdict"
 CERTIFY = "Certification (--certify)"
 DETECT = "Detectors (--detectors)"
+AUDITS = "Privacy and poisoning audits (with --demo)"
 RUN = "Run and output"
 
 
@@ -436,6 +478,22 @@ def assess_command(
     detector_list: Annotated[
         str, typer.Option(help=f"Detectors to evaluate: {','.join(DETECTOR_NAMES)}.", rich_help_panel=DETECT)
     ] = ",".join(DEFAULT_DETECTORS),
+    privacy: Annotated[
+        bool,
+        typer.Option(
+            "--privacy",
+            help="Membership attacks on an overfit model and its DP-trained twin: AUC, TPR at low FPR, ε lower bound.",
+            rich_help_panel=AUDITS,
+        ),
+    ] = False,
+    poisoning: Annotated[
+        bool,
+        typer.Option(
+            "--poisoning",
+            help="BadNets and label flips on digits: what the poison does and what a defence wins back.",
+            rich_help_panel=AUDITS,
+        ),
+    ] = False,
     out: Annotated[
         Path, typer.Option(help="Folder for report.html, report.json, report.sarif, report.md.", rich_help_panel=RUN)
     ] = Path("assessment"),
@@ -502,6 +560,9 @@ def assess_command(
         cert_alpha=cert_alpha,
         certify_samples=certify_samples,
         detectors=_names(detector_list, "--detector-list") if detectors else (),
+        demo=demo,
+        privacy=privacy,
+        poisoning=poisoning,
     )
     if apgd_steps is not None:
         cfg.apgd_steps = apgd_steps
@@ -570,6 +631,11 @@ def assess_command(
 
     with _progress(console, planned_steps(cfg, m.white_box)) as advance:
         result, examples = assess(m, ds, cfg, progress=advance)
+        if cfg.poisoning:
+            stage = "poisoning: BadNets and label flips on digits, screened and retrained"
+            advance(stage, 0)
+            result.poisoning = _demo_poisoning(seed)
+            advance(stage, 1)
     paths = write_reports(result, out, examples)
     _summary(console, result, paths)
     if not result.passed:

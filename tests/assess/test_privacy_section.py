@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pytest
+from entrypoint import invoke_main
 from jsonschema import Draft202012Validator
 
 from modelshield.assess.config import AssessConfig
@@ -80,3 +82,41 @@ def test_without_the_demo_the_audits_are_refused_in_one_line(flag: str) -> None:
         AssessConfig(**{flag: True}).validate()
     assert "\n" not in str(err.value)
     AssessConfig(**{flag: True, "demo": True}).validate()
+
+
+def test_privacy_on_a_model_file_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["assess", "--model", str(tmp_path / "m.safetensors"), "--data", "sklearn:digits", "--privacy"]
+    code, _, err = invoke_main([*args, "--out", str(tmp_path / "out")], monkeypatch, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "--privacy" in lines[0] and "training data" in lines[0] and "--demo" in lines[0]
+    assert not (tmp_path / "out").exists()  # refused before anything was trained or written
+
+
+QUICK = ["--samples", "60", "--steps", "3", "--queries", "30", "--attacks", "fgsm,pgd"]
+
+
+@pytest.mark.slow
+def test_demo_with_privacy_and_poisoning_fills_both_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["assess", "--demo", "--privacy", "--poisoning", "--out", str(tmp_path), *QUICK]
+    code, _, err = invoke_main(args, monkeypatch, capsys)
+    assert code == 0, err
+    document = json.loads((tmp_path / "report.json").read_text())
+    Draft202012Validator(SCHEMA).validate(document)
+    rows = {(r["attack"], r["model"]): r for r in document["privacy"]}
+    assert set(rows) == {(a, m) for a in ("loss", "rmia-online") for m in ("baseline", "dp")}
+    assert all(
+        r["epsilon_lower_bound"] <= r["epsilon"] and r["auc"] <= 0.55 for r in rows.values() if r["model"] == "dp"
+    )
+    assert all(r["epsilon_lower_bound"] > 2 for r in rows.values() if r["model"] == "baseline")
+    poison = {(r["attack"], r["defence"]) for r in document["poisoning"]}
+    assert poison == {("badnets", "strip"), ("random-flip", "confident-learning")}
+    html = (tmp_path / "report.html").read_text()
+    assert 'alt="Membership-inference ROC, log scale"' in html and 'id="poisoning"' in html
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| loss | dp |" in markdown and "| badnets |" in markdown
+    assert "privacy  loss" in err and "poison   badnets" in err
