@@ -10,6 +10,11 @@ The rates are estimated from finite samples, so the bound uses Clopper–Pearson
 (the TPR's lower limit, the FPR's upper limit), and because the best of many thresholds is kept, the
 confidence is split over all of them (Bonferroni): the reported ε holds at the stated confidence for
 the threshold chosen after the fact.
+
+The pipeline: :func:`insert_canaries` plants mislabeled records, each trained on by a fair coin;
+:func:`audit_model` runs membership attacks (``modelshield.attacks.privacy``) on one model's canaries and
+bounds ε from each; :func:`audit_twins` does so for a non-private model and its DP-trained twin, the
+accountant's ε beside each bound. ``modelshield assess --demo --privacy`` is this pipeline on digits.
 """
 
 from __future__ import annotations
