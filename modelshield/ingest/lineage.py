@@ -1,9 +1,9 @@
 """The accepted set's lineage: an OpenLineage ``RunEvent`` (spec 2-0-2) naming what went in and what came out.
 
 Datasets are local files, named as OpenLineage's naming spec says for a file system (namespace ``file``, name
-the absolute path). Inputs carry a ``version`` facet (the SHA-256 of the bytes read) and a
-``dataQualityMetrics`` input facet (records read); outputs carry ``version`` and ``outputStatistics``
-(records and bytes written). The run id is a UUID derived from the inputs' digests and the settings, so the
+the absolute path). Every dataset carries a ``version`` facet (the SHA-256 of its bytes) and tables a
+``schema`` facet (columns and their schema kinds); inputs add a ``dataQualityMetrics`` input facet (records
+read), outputs ``outputStatistics`` (records and bytes written). The run id is a UUID derived from the inputs' digests and the settings, so the
 same ingestion of the same data is the same run, and a re-run writes the same event.
 """
 
@@ -34,6 +34,7 @@ class DatasetRef:
     digest: str
     records: int | None = None
     size: int | None = None
+    fields: tuple[tuple[str, str], ...] = ()  # (column, kind) for a table; empty for the quarantine file
 
 
 def run_id(digests: list[str], settings: dict[str, Any]) -> str:
@@ -48,6 +49,7 @@ FACET_VERSIONS = {
     "OutputStatisticsOutputDatasetFacet": "1-0-2",
     "DataQualityMetricsInputDatasetFacet": "1-0-3",
     "JobTypeJobFacet": "2-0-4",
+    "SchemaDatasetFacet": "1-2-0",
 }
 
 
@@ -62,6 +64,9 @@ def _dataset(ref: DatasetRef, *, output: bool) -> dict[str, Any]:
         "name": str(ref.path.absolute()),
         "facets": {"version": _facet("DatasetVersionDatasetFacet", datasetVersion=ref.digest)},
     }
+    if ref.fields:
+        fields = [{"name": n, "type": t, "ordinal_position": i} for i, (n, t) in enumerate(ref.fields, 1)]
+        doc["facets"]["schema"] = _facet("SchemaDatasetFacet", fields=fields)
     if output:
         stats = {"rowCount": ref.records, "size": ref.size}
         doc["outputFacets"] = {

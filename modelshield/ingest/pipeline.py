@@ -48,7 +48,7 @@ RECORDS = {"lineage": LINEAGE, "report_json": REPORT_JSON, "report_html": REPORT
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """Every setting of a run (all of them go into the run id)."""
+    """Every setting of a run; those that shape its outputs go into the run id."""
 
     reference: Path
     schema: Path | None = None
@@ -111,8 +111,9 @@ def _read_reference(path: Path, schema_path: Path | None, label: str | None) -> 
     return coerce(frame, schema, f"reference {path}", 0), schema
 
 
-def _settings(config: IngestConfig, schema: Schema, screen: Screen, fmt: str) -> dict[str, Any]:
+def _settings(config: IngestConfig, schema: Schema, screen: Screen, fmt: str, source: SourceCheck) -> dict[str, Any]:
     return {
+        "provenance": {"signer": source.signer, "lock_entries": list(source.lock_entries)},
         "schema": json.loads(schema.to_json()),
         "label": config.label,
         "detectors": screen.describe(),
@@ -159,7 +160,7 @@ def ingest(
     drift = DriftCheck(
         reference, schema, alpha=config.alpha, min_effect=config.min_effect, sample_size=config.sample_size
     )
-    run = run_id([source.digest, reference_source.digest], _settings(config, schema, screen, reader.format))
+    run = run_id([source.digest, reference_source.digest], _settings(config, schema, screen, reader.format, source))
     names = {"accepted": f"accepted.{reader.format}", "quarantine": QUARANTINE}
     targets = {k: out_dir / v for k, v in names.items()}
     if src.resolve() in {p.resolve() for p in targets.values()}:
@@ -182,8 +183,11 @@ def ingest(
         event_time = _event_time(out_dir / LINEAGE, run)
         written = {k: hash_file(p) for k, p in tmp.items()}
         accepted = reader.rows - quarantine.records
+        fields = tuple((c.name, c.kind) for c in schema.columns)
         outputs = [
-            DatasetRef(targets["accepted"], f"sha256:{written['accepted'][0]}", accepted, written["accepted"][1]),
+            DatasetRef(
+                targets["accepted"], f"sha256:{written['accepted'][0]}", accepted, written["accepted"][1], fields
+            ),
             DatasetRef(
                 targets["quarantine"],
                 f"sha256:{written['quarantine'][0]}",
@@ -192,8 +196,8 @@ def ingest(
             ),
         ]
         inputs = [
-            DatasetRef(src, source.digest, reader.rows, source.size),
-            DatasetRef(config.reference, reference_source.digest, len(reference), reference_source.size),
+            DatasetRef(src, source.digest, reader.rows, source.size, fields),
+            DatasetRef(config.reference, reference_source.digest, len(reference), reference_source.size, fields),
         ]
         event = run_event(run, config.job or f"ingest.{src.stem}", event_time, inputs, outputs)
         results = drift.result()

@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _codes(column: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
+    """Each value's index in ``categories`` (compared as text), -1 for an empty cell or an unknown value."""
+    import pandas as pd
+
+    text = column.astype(str).where(column.notna(), None) if pd.api.types.is_numeric_dtype(column) else column
+    return np.asarray(pd.Categorical(text, categories=list(categories)).codes, dtype=np.int64)
+
+
 class Encoder:
     """Turns a coerced chunk into the detectors' matrix, the same way for the reference and every chunk."""
 
@@ -58,8 +66,7 @@ class Encoder:
             x[missing] = np.broadcast_to(self._fill, x.shape)[missing]
             parts.append(x)
         for name, cats in self.categorical:
-            codes = {v: i for i, v in enumerate(cats)}
-            idx = frame[name].map(lambda v, codes=codes: codes.get(v, -1)).to_numpy(dtype=np.int64)
+            idx = _codes(frame[name], cats)
             onehot = np.zeros((len(frame), len(cats)), dtype=np.float64)
             rows = np.flatnonzero(idx >= 0)
             onehot[rows, idx[rows]] = 1.0
@@ -69,8 +76,7 @@ class Encoder:
     def labels(self, frame: pd.DataFrame) -> np.ndarray:
         """Class index per record; -1 where the label is empty or not a known class."""
         assert self.label is not None
-        codes = {v: i for i, v in enumerate(self.classes)}
-        return frame[self.label].map(lambda v: -1 if v is None else codes.get(str(v), -1)).to_numpy(dtype=np.int64)
+        return _codes(frame[self.label], self.classes)
 
 
 @dataclass(frozen=True)
