@@ -20,7 +20,7 @@ from modelshield.attacks.poisoning.triggers import (
     PatchTrigger,
     Position,
     TokenTrigger,
-    _images,
+    as_images,
     token_tuple,
 )
 from modelshield.core.errors import InputError
@@ -99,7 +99,7 @@ class BadNets(Backdoor):
         self.corner = corner
 
     def trigger_for(self, x: np.ndarray, rng: np.random.Generator) -> PatchTrigger:
-        x = _images(x, "BadNets")
+        x = as_images(x, "BadNets")
         if self.pattern is None:
             checker = (np.indices((self.patch_size, self.patch_size)).sum(axis=0) % 2) == 0
             pattern = np.where(checker, float(x.max()), float(x.min()))

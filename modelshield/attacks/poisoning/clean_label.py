@@ -132,9 +132,9 @@ class FeatureCollision(PoisonAttack):
         p = base.clone().requires_grad_(True)
         opt = torch.optim.Adam([p], lr=self.lr)
         for _ in range(self.steps):
-            opt.zero_grad(set_to_none=True)
             collide = ((self._feats(p) - f_victim) ** 2).sum()
-            (collide + self.beta * ((p - base) ** 2).sum()).backward()
+            # the gradient for the poisons only: the extractor's own .grad fields are left as they were
+            (p.grad,) = torch.autograd.grad(collide + self.beta * ((p - base) ** 2).sum(), p)
             opt.step()
             with torch.no_grad():
                 p.clamp_(lo, hi)

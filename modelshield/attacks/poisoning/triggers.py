@@ -30,7 +30,7 @@ class PatchTrigger:
     col: int
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        x = _images(x, "a patch trigger")
+        x = as_images(x, "a patch trigger")
         h, w = self.pattern.shape
         if self.row + h > x.shape[-2] or self.col + w > x.shape[-1]:
             raise InputError(
@@ -109,7 +109,7 @@ def token_tuple(tokens: Sequence[str] | str) -> tuple[str, ...]:
     return words
 
 
-def _images(x: np.ndarray, what: str) -> np.ndarray:
+def as_images(x: np.ndarray, what: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim not in (3, 4) or x.dtype.kind not in "biuf":
         raise InputError(f"{what} applies to numeric images (N, H, W) or (N, C, H, W), got shape {x.shape}")

@@ -75,3 +75,14 @@ def test_feature_collision_parameters_are_checked(digits_arrays: Arrays) -> None
         FeatureCollision(ident, 0, xt[:5], 3 / len(y), steps=1).poison(x, y)
     with pytest.raises(InputError, match="alike"):
         FeatureCollision(ident, 0, xt[:1].reshape(1, -1), 0.01, steps=1).poison(x, y)
+
+
+def test_crafting_leaves_the_extractor_untouched(digits_arrays: Arrays) -> None:
+    """The user's network is read, never trained: no .grad is left on it and its weights are unchanged."""
+    x, y, xt, _ = digits_arrays
+    torch.manual_seed(0)
+    extractor = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU())
+    before = [p.detach().clone() for p in extractor.parameters()]
+    FeatureCollision(extractor, 0, xt[:1], 5 / len(y), steps=3).poison(x, y)
+    assert all(p.grad is None for p in extractor.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, extractor.parameters(), strict=True))
