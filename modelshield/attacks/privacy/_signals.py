@@ -6,8 +6,8 @@ scores as ``log p_y − logsumexp_{j≠y} log p_j``, so an overfit network's p_y
 information instead of rounding to +∞. It is then clipped to ±``PHI_MAX`` (p_y within 1e-6 of 0 or 1):
 models whose probabilities saturate at exactly 0 or 1 (trees, forests, float32 outputs) would otherwise put
 φ at ±85 for some reference models and ~3 for others, and those outliers swamp the Gaussian fits (on a
-random forest, LiRA's TPR at 1 % FPR fell from 30 % to 2 % without the clip; on an MLP the clip changes
-nothing measurable).
+random forest, LiRA's TPR at 1 % FPR fell from 30 % to 2 % without the clip; on the digits MLPs of
+bench/privacy_mia.py the clip lifted it from 13.0 % to 14.2 %).
 """
 
 from __future__ import annotations
