@@ -247,7 +247,8 @@ def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path])
             ""
             if p.defence is None
             else f" → {p.defence}: success {_share(p.defended_attack_success_rate)}, "
-            f"clean {_share(p.defended_clean_accuracy)}, detection F1 {_share(p.detection_f1)}"
+            f"clean {_share(p.defended_clean_accuracy)}, detection F1 "
+            f"{'n/a' if p.detection_f1 is None else f'{p.detection_f1:.2f}'}"
         )
         console.print(
             f"poison   {p.attack:12} {p.poison_rate:.0%}: success {p.attack_success_rate:.1%}, "

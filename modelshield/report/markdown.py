@@ -109,7 +109,8 @@ def _privacy_lines(result: AssessmentResult) -> list[str]:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {md_escape(r.attack)} | {r.model} | {num(r.epsilon)} | {num(r.epsilon_lower_bound)} | {num(r.auc, 3)} "
+        f"| {md_escape(r.attack)} | {r.model} | {'—' if r.epsilon is None else f'{r.epsilon:.2f}'} "
+        f"| {r.epsilon_lower_bound:.2f} | {r.auc:.3f} "
         f"| {pct(r.tpr_at_fpr_0001)} | {pct(r.tpr_at_fpr_001)} |"
         for r in result.privacy
     ]

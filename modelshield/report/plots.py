@@ -274,7 +274,7 @@ def privacy_roc_plot(result: AssessmentResult) -> str | None:
         xlabel="false-positive rate",
         ylabel="true-positive rate",
         xlim=(floor, 1),
-        ylim=(floor, 1),
+        ylim=(floor, 1.3),  # above 1, so a perfect attack's line along TPR = 1 is not hidden by the frame
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")

@@ -146,12 +146,12 @@ def test_html_marks_a_lower_bound_above_the_accountant(filled: AssessmentResult)
     broken.privacy[1].epsilon_lower_bound = 4.2
     broken.privacy_roc = []
     html = RENDERERS["html"].render(broken)
-    assert 'class="n bad">4.2<' in html
+    assert 'class="n bad">4.20<' in html
 
 
 def test_markdown_lists_both_tables(filled: AssessmentResult) -> None:
     text = RENDERERS["markdown"].render(filled)
-    assert "| loss | dp | 3 | 0 | 0.51 | 0.0% | 1.3% |" in text
-    assert "| loss | baseline | — | 1.37 |" in text
+    assert "| loss | dp | 3.00 | 0.00 | 0.510 | 0.0% | 1.3% |" in text
+    assert "| loss | baseline | — | 1.37 | 0.810 |" in text
     assert "| badnets | 10.0% | 96.0% | 99.0% | spectral-signatures | 95.0% | 4.0% | 91.0% / 97.0% / 0.94 |" in text
     assert "random-flip <b>" not in text
