@@ -74,7 +74,7 @@ def train_private(x: Tensor, y: Tensor, seed: int = 0) -> tuple[TorchModel, floa
     """The same MLP by DP-SGD (Poisson batches, clipping, noise) to ε = ``EPSILON`` at δ = ``DELTA``.
 
     Adam at lr 0.01: 89 % on held-out patients at ε = 3, where SGD with momentum stayed at 77–82 %; at ε = 1
-    no setting tried beat guessing "benign" (63 %): 285 patients are few for DP.
+    no setting tried beat guessing "benign" (63 %): 256 patients are few for DP.
     """
     torch.manual_seed(seed)
     net, report = train_dp(
