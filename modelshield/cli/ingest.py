@@ -65,14 +65,10 @@ def ingest_command(
     OpenLineage run event and an HTML + JSON report to OUT."""
     from modelshield.core.errors import InputError
     from modelshield.ingest import IngestConfig, ingest
-    from modelshield.ingest.screen import DEFAULT_DETECTORS, LABEL_DETECTORS
 
-    if detectors is None:
-        names = (*DEFAULT_DETECTORS, *(LABEL_DETECTORS if label else ()))
-    elif detectors.strip() == "none":
-        names = ()
-    else:
-        names = tuple(n.strip() for n in detectors.split(",") if n.strip())
+    names: tuple[str, ...] | None = None  # the library's default set
+    if detectors is not None:
+        names = () if detectors.strip() == "none" else tuple(n.strip() for n in detectors.split(",") if n.strip())
     if max_quarantined is not None and not 0 <= max_quarantined <= 1:
         raise InputError(f"--max-quarantined is a share of records, in [0, 1]; got {max_quarantined}")
     config = IngestConfig(

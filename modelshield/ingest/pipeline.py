@@ -30,7 +30,7 @@ from modelshield.ingest.drift import ALPHA, MIN_EFFECT, SAMPLE_SIZE, DriftCheck,
 from modelshield.ingest.lineage import DatasetRef, run_event, run_id
 from modelshield.ingest.quarantine import Quarantine
 from modelshield.ingest.schema import check_columns, coerce, load_or_infer, names, text_columns, violations
-from modelshield.ingest.screen import DEFAULT_DETECTORS, Screen
+from modelshield.ingest.screen import DEFAULT_DETECTORS, LABEL_DETECTORS, Screen
 from modelshield.ingest.source import SourceCheck, check_source
 from modelshield.ingest.tables import TableReader, TableWriter
 
@@ -61,7 +61,7 @@ class IngestConfig:
     signature: Path | None = None
     lock: Path | None = None
     require_signature: bool = False
-    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    detectors: tuple[str, ...] | None = None  # None: mad and isolation-forest, plus trimmed-loss with a label
     fpr: float = 0.01
     job: str | None = None
 
@@ -156,7 +156,10 @@ def ingest(
     reference, schema = _read_reference(config.reference, config.schema, config.label)
     reader = TableReader(src, schema, config.chunk_rows)
     reader.columns()
-    screen = Screen(list(config.detectors), config.fpr, reference, schema, config.label)
+    detectors = config.detectors
+    if detectors is None:
+        detectors = (*DEFAULT_DETECTORS, *(LABEL_DETECTORS if config.label else ()))
+    screen = Screen(list(detectors), config.fpr, reference, schema, config.label)
     drift = DriftCheck(
         reference, schema, alpha=config.alpha, min_effect=config.min_effect, sample_size=config.sample_size
     )
