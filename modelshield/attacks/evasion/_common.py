@@ -50,3 +50,12 @@ def batch_view(v: Tensor, like: Tensor) -> Tensor:
 def flat_norm(v: Tensor, p: float = 2.0) -> Tensor:
     """Per-sample norm over all non-batch dimensions: (N, ...) -> (N,)."""
     return torch.linalg.vector_norm(v.flatten(1), ord=p, dim=1)
+
+
+def copy_rows_(dst: Tensor, src: Tensor, rows: Tensor) -> None:
+    """``dst[i] = src[i]`` where ``rows[i]``, in place: a best-so-far update that touches only the rows that changed."""
+    idx = torch.nonzero(rows).squeeze(1)
+    if idx.numel() == rows.numel():
+        dst.copy_(src)
+    elif idx.numel():
+        dst.index_copy_(0, idx, src.index_select(0, idx))

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from modelshield.attacks.base import Norm
-from modelshield.attacks.evasion._common import batch_view, check_count, check_fraction
+from modelshield.attacks.evasion._common import batch_view, check_count, check_fraction, copy_rows_
 from modelshield.attacks.evasion._gradient import GradientAttack
 from modelshield.attacks.evasion._norms import make_ball
 from modelshield.attacks.losses import LossFn, LossSpec, is_adversarial
@@ -102,21 +102,23 @@ class APGD(GradientAttack):
         n_increase = torch.zeros_like(loss)
         best_at_ckpt, halved_at_ckpt = loss_best.clone(), torch.ones_like(found)
         for k in range(self.steps):
-            # Momentum step (Alg. 1, lines 6-7): z = P(x + η·dir(∇)); x' = P(x + α(z − x) + (1 − α)(x − x_prev))
-            z = ball.project_(x_adv + eta * ball.direction(grad))
+            # Momentum step (Alg. 1, lines 6-7): z = P(x + η·dir(∇)); x' = P(x + α(z − x) + (1 − α)(x − x_prev)),
+            # computed in place: z in the gradient's buffer (dir(∇) is not needed after it), x − x_prev in x_prev's.
+            z = ball.project_(ball.direction(grad).mul_(eta).add_(x_adv))
             if k > 0:
-                z = ball.project_(x_adv + MOMENTUM * (z - x_adv) + (1 - MOMENTUM) * (x_adv - x_prev))
+                z.sub_(x_adv).mul_(MOMENTUM).add_(x_adv)
+                z = ball.project_(z.add_(torch.sub(x_adv, x_prev, out=x_prev).mul_(1 - MOMENTUM)))
             x_prev, x_adv = x_adv, z
 
             loss_prev = loss
             loss, grad, logits = self._loss_and_grad(model, x_adv, y, objective)
             adv = is_adversarial(logits, y, self.targeted)
-            x_found = torch.where(batch_view(adv, x), x_adv, x_found)
+            copy_rows_(x_found, x_adv, adv)
             found |= adv
             n_increase += loss > loss_prev
             better = loss > loss_best
-            x_best = torch.where(batch_view(better, x), x_adv, x_best)
-            grad_best = torch.where(batch_view(better, x), grad, grad_best)
+            copy_rows_(x_best, x_adv, better)
+            copy_rows_(grad_best, grad, better)
             loss_best = torch.where(better, loss, loss_best)
 
             if k + 1 in ckpts:  # checkpoint w_j (Alg. 1, lines 11-13)

@@ -168,12 +168,14 @@ class Square(Attack):
             todo = torch.nonzero(~done & (queries < self.n_queries)).squeeze(1)
             if todo.numel() == 0:
                 break
-            x0, xb = xv[todo], x_best[todo]
+            everyone_left = todo.numel() == n  # no row has stopped yet: work on the batch itself, not copies
+            x0, xb = (xv, x_best) if everyone_left else (xv[todo], x_best[todo])
             x_new = propose(x0, xb, _p_at(self.p_init, i, self.n_queries), lo, hi, tape[todo, i % _TAPE])
             loss, adv = judge(x_new, todo)
             better = loss < loss_best[todo]
-            x_best[todo] = torch.where(batch_view(better, xb), x_new, xb)
-            loss_best[todo] = torch.where(better, loss, loss_best[todo])
+            kept = todo[better]  # only the improved rows change
+            x_best.index_copy_(0, kept, x_new[better])
+            loss_best[kept] = loss[better]
             done[todo] = confirmed(x_new, todo, adv & better)
         return Outcome(x_best.reshape(x.shape), done, queries)
 
@@ -209,7 +211,7 @@ class Square(Attack):
         vals = torch.where(batch_view(same, vals), -vals, vals)
         delta = x_best - x
         _put(delta, win, vals.expand(n, c, sh * sw))
-        return (x + delta).clamp_(lo, hi)
+        return delta.add_(x).clamp_(lo, hi)
 
     # --- L2 (Algorithm 3) -------------------------------------------------------------------
 
