@@ -255,3 +255,31 @@ def test_memory_is_bounded_by_the_chunk_not_the_table(tmp_path: Path) -> None:
         peaks[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peaks[8_000] < 1.3 * peaks[2_000], peaks  # 4x the records, about the same peak
+
+
+def test_provenance_lock_entry_must_match(
+    tables: tuple[Path, Path, np.ndarray], tmp_path: Path, run_main: RunMain
+) -> None:
+    from modelshield.integrity.provenance import add_artifact
+
+    ref, new, _ = tables
+    lock = tmp_path / "modelshield.lock.json"
+    add_artifact(lock, "batch-7", new, kind="dataset", source="https://example.org/batch-7.csv", licence="CC0-1.0")
+    args = ["ingest", str(new), "--reference", str(ref), "--lock", str(lock), "--detectors", "none"]
+    code, _, stderr = run_main(*args, "--out", str(tmp_path / "ok"))
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "ok" / "report.json").read_text())["source"]["lock_entries"] == ["batch-7"]
+    new.write_bytes(new.read_bytes().replace(b"red", b"blue", 1))  # one cell edited after pinning
+    code, _, stderr = run_main(*args, "--out", str(tmp_path / "bad"))
+    assert code == 1 and "does not match provenance lock entry 'batch-7'" in stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_max_quarantined_gates_after_writing_the_outputs(
+    tables: tuple[Path, Path, np.ndarray], tmp_path: Path, run_main: RunMain
+) -> None:
+    ref, new, _ = tables
+    args = ["ingest", str(new), "--reference", str(ref), "--detectors", "mad", "--out", str(tmp_path / "o")]
+    assert run_main(*args, "--max-quarantined", "0.01")[0] == 1  # 3 % poison is over a 1 % budget
+    assert len(_quarantine(tmp_path / "o")) > 0.03 * 3000  # and the quarantine is there to review
+    assert run_main(*args, "--max-quarantined", "0.1")[0] == 0
