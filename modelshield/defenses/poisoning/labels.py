@@ -30,7 +30,7 @@ def _cleanlab() -> Any:
         import cleanlab.filter
         import cleanlab.rank
     except ImportError as e:  # pragma: no cover - cleanlab is a dependency
-        raise DependencyError("confident learning needs cleanlab", hint="pip install cleanlab") from e
+        raise DependencyError("confident learning needs cleanlab", hint="pip install 'cleanlab>=2.6'") from e
     return cleanlab
 
 
@@ -162,6 +162,7 @@ class ConfidentLearning(PoisonDetector):
             raise InputError(
                 f"confident-learning: streaming needs an estimator with partial_fit, {type(base).__name__} has none"
             )
+        _cleanlab()
         from cleanlab.experimental.label_issues_batched import LabelInspector
 
         self.n_classes_ = self.n_classes

@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
-from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.errors import DependencyError, InputError, MissingFileError
+
+try:
+    import pandas as pd
+except ImportError as e:  # pragma: no cover - pandas comes with the data extra
+    raise DependencyError("schema validation needs pandas", hint="pip install 'modelshield[data]'") from e
 from modelshield.core.files import atomic_output
 from modelshield.defenses.poisoning.base import PoisonDetector
 
