@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "sign": "sign",
     "sign-keygen": "sign",
+    "threat": "threat",
     "train": "train",
     "verify": "sign",
     "watermark": "watermark",

@@ -1,0 +1,340 @@
+"""The system under review as typed data: elements, data flows and trust boundaries, read from YAML.
+
+Every element kind is its own pydantic class with its own security attributes, and unknown attributes are
+refused, so a typo (``signed_model`` for ``signed_models``) is an error rather than a control silently
+assumed absent. Controls default to *absent* (``False``): a threat model that forgets to declare a control
+reports the threat, it does not hide it.
+
+Trust boundaries are flat: each element sits in at most one boundary, and a flow *crosses* a boundary when
+its two ends are not in the same one (elements in no boundary share the outside).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.severity import RankedEnum
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class Classification(RankedEnum):
+    """How sensitive the data an element holds or a flow carries is, from least to most."""
+
+    public = "public"
+    internal = "internal"
+    confidential = "confidential"
+    restricted = "restricted"
+
+
+class Shape(str, Enum):
+    """The classic DFD roles, which decide how an element is drawn and which STRIDE categories apply."""
+
+    external = "external"
+    process = "process"
+    store = "store"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Element(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""
+    description: str = ""
+    classification: Classification = Classification.internal
+
+    shape: ClassVar[Shape] = Shape.process  # the DFD role of the kind, not something YAML sets
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class Actor(_Element):
+    """A person or outside system that sends or receives data."""
+
+    kind: Literal["actor"] = "actor"
+    shape: ClassVar[Shape] = Shape.external
+    privileged: bool = False
+    mfa: bool = False
+
+
+class LabellingVendor(_Element):
+    """An outside workforce that labels training data: a poisoning path the model owner does not control."""
+
+    kind: Literal["labelling_vendor"] = "labelling_vendor"
+    shape: ClassVar[Shape] = Shape.external
+    privileged: bool = False
+    mfa: bool = False
+
+
+class ThirdPartyModel(_Element):
+    """Pretrained weights from outside (a model hub, a vendor): code and behaviour the team did not write."""
+
+    kind: Literal["third_party_model"] = "third_party_model"
+    shape: ClassVar[Shape] = Shape.external
+    source: str = ""
+    format: str = ""
+    scanned: bool = False
+    verified: bool = False
+
+
+class Process(_Element):
+    """Code that transforms data (an ingestion job, an API)."""
+
+    kind: Literal["process"] = "process"
+    validates_input: bool = False
+    audit_logged: bool = False
+
+
+class TrainingJob(_Element):
+    """Where data becomes a model."""
+
+    kind: Literal["training_job"] = "training_job"
+    validates_input: bool = False
+    audit_logged: bool = False
+    differential_privacy: bool = False
+    robust_training: bool = False
+
+
+class InferenceEndpoint(_Element):
+    """A served model; ``returns`` is what a caller sees: full ``scores`` or only ``labels``."""
+
+    kind: Literal["inference_endpoint"] = "inference_endpoint"
+    returns: Literal["scores", "labels"] = "scores"
+    rate_limited: bool = False
+    robustness_assessed: bool = False
+    verifies_model_signature: bool = False
+    audit_logged: bool = False
+
+
+class DataStore(_Element):
+    """Data at rest (a bucket, a database)."""
+
+    kind: Literal["data_store"] = "data_store"
+    shape: ClassVar[Shape] = Shape.store
+    encrypted_at_rest: bool = False
+    access_controlled: bool = False
+    audit_logged: bool = False
+    validates_input: bool = False
+
+
+class FeatureStore(_Element):
+    """Features served to training and inference."""
+
+    kind: Literal["feature_store"] = "feature_store"
+    shape: ClassVar[Shape] = Shape.store
+    encrypted_at_rest: bool = False
+    access_controlled: bool = False
+    audit_logged: bool = False
+    validates_input: bool = False
+
+
+class ModelRegistry(_Element):
+    """Where trained models wait to be deployed."""
+
+    kind: Literal["model_registry"] = "model_registry"
+    shape: ClassVar[Shape] = Shape.store
+    encrypted_at_rest: bool = False
+    access_controlled: bool = False
+    audit_logged: bool = False
+    signed_models: bool = False
+
+
+ELEMENT_CLASSES: tuple[type[_Element], ...] = (
+    Actor,
+    LabellingVendor,
+    ThirdPartyModel,
+    Process,
+    TrainingJob,
+    InferenceEndpoint,
+    DataStore,
+    FeatureStore,
+    ModelRegistry,
+)
+KINDS: dict[str, type[_Element]] = {cls.model_fields["kind"].default: cls for cls in ELEMENT_CLASSES}
+Element = Annotated[
+    Actor
+    | LabellingVendor
+    | ThirdPartyModel
+    | Process
+    | TrainingJob
+    | InferenceEndpoint
+    | DataStore
+    | FeatureStore
+    | ModelRegistry,
+    Field(discriminator="kind"),
+]
+_NOT_ATTRIBUTES = {"id", "name", "description", "kind"}
+
+
+def kind_attributes(kind: str) -> dict[str, Any]:
+    """The security attributes an element kind declares, each with its default (classification included)."""
+    fields = KINDS[kind].model_fields
+    return {name: f.default for name, f in fields.items() if name not in _NOT_ATTRIBUTES}
+
+
+class Flow(_Strict):
+    """Data moving from one element to another."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    source: str
+    destination: str
+    name: str = ""
+    data: str = ""
+    protocol: str = ""
+    authenticated: bool = False
+    encrypted: bool = False
+    classification: Classification = Classification.internal
+
+    @property
+    def label(self) -> str:
+        return self.name or self.data or self.id
+
+
+class Boundary(_Strict):
+    """A trust boundary: the elements inside it trust each other more than anything outside."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""
+    elements: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class System(_Strict):
+    """A whole system: call ``check_references`` (``load_system`` does) before analysing one built in Python."""
+
+    name: str = "system"
+    description: str = ""
+    elements: list[Element] = Field(default_factory=list)
+    flows: list[Flow] = Field(default_factory=list)
+    boundaries: list[Boundary] = Field(default_factory=list)
+
+    def check_references(self) -> System:
+        """Refuse duplicate ids, flows or boundaries naming a missing element, and an element in two boundaries."""
+        seen: dict[str, str] = {}
+        for what, items in (("element", self.elements), ("flow", self.flows), ("boundary", self.boundaries)):
+            for item in items:
+                if item.id in seen:
+                    raise InputError(f"duplicate id {item.id!r} (a {seen[item.id]} and a {what})")
+                seen[item.id] = what
+        elements = {e.id for e in self.elements}
+        for flow in self.flows:
+            for end in ("source", "destination"):
+                ref = getattr(flow, end)
+                if ref not in elements:
+                    raise InputError(f"flow {flow.id!r} names a missing element {ref!r} as its {end}")
+        owner: dict[str, str] = {}
+        for boundary in self.boundaries:
+            for ref in boundary.elements:
+                if ref not in elements:
+                    raise InputError(f"boundary {boundary.id!r} names a missing element {ref!r}")
+                if ref in owner:
+                    raise InputError(f"element {ref!r} is in two boundaries ({owner[ref]!r} and {boundary.id!r})")
+                owner[ref] = boundary.id
+        return self
+
+    def element(self, element_id: str) -> Element:
+        return next(e for e in self.elements if e.id == element_id)
+
+    def boundary_of(self, element_id: str) -> str | None:
+        return next((b.id for b in self.boundaries if element_id in b.elements), None)
+
+    def crosses_boundary(self, flow: Flow) -> bool:
+        src, dst = self.boundary_of(flow.source), self.boundary_of(flow.destination)
+        return src != dst
+
+
+def _where(loc: tuple[str | int, ...], data: Any) -> str:
+    """A pydantic error location as the user wrote it: ``elements[2] (id 'ingest').validates_input``."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int):
+            item_id = node[key].get("id") if isinstance(node, list) and isinstance(node[key], dict) else None
+            parts[-1] += f"[{key}]" + (f" ({item_id!r})" if item_id else "")
+            node = node[key] if isinstance(node, list) else None
+        elif key in KINDS and not (isinstance(node, dict) and key in node):
+            continue  # the discriminated union's tag, not a key the user wrote
+        else:
+            parts.append(str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def _one_line(exc: ValidationError, data: Any) -> str:
+    err = exc.errors()[0]
+    where = _where(tuple(err["loc"]), data)
+    if err["type"] == "union_tag_invalid":
+        got = err["input"].get("kind") if isinstance(err["input"], dict) else err["input"]
+        return f"{where}: unknown element kind {got!r} (known: {', '.join(KINDS)})"
+    if err["type"] == "union_tag_not_found":
+        return f"{where}: an element needs a kind (one of: {', '.join(KINDS)})"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown field"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+def parse_system(data: Any, source: str = "system") -> System:
+    """A checked ``System`` from parsed YAML/JSON data; any problem is one ``InputError`` line naming where."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a system description is a mapping with elements, flows and boundaries")
+    try:
+        system = System.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(f"{source}: {_one_line(exc, data)}") from None
+    try:
+        return system.check_references()
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+
+
+def load_system(path: Path) -> System:
+    """Read and check a YAML system description."""
+    if not path.is_file():
+        raise MissingFileError(f"no system description at {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise InputError(f"{path}:{line}: {problem}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    return parse_system(data, str(path))
+
+
+__all__ = [
+    "KINDS",
+    "Actor",
+    "Boundary",
+    "Classification",
+    "DataStore",
+    "Element",
+    "FeatureStore",
+    "Flow",
+    "InferenceEndpoint",
+    "LabellingVendor",
+    "ModelRegistry",
+    "Process",
+    "Shape",
+    "System",
+    "ThirdPartyModel",
+    "TrainingJob",
+    "kind_attributes",
+    "load_system",
+    "parse_system",
+]
