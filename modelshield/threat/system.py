@@ -11,6 +11,7 @@ its two ends are not in the same one (elements in no boundary share the outside)
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -245,11 +246,20 @@ class System(_Strict):
                 owner[ref] = boundary.id
         return self
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Element]:
+        return {e.id: e for e in self.elements}
+
+    @functools.cached_property
+    def _home(self) -> dict[str, str]:
+        return {ref: b.id for b in self.boundaries for ref in b.elements}
+
     def element(self, element_id: str) -> Element:
-        return next(e for e in self.elements if e.id == element_id)
+        return self._by_id[element_id]
 
     def boundary_of(self, element_id: str) -> str | None:
-        return next((b.id for b in self.boundaries if element_id in b.elements), None)
+        """The trust boundary an element sits in, or None when it is in none."""
+        return self._home.get(element_id)
 
     def crosses_boundary(self, flow: Flow) -> bool:
         src, dst = self.boundary_of(flow.source), self.boundary_of(flow.destination)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from modelshield.core.errors import InputError
-from modelshield.threat import analyse, builtin_rules, demo_system, demo_text, finding_id, parse_system
+from modelshield.threat import analyse, builtin_rules, demo_system, demo_text, finding_id, load_system, parse_system
 from modelshield.threat.diagram import to_dot, to_svg
 from modelshield.threat.findings import Status
 from modelshield.threat.render import RENDERERS, render_html, report_json
@@ -233,3 +233,16 @@ def test_svg_is_laid_out_by_graphviz() -> None:
     system = demo_system()
     svg = to_svg(to_dot(system))
     assert "<svg" in svg and "Cloud ML account" in svg and svg.count('class="cluster"') == 4
+
+
+def test_pytm_sample_translation_gets_the_classic_stride_findings_and_no_ml_ones() -> None:
+    """pytm's own sample (a web app, no ML elements): every finding follows from an attribute it declares."""
+    system = load_system(Path(__file__).parent / "data" / "pytm_sample.yaml")
+    report = analyse(system, [builtin_rules()])
+    by_rule: dict[str, set[str]] = {}
+    for f in report.findings:
+        by_rule.setdefault(f.rule, set()).add(f.element)
+    assert not [r for r in by_rule if r.startswith(("ML-", "INSIDER-"))]
+    assert by_rule["STRIDE-PROCESS-INJECT"] == {"web"}  # sanitizesInput = False, input from the Internet
+    assert by_rule["STRIDE-FLOW-DISCLOSE"] == {"db_to_secret_db"}  # the one SECRET flow
+    assert "db_to_secret_db" not in by_rule["STRIDE-FLOW-SPOOF"]  # both ends inside Server/DB
