@@ -100,7 +100,10 @@ def _finding(rule: Rule, target: str) -> ThreatFinding:
 def analyse(
     system: System, libraries: Iterable[RuleLibrary], decisions: Mapping[str, Decision] | None = None
 ) -> ThreatReport:
-    """Apply every rule to the system, worst first, and attach the recorded decisions."""
+    """Apply every rule to the system, worst first, and attach the recorded decisions.
+
+    The system's references are checked first, so one built in Python gets the same one-line errors as YAML."""
+    system.check_references()
     decisions = decisions or {}
     findings = [_finding(rule, target) for lib in libraries for rule in lib.rules for target in rule.targets(system)]
     for f in findings:

@@ -173,7 +173,8 @@ def render_sarif_report(report: ThreatReport, source: str | None = None) -> str:
     """SARIF 2.1.0 with one result per open finding, located at the system description."""
     uri = artifact_uri(source) if source else "threat-model.yaml"
     located = [(_as_core_finding(f), uri) for f in report.findings if f.status is Status.open]
-    return render_sarif(located, properties={"system": report.system, "counts": report.counts()})
+    properties = {"system": report.system, "counts": report.counts(), "stale": sorted(report.stale)}
+    return render_sarif(located, properties=properties)
 
 
 RENDERERS: dict[str, Callable[[ThreatReport, str | None], str]] = {

@@ -6,6 +6,11 @@ classification (at least a level), the trust boundary (shares one with an elemen
 and out of it; a flow matcher tests its own attributes, whether it crosses a boundary, and its two ends. The
 library is checked when loaded: attributes must exist on the kinds named, values must have the attribute's type,
 and ATLAS ids must be in the vendored release.
+
+The classic rules follow STRIDE-per-element and per-interaction (Shostack, *Threat Modeling: Designing for
+Security*, Wiley 2014, ch. 3): external entities face spoofing and repudiation, processes all six categories,
+data flows and stores tampering, disclosure and denial of service (stores repudiation too, when they hold logs).
+The ML rules follow the ATLAS techniques they cite.
 """
 
 from __future__ import annotations

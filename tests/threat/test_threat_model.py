@@ -246,3 +246,11 @@ def test_pytm_sample_translation_gets_the_classic_stride_findings_and_no_ml_ones
     assert by_rule["STRIDE-PROCESS-INJECT"] == {"web"}  # sanitizesInput = False, input from the Internet
     assert by_rule["STRIDE-FLOW-DISCLOSE"] == {"db_to_secret_db"}  # the one SECRET flow
     assert "db_to_secret_db" not in by_rule["STRIDE-FLOW-SPOOF"]  # both ends inside Server/DB
+
+
+def test_a_system_built_in_python_is_checked_before_analysis() -> None:
+    from modelshield.threat.system import Actor, Flow, System
+
+    system = System(elements=[Actor(id="a")], flows=[Flow(id="f", source="a", destination="b")])
+    with pytest.raises(InputError, match="flow 'f' names a missing element 'b'"):
+        analyse(system, [builtin_rules()])
