@@ -59,9 +59,10 @@ def _mitigation_text(f: ThreatFinding) -> list[str]:
     atlas = load_atlas()
     lines = []
     for m in f.mitigations:
-        head = f"{m.atlas} {atlas.name(m.atlas)}" if m.atlas else "mitigation"
-        control = f" — `{m.control}`" if m.control else ""
-        lines.append(f"{head}{control}: {m.action}")
+        head = " — ".join(
+            x for x in (m.atlas and f"{m.atlas} {atlas.name(m.atlas)}", m.control and f"`{m.control}`") if x
+        )
+        lines.append(f"{head}: {m.action}" if head else m.action)
     return lines
 
 
@@ -149,13 +150,6 @@ def render_html(report: ThreatReport, source: str | None = None, svg: str | None
 
 
 def _as_core_finding(f: ThreatFinding) -> Finding:
-    atlas = load_atlas()
-    remedy = " ".join(
-        (f"{m.atlas} {atlas.name(m.atlas)}" if m.atlas else "")
-        + (f" ({m.control})" if m.control else "")
-        + f": {m.action}"
-        for m in f.mitigations
-    )
     return Finding(
         id=f.rule,
         title=f.title,
@@ -164,7 +158,7 @@ def _as_core_finding(f: ThreatFinding) -> Finding:
         severity=f.severity,
         atlas=f.atlas,
         owasp_ml=f.owasp,
-        remediation=remedy.strip(),
+        remediation=" ".join(_mitigation_text(f)),
         evidence={"finding_id": f.id, "stride": f.stride, "status": f.status.value},
     )
 
