@@ -40,7 +40,8 @@ th{background:#f3f3f3}.num{text-align:right}.bad{color:#a00;font-weight:600}code
 <td class="num">{{ r.quarantined_by_check.get(d.name, 0) }}</td></tr>{% endfor %}</table>
 <h2>Distribution against the reference</h2>
 <p>Flagged when p &lt; {{ r.drift.alpha }} and the effect (KS D, or Cramér's V for χ²) is at least
-{{ r.drift.min_effect }}; numeric features tested on a {{ r.drift.sample_size }}-record sample of the accepted records.</p>
+{{ r.drift.min_effect }}; numeric features tested on a sample of up to {{ r.drift.sample_size }} of all the records read
+(quarantined ones included: drift describes the source, not what the screens let through).</p>
 <table><tr><th>feature</th><th>test</th><th class="num">statistic</th><th class="num">p</th><th class="num">effect</th><th>drift</th></tr>
 {% for d in r.drift.features %}<tr><td>{{ d.column }}</td><td>{{ d.test }}</td><td class="num">{{ '%.4g' % d.statistic }}</td>
 <td class="num">{{ '%.3g' % d.p_value }}</td><td class="num">{{ '%.3f' % d.effect }}</td>
