@@ -107,6 +107,45 @@ def test_mad_catches_a_trigger_and_streams_to_the_same_answer(cancer: tuple[np.n
     assert (sampled.predict(p.x) != whole.predict(p.x)).mean() < 0.03
 
 
+@pytest.mark.parametrize("per_class", [False, True])
+@pytest.mark.parametrize("fpr", [0.01, 0.05])
+def test_mad_fpr_is_the_share_of_clean_records_flagged(fpr: float, per_class: bool) -> None:
+    """Raw breast-cancer (30 heavy-tailed features): fitted on 300 clean rows, it flags about ``fpr`` of the
+    other 269 (a Gaussian 3.5 cut per feature flags ~30 %) and still every row with one feature ×8."""
+    frame = load_breast_cancer(as_frame=True).frame.sample(frac=1, random_state=1)
+    x, y = frame.drop(columns="target").to_numpy(), frame["target"].to_numpy()
+    labels = (y[:300], y[300:]) if per_class else (None, None)
+    screen = MADScreen(fpr=fpr, per_class=per_class).fit(x[:300], labels[0])
+    assert MADScreen().fit(x[:300]).predict(x[300:]).mean() > 0.2  # the uncalibrated cut this replaces
+    assert screen.predict(x[300:], labels[1]).mean() <= 3 * fpr + 2 / 269
+    planted = x[300:].copy()
+    planted[:, 0] *= 8  # mean radius ×8
+    assert screen.predict(planted, labels[1]).all()
+
+
+def test_mad_fpr_calibration_streams_and_weights_subsampled_classes() -> None:
+    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = (np.arange(n) % 6 == 0).astype(np.int64)  # class 1: a sixth of the rows, heavy-tailed
+        x = rng.normal(size=(n, 20))
+        x[y == 1] = rng.standard_t(2, size=(int(y.sum()), 20))
+        return x, y
+
+    rng = np.random.default_rng(0)
+    x, y = draw(rng, 6_000)
+    whole = MADScreen(fpr=0.02, per_class=True).fit(x, y)
+    streamed = MADScreen(fpr=0.02, per_class=True)
+    for xb, yb in batches(x, y, 500):
+        streamed.partial_fit(xb, yb)
+    np.testing.assert_allclose(streamed.score_samples(x, y), whole.score_samples(x, y))
+    assert streamed.threshold_ == whole.threshold_
+    # a 1,000-row reservoir per class keeps a fifth of class 0 and all of class 1: unweighted, class 1's
+    # heavy tails would fill half the calibration sample and the rate would fall to ~0.7 %
+    sampled = MADScreen(fpr=0.02, per_class=True, capacity=1_000).fit_stream(lambda: batches(x, y, 500))
+    fresh, fresh_y = draw(rng, 20_000)
+    for screen in (whole, sampled):
+        assert abs(screen.predict(fresh, fresh_y).mean() - 0.02) < 0.006
+
+
 def test_outlier_screens_stream_to_the_in_memory_answer(cancer: tuple[np.ndarray, np.ndarray]) -> None:
     x, _ = cancer
     for screen in (IsolationForestScreen, LocalOutlierFactorScreen):
@@ -129,6 +168,8 @@ def test_reservoir_keeps_a_uniform_sample_in_bounded_memory() -> None:
     [
         (lambda: IsolationForestScreen(0.7), "contamination"),
         (lambda: MADScreen(-1), "positive"),
+        (lambda: MADScreen(3.5, fpr=0.01), "not both"),
+        (lambda: MADScreen(fpr=0.7), "share of clean records"),
         (lambda: MADScreen().fit(np.array([[1.0, np.nan]])), "NaN"),
         (lambda: MADScreen().fit(np.arange(3.0)), "rows"),
         (lambda: MADScreen().score_samples(np.zeros((2, 2))), "not fitted"),
