@@ -15,6 +15,7 @@ import typer
 
 from modelshield.core.errors import InputError
 from modelshield.core.severity import Severity
+from modelshield.threat.findings import Status
 
 if TYPE_CHECKING:
     from modelshield.threat import System, ThreatReport
@@ -31,13 +32,6 @@ class ThreatFormat(str, Enum):
     html = "html"
     json = "json"
     sarif = "sarif"
-
-
-class StatusValue(str, Enum):
-    open = "open"
-    accepted = "accepted"
-    mitigated = "mitigated"
-    false_positive = "false-positive"
 
 
 SystemArg = Annotated[Path | None, typer.Argument(help="System description (YAML); omit with --demo.")]
@@ -160,9 +154,11 @@ def diagram_command(
     """Draw the data-flow diagram with trust boundaries; elements and flows with open findings in red."""
     from modelshield.threat.diagram import to_dot, to_svg
 
+    dot_path = out.with_suffix(".dot")
+    if dot_path == out:
+        raise InputError("--out names the SVG (e.g. dfd.svg); the DOT text is written beside it as dfd.dot")
     sys_model, report, _ = _report(system, demo, rules, status)
     dot_text = to_dot(sys_model, report)
-    dot_path = out.with_suffix(".dot")
     _write(dot_path, dot_text)
     _write(out, to_svg(dot_text))
     typer.echo(f"wrote {out} and {dot_path}")
@@ -171,7 +167,7 @@ def diagram_command(
 @threat_app.command("status")
 def status_command(
     finding: Annotated[str, typer.Argument(help="Finding id (TM-...), as `threat check` lists it.")],
-    value: Annotated[StatusValue, typer.Argument(help="open, accepted, mitigated or false-positive.")],
+    value: Annotated[Status, typer.Argument(help="open, accepted, mitigated or false-positive.")],
     system: Annotated[Path | None, typer.Option("--system", help="System description (YAML).")] = None,
     demo: DemoOption = False,
     note: Annotated[str, typer.Option("--note", help="Why: who decided, until when, which control.")] = "",
@@ -179,7 +175,6 @@ def status_command(
     status: StatusOption = None,
 ) -> None:
     """Record a decision about one finding in the status file (every other entry is kept)."""
-    from modelshield.threat import Status
     from modelshield.threat.status import record
 
     status_file = _status_path(system, status)
@@ -189,7 +184,7 @@ def status_command(
     match = next((f for f in report.findings if f.id == finding), None)
     if match is None:
         raise InputError(f"no finding {finding!r} in this system (run `modelshield threat check` for the ids)")
-    record(status_file, match, Status(value.value), note)
+    record(status_file, match, value, note)
     typer.echo(f"{finding} ({match.rule} on {match.element}): {value.value} in {status_file}")
 
 

@@ -114,6 +114,8 @@ def test_reports_are_written_to_files(
 def test_diagram_writes_dot_and_svg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    code, _, err = run(["threat", "diagram", "--demo", "--out", str(tmp_path / "dfd.dot")], monkeypatch, capsys)
+    assert code == 2 and "--out names the SVG" in err and not (tmp_path / "dfd.dot").exists()
     out = tmp_path / "dfd.svg"
     code, _, err = run(["threat", "diagram", "--demo", "--out", str(out)], monkeypatch, capsys)
     assert (tmp_path / "dfd.dot").read_text().startswith('digraph "Credit-risk scoring"')
