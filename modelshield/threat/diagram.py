@@ -40,15 +40,24 @@ def to_dot(system: System, report: ThreatReport | None = None) -> str:
         '  node [fontname="Helvetica", fontsize=10, style=filled, fillcolor="#f8fafc"];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]
-    placed: set[str] = set()
-    for i, b in enumerate(system.boundaries):
-        lines += [
-            f"  subgraph cluster_{i} {{",
-            f'    label={_q(b.label)}; style=dashed; color="#dc2626"; fontcolor="#dc2626";',
+    index = {b.id: i for i, b in enumerate(system.boundaries)}
+    inner = {ref for b in system.boundaries for ref in b.boundaries}
+
+    def cluster(boundary_id: str, depth: int) -> list[str]:
+        b, pad = system.boundaries[index[boundary_id]], "  " * depth
+        out = [
+            f"{pad}subgraph cluster_{index[boundary_id]} {{",
+            f'{pad}  label={_q(b.label)}; style=dashed; color="#dc2626"; fontcolor="#dc2626";',
         ]
-        lines += [node(ref, "    ") for ref in b.elements]
-        lines.append("  }")
-        placed.update(b.elements)
+        out += [node(ref, pad + "  ") for ref in b.elements]
+        for child in b.boundaries:
+            out += cluster(child, depth + 1)
+        return [*out, f"{pad}}}"]
+
+    for b in system.boundaries:
+        if b.id not in inner:
+            lines += cluster(b.id, 1)
+    placed = {ref for b in system.boundaries for ref in b.elements}
     lines += [node(el.id, "  ") for el in system.elements if el.id not in placed]
     for fl in system.flows:
         marks = [

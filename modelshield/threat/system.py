@@ -5,8 +5,8 @@ refused, so a typo (``signed_model`` for ``signed_models``) is an error rather t
 assumed absent. Controls default to *absent* (``False``): a threat model that forgets to declare a control
 reports the threat, it does not hide it.
 
-Trust boundaries are flat: each element sits in at most one boundary, and a flow *crosses* a boundary when
-its two ends are not in the same one (elements in no boundary share the outside).
+Each element sits directly in at most one trust boundary, and boundaries may nest (``boundaries:`` inside a
+boundary). A flow *crosses* a boundary when some boundary encloses one of its ends and not the other.
 """
 
 from __future__ import annotations
@@ -202,11 +202,13 @@ class Flow(_Strict):
 
 
 class Boundary(_Strict):
-    """A trust boundary: the elements inside it trust each other more than anything outside."""
+    """A trust boundary: the elements inside it trust each other more than anything outside. ``boundaries``
+    nests others inside it (a cloud account inside the corporate network)."""
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
     elements: list[str] = Field(default_factory=list)
+    boundaries: list[str] = Field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -236,7 +238,9 @@ class System(_Strict):
                 ref = getattr(flow, end)
                 if ref not in elements:
                     raise InputError(f"flow {flow.id!r} names a missing element {ref!r} as its {end}")
+        boundaries = {b.id for b in self.boundaries}
         owner: dict[str, str] = {}
+        parent: dict[str, str] = {}
         for boundary in self.boundaries:
             for ref in boundary.elements:
                 if ref not in elements:
@@ -244,6 +248,19 @@ class System(_Strict):
                 if ref in owner:
                     raise InputError(f"element {ref!r} is in two boundaries ({owner[ref]!r} and {boundary.id!r})")
                 owner[ref] = boundary.id
+            for ref in boundary.boundaries:
+                if ref not in boundaries:
+                    raise InputError(f"boundary {boundary.id!r} names a missing boundary {ref!r}")
+                if ref in parent:
+                    raise InputError(f"boundary {ref!r} is inside two boundaries ({parent[ref]!r} and {boundary.id!r})")
+                parent[ref] = boundary.id
+        for start in boundaries:
+            node, path = start, [start]
+            while node in parent:
+                node = parent[node]
+                if node == start:
+                    raise InputError(f"boundaries enclose each other in a cycle: {' > '.join([*path, node])}")
+                path.append(node)
         return self
 
     @functools.cached_property
@@ -254,16 +271,29 @@ class System(_Strict):
     def _home(self) -> dict[str, str]:
         return {ref: b.id for b in self.boundaries for ref in b.elements}
 
+    @functools.cached_property
+    def _parent(self) -> dict[str, str]:
+        return {ref: b.id for b in self.boundaries for ref in b.boundaries}
+
+    def enclosing(self, element_id: str) -> tuple[str, ...]:
+        """The boundaries around an element, innermost first."""
+        chain: list[str] = []
+        node = self._home.get(element_id)
+        while node is not None:
+            chain.append(node)
+            node = self._parent.get(node)
+        return tuple(chain)
+
     def element(self, element_id: str) -> Element:
         return self._by_id[element_id]
 
     def boundary_of(self, element_id: str) -> str | None:
-        """The trust boundary an element sits in, or None when it is in none."""
+        """The innermost trust boundary an element sits in, or None when it is in none."""
         return self._home.get(element_id)
 
     def crosses_boundary(self, flow: Flow) -> bool:
-        src, dst = self.boundary_of(flow.source), self.boundary_of(flow.destination)
-        return src != dst
+        """True when some boundary encloses one end of the flow and not the other."""
+        return set(self.enclosing(flow.source)) != set(self.enclosing(flow.destination))
 
 
 def _where(loc: tuple[str | int, ...], data: Any) -> str:

@@ -254,3 +254,48 @@ def test_a_system_built_in_python_is_checked_before_analysis() -> None:
     system = System(elements=[Actor(id="a")], flows=[Flow(id="f", source="a", destination="b")])
     with pytest.raises(InputError, match="flow 'f' names a missing element 'b'"):
         analyse(system, [builtin_rules()])
+
+
+def _nested() -> dict[str, Any]:
+    return {
+        "elements": [
+            {"id": "laptop", "kind": "actor", "privileged": True, "mfa": True},
+            {"id": "train", "kind": "training_job", "audit_logged": True},
+            {"id": "store", "kind": "feature_store", "encrypted_at_rest": True, "access_controlled": True},
+            {"id": "partner", "kind": "actor"},
+        ],
+        "flows": [
+            {"id": "edit", "source": "laptop", "destination": "store"},
+            {"id": "read", "source": "store", "destination": "train"},
+            {"id": "upload", "source": "partner", "destination": "store", "encrypted": True},
+        ],
+        "boundaries": [
+            {"id": "corp", "elements": ["laptop"], "boundaries": ["cloud"]},
+            {"id": "cloud", "elements": ["train", "store"]},
+        ],
+    }
+
+
+def test_nested_boundaries_decide_crossing_and_draw_as_nested_clusters() -> None:
+    system = parse_system(_nested())
+    assert system.enclosing("store") == ("cloud", "corp") and system.enclosing("partner") == ()
+    by_rule = _by_rule(_nested())
+    assert by_rule["STRIDE-FLOW-SPOOF"] == {"edit", "upload"}  # corp → cloud and outside → cloud cross; read does not
+    assert by_rule["ML-POISON-INGEST"] == {"edit", "upload"}
+    assert "INSIDER-DATA" not in by_rule  # the laptop is in corp, not beside the training job in cloud
+    dot = to_dot(system)
+    corp, cloud = dot.index("  subgraph cluster_0 {"), dot.index("    subgraph cluster_1 {")
+    assert corp < cloud < dot.index("\n  }\n")  # cloud opens inside corp, before corp closes
+
+
+@pytest.mark.parametrize(
+    ("boundaries", "message"),
+    [
+        ([{"id": "a", "boundaries": ["b"]}, {"id": "b", "boundaries": ["a"]}], "cycle: "),
+        ([{"id": "a", "boundaries": ["zz"]}], "boundary 'a' names a missing boundary 'zz'"),
+        ([{"id": "a", "boundaries": ["c"]}, {"id": "b", "boundaries": ["c"]}, {"id": "c"}], "inside two boundaries"),
+    ],
+)
+def test_bad_nesting_is_refused(boundaries: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_system({"elements": [], "boundaries": boundaries})
