@@ -95,17 +95,7 @@ DEFAULT_DETECTORS = ("mad", "isolation-forest")
 LABEL_DETECTORS = ("trimmed-loss",)
 
 
-def mad_threshold(fpr: float, features: int) -> float:
-    """The modified z-score above which one of ``features`` normal features trips with probability ``fpr``.
-
-    Bonferroni over features: each gets ``fpr / features``, two-sided; 20 features at 1 % give 3.48,
-    Iglewicz & Hoaglin's 3.5."""
-    from scipy.stats import norm
-
-    return float(norm.isf(fpr / (2 * max(features, 1))))
-
-
-def build(name: str, fpr: float, numeric_features: int, seed: int = 0) -> PoisonDetector:
+def build(name: str, fpr: float, seed: int = 0) -> PoisonDetector:
     """A detector set to flag about ``fpr`` of records like the reference (its false-positive rate)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -117,7 +107,7 @@ def build(name: str, fpr: float, numeric_features: int, seed: int = 0) -> Poison
     if not 0 < fpr < 0.5:
         raise InputError(f"the false-positive rate must be in (0, 0.5), got {fpr}")
     if name == "mad":
-        return MADScreen(mad_threshold(fpr, numeric_features), seed=seed)
+        return MADScreen(fpr=fpr, seed=seed)  # cut calibrated on the reference: fpr is a share of records
     if name == "isolation-forest":
         return IsolationForestScreen(fpr, seed=seed)
     if name == "lof":
@@ -138,7 +128,7 @@ class Screen:
         if not names:
             return
         self.encoder = Encoder(reference, schema, label)
-        self.detectors = [build(n, fpr, len(self.encoder.numeric)) for n in dict.fromkeys(names)]
+        self.detectors = [build(n, fpr) for n in dict.fromkeys(names)]
         x = self.encoder.matrix(reference)
         y = self.encoder.labels(reference) if label is not None else None
         for d in self.detectors:
