@@ -124,9 +124,9 @@ def drift_command(
         from modelshield.core.files import atomic_output
 
         with atomic_output(out, mode=0o644) as f:
-            f.write(json.dumps(data, indent=2).encode("utf-8"))
+            f.write(json.dumps(data, indent=2, allow_nan=False).encode("utf-8"))
     if format is DriftFormat.json:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(data, indent=2, allow_nan=False))
     else:
         _print_table(report)
     raise typer.Exit(1 if report.drift else 0)

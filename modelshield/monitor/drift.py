@@ -13,6 +13,9 @@ features; χ², PSI and Jensen–Shannon for categorical ones) and one of them d
   by the reference's standard deviation ≥ 0.1 (Evidently's "normed" Wasserstein; numeric features only, χ²
   decides categorical ones). These are effect sizes, not tests: they do not grow more sensitive with more rows.
 
+A column that is empty in the current data but was not in the reference drifts (test ``missing``), whatever the
+deciding test: with no values left, every distribution test would read "no difference".
+
 p-value tests on large samples flag shifts too small to matter (with a million rows a KS D of 0.002 is
 significant); choose an effect-size test, or a smaller α, where that is not wanted. The multivariate MMD
 permutation test (on the sketch's reservoir and an equal-size uniform sample of the current data; numeric
@@ -211,7 +214,7 @@ def _measure(f: NumericFeature | CategoricalFeature, s: _Current) -> dict[str, A
         "name": f.name, "type": "numeric", "ks": d, "ks_upper": d_upper, "ks_p": ks_p,
         "psi": stattests.psi(coarse_r, coarse_c), "js": stattests.jensen_shannon(coarse_r, coarse_c),
         "wasserstein": w / scale, "wasserstein_error": w_err / scale,
-        "mean_reference": f.mean, "mean_current": m.mean if m.count else float("nan"),
+        "mean_reference": f.mean, **({"mean_current": m.mean} if m.count else {}),  # JSON has no NaN
         "missing_reference": f.missing / max(1, f.missing + f.count),
         "missing_current": m.missing / max(1, s.rows),
     }  # fmt: skip
@@ -237,6 +240,9 @@ def _decide(r: dict[str, Any], test: str, per_test: float) -> FeatureDrift:
     name, kind = r.pop("name"), r.pop("type")
     chosen = _decider(kind, test)
     measures = {k: float(v) for k, v in r.items()}
+    if measures["missing_current"] == 1.0 and measures["missing_reference"] < 1.0:
+        # no values left to compare: every test would read "no difference", yet the column went empty
+        return FeatureDrift(name, kind, "missing", 1.0, None, 1.0, True, measures)
     if chosen in ("ks", "chi2"):
         p = measures[f"{chosen}_p"]
         return FeatureDrift(name, kind, chosen, measures[chosen], p, per_test, p < per_test, measures)

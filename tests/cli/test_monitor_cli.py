@@ -29,7 +29,7 @@ CONTRACT = {
                 "required": ["feature", "test", "statistic", "p_value", "drift"],
                 "properties": {
                     "feature": {"type": "string"},
-                    "test": {"enum": ["ks", "chi2", "psi", "js", "wasserstein"]},
+                    "test": {"enum": ["ks", "chi2", "psi", "js", "wasserstein", "missing"]},
                     "statistic": {"type": "number"},
                     "p_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                     "drift": {"type": "boolean"},

@@ -114,6 +114,16 @@ def test_unseen_and_vanished_categories() -> None:
     assert colour.measures["js"] > 0.3
 
 
+def test_a_column_gone_empty_drifts() -> None:
+    rng = np.random.default_rng(4)
+    sketch = _sketch({"a": rng.normal(size=500), "b": rng.normal(size=500), "c": rng.choice(["x", "y"], 500)})
+    gone = {"a": np.full(300, np.nan), "b": rng.normal(size=300), "c": np.array([None] * 300, dtype=object)}
+    report = detect_drift(sketch, chunk_source(gone, categorical=["c"]))
+    assert report.drifted == ["a", "c"] and {f.test for f in report.features if f.drift} == {"missing"}
+    assert report.to_dict()["features"][0]["measures"]["missing_current"] == 1.0
+    assert "mean_current" not in report.features[0].measures  # no NaN in the JSON
+
+
 def test_mmd_sees_a_joint_change_marginals_miss() -> None:
     """Two features whose correlation flips sign: each marginal is unchanged, the joint distribution is not."""
     rng = np.random.default_rng(1)
