@@ -26,3 +26,14 @@ bench:
 	.venv/bin/python bench/detectors.py
 	.venv/bin/python bench/gateway.py --seconds 8 --concurrency 64 --schemathesis 300   # needs wrk (apt-get install -y wrk)
 	.venv/bin/python bench/gateway_faults.py
+	.venv/bin/python bench/poisoning_effect.py --seeds 3 --markdown
+	.venv/bin/python bench/poisoning_defences.py --markdown
+	.venv/bin/python bench/ingest.py --rows 250000 1000000 --whole --markdown
+	.venv/bin/python bench/privacy_mia.py --markdown
+	.venv/bin/python bench/privacy_audit.py --markdown
+	.venv/bin/python bench/dp.py --accuracy --accountant --markdown
+	# Evidently 0.7 does not import with pandas 3, and pytm is only a comparison: each gets a venv of its own
+	python3 -m venv .venv-peers-evidently && .venv-peers-evidently/bin/pip install --quiet evidently==0.7.23 'pandas<3' pyarrow
+	.venv/bin/python bench/drift.py --rows 1000000 --sizes 250000 --evidently-python .venv-peers-evidently/bin/python --markdown
+	python3 -m venv .venv-peers-pytm && .venv-peers-pytm/bin/pip install --quiet pytm
+	.venv/bin/python bench/threat.py --pytm-python .venv-peers-pytm/bin/python --markdown
