@@ -88,6 +88,61 @@ def test_tabular_trigger_on_a_csv_with_evaluation(run_main: RunMain, cancer_csv:
     assert "attack success rate" in stdout and "poisoned set" in stdout
 
 
+@pytest.fixture(scope="module")
+def raw_cancer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """breast_cancer unscaled, as pandas writes it: a shuffled 300-row reference CSV and the other 269 rows."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.sample(frac=1, random_state=1)
+    folder = tmp_path_factory.mktemp("raw")
+    ref, cur = folder / "ref.csv", folder / "cur.csv"
+    frame.iloc[:300].to_csv(ref, index=False)
+    frame.iloc[300:].to_csv(cur, index=False)
+    return ref, cur
+
+
+def test_an_unscaled_test_table_beyond_the_training_range_is_evaluated_by_a_standardised_mlp(
+    run_main: RunMain, raw_cancer: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ref, cur = raw_cancer  # cur's mean area reaches 4254, ref's only 3432
+    args = ["poison", str(ref), "-a", "random-flip", "--rate", "0.2", "-o", str(tmp_path / "p.npz")]
+    code, _, err = run_main(*args, "--evaluate", "--test-data", str(cur))
+    assert code == 0, err
+    clean = json.loads((tmp_path / "p.npz.json").read_text())["evaluation"]["clean"]
+    assert clean["trainer"] == "mlp" and clean["clean_accuracy"] >= 0.95  # unstandardised: ~0.90
+    assert "Warning" not in err  # no ConvergenceWarning leaks out
+    # bounds the user states still hold both files to them
+    code, _, err = run_main(*args, "--force", "--evaluate", "--test-data", str(cur), "--bounds", "0,3432")
+    assert code == 2 and "cur.csv" in err and "outside the bounds" in err
+
+
+def test_the_default_tabular_trigger_is_not_a_natural_class_signal(
+    run_main: RunMain, raw_cancer: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ref, cur = raw_cancer
+    x = np.loadtxt(ref, delimiter=",", skiprows=1)
+    out = tmp_path / "t.npz"
+    common = ["-a", "tabular-trigger", "--target", "0", "--rate", "0.1", "--evaluate", "--test-data", str(cur)]
+    # mean radius and mean area grow together with malignancy (class 0): both at their maximum reads as malignant
+    code, _, err = run_main("poison", str(ref), *common, "--columns", "0,3", "-o", str(out), "--trainer", "logistic")
+    assert code == 0, err
+    side = json.loads((tmp_path / "t.npz.json").read_text())
+    values = side["params"]["values"]
+    corners = ([x[:, 0].max(), x[:, 3].min()], [x[:, 0].min(), x[:, 3].max()])  # one high, the other low
+    assert any(values == pytest.approx(c, rel=1e-6) for c in corners)
+    ev = side["evaluation"]
+    assert ev["clean"]["attack_success_rate"] < 0.2 and ev["poisoned"]["attack_success_rate"] >= 0.8
+    assert "warning" not in err
+    # a trigger the clean model already obeys is called out
+    worst = ",".join(f"{v:g}" for v in x[:, [20, 22, 23]].max(axis=0))  # worst radius, perimeter, area
+    code, _, err = run_main(
+        "poison", str(ref), *common, "--columns", "20,22,23", "--values", worst, "-o", str(out), "--force",
+        "--trainer", "logistic",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err.startswith("warning: ") and "not a backdoor signal" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

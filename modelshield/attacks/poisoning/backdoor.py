@@ -52,10 +52,15 @@ class Backdoor(PoisonAttack):
         y = y.copy()
         y[rows] = self.target
         mask = mask_of(rows, len(y))
-        return PoisonResult(x, y, mask, self.name, float(mask.mean()), self.target, trigger, self.params())
+        params = {**self.params(), **self.trigger_params(trigger)}
+        return PoisonResult(x, y, mask, self.name, float(mask.mean()), self.target, trigger, params)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "target": self.target}
+
+    def trigger_params(self, trigger: Trigger) -> dict[str, Any]:
+        """What the sidecar should know of a trigger fitted to the data (overridden where there is any)."""
+        return {}
 
 
 class BadNets(Backdoor):
@@ -213,9 +218,12 @@ class TabularBackdoor(Backdoor):
     Args:
         target: the class the trigger sends rows to.
         rate: fraction of the training rows to poison, in (0, 1].
-        columns: the feature columns the trigger sets.
-        values: the value set in each column; default each column's training maximum, an
-            extreme but in-range value that no validation of the range would reject.
+        columns: the feature columns the trigger sets (at most 10 without ``values``).
+        values: the value set in each column; default :func:`rare_corner` of the training rows:
+            each column's minimum or maximum (in range, so no range check rejects it), combined
+            so that few training rows lie near the pattern. Each column at its maximum would be a
+            natural class signal wherever the columns grow with one class (tumour size in
+            breast_cancer), and the clean model would "obey" the trigger before any poisoning.
         seed: seed for the rows.
 
     Inputs are rows (N, D).
@@ -239,12 +247,40 @@ class TabularBackdoor(Backdoor):
             raise InputError(f"a tabular trigger applies to numeric rows (N, D), got shape {x.shape}")
         if max(self.columns) >= x.shape[1]:
             raise InputError(f"trigger column {max(self.columns)} is beyond the data's {x.shape[1]} columns")
-        values = self.values or tuple(float(v) for v in x[:, list(self.columns)].max(axis=0))
-        return FeatureTrigger(self.columns, values)
+        return FeatureTrigger(self.columns, self.values or rare_corner(x[:, list(self.columns)]))
 
     def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "columns": list(self.columns),
-            "values": None if self.values is None else list(self.values),
-        }
+        return {**super().params(), "columns": list(self.columns), "default_values": self.values is None}
+
+    def trigger_params(self, trigger: Trigger) -> dict[str, Any]:
+        assert isinstance(trigger, FeatureTrigger)
+        return {"values": list(trigger.values)}
+
+
+MAX_CORNER_COLUMNS = 10
+
+
+def rare_corner(x: np.ndarray) -> tuple[float, ...]:
+    """Each column's minimum or maximum, in the high/low combination that the training rows least resemble.
+
+    Rows are binned by the side of each column's median they lie on; of the 2^D combinations the one
+    farthest (in columns on the other side) from its nearest occupied bin wins, then the one with the
+    fewest rows in bins that near, then the lowest. Two correlated columns get one high and one low,
+    a pattern outside the data's joint distribution and so not a signal of any class in it.
+    """
+    d = x.shape[1]
+    if d > MAX_CORNER_COLUMNS:
+        raise InputError(
+            f"a default tabular trigger covers at most {MAX_CORNER_COLUMNS} columns, got {d}",
+            hint="pass values (--values) for the columns, or choose fewer",
+        )
+    bit = np.uint64(1) << np.arange(d, dtype=np.uint64)
+    codes = ((x > np.median(x, axis=0)) * bit).sum(axis=1, dtype=np.uint64)
+    occupied, counts = np.unique(codes, return_counts=True)
+    patterns = np.arange(2**d, dtype=np.uint64)
+    distance = np.bitwise_count(patterns[:, None] ^ occupied[None, :])
+    nearest = distance.min(axis=1)
+    crowd = np.where(distance == nearest[:, None], counts[None, :], 0).sum(axis=1)
+    best = int(np.lexsort((patterns, crowd, -nearest.astype(np.int64)))[0])
+    high = (best >> np.arange(d)) & 1
+    return tuple(float(v) for v in np.where(high == 1, x.max(axis=0), x.min(axis=0)))

@@ -23,6 +23,7 @@ from modelshield.attacks.poisoning import (
     TextBackdoor,
     evaluate_poisoning,
 )
+from modelshield.attacks.poisoning.backdoor import rare_corner
 from modelshield.core.datasets import sklearn_dataset
 from modelshield.core.errors import InputError
 from modelshield.core.model import TorchModel
@@ -121,6 +122,16 @@ def test_feature_pattern_backdoors_tabular_models() -> None:
     base = evaluate_poisoning(clean.predict, result, xt, yt)
     assert ev.attack_success_rate >= 0.9 and base.attack_success_rate <= 0.5
     assert ev.clean_accuracy >= base.clean_accuracy - 0.05
+
+
+def test_the_default_tabular_trigger_sets_correlated_columns_against_their_correlation() -> None:
+    x = sklearn_dataset("breast_cancer", "all").x.numpy()  # columns 0 and 3: mean radius and mean area, r = 0.99
+    values = rare_corner(x[:, [0, 3]])
+    assert values in ((x[:, 0].max(), x[:, 3].min()), (x[:, 0].min(), x[:, 3].max()))
+    result = TabularBackdoor(target=0, rate=0.1, columns=[0, 3]).poison(x, np.zeros(len(x), dtype=int) + 1)
+    assert result.params["values"] == list(values) and result.params["default_values"]
+    with pytest.raises(InputError, match="at most 10 columns"):
+        TabularBackdoor(target=0, rate=0.1, columns=list(range(11))).poison(x, np.ones(len(x), dtype=int))
 
 
 @pytest.mark.parametrize(
