@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-from conftest import RunMain
+from typing import TYPE_CHECKING
 
 from modelshield.privacy.dp import read_dp_metadata
+
+if TYPE_CHECKING:  # `from conftest import` at run time resolves to whichever conftest loaded last
+    from conftest import RunMain
 
 
 def test_breast_cancer_mlp_trains_saves_and_registers_its_budget(run_main: RunMain, tmp_path: Path) -> None:
