@@ -167,19 +167,27 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
             errors[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
             steps.pop(name, None)
     times: dict[str, list[float]] = {n: [] for n in steps}
+    cpu: dict[str, list[float]] = {n: [] for n in steps}
     names = list(steps)
     for r in range(args.repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             for _ in range(args.warmup):
                 steps[name]()
             _sync(args.device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 steps[name]()
             _sync(args.device)
             times[name].append((time.perf_counter() - t0) / args.steps * 1000)
-    med = {n: statistics.median(v) for n, v in times.items()}
-    return {"setting": label, "batch": len(x), "ms": med, "all_ms": times, "errors": errors}
+            cpu[name].append((time.process_time() - c0) / args.steps * 1000)
+    return {
+        "setting": label,
+        "batch": len(x),
+        "ms": {n: statistics.median(v) for n, v in times.items()},
+        "cpu_ms": {n: statistics.median(v) for n, v in cpu.items()},
+        "all_ms": times,
+        "errors": errors,
+    }
 
 
 def _accuracy(net: nn.Module, x: Tensor, y: Tensor) -> float:
@@ -308,18 +316,20 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             + (f", {args.threads} threads" if args.device == "cpu" else "")
             + f" ({results['machine']}); median of {args.repeats} interleaved repeats × {args.steps} steps.",
             "",
-            "| training | ms / step | × non-private | modelshield faster by |",
-            "| --- | ---: | ---: | ---: |",
+            "| training | wall ms / step | × non-private | modelshield faster by | CPU ms / step | × non-private (CPU) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
+        cpu = s["cpu_ms"]
         for name in CONTENDERS:
             if name in ms:
                 ratio = f"{ms[name] / base:.2f}×" if base else "—"
+                cpu_ratio = f"{cpu[name] / cpu['non-private']:.2f}×" if "non-private" in cpu else "—"
                 faster = (
                     f"{ms[name] / ms['modelshield']:.2f}×" if "modelshield" in ms and name.startswith("opacus") else ""
                 )
-                lines.append(f"| {name} | {ms[name]:.1f} | {ratio} | {faster} |")
+                lines.append(f"| {name} | {ms[name]:.1f} | {ratio} | {faster} | {cpu[name]:.1f} | {cpu_ratio} |")
             elif name in s["errors"]:
-                lines.append(f"| {name} | fails: {s['errors'][name]} | | |")
+                lines.append(f"| {name} | fails: {s['errors'][name]} | | | | |")
         lines.append("")
     if "accuracy" in results:
         a = results["accuracy"]
