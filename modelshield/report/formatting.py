@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelshield.assess.catalog import MASKING_FLAGS
-from modelshield.assess.results import AssessmentResult, gate_incomplete, gradients_masked
+from modelshield.assess.results import AssessmentResult, gate_incomplete, gradients_masked, white_box_skipped
 from modelshield.core.findings import Finding
 
 MISSING = "—"
@@ -77,7 +77,7 @@ def _measured(gate: dict[str, Any], model: dict[str, Any]) -> str:
 
 
 def _untrusted_reason(result: AssessmentResult) -> str:
-    skipped = sorted({e.attack for e in result.errors if e.kind == "not-applicable"})
+    skipped = white_box_skipped(result.errors)
     flags = [flag.name for flag in result.sanity if not flag.passed and flag.name in MASKING_FLAGS]
     reasons = []
     if skipped:

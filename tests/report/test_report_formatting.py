@@ -69,3 +69,14 @@ def test_an_unmeasured_gate_on_a_black_box_model_says_why(image_result: Assessme
         assert "nothing was measured there" in verdict(result).sentence and reason in verdict(result).sentence
     white = image_result.model_copy(update={"gating": gating, "verdict": "NO GATE"})
     assert verdict(white).sentence.endswith("nothing was measured there.")
+
+
+def test_a_black_box_attack_that_does_not_apply_is_not_called_white_box(untrusted_result: AssessmentResult) -> None:
+    from modelshield.assess.results import AttackError
+
+    square = AttackError(
+        attack="square", norm="linf", eps=8 / 255, kind="not-applicable", error="CapabilityError", message="labels only"
+    )
+    result = untrusted_result.model_copy(update={"errors": [*untrusted_result.errors, square]})
+    sentence = verdict(result).sentence
+    assert "white-box attacks could not run (fgsm, pgd: no usable input gradients)" in sentence
