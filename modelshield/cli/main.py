@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "provenance": "provenance",
     "registry": "registry",
     "sandbox": "sandbox",
+    "sanitize": "sanitize",
     "sbom": "sbom",
     "scan": "scan",
     "serve": "serve",
