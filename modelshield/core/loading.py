@@ -153,12 +153,14 @@ def read_model(
     return SklearnModel(estimator, input_shape=input_shape, num_classes=num_classes, bounds=bounds)
 
 
-def save_torch_model(module: nn.Module | TorchModel, path: str | os.PathLike[str]) -> Path:
+def save_torch_model(
+    module: nn.Module | TorchModel, path: str | os.PathLike[str], metadata: dict[str, str] | None = None
+) -> Path:
     """Write a network's weights as safetensors (the format ``read_model`` reads without running code), atomically:
-    a failure never leaves a partial file at ``path``."""
+    a failure never leaves a partial file at ``path``. ``metadata`` goes into the header (e.g. a DP budget)."""
     from safetensors.torch import save_model
 
     net = module.module if isinstance(module, TorchModel) else module
     with atomic_path(Path(path), mode=0o644) as tmp:
-        save_model(net, os.fspath(tmp))
+        save_model(net, os.fspath(tmp), metadata=metadata)
     return Path(path)

@@ -18,7 +18,7 @@ from torch import nn
 
 from modelshield.core.errors import FormatError
 from modelshield.core.file_formats import check_safetensors
-from modelshield.core.files import atomic_path
+from modelshield.core.loading import save_torch_model
 from modelshield.defenses.training.history import write_json_atomic
 from modelshield.privacy.dp.training import FORMAT, DPReport
 
@@ -35,13 +35,9 @@ def save_dp_model(
     module: nn.Module, report: DPReport, out: Path, info: dict[str, Any] | None = None
 ) -> dict[str, Path]:
     """Write ``out/model.safetensors`` (budget in its header) and ``out/model.json`` (``info`` + ``privacy``)."""
-    from safetensors.torch import save_model
-
     out.mkdir(parents=True, exist_ok=True)
     meta = report.to_dict()
-    weights = out / "model.safetensors"
-    with atomic_path(weights, mode=0o644) as tmp:
-        save_model(module, os.fspath(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    weights = save_torch_model(module, out / "model.safetensors", {METADATA_KEY: json.dumps(meta, sort_keys=True)})
     sidecar = write_json_atomic(out / "model.json", {**(info or {}), "weights": weights.name, "privacy": meta})
     return {"weights": weights, "model": sidecar}
 
