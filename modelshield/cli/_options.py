@@ -3,7 +3,9 @@ and library errors reworded to name the flags a command-line user types."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from modelshield.core.errors import InputError, ModelShieldError
 
@@ -44,6 +46,21 @@ def parse_headers(pairs: list[str]) -> dict[str, str]:
             raise InputError(f"--header {pair.split(':')[0]!r}...: use 'Name: value'")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+    """``--arch-kwargs``: a JSON object of keyword arguments for ``--arch`` (None when not given)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(
+            f"--arch-kwargs is not JSON ({e.msg}): give an object, e.g. '{{\"num_classes\": 10}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"num_classes\": 10}'")
+    return value
 
 
 def parse_shape(text: str, what: str) -> tuple[int, ...]:

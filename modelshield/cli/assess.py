@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -28,7 +27,15 @@ from rich.progress import (
 from rich.table import Table
 
 from modelshield.assess.catalog import ALL_ATTACKS, DEFAULT_DETECTORS, DETECTOR_NAMES
-from modelshield.cli._options import flag_words, parse_bounds, parse_floats, parse_headers, parse_shape, parse_step
+from modelshield.cli._options import (
+    flag_words,
+    parse_arch_kwargs,
+    parse_bounds,
+    parse_floats,
+    parse_headers,
+    parse_shape,
+    parse_step,
+)
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.settings import load_settings
 
@@ -139,9 +146,7 @@ def _load(o: _Inputs) -> tuple[Model, Dataset]:
         return RemoteModel(
             o.model, input_shape=shape, num_classes=n_classes, bounds=b, headers=parse_headers(o.headers)
         ), ds
-    kwargs = json.loads(o.arch_kwargs) if o.arch_kwargs else None
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"num_classes\": 10}'")
+    kwargs = parse_arch_kwargs(o.arch_kwargs)
     m = load_model(
         o.model,
         arch=o.arch,

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelshield.cli._options import parse_bounds, parse_floats
+from modelshield.cli._options import parse_arch_kwargs, parse_bounds, parse_floats
 from modelshield.cli.assess import DEMO_EPS, DEMO_EPS_L2, DEMO_GATE, redact_argv
 from modelshield.core.errors import InputError
 
@@ -268,7 +268,7 @@ def harden_command(
         "device": device,
         "threads": threads,
         "seed": seed,
-        "arch_kwargs": _json_object(arch_kwargs),
+        "arch_kwargs": parse_arch_kwargs(arch_kwargs),
         "eps": _one(eps, "--eps"),
         "gating_eps": _one(gating_eps, "--gating-eps"),
         "bounds": _bounds(bounds),
@@ -366,18 +366,6 @@ def _bounds(text: str | None) -> list[float] | None:
     if text is None:
         return None
     return list(parse_bounds(text))
-
-
-def _json_object(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"num_classes\": 10}'")
-    return value
 
 
 def register(app: typer.Typer) -> None:

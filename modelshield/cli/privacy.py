@@ -140,7 +140,7 @@ def _inputs(
     bounds: str | None,
     trust_types: list[str],
 ) -> tuple[Model, Dataset, Dataset]:
-    from modelshield.cli._options import flag_words, parse_bounds
+    from modelshield.cli._options import flag_words, parse_arch_kwargs, parse_bounds
     from modelshield.core.datasets import load_dataset
     from modelshield.core.errors import ModelShieldError
     from modelshield.integrity.safe_load import load_model
@@ -148,14 +148,7 @@ def _inputs(
     if not (model_path and members and non_members):
         raise InputError("give --model, --members and --non-members (or --demo)")
     box = parse_bounds(bounds) if bounds else None
-    kwargs: dict[str, Any] | None = None
-    if arch_kwargs:
-        try:
-            kwargs = json.loads(arch_kwargs)
-        except json.JSONDecodeError as e:
-            raise InputError(f"--arch-kwargs is not JSON: {e.msg}") from None
-        if not isinstance(kwargs, dict):
-            raise InputError("--arch-kwargs must be a JSON object")
+    kwargs = parse_arch_kwargs(arch_kwargs)
     ins = load_dataset(members, label_column=label_column, bounds=box)
     outs = load_dataset(non_members, label_column=label_column, bounds=box)
     if tuple(ins.x.shape[1:]) != tuple(outs.x.shape[1:]):

@@ -53,9 +53,9 @@ def _network(
         for p in net.parameters():
             p.requires_grad_(True)
         return net, arch, arch_kwargs
-    from modelshield.core.loading import _build_arch
+    from modelshield.core.loading import build_arch
 
-    return _build_arch(arch, arch_kwargs), arch, arch_kwargs
+    return build_arch(arch, arch_kwargs), arch, arch_kwargs
 
 
 def _data(
@@ -161,7 +161,7 @@ def train_command(
         raise InputError(f"{out} already holds a model", hint="pick another --out")
     import torch
 
-    from modelshield.cli.harden import _json_object
+    from modelshield.cli._options import parse_arch_kwargs
     from modelshield.privacy.dp import save_dp_model, train_dp
     from modelshield.privacy.dp.accountant import ACCOUNTANTS
     from modelshield.privacy.dp.training import DPOptimizer
@@ -174,7 +174,7 @@ def train_command(
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     train, test = _data(demo, data, test_data, label_column)
-    net, arch_ref, arch_kw = _network(arch, _json_object(arch_kwargs), model, train)
+    net, arch_ref, arch_kw = _network(arch, parse_arch_kwargs(arch_kwargs), model, train)
     if device is not None:
         net = net.to(device)
     err = Console(stderr=True, highlight=False)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelshield.cli._options import parse_bounds, parse_floats, parse_headers
+from modelshield.cli._options import parse_arch_kwargs, parse_bounds, parse_floats, parse_headers
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:  # torch loads only when a command runs, so `modelshield --help` stays fast
@@ -53,18 +53,6 @@ def _watermark(
     if kind is Kind.weights:
         return WeightWatermark(secret, bits=bits, layer=layer, fpr=fpr, **tuning)
     return TriggerSetWatermark(secret, n_triggers=triggers, fpr=fpr, **tuning)
-
-
-def _arch_kwargs(text: str | None) -> dict | None:
-    if not text:
-        return None
-    try:
-        kwargs = json.loads(text)
-    except ValueError:
-        kwargs = None
-    if not isinstance(kwargs, dict):
-        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"num_classes\": 10}'")
-    return kwargs
 
 
 @watermark_app.command("keygen")
@@ -130,7 +118,7 @@ def embed(
         loaded = load_model(
             model,
             arch=arch,
-            arch_kwargs=_arch_kwargs(arch_kwargs),
+            arch_kwargs=parse_arch_kwargs(arch_kwargs),
             input_shape=tuple(train.x.shape[1:]),
             bounds=train.bounds,
         )
@@ -193,7 +181,12 @@ def _load_suspect(
     if shape is None and arch:
         raise InputError("safetensors weights need --input-shape, e.g. --input-shape 1,8,8")
     return load_model(
-        model, arch=arch, arch_kwargs=_arch_kwargs(arch_kwargs), input_shape=shape, num_classes=num_classes, bounds=box
+        model,
+        arch=arch,
+        arch_kwargs=parse_arch_kwargs(arch_kwargs),
+        input_shape=shape,
+        num_classes=num_classes,
+        bounds=box,
     )
 
 

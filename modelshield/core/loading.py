@@ -26,7 +26,7 @@ from modelshield.core.model import Model, TorchModel
 SUPPORTED_MODELS = "safetensors weights (with arch='package.module:Class'), TorchScript, ONNX, skops"
 
 
-def _build_arch(arch: str | None, arch_kwargs: dict[str, Any] | None) -> nn.Module:
+def build_arch(arch: str | None, arch_kwargs: dict[str, Any] | None) -> nn.Module:
     """Construct the network named 'package.module:ClassName' (code the user chose to trust)."""
     if not arch:
         raise InputError("a safetensors file holds weights only; pass arch='package.module:ClassName' for the network")
@@ -134,7 +134,7 @@ def read_model(
         torch_kwargs = dict(bounds=bounds, mean=mean, std=std, device=device)
         if fmt == "safetensors":
             check_safetensors(path)
-            net = _build_arch(arch, arch_kwargs)
+            net = build_arch(arch, arch_kwargs)
             _load_weights(net, path, arch or "")
         else:
             net = torch.jit.load(os.fspath(path), map_location="cpu")
