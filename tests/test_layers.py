@@ -62,7 +62,7 @@ LAYERS: dict[str, set[str]] = {
     "audit": {"core", "integrity"},  # signs checkpoints with integrity's keys
     "supplychain": {"core", "integrity"},  # SBOM and approvals hash with integrity.provenance
     "registry": {"core", "integrity", "audit"},  # records versions in the audit log
-    "threat": {"core"},
+    "threat": {"core", "integrity"},  # evidence: scans and verifies the files a threat model names
     "privacy": {"core", "attacks", "defenses"},
     "monitor": {"core", "attacks", "defenses", "integrity", "audit"},
     "incident": {"core", "integrity", "audit", "registry", "monitor"},

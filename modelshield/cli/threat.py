@@ -63,13 +63,15 @@ def _report(
     system_path: Path | None, demo: bool, rules: list[Path], status: Path | None
 ) -> tuple[System, ThreatReport, str | None]:
     from modelshield.threat import analyse, builtin_rules, load_rules
+    from modelshield.threat.findings import judge_evidence
     from modelshield.threat.status import load_decisions
 
     system, source = _system(system_path, demo)
     libraries = [builtin_rules(), *(load_rules(p) for p in rules)]
     status_file = _status_path(system_path, status)
     decisions = load_decisions(status_file) if status_file else {}
-    return system, analyse(system, libraries, decisions), source
+    evidence = judge_evidence(system, system_path.parent if system_path else Path.cwd())  # paths: the YAML's folder
+    return system, analyse(system, libraries, decisions, evidence), source
 
 
 def _table(report: ThreatReport) -> None:
@@ -84,6 +86,9 @@ def _table(report: ThreatReport) -> None:
     console = Console(highlight=False, soft_wrap=True)
     console.print(table)
     console.print(", ".join(f"{n} {s}" for s, n in report.counts().items()))
+    for ev in report.evidence:
+        verdict = "passed" if ev.passed else "FAILED"
+        console.print(f"evidence {ev.kind} on {ev.element} ({ev.path}): {verdict} — {ev.summary}")
     for fid, d in report.stale.items():
         console.print(
             f"stale: {fid} is recorded as {d.status.value} ({d.rule} on {d.element}) but no finding has that id"

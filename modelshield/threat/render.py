@@ -16,6 +16,7 @@ from typing import Any
 from modelshield.core.findings import Finding
 from modelshield.core.sarif import artifact_uri, render_sarif
 from modelshield.threat.atlas import MITIGATION_URI, TECHNIQUE_URI, load_atlas
+from modelshield.threat.evidence import Evidence
 from modelshield.threat.findings import Status, ThreatFinding, ThreatReport
 from modelshield.threat.rules import builtin_rules
 
@@ -43,6 +44,7 @@ def report_json(report: ThreatReport, source: str | None = None) -> dict[str, An
         "counts": report.counts(),
         "findings": findings,
         "stale": {fid: d.model_dump(mode="json") for fid, d in report.stale.items()},
+        "evidence": [ev.model_dump(mode="json") for ev in report.evidence],
     }
 
 
@@ -66,6 +68,10 @@ def _mitigation_text(f: ThreatFinding) -> list[str]:
     return lines
 
 
+def _evidence_md(ev: Evidence) -> str:
+    return f"- Evidence ({ev.kind}, `{ev.path}`): {'passed' if ev.passed else '**failed**'} — {ev.summary}"
+
+
 def render_markdown(report: ThreatReport, source: str | None = None) -> str:
     """A page for a pull request or a wiki: a summary table, then each finding with its mitigations."""
     counts = report.counts()
@@ -82,12 +88,21 @@ def render_markdown(report: ThreatReport, source: str | None = None) -> str:
     for f in report.findings:
         out += ["", f"## {f.id}: {f.title} (`{f.element}`)", "", f.description, ""]
         out.append(f"- Rule `{f.rule}`, severity **{f.severity.value}**, status **{f.status.value}**")
+        if f.severity_basis:
+            out.append(f"- Severity from: {f.severity_basis}")
         if f.note:
             out.append(f"- Note: {f.note}")
+        out += [_evidence_md(ev) for ev in f.evidence]
         out.append(f"- ATLAS: {_atlas_md(f.atlas)}")
         if f.owasp:
             out.append(f"- OWASP ML Top 10: {', '.join(f'{o} {_owasp_name(o)}' for o in f.owasp)}")
         out += [f"- Mitigation: {line}" for line in _mitigation_text(f)]
+    if report.evidence:
+        out += ["", "## Evidence", "", "| check | on | passed | result | file |", "|---|---|---|---|---|"]
+        out += [
+            f"| {ev.kind} | `{ev.element}` | {'yes' if ev.passed else '**no**'} | {ev.summary} | `{ev.path}` |"
+            for ev in report.evidence
+        ]
     if report.stale:
         out += ["", "## Stale decisions", "", "Recorded in the status file, but no current finding has these ids:", ""]
         out += [
@@ -122,7 +137,13 @@ def render_html(report: ThreatReport, source: str | None = None, svg: str | None
         rows.append(
             f'<tr><td><code>{e(f.id)}</code></td><td style="color:{colour}"><b>{e(f.severity.value)}</b></td>'
             f"<td>{e(f.status.value)}</td><td><b>{e(f.title)}</b><br>{e(f.description)}"
+            + (f"<br>severity from: {e(f.severity_basis)}" if f.severity_basis else "")
             + (f"<br><i>{e(f.note)}</i>" if f.note else "")
+            + "".join(
+                f"<br>evidence ({e(ev.kind)}, <code>{e(ev.path)}</code>): "
+                f"<b>{'passed' if ev.passed else 'failed'}</b> — {e(ev.summary)}"
+                for ev in f.evidence
+            )
             + f"</td><td><code>{e(f.element)}</code></td><td>{e(', '.join(f.stride))}</td><td>{techniques or '—'}</td>"
             f"<td>{e(', '.join(f.owasp) or '—')}</td><td><ul>{mitigations}</ul></td></tr>"
         )
@@ -159,7 +180,12 @@ def _as_core_finding(f: ThreatFinding) -> Finding:
         atlas=f.atlas,
         owasp_ml=f.owasp,
         remediation=" ".join(_mitigation_text(f)),
-        evidence={"finding_id": f.id, "stride": f.stride, "status": f.status.value},
+        evidence={
+            "finding_id": f.id,
+            "stride": f.stride,
+            "status": f.status.value,
+            "checks": [{"kind": ev.kind, "path": ev.path, "passed": ev.passed} for ev in f.evidence],
+        },
     )
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from modelshield.core.errors import InputError, MissingFileError
 from modelshield.core.severity import Severity
 from modelshield.threat.atlas import load_atlas
+from modelshield.threat.evidence import EvidenceKind
 from modelshield.threat.system import KINDS, Classification, Flow, System, kind_attributes
 
 RULES_RESOURCE = ("modelshield.threat", "data/rules.yaml")
@@ -65,6 +66,7 @@ class ElementMatch(_Strict):
     kind: list[Kind] | None = None
     attributes: dict[str, bool | str] = Field(default_factory=dict)
     classification_at_least: Classification | None = None
+    sensitivity_at_least: Classification | None = None  # the element's or any of its features' classification
     shares_boundary_with: list[Kind] | None = None
     incoming: FlowMatch | None = None
     outgoing: FlowMatch | None = None
@@ -77,6 +79,8 @@ class ElementMatch(_Strict):
             if getattr(element, name, _MISSING) != want:
                 return False
         if self.classification_at_least and element.classification.rank < self.classification_at_least.rank:
+            return False
+        if self.sensitivity_at_least and element.sensitivity.rank < self.sensitivity_at_least.rank:
             return False
         if self.shares_boundary_with is not None:
             home = system.boundary_of(element_id)
@@ -150,8 +154,18 @@ class Mitigation(_Strict):
     action: str
 
 
+class SeverityCase(_Strict):
+    """A severity that replaces the rule's own when its condition also holds (first match wins): how bad model
+    inversion is depends on what the endpoint returns and how sensitive the features are."""
+
+    when: dict[str, Any]
+    severity: Severity
+    because: str
+
+
 class Rule(_Strict):
-    """One threat: when it applies (``applies_to`` + ``when``), what it is, how bad, and what mitigates it."""
+    """One threat: when it applies (``applies_to`` + ``when``), what it is, how bad, what mitigates it, and which
+    kinds of evidence (``modelshield.threat.evidence``) test the mitigation."""
 
     id: str = Field(pattern=r"^[A-Z][A-Z0-9-]+$")
     title: str
@@ -162,7 +176,9 @@ class Rule(_Strict):
     owasp: list[str] = Field(default_factory=list)
     severity: Severity
     when: dict[str, Any]
+    severity_when: list[SeverityCase] = Field(default_factory=list)
     mitigations: list[Mitigation] = Field(min_length=1)
+    evidence: list[EvidenceKind] = Field(default_factory=list)
 
     @field_validator("owasp")
     @classmethod
@@ -172,20 +188,35 @@ class Rule(_Strict):
             raise ValueError(f"{unknown} are not OWASP ML Top 10 (2023) ids ML01..ML10")
         return v
 
+    def _match(self, when: dict[str, Any]) -> ElementMatch | FlowMatch:
+        model = ElementMatch if self.applies_to == "element" else FlowMatch
+        return model.model_validate(when)
+
     @functools.cached_property
     def condition(self) -> ElementMatch | FlowMatch:
-        model = ElementMatch if self.applies_to == "element" else FlowMatch
-        return model.model_validate(self.when)
+        return self._match(self.when)
+
+    @functools.cached_property
+    def severity_conditions(self) -> list[tuple[ElementMatch | FlowMatch, SeverityCase]]:
+        return [(self._match(case.when), case) for case in self.severity_when]
+
+    def severity_for(self, system: System, target: str) -> tuple[Severity, str]:
+        """The severity of this rule's finding on ``target`` and why, when a ``severity_when`` case decided it."""
+        for cond, case in self.severity_conditions:
+            if _holds(cond, system, target):
+                return case.severity, case.because
+        return self.severity, ""
 
     def targets(self, system: System) -> list[str]:
         """The ids of the elements or flows this rule holds for, in the system's order."""
-        if self.applies_to == "element":
-            cond = self.condition
-            assert isinstance(cond, ElementMatch)
-            return [e.id for e in system.elements if cond.matches(system, e.id)]
-        flow_cond = self.condition
-        assert isinstance(flow_cond, FlowMatch)
-        return [f.id for f in system.flows if flow_cond.matches(system, f)]
+        ids = [e.id for e in system.elements] if self.applies_to == "element" else [f.id for f in system.flows]
+        return [t for t in ids if _holds(self.condition, system, t)]
+
+
+def _holds(cond: ElementMatch | FlowMatch, system: System, target: str) -> bool:
+    if isinstance(cond, ElementMatch):
+        return cond.matches(system, target)
+    return cond.matches(system, next(f for f in system.flows if f.id == target))
 
 
 class RuleLibrary(_Strict):
@@ -209,6 +240,13 @@ def _check(library: RuleLibrary, source: str) -> RuleLibrary:
             err = exc.errors()[0]
             raise InputError(f"{where}: when.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
         condition.check(f"{where}: when")
+        for i, case in enumerate(rule.severity_when):
+            try:
+                rule._match(case.when).check(f"{where}: severity_when[{i}].when")
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(map(str, err["loc"]))
+                raise InputError(f"{where}: severity_when[{i}].when.{loc}: {err['msg']}") from None
         for tid in rule.atlas:
             if tid not in atlas.techniques:
                 raise InputError(f"{where}: {tid!r} is not a technique in ATLAS {atlas.version}")
@@ -255,6 +293,7 @@ __all__ = [
     "Mitigation",
     "Rule",
     "RuleLibrary",
+    "SeverityCase",
     "builtin_rules",
     "load_rules",
     "parse_rules",

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelshield.core.errors import InputError, MissingFileError
 from modelshield.core.severity import RankedEnum
+from modelshield.threat.evidence import EvidenceSpec
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -57,6 +58,12 @@ class _Element(_Strict):
     @property
     def label(self) -> str:
         return self.name or self.id
+
+    @property
+    def sensitivity(self) -> Classification:
+        """The most sensitive of the element's own classification and its features' (endpoints list features)."""
+        levels = [self.classification, *getattr(self, "features", {}).values()]
+        return max(levels, key=lambda c: c.rank)
 
 
 class Actor(_Element):
@@ -111,6 +118,9 @@ class InferenceEndpoint(_Element):
 
     kind: Literal["inference_endpoint"] = "inference_endpoint"
     returns: Literal["scores", "labels"] = "scores"
+    features: dict[str, Classification] = Field(
+        default_factory=dict, description="the model's input features and how sensitive each is (model inversion)"
+    )
     rate_limited: bool = False
     robustness_assessed: bool = False
     verifies_model_signature: bool = False
@@ -174,7 +184,7 @@ Element = Annotated[
     | ModelRegistry,
     Field(discriminator="kind"),
 ]
-_NOT_ATTRIBUTES = {"id", "name", "description", "kind"}
+_NOT_ATTRIBUTES = {"id", "name", "description", "kind", "features"}
 
 
 def kind_attributes(kind: str) -> dict[str, Any]:
@@ -223,6 +233,9 @@ class System(_Strict):
     elements: list[Element] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
     boundaries: list[Boundary] = Field(default_factory=list)
+    evidence: list[EvidenceSpec] = Field(
+        default_factory=list, description="results of the checks that test the threats (modelshield.threat.evidence)"
+    )
 
     def check_references(self) -> System:
         """Refuse duplicate ids, flows or boundaries naming a missing element, and an element in two boundaries."""
@@ -254,6 +267,11 @@ class System(_Strict):
                 if ref in parent:
                     raise InputError(f"boundary {ref!r} is inside two boundaries ({parent[ref]!r} and {boundary.id!r})")
                 parent[ref] = boundary.id
+        for i, spec in enumerate(self.evidence):
+            if seen.get(spec.element) not in ("element", "flow"):
+                raise InputError(f"evidence[{i}] names a missing element or flow {spec.element!r}")
+            if spec.kind == "verify" and spec.public_key is None:
+                raise InputError(f"evidence[{i}] (verify on {spec.element!r}) needs public_key: the signer's PEM")
         for start in boundaries:
             node, path = start, [start]
             while node in parent:

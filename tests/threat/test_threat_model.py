@@ -87,12 +87,14 @@ def test_authenticated_encrypted_flow_loses_its_spoofing_and_tampering_findings(
 def test_ml_rules_follow_the_endpoint_and_model_attributes() -> None:
     data = _demo_data()
     api = next(e for e in data["elements"] if e["id"] == "scoring_api")
+    api["classification"] = "internal"
     assert "ML-INVERSION" not in _by_rule(data)
     api["classification"] = "restricted"
     assert _by_rule(data)["ML-INVERSION"] == {"scoring_api"}
     api["returns"] = "labels"
     rules = _by_rule(data)
-    assert not {"ML-EXTRACTION", "ML-MEMBERSHIP", "ML-INVERSION"} & set(rules)
+    assert not {"ML-EXTRACTION", "ML-MEMBERSHIP"} & set(rules)
+    assert rules["ML-INVERSION"] == {"scoring_api"}  # label-only inversion: still a threat (its severity drops)
     assert "ML-EVASION" in rules  # labels alone do not stop evasion
     model = next(e for e in data["elements"] if e["id"] == "pretrained")
     model.update(scanned=True, verified=True)
