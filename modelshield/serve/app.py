@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from modelshield.serve.config import ServeConfig
 from modelshield.serve.gateway import Gateway
 from modelshield.serve.guarding import GatewayGuard, build_guards
+from modelshield.serve.live import GatewayLive, build_monitor
 from modelshield.serve.pipeline import Pipeline
 from modelshield.serve.routes import attach_error_handlers, attach_routes
 
@@ -39,6 +40,15 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     for name, built in guards.items():
         primary = gateway.routers[name].primary
         built.bind(primary.executor, primary.max_batch)
+    try:
+        monitors = {
+            name: (build_monitor(name, setting, gateway.routers[name].primary.model), setting)
+            for name, setting in config.monitors().items()
+        }
+    except BaseException:
+        gateway.close()
+        raise
+    gateway.live = GatewayLive(list(gateway.routers), monitors, gateway.metrics, gateway.audit_log)
     pipeline = Pipeline(gateway, guards)
 
     @asynccontextmanager

@@ -126,6 +126,38 @@ class GuardTable(GuardConfig):
     models: tuple[str, ...] = ()
 
 
+class MonitorConfig(_Strict):
+    """Live monitoring of one model: its recent inputs tested for drift against a reference sketch, its outputs
+    watched by CUSUM / Page–Hinkley, every ``check_seconds`` off the request path (docs/serve.md)."""
+
+    sketch_file: str | None = None  # from `modelshield monitor sketch` over the flattened inputs (x[0], x[1], ...)
+    reference_data: str | None = None  # a dataset spec: sketch and reference outputs are built from it at start-up
+    reference_samples: int = Field(default=2000, ge=100)
+    window: int = Field(default=1000, ge=50, le=1_000_000)  # the most recent inputs kept and tested
+    min_rows: int = Field(default=100, ge=20)  # no drift verdict on fewer
+    check_seconds: float = Field(default=5.0, gt=0.0)
+    test: Literal["auto", "ks", "chi2", "psi", "js", "wasserstein"] = "auto"
+    alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    mmd: bool = False  # the multivariate permutation test: catches joint shifts, costs ~0.5 s a check
+    output_window: int = Field(default=50, ge=1)
+    bucket_seconds: float = Field(default=60.0, ge=1.0)  # width of the correlation windows
+    buckets: int = Field(default=120, ge=2, le=10_000)  # how many of them are kept
+
+    @model_validator(mode="after")
+    def _has_reference(self) -> MonitorConfig:
+        if self.sketch_file is None and self.reference_data is None:
+            raise ValueError("monitoring needs a reference: sketch_file and/or reference_data")
+        if self.min_rows > self.window:
+            raise ValueError(f"min_rows ({self.min_rows}) is larger than the window ({self.window})")
+        return self
+
+
+class MonitorTable(MonitorConfig):
+    """The top-level ``[monitor]`` table: one monitoring setting for the models listed (all models when empty)."""
+
+    models: tuple[str, ...] = ()
+
+
 class ModelRoute(ModelSource):
     """One public model name: its primary version, attributes the policy sees, and optional canary/shadow/guard."""
 
@@ -134,6 +166,7 @@ class ModelRoute(ModelSource):
     canary: CanaryRoute | None = None
     shadow: ShadowRoute | None = None
     guard: GuardConfig | None = None
+    monitor: MonitorConfig | None = None
 
 
 class AuthConfig(_Strict):
@@ -251,6 +284,7 @@ class ServeConfig(_Strict):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     guard: GuardTable | None = None
+    monitor: MonitorTable | None = None
 
     @field_validator("models")
     @classmethod
@@ -269,9 +303,10 @@ class ServeConfig(_Strict):
 
     @model_validator(mode="after")
     def _guarded_models_exist(self) -> ServeConfig:
-        unknown = sorted(set(self.guard.models) - set(self.models)) if self.guard else []
-        if unknown:
-            raise ValueError(f"guard.models names {', '.join(unknown)}, which no [models.<name>] table serves")
+        for table, listed in (("guard", self.guard), ("monitor", self.monitor)):
+            unknown = sorted(set(listed.models) - set(self.models)) if listed else []
+            if unknown:
+                raise ValueError(f"{table}.models names {', '.join(unknown)}, which no [models.<name>] table serves")
         return self
 
     def guards(self) -> dict[str, GuardConfig]:
@@ -282,6 +317,16 @@ class ServeConfig(_Strict):
                 out[name] = route.guard
             elif self.guard is not None and (not self.guard.models or name in self.guard.models):
                 out[name] = GuardConfig(**self.guard.model_dump(exclude={"models"}))
+        return out
+
+    def monitors(self) -> dict[str, MonitorConfig]:
+        """The live-monitoring setting of each monitored model, as ``guards()`` for the guard."""
+        out: dict[str, MonitorConfig] = {}
+        for name, route in self.models.items():
+            if route.monitor is not None:
+                out[name] = route.monitor
+            elif self.monitor is not None and (not self.monitor.models or name in self.monitor.models):
+                out[name] = MonitorConfig(**self.monitor.model_dump(exclude={"models"}))
         return out
 
     def insecure_settings(self) -> list[str]:
@@ -331,7 +376,7 @@ def _resolve(data: object, base: Path) -> object:
     if isinstance(data, dict):
         out: dict[str, object] = {}
         for k, v in data.items():
-            if isinstance(v, str) and k == "calibration_data":
+            if isinstance(v, str) and k in ("calibration_data", "reference_data"):
                 out[k] = _resolve_dataset(v, base)
             elif isinstance(v, str) and (k == "path" or k.endswith("_file")) and not Path(v).is_absolute():
                 out[k] = str(base / v)

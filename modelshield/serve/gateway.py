@@ -29,6 +29,7 @@ from modelshield.serve.ratelimit import RateLimiter, enforce
 from modelshield.serve.responses import error_response
 from modelshield.serve.routing import Router
 from modelshield.serve.runtime import LoadedModel, load_source, rehash_forever
+from modelshield.serve.sessions import Sessions
 
 if TYPE_CHECKING:  # the stores and controls are imported where they are built: each gateway loads only what it uses
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # the stores and controls are imported where they are built: 
     from modelshield.serve.apikeys import ApiKeyStore
     from modelshield.serve.auth import Authenticator
     from modelshield.serve.extraction import ExtractionMonitor
+    from modelshield.serve.live import GatewayLive
     from modelshield.serve.policy import PolicyEngine
     from modelshield.serve.ratelimit import DailyQuota
 
@@ -62,6 +64,8 @@ class Gateway:
         self.extraction: ExtractionMonitor | None = None
         self.remote_limits = False
         self._flagged: set[str] = set()
+        self.live: GatewayLive | None = None
+        self.sessions = Sessions()
 
     @classmethod
     def start(cls, config: ServeConfig) -> Gateway:
@@ -319,6 +323,8 @@ class Gateway:
             return
         self._flagged.add(subject)
         self.metrics.extraction_flags.labels(model).inc()
+        if self.live is not None:
+            self.live.observe_extraction(model)
         log.warning("extraction signal for %s on model %s: score %.2f", subject, model, signal.score)
         if self.audit_log is None:
             return
@@ -342,11 +348,11 @@ class Gateway:
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
         versions = [v for r in self.routers.values() for v in (r.primary, r.canary, r.shadow) if v is not None]
-        return [
-            asyncio.get_running_loop().create_task(
-                rehash_forever(versions, self.config.server.rehash_seconds, self.integrity_failed)
-            )
-        ]
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(rehash_forever(versions, self.config.server.rehash_seconds, self.integrity_failed))]
+        if self.live is not None:
+            tasks.append(loop.create_task(self.live.run_forever()))
+        return tasks
 
     async def integrity_failed(self, loaded: LoadedModel) -> None:
         """A served version's bytes changed: count it and write a security event to the audit log."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -82,6 +82,53 @@ class GatewayMetrics:
             "Callers newly flagged by the model-extraction signal, by model.",
             ("model",),
             registry=r,
+        )
+        # live monitoring (modelshield.serve.live): per-worker windows; in multiprocess mode the worst worker shows
+        self.drift_detected = Gauge(
+            "modelshield_drift_detected",
+            "1 when the last drift check of the model's live input window found drift, else 0.",
+            ("model",),
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.drift_share = Gauge(
+            "modelshield_drift_feature_share",
+            "Share of input features that drifted in the last check of the model's live window.",
+            ("model",),
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.drift_min_p = Gauge(
+            "modelshield_drift_min_p_value",
+            "Smallest drift-test p-value in the last check of the model's live window.",
+            ("model",),
+            registry=r,
+            multiprocess_mode="min",
+        )
+        self.drift_checks = Counter(
+            "modelshield_drift_checks",
+            "Drift checks run on live windows, by model and verdict.",
+            ("model", "drift"),
+            registry=r,
+        )
+        self.drift_check_seconds = Histogram(
+            "modelshield_drift_check_seconds",
+            "Time one live check (drift tests and output monitor) took, off the request path.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.output_alarms = Counter(
+            "modelshield_output_alarms",
+            "Output-monitor alarms (CUSUM / Page-Hinkley), by model, kind (evasion, poisoning) and stream.",
+            ("model", "kind", "stream"),
+            registry=r,
+        )
+        self.live_window_rows = Gauge(
+            "modelshield_live_window_rows",
+            "Inputs held in the model's live window.",
+            ("model",),
+            registry=r,
+            multiprocess_mode="max",
         )
         self.request = lru_cache(maxsize=4096)(self._request_children)
 

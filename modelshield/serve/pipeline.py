@@ -26,12 +26,13 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelshield.serve.errors import GatewayError, RequestValidationError
+from modelshield.serve.errors import AuthenticationError, GatewayError, RequestValidationError
 from modelshield.serve.gateway import Gateway
 from modelshield.serve.guarding import GatewayGuard
 from modelshield.serve.headers import one_header, require_json_body
 from modelshield.serve.identity import Identity
 from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
+from modelshield.serve.sessions import COOKIE
 from modelshield.serve.validation import batch_from_body, declared_length_ok, read_capped
 
 log = logging.getLogger("modelshield.serve")
@@ -75,6 +76,8 @@ class Pipeline:
         record["latency_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
         record["time"] = datetime.now(UTC).isoformat()
         response = await self.g.audit(record, rid, response)
+        if self.g.live is not None:
+            self.g.live.observe_request(record)
         seconds = time.perf_counter() - started
         self.g.metrics.observe_request(
             action, model, str(record.get("model_version", "")), response.status_code, seconds
@@ -157,6 +160,8 @@ class Pipeline:
                     }
                 )
         probs = await loaded.predict(x)
+        if g.live is not None:
+            g.live.observe_outputs(name, x, probs)
         if router.shadow is not None and router.shadow.healthy and router.mirrors(record["request_id"]):
             shadow = router.shadow
             router.mirror(probs, lambda: shadow.predict(x), g.shadow_observer(name))
@@ -184,6 +189,71 @@ class Pipeline:
             return json_response(await asyncio.to_thread(build))
 
         return await self.audited(request, f"admin.{action}", "", step)
+
+    async def monitor(self, request: Request) -> Response:
+        """The live-monitoring view (``monitor.read``): with the key in the header, or a dashboard session cookie."""
+        live = self.g.live
+        if live is None:
+            raise RuntimeError("Pipeline.monitor without live monitoring")
+
+        async def step(record: dict[str, Any]) -> Response:
+            identity = self.session_identity(request, record)
+            self.authorize(identity, "monitor.read", _ANY_MODEL, request, record)
+            await self.g.rate_limit(identity, None)
+            events = await asyncio.to_thread(live.read_events)
+            return json_response({**live.snapshot(), "events": events}, headers={"Cache-Control": "no-store"})
+
+        return await self.audited(request, "admin.monitor.read", "", step)
+
+    def session_identity(self, request: Request, record: dict[str, Any]) -> Identity:
+        """The caller of a dashboard read: its credentials when it sends any, else its session cookie's identity."""
+        token = request.cookies.get(COOKIE)
+        if token is None or "authorization" in request.headers or self.g.authenticator is None:
+            return self.identify(request, record)
+        identity = self.g.sessions.identity(token)
+        if identity is None:
+            self.g.metrics.denials.labels("authn").inc()
+            raise AuthenticationError("the dashboard session has expired; sign in again")
+        record["actor"] = {"subject": identity.subject, "method": "session", "tenant": identity.tenant}
+        return identity
+
+    async def open_session(self, request: Request) -> Response:
+        """``POST /v1/admin/session``: the key in the header opens a dashboard session (an HttpOnly cookie)."""
+
+        async def step(record: dict[str, Any]) -> Response:
+            identity = self.identify(request, record)
+            self.authorize(identity, "monitor.read", _ANY_MODEL, request, record)
+            await self.g.rate_limit(identity, None)
+            token, expires = self.g.sessions.open(identity)
+            response = json_response({"subject": identity.subject, "expires": expires})
+            response.set_cookie(
+                COOKIE,
+                token,
+                max_age=int(self.g.sessions.lifetime),
+                path="/",
+                secure=request.url.scheme == "https",
+                httponly=True,
+                samesite="strict",
+            )
+            return response
+
+        return await self.audited(request, "admin.session.open", "", step)
+
+    async def close_session(self, request: Request) -> Response:
+        """``DELETE /v1/admin/session``: forget the session and clear the cookie (no credentials needed)."""
+
+        async def step(record: dict[str, Any]) -> Response:
+            token = request.cookies.get(COOKIE)
+            if token is not None:
+                identity = self.g.sessions.identity(token)
+                if identity is not None:
+                    record["actor"] = {"subject": identity.subject, "method": "session", "tenant": identity.tenant}
+                self.g.sessions.close(token)
+            response = json_response({"closed": token is not None})
+            response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+            return response
+
+        return await self.audited(request, "admin.session.close", "", step)
 
     async def list_models(self, request: Request) -> Response:
         """The models this caller's policy lets it predict with."""

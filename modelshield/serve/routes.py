@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
@@ -177,6 +178,40 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
     async def audit_verify(request: Request) -> Response:
         return await pipeline.admin(request, "audit.read", gateway.verify_audit)
 
+    @app.get(
+        "/v1/admin/monitor",
+        tags=["admin"],
+        summary="Live monitoring: drift, traffic and security events per model and time window, correlated",
+        responses=admin_errors,
+    )
+    async def monitor(request: Request) -> Response:
+        return await pipeline.monitor(request)
+
+    @app.post(
+        "/v1/admin/session",
+        tags=["admin"],
+        summary="Open a dashboard session (the key in the Authorization header; an HttpOnly cookie back)",
+        responses=admin_errors,
+    )
+    async def open_session(request: Request) -> Response:
+        return await pipeline.open_session(request)
+
+    @app.delete("/v1/admin/session", tags=["admin"], summary="Close the dashboard session", responses=admin_errors)
+    async def close_session(request: Request) -> Response:
+        return await pipeline.close_session(request)
+
+    for file, media in (
+        ("dashboard.html", "text/html"),
+        ("dashboard.js", "text/javascript"),
+        ("dashboard.css", "text/css"),
+    ):
+        app.add_api_route(
+            "/admin/dashboard" if file.endswith(".html") else f"/admin/{file}",
+            _static(file, media),
+            methods=["GET"],
+            include_in_schema=False,
+        )
+
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> Response:
         return json_response({"status": "ok"})
@@ -208,6 +243,30 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
 
     app.add_middleware(PredictFastPath, pipeline=pipeline, names=list(gateway.config.models))
     app.add_middleware(OneLength)  # added last: runs first
+
+
+#: the dashboard runs only its own script and style, talks only to this gateway, and cannot be framed
+DASHBOARD_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _static(file: str, media: str) -> Callable[[], Awaitable[Response]]:
+    """A handler answering a packaged dashboard file (no data in it: the page asks /v1/admin/monitor, behind auth)."""
+    body = (resources.files("modelshield.serve") / "static" / file).read_bytes()
+    headers = {
+        "Content-Security-Policy": DASHBOARD_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
+
+    async def static() -> Response:
+        return Response(body, media_type=media, headers=headers)
+
+    static.__name__ = "dashboard_" + file.replace(".", "_")
+    return static
 
 
 def attach_error_handlers(app: FastAPI) -> None:

@@ -1,0 +1,216 @@
+"""Drift and output alarms on a live stream of model inputs and outputs, in bounded memory.
+
+A service (the gateway) hands each answered batch to ``LiveMonitor.observe``, which only copies the flattened
+inputs into a ring buffer of the last ``window`` rows and queues the output probabilities: no statistics on the
+request path. ``LiveMonitor.check`` — run from a timer, off the request path — tests the window against the
+reference sketch with the same ``detect_drift`` a batch ``modelshield monitor drift`` runs (the window becomes one
+in-memory chunk whose columns are named as the sketch's), and feeds the queued outputs to the ``OutputMonitor``
+(CUSUM / Page–Hinkley on confidence, entropy and class mix).
+
+Inputs are matched to sketch columns by index: a sketch built from an ``.npz`` whose 2-D array ``x`` holds the
+flattened inputs names its columns ``x[0]``, ``x[1]``, ...; a sketch with exactly as many numeric columns as the
+flattened input has, under other names, is read in column order.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelshield.core.errors import InputError
+from modelshield.monitor.drift import DriftConfig, DriftReport, detect_drift
+from modelshield.monitor.outputs import Alarm, OutputMonitor, OutputReference
+from modelshield.monitor.sketch import CategoricalFeature, NumericFeature, ReferenceSketch, build_sketch
+from modelshield.monitor.tables import Chunk, chunk_source
+
+_INDEXED = re.compile(r".*\[(\d+)\]")
+#: outputs queued for the output monitor between two checks, at most (older ones are dropped and counted)
+MAX_PENDING_OUTPUTS = 100_000
+
+
+def sketch_columns(sketch: ReferenceSketch, width: int) -> list[tuple[str, int]]:
+    """(sketch column, index into a flattened input of ``width`` values) for every feature of ``sketch``."""
+    if any(isinstance(f, CategoricalFeature) for f in sketch.features):
+        raise InputError("a live input sketch must be all numeric (the model's inputs are tensors)")
+    names = [f.name for f in sketch.features]
+    matches = [_INDEXED.fullmatch(n) for n in names]
+    if all(matches):
+        pairs = [(n, int(m.group(1))) for n, m in zip(names, matches, strict=True) if m]
+        if max(i for _, i in pairs) >= width:
+            raise InputError(f"the sketch names input value {max(i for _, i in pairs)}; inputs have {width} values")
+        return pairs
+    if len(names) != width:
+        raise InputError(f"the sketch has {len(names)} columns; the model's inputs have {width} values")
+    return [(n, i) for i, n in enumerate(names)]
+
+
+def sketch_from_inputs(x: np.ndarray, *, bins: int = 100, seed: int = 0) -> ReferenceSketch:
+    """A reference sketch of flattened inputs ``x`` (N, ...) with columns ``x[0]``, ``x[1]``, ...; the bin count
+    shrinks to the data (a sketch needs as many sampled rows as bins)."""
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if len(flat) < 20:
+        raise InputError(f"{len(flat)} reference inputs are too few for a sketch; give at least 20")
+    columns = {f"x[{j}]": flat[:, j] for j in range(flat.shape[1])}
+    n = len(flat)
+    return build_sketch(
+        chunk_source(columns), bins=min(bins, n), sample=n, reservoir=min(1000, n), seed=seed, source_info=None
+    )
+
+
+@dataclass
+class LiveCheck:
+    """One check: the drift report on the current window (None while it holds too few rows) and new alarms."""
+
+    at: float
+    rows: int
+    seen: int
+    drift: DriftReport | None
+    alarms: list[Alarm] = field(default_factory=list)
+    seconds: float = 0.0
+    dropped_outputs: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-friendly gist: the verdict, the smallest p-value, the share and names of drifted features."""
+        out: dict[str, Any] = {"at": self.at, "rows": self.rows, "seen": self.seen, "seconds": round(self.seconds, 4)}
+        if self.drift is not None:
+            d = self.drift
+            ps = [f.p_value for f in d.features if f.p_value is not None]
+            if d.multivariate is not None and d.multivariate.p_value is not None:
+                ps.append(d.multivariate.p_value)
+            drifted = d.drifted
+            top = sorted(d.features, key=lambda f: f.p_value if f.p_value is not None else -f.statistic)[:5]
+            out.update(
+                drift=d.drift,
+                drifted=len(drifted),
+                features=len(d.features),
+                share=len(drifted) / max(1, len(d.features)),
+                min_p=min(ps) if ps else None,
+                top=[{"feature": f.feature, "statistic": f.statistic, "p_value": f.p_value} for f in top],
+            )
+        out["alarms"] = [alarm_dict(a) for a in self.alarms]
+        return out
+
+
+def alarm_dict(a: Alarm) -> dict[str, Any]:
+    return {
+        "detector": a.detector, "stream": a.stream, "kind": a.kind, "direction": a.direction, "sample": a.sample,
+        "change_start": a.change_start, "statistic": a.statistic, "threshold": a.threshold, "at": a.at,
+    }  # fmt: skip
+
+
+class LiveMonitor:
+    """A ring buffer of the last ``window`` inputs and a queue of outputs; ``check()`` tests them.
+
+    ``observe`` is safe to call from one thread while ``check`` runs in another.
+    """
+
+    def __init__(
+        self,
+        sketch: ReferenceSketch,
+        outputs: OutputReference | None,
+        *,
+        width: int,
+        window: int = 1000,
+        min_rows: int = 100,
+        drift: DriftConfig | None = None,
+        output_window: int = 50,
+    ) -> None:
+        if window < min_rows or min_rows < 2:
+            raise InputError(f"the live window ({window}) must hold at least min_rows ({min_rows}) ≥ 2 inputs")
+        self.sketch, self.columns = sketch, sketch_columns(sketch, width)
+        self.config = drift or DriftConfig(mmd=False)
+        self.window, self.min_rows, self.width = window, min_rows, width
+        self.outputs = OutputMonitor(outputs, window=output_window) if outputs is not None else None
+        self._ring = np.zeros((window, width), dtype=np.float32)
+        self._next = 0
+        self._filled = 0
+        self._pending: deque[np.ndarray] = deque()
+        self._pending_rows = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self.seen = 0
+        self.checked_at_seen = 0
+
+    def observe(self, x: np.ndarray, probs: np.ndarray | None = None) -> None:
+        """Copy one batch's flattened inputs into the window and queue its outputs: a memcpy, no statistics."""
+        rows = x.reshape(len(x), -1)
+        if rows.shape[1] != self.width:
+            raise InputError(f"inputs have {rows.shape[1]} values; the monitor expects {self.width}")
+        n = len(rows)
+        with self._lock:
+            if n >= self.window:
+                self._ring[:] = rows[-self.window :]
+                self._next, self._filled = 0, self.window
+            else:
+                end = self._next + n
+                if end <= self.window:
+                    self._ring[self._next : end] = rows
+                else:
+                    cut = self.window - self._next
+                    self._ring[self._next :] = rows[:cut]
+                    self._ring[: n - cut] = rows[cut:]
+                self._next = end % self.window
+                self._filled = min(self.window, self._filled + n)
+            self.seen += n
+            if probs is not None and self.outputs is not None:
+                self._pending.append(probs)
+                self._pending_rows += len(probs)
+                while self._pending_rows > MAX_PENDING_OUTPUTS:
+                    dropped = self._pending.popleft()
+                    self._pending_rows -= len(dropped)
+                    self._dropped += len(dropped)
+
+    def snapshot(self) -> np.ndarray:
+        """The window's rows, oldest first (a copy)."""
+        with self._lock:
+            if self._filled < self.window:
+                return self._ring[: self._filled].astype(np.float64)
+            return np.roll(self._ring, -self._next, axis=0).astype(np.float64)
+
+    def check(self) -> LiveCheck:
+        """Drift of the current window (when it holds ``min_rows``) and the alarms of the queued outputs."""
+        started = time.perf_counter()
+        with self._lock:
+            pending, self._pending, self._pending_rows = list(self._pending), deque(), 0
+            dropped, self._dropped = self._dropped, 0
+            seen = self.seen
+        rows = self.snapshot()
+        report = None
+        if len(rows) >= self.min_rows:
+            report = detect_drift(self.sketch, self._source(rows), self.config)
+        alarms: list[Alarm] = []
+        if self.outputs is not None and pending:
+            alarms = self.outputs.update(np.concatenate(pending))
+        self.checked_at_seen = seen
+        return LiveCheck(time.time(), len(rows), seen, report, alarms, time.perf_counter() - started, dropped)
+
+    def _source(self, rows: np.ndarray) -> Any:
+        chunk = Chunk(rows=len(rows), columns=[name for name, _ in self.columns])
+        chunk.numeric = {name: np.ascontiguousarray(rows[:, j]) for name, j in self.columns}
+
+        def one() -> Iterator[Chunk]:
+            yield chunk
+
+        return one
+
+
+def sketch_inputs(sketch: ReferenceSketch, width: int) -> np.ndarray:
+    """The sketch's reservoir rows as flattened inputs (N, ``width``), for reference outputs when only a sketch is
+    given; a value the reservoir lacks (missing, or a column the sketch does not have) is the feature's mean."""
+    means = {f.name: f.mean for f in sketch.features if isinstance(f, NumericFeature)}
+    rows = np.zeros((len(sketch.reservoir), width))
+    where = {name: j for j, name in enumerate(sketch.reservoir_columns)}
+    for name, i in sketch_columns(sketch, width):
+        col = sketch.reservoir[:, where[name]] if name in where else np.full(len(rows), means[name])
+        rows[:, i] = np.where(np.isnan(col), means[name], col)
+    return rows
+
+
+__all__ = ["LiveCheck", "LiveMonitor", "alarm_dict", "sketch_columns", "sketch_from_inputs", "sketch_inputs"]
