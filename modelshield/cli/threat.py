@@ -19,6 +19,7 @@ from modelshield.threat.findings import Status
 
 if TYPE_CHECKING:
     from modelshield.threat import System, ThreatReport
+    from modelshield.threat.case_studies import CaseStudy
 
 threat_app = typer.Typer(
     help="Threat modeling as code: STRIDE and ML threats (MITRE ATLAS, OWASP ML Top 10) from a YAML system.",
@@ -209,6 +210,67 @@ def rules_command(
                 f"{rule.id}  {rule.severity.value}  {rule.applies_to}  {','.join(rule.stride)}  "
                 f"{techniques}  {','.join(rule.owasp) or '-'}  {rule.title}"
             )
+
+
+class StudyFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+@threat_app.command("case-study")
+def case_study_command(
+    study: Annotated[str | None, typer.Argument(help="Case study id (AML.CS0000); omit to list them all.")] = None,
+    rules: RulesOption = [],  # noqa: B006
+    format: Annotated[StudyFormat, typer.Option("--format", "-f", help="table, markdown or json")] = StudyFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """MITRE ATLAS case studies as threat-model examples: each step with the rules and controls that cover it."""
+    import json
+
+    from modelshield.threat import builtin_rules, load_rules
+    from modelshield.threat.case_studies import case_studies, case_study, render_study_markdown, study_json
+
+    libraries = (builtin_rules(), *(load_rules(p) for p in rules))
+    studies = case_studies(*libraries) if study is None else [case_study(study, *libraries)]
+    if format is StudyFormat.table:
+        if out is not None:
+            raise InputError("--out needs a file format: --format markdown or json")
+        _study_table(studies)
+        return
+    if format is StudyFormat.json:
+        text = json.dumps([study_json(s) for s in studies] if study is None else study_json(studies[0]), indent=2)
+        text += "\n"
+    else:
+        text = "\n".join(render_study_markdown(s) for s in studies)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        _write(out, text)
+
+
+def _study_table(studies: list[CaseStudy]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True, markup=False)  # controls contain "[rate_limits]"
+    if len(studies) == 1:
+        s = studies[0]
+        console.print(f"{s.id}: {s.name} ({s.kind}, {s.date})\n{s.summary}")
+    table = Table(title="MITRE ATLAS case studies" if len(studies) > 1 else None)
+    if len(studies) > 1:
+        for col in ("id", "date", "kind", "steps", "covered", "name"):
+            table.add_column(col, no_wrap=col != "name")
+        for s in studies:
+            table.add_row(s.id, s.date, s.kind, str(len(s.steps)), str(s.covered), s.name)
+    else:
+        for col in ("#", "technique", "rules", "controls"):
+            table.add_column(col)
+        for i, step in enumerate(studies[0].steps, 1):
+            table.add_row(str(i), step.technique, ", ".join(step.rules) or "-", "; ".join(step.controls) or "-")
+    console.print(table)
+    steps = sum(len(s.steps) for s in studies)
+    console.print(f"{sum(s.covered for s in studies)} of {steps} steps raise a threat in the rule library")
 
 
 @threat_app.command("example")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import yaml
 
@@ -25,6 +26,7 @@ class Atlas:
     techniques: dict[str, str]
     mitigations: dict[str, str]
     case_studies: dict[str, str]
+    tactics: dict[str, str]
 
     def name(self, atlas_id: str) -> str:
         """The technique's or mitigation's name; ``KeyError`` for an id the release does not have."""
@@ -32,19 +34,28 @@ class Atlas:
 
 
 @functools.cache
-def load_atlas() -> Atlas:
-    """The vendored release, parsed once per process (libyaml's loader where installed: ~0.3 s for 444 KB)."""
+def release() -> dict[str, Any]:
+    """The vendored release as parsed YAML, once per process (libyaml's loader where installed: ~0.3 s)."""
     package, name = ATLAS_RESOURCE
     text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, picked by availability
+    data: dict[str, Any] = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, picked by availability
+    return data
+
+
+@functools.cache
+def load_atlas() -> Atlas:
+    """The id → name tables of the vendored release."""
+    data = release()
     techniques: dict[str, str] = {}
     mitigations: dict[str, str] = {}
+    tactics: dict[str, str] = {}
     for matrix in data["matrices"]:
         techniques.update({t["id"]: t["name"] for t in matrix.get("techniques", [])})
         mitigations.update({m["id"]: m["name"] for m in matrix.get("mitigations", [])})
+        tactics.update({t["id"]: t["name"] for t in matrix.get("tactics", [])})
     studies = {c["id"]: c["name"] for c in data.get("case-studies", [])}
-    return Atlas(str(data.get("version", "")), techniques, mitigations, studies)
+    return Atlas(str(data.get("version", "")), techniques, mitigations, studies, tactics)
 
 
-__all__ = ["MITIGATION_URI", "TECHNIQUE_URI", "Atlas", "load_atlas"]
+__all__ = ["MITIGATION_URI", "TECHNIQUE_URI", "Atlas", "load_atlas", "release"]
