@@ -273,6 +273,59 @@ def _study_table(studies: list[CaseStudy]) -> None:
     console.print(f"{sum(s.covered for s in studies)} of {steps} steps raise a threat in the rule library")
 
 
+@threat_app.command("tabletop")
+def tabletop_command(
+    system: SystemArg = None,
+    demo: DemoOption = False,
+    case_study: Annotated[
+        str | None, typer.Option("--case-study", help="Replay this MITRE ATLAS case study (AML.CS0000) instead.")
+    ] = None,
+    rules: RulesOption = [],  # noqa: B006
+    status: StatusOption = None,
+    settings: Annotated[
+        Path | None, typer.Option("--settings", help="Your roles, escalation matrix and questions (YAML).")
+    ] = None,
+    injects: Annotated[int, typer.Option("--injects", help="Open findings to turn into injects, worst first.")] = 6,
+    interval: Annotated[int, typer.Option("--interval", help="Minutes between injects.", min=1)] = 10,
+    format: Annotated[StudyFormat, typer.Option("--format", "-f", help="markdown or json")] = StudyFormat.markdown,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """A tabletop exercise script: injects with expected detection, containment and escalation, and questions."""
+    import json
+
+    from modelshield.threat import builtin_rules, load_rules
+    from modelshield.threat.case_studies import case_study as find_study
+    from modelshield.threat.tabletop import (
+        builtin_playbook,
+        exercise_json,
+        from_case_study,
+        from_report,
+        load_playbook,
+        render_exercise_markdown,
+    )
+
+    if format is StudyFormat.table:
+        raise InputError("tabletop writes --format markdown or json")
+    book = load_playbook(settings) if settings else builtin_playbook()
+    if case_study is not None:
+        if system is not None or demo:
+            raise InputError("give a system, --demo or --case-study (one of them)")
+        libraries = (builtin_rules(), *(load_rules(p) for p in rules))
+        exercise = from_case_study(find_study(case_study, *libraries), book, libraries, interval=interval)
+    else:
+        _, report, _ = _report(system, demo, rules, status)
+        exercise = from_report(report, book, injects=injects, interval=interval)
+    text = (
+        json.dumps(exercise_json(exercise), indent=2) + "\n"
+        if format is StudyFormat.json
+        else render_exercise_markdown(exercise)
+    )
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        _write(out, text)
+
+
 @threat_app.command("example")
 def example_command() -> None:
     """Print the demo system's YAML: a starting point for describing your own."""
