@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "crypto": "crypto",
     "deps": "deps",
     "harden": "harden",
+    "incident": "incident",
     "ingest": "ingest",
     "keys": "keys",
     "monitor": "monitor",

@@ -1,0 +1,173 @@
+"""``modelshield incident``: evidence bundles that verify offline.
+
+``incident verify`` exits 0 when every check passes, 1 when the bundle is refused (the failed check and why on
+stdout), 2 on bad input (a missing file, a key that is not Ed25519).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from modelshield.core.errors import InputError
+
+if TYPE_CHECKING:
+    from modelshield.registry.store import ModelVersion
+
+incident_app = typer.Typer(help="Incident response: signed evidence bundles, verified offline.", no_args_is_help=True)
+
+AuditDbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--audit-db", envvar="MODELSHIELD_DB_URL", help="Audit database URL (default: SQLite in $MODELSHIELD_HOME)."
+    ),
+]
+
+
+def _bound(text: str | None, what: str) -> tuple[int | None, int | None]:
+    """A --from/--to value: a record seq (an integer) or an ISO-8601 time (UTC unless it says otherwise) in µs."""
+    if text is None:
+        return None, None
+    if text.isdigit():
+        return int(text), None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{what} {text!r} is neither a record seq nor an ISO-8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return None, int(when.timestamp() * 1_000_000)
+
+
+def _models(refs: list[str], url: str | None) -> list[ModelVersion]:
+    from modelshield.registry.store import Registry
+
+    if not refs:
+        return []
+    chosen = []
+    with Registry.open(url) as registry:
+        for ref in refs:
+            name, _, version = ref.partition(":")
+            if version and not version.isdigit():
+                raise InputError(f"--model {ref!r}: the version after ':' must be a number")
+            chosen.append(registry.get(name, int(version) if version else None))
+    return chosen
+
+
+@incident_app.command("bundle")
+def bundle(
+    out: Annotated[Path, typer.Option("--out", help="Bundle file to write (a tar archive).")],
+    audit_db: AuditDbOption = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Ed25519 private key (PEM) that signs the bundle.")] = None,
+    checkpoint_public_key: Annotated[
+        Path | None, typer.Option(help="Public key the log's checkpoints are signed with (default: --key's).")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First record: a seq or an ISO-8601 time.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last record: a seq or an ISO-8601 time.")] = None,
+    earlier_seq: Annotated[
+        int | None, typer.Option(help="Checkpoint to prove consistency from (default: the last before --from).")
+    ] = None,
+    model: Annotated[list[str], typer.Option("--model", help="Registry model NAME[:VERSION] (repeatable).")] = [],  # noqa: B006
+    data: Annotated[list[Path], typer.Option("--data", help="Data file or folder to hash (repeatable).")] = [],  # noqa: B006
+    config: Annotated[list[Path], typer.Option("--config", help="Configuration file, masked (repeatable).")] = [],  # noqa: B006
+    gateway_log: Annotated[
+        list[Path], typer.Option("--gateway-log", help="Gateway log file, masked (repeatable).")
+    ] = [],  # noqa: B006
+    sign_checkpoint: Annotated[
+        bool, typer.Option("--sign-checkpoint", help="First sign a checkpoint over every record with --key.")
+    ] = False,
+    note: Annotated[str, typer.Option(help="A line for the manifest: ticket number, investigator.")] = "",
+    demo: Annotated[bool, typer.Option("--demo", help="Bundle a demo audit log made beside --out.")] = False,
+) -> None:
+    """Write a signed evidence bundle: audit slice with inclusion proofs, checkpoints, consistency proof, models,
+    data digests, masked configs and gateway logs."""
+    from modelshield.audit import AuditLog, load_private_key
+    from modelshield.audit.keys import load_public_key
+    from modelshield.cli.audit import _existing_log
+    from modelshield.incident import build_bundle
+    from modelshield.serve.masking import Masker
+
+    if demo:
+        from modelshield.incident.demo import make_demo_evidence
+
+        made = make_demo_evidence(out.parent / f"{out.stem}-demo")
+        audit_db, key = made.url, key or made.key
+        gateway_log = [*gateway_log, made.gateway_log]
+        typer.echo(f"demo audit log {made.url}, key {made.key} (public {made.public_key})", err=True)
+    if key is None:
+        raise InputError("--key is required (the Ed25519 private key that signs the bundle)")
+    private = load_private_key(key)
+    if sign_checkpoint:
+        _existing_log(audit_db).dispose()
+        with AuditLog.open(audit_db, signing_key=private) as log:
+            log.checkpoint()
+    from_seq, since = _bound(start, "--from")
+    to_seq, until = _bound(end, "--to")
+    engine = _existing_log(audit_db)
+    try:
+        summary = build_bundle(
+            engine,
+            out,
+            private,
+            checkpoint_key=load_public_key(checkpoint_public_key) if checkpoint_public_key else None,
+            from_seq=from_seq,
+            to_seq=to_seq,
+            since_us=since,
+            until_us=until,
+            earlier_seq=earlier_seq,
+            models=_models(model, audit_db),
+            data=data,
+            configs=config,
+            gateway_logs=gateway_log,
+            mask=Masker().mask,
+            note=note,
+        )
+    finally:
+        engine.dispose()
+    earlier = f", consistent with checkpoint {summary.earlier_seq}" if summary.earlier_seq else ""
+    typer.echo(
+        f"wrote {summary.path} ({summary.size:,} bytes, {summary.members} members): records "
+        f"{summary.first_seq}..{summary.last_seq} and {summary.alerts} alerts proven against the signed checkpoint "
+        f"at seq {summary.checkpoint_seq}{earlier}"
+    )
+
+
+@incident_app.command("verify")
+def verify(
+    bundle_path: Annotated[Path, typer.Argument(metavar="FILE", help="The bundle (.tar).")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key (PEM) of the bundle's signer.")],
+    checkpoint_public_key: Annotated[
+        Path | None, typer.Option(help="Public key of the log's checkpoints (default: --public-key).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+) -> None:
+    """Check a bundle offline: exit 0 if every check passes, 1 with the failed check and why if not."""
+    from modelshield.audit.keys import load_public_key
+    from modelshield.core.errors import MissingFileError
+    from modelshield.incident import verify_bundle
+
+    if not bundle_path.is_file():
+        raise MissingFileError(f"bundle {bundle_path} does not exist")
+    report = verify_bundle(
+        bundle_path,
+        load_public_key(public_key),
+        checkpoint_key=load_public_key(checkpoint_public_key) if checkpoint_public_key else None,
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(report.summary())
+        for check, message in report.problems[1:]:
+            typer.echo(f"  also [{check}]: {message}")
+        for note in report.notes:
+            typer.echo(f"note: {note}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(incident_app, name="incident")
