@@ -1,13 +1,15 @@
 """Audit records as OCSF API Activity events (class 6003), one JSON object per line, for a SIEM.
 
 Gateway fields map onto OCSF attributes (actor.user, api.operation, src_endpoint.ip, status, duration,
-resources); everything else, and the record's place in the hash chain, goes to ``unmapped`` so nothing the
+resources); a record about a model also carries the 1.8 ``ai_operation`` profile's ``ai_model`` object (name,
+version, digest as uid, provider) and names the profile in ``metadata.profiles``. Everything else, and the record's place in the hash chain, goes to ``unmapped`` so nothing the
 audit log holds is dropped on the way to the SIEM.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import IO, Any
 
 import sqlalchemy as sa
@@ -59,8 +61,21 @@ def _activity(action: str) -> int:
     return _ACTIVITY.get(verb, 99 if action else 0)
 
 
-def to_ocsf(seq: int, recorded_at_us: int, record_hash: str, event: dict[str, Any], log_id: str = "") -> dict[str, Any]:
-    """One audit record as an OCSF 1.8 API Activity event."""
+#: ``ai_model.ai_provider`` (required by OCSF) for models modelshield serves itself
+DEFAULT_AI_PROVIDER = "Internal"
+#: ``src_endpoint`` (required by API Activity) for records made in-process (registry, CLI): there is no client
+LOCAL_ENDPOINT = {"name": "local"}
+
+
+def to_ocsf(
+    seq: int,
+    recorded_at_us: int,
+    record_hash: str,
+    event: dict[str, Any],
+    log_id: str = "",
+    ai_provider: str = DEFAULT_AI_PROVIDER,
+) -> dict[str, Any]:
+    """One audit record as an OCSF 1.8 API Activity event (with the ``ai_operation`` profile when a model is named)."""
     action = str(event.get("action", ""))
     decision = event.get("decision")
     activity = _activity(action)
@@ -102,21 +117,17 @@ def to_ocsf(seq: int, recorded_at_us: int, record_hash: str, event: dict[str, An
         out["status_detail"] = str(event["reason"])
     if isinstance(event.get("latency_ms"), (int, float)):
         out["duration"] = round(event["latency_ms"])
-    if event.get("client_ip"):
-        out["src_endpoint"] = {"ip": event["client_ip"]}
+    out["src_endpoint"] = {"ip": event["client_ip"]} if event.get("client_ip") else dict(LOCAL_ENDPOINT)
     if event.get("model"):
-        out["resources"] = [
-            {
-                k: v
-                for k, v in (
-                    ("name", event["model"]),
-                    ("type", "model"),
-                    ("version", event.get("model_version")),
-                    ("uid", event.get("model_digest")),
-                )
-                if v is not None
-            }
-        ]
+        version = None if event.get("model_version") is None else str(event["model_version"])
+        model = {
+            k: v
+            for k, v in (("name", str(event["model"])), ("version", version), ("uid", event.get("model_digest")))
+            if v is not None
+        }
+        out["resources"] = [{**model, "type": "model"}]
+        out["ai_model"] = {**model, "ai_provider": ai_provider}
+        out["metadata"]["profiles"] = ["ai_operation"]
     unmapped = {k: v for k, v in event.items() if k not in _MAPPED}
     unmapped.update({f"actor.{k}": v for k, v in actor.items() if k not in ("subject", "tenant")})
     if event.get("time") is not None:
@@ -126,14 +137,19 @@ def to_ocsf(seq: int, recorded_at_us: int, record_hash: str, event: dict[str, An
     return out
 
 
-def export_ocsf(engine: Engine, out: IO[str], since: int = 0) -> int:
-    """Write every record with ``seq > since`` as an OCSF JSON line; returns how many were written."""
-    n = 0
+def iter_ocsf(engine: Engine, since: int = 0, ai_provider: str = DEFAULT_AI_PROVIDER) -> Iterator[dict[str, Any]]:
+    """Every record with ``seq > since``, in order, as an OCSF event (streamed: the log may be large)."""
     with engine.connect() as conn:
         log_id = conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == "log_id")).scalar() or ""
         query = sa.select(schema.records).where(schema.records.c.seq > since).order_by(schema.records.c.seq)
         for row in conn.execution_options(yield_per=2000).execute(query):
-            event = to_ocsf(row.seq, row.recorded_at, row.hash, json.loads(row.event), log_id)
-            out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
-            n += 1
+            yield to_ocsf(row.seq, row.recorded_at, row.hash, json.loads(row.event), log_id, ai_provider)
+
+
+def export_ocsf(engine: Engine, out: IO[str], since: int = 0) -> int:
+    """Write every record with ``seq > since`` as an OCSF JSON line; returns how many were written."""
+    n = 0
+    for event in iter_ocsf(engine, since):
+        out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+        n += 1
     return n
