@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "sbom": "sbom",
     "scan": "scan",
     "serve": "serve",
+    "siem": "siem",
     "sign": "sign",
     "sign-keygen": "sign",
     "threat": "threat",
