@@ -71,7 +71,8 @@ LAYERS: dict[str, set[str]] = {
     # the shells on top
     "serve": set(_LIBRARY),
     "demo": set(_LIBRARY),
-    "cli": {*_LIBRARY, "serve", "demo"},
+    "pipeline": set(_LIBRARY),  # the secure lifecycle as gated stages, each calling a library package
+    "cli": {*_LIBRARY, "serve", "demo", "pipeline"},
     "__main__": {"cli"},
     "modelshield": set(),  # the package's own __init__ (which every module may import: __version__)
 }

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "keys": "keys",
     "monitor": "monitor",
     "privacy": "privacy",
+    "pipeline": "pipeline",
     "poison": "poison",
     "provenance": "provenance",
     "registry": "registry",

@@ -50,10 +50,13 @@ FACET_VERSIONS = {
     "DataQualityMetricsInputDatasetFacet": "1-0-3",
     "JobTypeJobFacet": "2-0-4",
     "SchemaDatasetFacet": "1-2-0",
+    "ParentRunFacet": "1-2-0",
+    "ErrorMessageRunFacet": "1-0-1",
 }
 
 
-def _facet(name: str, **fields: Any) -> dict[str, Any]:
+def facet(name: str, **fields: Any) -> dict[str, Any]:
+    """A standard facet with its producer and the schema URL of the vendored version."""
     url = f"{FACETS}/{FACET_VERSIONS[name]}/{name}.json#/$defs/{name}"
     return {"_producer": PRODUCER, "_schemaURL": url, **fields}
 
@@ -62,42 +65,49 @@ def _dataset(ref: DatasetRef, *, output: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "namespace": "file",
         "name": str(ref.path.absolute()),
-        "facets": {"version": _facet("DatasetVersionDatasetFacet", datasetVersion=ref.digest)},
+        "facets": {"version": facet("DatasetVersionDatasetFacet", datasetVersion=ref.digest)},
     }
     if ref.fields:
         fields = [{"name": n, "type": t, "ordinal_position": i} for i, (n, t) in enumerate(ref.fields, 1)]
-        doc["facets"]["schema"] = _facet("SchemaDatasetFacet", fields=fields)
+        doc["facets"]["schema"] = facet("SchemaDatasetFacet", fields=fields)
     if output:
         stats = {"rowCount": ref.records, "size": ref.size}
         doc["outputFacets"] = {
-            "outputStatistics": _facet(
+            "outputStatistics": facet(
                 "OutputStatisticsOutputDatasetFacet", **{k: v for k, v in stats.items() if v is not None}
             )
         }
     elif ref.records is not None:
         doc["inputFacets"] = {
-            "dataQualityMetrics": _facet("DataQualityMetricsInputDatasetFacet", rowCount=ref.records, columnMetrics={})
+            "dataQualityMetrics": facet("DataQualityMetricsInputDatasetFacet", rowCount=ref.records, columnMetrics={})
         }
     return doc
 
 
 def run_event(
-    run: str, job: str, event_time: str, inputs: list[DatasetRef], outputs: list[DatasetRef]
+    run: str,
+    job: str,
+    event_time: str,
+    inputs: list[DatasetRef],
+    outputs: list[DatasetRef],
+    *,
+    event_type: str = "COMPLETE",
+    job_type: str = "INGEST",
+    run_facets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A COMPLETE ``RunEvent`` for one ingestion run."""
+    """A ``RunEvent`` (COMPLETE for one ingestion run by default; a pipeline stage also sends START and FAIL,
+    with a ``parent`` run facet naming the pipeline run and an ``errorMessage`` facet saying why it failed)."""
     return {
-        "eventType": "COMPLETE",
+        "eventType": event_type,
         "eventTime": event_time,
         "producer": PRODUCER,
         "schemaURL": SPEC,
-        "run": {"runId": run},
+        "run": {"runId": run, **({"facets": run_facets} if run_facets else {})},
         "job": {
             "namespace": NAMESPACE,
             "name": job,
             "facets": {
-                "jobType": _facet(
-                    "JobTypeJobFacet", processingType="BATCH", integration="MODELSHIELD", jobType="INGEST"
-                )
+                "jobType": facet("JobTypeJobFacet", processingType="BATCH", integration="MODELSHIELD", jobType=job_type)
             },
         },
         "inputs": [_dataset(ref, output=False) for ref in inputs],
