@@ -1,0 +1,205 @@
+"""Where alerts go: a webhook (signed JSON POST), email (SMTP) and a SIEM (any ``Sink``; RFC 5424 syslog here).
+
+Every channel has one method, ``send(payload)``, and raises ``DeliveryError`` when the alert did not get
+through (after its own retries), so the dispatcher can record the failure in the audit log and carry on with
+the other routes. Secrets are read from the environment variable the rules file names, at send time, and appear
+in no message, log line or error.
+
+Webhook signature: ``X-Modelshield-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``
+— the timestamp is signed with the body (the scheme Stripe and Slack use), so a receiver that checks it and
+refuses old timestamps cannot be replayed to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, Protocol, runtime_checkable
+
+from modelshield.core.errors import DependencyError, InputError, ModelShieldError
+from modelshield.monitor.alerts.rules import EmailRoute, Route, SyslogRoute, WebhookRoute
+
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Modelshield-Signature"
+
+
+class DeliveryError(ModelShieldError):
+    """An alert could not be delivered to a route."""
+
+    hint = "check the route's address and that the receiver is up; the failure is in the audit log"
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Anything that takes an event: a SIEM forwarder, a syslog sender, a queue."""
+
+    def send(self, event: dict[str, Any]) -> None: ...
+
+
+def _secret(name: str | None, what: str) -> bytes | None:
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise DeliveryError(f"{what}: environment variable {name} is not set", hint=f"export {name}=...")
+    return value.encode()
+
+
+def sign(secret: bytes, body: bytes, timestamp: int) -> str:
+    """The signature header's value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(
+    secret: bytes, body: bytes, header: str, *, now: float | None = None, tolerance_s: float = 300
+) -> bool:
+    """A receiver's check: the header is ours for this body, and not older than ``tolerance_s``."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        t = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, body, t), header)
+
+
+class WebhookChannel:
+    """POST the payload as JSON; retries transport errors, 429 and 5xx with exponential backoff."""
+
+    def __init__(self, route: WebhookRoute, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.route, self.sleep = route, sleep
+
+    def send(self, payload: dict[str, Any]) -> None:
+        try:
+            import httpx
+        except ImportError as e:
+            raise DependencyError("the webhook channel needs httpx", hint="pip install 'modelshield[remote]'") from e
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "modelshield-alerts", **self.route.headers}
+        secret = _secret(self.route.secret_env, "webhook secret")
+        problem = ""
+        with httpx.Client(timeout=self.route.timeout_s, follow_redirects=False) as client:
+            for attempt in range(self.route.retries + 1):
+                if attempt:
+                    self.sleep(self.route.backoff_s * 2 ** (attempt - 1))
+                if secret is not None:
+                    headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
+                try:
+                    response = client.post(self.route.url, content=body, headers=headers)
+                except httpx.TransportError as e:
+                    problem = f"{type(e).__name__}: {e}"
+                    continue
+                if response.status_code < 300:
+                    return
+                problem = f"HTTP {response.status_code}"
+                if response.status_code != 429 and response.status_code < 500:
+                    break  # the receiver refused this payload; sending it again will not help
+        raise DeliveryError(f"webhook {_host(self.route.url)}: {problem} after {attempt + 1} attempt(s)")
+
+
+def _host(url: str) -> str:
+    """The URL without path or query (which may hold a token)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}"
+
+
+class EmailChannel:
+    """One message per notice: a subject line to triage by, the summary and the alert's fields as JSON."""
+
+    def __init__(self, route: EmailRoute) -> None:
+        self.route = route
+
+    def send(self, payload: dict[str, Any]) -> None:
+        r = self.route
+        alert = payload.get("alert", {})
+        msg = EmailMessage()
+        msg["From"] = r.sender
+        msg["To"] = ", ".join(r.to)
+        msg["Subject"] = (
+            f"[modelshield {alert.get('severity', '?')}] {payload.get('action', 'alert')}: {alert.get('rule', '?')} — "
+            f"{alert.get('summary', '')}"
+        )[:200]
+        msg["X-Modelshield-Alert-Id"] = str(alert.get("id", ""))
+        msg.set_content(f"{alert.get('summary', '')}\n\n{json.dumps(payload, indent=2, sort_keys=True)}\n")
+        password = _secret(r.password_env, "SMTP password")
+        try:
+            with smtplib.SMTP(r.host, r.port, timeout=r.timeout_s) as smtp:
+                if r.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if r.username is not None and password is not None:
+                    smtp.login(r.username, password.decode())
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as e:
+            # SMTP errors carry the server's reply, never our password
+            raise DeliveryError(f"email via {r.host}:{r.port}: {type(e).__name__}: {e}") from None
+
+
+class SyslogSink:
+    """RFC 5424 syslog over UDP or TCP (RFC 6587 octet counting); the event travels as JSON in MSG.
+
+    PRI is facility 13 (log audit) with the alert's severity mapped onto syslog's (critical → 2 ... info → 6).
+    """
+
+    _SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
+
+    def __init__(self, route: SyslogRoute) -> None:
+        self.route = route
+        self.hostname = socket.gethostname()[:255] or "-"
+
+    def send(self, event: dict[str, Any]) -> None:
+        r = self.route
+        severity = str(event.get("alert", {}).get("severity", "info"))
+        pri = 13 * 8 + self._SEVERITY.get(severity, 6)
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        msgid = str(event.get("action", "alert")).replace(" ", "_")[:32] or "-"
+        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
+        line = f"<{pri}>1 {stamp} {self.hostname} {r.app_name} {os.getpid()} {msgid} - \ufeff{body}".encode()
+        try:
+            if r.protocol == "udp":
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(line, (r.host, r.port))
+            else:
+                with socket.create_connection((r.host, r.port), timeout=r.timeout_s) as s:
+                    s.sendall(f"{len(line)} ".encode() + line)
+        except OSError as e:
+            raise DeliveryError(f"syslog {r.protocol}://{r.host}:{r.port}: {type(e).__name__}: {e}") from None
+
+
+def build_channels(routes: Mapping[str, Route], **webhook_options: Any) -> dict[str, Sink]:
+    """One channel per route of a rules file."""
+    out: dict[str, Sink] = {}
+    for name, route in routes.items():
+        if isinstance(route, WebhookRoute):
+            out[name] = WebhookChannel(route, **webhook_options)
+        elif isinstance(route, EmailRoute):
+            out[name] = EmailChannel(route)
+        elif isinstance(route, SyslogRoute):
+            out[name] = SyslogSink(route)
+        else:  # pragma: no cover - the rules schema admits no other type
+            raise InputError(f"route {name}: unknown type")
+    return out
+
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "DeliveryError",
+    "EmailChannel",
+    "Sink",
+    "SyslogSink",
+    "WebhookChannel",
+    "build_channels",
+    "sign",
+    "verify_signature",
+]

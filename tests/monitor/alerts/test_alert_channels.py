@@ -1,0 +1,130 @@
+"""Each channel against a real server on loopback: http.server for the webhook, aiosmtpd for email, UDP and TCP
+sockets for syslog."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from modelshield.monitor.alerts.channels import (
+    SIGNATURE_HEADER,
+    DeliveryError,
+    EmailChannel,
+    SyslogSink,
+    WebhookChannel,
+    verify_signature,
+)
+from modelshield.monitor.alerts.engine import Alert, Notice
+from modelshield.monitor.alerts.events import alert_event
+from modelshield.monitor.alerts.loopback import SmtpReceiver, SyslogReceiver, WebhookReceiver
+from modelshield.monitor.alerts.rules import EmailRoute, SyslogRoute, WebhookRoute
+
+SECRET = "s3cr3t-webhook-key-do-not-log"
+
+
+@pytest.fixture
+def payload() -> dict[str, object]:
+    alert = Alert("0123456789abcdef", "poisoning", "threshold", "critical", "poisoning|stream=class:0",
+                  {"stream": "class:0"}, "share of class:0 rising", 1.7e9, 1.7e9, 16.2)  # fmt: skip
+    return alert_event(Notice("fired", alert, ["hook"], 1.7e9))
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+def test_webhook_posts_signed_json(
+    webhook: WebhookReceiver, payload: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MS_TEST_HOOK_SECRET", SECRET)
+    WebhookChannel(WebhookRoute(type="webhook", url=webhook.url, secret_env="MS_TEST_HOOK_SECRET")).send(payload)
+    (got,) = webhook.wait(1)
+    assert json.loads(got["body"]) == payload
+    header = got["headers"][SIGNATURE_HEADER]
+    assert verify_signature(SECRET.encode(), got["body"].encode(), header)
+    assert not verify_signature(b"another key", got["body"].encode(), header)
+    assert not verify_signature(SECRET.encode(), got["body"].replace("16.2", "1").encode(), header)
+    assert not verify_signature(SECRET.encode(), got["body"].encode(), header, now=1e10)  # a replay, much later
+    assert SECRET not in json.dumps(got)
+
+
+def test_webhook_retries_5xx_with_backoff_but_not_4xx(payload: dict[str, object]) -> None:
+    waits: list[float] = []
+    flaky = WebhookReceiver(statuses=(503, 502, 200))
+    try:
+        route = WebhookRoute(type="webhook", url=flaky.url, retries=3, backoff_s=0.5)
+        WebhookChannel(route, sleep=waits.append).send(payload)
+        assert [g["status"] for g in flaky.wait(3)] == [503, 502, 200]
+        assert waits == [0.5, 1.0]
+    finally:
+        flaky.close()
+    refusing = WebhookReceiver(statuses=(400,))
+    try:
+        with pytest.raises(DeliveryError, match=r"HTTP 400 after 1 attempt"):
+            WebhookChannel(WebhookRoute(type="webhook", url=refusing.url), sleep=waits.append).send(payload)
+    finally:
+        refusing.close()
+
+
+def test_webhook_failure_names_the_host_not_the_secret(
+    payload: dict[str, object], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MS_TEST_HOOK_SECRET", SECRET)
+    route = WebhookRoute(type="webhook", url="http://127.0.0.1:9/hook?token=abc", secret_env="MS_TEST_HOOK_SECRET",
+                         retries=1, backoff_s=0, timeout_s=2)  # fmt: skip
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as info:
+        WebhookChannel(route).send(payload)
+    assert "http://127.0.0.1:9:" in str(info.value) and "after 2 attempt(s)" in str(info.value)
+    assert "token" not in str(info.value) and SECRET not in str(info.value) and SECRET not in caplog.text
+    monkeypatch.delenv("MS_TEST_HOOK_SECRET")
+    with pytest.raises(DeliveryError, match="MS_TEST_HOOK_SECRET is not set"):
+        WebhookChannel(route).send(payload)
+
+
+def test_email_reaches_a_real_smtp_server(payload: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    smtp = SmtpReceiver()
+    try:
+        route = EmailRoute(type="email", host="127.0.0.1", port=smtp.port, sender="ms@example.org",
+                           to=["secops@example.org", "oncall@example.org"])  # fmt: skip
+        EmailChannel(route).send(payload)
+        (got,) = smtp.wait(1)
+    finally:
+        smtp.close()
+    assert got["from"] == "ms@example.org" and got["to"] == ["secops@example.org", "oncall@example.org"]
+    assert got["subject"].startswith("[modelshield critical] alert.fired: poisoning")
+    assert got["headers"]["X-Modelshield-Alert-Id"] == "0123456789abcdef"
+    assert json.loads(got["body"].split("\n\n", 1)[1]) == payload
+    # a login whose password variable is missing fails before any connection, naming the variable only
+    monkeypatch.delenv("MS_TEST_SMTP_PASSWORD", raising=False)
+    login = route.model_copy(update={"username": "ms", "password_env": "MS_TEST_SMTP_PASSWORD"})
+    with pytest.raises(DeliveryError, match="MS_TEST_SMTP_PASSWORD is not set"):
+        EmailChannel(login).send(payload)
+
+
+def test_email_to_a_closed_port_is_a_delivery_error(payload: dict[str, object]) -> None:
+    route = EmailRoute(type="email", host="127.0.0.1", port=9, sender="a@b", to=["c@d"], timeout_s=2)
+    with pytest.raises(DeliveryError, match=r"email via 127.0.0.1:9: ConnectionRefusedError"):
+        EmailChannel(route).send(payload)
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_syslog_rfc5424_over_udp_and_tcp(protocol: str, payload: dict[str, object]) -> None:
+    collector = SyslogReceiver(protocol)
+    try:
+        sink = SyslogSink(SyslogRoute(type="syslog", host="127.0.0.1", port=collector.port, protocol=protocol))
+        sink.send(payload)
+        sink.send(payload)
+        got = collector.wait(2)
+    finally:
+        collector.close()
+    assert len(got) == 2
+    assert got[0]["pri"] == 13 * 8 + 2  # log audit, critical
+    assert got[0]["app_name"] == "modelshield" and got[0]["msgid"] == "alert.fired"
+    assert got[0]["raw"].startswith(f"<{13 * 8 + 2}>1 ")
+    assert got[0]["event"] == payload
