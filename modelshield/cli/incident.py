@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -167,6 +168,42 @@ def verify(
             typer.echo(f"note: {note}", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+class ReadinessFormat(str, Enum):
+    markdown = "markdown"
+    json = "json"
+
+
+@incident_app.command("readiness")
+def readiness(
+    audit_db: AuditDbOption = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="Check every checkpoint's signature.")] = None,
+    witness: Annotated[Path | None, typer.Option(help="The gateway's witness file of checkpoints.")] = None,
+    retention_days: Annotated[
+        int | None, typer.Option(min=0, help="How long audit evidence is kept (your retention policy).")
+    ] = None,
+    fmt: Annotated[ReadinessFormat, typer.Option("--format", help="markdown or json.")] = ReadinessFormat.markdown,
+) -> None:
+    """Forensic readiness: append-only, witnessed, artefacts signed, retention set, clocks synchronised."""
+    from modelshield.audit.keys import load_public_key
+    from modelshield.cli.audit import _existing_log
+    from modelshield.incident.readiness import readiness_findings, render_markdown
+
+    engine = _existing_log(audit_db)
+    try:
+        findings = readiness_findings(
+            engine,
+            public_key=load_public_key(public_key) if public_key else None,
+            witness=witness,
+            retention_days=retention_days,
+        )
+    finally:
+        engine.dispose()
+    if fmt is ReadinessFormat.json:
+        typer.echo(json.dumps([f.model_dump(mode="json") for f in findings], indent=2))
+    else:
+        typer.echo(render_markdown(findings), nl=False)
 
 
 def register(app: typer.Typer) -> None:
