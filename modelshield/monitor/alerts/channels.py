@@ -76,36 +76,52 @@ def verify_signature(
 
 
 class WebhookChannel:
-    """POST the payload as JSON; retries transport errors, 429 and 5xx with exponential backoff."""
+    """POST the payload as JSON; retries transport errors, 429 and 5xx with exponential backoff. One HTTP client
+    (its TLS context and pooled keep-alive connections) serves every alert: building one costs more than the POST."""
 
     def __init__(self, route: WebhookRoute, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.route, self.sleep = route, sleep
+        self._client: Any = None
+
+    def _http(self) -> Any:
+        if self._client is None:
+            try:
+                import httpx
+            except ImportError as e:
+                raise DependencyError(
+                    "the webhook channel needs httpx", hint="pip install 'modelshield[remote]'"
+                ) from e
+            self._client = httpx.Client(timeout=self.route.timeout_s, follow_redirects=False)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def send(self, payload: dict[str, Any]) -> None:
-        try:
-            import httpx
-        except ImportError as e:
-            raise DependencyError("the webhook channel needs httpx", hint="pip install 'modelshield[remote]'") from e
+        import httpx
+
+        client = self._http()
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "modelshield-alerts", **self.route.headers}
         secret = _secret(self.route.secret_env, "webhook secret")
         problem = ""
-        with httpx.Client(timeout=self.route.timeout_s, follow_redirects=False) as client:
-            for attempt in range(self.route.retries + 1):
-                if attempt:
-                    self.sleep(self.route.backoff_s * 2 ** (attempt - 1))
-                if secret is not None:
-                    headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
-                try:
-                    response = client.post(self.route.url, content=body, headers=headers)
-                except httpx.TransportError as e:
-                    problem = f"{type(e).__name__}: {e}"
-                    continue
-                if response.status_code < 300:
-                    return
-                problem = f"HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    break  # the receiver refused this payload; sending it again will not help
+        for attempt in range(self.route.retries + 1):
+            if attempt:
+                self.sleep(self.route.backoff_s * 2 ** (attempt - 1))
+            if secret is not None:
+                headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
+            try:
+                response = client.post(self.route.url, content=body, headers=headers)
+            except httpx.TransportError as e:
+                problem = f"{type(e).__name__}: {e}"
+                continue
+            if response.status_code < 300:
+                return
+            problem = f"HTTP {response.status_code}"
+            if response.status_code != 429 and response.status_code < 500:
+                break  # the receiver refused this payload; sending it again will not help
         raise DeliveryError(f"webhook {_host(self.route.url)}: {problem} after {attempt + 1} attempt(s)")
 
 
