@@ -170,6 +170,19 @@ def verify(
         raise typer.Exit(1)
 
 
+class LockMode(str, Enum):
+    COMPLIANCE = "COMPLIANCE"
+    GOVERNANCE = "GOVERNANCE"
+
+
+BucketOption = Annotated[str, typer.Option("--bucket", help="S3 bucket with Object Lock enabled.")]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option("--endpoint-url", help="S3-compatible endpoint (default: AWS; credentials from the AWS env)."),
+]
+PrefixOption = Annotated[str, typer.Option("--prefix", help="Key prefix in the bucket.")]
+
+
 class ReadinessFormat(str, Enum):
     markdown = "markdown"
     json = "json"
@@ -183,6 +196,9 @@ def readiness(
     retention_days: Annotated[
         int | None, typer.Option(min=0, help="How long audit evidence is kept (your retention policy).")
     ] = None,
+    worm_bucket: Annotated[str | None, typer.Option("--worm-bucket", help="Object Lock bucket of the log.")] = None,
+    endpoint_url: EndpointOption = None,
+    prefix: PrefixOption = "modelshield/audit",
     fmt: Annotated[ReadinessFormat, typer.Option("--format", help="markdown or json.")] = ReadinessFormat.markdown,
 ) -> None:
     """Forensic readiness: append-only, witnessed, artefacts signed, retention set, clocks synchronised."""
@@ -192,11 +208,19 @@ def readiness(
 
     engine = _existing_log(audit_db)
     try:
+        worm_days = worm_checkpoints = None
+        if worm_bucket is not None:
+            from modelshield.incident.worm import WormStore, locked_checkpoints, s3_client
+
+            store = WormStore(s3_client(endpoint_url), worm_bucket, prefix=prefix)
+            worm_days, worm_checkpoints = store.default_retention_days(), locked_checkpoints(engine, store)
         findings = readiness_findings(
             engine,
             public_key=load_public_key(public_key) if public_key else None,
             witness=witness,
             retention_days=retention_days,
+            worm_retention_days=worm_days,
+            worm_checkpoints=worm_checkpoints,
         )
     finally:
         engine.dispose()
@@ -204,6 +228,75 @@ def readiness(
         typer.echo(json.dumps([f.model_dump(mode="json") for f in findings], indent=2))
     else:
         typer.echo(render_markdown(findings), nl=False)
+
+
+worm_app = typer.Typer(
+    help="WORM audit storage: lock checkpoints and records in an S3 Object Lock bucket, verify them.",
+    no_args_is_help=True,
+)
+incident_app.add_typer(worm_app, name="worm")
+
+
+@worm_app.command("put")
+def worm_put(
+    bucket: BucketOption,
+    audit_db: AuditDbOption = None,
+    endpoint_url: EndpointOption = None,
+    prefix: PrefixOption = "modelshield/audit",
+    mode: Annotated[LockMode, typer.Option("--mode", help="Object Lock retention mode.")] = LockMode.COMPLIANCE,
+    retain_days: Annotated[int, typer.Option("--retain-days", min=1, help="Lock each object this many days.")] = 365,
+    legal_hold: Annotated[bool, typer.Option("--legal-hold", help="Also put each object under legal hold.")] = False,
+    create_bucket: Annotated[
+        bool, typer.Option("--create-bucket", help="Create the bucket with Object Lock enabled first.")
+    ] = False,
+) -> None:
+    """Lock every checkpoint not yet in the bucket, each after the records it covers (run it from cron)."""
+    from modelshield.cli.audit import _existing_log
+    from modelshield.incident.worm import WormStore, archive_log, s3_client
+
+    store = WormStore(
+        s3_client(endpoint_url), bucket, prefix=prefix, mode=mode.value, retain_days=retain_days, legal_hold=legal_hold
+    )
+    if create_bucket:
+        store.create_bucket()
+    store.lock_configuration()
+    engine = _existing_log(audit_db)
+    try:
+        written = archive_log(engine, store)
+    finally:
+        engine.dispose()
+    until = written[-1].retain_until if written else None
+    typer.echo(
+        f"locked {len(written)} objects in s3://{bucket}/{prefix}" + (f" ({mode.value} until {until})" if until else "")
+    )
+
+
+@worm_app.command("verify")
+def worm_verify(
+    bucket: BucketOption,
+    public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key of the checkpoints.")],
+    audit_db: AuditDbOption = None,
+    endpoint_url: EndpointOption = None,
+    prefix: PrefixOption = "modelshield/audit",
+) -> None:
+    """Compare the locked copy with the database: exit 0 if they agree, 1 with the first difference if not."""
+    from modelshield.audit.keys import load_public_key
+    from modelshield.cli.audit import _existing_log
+    from modelshield.incident.worm import WormStore, s3_client, verify_worm
+
+    key = load_public_key(public_key)
+    store = WormStore(s3_client(endpoint_url), bucket, prefix=prefix)
+    store.lock_configuration()
+    engine = _existing_log(audit_db)
+    try:
+        report = verify_worm(engine, store, key)
+    finally:
+        engine.dispose()
+    typer.echo(report.summary())
+    for problem in report.problems[1:]:
+        typer.echo(f"  also: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
