@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "assess": "assess",
     "audit": "audit",
     "crypto": "crypto",
+    "dashboard": "dashboard",
     "deps": "deps",
     "harden": "harden",
     "incident": "incident",

@@ -18,6 +18,13 @@ DEMO_GUARD = (
     'calibration_data = "sklearn:digits:train"\nfpr = 0.05\nfallback = "abstain"\n'
 )
 
+# The demo's live monitoring: inputs tested for drift against the digits training split, outputs watched by
+# CUSUM / Page–Hinkley; 10-second windows so the dashboard (/admin/dashboard) moves while you watch.
+DEMO_MONITOR = (
+    '[monitor]\nreference_data = "sklearn:digits:train"\nwindow = 500\nmin_rows = 100\ncheck_seconds = 2.0\n'
+    "bucket_seconds = 10.0\nbuckets = 180\n"
+)
+
 
 def _train_demo_weights(weights: Path) -> None:
     """Train the digits CNN once and cache its weights (safetensors) in the demo folder."""
@@ -134,7 +141,10 @@ def prepare_demo(state: Path, host: str, port: int) -> tuple[Path, str, Path]:
         f'[auth]\napi_keys = true\napi_key_pepper_file = "{pepper}"\n\n'
         f'[audit]\ndb_url = "{db_url}"\nsigning_key_file = "{private}"\npublic_key_file = "{public}"\n'
         "checkpoint_every = 1000\ncheckpoint_seconds = 5.0\n\n"
-        "[rate_limits]\nper_identity_rps = 50\nper_identity_burst = 100\ndaily_quota = 100000\n\n" + DEMO_GUARD,
+        "[rate_limits]\nper_identity_rps = 50\nper_identity_burst = 100\ndaily_quota = 100000\n\n"
+        + DEMO_GUARD
+        + "\n"
+        + DEMO_MONITOR,
         encoding="utf-8",
     )
     return config, predictor.plaintext, admin_file
@@ -184,7 +194,8 @@ def register(app: typer.Typer) -> None:
                 "positives); flagged inputs get label -1 (abstain)\n"
                 f"  try:  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
                 f"--data @{state / 'example-request.json'} {url}/v1/models/demo/predict\n"
-                f'  audit: curl -s -H "Authorization: Bearer $(cat {admin_file})" {url}/v1/admin/audit/verify\n',
+                f'  audit: curl -s -H "Authorization: Bearer $(cat {admin_file})" {url}/v1/admin/audit/verify\n'
+                f"  dashboard: {url}/admin/dashboard  (sign in with the admin key; live drift, traffic and alerts)\n",
                 err=True,
             )
             run_server(path, workers=workers)

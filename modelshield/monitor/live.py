@@ -1,8 +1,8 @@
 """Drift and output alarms on a live stream of model inputs and outputs, in bounded memory.
 
-A service (the gateway) hands each answered batch to ``LiveMonitor.observe``, which only copies the flattened
-inputs into a ring buffer of the last ``window`` rows and queues the output probabilities: no statistics on the
-request path. ``LiveMonitor.check`` — run from a timer, off the request path — tests the window against the
+A service (the gateway) hands each batch to ``LiveMonitor.observe``, which only copies the flattened inputs into a
+ring buffer of the last ``window`` rows, and each answer to ``observe_outputs``, which queues the probabilities: no
+statistics on the request path. ``LiveMonitor.check`` — run from a timer, off the request path — tests the window against the
 reference sketch with the same ``detect_drift`` a batch ``modelshield monitor drift`` runs (the window becomes one
 in-memory chunk whose columns are named as the sketch's), and feeds the queued outputs to the ``OutputMonitor``
 (CUSUM / Page–Hinkley on confidence, entropy and class mix).
@@ -138,8 +138,8 @@ class LiveMonitor:
         self.seen = 0
         self.checked_at_seen = 0
 
-    def observe(self, x: np.ndarray, probs: np.ndarray | None = None) -> None:
-        """Copy one batch's flattened inputs into the window and queue its outputs: a memcpy, no statistics."""
+    def observe(self, x: np.ndarray) -> None:
+        """Copy one batch's flattened inputs into the window: a memcpy, no statistics."""
         rows = x.reshape(len(x), -1)
         if rows.shape[1] != self.width:
             raise InputError(f"inputs have {rows.shape[1]} values; the monitor expects {self.width}")
@@ -159,13 +159,18 @@ class LiveMonitor:
                 self._next = end % self.window
                 self._filled = min(self.window, self._filled + n)
             self.seen += n
-            if probs is not None and self.outputs is not None:
-                self._pending.append(probs)
-                self._pending_rows += len(probs)
-                while self._pending_rows > MAX_PENDING_OUTPUTS:
-                    dropped = self._pending.popleft()
-                    self._pending_rows -= len(dropped)
-                    self._dropped += len(dropped)
+
+    def observe_outputs(self, probs: np.ndarray) -> None:
+        """Queue one answered batch's probabilities for the output monitor (bounded; the oldest are dropped)."""
+        if self.outputs is None:
+            return
+        with self._lock:
+            self._pending.append(probs)
+            self._pending_rows += len(probs)
+            while self._pending_rows > MAX_PENDING_OUTPUTS:
+                dropped = self._pending.popleft()
+                self._pending_rows -= len(dropped)
+                self._dropped += len(dropped)
 
     def snapshot(self) -> np.ndarray:
         """The window's rows, oldest first (a copy)."""

@@ -1,7 +1,8 @@
 """Live monitoring in the gateway: drift and output alarms per served model, next to its security events.
 
-Per request the pipeline does two cheap things: ``observe_outputs`` copies the answered batch into the model's
-``modelshield.monitor.live.LiveMonitor`` window (a memcpy), and ``observe_request`` adds one to a counter of the
+Per request the pipeline does cheap things only: ``observe_inputs`` copies each validated batch into the model's
+``modelshield.monitor.live.LiveMonitor`` window (a memcpy) — before the guard, so inputs it refuses or abstains on
+still count as traffic — ``observe_outputs`` queues the answered probabilities, and ``observe_request`` adds one to a counter of the
 current time window (allowed, denied, rate-limited, invalid, guard reject/abstain/accept). A background task runs
 each model's check every ``check_seconds`` in a worker thread — the drift tests of ``modelshield.monitor.drift``
 on the window, the ``OutputMonitor`` on the queued outputs — then sets the Prometheus gauges, files the verdict
@@ -207,14 +208,20 @@ class GatewayLive:
         if isinstance(guard, dict) and guard.get("action") == "accept":
             bucket.add("guard_accept")
 
-    def observe_outputs(self, name: str, x: np.ndarray, probs: np.ndarray) -> None:
-        """Hand an answered batch to the model's live window (a copy; the statistics wait for the check)."""
+    def observe_inputs(self, name: str, x: np.ndarray) -> None:
+        """Copy a validated batch into the model's live window (the statistics wait for the check)."""
         watch = self.watches.get(name)
         if watch is not None and watch.monitor is not None:
-            watch.monitor.observe(x, probs)
+            watch.monitor.observe(x)
         bucket = self._bucket(name)
         if bucket is not None:
             bucket.add("samples", len(x))
+
+    def observe_outputs(self, name: str, probs: np.ndarray) -> None:
+        """Queue an answered batch's probabilities for the model's output monitor."""
+        watch = self.watches.get(name)
+        if watch is not None and watch.monitor is not None:
+            watch.monitor.observe_outputs(probs)
 
     def observe_extraction(self, name: str) -> None:
         bucket = self._bucket(name)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
 
+import numpy as np
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
@@ -141,6 +142,8 @@ class Pipeline:
             max_depth=max(limits.max_depth, len(loaded.signature.input_shape) + 2),
         )
         await g.charge_quota(identity, name, len(x))
+        if g.live is not None:  # every valid input is traffic, whatever the guard then makes of it
+            g.live.observe_inputs(name, x)
         guard = self.guards.get(name)
         if guard is not None:  # batched with concurrent requests, on the primary's forward thread
             verdict = await guard.decide(x)
@@ -151,6 +154,11 @@ class Pipeline:
                 raise RequestValidationError(f"input refused by the adversarial guard: {verdict.reason}", status=422)
             if verdict.action == "fallback" and verdict.fallback is not None:
                 record.update(decision="guard_fallback", reason=f"guard fallback: {verdict.reason}")
+                if g.live is not None:  # the model's own answers to the inputs the guard accepted
+                    fb = verdict.fallback
+                    accepted = [p for p, a in zip(fb["probabilities"], fb["guard"], strict=True) if a == "accept"]
+                    if accepted:
+                        g.live.observe_outputs(name, np.asarray(accepted, dtype=np.float64))
                 return json_response(
                     {
                         **verdict.fallback,
@@ -161,7 +169,7 @@ class Pipeline:
                 )
         probs = await loaded.predict(x)
         if g.live is not None:
-            g.live.observe_outputs(name, x, probs)
+            g.live.observe_outputs(name, probs)
         if router.shadow is not None and router.shadow.healthy and router.mirrors(record["request_id"]):
             shadow = router.shadow
             router.mirror(probs, lambda: shadow.predict(x), g.shadow_observer(name))

@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   let timer = null;
   let chosen = null;
-  let lastOk = 0;
+  let latest = null;
 
   function show(signedIn) {
     $("login").hidden = signedIn;
@@ -45,7 +45,7 @@
     try {
       const r = await fetch("/v1/admin/monitor", { credentials: "same-origin", cache: "no-store" });
       if (r.status === 401) { show(false); return; }
-      if (r.ok) { render(await r.json()); lastOk = Date.now(); show(true); }
+      if (r.ok) { show(true); latest = await r.json(); render(latest); }
       else { $("updated").textContent = "gateway answered " + r.status; }
     } catch (e) {
       $("updated").textContent = "gateway unreachable";
@@ -72,11 +72,11 @@
     $("stat-denied").textContent = sum(b, "denied");
     $("stat-ratelimited").textContent = sum(b, "rate_limited");
     $("stat-guard").textContent = sum(b, "guard_reject") + " / " + sum(b, "guard_fallback");
-    $("stat-guard-detail").textContent = "reject / abstain of " + (sum(b, "guard_accept") + sum(b, "guard_reject") + sum(b, "guard_fallback"));
+    $("stat-guard-detail").textContent = "requests refused / abstained, of " + (sum(b, "guard_accept") + sum(b, "guard_reject") + sum(b, "guard_fallback")) + " inspected";
     $("stat-extraction").textContent = sum(b, "extraction");
     renderDrift(m);
-    trafficChart(b, m.bucket_seconds);
-    driftChart(b, m.bucket_seconds);
+    trafficChart(b);
+    driftChart(b);
     renderCorrelation(m.correlation);
     renderEvents(data.events);
     $("updated").textContent = "live · updated " + fmtTime(data.now);
@@ -157,7 +157,7 @@
 
   function lastN(buckets, f) { return buckets.slice(-Math.max(10, Math.floor((f.w - f.left - f.right) / 8))); }
 
-  function trafficChart(all, width) {
+  function trafficChart(all) {
     const box = $("traffic-chart");
     const f = frame(box);
     const b = lastN(all, f);
@@ -169,7 +169,7 @@
     b.forEach((x, i) => {
       const x0 = f.left + i * bw + 1;
       let base = 0;
-      for (const [v, color, cls] of [[(x.allowed || 0) - (x.guard_fallback || 0), "var(--allowed)", "bar-allowed"], [guard(x), "var(--guard)", "bar-guard"], [refused(x), "var(--refused)", "bar-refused"]]) {
+      for (const [v, color, cls] of [[x.allowed || 0, "var(--allowed)", "bar-allowed"], [guard(x), "var(--guard)", "bar-guard"], [refused(x), "var(--refused)", "bar-refused"]]) {
         if (v <= 0) continue;
         const r = el("rect", { x: x0, y: y(base + v), width: Math.max(1, bw - 2), height: y(base) - y(base + v), fill: color, class: cls });
         r.appendChild(el("title", {}, fmtTime(x.start) + ": " + v));
@@ -181,7 +181,7 @@
     box.replaceChildren(f.svg);
   }
 
-  function driftChart(all, width) {
+  function driftChart(all) {
     const box = $("drift-chart");
     const f = frame(box);
     const b = lastN(all, f);
@@ -211,6 +211,7 @@
     $("login-form").addEventListener("submit", signIn);
     $("signout").addEventListener("click", signOut);
     $("model").addEventListener("change", (e) => { chosen = e.target.value; poll(); });
+    window.addEventListener("resize", () => { if (latest && !$("dashboard").hidden) render(latest); });
     poll();
   });
 })();

@@ -4,6 +4,7 @@ and a dashboard session is an HttpOnly cookie that sign-out ends."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -116,3 +117,20 @@ def test_the_dashboard_page_carries_no_data_and_a_strict_policy(live) -> None:
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert '<script src="/admin/dashboard.js"' in page.text
     assert client.get("/admin/dashboard.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_the_dashboard_command_prints_the_view_and_refuses_a_key_without_the_right(live, run_main, tmp_path) -> None:
+    client, state = live
+    url = str(client.base_url)
+    key = tmp_path / "auditor.key"
+    key.write_text(state.keys["auditor"] + "\n")
+    code, out, err = run_main("dashboard", "--target", url, "--key-file", str(key))
+    assert code == 0, err
+    assert out.startswith("digits: ") and "denied" in out and "drift: " in out
+    code, out, _ = run_main("dashboard", "--target", url, "--key-file", str(key), "--json")
+    assert code == 0 and "digits" in json.loads(out)["models"]
+    code, out, err = run_main("dashboard", "--target", url, "--no-open")
+    assert code == 0 and f"{url}/admin/dashboard" in out
+    key.write_text(state.keys["alice"])
+    code, _, err = run_main("dashboard", "--target", url, "--key-file", str(key))
+    assert code == 2 and "monitor.read" in err and state.keys["alice"] not in err
