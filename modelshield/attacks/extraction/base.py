@@ -133,6 +133,14 @@ class Oracle:
         """Samples the victim adapter counted since the attack began (refused requests and probes included)."""
         return self.victim.queries - self._sent_before
 
+    def transcript(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The recorded queries and answers, in order (None unless ``record``)."""
+        if self.log is None:
+            return None
+        if not self.log:
+            return np.empty((0, *self.victim.input_shape), np.float32), np.empty((0, self.victim.num_classes))
+        return np.concatenate([x for x, _ in self.log]), np.concatenate([a for _, a in self.log])
+
     @property
     def stop_reason(self) -> StopReason:
         """Why the oracle answers no more: refused, victim_error, budget, or complete (it still would)."""
@@ -286,6 +294,8 @@ class ExtractionResult:
     error: str | None = None
     dropped: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    transcript: tuple[np.ndarray, np.ndarray] | None = None
+    """With ``record=True``: every answered query in order, inputs (N, ...) and answers (N, C)."""
 
     @property
     def fidelity(self) -> float | None:
@@ -378,6 +388,7 @@ class Tracker:
             error=None if o.error is None else o.error.diagnostics(),
             dropped=o.dropped,
             details=details or {},
+            transcript=o.transcript(),
         )
 
 
