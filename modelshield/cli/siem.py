@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 
 from modelshield.core.errors import InputError
 
+EXPORT_BATCH = 500
 siem_app = typer.Typer(
     help="SIEM export: audit records as OCSF to syslog, an HTTP collector or a file; validate; the spool.",
     no_args_is_help=True,
@@ -75,13 +77,19 @@ def export(
         else open_sink(to, ca_file=ca_file)
     )
     n, last = 0, since
+    records = iter_ocsf(engine, since, provider)
     try:
-        for event in iter_ocsf(engine, since, provider):
+        while chunk := list(itertools.islice(records, EXPORT_BATCH)):
             if check:
-                check_event(event)
-            sink.send(event)
-            n += 1
-            last = event["metadata"]["sequence"]
+                for event in chunk:
+                    check_event(event)
+            if isinstance(sink, HttpCollectorSink):
+                sink.send_many(chunk)  # one spool commit per chunk
+            else:
+                for event in chunk:
+                    sink.send(event)
+            n += len(chunk)
+            last = chunk[-1]["metadata"]["sequence"]
         sink.flush()
         if isinstance(sink, HttpCollectorSink) and not sink.drain(wait):
             left = len(sink.spool)

@@ -51,6 +51,19 @@ class Spec:
     category_name: str = ""
     profiles: tuple[str, ...] = ()  # the profiles the class declares
 
+    @functools.cached_property
+    def required(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attributes.values() if a.requirement == "required")
+
+    @functools.cached_property
+    def recommended(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attributes.values() if a.requirement == "recommended")
+
+    @functools.cached_property
+    def with_sibling(self) -> tuple[Attribute, ...]:
+        """Enum attributes whose caption travels in a sibling (activity_id → activity_name)."""
+        return tuple(a for a in self.attributes.values() if a.enum and a.sibling)
+
 
 @dataclass(frozen=True)
 class PrimitiveType:
@@ -105,8 +118,13 @@ class OcsfSchema:
         """name → file; the name is the file stem (OCSF names its files after the class or object)."""
         return {p.stem: p.relative_to(self.root) for p in sorted((self.root / folder).rglob("*.json"))}
 
-    def profile_names(self) -> set[str]:
-        return {p.stem for p in (self.root / "profiles").glob("*.json")}
+    @functools.cached_property
+    def _profile_names(self) -> frozenset[str]:
+        return frozenset(p.stem for p in (self.root / "profiles").glob("*.json"))
+
+    def profile_names(self) -> frozenset[str]:
+        """Every profile the schema defines (a validator checks ``metadata.profiles`` against these)."""
+        return self._profile_names
 
     # -- source resolution -------------------------------------------------------------------------------
     def _own_attributes(self, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,7 +269,7 @@ def default_schema() -> OcsfSchema:
 
 def closure(schema: OcsfSchema, classes: Iterable[str]) -> set[Path]:
     """Every source file compiling ``classes`` with every profile needs (what ``data/ocsf`` vendors)."""
-    profiles = frozenset(schema.profile_names())
+    profiles = schema.profile_names()
     todo = [("class", c) for c in classes]
     done: set[tuple[str, str]] = set()
     while todo:

@@ -194,6 +194,10 @@ class Collector:
     _conns: set[socket.socket] = field(default_factory=set)
 
     @property
+    def is_up(self) -> bool:
+        return self._server is not None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/ingest"
 
@@ -226,7 +230,11 @@ class Collector:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # connections cut by down() are the point, not news
+
+        server = Server(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self._server = server

@@ -84,14 +84,18 @@ class Spool:
 
     def put(self, body: str) -> None:
         """Append one event (its JSON text), applying ``on_full`` at the bound."""
-        size = len(body)
-        if size > self.max_bytes:
-            raise InputError(f"an event of {size} bytes is larger than the whole spool ({self.max_bytes} bytes)")
+        self.put_many([body])
+
+    def put_many(self, bodies: list[str]) -> None:
+        """Append events in one transaction (one commit instead of one each: what a bulk export wants)."""
+        size, n = sum(len(b) for b in bodies), len(bodies)
+        if size > self.max_bytes or n > self.max_records:
+            raise InputError(f"{n} event(s) of {size} bytes cannot fit the spool at all; send fewer at once")
         with self._lock:
-            if self._full(size):
+            if self._full(size, n):
                 if self.on_full == "block":
                     deadline = time.monotonic() + self.block_seconds
-                    while self._full(size):
+                    while self._full(size, n):
                         left = deadline - time.monotonic()
                         if left <= 0:
                             raise SpoolFullError(
@@ -99,29 +103,44 @@ class Spool:
                             )
                         self._lock.wait(left)
                 else:
-                    self._drop_oldest(size)
-            self._db.execute("INSERT INTO events (body) VALUES (?)", (body,))
-            self._count += 1
+                    self._drop_oldest(size, n)
+            if n == 1:  # one statement in autocommit: half the cost of an explicit transaction
+                self._db.execute("INSERT INTO events (body) VALUES (?)", (bodies[0],))
+            else:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany("INSERT INTO events (body) VALUES (?)", [(b,) for b in bodies])
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            self._count += n
             self._bytes += size
 
-    def _full(self, size: int) -> bool:
-        return self._count + 1 > self.max_records or self._bytes + size > self.max_bytes
+    def _full(self, size: int, n: int) -> bool:
+        return self._count + n > self.max_records or self._bytes + size > self.max_bytes
 
-    def _drop_oldest(self, size: int) -> None:
-        dropped = 0
+    def _drop_oldest(self, size: int, n: int) -> None:
+        dropped = freed = 0
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            while self._full(size) and self._count:
-                row = self._db.execute("SELECT id, length(body) FROM events ORDER BY id LIMIT 1").fetchone()
-                self._db.execute("DELETE FROM events WHERE id = ?", (row[0],))
-                self._count -= 1
-                self._bytes -= row[1]
+            rows = self._db.execute("SELECT id, length(body) FROM events ORDER BY id")
+            for row_id, length in rows:
+                if not (self._count - dropped + n > self.max_records or self._bytes - freed + size > self.max_bytes):
+                    break
                 dropped += 1
-            self._bump("dropped", dropped)
+                freed += length
+                last = row_id
+            rows.close()
+            if dropped:
+                self._db.execute("DELETE FROM events WHERE id <= ?", (last,))
+                self._bump("dropped", dropped)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        self._count -= dropped
+        self._bytes -= freed
         log.warning("SIEM spool %s full: dropped the %d oldest event(s) (policy drop-oldest)", self.path, dropped)
 
     def _bump(self, name: str, by: int) -> None:
