@@ -318,7 +318,8 @@ def _received_action(channel: str, item: dict[str, Any]) -> str:
     if channel == "webhook":
         return str(json.loads(item["body"]).get("action"))
     if channel == "syslog":
-        return str((item.get("event") or {}).get("action", item.get("msgid")))
+        finding = item.get("event") or {}  # an OCSF Detection Finding: the alert record is its evidence
+        return str(finding.get("evidences", [{}])[0].get("data", {}).get("action", item.get("msgid")))
     return str(item["subject"]).split("]", 1)[-1].split(":", 1)[0].strip()
 
 

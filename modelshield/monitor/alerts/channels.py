@@ -1,4 +1,4 @@
-"""Where alerts go: a webhook (signed JSON POST), email (SMTP) and a SIEM (any ``Sink``; RFC 5424 syslog here).
+"""Where alerts go: a webhook (signed JSON POST), email (SMTP) and a SIEM (any ``Sink``, as OCSF Detection Findings).
 
 Every channel has one method, ``send(payload)``, and raises ``DeliveryError`` when the alert did not get
 through (after its own retries), so the dispatcher can record the failure in the audit log and carry on with
@@ -18,13 +18,12 @@ import json
 import logging
 import os
 import smtplib
-import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from modelshield.core.errors import DependencyError, InputError, ModelShieldError
 from modelshield.monitor.alerts.rules import EmailRoute, Route, SyslogRoute, WebhookRoute
@@ -162,35 +161,63 @@ class EmailChannel:
             raise DeliveryError(f"email via {r.host}:{r.port}: {type(e).__name__}: {e}") from None
 
 
-class SyslogSink:
-    """RFC 5424 syslog over UDP or TCP (RFC 6587 octet counting); the event travels as JSON in MSG.
+_FINDING_ACTIVITY: dict[str, Literal["create", "update", "close"]] = {
+    "alert.fired": "create",
+    "alert.escalated": "update",
+    "alert.acknowledged": "update",
+    "alert.delivery_failed": "update",
+    "alert.resolved": "close",
+}
 
-    PRI is facility 13 (log audit) with the alert's severity mapped onto syslog's (critical → 2 ... info → 6).
-    """
 
-    _SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
+def detection_finding_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """An alert record as the OCSF Detection Finding a SIEM files it under (``modelshield.monitor.siem``): one
+    finding uid per alert, created when it fires, updated on escalation or acknowledgement, closed on resolution."""
+    from modelshield.monitor.siem import detection_finding
 
-    def __init__(self, route: SyslogRoute) -> None:
-        self.route = route
-        self.hostname = socket.gethostname()[:255] or "-"
+    alert = payload["alert"]
+    labels = alert.get("labels", {})
+    evidence = {
+        k: alert.get(k) for k in ("key", "kind", "value", "count", "suppressed", "acknowledged_by", "routes_sent")
+    }
+    return detection_finding(
+        title=f"{alert['rule']}: {alert['summary']}",
+        severity=alert["severity"],
+        rule=alert["rule"],
+        time=datetime.fromisoformat(payload["time"]).timestamp(),
+        uid=alert["id"],
+        model=labels.get("model"),
+        evidence={
+            "action": payload["action"],
+            "labels": labels,
+            **{k: v for k, v in evidence.items() if v is not None},
+        },
+        activity=_FINDING_ACTIVITY.get(payload["action"], "update"),
+        first_seen=alert["fired_at"],
+        last_seen=alert["last_seen"],
+    )
 
-    def send(self, event: dict[str, Any]) -> None:
-        r = self.route
-        severity = str(event.get("alert", {}).get("severity", "info"))
-        pri = 13 * 8 + self._SEVERITY.get(severity, 6)
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        msgid = str(event.get("action", "alert")).replace(" ", "_")[:32] or "-"
-        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
-        line = f"<{pri}>1 {stamp} {self.hostname} {r.app_name} {os.getpid()} {msgid} - \ufeff{body}".encode()
+
+class SiemChannel:
+    """Send alerts to a SIEM sink (any object with ``send(event)``: ``modelshield.monitor.siem``'s syslog, HTTP
+    collector or file sinks, or your own) as OCSF Detection Findings."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def send(self, payload: dict[str, Any]) -> None:
         try:
-            if r.protocol == "udp":
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.sendto(line, (r.host, r.port))
-            else:
-                with socket.create_connection((r.host, r.port), timeout=r.timeout_s) as s:
-                    s.sendall(f"{len(line)} ".encode() + line)
-        except OSError as e:
-            raise DeliveryError(f"syslog {r.protocol}://{r.host}:{r.port}: {type(e).__name__}: {e}") from None
+            self.sink.send(detection_finding_of(payload))
+        except ModelShieldError as e:  # the sink's SinkError (or a refused event): this route failed
+            raise DeliveryError(f"SIEM: {e}") from None
+
+
+def _syslog_sink(route: SyslogRoute) -> Sink:
+    from modelshield.monitor.siem import SyslogSink
+
+    return SyslogSink(
+        route.host, route.port, route.protocol, ca_file=route.ca_file, app_name=route.app_name, timeout=route.timeout_s
+    )
 
 
 def build_channels(routes: Mapping[str, Route], **webhook_options: Any) -> dict[str, Sink]:
@@ -202,7 +229,7 @@ def build_channels(routes: Mapping[str, Route], **webhook_options: Any) -> dict[
         elif isinstance(route, EmailRoute):
             out[name] = EmailChannel(route)
         elif isinstance(route, SyslogRoute):
-            out[name] = SyslogSink(route)
+            out[name] = SiemChannel(_syslog_sink(route))
         else:  # pragma: no cover - the rules schema admits no other type
             raise InputError(f"route {name}: unknown type")
     return out
@@ -213,9 +240,10 @@ __all__ = [
     "DeliveryError",
     "EmailChannel",
     "Sink",
-    "SyslogSink",
+    "SiemChannel",
     "WebhookChannel",
     "build_channels",
+    "detection_finding_of",
     "sign",
     "verify_signature",
 ]

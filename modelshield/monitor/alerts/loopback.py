@@ -4,6 +4,7 @@ syslog collector (UDP or TCP socket). Each keeps what it received, in order, and
 from __future__ import annotations
 
 import json
+import re
 import socket
 import socketserver
 import threading
@@ -139,14 +140,19 @@ class SyslogReceiver(Received):
         self.server.server_close()
 
 
+_SD = re.compile(r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+) ?")
+
+
 def _syslog_line(data: bytes) -> dict[str, Any]:
-    """An RFC 5424 line's header fields and its JSON message."""
+    """An RFC 5424 message's header fields, structured data and JSON message."""
     text = data.decode("utf-8", errors="replace")
-    parts = text.split(" ", 7)  # <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG
+    parts = text.split(" ", 6)  # <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID, then SD and MSG
     pri = parts[0][1 : parts[0].index(">")] if parts[0].startswith("<") and ">" in parts[0] else ""
-    msg = parts[7].lstrip("\ufeff") if len(parts) > 7 else ""
+    rest = parts[6] if len(parts) > 6 else ""
+    sd = _SD.match(rest)
+    msg = rest[sd.end() :] if sd else rest
     try:
-        event: Any = json.loads(msg)
+        event: Any = json.loads(msg.lstrip("\ufeff"))
     except ValueError:
         event = None
     return {
@@ -154,6 +160,7 @@ def _syslog_line(data: bytes) -> dict[str, Any]:
         "pri": int(pri) if pri.isdigit() else None,
         "app_name": parts[3] if len(parts) > 3 else "",
         "msgid": parts[5] if len(parts) > 5 else "",
+        "structured_data": sd.group(0).strip() if sd else "",
         "event": event,
     }
 

@@ -77,12 +77,14 @@ class EmailRoute(_Strict):
 
 
 class SyslogRoute(_Strict):
-    """RFC 5424 syslog to a SIEM collector over UDP or TCP (octet-counted framing, RFC 6587)."""
+    """RFC 5424 syslog to a SIEM over UDP, TCP (octet-counted framing, RFC 6587) or TLS (RFC 5425; verified
+    against ``ca_file`` or the system store); each alert travels as an OCSF Detection Finding."""
 
     type: Literal["syslog"]
     host: Annotated[str, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 514
-    protocol: Literal["udp", "tcp"] = "udp"
+    protocol: Literal["udp", "tcp", "tls"] = "udp"
+    ca_file: str | None = None
     app_name: Annotated[str, Field(pattern=r"^[!-~]{1,48}$")] = "modelshield"
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
 

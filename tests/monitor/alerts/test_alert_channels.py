@@ -1,11 +1,12 @@
 """Each channel against a real server on loopback: http.server for the webhook, aiosmtpd for email, UDP and TCP
-sockets for syslog."""
+sockets for syslog (through modelshield.monitor.siem's sink, as OCSF Detection Findings)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,14 +14,16 @@ from modelshield.monitor.alerts.channels import (
     SIGNATURE_HEADER,
     DeliveryError,
     EmailChannel,
-    SyslogSink,
+    SiemChannel,
     WebhookChannel,
+    build_channels,
     verify_signature,
 )
 from modelshield.monitor.alerts.engine import Alert, Notice
 from modelshield.monitor.alerts.events import alert_event
 from modelshield.monitor.alerts.loopback import SmtpReceiver, SyslogReceiver, WebhookReceiver
 from modelshield.monitor.alerts.rules import EmailRoute, SyslogRoute, WebhookRoute
+from modelshield.monitor.siem import SinkError, check_event
 
 SECRET = "s3cr3t-webhook-key-do-not-log"
 
@@ -114,17 +117,30 @@ def test_email_to_a_closed_port_is_a_delivery_error(payload: dict[str, object]) 
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_syslog_rfc5424_over_udp_and_tcp(protocol: str, payload: dict[str, object]) -> None:
+def test_syslog_carries_a_valid_ocsf_detection_finding(protocol: str, payload: dict[str, Any]) -> None:
     collector = SyslogReceiver(protocol)
     try:
-        sink = SyslogSink(SyslogRoute(type="syslog", host="127.0.0.1", port=collector.port, protocol=protocol))
-        sink.send(payload)
-        sink.send(payload)
+        route = SyslogRoute(type="syslog", host="127.0.0.1", port=collector.port, protocol=protocol)
+        channel = build_channels({"siem": route})["siem"]
+        channel.send(payload)
+        channel.send(payload)
         got = collector.wait(2)
     finally:
         collector.close()
     assert len(got) == 2
-    assert got[0]["pri"] == 13 * 8 + 2  # log audit, critical
-    assert got[0]["app_name"] == "modelshield" and got[0]["msgid"] == "alert.fired"
-    assert got[0]["raw"].startswith(f"<{13 * 8 + 2}>1 ")
-    assert got[0]["event"] == payload
+    assert got[0]["pri"] == 16 * 8 + 2  # local0, critical
+    assert got[0]["msgid"] == "ocsf-2004" and 'class_uid="2004"' in got[0]["structured_data"]
+    finding = got[0]["event"]
+    check_event(finding)  # the OCSF validator of modelshield.monitor.siem, against the vendored schema
+    assert finding["class_name"] == "Detection Finding" and finding["severity"] == "Critical"
+    assert finding["finding_info"]["uid"] == "0123456789abcdef" and finding["activity_name"] == "Create"
+    assert finding["evidences"][0]["data"]["action"] == "alert.fired"
+
+
+def test_a_failing_sink_is_a_delivery_error(payload: dict[str, Any]) -> None:
+    class Down:
+        def send(self, event: dict[str, Any]) -> None:
+            raise SinkError("collector unreachable")
+
+    with pytest.raises(DeliveryError, match="SIEM: collector unreachable"):
+        SiemChannel(Down()).send(payload)

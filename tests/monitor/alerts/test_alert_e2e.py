@@ -70,7 +70,10 @@ def test_the_alerts_demo_reaches_webhook_email_and_syslog(run_main: RunMain, tmp
     assert 0 < result["first_alert_after"] <= 2_000
     got = result["received"]
     assert [json.loads(w["body"])["action"] for w in got["webhook"]] == ["alert.fired", "alert.resolved"]
-    assert [s["event"]["action"] for s in got["syslog"]] == ["alert.fired", "alert.resolved"]
+    # the SIEM files one finding, created then closed
+    findings = [s["event"] for s in got["syslog"]]
+    assert [f["activity_name"] for f in findings] == ["Create", "Close"]
+    assert {f["finding_info"]["uid"] for f in findings} == {alert["id"]}
     # email is the chain's late step: it hears of the alert by escalation, then of its end
     assert [m["subject"].split("]")[1].split(":")[0].strip() for m in got["email"]] == [
         "alert.escalated", "alert.resolved"]  # fmt: skip
