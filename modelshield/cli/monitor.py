@@ -198,7 +198,7 @@ def alerts_check(rules: RulesArgument) -> None:
 def _delivery_lines(deliveries: list[Delivery]) -> None:
     for d in deliveries:
         status = f"ok in {d.seconds * 1000:.0f} ms" if d.ok else f"FAILED: {d.error}"
-        typer.echo(f"{d.action:<12} {d.alert_id}  → {d.route}: {status}")
+        typer.echo(f"{d.action:<12} {d.alert_id} {d.rule:<24} → {d.route}: {status}")
 
 
 @alerts_app.command("run")

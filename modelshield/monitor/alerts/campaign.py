@@ -142,18 +142,16 @@ def run_demo(out: Path, *, rate: float = 0.2, clean: int = 5_000, after: int = 2
         fired_at: int | None = None
         with AuditLog.open(f"sqlite:///{out / 'audit.db'}", signing_key=load_private_key(key_path)) as audit:
             dispatcher = AlertDispatcher(engine, build_channels(rules.routes), audit)
-            seen = 0
             # the campaign, then as much clean traffic again, so the alert resolves
             stream = [*campaign_batches(data, rate=rate, clean=clean, after=after, seed=seed)]
             stream += [*campaign_batches(data, rate=0.0, clean=after, after=0, seed=seed + 1)]
             for batch in stream:
                 clock.now += 1.0
-                seen += len(batch)
                 for alarm in monitor.update(batch):
                     if alarm.kind == "poisoning" and alarm.sample > clean and first_alarm is None:
                         first_alarm = alarm.sample - clean
                     if dispatcher.observe(output_alarm_signal(alarm)) and fired_at is None:
-                        fired_at = seen - clean
+                        fired_at = alarm.sample - clean
                 dispatcher.tick()
             audit.checkpoint()
         n = len(dispatcher.deliveries)

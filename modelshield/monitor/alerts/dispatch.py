@@ -39,6 +39,7 @@ class Delivery:
 
     action: str
     alert_id: str
+    rule: str
     route: str
     ok: bool
     seconds: float
@@ -88,8 +89,9 @@ class AlertDispatcher:
             log.warning("alert %s (%s) not delivered to %s: %s", notice.alert.id, notice.action, route, error)
             if self.audit is not None:
                 self.audit.append(alert_event(notice, error=error, route=route))
-            return Delivery(notice.action, notice.alert.id, route, False, time.perf_counter() - started, error)
-        return Delivery(notice.action, notice.alert.id, route, True, time.perf_counter() - started)
+            a = notice.alert
+            return Delivery(notice.action, a.id, a.rule, route, False, time.perf_counter() - started, error)
+        return Delivery(notice.action, notice.alert.id, notice.alert.rule, route, True, time.perf_counter() - started)
 
 
 def send_test(channels: Mapping[str, Sink], route: str, *, at: float | None = None) -> Delivery:
@@ -111,7 +113,7 @@ def send_test(channels: Mapping[str, Sink], route: str, *, at: float | None = No
     )
     started = time.perf_counter()
     channels[route].send(alert_event(Notice("fired", alert, [route], now)))
-    return Delivery("fired", "test", route, True, time.perf_counter() - started)
+    return Delivery("fired", "test", "test", route, True, time.perf_counter() - started)
 
 
 def acknowledge_in_log(audit: AuditLog, alert_id: str, by: str, *, at: float | None = None) -> Alert:
