@@ -163,13 +163,17 @@ class Stage(_Strict):
         extra = sorted(set(self.inputs) - needed - optional) if self.kind != "scan" else []
         if missing or extra:
             raise ValueError(
-                f"a {self.kind} stage takes inputs {sorted(needed)}"
+                f"kind {self.kind} takes inputs {sorted(needed)}"
                 + (f" (and optionally {sorted(optional)})" if optional else "")
                 + f", got {sorted(self.inputs)}"
             )
         if set(self.outputs) != written:
-            raise ValueError(f"a {self.kind} stage writes outputs {sorted(written)}, got {sorted(self.outputs)}")
-        POLICIES[self.kind].model_validate(self.policy)
+            raise ValueError(f"kind {self.kind} writes outputs {sorted(written)}, got {sorted(self.outputs)}")
+        try:
+            POLICIES[self.kind].model_validate(self.policy)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"policy.{_where(tuple(err['loc']))}: {err['msg']}") from None
         return self
 
     def typed_policy(self) -> Any:

@@ -24,7 +24,7 @@ from modelshield.ingest.lineage import NAMESPACE, DatasetRef, facet, run_event
 from modelshield.integrity.provenance import hash_tree
 from modelshield.pipeline import stages
 from modelshield.pipeline.config import PipelineConfig, Stage, parse_pipeline
-from modelshield.pipeline.record import sign_record
+from modelshield.pipeline.record import public_key_file, sign_record
 from modelshield.pipeline.results import StageContext, StageResult
 
 STATE = "state.json"
@@ -193,6 +193,8 @@ def run_pipeline(
     key = key if key is not None else run.config.key
     if key is not None and not key.is_file():
         raise InputError(f"signing key {key} does not exist")
+    if key is not None:
+        public_key_file(key, run_dir)  # beside the record it verifies, and what sign and register use
     outcome = RunOutcome(run_dir, run.state["run_id"], "passed")
     for stage in run.config.stages:
         entry = run.state["stages"].get(stage.name)
