@@ -89,9 +89,9 @@ class EquationSolving:
         if wanted < d + 1:
             raise InputError(f"equation solving needs at least d + 1 = {d + 1} queries, got {wanted}")
         limit = wanted if budget is None else min(budget, wanted)
-        oracle = Oracle(victim, limit, batch_size=self.batch_size, use_scores=True, on_query=on_query, record=record)
-        if evaluation is not None:
+        if evaluation is not None:  # asked before the attack: not charged to its budget
             evaluation = evaluation.labelled(victim)
+        oracle = Oracle(victim, limit, batch_size=self.batch_size, use_scores=True, on_query=on_query, record=record)
         tracker = Tracker(self.name, oracle, evaluation)
         net = LinearSoftmax(victim.input_shape, victim.num_classes)
         arch = arch_of(net, input_shape=list(victim.input_shape), num_classes=victim.num_classes)

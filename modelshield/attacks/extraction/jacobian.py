@@ -100,11 +100,11 @@ class JacobianAugmentation:
     ) -> ExtractionResult:
         """Run up to ``iterations`` augmentation rounds within ``budget`` queries; return the trained substitute."""
         victim.check_inputs(self.seed_set)
+        if evaluation is not None:  # asked before the attack: not charged to its budget
+            evaluation = evaluation.labelled(victim)
         oracle = Oracle(
             victim, budget, batch_size=self.batch_size, use_scores=self.use_scores, on_query=on_query, record=record
         )
-        if evaluation is not None:
-            evaluation = evaluation.labelled(victim)
         tracker = Tracker(self.name, oracle, evaluation)
         torch.manual_seed(self.seed)
         net, arch = self.substitute(victim)

@@ -115,11 +115,11 @@ class KnockoffNets:
         victim.check_inputs(pool[:1])
         if pool.shape[0] < budget:
             raise InputError(f"the surrogate pool holds {pool.shape[0]} samples, fewer than the budget of {budget}")
+        if evaluation is not None:  # asked before the attack: not charged to its budget
+            evaluation = evaluation.labelled(victim)
         oracle = Oracle(
             victim, budget, batch_size=self.batch_size, use_scores=self.use_scores, on_query=on_query, record=record
         )
-        if evaluation is not None:
-            evaluation = evaluation.labelled(victim)
         tracker = Tracker(f"{self.name}-{self.strategy}", oracle, evaluation)
         torch.manual_seed(self.seed)
         net, arch = self.substitute(victim)
