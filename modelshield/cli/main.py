@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "crypto": "crypto",
     "dashboard": "dashboard",
     "deps": "deps",
+    "federated": "federated",
     "extract": "extract",
     "harden": "harden",
     "incident": "incident",
