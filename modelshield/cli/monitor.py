@@ -221,7 +221,7 @@ def alerts_run(
 
     from modelshield.audit import AuditLog
     from modelshield.core.storage import data_home
-    from modelshield.monitor.alerts.channels import build_channels
+    from modelshield.monitor.alerts.channels import build_channels, close_channels
     from modelshield.monitor.alerts.dispatch import AlertDispatcher, AuditFollower
     from modelshield.monitor.alerts.engine import AlertEngine
     from modelshield.monitor.alerts.rules import load_rules
@@ -229,17 +229,21 @@ def alerts_run(
     if interval <= 0:
         raise InputError(f"--interval must be positive, not {interval}")
     parsed = load_rules(rules)
-    with AuditLog.open(audit_db) as audit:
-        dispatcher = AlertDispatcher(AlertEngine(parsed), build_channels(parsed.routes), audit)
-        follower = AuditFollower(dispatcher, audit.engine, state or data_home() / "alerts.state.json")
-        while True:
-            deliveries = follower.poll()
-            _delivery_lines(deliveries)
-            if once:
-                firing = dispatcher.engine.firing()
-                typer.echo(f"read through record {follower.cursor}; {len(firing)} alert(s) firing")
-                raise typer.Exit(1 if any(not d.ok for d in deliveries) else 0)
-            time.sleep(interval)
+    channels = build_channels(parsed.routes)
+    try:
+        with AuditLog.open(audit_db) as audit:
+            dispatcher = AlertDispatcher(AlertEngine(parsed), channels, audit)
+            follower = AuditFollower(dispatcher, audit.engine, state or data_home() / "alerts.state.json")
+            while True:
+                deliveries = follower.poll()
+                _delivery_lines(deliveries)
+                if once:
+                    firing = dispatcher.engine.firing()
+                    typer.echo(f"read through record {follower.cursor}; {len(firing)} alert(s) firing")
+                    raise typer.Exit(1 if any(not d.ok for d in deliveries) else 0)
+                time.sleep(interval)
+    finally:
+        close_channels(channels)
 
 
 @alerts_app.command("ack")
@@ -265,16 +269,19 @@ def alerts_test(
     route: Annotated[str, typer.Option("--route", help="the route to send the test alert to")],
 ) -> None:
     """Send a test alert to one route and say whether it arrived (exit 1 if not)."""
-    from modelshield.monitor.alerts.channels import DeliveryError, build_channels
+    from modelshield.monitor.alerts.channels import DeliveryError, build_channels, close_channels
     from modelshield.monitor.alerts.dispatch import send_test
     from modelshield.monitor.alerts.rules import load_rules
 
     parsed = load_rules(rules)
+    channels = build_channels({route: parsed.routes[route]} if route in parsed.routes else parsed.routes)
     try:
-        delivery = send_test(build_channels(parsed.routes), route)
+        delivery = send_test(channels, route)
     except DeliveryError as e:
         typer.echo(f"test alert to {route}: FAILED: {e}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        close_channels(channels)
     typer.echo(f"test alert to {route}: delivered in {delivery.seconds * 1000:.0f} ms")
 
 

@@ -26,7 +26,7 @@ from email.message import EmailMessage
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from modelshield.core.errors import DependencyError, InputError, ModelShieldError
-from modelshield.monitor.alerts.rules import EmailRoute, Route, SyslogRoute, WebhookRoute
+from modelshield.monitor.alerts.rules import CollectorRoute, EmailRoute, Route, SyslogRoute, WebhookRoute
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Modelshield-Signature"
@@ -220,6 +220,26 @@ def _syslog_sink(route: SyslogRoute) -> Sink:
     )
 
 
+def _collector_sink(name: str, route: CollectorRoute) -> Sink:
+    from modelshield.core.storage import data_home
+    from modelshield.monitor.siem import HttpCollectorSink
+
+    token = _secret(route.token_env, f"route {name}: collector token")
+    headers = {"Authorization": f"{route.auth_scheme} {token.decode()}"} if token is not None else {}
+    spool = route.spool or data_home() / f"alerts-{name}.spool.db"
+    return HttpCollectorSink(route.url, spool, headers=headers, ca_file=route.ca_file, timeout=route.timeout_s)
+
+
+def close_channels(channels: Mapping[str, Sink]) -> None:
+    """Release what channels hold: HTTP clients, sockets, the collector's sender thread (which first tries for a
+    few seconds to deliver what is spooled; the rest waits in the spool for the next run)."""
+    for channel in channels.values():
+        target = channel.sink if isinstance(channel, SiemChannel) else channel
+        close = getattr(target, "close", None)
+        if callable(close):
+            close()
+
+
 def build_channels(routes: Mapping[str, Route], **webhook_options: Any) -> dict[str, Sink]:
     """One channel per route of a rules file."""
     out: dict[str, Sink] = {}
@@ -230,6 +250,8 @@ def build_channels(routes: Mapping[str, Route], **webhook_options: Any) -> dict[
             out[name] = EmailChannel(route)
         elif isinstance(route, SyslogRoute):
             out[name] = SiemChannel(_syslog_sink(route))
+        elif isinstance(route, CollectorRoute):
+            out[name] = SiemChannel(_collector_sink(name, route))
         else:  # pragma: no cover - the rules schema admits no other type
             raise InputError(f"route {name}: unknown type")
     return out
@@ -243,6 +265,7 @@ __all__ = [
     "SiemChannel",
     "WebhookChannel",
     "build_channels",
+    "close_channels",
     "detection_finding_of",
     "sign",
     "verify_signature",

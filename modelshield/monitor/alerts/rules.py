@@ -89,7 +89,22 @@ class SyslogRoute(_Strict):
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
 
 
-Route = Annotated[WebhookRoute | EmailRoute | SyslogRoute, Field(discriminator="type")]
+class CollectorRoute(_Strict):
+    """OCSF Detection Findings POSTed as NDJSON to an HTTP collector (Splunk HEC, Elastic, Vector, Fluent Bit)
+    through an on-disk spool (``modelshield.monitor.siem``), so a collector outage delays alerts but loses none."""
+
+    type: Literal["collector"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    #: the variable holding the collector's token, sent as ``Authorization: <auth_scheme> <token>``
+    token_env: Annotated[str | None, Field(pattern=_ENV)] = None
+    auth_scheme: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")] = "Bearer"
+    #: the spool file (default: alerts-<route>.spool.db in $MODELSHIELD_HOME)
+    spool: str | None = None
+    ca_file: str | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+Route = Annotated[WebhookRoute | EmailRoute | SyslogRoute | CollectorRoute, Field(discriminator="type")]
 
 
 class Step(_Strict):
@@ -266,7 +281,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RulesFile:
 
 
 # discriminated unions put the tag into the error path (rules.0.threshold.value); the file has no such level
-_TAGS = {"threshold", "rate", "absence", "webhook", "email", "syslog"}
+_TAGS = {"threshold", "rate", "absence", "webhook", "email", "syslog", "collector"}
 
 
 def _without_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
@@ -285,6 +300,7 @@ def load_rules(path: Path) -> RulesFile:
 __all__ = [
     "SEVERITY_ID",
     "AbsenceRule",
+    "CollectorRoute",
     "EmailRoute",
     "RateRule",
     "Route",

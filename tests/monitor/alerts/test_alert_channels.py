@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +18,13 @@ from modelshield.monitor.alerts.channels import (
     SiemChannel,
     WebhookChannel,
     build_channels,
+    close_channels,
     verify_signature,
 )
 from modelshield.monitor.alerts.engine import Alert, Notice
 from modelshield.monitor.alerts.events import alert_event
 from modelshield.monitor.alerts.loopback import SmtpReceiver, SyslogReceiver, WebhookReceiver
-from modelshield.monitor.alerts.rules import EmailRoute, SyslogRoute, WebhookRoute
+from modelshield.monitor.alerts.rules import CollectorRoute, EmailRoute, SyslogRoute, WebhookRoute
 from modelshield.monitor.siem import SinkError, check_event
 
 SECRET = "s3cr3t-webhook-key-do-not-log"
@@ -144,3 +146,25 @@ def test_a_failing_sink_is_a_delivery_error(payload: dict[str, Any]) -> None:
 
     with pytest.raises(DeliveryError, match="SIEM: collector unreachable"):
         SiemChannel(Down()).send(payload)
+
+
+def test_collector_route_spools_then_posts_findings(
+    payload: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MS_TEST_HEC_TOKEN", "hec-token-123")
+    collector = WebhookReceiver(statuses=(503, 200))  # down once: the spool keeps the finding and retries
+    route = CollectorRoute(type="collector", url=collector.url, token_env="MS_TEST_HEC_TOKEN", auth_scheme="Splunk",
+                           spool=str(tmp_path / "spool.db"))  # fmt: skip
+    channels = build_channels({"siem": route})
+    try:
+        channels["siem"].send(payload)
+        got = collector.wait(2, timeout=10)
+    finally:
+        close_channels(channels)
+        collector.close()
+    assert [g["status"] for g in got] == [503, 200]
+    assert got[1]["headers"]["Authorization"] == "Splunk hec-token-123"
+    (line,) = got[1]["body"].splitlines()
+    finding = json.loads(line)
+    check_event(finding)
+    assert finding["finding_info"]["uid"] == "0123456789abcdef"
