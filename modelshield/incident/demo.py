@@ -54,10 +54,11 @@ def make_demo_evidence(folder: Path) -> DemoEvidence:
             for i in range(1, DEMO_RECORDS + 1):
                 log.append(_event(i, start))
             log.checkpoint()
+    stamp = start.isoformat(timespec="milliseconds")  # as the gateway's JSON log formatter writes it
     lines = [
-        {"time": start.isoformat(), "level": "INFO", "logger": "gateway", "message": "started on :8443"},
-        {"time": start.isoformat(), "level": "INFO", "message": "login alice@example.com", "api_key": "msk_demo_1234"},
-        {"time": start.isoformat(), "level": "WARNING", "message": "extraction signal for scraper-7 on digits"},
+        {"time": stamp, "level": "INFO", "logger": "gateway", "message": "started on :8443"},
+        {"time": stamp, "level": "INFO", "message": "login alice@example.com", "api_key": "msk_demo_1234"},
+        {"time": stamp, "level": "WARNING", "message": "extraction signal for scraper-7 on digits"},
     ]
     log_path = folder / "gateway.log"
     log_path.write_text(

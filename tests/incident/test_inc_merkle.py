@@ -40,3 +40,16 @@ def test_rfc9162_proof_sizes() -> None:
     tree = MerkleTree(_leaves(7))
     assert [len(tree.inclusion_proof(i)) for i in range(7)] == [3, 3, 3, 3, 3, 3, 2]
     assert [len(tree.consistency_proof(m)) for m in (3, 4, 6)] == [4, 1, 3]
+
+
+def test_proofs_verify_with_sigstore_pythons_independent_verifier() -> None:
+    """Interoperability: sigstore-python's Trillian-derived Rekor verifier accepts our audit paths."""
+    sm = pytest.importorskip("sigstore._internal.merkle")
+    leaves = _leaves(1000)
+    tree = MerkleTree(leaves)
+    for i in (0, 1, 511, 512, 998, 999):
+        proof = tree.inclusion_proof(i)
+        inner, border = sm._decomp_inclusion_proof(i, 1000)
+        assert len(proof) == inner + border
+        seed = sm._chain_inner(sm._hash_leaf(leaves[i]), proof[:inner], i)
+        assert sm._chain_border_right(seed, proof[inner:]) == tree.root()
