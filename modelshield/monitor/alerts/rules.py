@@ -34,8 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from modelshield.core.errors import InputError, MissingFileError
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
-#: OCSF severity_id of each severity (1 Informational … 5 Critical)
-SEVERITY_ID: dict[str, int] = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -50,6 +48,7 @@ class WebhookRoute(_Strict):
     type: Literal["webhook"]
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
     secret_env: Annotated[str | None, Field(pattern=_ENV)] = None
+    #: extra headers, written in the file: nothing secret (tokens belong in a collector route's token_env)
     headers: dict[str, str] = {}
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
     retries: Annotated[int, Field(ge=0, le=10)] = 3
@@ -298,7 +297,6 @@ def load_rules(path: Path) -> RulesFile:
 
 
 __all__ = [
-    "SEVERITY_ID",
     "AbsenceRule",
     "CollectorRoute",
     "EmailRoute",
