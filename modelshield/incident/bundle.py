@@ -45,7 +45,7 @@ from modelshield.audit import schema
 from modelshield.audit.checkpoint import Checkpoint
 from modelshield.audit.keys import key_id
 from modelshield.audit.merkle import MerkleTree, verify_consistency, verify_inclusion
-from modelshield.core.errors import InputError, IntegrityError
+from modelshield.core.errors import InputError, IntegrityError, ModelShieldError
 from modelshield.integrity.provenance import hash_tree
 from modelshield.integrity.signing.dsse import Envelope, pae
 from modelshield.integrity.signing.keys import verify_bytes
@@ -192,7 +192,7 @@ def _model_members(index: int, mv: ModelVersion) -> list[Member]:
         try:
             verify_model(path, key, sig)
             record["signature_at_build"] = "verified"
-        except Exception as exc:  # noqa: BLE001 - the outcome is evidence, whatever it was
+        except ModelShieldError as exc:  # the outcome is evidence, whatever it was
             record["signature_at_build"] = f"failed: {exc}"
         members += [Member(f"{stem}.sig", "model-signature", sig.read_bytes())]
         members += [Member(f"{stem}.pub.pem", "model-key", key.read_bytes())]
@@ -551,11 +551,8 @@ def _check_checkpoints(
     if current.key_id != key_id(cp_key) or not current.signature_valid(cp_key):
         report.fail("checkpoint-signature", f"the checkpoint at seq {current.seq} is not signed by the checkpoint key")
         return None
-    if (current.seq, current.root, current.log_id) != (
-        manifest["checkpoint"]["seq"],
-        manifest["checkpoint"]["root"],
-        manifest["log_id"],
-    ):
+    named = manifest.get("checkpoint") if isinstance(manifest.get("checkpoint"), dict) else {}
+    if (current.seq, current.root, current.log_id) != (named.get("seq"), named.get("root"), manifest.get("log_id")):
         report.fail("checkpoint-signature", "the checkpoint is not the one the manifest names")
         return None
     report.passed("checkpoint-signature")
@@ -625,9 +622,9 @@ def _check_model_signatures(kinds: dict[str, Member], report: BundleReport) -> N
         except ValueError:
             report.fail("model-signatures", f"{m.name} is not JSON")
             continue
-        if "signature_member" not in doc:
+        if not isinstance(doc, dict) or "signature_member" not in doc:
             continue
-        sig, key = kinds.get(doc["signature_member"]), kinds.get(doc["public_key_member"])
+        sig, key = kinds.get(str(doc["signature_member"])), kinds.get(str(doc.get("public_key_member")))
         try:
             envelope = Envelope.from_json(json.loads(sig.data)["dsseEnvelope"])  # type: ignore[union-attr]
             public = load_pem_public_key(key.data)  # type: ignore[union-attr]

@@ -169,6 +169,8 @@ def _witnessed(
                 problems.append(f"{len(missing)} checkpoints are not in the witness file (first at seq {missing[0]})")
     if worm_checkpoints is not None:
         evidence["worm_checkpoints"] = worm_checkpoints
+        if worm_checkpoints < len(cps):
+            problems.append(f"{len(cps) - worm_checkpoints} checkpoints are not yet in the WORM bucket")
     if witness is None and worm_checkpoints is None:
         problems.append("no copy of the checkpoints outside the database (no witness file, no WORM bucket)")
     ok = not problems

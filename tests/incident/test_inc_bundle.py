@@ -256,3 +256,19 @@ def test_a_slice_beyond_the_checkpoint_or_logs_without_masking_are_refused(evide
             build_bundle(engine, tmp_path / "b.tar", evidence.key, gateway_logs=[evidence.gateway_log])
     finally:
         engine.dispose()
+
+
+def test_a_time_window_selects_the_records_recorded_in_it(evidence: Evidence, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from modelshield.audit import schema
+
+    engine = open_engine(evidence.url)
+    with engine.connect() as conn:
+        times = dict(conn.execute(sa.select(schema.records.c.seq, schema.records.c.recorded_at)).all())
+    try:
+        summary = build_bundle(engine, tmp_path / "t.tar", evidence.key, since_us=times[30], until_us=times[40])
+    finally:
+        engine.dispose()
+    assert (summary.first_seq, summary.last_seq, summary.records) == (30, 40, 11)
+    assert verify_bundle(tmp_path / "t.tar", evidence.key.public_key()).ok
