@@ -21,6 +21,7 @@ bench:
 	.venv/bin/python bench/watermark.py
 	.venv/bin/python bench/deps.py --records 50000
 	.venv/bin/python bench/audit.py --appends 3000
+	.venv/bin/python bench/incident_bundle.py --records 100000 --window 1000 --markdown
 	.venv/bin/python bench/harden.py --repeats 5 --markdown
 	.venv/bin/python bench/certify.py
 	.venv/bin/python bench/detectors.py
