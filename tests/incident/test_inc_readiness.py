@@ -79,3 +79,35 @@ def test_this_hosts_clock_is_asked_and_an_unanswered_check_is_unknown(
         assert clock["value"] is None and clock["description"].startswith("Unknown")
     else:
         assert clock["value"] == float(status.synchronised)
+
+
+def test_on_postgresql_the_triggers_and_the_server_clock_are_checked() -> None:
+    """The local PostgreSQL (127.0.0.1:5432): its append-only triggers, and its clock against this host's."""
+    psycopg = pytest.importorskip("psycopg")
+    import secrets
+
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    try:
+        psycopg.connect(admin, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    name = f"ms_inc_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        with AuditLog.open(url, signing_key=Ed25519PrivateKey.generate(), checkpoint_every=5) as log:
+            for i in range(7):
+                log.append({"action": "predict", "n": i})
+            engine = log.engine
+            findings = {f.id: f for f in readiness_findings(engine, clock=SYNCED)}
+            assert findings["MS-FORENSIC-001"].value == 1.0
+            assert findings["MS-FORENSIC-001"].evidence["backend"] == "postgresql"
+            skew = findings["MS-FORENSIC-005"].evidence["database_skew_s"]
+            assert skew is not None and abs(skew) < 1.0  # the same machine's clock, seen through the server
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change")
+            assert readiness_findings(engine, clock=SYNCED)[0].value == 0.0
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
