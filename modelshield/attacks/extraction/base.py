@@ -142,6 +142,11 @@ class Oracle:
         return np.concatenate([x for x, _ in self.log]), np.concatenate([a for _, a in self.log])
 
     @property
+    def exhausted(self) -> bool:
+        """True once the oracle will answer no more: budget spent, or the victim refused or failed."""
+        return self.remaining <= 0 or self._stopped is not None
+
+    @property
     def stop_reason(self) -> StopReason:
         """Why the oracle answers no more: refused, victim_error, budget, or complete (it still would)."""
         if self.refusal is not None:

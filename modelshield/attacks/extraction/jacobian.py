@@ -127,9 +127,7 @@ class JacobianAugmentation:
                     net, x_all, torch.cat(targets), epochs=self.epochs, lr=self.lr, seed=self.seed + rho, optimizer=opt
                 )
                 tracker.measure(net)
-                if answers.x.shape[0] < new.shape[0]:
-                    break  # the budget cut this round short (or the victim withheld answers)
-                if rho == self.iterations - 1:
+                if oracle.exhausted or rho == self.iterations - 1:
                     break
                 chosen = np.arange(x_all.shape[0])
                 if self.sigma is not None and rho >= self.sigma and x_all.shape[0] > self.kappa:
