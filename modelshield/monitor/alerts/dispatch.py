@@ -22,7 +22,7 @@ from modelshield.core.errors import InputError
 from modelshield.monitor.alerts.channels import DeliveryError, Sink
 from modelshield.monitor.alerts.engine import Alert, AlertEngine, Notice
 from modelshield.monitor.alerts.events import alert_event, event_alert
-from modelshield.monitor.alerts.rules import RateRule
+from modelshield.monitor.alerts.rules import AbsenceRule, RateRule, ThresholdRule
 from modelshield.monitor.alerts.signals import Signal, read_records, record_signal
 
 if TYPE_CHECKING:
@@ -150,6 +150,12 @@ def acknowledge_in_log(audit: AuditLog, alert_id: str, by: str, *, at: float | N
     return alert
 
 
+def _horizon(rule: ThresholdRule | RateRule | AbsenceRule) -> float:
+    if isinstance(rule, RateRule):
+        return rule.window_s
+    return rule.resolve_after_s if isinstance(rule, ThresholdRule) else rule.for_s
+
+
 class AuditFollower:
     """Feed a dispatcher from the audit log at ``engine``, from a cursor kept in ``state`` (a JSON file)."""
 
@@ -159,9 +165,9 @@ class AuditFollower:
         if state is not None and state.is_file():
             self._load(state)
         elif state is None or not state.exists():
-            # first run: only the records the rules can still see (the longest window back)
-            rules = dispatcher.engine.rules.rules
-            back = max([r.window_s for r in rules if isinstance(r, RateRule)] + [0.0])
+            # first run: only the records the rules can still see — the longest rate window, the longest a
+            # threshold alert stays open without a new signal, the longest absence
+            back = max([_horizon(r) for r in dispatcher.engine.rules.rules] + [0.0])
             self._since: float | None = dispatcher.engine.clock() - back
             return
         self._since = None

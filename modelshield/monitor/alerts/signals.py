@@ -2,7 +2,8 @@
 
 A signal is a name, a value, a time and string labels. The monitors' own results become signals here — output
 alarms (``outputs.alarm``), training data-access alarms (``training.alarm``), drift reports (``drift.report``,
-value = features that drifted) — and so do audit-log records: the gateway's requests become
+value = features that drifted) — and so do audit-log records: the gateway's live monitor's ``monitor.output_alarm``
+and ``monitor.drift`` records become ``outputs.alarm`` and ``drift.report`` (labelled with the model), its requests become
 ``gateway.<decision>`` (``gateway.allow``, ``gateway.deny``, ``gateway.guard_reject``, ``gateway.rate_limited``
 ...) and its security events keep their action's name (``security.extraction``, ``security.model_integrity``).
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,21 +46,23 @@ class Signal:
         return {"name": self.name, "at": self.at, "value": self.value, "labels": dict(self.labels)}
 
 
-def output_alarm_signal(alarm: Alarm) -> Signal:
-    """An ``OutputMonitor`` alarm (poisoning: a class's share up; evasion: confidence down or entropy up)."""
+_ALARM_LABELS = ("kind", "stream", "detector", "direction", "sample", "change_start")
+
+
+def _alarm_signal(alarm: Mapping[str, Any], at: float, **labels: str) -> Signal:
+    """An output alarm, from the ``Alarm`` itself or the dict the gateway's live monitor writes to the audit log."""
+    at_ = alarm.get("at")
     return Signal(
         "outputs.alarm",
-        alarm.at,
-        alarm.statistic,
-        {
-            "kind": alarm.kind,
-            "stream": alarm.stream,
-            "detector": alarm.detector,
-            "direction": alarm.direction,
-            "sample": str(alarm.sample),
-            "change_start": str(alarm.change_start),
-        },
+        float(at_) if isinstance(at_, int | float) else at,
+        float(alarm.get("statistic", 1.0)),
+        {**{k: str(alarm[k]) for k in _ALARM_LABELS if k in alarm}, **labels},
     )
+
+
+def output_alarm_signal(alarm: Alarm) -> Signal:
+    """An ``OutputMonitor`` alarm (poisoning: a class's share up; evasion: confidence down or entropy up)."""
+    return _alarm_signal(asdict(alarm), alarm.at)
 
 
 def training_alarm_signal(alarm: TrainingAlarm) -> Signal:
@@ -116,6 +119,18 @@ def record_signal(event: Mapping[str, Any], recorded_at_us: int) -> Signal | Non
             float(raw.get("at", at)),
             float(value) if isinstance(value, int | float) else 1.0,
             {str(k): str(v) for k, v in labels.items()},
+        )
+    model = str(event.get("model") or "")
+    if action == "monitor.output_alarm" and isinstance(event.get("alarm"), dict):  # the gateway's live monitor
+        return _alarm_signal(event["alarm"], at, model=model)
+    if action == "monitor.drift" and isinstance(event.get("drift"), dict):
+        drift = event["drift"]
+        drifted = drift.get("drifted", 1)
+        return Signal(
+            "drift.report",
+            at,
+            float(drifted) if isinstance(drifted, int | float) else 1.0,
+            {"drift": "true", "model": model, "share": str(drift.get("share", ""))},
         )
     actor = event.get("actor")
     subject = actor.get("subject") if isinstance(actor, dict) else actor

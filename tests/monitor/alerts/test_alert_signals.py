@@ -18,6 +18,8 @@ from modelshield.monitor.alerts.dispatch import AlertDispatcher, AuditFollower
 from modelshield.monitor.alerts.engine import AlertEngine
 from modelshield.monitor.alerts.rules import RulesFile
 from modelshield.monitor.alerts.signals import Signal, record_signal, signal_event, training_alarm_signal
+from modelshield.monitor.live import alarm_dict
+from modelshield.monitor.outputs import OutputMonitor, OutputReference
 from modelshield.monitor.training import DataAccessMonitor
 
 if TYPE_CHECKING:
@@ -91,3 +93,33 @@ def test_training_alarms_and_published_signals_fire_rules() -> None:
         dispatcher.observe(signal)
     assert {a.rule for a in dispatcher.engine.firing()} == {"data-order", "custom"}
     assert [e["action"] for e in sink.events] == ["alert.fired"] * 3  # type: ignore[attr-defined]
+
+
+def test_the_gateways_live_monitor_records_raise_alerts(tmp_path: Path) -> None:
+    """`monitor.output_alarm` and `monitor.drift` records, as the gateway's live monitoring writes them."""
+    rng = np.random.default_rng(0)
+    reference = rng.dirichlet(np.ones(4) * 0.3, size=2000)
+    monitor = OutputMonitor(OutputReference.from_outputs(reference))
+    shifted = reference[rng.integers(0, 2000, 3000)].copy()
+    shifted[::3] = [0.97, 0.01, 0.01, 0.01]  # a third of the traffic pushed to class 0
+    alarms = [*monitor.update(reference[rng.integers(0, 2000, 1000)]), *monitor.update(shifted)]
+    assert any(a.kind == "poisoning" for a in alarms)
+    gateway = {"subject": "modelshield-gateway", "method": "system", "tenant": None}
+    rules = RulesFile.model_validate(
+        {**RULES, "rules": [{"name": "poisoning", "kind": "threshold", "signal": "outputs.alarm", "op": ">",
+                             "value": 0, "where": {"kind": "poisoning"}, "group_by": ["model", "stream"],
+                             "severity": "high"}, RULES["rules"][0]]}  # type: ignore[index]
+    )  # fmt: skip
+    sink = Collect()
+    with AuditLog.open(f"sqlite:///{tmp_path / 'audit.db'}", durability="process") as audit:
+        for alarm in alarms:
+            audit.append({"time": "2026-12-06T09:00:00+00:00", "actor": gateway, "action": "monitor.output_alarm",
+                          "model": "digits", "decision": "flag", "reason": "...", "alarm": alarm_dict(alarm)})  # fmt: skip
+        audit.append({"time": "2026-12-06T09:00:00+00:00", "actor": gateway, "action": "monitor.drift",
+                      "model": "digits", "decision": "flag", "reason": "5 of 64 input features drifted",
+                      "drift": {"rows": 512, "seen": 4000, "drifted": 5, "features": 64, "share": 0.078,
+                                "min_p": 1e-9}})  # fmt: skip
+        AuditFollower(AlertDispatcher(AlertEngine(rules), {"siem": sink}, audit), audit.engine).poll()
+    fired = [e["alert"] for e in sink.events]
+    assert {(a["rule"], a["labels"].get("model"), a["labels"].get("stream")) for a in fired} == {  # type: ignore[index]
+        ("poisoning", "digits", "class:0"), ("drift", None, None)}  # fmt: skip
