@@ -376,6 +376,7 @@ class GatewayLive:
                 "bucket_seconds": self.bucket_seconds[name],
                 "window": w.monitor.window if w.monitor else None,
                 "seen": w.monitor.seen if w.monitor else None,
+                "outputs_seen": w.monitor.outputs.seen if w.monitor and w.monitor.outputs else None,
                 "drifting": w.drifting,
                 "last_check": w.last,
                 "alarms": list(w.alarms)[::-1],
