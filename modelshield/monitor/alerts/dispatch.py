@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,11 +192,6 @@ class AuditFollower:
         if self.state is not None:
             self._save(self.state)
         return out
-
-    def run(self, interval_s: float, *, stop: Callable[[], bool] = lambda: False) -> None:
-        while not stop():
-            self.poll()
-            time.sleep(interval_s)
 
     def _save(self, path: Path) -> None:
         from modelshield.core.files import atomic_output
