@@ -196,11 +196,14 @@ class OcsfSchema:
         cat_caption = str(self._categories.get(category, {}).get("caption", ""))
         attributes = self._compile(flat, profiles)
         # As the OCSF server does: a class's class_uid and category_uid each have exactly one valid value.
-        for attr, uid, cap in (
-            ("class_uid", cat_uid * 1000 + int(flat["uid"]), caption),
-            ("category_uid", cat_uid, cat_caption),
-        ):
+        class_uid = cat_uid * 1000 + int(flat["uid"])
+        for attr, uid, cap in (("class_uid", class_uid, caption), ("category_uid", cat_uid, cat_caption)):
             attributes[attr] = dataclasses.replace(attributes[attr], enum={str(uid): cap})
+        activities = attributes["activity_id"].enum or {}
+        attributes["type_uid"] = dataclasses.replace(
+            attributes["type_uid"],
+            enum={str(class_uid * 100 + int(k)): f"{caption}: {v}" for k, v in activities.items()},
+        )
         return Spec(
             name=name,
             caption=caption,
@@ -216,12 +219,35 @@ class OcsfSchema:
     def compile_object(self, name: str, profiles: frozenset[str] = frozenset()) -> Spec:
         """The object ``name`` (e.g. "ai_model") with ``profiles`` applied."""
         flat = self._flatten("objects", name)
+        attributes = self._compile(flat, profiles)
+        if name == "observable":
+            attributes["type_id"] = dataclasses.replace(
+                attributes["type_id"], enum={**self._observable_ids(), **(attributes["type_id"].enum or {})}
+            )
         return Spec(
             name=name,
             caption=str(flat.get("caption", name)),
-            attributes=self._compile(flat, profiles),
+            attributes=attributes,
             constraints={k: tuple(v) for k, v in flat.get("constraints", {}).items()},
         )
+
+    def _observable_ids(self) -> dict[str, str]:
+        """observable.type_id's values beyond the dictionary's own: every observable id a dictionary type or
+        attribute, an object, or an attribute of a class or object declares (how OCSF builds that enum). From
+        the vendored subset, objects outside it add no ids: events of our classes cannot hold those objects."""
+        ids: dict[str, str] = {}
+        seen = set(self.read_files)  # scanning every file is not a dependency worth vendoring (see ``closure``)
+        for table in (self.dictionary["types"]["attributes"], self.dictionary["attributes"]):
+            ids.update({str(d["observable"]): str(k) for k, d in table.items() if "observable" in d})
+        for rel in [*self._objects.values(), *self._events.values()]:
+            raw = self._load(rel)
+            if "observable" in raw:
+                ids.setdefault(str(raw["observable"]), str(raw.get("name")))
+            for key, attr in raw.get("attributes", {}).items():
+                if isinstance(attr, dict) and "observable" in attr:
+                    ids.setdefault(str(attr["observable"]), f"{raw.get('name')}.{key}")
+        self.read_files = seen
+        return ids
 
     def is_object(self, type_name: str) -> bool:
         return type_name in self._objects

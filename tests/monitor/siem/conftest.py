@@ -186,12 +186,17 @@ class Collector:
     back on the same port. ``status`` is what it answers (set 400 to refuse, 503 to fail)."""
 
     port: int
-    received: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)  # parsed only when read: a collector that just stores
     requests: int = 0
     status: int = 200
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _conns: set[socket.socket] = field(default_factory=set)
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(line) for line in self.lines]
 
     @property
     def is_up(self) -> bool:
@@ -221,7 +226,7 @@ class Collector:
                     collector.requests += 1
                     status = collector.status
                     if status == 200:
-                        collector.received += [json.loads(line) for line in body.decode().splitlines()]
+                        collector.lines += body.splitlines()
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

@@ -105,8 +105,8 @@ class SyslogSink:
                 sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM)
                 sock.connect((self.host, self.port))
                 return sock
-            sock = socket.create_connection((self.host, self.port), timeout=self._timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = socket.create_connection((self.host, self.port), timeout=self._timeout)  # Nagle on: a
+            # burst coalesces into full segments, a lone alert still leaves at once (nothing unacknowledged)
             if self._tls is not None:
                 sock = self._tls.wrap_socket(sock, server_hostname=self._server_name)
             return sock
