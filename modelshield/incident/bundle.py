@@ -29,7 +29,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,10 +102,6 @@ def is_alert(event: Mapping[str, Any]) -> bool:
     return (isinstance(action, str) and action.startswith("security.")) or event.get("decision") == "flag"
 
 
-def _jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    return b"".join(json.dumps(r, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n" for r in rows)
-
-
 def _json(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, indent=2).encode("utf-8") + b"\n"
 
@@ -134,8 +130,11 @@ def _tree(engine: Engine, size: int) -> MerkleTree:
     return MerkleTree(hashes)
 
 
-def _record_rows(engine: Engine, where: Any, tree: MerkleTree, alerts_only: bool = False) -> Iterator[dict[str, Any]]:
-    """Records matching ``where``, each re-hashed and with its inclusion proof in ``tree``."""
+def _record_lines(engine: Engine, where: Any, tree: MerkleTree, alerts_only: bool = False) -> Iterator[bytes]:
+    """Records matching ``where``, each re-hashed, as JSON lines with their inclusion proofs in ``tree``.
+
+    The line is written by hand (keys in sorted order, as ``json.dumps(sort_keys=True)`` would): at 100k records
+    the generic encoder was a third of the build time."""
     query = sa.select(schema.records).where(where).order_by(schema.records.c.seq)
     with engine.connect() as conn:
         for row in conn.execution_options(yield_per=5_000).execute(query):
@@ -146,14 +145,11 @@ def _record_rows(engine: Engine, where: Any, tree: MerkleTree, alerts_only: bool
                 raise IntegrityError(
                     f"audit record {row.seq} does not match its hash", hint="run: modelshield audit verify"
                 )
-            yield {
-                "seq": row.seq,
-                "recorded_at": row.recorded_at,
-                "event": row.event,
-                "prev_hash": row.prev_hash,
-                "hash": row.hash,
-                "proof": [p.hex() for p in tree.inclusion_proof(row.seq - 1)],
-            }
+            proof = ",".join(f'"{p.hex()}"' for p in tree.inclusion_proof(row.seq - 1))
+            yield (
+                f'{{"event":{json.dumps(row.event)},"hash":"{row.hash}","prev_hash":"{row.prev_hash}",'
+                f'"proof":[{proof}],"recorded_at":{int(row.recorded_at)},"seq":{int(row.seq)}}}\n'
+            ).encode("ascii")
 
 
 def _slice_bounds(
@@ -281,11 +277,11 @@ def build_bundle(
         consistency = {"old_size": earlier.seq, "new_size": current.seq, "proof": proof}
         members.append(Member("audit/consistency.json", "consistency", _json(consistency)))
     in_slice = sa.and_(schema.records.c.seq >= first, schema.records.c.seq <= last)
-    records = list(_record_rows(engine, in_slice, tree))
-    members.append(Member("audit/records.jsonl", "records", _jsonl(records)))
+    records = list(_record_lines(engine, in_slice, tree))
+    members.append(Member("audit/records.jsonl", "records", b"".join(records)))
     covered = sa.and_(schema.records.c.seq <= current.seq, _ALERT_PREFILTER)
-    alerts = list(_record_rows(engine, covered, tree, alerts_only=True))
-    members.append(Member("audit/alerts.jsonl", "alerts", _jsonl(alerts)))
+    alerts = list(_record_lines(engine, covered, tree, alerts_only=True))
+    members.append(Member("audit/alerts.jsonl", "alerts", b"".join(alerts)))
     for i, mv in enumerate(models):
         members += _model_members(i, mv)
     if data:
