@@ -20,8 +20,8 @@ the last weight gradient has that sign times a non-negative activation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ def invert_gradients(
     steps: int | None = None,
     seed: int = 0,
     lr: float | None = None,
-    tv_weight: float = 1e-2,
+    tv_weight: float = 0.0,
     signed: bool = True,
     bounds: tuple[float, float] | None = None,
     ground_truth: Tensor | None = None,
@@ -103,7 +103,10 @@ def invert_gradients(
         steps: optimiser iterations (default 300 for DLG, 2000 for cosine).
         seed: seed of the dummy inputs' N(0, 1) start.
         lr: step size (default 1 for L-BFGS, 0.1 for Adam).
-        tv_weight: weight of the total-variation prior (cosine, image inputs only).
+        tv_weight: weight of the total-variation prior (cosine, image inputs only; default 0).
+            Geiping et al. use 1e-4 to 1e-2 on natural images; with signed steps the prior's sign
+            wins wherever the cosine term's input gradient is smaller, and on 8×8 digits every
+            weight tried (1e-6 to 1e-2) lowered the PSNR (LeNet: 93 dB at 0, 19 dB at 1e-6).
         signed: cosine only — step on the gradient's sign, as Geiping et al. do.
         bounds: the data's (low, high) box; cosine projects into it every step, and both clamp
             the result to it. Also the data range for PSNR/SSIM (default: the ground truth's).
@@ -204,13 +207,13 @@ def _dlg(
     while ran < steps:
         optimizer.param_groups[0]["max_iter"] = min(LBFGS_CHUNK, steps - ran)
         optimizer.step(objective)
-        ran = int(optimizer.state[x]["n_iter"])
+        before, ran = ran, int(optimizer.state[x].get("n_iter", 0))
         loss = float(distance().detach())
-        if not np.isfinite(loss):
+        if not np.isfinite(loss):  # L-BFGS diverged: keep the best point seen
             break
         if loss < best:
             best, best_x = loss, x.detach().clone()
-        if loss < 1e-12 or optimizer.state[x].get("func_evals", 0) == 0:
+        if ran == before or loss < 1e-12:  # converged (no iteration made) or an exact match
             break
     return best_x, best, ran
 
@@ -227,27 +230,27 @@ def _cosine(
     signed: bool,
     bounds: tuple[float, float] | None,
 ) -> tuple[Tensor, float, int]:
-    """Adam on ``1 − cos(∇', ∇) + tv_weight·TV(x)``, the rate cut ×0.1 at 3/8, 5/8 and 7/8 of the steps."""
+    """Adam on ``1 − cos(∇', ∇) + tv_weight·TV(x)``, the rate cut ×0.1 at 3/8, 5/8 and 7/8 of the steps; the last point is kept."""
     optimizer = torch.optim.Adam([x], lr=lr)
     milestones = [int(steps * f) for f in (3 / 8, 5 / 8, 7 / 8)]
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     flat_target = torch.cat([t.flatten() for t in target])
-    best, best_x = float("inf"), x.detach().clone()
+
+    def distance() -> Tensor:
+        dummy = torch.cat([d.flatten() for d in _dummy_gradients(model, params, x, y)])
+        return 1 - F.cosine_similarity(dummy, flat_target, dim=0, eps=1e-12)
+
     for _ in range(steps):
         optimizer.zero_grad()
-        dummy = torch.cat([d.flatten() for d in _dummy_gradients(model, params, x, y)])
-        distance = 1 - F.cosine_similarity(dummy, flat_target, dim=0, eps=1e-12)
-        loss = distance + tv_weight * total_variation(x) if tv_weight else distance
+        loss = distance() + tv_weight * total_variation(x) if tv_weight else distance()
         (grad,) = torch.autograd.grad(loss, x)
-        if float(distance.detach()) < best:
-            best, best_x = float(distance.detach()), x.detach().clone()
         x.grad = grad.sign() if signed else grad
         optimizer.step()
         schedule.step()
         if bounds is not None:
             with torch.no_grad():
                 x.clamp_(*bounds)
-    return best_x, best, steps
+    return x.detach().clone(), float(distance().detach()), steps
 
 
 def total_variation(x: Tensor) -> Tensor:
@@ -262,7 +265,7 @@ def _scored(
     bounds: tuple[float, float] | None,
     num_classes: int,
 ) -> InversionResult:
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     if true_labels is not None:
         true = torch.as_tensor(true_labels, dtype=torch.long).reshape(-1).cpu()
         fields["label_accuracy"] = quality.label_accuracy(result.labels, true, num_classes)
@@ -280,4 +283,4 @@ def _scored(
             "ssim": None if ssim is None else float(ssim.mean()),
             "psnr_per_sample": per_sample.numpy(),
         }
-    return InversionResult(**{**result.__dict__, **fields}) if fields else result
+    return replace(result, **fields)

@@ -8,8 +8,9 @@ update to L2 norm ``C`` and adds Gaussian noise of standard deviation ``z·C`` t
 
 Where the noise is added decides whom it hides from. With *central* DP (Flower's
 ``DifferentialPrivacyServerSideFixedClipping`` or ``...ClientSideFixedClipping``) the server adds
-it after receiving the updates, so the server itself still sees each clipped update in the
-clear: DP then protects against whoever sees the released model, not against the server. Only
+it after receiving the updates, so the server itself still sees each update in the clear (raw,
+or clipped by the client): DP then protects against whoever sees the released model, not against
+the server. Only
 noise added on the client — local DP (each client adds all of ``z·C``), or distributed DP under
 SecAgg (each of ``k`` clients adds ``z·C/√k``, the sum carries ``z·C``) — is in what the server
 sees. :func:`server_view` simulates those cases so their effect on an attack can be measured.

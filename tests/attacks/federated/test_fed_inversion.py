@@ -65,7 +65,7 @@ def test_dlg_on_a_small_cnn(digits_train: Dataset) -> None:
     assert result.label_accuracy == 1.0 and result.psnr is not None and result.psnr > RECOVERED_DB
 
 
-def test_cosine_inversion_recognisably_rebuilds_a_digit(digits_train: Dataset) -> None:
+def test_cosine_inversion_rebuilds_a_digit_from_a_scaled_update(digits_train: Dataset) -> None:
     """Inverting Gradients is scale-free (cosine), so it also works on a gradient scaled by an unknown rate."""
     model = tiny_mlp()
     x, y = digits_train.x[2:3], digits_train.y[2:3]
@@ -76,12 +76,12 @@ def test_cosine_inversion_recognisably_rebuilds_a_digit(digits_train: Dataset) -
         input_shape=SHAPE,
         num_classes=10,
         method="cosine",
-        steps=300,
+        steps=200,
         bounds=(0.0, 1.0),
         ground_truth=x,
         true_labels=y,
     )
-    assert result.psnr is not None and result.psnr > 15.0  # 18.4–25.3 dB measured at 300 steps
+    assert result.psnr is not None and result.psnr > RECOVERED_DB  # 92.6–98.7 dB measured on 8 (seed, digit) pairs
     assert result.reconstruction.min() >= 0 and result.reconstruction.max() <= 1
 
 
@@ -130,3 +130,24 @@ def test_inversion_refuses_what_does_not_fit(digits_train: Dataset) -> None:
         invert_gradients(model, gradient, input_shape=SHAPE, num_classes=10, labels=torch.tensor([12]))
     with pytest.raises(InputError, match="outputs"):
         infer_labels([torch.from_numpy(g) for g in gradient], num_classes=7)
+
+
+@pytest.mark.slow
+def test_secagg_sum_of_single_digit_clients_is_a_batch_dlg_can_rebuild(digits_train: Dataset) -> None:
+    """SecAgg hides the single update, not the batch: ten one-digit clients sum to a batch gradient of ten."""
+    model = tiny_mlp()
+    x, y = digits_train.x[:10], digits_train.y[:10]
+    (total,) = server_view([client_gradient(model, x[i : i + 1], y[i : i + 1]) for i in range(10)], secagg=True)
+    result = invert_gradients(
+        model,
+        [t / 10 for t in total],
+        input_shape=SHAPE,
+        num_classes=10,
+        batch_size=10,
+        steps=300,
+        bounds=(0.0, 1.0),
+        ground_truth=x,
+        true_labels=y,
+    )
+    assert result.label_accuracy == 1.0
+    assert result.psnr_per_sample is not None and int((result.psnr_per_sample > 30).sum()) >= 3
