@@ -316,9 +316,12 @@ def build_bundle(
     everything += members
     out = Path(out)
     tmp = out.with_name(f".{out.name}.partial")
-    with tmp.open("wb") as f:
-        _write_tar(f, everything, int(now.timestamp()))
-    tmp.replace(out)
+    try:
+        with tmp.open("wb") as f:
+            _write_tar(f, everything, int(now.timestamp()))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when writing failed (a full disk): no half bundle stays behind
     return BundleSummary(
         out,
         first,
