@@ -152,7 +152,7 @@ class EmailChannel:
         try:
             with smtplib.SMTP(r.host, r.port, timeout=r.timeout_s) as smtp:
                 if r.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=ssl.create_default_context(cafile=r.ca_file))
                 if r.username is not None and password is not None:
                     smtp.login(r.username, password.decode())
                 smtp.send_message(msg)

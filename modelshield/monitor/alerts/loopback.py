@@ -7,6 +7,7 @@ import json
 import re
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from email import message_from_bytes
@@ -68,9 +69,10 @@ class WebhookReceiver(Received):
 
 
 class SmtpReceiver(Received):
-    """aiosmtpd's SMTP server on loopback; records each message's envelope, headers and body."""
+    """aiosmtpd's SMTP server on loopback; records each message's envelope, headers and body. With
+    ``tls_context`` it offers STARTTLS and requires it; with ``logins`` ({user: password}) it requires AUTH."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls_context: ssl.SSLContext | None = None, logins: dict[str, str] | None = None) -> None:
         super().__init__()
         try:
             from aiosmtpd.controller import Controller
@@ -96,7 +98,18 @@ class SmtpReceiver(Received):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if tls_context is not None:
+            options.update(tls_context=tls_context, require_starttls=True)
+        if logins is not None:
+            from aiosmtpd.smtp import AuthResult, LoginPassword
+
+            def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+                ok = isinstance(data, LoginPassword) and logins.get(data.login.decode()) == data.password.decode()
+                return AuthResult(success=ok)
+
+            options.update(authenticator=check, auth_require_tls=tls_context is not None)
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
     def close(self) -> None:

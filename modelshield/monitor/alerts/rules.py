@@ -62,6 +62,8 @@ class EmailRoute(_Strict):
     host: Annotated[str, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 25
     starttls: bool = False
+    #: CA bundle that signs the server's certificate (a private relay); default: the system's trust store
+    ca_file: str | None = None
     username: str | None = None
     password_env: Annotated[str | None, Field(pattern=_ENV)] = None
     sender: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,65 @@ def test_collector_route_spools_then_posts_findings(
     finding = json.loads(line)
     check_event(finding)
     assert finding["finding_info"]["uid"] == "0123456789abcdef"
+
+
+def _tls_server_context(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A private CA and a certificate for 127.0.0.1 signed by it: the server's context and the CA file."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test relay CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context, folder / "ca.pem"
+
+
+def test_email_starttls_and_login_with_a_password_from_the_environment(
+    payload: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    context, ca = _tls_server_context(tmp_path)
+    smtp = SmtpReceiver(tls_context=context, logins={"ms": "relay-pass-42"})
+    try:
+        route = EmailRoute(type="email", host="127.0.0.1", port=smtp.port, starttls=True, ca_file=str(ca),
+                           username="ms", password_env="MS_TEST_SMTP_PASSWORD", sender="ms@x.org", to=["s@x.org"])  # fmt: skip
+        monkeypatch.setenv("MS_TEST_SMTP_PASSWORD", "relay-pass-42")
+        with caplog.at_level(logging.DEBUG):
+            EmailChannel(route).send(payload)
+        assert smtp.wait(1)[0]["subject"].startswith("[modelshield critical] alert.fired")
+        monkeypatch.setenv("MS_TEST_SMTP_PASSWORD", "wrong-pass-99")
+        # refused (aiosmtpd answers 535 to PLAIN, then stalls smtplib's retry with LOGIN: hence a short timeout)
+        with pytest.raises(DeliveryError, match=r"email via 127\.0\.0\.1") as info:
+            EmailChannel(route.model_copy(update={"timeout_s": 1.0})).send(payload)
+        assert "wrong-pass-99" not in str(info.value) and "relay-pass-42" not in caplog.text
+        # without the private CA the relay's certificate is refused: no password goes to an unverified server
+        monkeypatch.setenv("MS_TEST_SMTP_PASSWORD", "relay-pass-42")
+        with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            EmailChannel(route.model_copy(update={"ca_file": None})).send(payload)
+    finally:
+        smtp.close()
+    assert len(smtp.items) == 1
