@@ -40,3 +40,4 @@ bench:
 	.venv/bin/python bench/alerts.py --repeats 10 --deliveries 200 --markdown
 	python3 -m venv .venv-peers-pytm && .venv-peers-pytm/bin/pip install --quiet pytm
 	.venv/bin/python bench/threat.py --pytm-python .venv-peers-pytm/bin/python --markdown
+	.venv/bin/python bench/extraction.py --markdown   # ~15 min on the shared 2-core VM
