@@ -19,7 +19,10 @@ from modelshield.core.errors import InputError
 if TYPE_CHECKING:
     from modelshield.registry.store import ModelVersion
 
-incident_app = typer.Typer(help="Incident response: signed evidence bundles, verified offline.", no_args_is_help=True)
+incident_app = typer.Typer(
+    help="Incident response: signed evidence bundles verified offline, forensic readiness, WORM audit storage.",
+    no_args_is_help=True,
+)
 
 AuditDbOption = Annotated[
     str | None,

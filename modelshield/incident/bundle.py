@@ -421,7 +421,7 @@ def _read_members(path: Path, report: BundleReport) -> list[Member] | None:
                 if len(members) >= MAX_MEMBERS:
                     report.fail("archive", f"more than {MAX_MEMBERS} members")
                     return None
-                if not info.isfile():
+                if not info.isfile() or info.issparse():  # a sparse member could expand past the file's size
                     report.fail("archive", f"member {info.name!r} is not a regular file")
                     return None
                 if info.name in seen:
