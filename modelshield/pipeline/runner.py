@@ -105,19 +105,27 @@ class _Run:
         if error is not None:
             facets["errorMessage"] = facet("ErrorMessageRunFacet", message=error, programmingLanguage="PYTHON")
 
-        def refs(names: list[str]) -> list[DatasetRef]:
-            return [DatasetRef(self.path(n), digests[n]) for n in names if n in digests]
-
+        inputs = [DatasetRef(self.path(n), digests[n]) for n in stage.inputs.values()]
+        outputs = [
+            DatasetRef(self.path(n), digests[n], size=_size(self.path(n)))
+            for n in stage.outputs.values()
+            if kind == "COMPLETE"
+        ]
         return run_event(
             run,
             f"pipeline.{self.config.name}.{stage.name}",
             _now(),
-            refs(list(stage.inputs.values())),
-            refs(list(stage.outputs.values())) if kind == "COMPLETE" else [],
+            inputs,
+            outputs,
             event_type=kind,
             job_type=stage.kind.upper(),
             run_facets=facets,
         )
+
+
+def _size(path: Path) -> int:
+    """Bytes written: a file's size, or the sum over a folder's files (OpenLineage ``outputStatistics.size``)."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _freeze(config: PipelineConfig, base: Path) -> dict[str, Any]:
@@ -184,6 +192,7 @@ def run_pipeline(
     """Run ``config`` (its relative paths start at ``base``) into ``run_dir``, or continue the run there.
 
     ``key`` (or the pipeline's ``key:``) signs the model in a sign stage and the final run record."""
+    run_dir = run_dir.absolute()
     if resume:
         run = _reopen(run_dir)
     else:

@@ -42,6 +42,7 @@ def test_stage_events_validate_and_carry_digests_and_the_parent_run(demo: Path) 
     (out,) = complete["outputs"]
     assert out["name"].endswith("artifacts/training-data")
     assert out["facets"]["version"]["datasetVersion"].startswith("sha256:")
+    assert out["outputFacets"]["outputStatistics"]["size"] == Path(out["name"]).stat().st_size
     fail = events[5]
     assert fail["eventType"] == "FAIL" and "scaler.pkl" in fail["run"]["facets"]["errorMessage"]["message"]
 
