@@ -17,6 +17,7 @@ import typer
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
+    from modelshield.audit import AuditLog
     from modelshield.monitor.alerts.dispatch import Delivery
     from modelshield.monitor.drift import DriftReport
     from modelshield.monitor.sketch import ReferenceSketch
@@ -182,6 +183,21 @@ AuditDbOption = Annotated[
 ]
 
 
+def _existing_audit_log(url: str | None) -> AuditLog:
+    """The audit log at ``url``, which must exist already: a mistyped SQLite path would otherwise become a new,
+    empty log, and every absence rule would fire on it."""
+    import sqlalchemy as sa
+
+    from modelshield.audit import AuditLog
+    from modelshield.core.storage import database_url
+
+    chosen = database_url(url)
+    parsed = sa.make_url(chosen) if chosen.startswith("sqlite") else None
+    if parsed is not None and parsed.database and not Path(parsed.database).expanduser().is_file():
+        raise InputError(f"no audit log: {parsed.database} does not exist")
+    return AuditLog.open(chosen)
+
+
 @alerts_app.command("check")
 def alerts_check(rules: RulesArgument) -> None:
     """Validate a rules file: exit 0 if it is sound, 2 with the line and rule of the first problem."""
@@ -219,7 +235,6 @@ def alerts_run(
     acknowledgements) and deliver the alerts they raise; runs until interrupted unless --once."""
     import time
 
-    from modelshield.audit import AuditLog
     from modelshield.core.storage import data_home
     from modelshield.monitor.alerts.channels import build_channels, close_channels
     from modelshield.monitor.alerts.dispatch import AlertDispatcher, AuditFollower
@@ -231,7 +246,7 @@ def alerts_run(
     parsed = load_rules(rules)
     channels = build_channels(parsed.routes)
     try:
-        with AuditLog.open(audit_db) as audit:
+        with _existing_audit_log(audit_db) as audit:
             dispatcher = AlertDispatcher(AlertEngine(parsed), channels, audit)
             follower = AuditFollower(dispatcher, audit.engine, state or data_home() / "alerts.state.json")
             while True:
@@ -253,12 +268,11 @@ def alerts_ack(
     audit_db: AuditDbOption = None,
 ) -> None:
     """Acknowledge an alert: its escalation stops once `alerts run` reads the record."""
-    from modelshield.audit import AuditLog
     from modelshield.monitor.alerts.dispatch import acknowledge_in_log
 
     if not by.strip():
         raise InputError("--by must name someone")
-    with AuditLog.open(audit_db) as audit:
+    with _existing_audit_log(audit_db) as audit:
         alert = acknowledge_in_log(audit, alert_id, by)
     typer.echo(f"alert {alert.id} ({alert.rule}: {alert.summary}) acknowledged by {by}")
 

@@ -184,3 +184,6 @@ def test_alerts_run_once_and_test_from_the_command_line(
     assert smtp.wait(1)[0]["subject"].startswith("[modelshield info] alert.fired: test")
     code, _, err = run_main("monitor", "alerts", "test", "--rules", str(rules_file), "--route", "nope")
     assert code == 2 and "no route named 'nope'" in err
+    missing = f"sqlite:///{tmp_path / 'typo.db'}"  # never created by looking: absence rules would all fire on it
+    code, _, err = run_main("monitor", "alerts", "run", "--rules", str(rules_file), "--audit-db", missing, "--once")
+    assert code == 2 and "typo.db does not exist" in err and not (tmp_path / "typo.db").exists()
