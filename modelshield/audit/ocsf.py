@@ -97,7 +97,8 @@ def to_ocsf(
         "severity_id": 4 if event.get("type") == "security" else _SEVERITY.get(str(decision), 1),
         "status_id": status_id,
         "status": {0: "Unknown", 1: "Success", 2: "Failure"}[status_id],
-        "actor": {"user": user},
+        # OCSF needs an actor with a user, process or app: a record that names no subject was made by modelshield
+        "actor": {"user": user} if user else {"app_name": "modelshield"},
         "api": {"operation": action},
         "metadata": {
             "version": OCSF_VERSION,

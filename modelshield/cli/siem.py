@@ -42,6 +42,20 @@ def _headers(token_env: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _read_state(path: Path) -> int:
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["last_seq"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not an export state file ({exc}); delete it or pass --since") from None
+
+
+def _write_state(path: Path, last_seq: int) -> None:
+    """Atomically: a crash leaves the old state or the new one, never half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"last_seq": last_seq}) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 @siem_app.command("export")
 def export(
     to: Annotated[
@@ -64,8 +78,14 @@ def export(
     provider: Annotated[str, typer.Option(help="ai_model.ai_provider for the models in the records.")] = "Internal",
     check: Annotated[bool, typer.Option("--check/--no-check", help="Validate every event against OCSF first.")] = True,
     wait: WaitOption = 60.0,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="File remembering the last seq shipped: resumes from it, updated after each batch."),
+    ] = None,
 ) -> None:
-    """Ship audit records (seq > --since) as OCSF API Activity events (ai_operation profile for model calls)."""
+    """Ship audit records (seq > --since) as OCSF API Activity events (ai_operation profile for model calls).
+
+    With --state, a timer (cron, systemd) can run the same command again and again: each run ships what is new."""
     from modelshield.audit.ocsf import iter_ocsf
     from modelshield.cli.audit import _existing_log
     from modelshield.monitor.siem import HttpCollectorSink, check_event, open_sink
@@ -76,6 +96,8 @@ def export(
         if to.startswith("http")
         else open_sink(to, ca_file=ca_file)
     )
+    if state is not None and state.exists():
+        since = max(since, _read_state(state))
     n, last = 0, since
     records = iter_ocsf(engine, since, provider)
     try:
@@ -90,6 +112,9 @@ def export(
                     sink.send(event)
             n += len(chunk)
             last = chunk[-1]["metadata"]["sequence"]
+            if state is not None:
+                sink.flush()  # on disk (file), spooled (HTTP) or with the kernel (syslog) before we say so
+                _write_state(state, last)
         sink.flush()
         if isinstance(sink, HttpCollectorSink) and not sink.drain(wait):
             left = len(sink.spool)

@@ -111,3 +111,24 @@ def test_export_to_a_collector_that_is_down_spools_then_flushes(
     assert code == 0 and stdout.startswith(f"delivered {pending}; 0 left")
     assert [e["metadata"]["sequence"] for e in collector.received] == list(range(1, pending + 1))
     assert run_main("siem", "spool", "status", "--spool", str(tmp_path / "none.db"))[0] == 2
+
+
+def test_export_with_state_ships_only_what_is_new(tmp_path: Path, run_main: RunMain) -> None:
+    from modelshield.audit import AuditLog
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    out, state = tmp_path / "siem.jsonl", tmp_path / "siem.state"
+    with AuditLog.open(url) as log:
+        for i in range(3):
+            log.append({"action": "predict", "model": "digits", "request_id": f"r{i}", "client_ip": "10.0.0.1"})
+    args = ["siem", "export", "--audit-db", url, "--to", str(out), "--state", str(state)]
+    code, stdout, err = run_main(*args)
+    assert stdout.startswith("shipped 3 records (seq 1..3)"), (code, err)
+    assert run_main(*args)[1].startswith("shipped 0 records")
+    with AuditLog.open(url) as log:
+        log.append({"action": "predict", "model": "digits", "request_id": "r3", "client_ip": "10.0.0.1"})
+    assert run_main(*args)[1].startswith("shipped 1 records (seq 4..4)")
+    assert [json.loads(x)["metadata"]["sequence"] for x in out.read_text().splitlines()] == [1, 2, 3, 4]
+    state.write_text("garbage")
+    code, _, err = run_main(*args)
+    assert code == 2 and "not an export state file" in err
