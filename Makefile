@@ -38,6 +38,7 @@ bench:
 	python3 -m venv .venv-peers-evidently && .venv-peers-evidently/bin/pip install --quiet evidently==0.7.23 'pandas<3' pyarrow
 	.venv/bin/python bench/drift.py --rows 1000000 --sizes 250000 --evidently-python .venv-peers-evidently/bin/python --markdown
 	.venv/bin/python bench/alerts.py --repeats 10 --deliveries 200 --markdown
+	.venv/bin/python bench/siem_export.py --markdown   # needs rsyslog, rsyslog-gnutls (apt)
 	python3 -m venv .venv-peers-pytm && .venv-peers-pytm/bin/pip install --quiet pytm
 	.venv/bin/python bench/threat.py --pytm-python .venv-peers-pytm/bin/python --markdown
 	.venv/bin/python bench/extraction.py --markdown   # ~15 min on the shared 2-core VM
