@@ -68,7 +68,7 @@ def attacks(train: Dataset, budget: int, seed: int) -> dict[str, Any]:
     rounds = max(4, budget // 500)
     return {
         "equation (least squares)": EquationSolving(queries=min(budget, 2000), seed=seed),
-        "jacobian (JBDA)": JacobianAugmentation(seeds, iterations=12, kappa=400, epochs=20, seed=seed),
+        "jacobian (JBDA)": JacobianAugmentation(seeds, iterations=10, kappa=400, epochs=20, seed=seed),
         "knockoff random, natural patches": KnockoffNets(patches, rounds=rounds, epochs=20, seed=seed),
         "knockoff adaptive, natural patches": KnockoffNets(
             patches, surrogate_labels=regions, strategy="adaptive", rounds=rounds, epochs=20, seed=seed
@@ -271,8 +271,7 @@ def main() -> None:
     torch.set_num_threads(1)
     with threadpool_limits(1):
         report = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    save(args, report)
     if args.markdown:
         print(markdown(report, args))
     else:
@@ -286,8 +285,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     train = sklearn_dataset("digits", "train", seed=0)
     evaluation = EvalSet(test.x, test.y).labelled(victim)
     benign = (train.x.numpy(), victim.predict_proba(train.x).numpy())
-    direct, detect = [], []
+    direct: list[dict[str, Any]] = []
+    detect: list[dict[str, Any]] = []
+    report: dict[str, Any] = {"direct": direct, "detection": detect}
     for name in attacks(train, args.budget, 0):
+        print(f"{time.strftime('%H:%M:%S')} {name}", file=sys.stderr, flush=True)
         transcripts = []
         for seed in range(args.seeds):
             attack = attacks(train, args.budget, seed)[name]
@@ -319,24 +321,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "attack_queries": int(np.median([len(t[0]) for t in transcripts])),
                 }
             )
+        save(args, report)
     rng = np.random.default_rng(0)
     false_flags = 0
     for i in range(20):
         order = rng.permutation(len(benign[0]))[:1000]
         stream = [(f"user-{i}", benign[0][j], benign[1][j], True) for j in order]
         false_flags += first_flag(ExtractionMonitor(), stream) is not None
-    gateway_rows = [] if args.skip_gateway else through_gateway(train, evaluation, args.gateway_budget)
-    art_rows = art_side_by_side(victim, train, evaluation, args.art_budget, args.art_epochs)
     assert evaluation.victim_labels is not None
-    return {
-        "machine": machine_name(),
-        "victim_test_accuracy": float(torch.eq(evaluation.victim_labels, test.y).float().mean()),
-        "direct": direct,
-        "detection": detect,
-        "benign_false_flags": f"{false_flags}/20 identities of 1,000 benign queries",
-        "gateway": gateway_rows,
-        "art": art_rows,
-    }
+    report.update(
+        machine=machine_name(),
+        victim_test_accuracy=float(torch.eq(evaluation.victim_labels, test.y).float().mean()),
+        benign_false_flags=f"{false_flags}/20 identities of 1,000 benign queries",
+        gateway=[],
+        art=[],
+    )
+    print(f"{time.strftime('%H:%M:%S')} ART side by side", file=sys.stderr, flush=True)
+    report["art"] = art_side_by_side(victim, train, evaluation, args.art_budget, args.art_epochs)
+    save(args, report)
+    if not args.skip_gateway:
+        print(f"{time.strftime('%H:%M:%S')} through the gateway", file=sys.stderr, flush=True)
+        report["gateway"] = through_gateway(train, evaluation, args.gateway_budget)
+    return report
+
+
+def save(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Write what is measured so far (a long run on a shared machine keeps its finished parts)."""
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
 
 
 def _q(v: int | None) -> str:
