@@ -44,7 +44,7 @@ import modelshield
 from modelshield.audit import schema
 from modelshield.audit.checkpoint import Checkpoint
 from modelshield.audit.keys import key_id
-from modelshield.audit.merkle import MerkleTree, verify_consistency, verify_inclusion
+from modelshield.audit.merkle import MerkleTree, Proven, verify_consistency, verify_inclusion
 from modelshield.core.errors import InputError, IntegrityError, ModelShieldError
 from modelshield.integrity.provenance import hash_tree
 from modelshield.integrity.signing.dsse import Envelope, pae
@@ -583,8 +583,11 @@ def _check_checkpoints(
     return current
 
 
-def _check_records(member: Member, cp: Checkpoint, check: str, report: BundleReport, chained: bool) -> list[int]:
-    """Each record's chain hash and inclusion proof against ``cp``; with ``chained``, consecutive and linked."""
+def _check_records(
+    member: Member, cp: Checkpoint, check: str, report: BundleReport, chained: bool, proven: Proven
+) -> list[int]:
+    """Each record's chain hash and inclusion proof against ``cp``; with ``chained``, consecutive and linked.
+    ``proven`` is shared by every proof against ``cp`` (see ``audit.merkle.verify_inclusion``)."""
     root = bytes.fromhex(cp.root)
     seqs: list[int] = []
     prev_hash: str | None = None
@@ -598,7 +601,7 @@ def _check_records(member: Member, cp: Checkpoint, check: str, report: BundleRep
             return seqs
         if digest.hex() != r["hash"]:
             report.fail(check, f"record {seq}: content does not match its hash")
-        elif not verify_inclusion(digest, seq - 1, cp.seq, proof, root):
+        elif not verify_inclusion(digest, seq - 1, cp.seq, proof, root, proven):
             report.fail(check, f"record {seq}: inclusion proof does not lead to the checkpoint root")
         if seqs and seq <= seqs[-1]:
             report.fail(check, f"record {seq} follows record {seqs[-1]} (records reordered or repeated)")
@@ -669,11 +672,13 @@ def verify_bundle(
     except (KeyError, TypeError):
         report.fail("manifest", "the manifest has no slice")
         return report
-    seqs = _check_records(by_kind["records"], cp, "inclusion", report, chained=True) if "records" in by_kind else []
+    proven: Proven = {}
+    records = by_kind.get("records")
+    seqs = _check_records(records, cp, "inclusion", report, True, proven) if records is not None else []
     if seqs != list(range(first, last + 1)) or len(seqs) != count:
         report.fail("inclusion", f"the slice should hold records {first}..{last}; it holds {len(seqs)} records")
     report.records, report.first_seq, report.last_seq = len(seqs), first, last
     if "alerts" in by_kind:
-        report.alerts = len(_check_records(by_kind["alerts"], cp, "alerts", report, chained=False))
+        report.alerts = len(_check_records(by_kind["alerts"], cp, "alerts", report, False, proven))
     _check_model_signatures(kinds, report)
     return report

@@ -53,3 +53,23 @@ def test_proofs_verify_with_sigstore_pythons_independent_verifier() -> None:
         assert len(proof) == inner + border
         seed = sm._chain_inner(sm._hash_leaf(leaves[i]), proof[:inner], i)
         assert sm._chain_border_right(seed, proof[inner:]) == tree.root()
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 33, 128, 1000])
+def test_proofs_checked_with_a_shared_memo_give_the_same_verdicts(n: int) -> None:
+    """With ``proven`` shared, every good proof still passes and every wrong one (a wrong leaf, a wrong sibling at
+    any level, a proof cut short or extended) still fails, whatever was proven before it."""
+    leaves = _leaves(n)
+    tree = MerkleTree(leaves)
+    root = tree.root()
+    proven: dict[tuple[int, int], tuple[bytes, tuple[bytes, ...]]] = {}
+    for i in range(n):
+        proof = tree.inclusion_proof(i)
+        for level in range(len(proof)):
+            bad = [*proof[:level], hashlib.sha256(proof[level]).digest(), *proof[level + 1 :]]
+            assert not verify_inclusion(leaves[i], i, n, bad, root, proven)
+        assert not verify_inclusion(leaves[i], i, n, proof[:-1], root, proven) or not proof
+        assert not verify_inclusion(leaves[i], i, n, [*proof, root], root, proven)
+        assert not verify_inclusion(hashlib.sha256(leaves[i]).digest(), i, n, proof, root, proven)
+        assert verify_inclusion(leaves[i], i, n, proof, root, proven)
+    assert all(verify_inclusion(leaves[i], i, n, tree.inclusion_proof(i), root, proven) for i in range(n))
