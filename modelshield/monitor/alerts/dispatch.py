@@ -162,15 +162,14 @@ class AuditFollower:
     def __init__(self, dispatcher: AlertDispatcher, db: Engine, state: Path | None = None) -> None:
         self.dispatcher, self.db, self.state = dispatcher, db, state
         self.cursor = 0
-        if state is not None and state.is_file():
+        self._since: float | None = None
+        if state is not None and state.exists():
             self._load(state)
-        elif state is None or not state.exists():
+        else:
             # first run: only the records the rules can still see — the longest rate window, the longest a
             # threshold alert stays open without a new signal, the longest absence
             back = max([_horizon(r) for r in dispatcher.engine.rules.rules] + [0.0])
-            self._since: float | None = dispatcher.engine.clock() - back
-            return
-        self._since = None
+            self._since = dispatcher.engine.clock() - back
 
     def poll(self) -> list[Delivery]:
         """Read the records added since the last poll, evaluate them, then the time-driven rules."""
