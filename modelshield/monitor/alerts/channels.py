@@ -142,10 +142,11 @@ class EmailChannel:
         msg = EmailMessage()
         msg["From"] = r.sender
         msg["To"] = ", ".join(r.to)
-        msg["Subject"] = (
+        subject = (
             f"[modelshield {alert.get('severity', '?')}] {payload.get('action', 'alert')}: {alert.get('rule', '?')} — "
             f"{alert.get('summary', '')}"
-        )[:200]
+        )
+        msg["Subject"] = " ".join(subject.split())[:200]  # labels may hold newlines; a header may not
         msg["X-Modelshield-Alert-Id"] = str(alert.get("id", ""))
         msg.set_content(f"{alert.get('summary', '')}\n\n{json.dumps(payload, indent=2, sort_keys=True)}\n")
         password = _secret(r.password_env, "SMTP password")

@@ -99,13 +99,19 @@ def test_email_reaches_a_real_smtp_server(payload: dict[str, object], monkeypatc
         route = EmailRoute(type="email", host="127.0.0.1", port=smtp.port, sender="ms@example.org",
                            to=["secops@example.org", "oncall@example.org"])  # fmt: skip
         EmailChannel(route).send(payload)
-        (got,) = smtp.wait(1)
+        multiline = json.loads(json.dumps(payload))
+        multiline["alert"]["summary"] = "opened /etc/shadow,\r\nBcc: everyone@example.org"  # a label with a newline
+        EmailChannel(route).send(multiline)
+        got, second = smtp.wait(2)
     finally:
         smtp.close()
     assert got["from"] == "ms@example.org" and got["to"] == ["secops@example.org", "oncall@example.org"]
     assert got["subject"].startswith("[modelshield critical] alert.fired: poisoning")
     assert got["headers"]["X-Modelshield-Alert-Id"] == "0123456789abcdef"
     assert json.loads(got["body"].split("\n\n", 1)[1]) == payload
+    assert (
+        second["subject"].endswith("opened /etc/shadow, Bcc: everyone@example.org") and "Bcc" not in second["headers"]
+    )
     # a login whose password variable is missing fails before any connection, naming the variable only
     monkeypatch.delenv("MS_TEST_SMTP_PASSWORD", raising=False)
     login = route.model_copy(update={"username": "ms", "password_env": "MS_TEST_SMTP_PASSWORD"})
