@@ -27,6 +27,7 @@ bench:
 	.venv/bin/python bench/detectors.py
 	.venv/bin/python bench/gateway.py --seconds 8 --concurrency 64 --schemathesis 300   # needs wrk (apt-get install -y wrk)
 	.venv/bin/python bench/gateway_faults.py
+	.venv/bin/python bench/live_monitor.py --markdown
 	.venv/bin/python bench/poisoning_effect.py --seeds 3 --markdown
 	.venv/bin/python bench/poisoning_defences.py --markdown
 	.venv/bin/python bench/ingest.py --rows 250000 1000000 --whole --markdown
