@@ -25,8 +25,11 @@ pipeline_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TEMPLATES = {"github": ("github-actions.yml", Path(".github/workflows/modelshield.yml")),
-             "gitlab": ("gitlab-ci.yml", Path(".gitlab-ci.yml"))}  # fmt: skip
+#: --template → (the packaged file, where the CI looks for it)
+TEMPLATES = {
+    "github": ("github-actions.yml", Path(".github/workflows/modelshield.yml")),
+    "gitlab": ("gitlab-ci.yml", Path(".gitlab-ci.yml")),
+}
 
 
 class Template(str, Enum):

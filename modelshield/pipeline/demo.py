@@ -110,7 +110,7 @@ stages:
     kind: ingest
     inputs: {{data: incoming, reference: reference}}
     outputs: {{accepted: training-data}}
-    policy: {{label: label, max_quarantined_fraction: 0.15, fail_on_drift: false}}
+    policy: {{label: label, max_quarantined_fraction: 0.15}}
   - name: scan
     kind: scan
     inputs: {{base: base-model}}
@@ -212,8 +212,8 @@ def write_demo(folder: Path, train_base: TrainBase, plant: str | None = None, se
     base.mkdir(parents=True)
     save_torch_model(net, base / "model.safetensors")
     arch = {"arch": "modelshield.demo:DigitsCNN", "arch_kwargs": {"num_classes": 10}}
-    write_json_atomic(base / "model.json", {**arch, "input_shape": list(train.x.shape[1:]), "num_classes": 10,
-                                            "bounds": [0.0, 1.0], "trained_on": "data/reference.csv"})  # fmt: skip
+    sidecar = {**arch, "input_shape": list(train.x.shape[1:]), "num_classes": 10, "bounds": [0.0, 1.0]}
+    write_json_atomic(base / "model.json", {**sidecar, "trained_on": "data/reference.csv"})
     (folder / "system.yaml").write_text(SYSTEM, encoding="utf-8")
     (folder / "keys").mkdir(mode=0o700)
     generate_key_pair("ed25519", folder / "keys/signing.pem")

@@ -217,8 +217,10 @@ def run_pipeline(
         if entry["status"] == "failed":
             outcome.status, outcome.stopped_at, outcome.reason = "failed", stage.name, entry["reason"]
             break
-    outcome.stages = [{"name": s.name, "kind": s.kind, **run.state["stages"].get(s.name, {"status": "not run"})}
-                      for s in run.config.stages]  # fmt: skip
+    not_run = {"status": "not run"}
+    outcome.stages = [
+        {"name": s.name, "kind": s.kind, **run.state["stages"].get(s.name, not_run)} for s in run.config.stages
+    ]
     run.state.update(status=outcome.status, stopped_at=outcome.stopped_at, ended=_now())
     run.save()
     _record(run, outcome, key)

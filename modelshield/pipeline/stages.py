@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,8 +180,9 @@ def ingest(ctx: StageContext) -> StageResult:
     tmp = ctx.work() / "accepted.tmp"
     shutil.copyfile(result.outputs["accepted"], tmp)
     _publish(tmp, ctx.output("accepted"))
-    return _passed(f"{result.accepted} of {result.records} records accepted ({fraction:.1%} quarantined)", findings,
-                   **details)  # fmt: skip
+    return _passed(
+        f"{result.accepted} of {result.records} records accepted ({fraction:.1%} quarantined)", findings, **details
+    )
 
 
 def scan(ctx: StageContext) -> StageResult:
@@ -200,8 +200,9 @@ def scan(ctx: StageContext) -> StageResult:
     }
     if bad:
         why = [f"{f.findings[0].description} ({f.format}, {f.verdict.value})" for f in bad if f.findings]
-        return _failed(f"{len(bad)} file(s) failed the scan: {_first(why or [f.path for f in bad])}", findings,
-                       **details)  # fmt: skip
+        return _failed(
+            f"{len(bad)} file(s) failed the scan: {_first(why or [f.path for f in bad])}", findings, **details
+        )
     return _passed(f"{len(report.files)} file(s) scanned, all {' or '.join(sorted(allowed))}", findings, **details)
 
 
@@ -211,7 +212,6 @@ def train(ctx: StageContext) -> StageResult:
 
     from modelshield.core.loading import build_arch
     from modelshield.core.model import TorchModel
-    from modelshield.defenses.training.history import write_json_atomic
 
     policy: TrainPolicy = ctx.stage.typed_policy()
     base = ctx.optional("base")
@@ -229,8 +229,9 @@ def train(ctx: StageContext) -> StageResult:
             p.requires_grad_(True)
     else:
         net = build_arch(info["arch"], info.get("arch_kwargs"))
-        model = TorchModel(net, input_shape=tuple(data.x.shape[1:]), num_classes=int(data.y.max()) + 1,
-                           bounds=policy.bounds)  # fmt: skip
+        model = TorchModel(
+            net, input_shape=tuple(data.x.shape[1:]), num_classes=int(data.y.max()) + 1, bounds=policy.bounds
+        )
     tmp = ctx.work() / "model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -246,11 +247,10 @@ def train(ctx: StageContext) -> StageResult:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a small network on a busy CPU trains several times faster on one thread
     try:
-        details = (
-            _train_dp(model, data, policy, tmp, sidecar)
-            if policy.method == "dp"
-            else _train_robust(model, data, policy, tmp, sidecar, ctx.work() / "checkpoints", write_json_atomic)
-        )
+        if policy.method == "dp":
+            details = _train_dp(model, data, policy, tmp, sidecar)
+        else:
+            details = _train_robust(model, data, policy, tmp, sidecar, ctx.work() / "checkpoints")
     finally:
         torch.set_num_threads(threads)
     _publish(tmp, ctx.output("model"))
@@ -264,10 +264,10 @@ def _train_robust(
     out: Path,
     sidecar: dict[str, Any],
     checkpoints: Path,
-    write_json: Callable[[Path, dict[str, Any]], Path],
 ) -> dict[str, Any]:
     from modelshield.core.loading import save_torch_model
     from modelshield.defenses.training import TrainConfig, make_trainer
+    from modelshield.defenses.training.history import write_json_atomic
 
     trainer = make_trainer(policy.method, eps=policy.eps, steps=policy.steps)
     config = TrainConfig(
@@ -282,10 +282,14 @@ def _train_robust(
     config.validate()
     result = trainer.fit(model, data, config)
     save_torch_model(model, out / WEIGHTS)
-    write_json(out / MODEL_JSON, {**sidecar, "params": trainer.params()})
+    write_json_atomic(out / MODEL_JSON, {**sidecar, "params": trainer.params()})
     last = result.history[-1] if result.history else None
-    return {"method": policy.method, "params": trainer.params(), "epochs": len(result.history),
-            "final_loss": getattr(last, "loss", None)}  # fmt: skip
+    return {
+        "method": policy.method,
+        "params": trainer.params(),
+        "epochs": len(result.history),
+        "final_loss": getattr(last, "loss", None),
+    }
 
 
 def _train_dp(
@@ -350,15 +354,20 @@ def assess(ctx: StageContext) -> StageResult:
         if robust.get(name, -1.0) < bar
     ]
     if short:
-        return _failed(f"robust accuracy at L∞ ε={policy.eps:g} below the bar: {_first(short)}", result.findings,
-                       **details)  # fmt: skip
+        return _failed(
+            f"robust accuracy at L∞ ε={policy.eps:g} below the bar: {_first(short)}", result.findings, **details
+        )
     if result.verdict == "UNTRUSTED":
         flags = [f.name for f in result.sanity if not f.passed]
-        return _failed(f"the assessment cannot be trusted (gradient masking suspected: {_first(flags)})",
-                       result.findings, **details)  # fmt: skip
+        return _failed(
+            f"the assessment cannot be trusted (gradient masking suspected: {_first(flags)})",
+            result.findings,
+            **details,
+        )
     shown = ", ".join(f"{k} {v:.3f}" for k, v in robust.items())
-    return _passed(f"clean {result.clean_accuracy:.3f}, robust at ε={policy.eps:g}: {shown}", result.findings,
-                   **details)  # fmt: skip
+    return _passed(
+        f"clean {result.clean_accuracy:.3f}, robust at ε={policy.eps:g}: {shown}", result.findings, **details
+    )
 
 
 def privacy(ctx: StageContext) -> StageResult:
@@ -379,9 +388,16 @@ def privacy(ctx: StageContext) -> StageResult:
     x, y = torch.cat([members.x, others.x]), torch.cat([members.y, others.y])
     is_member = np.r_[np.ones(len(members), bool), np.zeros(len(others), bool)]
     (audit,) = audit_model(
-        model, x, y, is_member, [LossThreshold()], role="candidate", epsilon=claimed, delta=delta,
+        model,
+        x,
+        y,
+        is_member,
+        [LossThreshold()],
+        role="candidate",
+        epsilon=claimed,
+        delta=delta,
         confidence=policy.confidence,
-    )  # fmt: skip
+    )
     advantage = float(np.max(audit.roc.tpr - audit.roc.fpr))
     details = {
         "attack": audit.attack,
@@ -417,8 +433,9 @@ def privacy(ctx: StageContext) -> StageResult:
     if problems:
         finding = finding.model_copy(update={"severity": Severity.high})
         return _failed(f"the model leaks its training data: {_first(problems)}", [finding], **details)
-    return _passed(f"membership advantage {advantage:.3f}, ε ≥ {audit.bound.epsilon:.3f} demonstrated", [finding],
-                   **details)  # fmt: skip
+    return _passed(
+        f"membership advantage {advantage:.3f}, ε ≥ {audit.bound.epsilon:.3f} demonstrated", [finding], **details
+    )
 
 
 def sbom(ctx: StageContext) -> StageResult:
@@ -436,9 +453,16 @@ def sbom(ctx: StageContext) -> StageResult:
     details: dict[str, Any] = {"components": len(doc["components"]), "packages": len(packages)}
     if policy.advisories is None:
         note = "dependency audit not run: the policy names no OSV export (advisories:)"
-        finding = Finding(id="MS-SBOM-UNAUDITED", title="Dependencies not audited", description=note,
-                          metric="packages", value=len(packages), severity=Severity.low,
-                          owasp_ml=["ML06"], remediation="Give policy.advisories an OSV export (PyPI/all.zip).")  # fmt: skip
+        finding = Finding(
+            id="MS-SBOM-UNAUDITED",
+            title="Dependencies not audited",
+            description=note,
+            metric="packages",
+            value=len(packages),
+            severity=Severity.low,
+            owasp_ml=["ML06"],
+            remediation="Give policy.advisories an OSV export (PyPI/all.zip).",
+        )
         return _passed(f"SBOM of {len(packages)} packages written; {note}", [finding], **details)
     report = audit_offline(packages, load_advisories(ctx.base / policy.advisories))
     accepted = set(policy.ignore)
@@ -457,14 +481,18 @@ def sbom(ctx: StageContext) -> StageResult:
             severity=Severity(v.severity) if v.severity in Severity.__members__ else Severity.high,
             owasp_ml=["ML06"],
             remediation=f"upgrade to {', '.join(v.fixed_in)}" if v.fixed_in else "no fixed version yet",
-        )  # fmt: skip
+        )
         for v in report.vulnerabilities
     ]
     if failing:
-        return _failed(f"{len(failing)} known vulnerabilit(y/ies) at or above {policy.fail_on}: "
-                       f"{_first(details['failing'])}", findings, **details)  # fmt: skip
-    return _passed(f"SBOM of {len(packages)} packages; none vulnerable at or above {policy.fail_on}", findings,
-                   **details)  # fmt: skip
+        return _failed(
+            f"{len(failing)} known vulnerabilit(y/ies) at or above {policy.fail_on}: {_first(details['failing'])}",
+            findings,
+            **details,
+        )
+    return _passed(
+        f"SBOM of {len(packages)} packages; none vulnerable at or above {policy.fail_on}", findings, **details
+    )
 
 
 def _public_key(ctx: StageContext) -> Path:
@@ -484,8 +512,12 @@ def sign(ctx: StageContext) -> StageResult:
     tmp = sign_model(ctx.input("model"), ctx.key, signature_path=ctx.work() / "model.sig")
     verified = verify_model(ctx.input("model"), public, signature_path=tmp)
     _publish(tmp, ctx.output("signature"))
-    return _passed(f"signed {len(verified.files)} file(s); the signature verifies", [], files=sorted(verified.files),
-                   public_key=str(public))  # fmt: skip
+    return _passed(
+        f"signed {len(verified.files)} file(s); the signature verifies",
+        [],
+        files=sorted(verified.files),
+        public_key=str(public),
+    )
 
 
 def _db_url(db: str | None, base: Path) -> str | None:
@@ -516,8 +548,9 @@ def register(ctx: StageContext) -> StageResult:
             metadata={"pipeline_run": ctx.run_dir.name, "stage": ctx.stage.name},
             actor="modelshield-pipeline",
         )
-    return _passed(f"registered {mv.ref} ({mv.digest[:19]}…)", [], name=mv.name, version=mv.version,
-                   digest=mv.digest, db=url)  # fmt: skip
+    return _passed(
+        f"registered {mv.ref} ({mv.digest[:19]}…)", [], name=mv.name, version=mv.version, digest=mv.digest, db=url
+    )
 
 
 def deploy(ctx: StageContext) -> StageResult:
@@ -534,13 +567,18 @@ def deploy(ctx: StageContext) -> StageResult:
         try:
             reg.verify(mv, actor="modelshield-pipeline")
         except IntegrityError as exc:
-            return _failed(f"{mv.ref} no longer matches what was registered, now quarantined: {exc}", [],
-                           name=mv.name, version=mv.version)  # fmt: skip
+            return _failed(
+                f"{mv.ref} no longer matches what was registered, now quarantined: {exc}",
+                [],
+                name=mv.name,
+                version=mv.version,
+            )
         steps = ("staged",) if policy.stage == "staged" else ("staged", "production")
         for step in steps:
             mv = reg.promote(mv.name, mv.version, step, actor="modelshield-pipeline")
-    return _passed(f"{mv.ref} verified and promoted to {mv.status}", [], name=mv.name, version=mv.version,
-                   status=mv.status)  # fmt: skip
+    return _passed(
+        f"{mv.ref} verified and promoted to {mv.status}", [], name=mv.name, version=mv.version, status=mv.status
+    )
 
 
 __all__ = ["assess", "deploy", "ingest", "privacy", "register", "sbom", "scan", "sign", "threat", "train"]
