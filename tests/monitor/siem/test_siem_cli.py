@@ -111,6 +111,9 @@ def test_export_to_a_collector_that_is_down_spools_then_flushes(
     assert code == 0 and stdout.startswith(f"delivered {pending}; 0 left")
     assert [e["metadata"]["sequence"] for e in collector.received] == list(range(1, pending + 1))
     assert run_main("siem", "spool", "status", "--spool", str(tmp_path / "none.db"))[0] == 2
+    audit_file = gateway_db[0].removeprefix("sqlite:///")  # someone else's database is never taken for a spool
+    code, _, err = run_main("siem", "spool", "status", "--spool", audit_file)
+    assert code == 2 and "is not a SIEM spool" in err
 
 
 def test_export_with_state_ships_only_what_is_new(tmp_path: Path, run_main: RunMain) -> None:

@@ -157,3 +157,26 @@ def test_full_spool_blocks_then_refuses_or_drops_the_oldest_counted(tmp_path: Pa
     assert [b for _, b in dropping.peek(100)] == [str(i) for i in range(5, 15)]
     dropping.close()
     assert Spool(tmp_path / "drop.db").status().dropped == 5  # counted, and the count outlives the process
+
+
+@pytest.mark.slow
+def test_thirty_second_outage_at_the_gateway_rate_loses_nothing(collector: Collector, tmp_path: Path) -> None:
+    """The issue's measure: the collector down 30 s while 2,000 events/s keep coming (the gateway's bench rate)."""
+    sink = HttpCollectorSink(collector.url, tmp_path / "spool.db")
+    sent: list[str] = []
+    start = time.perf_counter()
+    for phase_end, up in ((2.0, True), (32.0, False), (34.0, True)):
+        if up and not collector.is_up:
+            collector.up()
+        elif not up:
+            collector.down()
+        while (now := time.perf_counter() - start) < phase_end:
+            event = finding(len(sent))
+            sink.send(event)
+            sent.append(event["metadata"]["uid"])
+            delay = len(sent) / 2000 - now
+            if delay > 0:
+                time.sleep(delay)
+    assert sink.drain(120)
+    sink.close()
+    assert len(sent) > 30_000 and uids(collector.received) == sent

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import FormatError, InputError
 from modelshield.monitor.siem.sinks.base import SinkError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,18 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS dead (id INTEGER PRIMARY KEY, body TEXT NOT NULL, status INTEGER, error TEXT, at REAL)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
+
+
+def _is_spool(path: Path) -> bool:
+    """An empty file, or a SQLite database whose tables are ours (never write our tables into someone's database)."""
+    if path.stat().st_size == 0:
+        return True
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:
+        return False
+    return "events" in tables and tables <= {"events", "dead", "counters", "sqlite_sequence"}
 
 
 class SpoolFullError(SinkError):
@@ -72,6 +84,8 @@ class Spool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_records, self.max_bytes = max_records, max_bytes
         self.on_full, self.block_seconds = on_full, block_seconds
+        if self.path.exists() and not _is_spool(self.path):
+            raise FormatError(f"{self.path} exists and is not a SIEM spool; pick another --spool path")
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'fsync' else 'NORMAL'}")
