@@ -54,8 +54,9 @@ _DECISIONS = {
 }
 #: counters that are security events (the correlation's other side)
 SECURITY = ("denied", "rate_limited", "guard_reject", "guard_fallback", "extraction")
-#: request actions, left out of the alert feed (everything else in the audit log is an event worth showing)
-_REQUEST_ACTIONS = ("predict", "models.list")
+#: requests and routine operations, left out of the alert feed: every other audit event (security.*, monitor.*,
+#: alert.*, incident.*, and types added later) is shown
+_ROUTINE = ("predict", "models.list", "admin.", "keys.", "registry.", "policy.")
 #: output alarms written to the audit log per check, at most (the rest are counted in the metric)
 _ALARMS_AUDITED = 10
 EVENTS_KEPT = 200
@@ -349,7 +350,7 @@ class GatewayLive:
             self._event_seq = max(self._event_seq, int(seq))
             event = json.loads(text)
             action = str(event.get("action", ""))
-            if action in _REQUEST_ACTIONS or action.startswith("admin.") or action.startswith("keys."):
+            if action.startswith(_ROUTINE):
                 continue
             self.events.appendleft(
                 {

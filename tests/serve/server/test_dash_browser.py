@@ -12,6 +12,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -30,7 +31,9 @@ pytestmark = pytest.mark.skipif(CHROMEDRIVER is None or CHROMIUM is None, reason
 
 
 @pytest.fixture(scope="module")
-def gateway(weights, tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
+def gateway(
+    weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
     """A gateway set up as the demo: the same guard (abstain), live monitoring on short windows."""
     path, digest = weights
     state = make_state(tmp_path_factory.mktemp("dash"), {"alice": ["predictor"], "admin": ["admin"]}, "restricted")
@@ -82,7 +85,9 @@ def shoot(driver: object, name: str, tmp_path: Path) -> Path:
     return out
 
 
-def test_a_user_watches_the_served_model_in_the_browser(gateway, browser, tmp_path: Path) -> None:
+def test_a_user_watches_the_served_model_in_the_browser(
+    gateway: tuple[str, dict[str, str]], browser: Any, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
     url, keys = gateway

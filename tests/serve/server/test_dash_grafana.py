@@ -18,14 +18,14 @@ _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
 
 def exported_series(metrics: str) -> set[str]:
     """Series names from the exposition's ``# TYPE`` lines (families with labels are declared before any sample)."""
-    names = set()
+    names: set[str] = set()
     for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", metrics, re.M):
         base = name.removesuffix("_total") if kind == "counter" else name
         names.update(base + s for s in _SUFFIXES.get(kind, ("",)))
     return names
 
 
-def test_every_grafana_query_names_a_series_the_gateway_exports(weights, tmp_path) -> None:
+def test_every_grafana_query_names_a_series_the_gateway_exports(weights: tuple[Path, str], tmp_path: Path) -> None:
     path, digest = weights
     state = make_state(tmp_path, {"alice": ["predictor"]})
     config = secure_config(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +15,10 @@ import numpy as np
 import pytest
 
 from modelshield.core.datasets import sklearn_dataset
-from tests.serve.server.conftest import ARCH, make_state, running, secure_config
+from tests.serve.server.conftest import ARCH, State, make_state, running, secure_config
+
+Live = tuple[httpx.Client, State]
+RunMain = Callable[..., tuple[int, str, str]]
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -21,7 +26,7 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def live(weights, tmp_path_factory):
+def live(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     path, digest = weights
     state = make_state(tmp_path_factory.mktemp("live"), {"alice": ["predictor"], "auditor": ["auditor"]})
     config = secure_config(
@@ -52,7 +57,7 @@ def predict(client: httpx.Client, key: str, x: np.ndarray) -> httpx.Response:
     return client.post("/v1/models/digits/predict", json={"inputs": x.tolist()}, headers=bearer(key))
 
 
-def test_drift_is_seen_beside_the_denials_of_its_window(live) -> None:
+def test_drift_is_seen_beside_the_denials_of_its_window(live: Live) -> None:
     client, state = live
     test = sklearn_dataset("digits", "test", seed=0).x.numpy()
     for start in range(0, 300, 50):
@@ -84,14 +89,14 @@ def test_drift_is_seen_beside_the_denials_of_its_window(live) -> None:
     assert 'modelshield_drift_checks_total{drift="true",model="digits"}' in metrics
 
 
-def test_the_view_needs_monitor_read(live) -> None:
+def test_the_view_needs_monitor_read(live: Live) -> None:
     client, state = live
     assert client.get("/v1/admin/monitor").status_code == 401
     assert client.get("/v1/admin/monitor", headers=bearer(state.keys["alice"])).status_code == 403
     assert client.post("/v1/admin/session", headers=bearer(state.keys["alice"])).status_code == 403
 
 
-def test_a_dashboard_session_is_an_httponly_cookie_that_sign_out_ends(live) -> None:
+def test_a_dashboard_session_is_an_httponly_cookie_that_sign_out_ends(live: Live) -> None:
     client, state = live
     with httpx.Client(base_url=str(client.base_url), timeout=30) as browser:
         r = browser.post("/v1/admin/session", headers=bearer(state.keys["auditor"]))
@@ -109,7 +114,7 @@ def test_a_dashboard_session_is_an_httponly_cookie_that_sign_out_ends(live) -> N
     assert not any(state.keys["auditor"] in str(e) for e in state.audit_events())
 
 
-def test_the_dashboard_page_carries_no_data_and_a_strict_policy(live) -> None:
+def test_the_dashboard_page_carries_no_data_and_a_strict_policy(live: Live) -> None:
     client, _ = live
     page = client.get("/admin/dashboard")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -119,7 +124,9 @@ def test_the_dashboard_page_carries_no_data_and_a_strict_policy(live) -> None:
     assert client.get("/admin/dashboard.js").headers["content-type"].startswith("text/javascript")
 
 
-def test_the_dashboard_command_prints_the_view_and_refuses_a_key_without_the_right(live, run_main, tmp_path) -> None:
+def test_the_dashboard_command_prints_the_view_and_refuses_a_key_without_the_right(
+    live: Live, run_main: RunMain, tmp_path: Path
+) -> None:
     client, state = live
     url = str(client.base_url)
     key = tmp_path / "auditor.key"

@@ -10,15 +10,16 @@ import pytest
 from modelshield.core.datasets import sklearn_dataset
 from modelshield.core.errors import InputError
 from modelshield.monitor.live import LiveMonitor, sketch_columns, sketch_from_inputs, sketch_inputs
+from modelshield.monitor.sketch import ReferenceSketch
 from modelshield.serve.live import Bucket, correlate
 
 
 @pytest.fixture(scope="module")
-def digits_sketch():
+def digits_sketch() -> ReferenceSketch:
     return sketch_from_inputs(sklearn_dataset("digits", "train", seed=0).x.numpy())
 
 
-def test_the_window_keeps_the_latest_inputs_in_order(digits_sketch) -> None:
+def test_the_window_keeps_the_latest_inputs_in_order(digits_sketch: ReferenceSketch) -> None:
     monitor = LiveMonitor(digits_sketch, None, width=64, window=100, min_rows=50)
     rows = np.arange(250 * 64, dtype=np.float32).reshape(250, 64)
     for start in range(0, 250, 30):  # batches that straddle the end of the ring
@@ -30,7 +31,7 @@ def test_the_window_keeps_the_latest_inputs_in_order(digits_sketch) -> None:
         monitor.observe(rows[:2, :63])
 
 
-def test_clean_digits_pass_and_noisy_ones_drift(digits_sketch) -> None:
+def test_clean_digits_pass_and_noisy_ones_drift(digits_sketch: ReferenceSketch) -> None:
     test = sklearn_dataset("digits", "test", seed=0).x.numpy()
     monitor = LiveMonitor(digits_sketch, None, width=64, window=300, min_rows=100)
     monitor.observe(test[:50])
@@ -42,7 +43,7 @@ def test_clean_digits_pass_and_noisy_ones_drift(digits_sketch) -> None:
     assert summary["drift"] and summary["share"] > 0.2 and summary["min_p"] < 1e-6
 
 
-def test_sketch_columns_are_matched_by_index(digits_sketch) -> None:
+def test_sketch_columns_are_matched_by_index(digits_sketch: ReferenceSketch) -> None:
     assert sketch_columns(digits_sketch, 64)[5] == ("x[5]", 5)
     with pytest.raises(InputError, match="inputs have 32 values"):
         sketch_columns(digits_sketch, 32)
