@@ -130,10 +130,8 @@ class _Walker:
                 self.add(path, f"longer than {prim.name}'s {prim.max_len} characters")
             if prim.regex and not re.search(prim.regex, value):
                 self.add(path, f"{value!r:.60} is not a valid {prim.name}")
-        if attr.enum is not None and isinstance(value, int) and str(value) not in attr.enum:
-            self.add(
-                path, f"{value} is not one of the ids {attr.name} defines ({', '.join(sorted(attr.enum, key=int))})"
-            )
+        if attr.enum is not None and str(value) not in attr.enum:  # integer ids, and a few string enums
+            self.add(path, f"{value!r} is not one of the values {attr.name} defines ({', '.join(sorted(attr.enum))})")
 
 
 def validate_event(event: Any, schema: OcsfSchema | None = None, *, warnings: bool = True) -> list[Problem]:
