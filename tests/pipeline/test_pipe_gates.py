@@ -82,9 +82,9 @@ stages:
 
 
 @pytest.mark.slow
-def test_clean_demo_passes_every_stage(demo: Path) -> None:
-    config, base = load_pipeline(demo / "pipeline.yaml")
-    outcome = run_pipeline(config, base, run_dir=demo.parent / "run")
+def test_clean_demo_passes_every_stage(tmp_path: Path) -> None:
+    config, base = load_pipeline(write_demo(tmp_path / "system", train_digits_cnn))
+    outcome = run_pipeline(config, base, run_dir=tmp_path / "run")
     assert outcome.status == "passed", outcome.reason
     assert set(_statuses(outcome.stages).values()) == {"passed"}
 

@@ -11,23 +11,10 @@ import pytest
 
 from modelshield.core.errors import IntegrityError
 from modelshield.integrity.signing import generate_key_pair
-from modelshield.pipeline import load_pipeline, run_pipeline, verify_record
-from modelshield.pipeline.demo import plant_pickle
+from modelshield.pipeline import verify_record
 
 if TYPE_CHECKING:
     from conftest import RunMain
-
-
-@pytest.fixture(scope="module")
-def stopped_source(demo_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A signed run the scan gate stopped (a planted pickle): record, events and the accepted training data."""
-    system = tmp_path_factory.mktemp("record") / "system"
-    shutil.copytree(demo_source, system)
-    plant_pickle(system / "base-model")
-    config, base = load_pipeline(system / "pipeline.yaml")
-    run = system.parent / "run"
-    assert run_pipeline(config, base, run_dir=run).stopped_at == "scan"
-    return run
 
 
 @pytest.fixture
