@@ -174,9 +174,11 @@ def save_grid(path: Path, truth: Tensor, pictures: dict[str, Tensor]) -> None:
 
 
 def _short(title: str) -> str:
+    """A column title that fits over a 1.3-inch image."""
     return (
         title.replace("plain, Inverting Gradients", "plain, IG")
-        .replace(" (server sees the update clipped to ", "\n(clipped, ")
+        .replace(", Inverting Gradients", ",\nIG")
+        .replace("central DP: clipped", "central DP:\nclipped")
         .replace(" (clip C, noise zC on the client)", "")
         .replace(", inverted as ", "\nas ")
     )

@@ -99,7 +99,7 @@ def invert_gradients(
         num_classes: number of classes (the width of the last layer).
         batch_size: how many inputs to rebuild.
         labels: (B,) known labels; default: inferred from the last layer's gradient.
-        method: ``"dlg"`` (L-BFGS, L2) or ``"cosine"`` (Adam, cosine + TV).
+        method: ``"dlg"`` (L-BFGS, L2) or ``"cosine"`` (Adam, cosine distance, optional TV).
         steps: optimiser iterations (default 300 for DLG, 2000 for cosine).
         seed: seed of the dummy inputs' N(0, 1) start.
         lr: step size (default 1 for L-BFGS, 0.1 for Adam).
@@ -119,8 +119,12 @@ def invert_gradients(
     for name, value in (("steps", steps), ("batch_size", batch_size), ("num_classes", num_classes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be an integer ≥ 1, got {value!r}")
+    if not input_shape or not all(isinstance(d, int) and d >= 1 for d in input_shape):
+        raise InputError(f"input_shape must be the shape of one input, e.g. (1, 8, 8), got {input_shape!r}")
     params = [p for p in model.parameters() if p.requires_grad]
-    device = params[0].device if params else torch.device("cpu")
+    if not params:
+        raise InputError("the model has no trainable parameters: there is no gradient to invert")
+    device = params[0].device
     target = _target_gradients(gradients, params)
     if labels is None:
         y = infer_labels(target, num_classes=num_classes, batch_size=batch_size)

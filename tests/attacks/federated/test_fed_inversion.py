@@ -128,6 +128,8 @@ def test_inversion_refuses_what_does_not_fit(digits_train: Dataset) -> None:
         invert_gradients(model, gradient, input_shape=SHAPE, num_classes=10, method="magic")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="labels"):
         invert_gradients(model, gradient, input_shape=SHAPE, num_classes=10, labels=torch.tensor([12]))
+    with pytest.raises(InputError, match="input_shape"):
+        invert_gradients(model, gradient, input_shape=(), num_classes=10)
     with pytest.raises(InputError, match="outputs"):
         infer_labels([torch.from_numpy(g) for g in gradient], num_classes=7)
 
