@@ -4,7 +4,11 @@ Every figure comes from a real run on Flower 1.42's Simulation Engine (a SuperLi
 Ray, ``flwr run``), digits (1,347 training images) split IID, the 64-64-10 MLP, two local epochs of
 SGD (lr 0.05, momentum 0.9) per round. Ray gets ``--cpus`` CPUs, one per client actor.
 
-Part 1 — round time (``--round-time``): 10 clients, all sampled, ``--rounds`` rounds of plain FedAvg,
+``--engine deployment`` runs the same on the Deployment Engine (one SuperNode process per client,
+and Flower starts one ``flwr-clientapp`` process per client message, so its round time is mostly
+process start-up and PyTorch import).
+
+Part 1 — round time (``--round-time``): ``--clients`` (10) clients, all sampled, ``--rounds`` rounds of plain FedAvg,
 FedAvg under SecAgg+, FedAvg with client-level DP (server-side fixed clipping, z = 1, C = 1), and DP
 under SecAgg+ (clients clip). Median seconds per round, round 1 left out (it includes the workers'
 imports), and the ratio to plain FedAvg.
@@ -36,21 +40,30 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from modelshield.privacy.dp.accountant import noise_for_epsilon  # noqa: E402
-from modelshield.privacy.federated import AGGREGATORS, Experiment, FederatedSettings, run_simulation  # noqa: E402
+from modelshield.privacy.federated import (  # noqa: E402
+    AGGREGATORS,
+    Experiment,
+    FederatedSettings,
+    run_deployment,
+    run_simulation,
+)
 from modelshield.privacy.federated.report import attack_table  # noqa: E402
 
 DELTA = 1e-5
 
 
+ENGINE = "simulation"
+
+
 def _run(settings: FederatedSettings, cpus: int) -> dict[str, Any]:
     started = time.perf_counter()
-    result = run_simulation(settings, num_cpus=cpus)
+    result = run_simulation(settings, num_cpus=cpus) if ENGINE == "simulation" else run_deployment(settings)
     result["wall_seconds"] = time.perf_counter() - started
     return result
 
 
-def round_time(rounds: int, cpus: int) -> list[dict[str, Any]]:
-    """Median round seconds for plain FedAvg, SecAgg+, client-level DP and both, 10 clients."""
+def round_time(rounds: int, cpus: int, clients: int) -> list[dict[str, Any]]:
+    """Median round seconds for plain FedAvg, SecAgg+, client-level DP and both, same clients and model."""
     configs = {
         "FedAvg": {},
         "FedAvg + SecAgg+": {"secagg": True},
@@ -59,9 +72,9 @@ def round_time(rounds: int, cpus: int) -> list[dict[str, Any]]:
     }
     rows = []
     for name, extra in configs.items():
-        result = _run(FederatedSettings(clients=10, rounds=rounds, **extra), cpus)  # type: ignore[arg-type]
+        result = _run(FederatedSettings(clients=clients, rounds=rounds, **extra), cpus)  # type: ignore[arg-type]
         seconds = [r["seconds"] for r in result["experiments"][0]["rounds"][1:]]
-        rows.append({"config": name, "median_round_s": statistics.median(seconds), "rounds": rounds,
+        rows.append({"config": name, "clients": clients, "median_round_s": statistics.median(seconds), "rounds": rounds,
                      "final_accuracy": result["experiments"][0]["rounds"][-1]["accuracy"]})  # fmt: skip
     base = rows[0]["median_round_s"]
     for r in rows:
@@ -109,10 +122,13 @@ def _pct(v: float | None) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    out = [f"Machine: {results['machine']}; Flower {results['flower']}, Ray CPUs {results['cpus']}.", ""]
+    out = [
+        f"Machine: {results['machine']}; Flower {results['flower']}, {results['engine']} engine, Ray CPUs {results['cpus']}.",
+        "",
+    ]
     if "round_time" in results:
-        out += ["| configuration (10 clients) | median round (s) | × FedAvg | final accuracy |", "|---|---|---|---|"]
-        out += [f"| {r['config']} | {r['median_round_s']:.2f} | {r['ratio']:.2f} | {_pct(r['final_accuracy'])} |"
+        out += ["| configuration | clients | median round (s) | × FedAvg | final accuracy |", "|---|---|---|---|---|"]
+        out += [f"| {r['config']} | {r['clients']} | {r['median_round_s']:.2f} | {r['ratio']:.2f} | {_pct(r['final_accuracy'])} |"
                 for r in results["round_time"]]  # fmt: skip
         out.append("")
     if "accuracy" in results:
@@ -140,16 +156,21 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--dp-rounds", type=int, default=20)
     p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--clients", type=int, default=10, help="clients for --round-time")
+    p.add_argument("--engine", choices=("simulation", "deployment"), default="simulation")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
+    global ENGINE
+    ENGINE = args.engine
     results: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "flower": flwr.__version__,
         "cpus": args.cpus,
+        "engine": args.engine,
     }
     if args.round_time:
-        results["round_time"] = round_time(args.rounds, args.cpus)
+        results["round_time"] = round_time(args.rounds, args.cpus, args.clients)
     if args.accuracy:
         results["accuracy"] = accuracy(args.dp_rounds, args.cpus)
     if args.backdoor:

@@ -33,6 +33,7 @@ from modelshield.privacy.federated.settings import FederatedSettings
 
 ENGINES = ("simulation", "deployment")
 _APP = "modelshield.privacy.federated.apps"
+_RAY_START_TIMEOUT = "timed out during startup"
 
 
 def _flower() -> None:
@@ -175,13 +176,22 @@ def _run_flwr(
         if run.returncode != 0 or not out.is_file():
             if verbose:
                 sys.stderr.write("".join(p.read_text(errors="replace")[-4000:] for p in sorted(root.glob("*.log"))))
-            last = [ln for ln in detail.splitlines() if ln.strip()][-1:] or ["no output"]
-            raise InputError(f"flwr run failed (exit {run.returncode}): {last[0].strip()}", hint="run with --verbose")
+            lines = [ln.strip() for ln in detail.splitlines() if ln.strip()]
+            cause = next((ln for ln in lines if _RAY_START_TIMEOUT in ln), lines[-1] if lines else "no output")
+            raise InputError(f"flwr run failed (exit {run.returncode}): {cause}", hint="run with --verbose")
         return _read(out)
 
 
 def run_simulation(settings: FederatedSettings, *, num_cpus: int = 2, verbose: bool = False) -> dict[str, Any]:
-    """Run ``settings`` on Flower's Simulation Engine (a SuperLink in simulation mode, Ray with ``num_cpus``)."""
+    """Run ``settings`` on Flower's Simulation Engine (a SuperLink in simulation mode, Ray with ``num_cpus``).
+
+    Ray gives its raylet a fixed 30 s to register, which a loaded machine can miss; that failure
+    (nothing has trained yet) is retried once."""
+    try:
+        return _run_flwr(settings, engine="simulation", num_cpus=num_cpus, verbose=verbose)
+    except InputError as exc:
+        if _RAY_START_TIMEOUT not in str(exc):
+            raise
     return _run_flwr(settings, engine="simulation", num_cpus=num_cpus, verbose=verbose)
 
 
