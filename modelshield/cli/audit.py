@@ -25,7 +25,7 @@ DbOption = Annotated[
 ]
 
 
-def _existing_log(url: str | None) -> Engine:
+def existing_log(url: str | None) -> Engine:
     """The engine of a database that already holds an audit log; never creates one by looking."""
     import sqlalchemy as sa
 
@@ -78,7 +78,7 @@ def verify(
     if expect_root is not None and expect_seq is None:
         raise InputError("--expect-root needs --expect-seq (the number of records that root covers)")
     report = verify_log(
-        _existing_log(db),
+        existing_log(db),
         load_public_key(public_key),
         witness=witness,
         expected_seq=expect_seq,
@@ -106,7 +106,7 @@ def export(
 
     if fmt != "ocsf":
         raise InputError(f"unknown export format {fmt!r} (only: ocsf)")
-    engine = _existing_log(db)
+    engine = existing_log(db)
     if out is None:
         n = export_ocsf(engine, sys.stdout, since)
     else:
@@ -125,7 +125,7 @@ def tail(
 
     from modelshield.audit import schema
 
-    engine = _existing_log(db)
+    engine = existing_log(db)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(schema.records).order_by(schema.records.c.seq.desc()).limit(lines)).all()
     for row in reversed(rows):
@@ -143,7 +143,7 @@ def checkpoint(
     from modelshield.audit import AuditLog, load_private_key
 
     private = load_private_key(key)
-    _existing_log(db).dispose()
+    existing_log(db).dispose()
     with AuditLog.open(db, signing_key=private, witness=witness) as log:
         cp = log.checkpoint()
     typer.echo(f"checkpoint at seq {cp.seq}: root {cp.root}")

@@ -91,7 +91,7 @@ def bundle(
     data digests, masked configs and gateway logs."""
     from modelshield.audit import AuditLog, load_private_key
     from modelshield.audit.keys import load_public_key
-    from modelshield.cli.audit import _existing_log
+    from modelshield.cli.audit import existing_log
     from modelshield.incident import build_bundle
     from modelshield.serve.masking import Masker
 
@@ -106,12 +106,12 @@ def bundle(
         raise InputError("--key is required (the Ed25519 private key that signs the bundle)")
     private = load_private_key(key)
     if sign_checkpoint:
-        _existing_log(audit_db).dispose()
+        existing_log(audit_db).dispose()
         with AuditLog.open(audit_db, signing_key=private) as log:
             log.checkpoint()
     from_seq, since = _bound(start, "--from")
     to_seq, until = _bound(end, "--to")
-    engine = _existing_log(audit_db)
+    engine = existing_log(audit_db)
     try:
         summary = build_bundle(
             engine,
@@ -206,10 +206,10 @@ def readiness(
 ) -> None:
     """Forensic readiness: append-only, witnessed, artefacts signed, retention set, clocks synchronised."""
     from modelshield.audit.keys import load_public_key
-    from modelshield.cli.audit import _existing_log
+    from modelshield.cli.audit import existing_log
     from modelshield.incident.readiness import readiness_findings, render_markdown
 
-    engine = _existing_log(audit_db)
+    engine = existing_log(audit_db)
     try:
         worm_days = worm_checkpoints = None
         if worm_bucket is not None:
@@ -254,7 +254,7 @@ def worm_put(
     ] = False,
 ) -> None:
     """Lock every checkpoint not yet in the bucket, each after the records it covers (run it from cron)."""
-    from modelshield.cli.audit import _existing_log
+    from modelshield.cli.audit import existing_log
     from modelshield.incident.worm import WormStore, archive_log, s3_client
 
     store = WormStore(
@@ -263,7 +263,7 @@ def worm_put(
     if create_bucket:
         store.create_bucket()
     store.lock_configuration()
-    engine = _existing_log(audit_db)
+    engine = existing_log(audit_db)
     try:
         written = archive_log(engine, store)
     finally:
@@ -284,13 +284,13 @@ def worm_verify(
 ) -> None:
     """Compare the locked copy with the database: exit 0 if they agree, 1 with the first difference if not."""
     from modelshield.audit.keys import load_public_key
-    from modelshield.cli.audit import _existing_log
+    from modelshield.cli.audit import existing_log
     from modelshield.incident.worm import WormStore, s3_client, verify_worm
 
     key = load_public_key(public_key)
     store = WormStore(s3_client(endpoint_url), bucket, prefix=prefix)
     store.lock_configuration()
-    engine = _existing_log(audit_db)
+    engine = existing_log(audit_db)
     try:
         report = verify_worm(engine, store, key)
     finally:

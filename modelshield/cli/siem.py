@@ -87,10 +87,10 @@ def export(
 
     With --state, a timer (cron, systemd) can run the same command again and again: each run ships what is new."""
     from modelshield.audit.ocsf import iter_ocsf
-    from modelshield.cli.audit import _existing_log
+    from modelshield.cli.audit import existing_log
     from modelshield.monitor.siem import HttpCollectorSink, check_event, open_sink
 
-    engine = _existing_log(audit_db)
+    engine = existing_log(audit_db)
     sink = (
         open_sink(to, ca_file=ca_file, spool=spool, headers=_headers(token_env))
         if to.startswith("http")
