@@ -40,11 +40,11 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     for name, built in guards.items():
         primary = gateway.routers[name].primary
         built.bind(primary.executor, primary.max_batch)
+    monitors = {}
     try:
-        monitors = {
-            name: (build_monitor(name, setting, gateway.routers[name].primary.model), setting)
-            for name, setting in config.monitors().items()
-        }
+        for name, setting in config.monitors().items():
+            primary = gateway.routers[name].primary
+            monitors[name] = (build_monitor(name, setting, primary.model, primary.sketch), setting)
     except BaseException:
         gateway.close()
         raise

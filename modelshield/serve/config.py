@@ -130,6 +130,7 @@ class MonitorConfig(_Strict):
     """Live monitoring of one model: its recent inputs tested for drift against a reference sketch, its outputs
     watched by CUSUM / Page–Hinkley, every ``check_seconds`` off the request path (docs/serve.md)."""
 
+    # the reference: a sketch file, and/or data to build it from; else the sketch registered with the model version
     sketch_file: str | None = None  # from `modelshield monitor sketch` over the flattened inputs (x[0], x[1], ...)
     reference_data: str | None = None  # a dataset spec: sketch and reference outputs are built from it at start-up
     reference_samples: int = Field(default=2000, ge=100)
@@ -144,9 +145,7 @@ class MonitorConfig(_Strict):
     buckets: int = Field(default=120, ge=2, le=10_000)  # how many of them are kept
 
     @model_validator(mode="after")
-    def _has_reference(self) -> MonitorConfig:
-        if self.sketch_file is None and self.reference_data is None:
-            raise ValueError("monitoring needs a reference: sketch_file and/or reference_data")
+    def _window_fits(self) -> MonitorConfig:
         if self.min_rows > self.window:
             raise ValueError(f"min_rows ({self.min_rows}) is larger than the window ({self.window})")
         return self

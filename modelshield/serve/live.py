@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -106,9 +107,10 @@ class ModelWatch:
     alarms: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
 
 
-def build_monitor(name: str, setting: MonitorConfig, model: Any) -> LiveMonitor:
-    """The live monitor of one model: its sketch (from ``sketch_file`` or built from ``reference_data``) and its
-    reference outputs (the model's answers on the reference data, or on the sketch's sample rows)."""
+def build_monitor(name: str, setting: MonitorConfig, model: Any, registered: Path | None = None) -> LiveMonitor:
+    """The live monitor of one model: its sketch (``sketch_file``, else the one ``registered`` with the model
+    version, else built from ``reference_data``) and its reference outputs (the model's answers on the reference
+    data, or on the sketch's sample rows)."""
     import torch
 
     from modelshield.monitor.drift import DriftConfig
@@ -128,15 +130,18 @@ def build_monitor(name: str, setting: MonitorConfig, model: Any) -> LiveMonitor:
             )
             order = np.random.default_rng(0).permutation(len(data))[: setting.reference_samples]
             ref_x = data.x.numpy()[order].reshape(len(order), -1)
-        if setting.sketch_file is not None:
-            from pathlib import Path
-
+        file = Path(setting.sketch_file) if setting.sketch_file is not None else registered
+        if file is not None:
             from modelshield.monitor.sketch import load_sketch
 
-            sketch = load_sketch(Path(setting.sketch_file))
+            sketch = load_sketch(file)
         elif ref_x is not None:
             sketch = sketch_from_inputs(ref_x)
-        assert sketch is not None  # the config requires one of the two
+        else:
+            raise InputError(
+                "needs a reference: sketch_file, reference_data, or a registered version whose metadata names "
+                "a sketch file in its folder (sketch=...)"
+            )
         if ref_x is None:
             ref_x = sketch_inputs(sketch, width)
         with torch.no_grad():

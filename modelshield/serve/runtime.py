@@ -46,15 +46,20 @@ def file_digest(path: Path) -> str:
     return _hex(hash_tree(path).digest)
 
 
+def _inside(folder: Path, name: str, what: str) -> Path:
+    """``folder / name``, refused when it resolves outside the (hashed and signed) registered folder."""
+    candidate = (folder / name).resolve()
+    if not candidate.is_relative_to(folder.resolve()):
+        raise IntegrityError(f"{what} {name!r} points outside {folder}")
+    return candidate
+
+
 def _model_file(path: Path, metadata: Mapping[str, Any]) -> Path:
     """The file to load inside a registered folder: ``metadata["file"]``, else its only model file."""
     if path.is_file():
         return path
     if "file" in metadata:
-        candidate = (path / str(metadata["file"])).resolve()
-        if not candidate.is_relative_to(path.resolve()):
-            raise IntegrityError(f"registered file {metadata['file']!r} points outside {path}")
-        return candidate
+        return _inside(path, str(metadata["file"]), "registered file")
     found = [p for p in sorted(path.iterdir()) if p.suffix in _MODEL_SUFFIXES and p.is_file()]
     if len(found) != 1:
         raise InputError(f"{path} holds {len(found)} model files; register it with metadata file='<name>'")
@@ -144,6 +149,8 @@ class LoadedModel:
     failure: str = ""
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="predict"))
     max_batch: int = 1024
+    #: a reference sketch registered with this version (metadata ``sketch``: a file in its folder), for monitoring
+    sketch: Path | None = None
     batcher: Batcher = field(init=False)
 
     def __post_init__(self) -> None:
@@ -227,6 +234,8 @@ def load_source(route: str, source: ModelSource, registry: Any | None) -> Loaded
     model = _load_file(_model_file(path, metadata), {**metadata, **overrides})
     verify()  # the bytes that were loaded are still the pinned ones
     loaded = LoadedModel(route, name, version, pinned, model, InputSignature.of(model), verify)
+    if "sketch" in metadata and path.is_dir():
+        loaded.sketch = _inside(path, str(metadata["sketch"]), "registered sketch")
     log.info("loaded model %s version %s digest %s", name, version, pinned)
     return loaded
 

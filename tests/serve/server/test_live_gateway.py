@@ -141,3 +141,35 @@ def test_the_dashboard_command_prints_the_view_and_refuses_a_key_without_the_rig
     key.write_text(state.keys["alice"])
     code, _, err = run_main("dashboard", "--target", url, "--key-file", str(key))
     assert code == 2 and "monitor.read" in err and state.keys["alice"] not in err
+
+
+def test_a_sketch_registered_with_the_model_version_is_its_reference(
+    weights: tuple[Path, str], tmp_path: Path, run_main: RunMain
+) -> None:
+    """``modelshield monitor sketch`` over the flattened training digits, registered in the version's folder with
+    metadata ``sketch=...``: a bare ``[monitor]`` table monitors against it."""
+    import shutil
+
+    from modelshield.registry import Registry
+
+    folder = tmp_path / "version"
+    folder.mkdir()
+    shutil.copy(weights[0], folder / "model.safetensors")
+    np.savez(tmp_path / "train.npz", x=sklearn_dataset("digits", "train", seed=0).x.numpy().reshape(-1, 64))
+    code, _, err = run_main(
+        "monitor", "sketch", "--reference", str(tmp_path / "train.npz"), "-o", str(folder / "ref.json")
+    )
+    assert code == 0, err
+    state = make_state(tmp_path / "state", {"alice": ["predictor"], "auditor": ["auditor"]})
+    registry = Registry.open(state.db_url)
+    meta = {"file": "model.safetensors", "sketch": "ref.json", "num_classes": 10, "bounds": [0.0, 1.0], **ARCH}
+    mv = registry.register("digits", folder, owner="test", metadata=meta)
+    registry.close()
+    config = secure_config(state, {"digits": {"version": mv.version}}, monitor={"window": 100, "check_seconds": 0.1})
+    test = sklearn_dataset("digits", "test", seed=0).x.numpy()
+    with running(config) as url, httpx.Client(base_url=url, timeout=30) as client:
+        noisy = np.clip(test[:100] + np.random.default_rng(2).uniform(-0.3, 0.3, test[:100].shape), 0, 1)
+        for half in (noisy[:50], noisy[50:]):
+            assert predict(client, state.keys["alice"], half).status_code == 200
+        last = view(client, state.keys["auditor"], 100)["models"]["digits"]["last_check"]
+    assert last["drift"] is True and last["top"][0]["feature"].startswith("x[")
