@@ -72,7 +72,8 @@ LAYERS: dict[str, set[str]] = {
     "serve": set(_LIBRARY),
     "demo": set(_LIBRARY),
     "pipeline": set(_LIBRARY),  # the secure lifecycle as gated stages, each calling a library package
-    "cli": {*_LIBRARY, "serve", "demo", "pipeline"},
+    "redteam": set(_LIBRARY),  # attacks through a live gateway, scored from its audit log and alert rules
+    "cli": {*_LIBRARY, "serve", "demo", "pipeline", "redteam"},
     "__main__": {"cli"},
     "modelshield": set(),  # the package's own __init__ (which every module may import: __version__)
 }

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "poison": "poison",
     "provenance": "provenance",
     "registry": "registry",
+    "redteam": "redteam",
     "sandbox": "sandbox",
     "sanitize": "sanitize",
     "sbom": "sbom",
