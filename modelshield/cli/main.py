@@ -23,6 +23,7 @@ from modelshield.core.errors import ModelShieldError
 
 #: command (or command group) name → the `modelshield.cli` module whose register() adds it
 COMMANDS: dict[str, str] = {
+    "anonymize": "anonymize",
     "assess": "assess",
     "audit": "audit",
     "crypto": "crypto",
