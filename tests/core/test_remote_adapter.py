@@ -60,6 +60,12 @@ def make_app(estimator: LogisticRegression) -> FastAPI:
         rows = ",".join(["[NaN" + ",0" * 9 + "]"] * len(batch.inputs))
         return Response(f'{{"logits": [{rows}]}}', media_type="application/json")
 
+    @app.post("/guarded")
+    def guarded(batch: Batch) -> dict:  # the gateway's guard: abstained rows get label -1 and no scores
+        probs: list = estimator.predict_proba(features(batch)).tolist()
+        probs[0] = None
+        return {"predictions": [-1, *estimator.predict(features(batch))[1:].tolist()], "probabilities": probs}
+
     @app.post("/narrow")
     def narrow(batch: Batch) -> dict:
         return {"probabilities": estimator.predict_proba(features(batch))[:, :3].tolist()}
@@ -146,6 +152,7 @@ def test_retries_a_busy_service_once(server, digits_small):
         ("/narrow", {}, r"shape \(4, 3\)"),
         ("/probabilities", {"output": "labels"}, "answered with probabilities, expected labels"),
         ("/down", {"max_retries": 1}, "HTTP 503: maintenance"),
+        ("/guarded", {}, "abstained on 1 of 4 inputs .*the endpoint is guarded"),
     ],
 )
 def test_bad_answers_raise_one_line_errors(server, digits_small, path, kwargs, message):

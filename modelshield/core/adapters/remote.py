@@ -103,8 +103,16 @@ class RemoteModel(ServedModel):
             self._kind = kinds[0]
         elif kinds[0] != self._kind:
             raise self._error(f"answered with {kinds[0]}, expected {self._kind}", response)
+        rows = payload[self._kind]
+        if isinstance(rows, list) and any(r is None for r in rows):  # a guard abstained on these inputs
+            n = sum(r is None for r in rows)
+            raise RemoteModelError(
+                f"{self._where} abstained on {n} of {len(rows)} inputs (no {self._kind} for them): the endpoint is "
+                "guarded, and an abstention is neither a right nor a wrong answer to an attack; assess the model "
+                "behind the guard (modelshield assess --model FILE), or serve it without the guard for the assessment"
+            )
         try:
-            return np.asarray(payload[self._kind], dtype=np.float64)
+            return np.asarray(rows, dtype=np.float64)
         except (TypeError, ValueError):
             raise self._error(f"answered with {self._kind} that are not a numeric array", response) from None
 
