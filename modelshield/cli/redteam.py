@@ -25,7 +25,6 @@ import typer
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
-    from modelshield.core.datasets import Dataset
     from modelshield.redteam import CampaignPlan, Target
 
 DEFAULT_ATTACKS = "square,hopskipjump,jacobian,knockoff,membership"
@@ -101,47 +100,6 @@ def _demo_gateway(state: Path, attacks: list[str]) -> Iterator[tuple[str, str, d
             proc.kill()
             proc.wait()
         log.close()
-
-
-def _target(
-    url: str, test: Dataset, train: Dataset | None, plan: CampaignPlan, eval_labels: Any, num_classes: int
-) -> Target:
-    """What the attacker holds: inputs to perturb, membership ground truth, a JBDA seed set, evaluation data.
-
-    The test split is cut into disjoint parts: evasion targets, non-members, JBDA seeds (10 per class), and the
-    rest for fidelity. Members come from the training split (the demo's ground truth); without one the
-    membership probe cannot run.
-    """
-    import torch
-
-    from modelshield.redteam import Target
-
-    x, y = test.x, test.y
-    n_eval = plan.evasion_samples
-    half = plan.budget // 2
-    seeds = torch.cat([torch.nonzero(y == c).flatten()[-10:] for c in range(num_classes)])
-    rest = torch.ones(len(x), dtype=torch.bool)
-    rest[seeds] = False
-    free = torch.nonzero(rest).flatten()
-    attack_idx, non_idx, eval_idx = free[:n_eval], free[n_eval : n_eval + half], free[n_eval + half :]
-    members = train.x[:half] if train is not None else x[:0]
-    members_y = train.y[:half] if train is not None else y[:0]
-    return Target(
-        url=url,
-        input_shape=tuple(x.shape[1:]),
-        num_classes=num_classes,
-        attack_x=x[attack_idx],
-        attack_y=y[attack_idx],
-        members=members,
-        members_y=members_y,
-        non_members=x[non_idx],
-        non_members_y=y[non_idx],
-        seed_x=x[seeds],
-        eval_x=x[eval_idx],
-        eval_y=y[eval_idx],
-        eval_labels=None if eval_labels is None else eval_labels[eval_idx],
-        bounds=test.bounds,
-    )
 
 
 def _campaign(
@@ -276,7 +234,7 @@ def _run_demo(names: list[str], plan: CampaignPlan, rules: Any, state_dir: Path 
     from modelshield.core.storage import data_home
     from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES
     from modelshield.integrity.safe_load import load_model
-    from modelshield.redteam import score_campaign
+    from modelshield.redteam import score_campaign, target_from_data
     from modelshield.redteam.report import joint_report
 
     torch.set_num_threads(1)
@@ -284,7 +242,7 @@ def _run_demo(names: list[str], plan: CampaignPlan, rules: Any, state_dir: Path 
     with _demo_gateway(state, names) as (url, db_url, keys, weights):
         local = load_model(weights, arch="modelshield.demo:DigitsCNN", input_shape=DEMO_INPUT_SHAPE)
         test, train = sklearn_dataset("digits", "test"), sklearn_dataset("digits", "train")
-        target = _target(url, test, train, plan, local.predict(test.x), DEMO_NUM_CLASSES)
+        target = target_from_data(url, test, train, plan, local.predict(test.x), DEMO_NUM_CLASSES)
         runs = _campaign(target, plan, names, keys, f"{url}/v1/models/demo/predict")
     engine = sa.create_engine(db_url)
     try:
@@ -308,7 +266,7 @@ def _run_target(
     import sqlalchemy as sa
 
     from modelshield.core.datasets import load_dataset
-    from modelshield.redteam import score_campaign
+    from modelshield.redteam import score_campaign, target_from_data
     from modelshield.redteam.report import joint_report
 
     if not keys:
@@ -324,7 +282,7 @@ def _run_target(
     test = load_dataset(data)
     train = load_dataset(members, bounds=test.bounds, input_shape=tuple(test.x.shape[1:])) if members else None
     num_classes = int(test.y.max()) + 1
-    target = _target(url, test, train, plan, None, num_classes)
+    target = target_from_data(url, test, train, plan, None, num_classes)
     per_attack = {a: (subjects[i % len(keys)], keys[i % len(keys)]) for i, a in enumerate(names)}
     runs = _campaign(target, plan, names, per_attack, url)
     engine = sa.create_engine(audit_db)

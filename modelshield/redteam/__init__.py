@@ -9,7 +9,7 @@ fired after how many queries and what the attacker had obtained by then.
 """
 
 from modelshield.redteam.blue import Detection, blue_rules, score_campaign
-from modelshield.redteam.campaign import ATTACKS, AttackRun, CampaignPlan, Target, run_attack
+from modelshield.redteam.campaign import ATTACKS, AttackRun, CampaignPlan, Target, run_attack, target_from_data
 from modelshield.redteam.traced import TracedModel
 
 __all__ = [
@@ -22,4 +22,5 @@ __all__ = [
     "blue_rules",
     "run_attack",
     "score_campaign",
+    "target_from_data",
 ]

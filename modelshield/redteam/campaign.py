@@ -22,6 +22,7 @@ from modelshield.attacks.evasion import HopSkipJump, Square
 from modelshield.attacks.extraction import EvalSet, JacobianAugmentation, KnockoffNets, Oracle, natural_patches
 from modelshield.attacks.extraction.base import ExtractionResult, VictimRefusedError, refusal_of
 from modelshield.attacks.privacy.metrics import roc_summary
+from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError, RemoteModelError
 from modelshield.redteam.adaptive import WithheldAsClean
 from modelshield.redteam.traced import TracedModel
@@ -107,6 +108,48 @@ class AttackRun:
                 break
             got = value
         return got
+
+
+def target_from_data(
+    url: str,
+    test: Dataset,
+    train: Dataset | None,
+    plan: CampaignPlan,
+    eval_labels: Tensor | None,
+    num_classes: int,
+) -> Target:
+    """What the attacker holds: inputs to perturb, membership ground truth, a JBDA seed set, evaluation data.
+
+    The test split is cut into disjoint parts: evasion targets, non-members, JBDA seeds (10 per class), and the
+    rest for fidelity. Members come from the training split (the demo's ground truth); without one the
+    membership probe cannot run.
+    """
+    x, y = test.x, test.y
+    n_eval = plan.evasion_samples
+    half = plan.budget // 2
+    seeds = torch.cat([torch.nonzero(y == c).flatten()[-10:] for c in range(num_classes)])
+    rest = torch.ones(len(x), dtype=torch.bool)
+    rest[seeds] = False
+    free = torch.nonzero(rest).flatten()
+    attack_idx, non_idx, eval_idx = free[:n_eval], free[n_eval : n_eval + half], free[n_eval + half :]
+    members = train.x[:half] if train is not None else x[:0]
+    members_y = train.y[:half] if train is not None else y[:0]
+    return Target(
+        url=url,
+        input_shape=tuple(x.shape[1:]),
+        num_classes=num_classes,
+        attack_x=x[attack_idx],
+        attack_y=y[attack_idx],
+        members=members,
+        members_y=members_y,
+        non_members=x[non_idx],
+        non_members_y=y[non_idx],
+        seed_x=x[seeds],
+        eval_x=x[eval_idx],
+        eval_y=y[eval_idx],
+        eval_labels=None if eval_labels is None else eval_labels[eval_idx],
+        bounds=test.bounds,
+    )
 
 
 def _refusal_dict(refusal: VictimRefusedError | None) -> dict[str, Any] | None:
