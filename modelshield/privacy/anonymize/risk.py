@@ -24,7 +24,7 @@ from modelshield.core.errors import InputError
 
 #: a record is "at risk" when its re-identification probability exceeds this (1/5: classes under 5 rows)
 RISK_THRESHOLD = 0.2
-_EXACT_MEAN = 2_000_000
+_EXACT_MEAN = 20_000
 
 
 @dataclass(frozen=True)
