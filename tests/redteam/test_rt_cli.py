@@ -1,4 +1,5 @@
-"""``modelshield redteam`` on the command line: bad flags are one line and exit 2; ``--demo`` end to end (slow)."""
+"""``modelshield redteam`` on the command line: bad flags are one line and exit 2; ``--target`` against a loopback
+gateway with its audit database; ``--demo`` end to end (slow)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
 RunMain = Callable[..., tuple[int, str, str]]  # the run_main fixture of tests/conftest.py
 
@@ -55,3 +58,27 @@ def test_rt_cli_demo_end_to_end(victim_weights: tuple[Path, str], tmp_path: Path
         assert isinstance(row["detected"], bool) and row["queries"] > 0
     assert (out / "redteam.md").read_text().startswith("# Red team against blue team")
     assert any("guard_fallback" in r["controls"] for r in doc["attacks"])  # the demo's guard acted
+
+
+def test_rt_cli_target_mode_scores_from_the_audit_db(
+    victim_weights: tuple[Path, str], tmp_path: Path, run_main: RunMain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone's gateway: keys and their identities given, the blue side reads the audit database it names."""
+    monkeypatch.setattr("modelshield.cli.redteam.SETTLE_S", 0.3)
+    path, digest = victim_weights
+    state = make_state(tmp_path / "gw", {"alice": ["predictor"], "bob": ["predictor"]})
+    config = secure_config(state, {"demo": {"path": str(path), "digest": digest, **ARCH}})
+    out = tmp_path / "out"
+    with running(config) as url:
+        code, stdout, stderr = run_main(
+            "redteam", "--target", f"{url}/v1/models/demo/predict", "--out", str(out),
+            "--key", state.keys["alice"], "--subject", "alice", "--key", state.keys["bob"], "--subject", "bob",
+            "--audit-db", state.db_url, "--attacks", "square,membership", "--members", "sklearn:digits:train",
+            "--budget", "40", "--evasion-samples", "2",
+        )  # fmt: skip
+    assert code == 0, stderr
+    doc = json.loads((out / "redteam.json").read_text())
+    assert [(r["attack"], r["subject"]) for r in doc["attacks"]] == [("square", "alice"), ("membership", "bob")]
+    assert doc["attacks"][1]["details"]["members"] == 20 and doc["attacks"][1]["queries"] == 40
+    assert state.keys["alice"] not in stdout + stderr + (out / "redteam.json").read_text()
+    assert "wrote" in stdout
