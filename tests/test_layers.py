@@ -66,7 +66,7 @@ LAYERS: dict[str, set[str]] = {
     "privacy": {"core", "attacks", "defenses"},
     "monitor": {"core", "attacks", "defenses", "integrity", "audit"},
     "incident": {"core", "integrity", "audit", "registry", "monitor"},
-    "govern": {"core", "integrity", "audit", "registry"},
+    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain"},  # ingest: the OpenLineage event builder; supplychain: CycloneDX components
     "ingest": {"core", "attacks", "defenses", "integrity"},  # provenance + poisoning detectors at the door
     # the shells on top
     "serve": set(_LIBRARY),

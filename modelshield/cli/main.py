@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "dashboard": "dashboard",
     "deps": "deps",
     "federated": "federated",
+    "govern": "govern",
     "extract": "extract",
     "harden": "harden",
     "incident": "incident",

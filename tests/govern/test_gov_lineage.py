@@ -1,0 +1,99 @@
+"""Lineage from a real pipeline run: events validate, load once, and answer "which records trained the model
+that gave this prediction" for a prediction in the gateway's audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from modelshield.cli.audit import existing_log
+from modelshield.govern.lineage import (
+    LineageError,
+    LineageStore,
+    read_events,
+    registry_events,
+    served_events,
+    trace_prediction,
+    validate_event,
+)
+from modelshield.registry import Registry
+
+if TYPE_CHECKING:
+    from conftest import PipelineRun
+
+
+def _load(run: PipelineRun) -> LineageStore:
+    store = LineageStore.open(run.db)
+    with Registry.open(run.db) as reg:
+        paths = {(mv.name, mv.version): mv.path for mv in reg.list()}
+    audit, gateway = existing_log(run.db), existing_log(run.gateway_db)
+    try:
+        events = [*read_events(run.run), *registry_events(audit, paths), *served_events(gateway)]
+    finally:
+        audit.dispose()
+        gateway.dispose()
+    store.ingest_events(events)
+    return store
+
+
+def test_pipeline_events_validate_and_load_once(pipeline_run: PipelineRun) -> None:
+    events = list(read_events(pipeline_run.run))
+    # 4 stages x START/COMPLETE from the pipeline, plus the ingest library's own lineage.json
+    assert len(events) == 9
+    for event in events:
+        validate_event(event)
+    with LineageStore.open(pipeline_run.db) as store:
+        assert store.ingest_events(events) == 9
+        assert store.ingest_events(events) == 0  # the same events again: nothing new
+        assert store.count() == 9
+
+
+def test_a_prediction_traces_back_to_the_records_that_trained_its_model(pipeline_run: PipelineRun) -> None:
+    store = _load(pipeline_run)
+    audit = existing_log(pipeline_run.gateway_db)
+    try:
+        found = trace_prediction(store, audit, pipeline_run.request_ids[2])
+    finally:
+        audit.dispose()
+        store.close()
+    with Registry.open(pipeline_run.db) as reg:
+        mv = reg.get("digits")
+    assert (found.model, found.version, found.digest) == ("digits", mv.version, mv.digest)
+    (train,) = found.graph.produced_by
+    assert train.job == "pipeline.digits.train" and train.job_type == "TRAIN"
+    (data,) = found.training_data()
+    state = json.loads((pipeline_run.run / "state.json").read_text())
+    assert data.digest == state["stages"]["ingest"]["outputs"]["training-data"]
+    sources = {Path(d.name).name: d.digest for d in found.graph.sources()}
+    assert sources == {
+        "incoming.csv": state["stages"]["ingest"]["inputs"]["incoming"],
+        "reference.csv": state["stages"]["ingest"]["inputs"]["reference"],
+    }
+
+
+def test_registration_and_serving_are_downstream_of_the_model(pipeline_run: PipelineRun) -> None:
+    with _load(pipeline_run) as store, Registry.open(pipeline_run.db) as reg:
+        used = store.downstream(reg.get("digits").digest)
+    jobs = {r.job: r for r in used}
+    assert {"registry.digits", "gateway.digits", "pipeline.digits.register"} <= set(jobs)
+    (predictions,) = jobs["gateway.digits"].inputs
+    assert predictions.dataset.records == len(pipeline_run.request_ids)
+
+
+def test_an_invalid_event_is_refused_and_nothing_is_stored(pipeline_run: PipelineRun) -> None:
+    events = list(read_events(pipeline_run.run))
+    events[3] = {**events[3], "run": {"runId": "not-a-uuid"}}
+    with LineageStore.open(pipeline_run.db) as store:
+        with pytest.raises(LineageError, match="event 4"):
+            store.ingest_events(events)
+        assert store.count() == 0
+
+
+def test_a_facet_is_checked_against_its_vendored_schema(pipeline_run: PipelineRun) -> None:
+    event = next(e for e in read_events(pipeline_run.run) if e["outputs"])
+    event["outputs"][0]["facets"]["version"].pop("datasetVersion")
+    with pytest.raises(LineageError, match="datasetVersion"):
+        validate_event(event)
