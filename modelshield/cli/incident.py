@@ -7,16 +7,23 @@ stdout), 2 on bad input (a missing file, a key that is not Ed25519).
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
+    from modelshield.incident.drill import DrillResult
+    from modelshield.incident.playbooks import Playbook
     from modelshield.registry.store import ModelVersion
 
 incident_app = typer.Typer(
@@ -300,6 +307,509 @@ def worm_verify(
         typer.echo(f"  also: {problem}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+# -- playbooks, runs and drills ----------------------------------------------------------------------------------
+
+
+@incident_app.command("playbooks")
+def playbooks(
+    files: Annotated[list[Path], typer.Argument(help="Playbook files to check (default: list the shipped ones).")] = [],  # noqa: B006
+) -> None:
+    """List the shipped incident playbooks, or check playbook files (exit 2 naming the first problem)."""
+    from modelshield.incident.playbooks import builtin_playbooks, escalation, load_playbook
+
+    books = [load_playbook(f) for f in files] if files else list(builtin_playbooks().values())
+    for book in books:
+        esc = escalation(book.severity)
+        typer.echo(
+            f"{book.name}: {book.title} — severity {book.severity.value} (notify {', '.join(esc.notify)} within "
+            f"{esc.within_minutes} min); trigger {', '.join(book.trigger.actions)}"
+            + (f" [{', '.join(book.trigger.decisions)}]" if book.trigger.decisions else "")
+            + f" x{book.trigger.count}"
+        )
+        for i, step in enumerate(book.steps, 1):
+            needs = f" (needs {step.approval} approval)" if step.approval else ""
+            typer.echo(f"  {i}. {step.action}: {step.name}{needs}")
+        typer.echo(f"  contained when: {', '.join(c.check for c in book.contain)}")
+
+
+def _approvals(approve: list[str]) -> dict[str, str]:
+    """``--approve ROLE`` (approved by the local user) or ``--approve ROLE=NAME``."""
+    import getpass
+
+    from modelshield.incident.playbooks import roles
+
+    known, out = roles(), {}
+    for item in approve:
+        role, _, who = item.partition("=")
+        if role not in known:
+            raise InputError(f"--approve {item!r}: {role!r} is not a role ({', '.join(sorted(known))})")
+        out[role] = who or getpass.getuser()
+    return out
+
+
+def _channels(routes: Path | None) -> dict[str, object]:
+    from modelshield.monitor.alerts.channels import build_channels
+    from modelshield.monitor.alerts.rules import load_rules
+
+    return dict(build_channels(load_rules(routes).routes)) if routes is not None else {}
+
+
+def _read_key(path: Path, what: str) -> str:
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InputError(f"{what} {path}: {exc.strerror or exc}") from None
+    if not key:
+        raise InputError(f"{what} {path} is empty")
+    return key
+
+
+def _evidence(audit_db: str | None, key: Path | None, checkpoint_key: Path | None, out: Path) -> object:
+    from modelshield.audit.keys import load_private_key, load_public_key
+    from modelshield.cli.audit import existing_log
+    from modelshield.incident.playbooks import EvidenceSource
+
+    if audit_db is None or key is None:
+        return None
+    return EvidenceSource(
+        existing_log(audit_db),
+        load_private_key(key),
+        out / "evidence",
+        checkpoint_key=load_public_key(checkpoint_key) if checkpoint_key else None,
+    )
+
+
+TargetOption = Annotated[str | None, typer.Option("--target", help="The gateway's base URL (http://host:port).")]
+AdminKeyOption = Annotated[
+    Path | None, typer.Option("--admin-key-file", help="File holding an admin API key of the gateway.")
+]
+ApproveOption = Annotated[
+    list[str],
+    typer.Option("--approve", help="Approve the steps that need ROLE (ROLE or ROLE=NAME; repeatable)."),
+]
+RoutesOption = Annotated[
+    Path | None, typer.Option("--routes", help="Alert rules file whose routes get the notifications.")
+]
+EvidenceKeyOption = Annotated[
+    Path | None, typer.Option("--evidence-key", help="Ed25519 private key that signs evidence bundles.")
+]
+CheckpointKeyOption = Annotated[
+    Path | None,
+    typer.Option("--checkpoint-key", help="Public key of the log's checkpoints (default: the evidence key's)."),
+]
+
+
+@incident_app.command("run")
+def run(
+    playbook: Annotated[str, typer.Argument(help="A shipped playbook's name or a playbook file.")],
+    target: TargetOption = None,
+    admin_key_file: AdminKeyOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what each step would call; call nothing.")] = False,
+    approve: ApproveOption = [],  # noqa: B006
+    subject: Annotated[str | None, typer.Option("--subject", help="The identity the incident is about.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The model the incident is about.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="The model version it is about.")] = None,
+    incident_id: Annotated[str | None, typer.Option("--incident", help="Incident id (default: a new one).")] = None,
+    routes: RoutesOption = None,
+    audit_db: AuditDbOption = None,
+    evidence_key: EvidenceKeyOption = None,
+    checkpoint_key: CheckpointKeyOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for evidence bundles and rotated keys.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Run a playbook against a gateway now: each step through its admin API, each recorded in its audit log.
+
+    Exits 0 when every step succeeded, 1 when one failed or waits for an approval, 2 on bad input."""
+    import secrets
+
+    from modelshield.incident.playbooks import AdminClient, Incident, PlaybookRunner, find_playbook
+
+    book = find_playbook(playbook)
+    incident = Incident(
+        incident_id or f"inc-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}",
+        book.name,
+        subject=subject,
+        model=model,
+        version=version,
+        detected_at=datetime.now(UTC).timestamp(),
+    )
+    client = None
+    if not dry_run:
+        if target is None or admin_key_file is None:
+            raise InputError("give --target URL and --admin-key-file (or --dry-run)")
+        client = AdminClient(target, _read_key(admin_key_file, "--admin-key-file"))
+    runner = PlaybookRunner(
+        client,
+        approvals=_approvals(approve),
+        channels=_channels(routes),
+        evidence=_evidence(audit_db, evidence_key, checkpoint_key, out),  # type: ignore[arg-type]
+        out=out,
+    )
+    try:
+        report = runner.run(book, incident, dry_run=dry_run)
+    finally:
+        if client is not None:
+            client.close()
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        esc = report.escalation
+        typer.echo(
+            f"incident {incident.id}: {book.title} (severity {report.severity}: notify {', '.join(esc.notify)} "
+            f"within {esc.within_minutes} min)"
+        )
+        for step in report.steps:
+            typer.echo(f"  [{step.status}] {step.name}: {step.call}")
+            if "error" in step.detail:
+                typer.echo(f"      {step.detail['error']}")
+        if report.awaiting_approval:
+            typer.echo(
+                f"waiting for {report.awaiting_approval} approval: rerun with --approve {report.awaiting_approval}"
+            )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+#: the attack that starts each shipped playbook's drill on the demo gateway
+DRILL_ATTACKS = {
+    "model-theft": "extraction",
+    "adversarial-campaign": "evasion",
+    "poisoning-detected": "backdoor-inputs",
+    "data-leak": "scrape",
+    "compromised-credentials": "stolen-key",
+}
+
+
+@incident_app.command("drill")
+def drill(
+    playbooks_: Annotated[
+        list[str],
+        typer.Argument(metavar="PLAYBOOK...", help="Shipped playbook names or files ('all': every shipped one)."),
+    ],
+    demo: Annotated[bool, typer.Option("--demo", help="Start the demo gateway and drill against it.")] = False,
+    target: TargetOption = None,
+    admin_key_file: AdminKeyOption = None,
+    attacker_key_file: Annotated[
+        Path | None, typer.Option("--attacker-key-file", help="--target: a predictor key the drill attacks with.")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="--target: the served model to attack.")] = "demo",
+    attack: Annotated[
+        str | None, typer.Option("--attack", help=f"The trigger: {', '.join(sorted(set(DRILL_ATTACKS.values())))}.")
+    ] = None,
+    routes: RoutesOption = None,
+    audit_db: AuditDbOption = None,
+    evidence_key: EvidenceKeyOption = None,
+    checkpoint_key: CheckpointKeyOption = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="--demo: state folder (default: $MODELSHIELD_HOME/incident-drill).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for drill.json, drill.md and evidence.")] = Path("."),
+) -> None:
+    """Drill a playbook: run its attack against a live gateway, detect it in the audit log, run the playbook,
+    check containment; report time to detect and time to contain (drill.json, drill.md).
+
+    Steps that need an approval are approved as 'drill' (recorded). Exits 0 when every drill was detected,
+    contained and fully audited, 1 otherwise, 2 on bad input."""
+    from modelshield.incident.drill import render_markdown
+    from modelshield.incident.playbooks import builtin_playbooks, find_playbook
+
+    names = list(builtin_playbooks()) if playbooks_ == ["all"] else playbooks_
+    books = [find_playbook(n) for n in names]
+    chosen = []
+    for book in books:
+        name = attack or DRILL_ATTACKS.get(book.name)
+        if name not in DRILL_ATTACK_NAMES:
+            raise InputError(f"{book.name}: give --attack ({', '.join(DRILL_ATTACK_NAMES)})")
+        chosen.append((book, name))
+    if demo == (target is not None):
+        raise InputError("give --demo or --target URL (one of them)")
+    if demo:
+        from modelshield.core.storage import data_home
+
+        results = _drill_demo(chosen, state_dir or data_home() / "incident-drill", out)
+    else:
+        if admin_key_file is None or attacker_key_file is None or audit_db is None:
+            raise InputError("--target needs --admin-key-file, --attacker-key-file and --audit-db")
+        assert target is not None
+        setup = _DrillSetup(
+            url=target.rstrip("/"),
+            model=model,
+            admin_key=_read_key(admin_key_file, "--admin-key-file"),
+            audit_db=audit_db,
+            channels=_channels(routes),
+            evidence=_evidence(audit_db, evidence_key, checkpoint_key, out),
+            out=out,
+        )
+        key = _read_key(attacker_key_file, "--attacker-key-file")
+        results = [setup.drill(book, name, None, key) for book, name in chosen]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "drill.json").write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n", encoding="utf-8")
+    table = render_markdown(results)
+    (out / "drill.md").write_text(table, encoding="utf-8")
+    typer.echo(table, nl=False)
+    typer.echo(f"wrote {out / 'drill.json'} and {out / 'drill.md'}", err=True)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+DRILL_ATTACK_NAMES = ("extraction", "evasion", "backdoor-inputs", "scrape", "stolen-key")
+
+
+@dataclass
+class _DrillSetup:
+    """A live gateway to drill on: its URL, served model, admin key, audit database, routes and evidence key."""
+
+    url: str
+    model: str
+    admin_key: str
+    audit_db: str
+    channels: dict[str, object]
+    evidence: object
+    out: Path
+
+    def drill(self, book: Playbook, attack: str, subject: str | None, key: str) -> DrillResult:
+        """One drill of ``book`` with ``attack`` under (``subject``, ``key``)."""
+        import httpx
+
+        from modelshield.cli.audit import existing_log
+        from modelshield.incident.drill import run_drill
+        from modelshield.incident.playbooks import AdminClient, PlaybookRunner, roles
+
+        test = _digits_test()
+        body = {"inputs": test.x[:1].tolist()}
+        predict_url = f"{self.url}/v1/models/{self.model}/predict"
+        headers = {"Authorization": f"Bearer {key}"}
+
+        def predict(_subject: str) -> int:
+            return httpx.post(predict_url, json=body, headers=headers, timeout=30).status_code
+
+        client = AdminClient(self.url, self.admin_key)
+        engine = existing_log(self.audit_db)
+        runner = PlaybookRunner(
+            client,
+            approvals=dict.fromkeys(roles(), "drill"),
+            channels=self.channels,
+            evidence=self.evidence,  # type: ignore[arg-type]
+            out=self.out,
+        )
+
+        def current_version(model: str) -> str | None:
+            return client.request("GET", "/v1/admin/controls")["models"].get(model, {}).get("version")
+
+        typer.echo(f"drill {book.name}: {attack} under {subject or 'the attacker key'} ...", err=True)
+        try:
+            return run_drill(
+                book,
+                engine=engine,
+                client=client,
+                runner=runner,
+                trigger=lambda: _ATTACKS[attack](self, subject or "attacker", key),
+                attack=attack,
+                predict=predict,
+                subject=None if attack == "backdoor-inputs" else subject,
+                current_version=current_version,
+            )
+        finally:
+            client.close()
+            engine.dispose()
+
+
+def _digits_test() -> Any:
+    from modelshield.core.datasets import sklearn_dataset
+
+    return sklearn_dataset("digits", "test", seed=0)
+
+
+def _victim(setup: _DrillSetup, key: str, batch_size: int) -> Any:
+    from modelshield.core.adapters import RemoteModel
+    from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES
+
+    return RemoteModel(
+        f"{setup.url}/v1/models/{setup.model}/predict",
+        input_shape=DEMO_INPUT_SHAPE,
+        num_classes=DEMO_NUM_CLASSES,
+        bounds=(0.0, 1.0),
+        headers={"Authorization": f"Bearer {key}"},
+        batch_size=batch_size,
+        output="probabilities",
+    )
+
+
+def _red_team(name: str, budget: int) -> Callable[[_DrillSetup, str, str], None]:
+    """A red-team campaign attack (``modelshield.redteam``) as a drill trigger."""
+
+    def attack(setup: _DrillSetup, subject: str, key: str) -> None:
+        import torch
+
+        from modelshield.redteam import CampaignPlan, Target, run_attack
+
+        test = _digits_test()
+        x, y = test.x, test.y
+        seeds = torch.cat([torch.nonzero(y == c).flatten()[-10:] for c in range(10)])
+        target = Target(
+            url=setup.url,
+            input_shape=tuple(x.shape[1:]),
+            num_classes=10,
+            attack_x=x[:5],
+            attack_y=y[:5],
+            members=x[:0],
+            members_y=y[:0],
+            non_members=x[:0],
+            non_members_y=y[:0],
+            seed_x=x[seeds],
+            eval_x=x[100:200],
+            eval_y=y[100:200],
+            eval_labels=y[100:200],  # fidelity is not what a drill measures: no extra queries before the attack
+            bounds=test.bounds,
+        )
+        plan = CampaignPlan(budget=budget, evasion_samples=5, batch_size=32)
+        run_attack(name, target, plan, subject=subject, model_factory=lambda: _victim(setup, key, 32))
+
+    return attack
+
+
+def _scrape(setup: _DrillSetup, subject: str, key: str) -> None:
+    """Bulk one-row queries from 8 threads, past the caller's rate limit (score scraping, membership probing)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    rows = _digits_test().x[:300].tolist()
+    url = f"{setup.url}/v1/models/{setup.model}/predict"
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+
+        def one(row: Any) -> int:
+            return http.post(url, json={"inputs": [row]}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(one, rows))
+    if 429 not in statuses:
+        raise InputError(f"the scrape never met the rate limit ({len(statuses)} requests)")
+
+
+def _stolen_key(setup: _DrillSetup, subject: str, key: str) -> None:
+    """A stolen predictor key exploring the admin endpoints it may not use."""
+    import httpx
+
+    with httpx.Client(base_url=setup.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        for path in ("/v1/admin/routes", "/v1/admin/registry", "/v1/admin/audit/verify", "/v1/admin/controls"):
+            http.get(path)
+            time.sleep(0.1)
+
+
+def _backdoor_inputs(setup: _DrillSetup, subject: str, key: str) -> None:
+    """Digits stamped with a 3x3 trigger patch (a BadNets-style backdoor's trigger) sent in batches of 25: what
+    traffic to a poisoned model looks like when its trigger is in use; the live monitor sees the inputs drift."""
+    import httpx
+
+    x = _digits_test().x[:400].clone()
+    x[:, :, -3:, -3:] = 1.0
+    url = f"{setup.url}/v1/models/{setup.model}/predict"
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        for i in range(0, len(x), 25):
+            http.post(url, json={"inputs": x[i : i + 25].tolist()})
+            time.sleep(0.05)
+
+
+_ATTACKS: dict[str, Callable[[_DrillSetup, str, str], None]] = {
+    "extraction": _red_team("jacobian", 400),
+    "evasion": _red_team("square", 300),
+    "scrape": _scrape,
+    "stolen-key": _stolen_key,
+    "backdoor-inputs": _backdoor_inputs,
+}
+
+
+def _drill_demo(chosen: list[tuple[Playbook, str]], state: Path, out: Path) -> list[DrillResult]:
+    """Each drill on one demo gateway (started here, stopped after), each attack under its own fresh key."""
+    import secrets
+
+    from modelshield.monitor.alerts.channels import build_channels
+    from modelshield.monitor.alerts.loopback import WebhookReceiver
+    from modelshield.monitor.alerts.rules import WebhookRoute
+    from modelshield.serve.apikeys import ApiKeyStore
+
+    receiver = WebhookReceiver()
+    try:
+        with demo_gateway(state) as (url, db_url, admin_key):
+            from modelshield.audit.keys import load_private_key
+            from modelshield.incident.playbooks import EvidenceSource
+
+            setup = _DrillSetup(
+                url=url,
+                model="demo",
+                admin_key=admin_key,
+                audit_db=db_url,
+                channels=dict(build_channels({"oncall": WebhookRoute(type="webhook", url=receiver.url)})),
+                evidence=None,
+                out=out,
+            )
+            from modelshield.cli.audit import existing_log
+
+            setup.evidence = EvidenceSource(
+                existing_log(db_url), load_private_key(state / "audit-signing.pem"), out / "evidence"
+            )
+            results = []
+            run = secrets.token_hex(3)
+            for book, attack in chosen:
+                subject = f"drill-{book.name}-{run}"
+                store = ApiKeyStore.open(db_url)
+                try:
+                    issued = store.create(subject, ["predictor"], expires_in=3600, attributes={"clearance": "internal"})
+                finally:
+                    store.close()
+                results.append(setup.drill(book, attack, subject, issued.plaintext))
+            return results
+    finally:
+        receiver.close()
+
+
+@contextmanager
+def demo_gateway(state: Path) -> Iterator[tuple[str, str, str]]:
+    """The demo gateway (``modelshield serve --demo``'s config) in a child process on a free loopback port:
+    yields (base URL, audit database URL, admin key)."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from modelshield.cli.serve import prepare_demo
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    config, _, admin_file = prepare_demo(state, "127.0.0.1", port)
+    log = (state / "drill-gateway.log").open("wb")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelshield", "serve", "--config", str(config)], stdout=log, stderr=log, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise InputError(f"the demo gateway exited with code {proc.returncode}; see {log.name}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise InputError(f"the demo gateway did not start in 120 s; see {log.name}")
+            time.sleep(0.2)
+        yield url, f"sqlite:///{state / 'modelshield.db'}", _read_key(admin_file, "admin key")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def register(app: typer.Typer) -> None:

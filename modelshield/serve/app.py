@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from modelshield.serve.admin import AdminActions
 from modelshield.serve.config import ServeConfig
 from modelshield.serve.gateway import Gateway
 from modelshield.serve.guarding import GatewayGuard, build_guards
@@ -49,6 +50,7 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
         gateway.close()
         raise
     gateway.live = GatewayLive(list(gateway.routers), monitors, gateway.metrics, gateway.audit_log)
+    gateway.admin = AdminActions(gateway, guards)
     pipeline = Pipeline(gateway, guards)
 
     @asynccontextmanager

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the stores and controls are imported where they are built: 
 
     from modelshield.audit import AuditLog
     from modelshield.registry import Registry
+    from modelshield.serve.admin import AdminActions
     from modelshield.serve.apikeys import ApiKeyStore
     from modelshield.serve.auth import Authenticator
     from modelshield.serve.extraction import ExtractionMonitor
@@ -66,6 +67,10 @@ class Gateway:
         self._flagged: set[str] = set()
         self.live: GatewayLive | None = None
         self.sessions = Sessions()
+        #: what an admin call changed at run time (``modelshield.serve.admin``); set by ``create_app``
+        self.admin: AdminActions | None = None
+        self.rehashed: list[LoadedModel] = []
+        self.replaced: list[LoadedModel] = []
 
     @classmethod
     def start(cls, config: ServeConfig) -> Gateway:
@@ -252,6 +257,12 @@ class Gateway:
                 continue
             key = f"id:{identity.subject}" if scope == "identity" else f"model:{model}"
             self._spend(scope, limiter, key, 1.0)
+        if self.admin is not None and self.admin.overrides:
+            try:
+                self.admin.spend_override(identity)
+            except RateLimitedError:
+                self.metrics.rate_limited.labels("identity").inc()
+                raise
 
     async def charge_quota(self, identity: Identity, model: str, samples: int) -> None:
         """Spend ``samples`` from the caller's daily quota for ``model``."""
@@ -347,9 +358,10 @@ class Gateway:
     # -- background and admin ----------------------------------------------------------------------
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
-        versions = [v for r in self.routers.values() for v in (r.primary, r.canary, r.shadow) if v is not None]
+        self.rehashed[:0] = [v for r in self.routers.values() for v in (r.primary, r.canary, r.shadow) if v is not None]
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(rehash_forever(versions, self.config.server.rehash_seconds, self.integrity_failed))]
+        every = self.config.server.rehash_seconds
+        tasks = [loop.create_task(rehash_forever(self.rehashed, every, self.integrity_failed))]
         if self.live is not None:
             tasks.append(loop.create_task(self.live.run_forever()))
         return tasks
@@ -425,6 +437,8 @@ class Gateway:
             for v in (router.primary, router.canary, router.shadow):
                 if v is not None:
                     v.executor.shutdown(wait=True)
+        for v in self.replaced:
+            v.executor.shutdown(wait=True)
         for resource in (self.audit_log, self.api_keys, self.registry):
             if resource is not None and hasattr(resource, "close"):
                 resource.close()

@@ -27,6 +27,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelshield.serve.admin import MAX_ADMIN_BODY
 from modelshield.serve.errors import AuthenticationError, GatewayError, RequestValidationError
 from modelshield.serve.gateway import Gateway
 from modelshield.serve.guarding import GatewayGuard
@@ -197,6 +198,30 @@ class Pipeline:
             return json_response(await asyncio.to_thread(build))
 
         return await self.audited(request, f"admin.{action}", "", step)
+
+    async def admin_write(
+        self,
+        request: Request,
+        action: str,
+        handle: Callable[[Identity, bytes], tuple[dict[str, Any], dict[str, Any]]],
+        *,
+        audit_action: str | None = None,
+        model: str = "",
+    ) -> Response:
+        """An admin change (``modelshield.serve.admin``): authenticate, authorise ``action``, rate-limit, read the
+        capped JSON body, apply it off the loop; the audit record carries what ``handle`` says changed."""
+
+        async def step(record: dict[str, Any]) -> Response:
+            identity = self.identify(request, record)
+            self.authorize(identity, action, _ANY_MODEL, request, record)
+            await self.g.rate_limit(identity, None)
+            require_json_body(request.headers)
+            raw = await read_capped(request.stream(), MAX_ADMIN_BODY)
+            audited, body = await asyncio.to_thread(handle, identity, raw)
+            record.update(audited)
+            return json_response(body, headers={"Cache-Control": "no-store"})
+
+        return await self.audited(request, audit_action or f"admin.{action}", model, step)
 
     async def monitor(self, request: Request) -> Response:
         """The live-monitoring view (``monitor.read``): with the key in the header, or a dashboard session cookie."""

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelshield.serve.gateway import Gateway
+from modelshield.serve.identity import Identity
 from modelshield.serve.metrics import CONTENT_TYPE
 from modelshield.serve.pipeline import Pipeline
 from modelshield.serve.responses import JSON, json_response, request_id
@@ -187,6 +188,8 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
     async def monitor(request: Request) -> Response:
         return await pipeline.monitor(request)
 
+    attach_admin_writes(app, gateway, pipeline)
+
     @app.post(
         "/v1/admin/session",
         tags=["admin"],
@@ -243,6 +246,100 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
 
     app.add_middleware(PredictFastPath, pipeline=pipeline, names=list(gateway.config.models))
     app.add_middleware(OneLength)  # added last: runs first
+
+
+def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
+    """The admin write API (``modelshield.serve.admin``): containment actions, each authorised and audited."""
+    from modelshield.serve import admin as a
+
+    actions = gateway.admin
+    if actions is None:
+        raise RuntimeError("attach_admin_writes before the gateway's admin actions are set")
+    errors = _error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
+
+    def audited_as(summary: dict[str, Any], body: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"admin": summary}, body if body is not None else summary
+
+    @app.post(
+        "/v1/admin/keys/revoke", tags=["admin"], summary="Revoke a key, or every key of a subject", responses=errors
+    )
+    async def revoke(request: Request) -> Response:
+        return await pipeline.admin_write(
+            request, "keys.revoke", lambda who, raw: audited_as(actions.revoke(a.parse_body(raw, a.RevokeBody)))
+        )
+
+    @app.post("/v1/admin/keys/rotate", tags=["admin"], summary="Rotate a key (its successor in the answer, once)")
+    async def rotate(request: Request) -> Response:
+        def handle(who: Identity, raw: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+            summary, plaintext = actions.rotate(a.parse_body(raw, a.RotateBody))
+            return audited_as(summary, {**summary, "new_key": plaintext})
+
+        return await pipeline.admin_write(request, "keys.rotate", handle)
+
+    @app.post(
+        "/v1/admin/models/{name}/pin",
+        tags=["admin"],
+        summary="Pin a version (default: the previous one) and serve it now",
+        responses=errors,
+    )
+    async def pin(name: str, request: Request) -> Response:
+        return await pipeline.admin_write(
+            request,
+            "registry.pin",
+            lambda who, raw: audited_as(actions.pin(name, a.parse_body(raw, a.PinBody), who.subject)),
+            model=_shown(name),
+        )
+
+    @app.post(
+        "/v1/admin/models/{name}/quarantine",
+        tags=["admin"],
+        summary="Stop serving a version (default: the one served now)",
+        responses=errors,
+    )
+    async def quarantine(name: str, request: Request) -> Response:
+        return await pipeline.admin_write(
+            request,
+            "registry.quarantine",
+            lambda who, raw: audited_as(actions.quarantine(name, a.parse_body(raw, a.QuarantineBody))),
+            model=_shown(name),
+        )
+
+    @app.post(
+        "/v1/admin/limits", tags=["admin"], summary="Tighten one identity's rate limit for a while", responses=errors
+    )
+    async def limits(request: Request) -> Response:
+        return await pipeline.admin_write(
+            request, "controls.limits", lambda who, raw: audited_as(actions.limit(a.parse_body(raw, a.LimitBody)))
+        )
+
+    @app.post(
+        "/v1/admin/guard", tags=["admin"], summary="Switch the adversarial guard to strict or back", responses=errors
+    )
+    async def guard(request: Request) -> Response:
+        return await pipeline.admin_write(
+            request, "controls.guard", lambda who, raw: audited_as(actions.guard(a.parse_body(raw, a.GuardBody)))
+        )
+
+    @app.get("/v1/admin/controls", tags=["admin"], summary="Run-time overrides in force", responses=errors)
+    async def controls(request: Request) -> Response:
+        return await pipeline.admin(request, "controls.read", actions.describe)
+
+    @app.post(
+        "/v1/admin/incident/notes",
+        tags=["admin"],
+        summary="Record one step of an incident playbook run in the audit log",
+        responses=errors,
+    )
+    async def incident_note(request: Request) -> Response:
+        def handle(who: Identity, raw: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+            note = a.parse_body(raw, a.IncidentNote).model_dump()
+            return {"incident": note, "decision": "allow"}, {"recorded": True}
+
+        return await pipeline.admin_write(request, "incident.note", handle, audit_action="incident.step")
+
+
+def _shown(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name) else "(invalid)"
 
 
 #: the dashboard runs only its own script and style, talks only to this gateway, and cannot be framed
