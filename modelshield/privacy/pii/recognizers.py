@@ -123,7 +123,15 @@ BUILTIN: tuple[Recognizer, ...] = (
     ),
     recognizer("email", "EMAIL", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", "[EMAIL]"),
     recognizer("iban", "IBAN", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", "[IBAN]", iban_valid),
-    recognizer("card", "CREDIT_CARD", r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])", "[CARD]", luhn_valid),
+    recognizer(
+        "card",
+        "CREDIT_CARD",
+        # 13-19 digits, plain or in the groups cards are printed in (4-4-4-4..., Amex 4-6-5); not inside a
+        # longer number or a decimal, but a sentence's full stop may follow
+        r"(?<!\d)(?<!\d\.)(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5})(?!\d|\.\d)",
+        "[CARD]",
+        luhn_valid,
+    ),
     recognizer("us_ssn", "NATIONAL_ID", r"\b\d{3}-\d{2}-\d{4}\b", "[SSN]", us_ssn_valid),
     recognizer("uk_nino", "NATIONAL_ID", r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", "[NATIONAL_ID]", uk_nino_valid),
     recognizer("es_dni", "NATIONAL_ID", r"\b[XYZ]?\d{7,8}-?[A-Z]\b", "[NATIONAL_ID]", es_dni_valid),
@@ -146,7 +154,8 @@ BUILTIN: tuple[Recognizer, ...] = (
     recognizer(
         "phone",
         "PHONE",
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}(?![\w])",
+        r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}"
+        r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?(?![\w])",
         "[PHONE]",
     ),
     recognizer("e164", "PHONE", r"(?<![\w+])\+\d{8,15}\b", "[PHONE]"),
