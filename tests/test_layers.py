@@ -65,22 +65,8 @@ LAYERS: dict[str, set[str]] = {
     "threat": {"core", "integrity"},  # evidence: scans and verifies the files a threat model names
     "privacy": {"core", "attacks", "defenses"},
     "monitor": {"core", "attacks", "defenses", "integrity", "audit"},
-    "incident": {
-        "core",
-        "integrity",
-        "audit",
-        "registry",
-        "monitor",
-        "threat",
-    },  # playbooks: tabletop escalation matrix
-    "govern": {
-        "core",
-        "integrity",
-        "audit",
-        "registry",
-        "ingest",
-        "supplychain",
-    },  # ingest: the OpenLineage event builder; supplychain: CycloneDX components
+    "incident": {"core", "integrity", "audit", "registry", "monitor", "threat"},  # threat: escalation matrix
+    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain"},  # ingest: the OpenLineage event builder; supplychain: CycloneDX components
     "ingest": {"core", "attacks", "defenses", "integrity"},  # provenance + poisoning detectors at the door
     # the shells on top
     "serve": set(_LIBRARY),
