@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `modelshield`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.certify import machine_name  # noqa: E402
+from modelshield.redteam.report import marked  # noqa: E402
 
 
 def campaign(budget: int, state: Path | None, seed: int) -> tuple[dict[str, Any], float]:
@@ -65,10 +66,10 @@ def markdown(results: list[tuple[int, dict[str, Any], float]]) -> str:
             after = "—" if r["detected_after_queries"] is None else str(r["detected_after_queries"])
             lines.append(
                 f"| {budget} | {r['attack']} | {r['queries']} | {_fmt(r['success'], m)} {m} | {stopped} "
-                f"| {'yes' if r['detected'] else '**no**'} | {after} | {', '.join(r['first_controls']) or '—'} "
-                f"| {_fmt(r['attacker_had_at_detection'], m)} | {', '.join(r['controls']) or '—'} |"
+                f"| {'yes' if r['detected'] else '**no**'} | {after} | {marked(r, r['first_controls'])} "
+                f"| {_fmt(r['attacker_had_at_detection'], m)} | {marked(r, r['controls'])} |"
             )
-    lines.append("")
+    lines += ["", "`~`: a model-wide alarm (drift, output), credited to the attack running when it fired.", ""]
     lines += [f"Budget {b}: {s:.0f} s wall for the whole run (gateway start included)." for b, _, s in results]
     return "\n".join(lines)
 

@@ -61,7 +61,7 @@ def blue_rules() -> RulesFile:
     """
     rules: list[dict[str, Any]] = [
         {"name": "extraction-suspect", "kind": "threshold", "signal": "security.extraction", "value": 1},
-        {"name": "throttled-caller", "kind": "rate", "signal": "gateway.rate_limited", "window_s": 60, "count": 5},
+        {"name": "throttled-caller", "kind": "rate", "signal": "gateway.rate_limited", "window_s": 60, "count": 3},
         {"name": "guard-abstentions", "kind": "rate", "signal": "gateway.guard_fallback", "window_s": 60, "count": 10},
         {"name": "guard-rejections", "kind": "rate", "signal": "gateway.guard_reject", "window_s": 60, "count": 3},
         {"name": "denied-caller", "kind": "rate", "signal": "gateway.deny", "window_s": 60, "count": 3},
@@ -135,7 +135,13 @@ def score_attack(run: AttackRun, detections: Iterable[Detection], *, settle_s: f
     controls: dict[str, dict[str, Any]] = {}
     for d in mine:
         c = controls.setdefault(
-            d.control, {"count": 0, "alert": d.alert, "first_after_queries": run.trace.queries_at(d.at)}
+            d.control,
+            {
+                "count": 0,
+                "alert": d.alert,
+                "credited_by": "identity" if d.subject is not None else "time_window",
+                "first_after_queries": run.trace.queries_at(d.at),
+            },
         )
         c["count"] += 1
     alerts = {k: c["first_after_queries"] for k, c in controls.items() if c["alert"]}

@@ -121,17 +121,20 @@ def target_from_data(
     """What the attacker holds: inputs to perturb, membership ground truth, a JBDA seed set, evaluation data.
 
     The test split is cut into disjoint parts: evasion targets, non-members, JBDA seeds (10 per class), and the
-    rest for fidelity. Members come from the training split (the demo's ground truth); without one the
-    membership probe cannot run.
+    rest (at least as many as the non-members) for fidelity. Members come from the training split (the demo's
+    ground truth); without one the membership probe cannot run.
     """
     x, y = test.x, test.y
-    n_eval = plan.evasion_samples
-    half = plan.budget // 2
+    n_attack = plan.evasion_samples
     seeds = torch.cat([torch.nonzero(y == c).flatten()[-10:] for c in range(num_classes)])
     rest = torch.ones(len(x), dtype=torch.bool)
     rest[seeds] = False
     free = torch.nonzero(rest).flatten()
-    attack_idx, non_idx, eval_idx = free[:n_eval], free[n_eval : n_eval + half], free[n_eval + half :]
+    half = min(plan.budget // 2, (len(free) - n_attack) // 2)  # at least as many left to measure fidelity on
+    if half < 1:
+        raise InputError(f"the data has {len(x)} samples: too few for {n_attack} evasion targets, seeds and the rest")
+    attack_idx, non_idx = free[:n_attack], free[n_attack : n_attack + half]
+    eval_idx = free[n_attack + half :]
     members = train.x[:half] if train is not None else x[:0]
     members_y = train.y[:half] if train is not None else y[:0]
     return Target(

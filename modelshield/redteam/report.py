@@ -27,6 +27,12 @@ def _pct(value: float | None, metric: str) -> str:
     return f"{value:.3f}" if metric == "auc" else f"{value:.0%}"
 
 
+def marked(row: dict[str, Any], names: list[str]) -> str:
+    """Control names for a table cell, a model-wide one (credited by time window) marked with ``~``."""
+    detail = row.get("control_detail", {})
+    return ", ".join(f"~{c}" if detail.get(c, {}).get("credited_by") == "time_window" else c for c in names) or "—"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The joint table: per attack, queries, success, whether and when it was detected, by what, and what the
     attacker had by then."""
@@ -45,9 +51,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         after = "—" if r["detected_after_queries"] is None else str(r["detected_after_queries"])
         lines.append(
             f"| {r['attack']} | {r['queries']} | {_pct(r['success'], metric)} {metric} | {stopped} "
-            f"| {'yes' if r['detected'] else '**no**'} | {after} | {', '.join(r['first_controls']) or '—'} "
-            f"| {', '.join(r['controls']) or '—'} | {_pct(r['attacker_had_at_detection'], metric)} |"
+            f"| {'yes' if r['detected'] else '**no**'} | {after} | {marked(r, r['first_controls'])} "
+            f"| {marked(r, r['controls'])} | {_pct(r['attacker_had_at_detection'], metric)} |"
         )
+    lines += ["", "`~`: a model-wide alarm, credited to the attack running when it fired (not by its key)."]
     if report["undetected"]:
         lines += ["", f"Not detected: {', '.join(report['undetected'])}."]
     return "\n".join(lines) + "\n"

@@ -65,3 +65,11 @@ def test_rt_campaign_writes_the_joint_report(victim_weights: tuple[Path, str], t
     # no guard, generous limits, small budgets: nothing throttled or denied any attack
     assert not {"rate_limited", "denied"} & {c for r in doc["attacks"] for c in r["controls"]}
     assert "| attack | queries | success |" in md_path.read_text()
+
+
+def test_rt_large_budget_keeps_data_to_measure_fidelity_on() -> None:
+    """450 test digits, budget 1000: the non-members are capped so the fidelity set is never empty (no NaN)."""
+    test, train = sklearn_dataset("digits", "test"), sklearn_dataset("digits", "train")
+    target = target_from_data("http://127.0.0.1:9/p", test, train, CampaignPlan(budget=1000), None, 10)
+    assert len(target.eval_x) >= len(target.non_members) > 100 and len(target.seed_x) == 100
+    assert len(target.members) == len(target.non_members) and len(target.attack_x) == 5
