@@ -44,3 +44,4 @@ bench:
 	python3 -m venv .venv-peers-pytm && .venv-peers-pytm/bin/pip install --quiet pytm
 	.venv/bin/python bench/threat.py --pytm-python .venv-peers-pytm/bin/python --markdown
 	.venv/bin/python bench/extraction.py --markdown   # ~15 min on the shared 2-core VM
+	.venv/bin/python bench/redteam.py --markdown --budgets 300,1000   # the demo gateway in its own process; ~7 min on the shared 2-core VM
