@@ -4,7 +4,8 @@
 language model (``en_core_web_lg``, not on PyPI: downloaded from GitHub at first use). Its pattern
 recognisers run without one (``analyze(text, entities, nlp_artifacts=None)``), so this module builds only
 those and maps their entity names onto ours. Context words (Presidio's score boost) need the NLP
-artefacts and are therefore not applied; findings below ``min_score`` are dropped. Its e-mail recogniser
+artefacts and are therefore not applied (its phone recogniser then scores 0.4); findings below ``min_score``
+(default 0, Presidio's own default threshold) are dropped. Its e-mail recogniser
 would fetch the Public Suffix List over the network; it is pointed at tldextract's bundled snapshot instead.
 """
 
@@ -57,7 +58,7 @@ def _recognizers() -> tuple[Any, ...]:
     return tuple(getattr(predefined_recognizers, name)() for name in _CLASSES if hasattr(predefined_recognizers, name))
 
 
-def presidio_findings(text: str, min_score: float = 0.5) -> list[Finding]:
+def presidio_findings(text: str, min_score: float = 0.0) -> list[Finding]:
     """Findings of Presidio's pattern recognisers in ``text``, non-overlapping (highest score wins), in order."""
     results = []
     for rec in _recognizers():

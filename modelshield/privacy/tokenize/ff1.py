@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from modelshield.core.errors import InputError
 
 ROUNDS = 10
 MIN_DOMAIN = 10**6  # SP 800-38G Rev. 1, section 5.2
 MAX_RADIX = 1 << 16
-_ZERO_IV = bytes(16)
 
 
 class FF1:
@@ -39,7 +38,6 @@ class FF1:
             raise InputError(f"FF1 radix must be in [2, {MAX_RADIX}], got {radix}")
         self.radix = radix
         self._aes = Cipher(algorithms.AES(key), modes.ECB())
-        self._mac = Cipher(algorithms.AES(key), modes.CBC(_ZERO_IV))
 
     def min_length(self) -> int:
         """The shortest input whose domain (radix ** n) reaches Rev. 1's one million."""
@@ -71,7 +69,7 @@ class FF1:
         return out
 
     def _round_keys(self, n: int, tweak: bytes) -> tuple[int, int, int, int, bytes, bytes]:
-        """u, v, b, d and the fixed parts of every round's PRF input (steps 1-5, and Q's prefix)."""
+        """u, v, b, d, P and the fixed prefix of every round's Q (steps 1-5)."""
         u = n // 2
         v = n - u
         b = ((self.radix**v - 1).bit_length() + 7) // 8  # ceil(ceil(v * log2(radix)) / 8), exactly
@@ -82,17 +80,17 @@ class FF1:
         q_prefix = tweak + bytes((-t - b - 1) % 16)
         return u, v, b, d, p, q_prefix
 
-    def _round(self, p: bytes, q_prefix: bytes, i: int, half: int, b: int, d: int) -> int:
-        """y = NUM(S) for round i: S is the first d bytes of R || CIPH(R ^ 1) || CIPH(R ^ 2) ..."""
+    @staticmethod
+    def _round(ecb: CipherContext, chain: bytes, q_prefix: bytes, i: int, half: int, b: int, d: int) -> int:
+        """y = NUM(S) for round i. R = PRF(P || Q) is AES-CBC-MAC; ``chain`` = CIPH(P) is the same in every round,
+        so only Q's blocks are chained here. S is the first d bytes of R || CIPH(R ^ [1]) || CIPH(R ^ [2]) ..."""
         q = q_prefix + bytes([i]) + half.to_bytes(b, "big")
-        mac = self._mac.encryptor()
-        r = (mac.update(p + q) + mac.finalize())[-16:]
-        s = r
+        r = int.from_bytes(chain, "big")
+        for k in range(0, len(q), 16):
+            r = int.from_bytes(ecb.update((r ^ int.from_bytes(q[k : k + 16], "big")).to_bytes(16, "big")), "big")
+        s = r.to_bytes(16, "big")
         if d > 16:
-            r_int = int.from_bytes(r, "big")
-            blocks = b"".join((r_int ^ j).to_bytes(16, "big") for j in range(1, (d + 15) // 16))
-            ecb = self._aes.encryptor()
-            s += ecb.update(blocks) + ecb.finalize()
+            s += ecb.update(b"".join((r ^ j).to_bytes(16, "big") for j in range(1, (d + 15) // 16)))
         return int.from_bytes(s[:d], "big")
 
     def encrypt(self, numerals: Sequence[int], tweak: bytes = b"") -> list[int]:
@@ -102,8 +100,12 @@ class FF1:
         u, v, b, d, p, q_prefix = self._round_keys(n, tweak)
         a, bb = self._num(numerals[:u]), self._num(numerals[u:])
         mod_u, mod_v = self.radix**u, self.radix**v
+        ecb = (
+            self._aes.encryptor()
+        )  # one context per call: contexts are not thread-safe, creating one per round is slow
+        chain = ecb.update(p)
         for i in range(ROUNDS):
-            y = self._round(p, q_prefix, i, bb, b, d)
+            y = self._round(ecb, chain, q_prefix, i, bb, b, d)
             c = (a + y) % (mod_u if i % 2 == 0 else mod_v)
             a, bb = bb, c
         return self._str(a, u) + self._str(bb, v)
@@ -115,8 +117,10 @@ class FF1:
         u, v, b, d, p, q_prefix = self._round_keys(n, tweak)
         a, bb = self._num(numerals[:u]), self._num(numerals[u:])
         mod_u, mod_v = self.radix**u, self.radix**v
+        ecb = self._aes.encryptor()
+        chain = ecb.update(p)
         for i in range(ROUNDS - 1, -1, -1):
-            y = self._round(p, q_prefix, i, a, b, d)
+            y = self._round(ecb, chain, q_prefix, i, a, b, d)
             c = (bb - y) % (mod_u if i % 2 == 0 else mod_v)
             bb, a = a, c
         return self._str(a, u) + self._str(bb, v)
