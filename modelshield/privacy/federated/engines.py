@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -34,6 +35,7 @@ from modelshield.privacy.federated.settings import FederatedSettings
 ENGINES = ("simulation", "deployment")
 _APP = "modelshield.privacy.federated.apps"
 _RAY_START_TIMEOUT = "timed out during startup"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour and cursor codes Flower's logger writes
 
 
 def _flower() -> None:
@@ -170,7 +172,7 @@ def _run_flwr(
         except subprocess.TimeoutExpired:
             raise InputError(f"the federated run did not finish within {timeout:.0f} s") from None
         out = Path(s.out)
-        detail = (run.stdout + run.stderr).decode(errors="replace")
+        detail = _ANSI.sub("", (run.stdout + run.stderr).decode(errors="replace"))
         if verbose:
             sys.stderr.write(detail)
         if run.returncode != 0 or not out.is_file():
