@@ -72,7 +72,7 @@ def _tokenizer(v: Vault, key_id: str | None, method: Method, context: str, alpha
     return chosen, Tokenizer(v.material(chosen), method, context=context, alphabet=alphabet)
 
 
-@tokenize_app.command("table", hidden=True)
+@tokenize_app.command("table")
 def table(
     file: Annotated[Path, typer.Argument(help="CSV file with a header row.")],
     columns: ColumnsOption,
@@ -86,7 +86,7 @@ def table(
     context: ContextOption = "",
     alphabet: AlphabetOption = "digits",
 ) -> None:
-    """Tokenize columns of a CSV file: equal values get equal tokens, so joins keep working."""
+    """Tokenize columns of a CSV file (also: modelshield tokenize FILE.csv ...); equal values, equal tokens."""
     chosen, tok = _tokenizer(_open_vault(vault, keyring), key_id, method, context, alphabet)
     summary = tokenize_csv(file, out, _columns(columns), tok)
     typer.echo(f"tokenized {summary.values} values in {summary.rows} rows ({method}, key {chosen}) -> {out}")
@@ -197,5 +197,8 @@ def vault_list(vault: VaultOption, keyring: KeyringOption = None) -> None:
 def register(app: typer.Typer) -> None:
     """Add `modelshield tokenize ...`."""
     app.add_typer(
-        tokenize_app, name="tokenize", help="Tokenize PII keeping joins; key vault, rotation, audited reveal."
+        tokenize_app,
+        name="tokenize",
+        help="Tokenize PII keeping joins (modelshield tokenize FILE.csv --columns a,b --vault V --out OUT); "
+        "key vault, rotation, audited reveal.",
     )
