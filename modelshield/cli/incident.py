@@ -472,11 +472,13 @@ def run(
         raise typer.Exit(1)
 
 
-#: the attack that starts each shipped playbook's drill on the demo gateway
+#: the attack that starts each shipped playbook's drill on the demo gateway, in the order ``drill all`` runs them:
+#: the input-drift trigger first, since the live monitor writes one ``monitor.drift`` per drift episode and the
+#: other attacks' inputs drift too
 DRILL_ATTACKS = {
+    "poisoning-detected": "backdoor-inputs",
     "model-theft": "extraction",
     "adversarial-campaign": "evasion",
-    "poisoning-detected": "backdoor-inputs",
     "data-leak": "scrape",
     "compromised-credentials": "stolen-key",
 }
@@ -515,7 +517,8 @@ def drill(
     from modelshield.incident.drill import render_markdown
     from modelshield.incident.playbooks import builtin_playbooks, find_playbook
 
-    names = list(builtin_playbooks()) if playbooks_ == ["all"] else playbooks_
+    shipped = builtin_playbooks()
+    names = sorted(shipped, key=lambda n: list(DRILL_ATTACKS).index(n)) if playbooks_ == ["all"] else playbooks_
     books = [find_playbook(n) for n in names]
     chosen = []
     for book in books:
@@ -671,22 +674,25 @@ def _red_team(name: str, budget: int) -> Callable[[_DrillSetup, str, str], None]
 
 
 def _scrape(setup: _DrillSetup, subject: str, key: str) -> None:
-    """Bulk one-row queries from 8 threads, past the caller's rate limit (score scraping, membership probing)."""
+    """One-row queries from 16 threads as fast as the gateway answers, until the caller's rate limit has refused
+    five of them (score scraping, membership probing): at most 2,000 requests."""
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
 
-    rows = _digits_test().x[:300].tolist()
+    rows = _digits_test().x[:400].tolist()
     url = f"{setup.url}/v1/models/{setup.model}/predict"
+    refused = 0
     with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
 
-        def one(row: Any) -> int:
-            return http.post(url, json={"inputs": [row]}).status_code
+        def one(i: int) -> int:
+            return 0 if refused >= 5 else http.post(url, json={"inputs": [rows[i % len(rows)]]}).status_code
 
-        with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(one, rows))
-    if 429 not in statuses:
-        raise InputError(f"the scrape never met the rate limit ({len(statuses)} requests)")
+        with ThreadPoolExecutor(16) as pool:
+            for status in pool.map(one, range(2000)):
+                refused += status == 429
+    if refused == 0:
+        raise InputError("the scrape never met the rate limit (2,000 requests)")
 
 
 def _stolen_key(setup: _DrillSetup, subject: str, key: str) -> None:
