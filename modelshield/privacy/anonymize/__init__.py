@@ -6,6 +6,7 @@
   achieved, the information lost (NCP, discernibility) and the risk before and after.
 - ``risk_from_classes``: prosecutor, journalist and marketer risk and sample uniqueness.
 - ``link``: a linkage attack joining a released table with an auxiliary one on the quasi-identifiers.
+- ``midpoints`` / ``recalibrated_threshold``: feed released ranges to a model and move its threshold.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from modelshield.privacy.anonymize.criteria import Criteria
 from modelshield.privacy.anonymize.hierarchy import IntervalHierarchy, TreeHierarchy, load_hierarchies
 from modelshield.privacy.anonymize.linkage import LinkageResult, link
+from modelshield.privacy.anonymize.recalibrate import label_bounds, midpoints, recalibrated_threshold
 from modelshield.privacy.anonymize.release import (
     ALGORITHMS,
     Anonymization,
@@ -39,9 +41,12 @@ __all__ = [
     "encode",
     "encode_frame",
     "file_risk",
+    "label_bounds",
     "link",
     "load_hierarchies",
+    "midpoints",
     "read_chunks",
+    "recalibrated_threshold",
     "report_path",
     "risk_from_classes",
 ]

@@ -19,8 +19,8 @@ import pandas as pd
 
 from modelshield.core.errors import InputError
 from modelshield.privacy.anonymize.hierarchy import ROOT, Hierarchy, TreeHierarchy
+from modelshield.privacy.anonymize.recalibrate import label_bounds
 
-_RANGE = r"^\[\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*-\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*\]$"
 _PAIRS_PER_BLOCK = 4_000_000
 
 
@@ -38,21 +38,6 @@ class LinkageResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _ranges(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Released numeric labels as inclusive (low, high); '*' is everything, a plain number itself."""
-    text = labels.astype(str).str.strip()
-    spans = text.str.extract(_RANGE)
-    single = pd.to_numeric(text, errors="coerce")
-    low = pd.to_numeric(spans[0], errors="coerce").fillna(single)
-    high = pd.to_numeric(spans[1], errors="coerce").fillna(single)
-    star = text == ROOT
-    low[star], high[star] = -np.inf, np.inf
-    bad = low.isna() & ~star
-    if bad.any():
-        raise InputError(f"released column {labels.name!r} holds {text[bad].iloc[0]!r}, not a number or a range")
-    return low.to_numpy(np.float64), high.to_numpy(np.float64)
 
 
 def _ancestors(values: pd.Series, hierarchy: Hierarchy | None) -> pd.Series:
@@ -90,7 +75,7 @@ def link(
     classes = groups.size().rename("size").reset_index()
     if truth:
         classes["truth"] = groups[truth].first().to_numpy().astype(str)
-    bounds = {c: _ranges(classes[c]) for c in numeric}
+    bounds = {c: label_bounds(classes[c]) for c in numeric}
     for c in numeric:
         classes[f"{c}__low"], classes[f"{c}__high"] = bounds[c]
     values = {c: pd.to_numeric(aux[c]).to_numpy(np.float64) for c in numeric}
