@@ -10,7 +10,7 @@ import pytest
 from faker import Faker
 
 from modelshield.core.errors import InputError
-from modelshield.privacy.tokenize import Tokenizer, Vault, rotate_csv, tokenize_csv
+from modelshield.privacy.tokenize import RevealEvent, Tokenizer, Vault, reveal_csv, rotate_csv, tokenize_csv
 
 
 def _tables(tmp_path: Path) -> tuple[Path, Path]:
@@ -104,3 +104,47 @@ def test_hmac_tokens_cannot_be_rotated_and_bad_tables_are_refused(tmp_path: Path
     ragged.write_text("a,b\n1,2\n3\n")
     with pytest.raises(InputError, match="ragged.csv:3"):
         tokenize_csv(ragged, tmp_path / "x.csv", ["a"], h)
+
+
+def test_reveal_writes_nothing_when_the_audit_record_fails(tmp_path: Path) -> None:
+    customers, _ = _tables(tmp_path)
+    tok = Tokenizer(secrets.token_bytes(64), "siv")
+    tokenize_csv(customers, tmp_path / "t.csv", ["email"], tok)
+    seen: list[RevealEvent] = []
+
+    def failing(event: RevealEvent) -> None:
+        seen.append(event)
+        raise AuditDown("audit log unreachable")
+
+    with pytest.raises(AuditDown):
+        reveal_csv(
+            tmp_path / "t.csv", tmp_path / "p.csv", ["email"], tok, key_id="k", actor="bob", reason="x", record=failing
+        )
+    assert not (tmp_path / "p.csv").exists() and seen[0].rows == 60 and seen[0].reason == "x"
+    with pytest.raises(InputError, match="reason"):
+        reveal_csv(
+            tmp_path / "t.csv",
+            tmp_path / "p.csv",
+            ["email"],
+            tok,
+            key_id="k",
+            actor="bob",
+            reason=" ",
+            record=seen.append,
+        )
+    summary, event = reveal_csv(
+        tmp_path / "t.csv",
+        tmp_path / "p.csv",
+        ["email"],
+        tok,
+        key_id="k",
+        actor="bob",
+        reason="audit",
+        record=seen.append,
+    )
+    assert summary.values == 60 and event.to_event()["action"] == "privacy.detokenize"
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p.csv", dtype=str), pd.read_csv(customers, dtype=str))
+
+
+class AuditDown(Exception):
+    """Stands for the audit append failing."""
