@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from modelshield.core.files import atomic_output
 from modelshield.privacy.tokenize.tokens import Tokenizer
 
 REVEAL_ACTION = "privacy.detokenize"
+CACHE_VALUES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,10 @@ def _indices(header: Sequence[str], columns: Sequence[str], path: Path) -> list[
 
 
 def _transform(src: Path, dst: Path, columns: Sequence[str], fn: Callable[[str], str]) -> TableSummary:
-    """Apply ``fn`` to every non-empty cell of ``columns``; empty cells stay empty (a missing value is no value)."""
+    """Apply ``fn`` to every non-empty cell of ``columns``; empty cells stay empty (a missing value is no value).
+
+    ``fn`` is deterministic, so repeated values (the ones joins are about) are looked up in a bounded cache."""
+    fn = functools.lru_cache(maxsize=CACHE_VALUES)(fn)
     n_rows = n_values = 0
     with _reader(src) as (header, rows), atomic_output(dst, mode=0o600) as raw:
         idx = _indices(header, columns, src)
