@@ -48,6 +48,22 @@ def _csv_profile(path: Path, label: str | None) -> dict[str, Any]:
     return profile
 
 
+def _looks_csv(path: Path) -> bool:
+    """A ``.csv`` file, or one without a suffix whose first line is UTF-8 text with commas (a pipeline artefact
+    such as ``training-data`` is written without one)."""
+    if path.suffix.lower() == ".csv":
+        return True
+    if path.suffix:
+        return False
+    with path.open("rb") as f:
+        head = f.read(4096)
+    try:
+        first = head.decode("utf-8").splitlines()[0] if head else ""
+    except UnicodeDecodeError:
+        return False
+    return "," in first and first.isprintable()
+
+
 def load_answers(path: Path) -> dict[str, Any]:
     """The people's answers: a YAML mapping of section → text (or a mapping of question → answer)."""
     if not path.is_file():
@@ -77,7 +93,7 @@ def datasheet(
         raise InputError(f"{path} does not exist")
     tree = hash_tree(path)
     composition: dict[str, Any] = {"path": str(path.absolute()), "digest": tree.digest, "bytes": tree.size}
-    if path.is_file() and path.suffix.lower() == ".csv":
+    if path.is_file() and _looks_csv(path):
         composition.update(_csv_profile(path, label))
     elif tree.files is not None:
         composition["files"] = len(tree.files)

@@ -108,3 +108,21 @@ def test_bad_model_name_is_one_line_and_exit_2(
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "not valid" in err
     code, _, err = _main(["govern", "card", "nosuch", "--db", pipeline_run.db], monkeypatch, capsys)
     assert code == 2 and "no model named 'nosuch'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_metrics_count_incidents_from_the_gateways_audit_log(
+    pipeline_run: PipelineRun, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelshield.audit import AuditLog
+
+    with AuditLog.open(pipeline_run.gateway_db) as log:  # as the gateway writes an extraction signal
+        log.append({"action": "security.extraction", "model": "digits", "decision": "flag", "reason": "queries"})
+        log.append({"action": "security.extraction", "model": "other", "decision": "flag", "reason": "queries"})
+    args = ["govern", "metrics", "--db", pipeline_run.db, "--audit-db", pipeline_run.gateway_db, "--json"]
+    code, out, err = _main(args, monkeypatch, capsys)
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert (row["model"], row["version"], row["traffic_percent"], row["incidents"]) == ("digits", 1, 100.0, 1)
+    assert row["scan"] == "not scanned" and row["signed"] is False and row["last_incident"] is not None
+    code, out, _ = _main(["govern", "inventory", "--db", pipeline_run.db], monkeypatch, capsys)
+    assert code == 0 and out.splitlines()[1].startswith("digits,1,production,100.0,False,ml-team,sha256:")

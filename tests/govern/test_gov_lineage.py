@@ -4,12 +4,15 @@ that gave this prediction" for a prediction in the gateway's audit log."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from modelshield.cli.audit import existing_log
+from modelshield.cli.main import main
+from modelshield.govern.datasheet import datasheet, load_answers, markdown
 from modelshield.govern.lineage import (
     LineageError,
     LineageStore,
@@ -97,3 +100,47 @@ def test_a_facet_is_checked_against_its_vendored_schema(pipeline_run: PipelineRu
     event["outputs"][0]["facets"]["version"].pop("datasetVersion")
     with pytest.raises(LineageError, match="datasetVersion"):
         validate_event(event)
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return code, out
+
+
+def test_cli_loads_a_run_and_traces_a_prediction(
+    pipeline_run: PipelineRun, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, gw = ["--db", pipeline_run.db], ["--audit-db", pipeline_run.gateway_db]
+    _, out = _main(["govern", "load", str(pipeline_run.run), *db, *gw], monkeypatch, capsys)
+    assert "9 event(s) from files, 2 from the registry and gateway: 11 new" in out
+    _, out = _main(["govern", "lineage", "digits:1", *db], monkeypatch, capsys)
+    assert "produced by pipeline.digits.train (TRAIN)" in out and "incoming.csv" in out
+    assert "gateway.digits (SERVE)" in out and "(5 records)" in out
+    _, out = _main(["govern", "trace", pipeline_run.request_ids[0], *db, *gw, "--json"], monkeypatch, capsys)
+    doc = json.loads(out)
+    assert doc["model"]["name"] == "digits" and doc["prediction"]["request_id"] == pipeline_run.request_ids[0]
+    assert sorted(Path(s["name"]).name for s in doc["sources"]) == ["incoming.csv", "reference.csv"]
+
+
+def test_datasheet_measures_the_training_data_and_names_its_uses(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("motivation: fine-tune the digit reader on the vendor's new batch\n")
+    with _load(pipeline_run) as store, Registry.open(pipeline_run.db) as reg:
+        mv = reg.get("digits")
+        data = Path(mv.datasets[0])
+        sheet = datasheet(data, store=store, models=reg.list(), answers=load_answers(answers), label="label")
+    comp = sheet["sections"]["composition"]
+    rows = data.read_text().count("\n") - 1
+    assert comp["records"] == rows and comp["columns"] == 65 and sum(comp["label_counts"].values()) == rows
+    assert [r["job"] for r in sheet["sections"]["collection"]["produced_by"]][0] == "pipeline.digits.ingest"
+    assert "pipeline.digits.train" in [r["job"] for r in sheet["sections"]["uses"]["read_by"]]
+    assert sheet["sections"]["uses"]["registered_models"] == ["digits:1"]
+    assert "distribution" in sheet["unanswered"] and "motivation" not in sheet["unanswered"]
+    assert "*Not answered.*" in markdown(sheet)
