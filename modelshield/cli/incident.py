@@ -461,7 +461,8 @@ def run(
             f"within {esc.within_minutes} min)"
         )
         for step in report.steps:
-            typer.echo(f"  [{step.status}] {step.name}: {step.call}")
+            needs = f"; needs {step.detail['needs_approval']} approval" if "needs_approval" in step.detail else ""
+            typer.echo(f"  [{step.status}{needs}] {step.name}: {step.call}")
             if "error" in step.detail:
                 typer.echo(f"      {step.detail['error']}")
         if report.awaiting_approval:

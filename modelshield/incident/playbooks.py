@@ -405,8 +405,8 @@ class PlaybookRunner:
             params = fill(step.params, context)
             call = describe_call(step.action, params)
             if dry_run:
-                status = "dry-run" if step.approval is None else f"dry-run (needs {step.approval} approval)"
-                report.steps.append(StepResult(step.name, step.action, "dry-run", call, detail={"note": status}))
+                needs = {"needs_approval": step.approval} if step.approval else {}
+                report.steps.append(StepResult(step.name, step.action, "dry-run", call, detail=needs))
                 continue
             if self.client is None:
                 raise InputError("running a playbook needs the gateway's admin API (--target and --admin-key-file)")
