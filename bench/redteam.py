@@ -53,7 +53,7 @@ def _fmt(value: float | None, metric: str) -> str:
 
 def markdown(results: list[tuple[int, dict[str, Any], float]]) -> str:
     lines = [
-        f"Machine: {machine_name()} (2-core AMD EPYC VM, shared with other jobs and loaded while measured).",
+        f"Machine: {machine_name()} VM, shared with other jobs and loaded while measured.",
         "",
         "| budget | attack | queries sent | success | stopped | detected | after queries | first control "
         "| attacker had then | controls that acted |",

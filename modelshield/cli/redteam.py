@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import InputError, RemoteModelError
 
 if TYPE_CHECKING:
     from modelshield.redteam import CampaignPlan, Target
@@ -81,14 +81,14 @@ def _demo_gateway(state: Path, attacks: list[str]) -> Iterator[tuple[str, str, d
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                raise InputError(f"the demo gateway exited with code {proc.returncode}; see {log.name}")
+                raise RemoteModelError(f"the demo gateway exited with code {proc.returncode}; see {log.name}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).is_success:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise InputError(f"the demo gateway did not start in 120 s; see {log.name}")
+                raise RemoteModelError(f"the demo gateway did not start in 120 s; see {log.name}")
             time.sleep(0.2)
         issued = {a: (f"red-{a}-{run}", k.plaintext) for a, k in keys.items()}
         yield url, db_url, issued, state / "model" / "model.safetensors"
