@@ -27,8 +27,9 @@ import numpy as np
 
 from modelshield.audit.canonical import canonical_json
 from modelshield.core.errors import InputError, MissingFileError
-from modelshield.core.files import atomic_path
+from modelshield.core.files import atomic_path, hash_file
 from modelshield.govern.certificate import pseudonym_key, subject_pseudonym, write_certificate
+from modelshield.govern.lineage import REGISTRY_NAMESPACE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,20 +37,61 @@ if TYPE_CHECKING:
 
     from modelshield.audit.log import AuditLog
     from modelshield.core.model import Model
+    from modelshield.govern.lineage import LineageStore
     from modelshield.govern.sisa import SisaEnsemble
     from modelshield.registry import Registry
 
 TABLE_SUFFIXES = (".csv", ".parquet")
-Action = Literal["sisa", "retrain", "retire"]
+Action = Literal["sisa", "retrain", "retire", "flag"]
 
 
 def file_digest(path: Path) -> str:
     """``sha256:<hex>`` of a file's bytes (the digest lineage events carry)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+    return "sha256:" + hash_file(path)[0]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """An artefact lineage says was made (directly or not) from an erased data set."""
+
+    job: str
+    namespace: str
+    name: str
+    digest: str | None
+
+    @property
+    def registry_version(self) -> tuple[str, int] | None:
+        """``(model, version)`` when this is a registered model version."""
+        if self.namespace != REGISTRY_NAMESPACE:
+            return None
+        model, _, version = self.name.rpartition(":")
+        return (model, int(version)) if version.isdigit() else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "namespace": self.namespace, "name": self.name, "digest": self.digest}
+
+
+def derived_from(store: LineageStore, digests: Sequence[str], *, depth: int = 32) -> list[Derived]:
+    """Everything downstream of ``digests`` in the lineage store: what each COMPLETE run that read them wrote,
+    then what read that, and so on (a trained model, its registered version, ...)."""
+    found: dict[tuple[str, str, str | None], Derived] = {}
+    frontier, seen = list(digests), set(digests)
+    for _ in range(depth):
+        following: list[str] = []
+        for digest in frontier:
+            for run in store.downstream(digest):
+                for node in run.inputs:  # downstream() puts a run's outputs here
+                    ds = node.dataset
+                    found.setdefault(
+                        (ds.namespace, ds.name, ds.digest), Derived(run.job, ds.namespace, ds.name, ds.digest)
+                    )
+                    if ds.digest and ds.digest not in seen:
+                        seen.add(ds.digest)
+                        following.append(ds.digest)
+        if not following:
+            break
+        frontier = following
+    return list(found.values())
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -136,7 +178,7 @@ class ModelTarget:
 
     ``sisa``: ``sisa_dir`` holds the ensemble (with ``features``/``label_column`` naming its training columns);
     ``retrain``: ``retrain`` is called with the remaining rows and returns what it did (JSON);
-    ``retire``: ``name``/``version`` are retired in the registry."""
+    ``retire``: ``name``/``version`` are retired in the registry; ``flag``: only listed as still to be dealt with."""
 
     name: str
     action: Action
@@ -193,9 +235,15 @@ def erase(
     registry: Registry | None = None,
     audit: AuditLog | None = None,
     membership: MembershipProbe | None = None,
+    lineage: LineageStore | None = None,
+    retire_derived: bool = False,
     now: datetime | None = None,
 ) -> ErasureResult:
-    """Carry out ``request`` and write ``out/certificate.json`` (signed) and ``out/tombstones.jsonl``."""
+    """Carry out ``request`` and write ``out/certificate.json`` (signed) and ``out/tombstones.jsonl``.
+
+    With ``lineage``, every artefact derived from the data sets is listed in the certificate, and each registered
+    model version among them that no target covers is retired in ``registry`` (``retire_derived``) or flagged
+    there as to be retrained or retired."""
     from modelshield.govern.sisa import SisaEnsemble
 
     when = (now or datetime.now(UTC)).astimezone(UTC)
@@ -227,6 +275,15 @@ def erase(
             gx, gy, _, _ = sisa_arrays(gone, ens, request)
             before[name] = membership(ens.as_model(tuple(ens.manifest["input_shape"])), gx, gy)
 
+    derived = derived_from(lineage, [file_digest(p) for p in frames]) if lineage is not None else []
+    covered = {(t.name, t.version) for t in request.models}
+    targets = list(request.models)
+    for d in derived:
+        ref = d.registry_version
+        if ref is not None and ref not in covered:
+            covered.add(ref)
+            targets.append(ModelTarget(ref[0], "retire" if retire_derived else "flag", version=ref[1]))
+
     changes = []
     for path, frame in frames.items():
         drop = (frame[request.subject_column].astype(str) == request.subject).to_numpy()
@@ -237,7 +294,7 @@ def erase(
     remaining = _concat([read_table(p) for p in frames])
 
     actions = []
-    for target in request.models:
+    for target in targets:
         entry: dict[str, Any] = {"model": target.name, "version": target.version, "action": target.action}
         if target.action == "sisa":
             ens = ensembles[target.name]
@@ -268,8 +325,12 @@ def erase(
                 entry["status"] = "to-be-retired (no registry given)"
             else:
                 entry["status"] = registry.retire(target.name, target.version, actor="govern.erase").status
+        elif target.action == "flag":
+            entry["status"] = "derived from the erased records: retrain it without them, or retire it"
         else:
-            raise InputError(f"model {target.name}: action must be sisa, retrain or retire, not {target.action!r}")
+            raise InputError(
+                f"model {target.name}: action must be sisa, retrain, retire or flag, not {target.action!r}"
+            )
         actions.append(entry)
 
     body: dict[str, Any] = {
@@ -281,6 +342,7 @@ def erase(
         "tombstones": {"path": tombstones.name, "digest": file_digest(tombstones) if tombstones.exists() else None},
         "datasets": [c.to_dict() for c in changes],
         "models": actions,
+        "derived": [d.to_dict() for d in derived],
     }
     cert = write_certificate(out / "certificate.json", body, signing_key)
     if audit is not None:

@@ -234,13 +234,29 @@ class SklearnLearner(ShardLearner):
             return np.asarray(model.predict_proba(x.reshape(len(x), -1)), dtype=np.float64)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "estimator": type(self.estimator).__name__, "params": _jsonable(self.estimator)}
+        cls = type(self.estimator)
+        params = self.estimator.get_params(deep=False)
+        plain = {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool, type(None)))}
+        return {
+            "kind": self.kind,
+            "estimator": f"{cls.__module__}:{cls.__qualname__}",
+            "params": plain,
+            "rebuildable": len(plain) == len(params),
+        }
 
+    @classmethod
+    def rebuild(cls, desc: dict[str, Any]) -> SklearnLearner:
+        """The learner a manifest describes: a scikit-learn class (nothing else is imported) with plain params."""
+        import importlib
 
-def _jsonable(estimator: Any) -> dict[str, Any]:
-    return {
-        k: v for k, v in estimator.get_params(deep=False).items() if isinstance(v, (str, int, float, bool, type(None)))
-    }
+        module, _, name = str(desc.get("estimator", "")).partition(":")
+        if not desc.get("rebuildable") or not module.startswith("sklearn.") or not name.isidentifier():
+            raise InputError(f"cannot rebuild the estimator {desc.get('estimator')!r}; pass it to reopen the shards")
+        try:
+            estimator = getattr(importlib.import_module(module), name)(**desc["params"])
+        except (ImportError, AttributeError, TypeError) as e:
+            raise InputError(f"cannot rebuild {desc['estimator']}: {e}") from None
+        return cls(estimator)
 
 
 @dataclass
@@ -335,7 +351,7 @@ class SisaEnsemble:
 
     @classmethod
     def open(cls, directory: Path | str, learner: ShardLearner | None = None) -> SisaEnsemble:
-        """Reopen a trained ensemble; a torch learner is rebuilt from the manifest, a scikit-learn one must be given."""
+        """Reopen a trained ensemble, rebuilding its learner from the manifest unless one is given."""
         path = Path(directory)
         file = path / MANIFEST
         if not file.is_file():
@@ -345,9 +361,9 @@ class SisaEnsemble:
             desc = manifest["learner"]
         except (ValueError, KeyError, TypeError):
             raise InputError(f"{file} is not a SISA manifest") from None
-        if learner is None:
-            if desc.get("kind") != "torch":
-                raise InputError(f"{file} holds {desc.get('kind')} shards; pass the estimator to reopen it")
+        if learner is None and desc.get("kind") == "sklearn":
+            learner = SklearnLearner.rebuild(desc)
+        elif learner is None:
             learner = TorchLearner(
                 desc["arch"], desc["arch_kwargs"], epochs=desc["epochs"], lr=desc["lr"], batch_size=desc["batch_size"]
             )
