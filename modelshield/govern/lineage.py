@@ -55,13 +55,40 @@ events = sa.Table(
 datasets = sa.Table(
     "lineage_datasets",
     metadata,
-    sa.Column("event_id", sa.Integer, sa.ForeignKey("lineage_events.id"), nullable=False, index=True),
+    sa.Column("event_hash", sa.String(64), sa.ForeignKey("lineage_events.event_hash"), nullable=False, index=True),
     sa.Column("side", sa.String(8), nullable=False),  # "input" or "output"
     sa.Column("namespace", sa.String(200), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("digest", sa.String(200), nullable=True, index=True),
     sa.Column("records", sa.BigInteger, nullable=True),
 )
+
+
+def _event_row(digest: str, event: dict[str, Any], text: str) -> dict[str, Any]:
+    return {
+        "event_hash": digest,
+        "run_id": event["run"]["runId"],
+        "event_type": event.get("eventType") or "OTHER",
+        "event_time": event["eventTime"],
+        "job_namespace": event["job"]["namespace"],
+        "job_name": event["job"]["name"],
+        "event": text,
+    }
+
+
+def _dataset_rows(digest: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_hash": digest,
+            "side": side.removesuffix("s"),
+            "namespace": ds["namespace"],
+            "name": ds["name"],
+            "digest": _digest(ds),
+            "records": _records(ds),
+        }
+        for side in ("inputs", "outputs")
+        for ds in event.get(side) or []
+    ]
 
 
 class LineageError(ModelShieldError):
@@ -216,39 +243,20 @@ class LineageStore:
                 raise LineageError(f"event {n}: {exc}") from None
             blob = canonical_json(event)
             batch.append((hashlib.sha256(blob).hexdigest(), event, blob.decode("utf-8")))
-        added = 0
+        unique = {digest: (event, text) for digest, event, text in batch}  # the same event twice in one call
         with write_transaction(self._engine, _LOCK) as conn:
-            for digest, event, text in batch:
-                if conn.execute(sa.select(events.c.id).where(events.c.event_hash == digest)).first():
-                    continue
-                job = event["job"]
-                row = conn.execute(
-                    events.insert().values(
-                        event_hash=digest,
-                        run_id=event["run"]["runId"],
-                        event_type=event.get("eventType") or "OTHER",
-                        event_time=event["eventTime"],
-                        job_namespace=job["namespace"],
-                        job_name=job["name"],
-                        event=text,
-                    )
-                )
-                event_id = row.inserted_primary_key[0]  # type: ignore[index]
-                rows = [
-                    {
-                        "event_id": event_id,
-                        "side": side.removesuffix("s"),
-                        "namespace": ds["namespace"],
-                        "name": ds["name"],
-                        "digest": _digest(ds),
-                        "records": _records(ds),
-                    }
-                    for side in ("inputs", "outputs")
-                    for ds in event.get(side) or []
-                ]
+            stored: set[str] = set()
+            hashes = list(unique)
+            for i in range(0, len(hashes), 500):  # bound the IN list (SQLite's host-parameter limit)
+                query = sa.select(events.c.event_hash).where(events.c.event_hash.in_(hashes[i : i + 500]))
+                stored.update(conn.execute(query).scalars())
+            new = [(d, e, t) for d, (e, t) in unique.items() if d not in stored]
+            if new:
+                conn.execute(events.insert(), [_event_row(d, e, t) for d, e, t in new])
+                rows = [row for d, e, _ in new for row in _dataset_rows(d, e)]
                 if rows:
                     conn.execute(datasets.insert(), rows)
-                added += 1
+        added = len(new)
         return added
 
     def events(self) -> list[dict[str, Any]]:
@@ -264,7 +272,7 @@ class LineageStore:
     def _node(self, conn: sa.Connection, ds: Dataset, seen: set[str], depth: int) -> Node:
         query = (
             sa.select(events.c.id, events.c.event, datasets.c.namespace, datasets.c.name, datasets.c.records)
-            .join(datasets, datasets.c.event_id == events.c.id)
+            .join(datasets, datasets.c.event_hash == events.c.event_hash)
             .where(datasets.c.digest == ds.digest, datasets.c.side == "output", events.c.event_type == "COMPLETE")
             .order_by(events.c.id)
         )
@@ -292,7 +300,7 @@ class LineageStore:
         latest event of each run, with what they wrote in place of ``inputs``."""
         query = (
             sa.select(events.c.run_id, events.c.event)
-            .join(datasets, datasets.c.event_id == events.c.id)
+            .join(datasets, datasets.c.event_hash == events.c.event_hash)
             .where(datasets.c.digest == digest, datasets.c.side == "input", events.c.event_type == "COMPLETE")
             .order_by(events.c.id)
         )

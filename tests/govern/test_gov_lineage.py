@@ -22,6 +22,7 @@ from modelshield.govern.lineage import (
     trace_prediction,
     validate_event,
 )
+from modelshield.govern.schema import event_problems
 from modelshield.registry import Registry
 
 if TYPE_CHECKING:
@@ -144,3 +145,20 @@ def test_datasheet_measures_the_training_data_and_names_its_uses(pipeline_run: P
     assert sheet["sections"]["uses"]["registered_models"] == ["digits:1"]
     assert "distribution" in sheet["unanswered"] and "motivation" not in sheet["unanswered"]
     assert "*Not answered.*" in markdown(sheet)
+
+
+@pytest.mark.parametrize("engine", ["rs", "py"])
+def test_both_validators_accept_the_run_and_name_the_same_faults(pipeline_run: PipelineRun, engine: str) -> None:
+    pytest.importorskip("jsonschema_rs" if engine == "rs" else "jsonschema")
+    events = list(read_events(pipeline_run.run))
+    assert all(event_problems(e, engine) == [] for e in events)
+    broken = json.loads(json.dumps(events[1]))
+    broken["run"]["runId"] = "not-a-uuid"
+    broken["eventTime"] = "yesterday"
+    broken["outputs"][0]["facets"]["version"].pop("datasetVersion")
+    problems = event_problems(broken, engine)
+    assert any(p.startswith("run/runId:") for p in problems) and any(p.startswith("eventTime:") for p in problems)
+    broken = json.loads(json.dumps(events[1]))
+    broken["outputs"][0]["facets"]["version"].pop("datasetVersion")
+    (problem,) = event_problems(broken, engine)
+    assert problem.startswith("outputs[0].version:") and "datasetVersion" in problem
