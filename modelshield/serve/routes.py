@@ -151,8 +151,7 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
 
     @app.post("/v1/models/{name}/predict", include_in_schema=False)
     async def predict_unknown(name: str, request: Request) -> Response:
-        shown = name if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name) else "(invalid)"
-        return await pipeline.predict_request(request, name, shown)
+        return await pipeline.predict_request(request, name, _shown(name))
 
     admin_errors = _error_responses(400, 401, 403, 429, 503)
 
@@ -339,6 +338,7 @@ def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> N
 
 
 def _shown(name: str) -> str:
+    """A model name from the URL as the audit log may show it (an untrusted one is not written as sent)."""
     return name if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name) else "(invalid)"
 
 
