@@ -102,42 +102,20 @@ def _demo_gateway(state: Path, attacks: list[str]) -> Iterator[tuple[str, str, d
         log.close()
 
 
-def _campaign(
-    target: Target,
-    plan: CampaignPlan,
-    attacks: list[str],
-    keys: dict[str, tuple[str, str]],
-    predict_url: str,
-) -> list[Any]:
-    """Each attack in turn under its own (subject, key), with a pause between them for late controls."""
-    from modelshield.core.adapters import RemoteModel
-    from modelshield.redteam import run_attack
+def _campaign(target: Target, plan: CampaignPlan, attacks: list[str], keys: dict[str, tuple[str, str]]) -> list[Any]:
+    """Each attack in turn under its own (subject, key), progress on stderr."""
+    from modelshield.redteam import AttackRun, run_campaign
 
-    runs = []
-    for i, name in enumerate(attacks):
-        subject, key = keys[name]
-
-        def victim(key: str = key) -> RemoteModel:
-            return RemoteModel(
-                predict_url,
-                input_shape=target.input_shape,
-                num_classes=target.num_classes,
-                bounds=target.bounds,
-                headers={"Authorization": f"Bearer {key}"},
-                batch_size=plan.batch_size,
-                output="probabilities",
-            )
-
+    def started(name: str, subject: str) -> None:
         typer.echo(f"red: {name} under {subject} ...", err=True)
-        run = run_attack(name, target, plan, subject=subject, model_factory=victim)
+
+    def done(run: AttackRun) -> None:
         typer.echo(
             f"  {run.queries} queries, {run.success_metric} {run.success:.3f}, stopped: {run.stop_reason}", err=True
         )
-        runs.append(run)
-        if i + 1 < len(attacks):
-            time.sleep(SETTLE_S)  # the next attack's window starts after this one's late controls
-    time.sleep(SETTLE_S)
-    return runs
+
+    plan_keys = [(name, *keys[name]) for name in attacks]
+    return run_campaign(target, plan, plan_keys, settle_s=SETTLE_S, on_start=started, on_done=done)
 
 
 def _print(report: dict[str, Any], paths: tuple[Path, Path]) -> None:
@@ -242,8 +220,10 @@ def _run_demo(names: list[str], plan: CampaignPlan, rules: Any, state_dir: Path 
     with _demo_gateway(state, names) as (url, db_url, keys, weights):
         local = load_model(weights, arch="modelshield.demo:DigitsCNN", input_shape=DEMO_INPUT_SHAPE)
         test, train = sklearn_dataset("digits", "test"), sklearn_dataset("digits", "train")
-        target = target_from_data(url, test, train, plan, local.predict(test.x), DEMO_NUM_CLASSES)
-        runs = _campaign(target, plan, names, keys, f"{url}/v1/models/demo/predict")
+        target = target_from_data(
+            f"{url}/v1/models/demo/predict", test, train, plan, local.predict(test.x), DEMO_NUM_CLASSES
+        )
+        runs = _campaign(target, plan, names, keys)
     engine = sa.create_engine(db_url)
     try:
         rows = score_campaign(runs, engine, rules, settle_s=SETTLE_S)
@@ -284,7 +264,7 @@ def _run_target(
     num_classes = int(test.y.max()) + 1
     target = target_from_data(url, test, train, plan, None, num_classes)
     per_attack = {a: (subjects[i % len(keys)], keys[i % len(keys)]) for i, a in enumerate(names)}
-    runs = _campaign(target, plan, names, per_attack, url)
+    runs = _campaign(target, plan, names, per_attack)
     engine = sa.create_engine(audit_db)
     try:
         rows = score_campaign(runs, engine, rules, settle_s=SETTLE_S)

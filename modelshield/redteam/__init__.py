@@ -9,7 +9,16 @@ fired after how many queries and what the attacker had obtained by then.
 """
 
 from modelshield.redteam.blue import Detection, blue_rules, score_campaign
-from modelshield.redteam.campaign import ATTACKS, AttackRun, CampaignPlan, Target, run_attack, target_from_data
+from modelshield.redteam.campaign import (
+    ATTACKS,
+    AttackRun,
+    CampaignPlan,
+    Target,
+    remote_victim,
+    run_attack,
+    run_campaign,
+    target_from_data,
+)
 from modelshield.redteam.traced import TracedModel
 
 __all__ = [
@@ -20,7 +29,9 @@ __all__ = [
     "Target",
     "TracedModel",
     "blue_rules",
+    "remote_victim",
     "run_attack",
+    "run_campaign",
     "score_campaign",
     "target_from_data",
 ]

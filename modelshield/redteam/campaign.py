@@ -10,8 +10,9 @@ Evasion reads a guard's withheld answer as "not fooled" and searches on (:mod:`m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from modelshield.attacks.evasion import HopSkipJump, Square
 from modelshield.attacks.extraction import EvalSet, JacobianAugmentation, KnockoffNets, Oracle, natural_patches
 from modelshield.attacks.extraction.base import ExtractionResult, VictimRefusedError, refusal_of
 from modelshield.attacks.privacy.metrics import roc_summary
+from modelshield.core.adapters import RemoteModel
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError, RemoteModelError
 from modelshield.redteam.adaptive import WithheldAsClean
@@ -39,7 +41,8 @@ ATTACKS: dict[str, str] = {
 
 @dataclass
 class Target:
-    """The served model as the attacker knows it: its predict URL, input shape, classes and data like its own.
+    """The served model as the attacker knows it: its predict URL (``url``), input shape, classes and data like
+    its own.
 
     ``attack_x``/``attack_y`` are the inputs evasion perturbs (true labels); ``members``/``non_members`` are
     records the membership probe tells apart (the red team's ground truth); ``seed_x`` is the few in-distribution
@@ -278,7 +281,7 @@ def run_attack(
     plan: CampaignPlan,
     *,
     subject: str,
-    model_factory: Callable[[], Any],
+    model_factory: Callable[[], RemoteModel],
     clock: Callable[[], float] = time.time,
 ) -> AttackRun:
     """Run one attack through a fresh victim adapter from ``model_factory`` (a ``RemoteModel`` under its key)."""
@@ -315,3 +318,40 @@ def run_attack(
         refusal=_refusal_dict(out["refusal"]),
         details=out["details"],
     )
+
+
+def remote_victim(target: Target, key: str, plan: CampaignPlan) -> RemoteModel:
+    """The served model through ``RemoteModel`` under one API key, asking for probabilities (no probe query)."""
+    return RemoteModel(
+        target.url,
+        input_shape=target.input_shape,
+        num_classes=target.num_classes,
+        bounds=target.bounds,
+        headers={"Authorization": f"Bearer {key}"},
+        batch_size=plan.batch_size,
+        output="probabilities",
+    )
+
+
+def run_campaign(
+    target: Target,
+    plan: CampaignPlan,
+    attacks: Sequence[tuple[str, str, str]],
+    *,
+    settle_s: float = 3.0,
+    on_start: Callable[[str, str], None] | None = None,
+    on_done: Callable[[AttackRun], None] | None = None,
+) -> list[AttackRun]:
+    """Run ``(attack, subject, key)`` one after the other, each under its own key, and wait ``settle_s`` after
+    each: the gateway's late controls (extraction scoring after the answer, periodic monitor checks) then fall
+    in the attack's window and not in the next one's."""
+    runs = []
+    for name, subject, key in attacks:
+        if on_start is not None:
+            on_start(name, subject)
+        run = run_attack(name, target, plan, subject=subject, model_factory=partial(remote_victim, target, key, plan))
+        if on_done is not None:
+            on_done(run)
+        runs.append(run)
+        time.sleep(settle_s)
+    return runs

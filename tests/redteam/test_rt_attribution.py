@@ -10,10 +10,16 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from modelshield.core.adapters import RemoteModel
 from modelshield.core.datasets import sklearn_dataset
-from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES
-from modelshield.redteam import CampaignPlan, blue_rules, run_attack, score_campaign, target_from_data
+from modelshield.demo import DEMO_NUM_CLASSES
+from modelshield.redteam import (
+    CampaignPlan,
+    blue_rules,
+    remote_victim,
+    run_attack,
+    score_campaign,
+    target_from_data,
+)
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
 
@@ -32,7 +38,7 @@ def test_rt_rate_limited_attack_is_stopped_and_blamed_only_for_its_own_key(
     stop = threading.Event()
 
     with running(config) as url:
-        target = target_from_data(url, test, None, plan, None, DEMO_NUM_CLASSES)
+        target = target_from_data(f"{url}/v1/models/demo/predict", test, None, plan, None, DEMO_NUM_CLASSES)
         body = {"inputs": test.x[:1].tolist()}
 
         def bystander() -> None:  # a caller without predict rights, denied while the attack runs
@@ -41,19 +47,16 @@ def test_rt_rate_limited_attack_is_stopped_and_blamed_only_for_its_own_key(
                     client.post(f"{url}/v1/models/demo/predict", json=body)
                     time.sleep(0.05)
 
-        def victim() -> RemoteModel:
-            return RemoteModel(
-                f"{url}/v1/models/demo/predict",
-                input_shape=DEMO_INPUT_SHAPE,
-                num_classes=DEMO_NUM_CLASSES,
-                headers={"Authorization": f"Bearer {state.keys['red-square']}"},
-                output="probabilities",
-            )
-
         thread = threading.Thread(target=bystander)
         thread.start()
         try:
-            run = run_attack("square", target, plan, subject="red-square", model_factory=victim)
+            run = run_attack(
+                "square",
+                target,
+                plan,
+                subject="red-square",
+                model_factory=lambda: remote_victim(target, state.keys["red-square"], plan),
+            )
         finally:
             stop.set()
             thread.join()

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from modelshield.core.adapters import RemoteModel
 from modelshield.core.datasets import sklearn_dataset
-from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES
-from modelshield.redteam import ATTACKS, CampaignPlan, blue_rules, run_attack, score_campaign, target_from_data
+from modelshield.demo import DEMO_NUM_CLASSES
+from modelshield.redteam import ATTACKS, CampaignPlan, blue_rules, run_campaign, score_campaign, target_from_data
 from modelshield.redteam.report import joint_report, write_report
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
@@ -27,21 +26,8 @@ def test_rt_campaign_writes_the_joint_report(victim_weights: tuple[Path, str], t
     plan = CampaignPlan(budget=60, evasion_samples=2, epochs=2)
     test, train = sklearn_dataset("digits", "test"), sklearn_dataset("digits", "train")
     with running(config) as url:
-        target = target_from_data(url, test, train, plan, None, DEMO_NUM_CLASSES)
-        runs = []
-        for name in names:
-
-            def victim(key: str = state.keys[f"red-{name}"]) -> RemoteModel:
-                return RemoteModel(
-                    f"{url}/v1/models/demo/predict",
-                    input_shape=DEMO_INPUT_SHAPE,
-                    num_classes=DEMO_NUM_CLASSES,
-                    headers={"Authorization": f"Bearer {key}"},
-                    batch_size=plan.batch_size,
-                    output="probabilities",
-                )
-
-            runs.append(run_attack(name, target, plan, subject=f"red-{name}", model_factory=victim))
+        target = target_from_data(f"{url}/v1/models/demo/predict", test, train, plan, None, DEMO_NUM_CLASSES)
+        runs = run_campaign(target, plan, [(a, f"red-{a}", state.keys[f"red-{a}"]) for a in names], settle_s=0.3)
     engine = sa.create_engine(state.db_url)
     rows = score_campaign(runs, engine, blue_rules(), settle_s=0.5)
     engine.dispose()
