@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from modelshield.cli._governance_erasure import attach as attach_erasure
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -473,6 +474,9 @@ def metrics_command(
 
 def num(value: float | None, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
+
+
+attach_erasure(govern_app)  # erase, verify-certificate, retention
 
 
 def register(app: typer.Typer) -> None:
