@@ -23,7 +23,7 @@ from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
     from modelshield.incident.drill import DrillResult
-    from modelshield.incident.playbooks import Playbook
+    from modelshield.incident.playbooks import EvidenceSource, Playbook
     from modelshield.registry.store import ModelVersion
 
 incident_app = typer.Typer(
@@ -349,7 +349,7 @@ def _approvals(approve: list[str]) -> dict[str, str]:
     return out
 
 
-def _channels(routes: Path | None) -> dict[str, object]:
+def _channels(routes: Path | None) -> dict[str, Any]:
     from modelshield.monitor.alerts.channels import build_channels
     from modelshield.monitor.alerts.rules import load_rules
 
@@ -366,7 +366,7 @@ def _read_key(path: Path, what: str) -> str:
     return key
 
 
-def _evidence(audit_db: str | None, key: Path | None, checkpoint_key: Path | None, out: Path) -> object:
+def _evidence(audit_db: str | None, key: Path | None, checkpoint_key: Path | None, out: Path) -> EvidenceSource | None:
     from modelshield.audit.keys import load_private_key, load_public_key
     from modelshield.cli.audit import existing_log
     from modelshield.incident.playbooks import EvidenceSource
@@ -444,7 +444,7 @@ def run(
         client,
         approvals=_approvals(approve),
         channels=_channels(routes),
-        evidence=_evidence(audit_db, evidence_key, checkpoint_key, out),  # type: ignore[arg-type]
+        evidence=_evidence(audit_db, evidence_key, checkpoint_key, out),
         out=out,
     )
     try:
@@ -473,9 +473,7 @@ def run(
         raise typer.Exit(1)
 
 
-#: the attack that starts each shipped playbook's drill on the demo gateway, in the order ``drill all`` runs them:
-#: the input-drift trigger first, since the live monitor writes one ``monitor.drift`` per drift episode and the
-#: other attacks' inputs drift too
+#: the attack that starts each shipped playbook's drill on the demo gateway, in the order ``drill all`` runs them
 DRILL_ATTACKS = {
     "poisoning-detected": "backdoor-inputs",
     "model-theft": "extraction",
@@ -569,8 +567,8 @@ class _DrillSetup:
     model: str
     admin_key: str
     audit_db: str
-    channels: dict[str, object]
-    evidence: object
+    channels: dict[str, Any]
+    evidence: EvidenceSource | None
     out: Path
 
     def drill(self, book: Playbook, attack: str, subject: str | None, key: str) -> DrillResult:
@@ -595,7 +593,7 @@ class _DrillSetup:
             client,
             approvals=dict.fromkeys(roles(), "drill"),
             channels=self.channels,
-            evidence=self.evidence,  # type: ignore[arg-type]
+            evidence=self.evidence,
             out=self.out,
         )
 
@@ -730,47 +728,41 @@ _ATTACKS: dict[str, Callable[[_DrillSetup, str, str], None]] = {
 
 
 def _drill_demo(chosen: list[tuple[Playbook, str]], state: Path, out: Path) -> list[DrillResult]:
-    """Each drill on one demo gateway (started here, stopped after), each attack under its own fresh key."""
+    """Each drill on a fresh demo gateway (what one drill contains — a quarantined version, a strict guard — must
+    not be the next drill's starting point), each attack under its own new key; one audit log throughout."""
     import secrets
 
+    from modelshield.audit.keys import load_private_key
+    from modelshield.cli.audit import existing_log
+    from modelshield.incident.playbooks import EvidenceSource
     from modelshield.monitor.alerts.channels import build_channels
     from modelshield.monitor.alerts.loopback import WebhookReceiver
     from modelshield.monitor.alerts.rules import WebhookRoute
     from modelshield.serve.apikeys import ApiKeyStore
 
     receiver = WebhookReceiver()
+    channels = dict(build_channels({"oncall": WebhookRoute(type="webhook", url=receiver.url)}))
+    results, run = [], secrets.token_hex(3)
     try:
-        with demo_gateway(state) as (url, db_url, admin_key):
-            from modelshield.audit.keys import load_private_key
-            from modelshield.incident.playbooks import EvidenceSource
-
-            setup = _DrillSetup(
-                url=url,
-                model="demo",
-                admin_key=admin_key,
-                audit_db=db_url,
-                channels=dict(build_channels({"oncall": WebhookRoute(type="webhook", url=receiver.url)})),
-                evidence=None,
-                out=out,
-            )
-            from modelshield.cli.audit import existing_log
-
-            setup.evidence = EvidenceSource(
-                existing_log(db_url), load_private_key(state / "audit-signing.pem"), out / "evidence"
-            )
-            results = []
-            run = secrets.token_hex(3)
-            for book, attack in chosen:
+        for book, attack in chosen:
+            with demo_gateway(state) as (url, db_url, admin_key):
+                evidence = EvidenceSource(
+                    existing_log(db_url), load_private_key(state / "audit-signing.pem"), out / "evidence"
+                )
+                setup = _DrillSetup(url, "demo", admin_key, db_url, channels, evidence, out)
                 subject = f"drill-{book.name}-{run}"
                 store = ApiKeyStore.open(db_url)
                 try:
                     issued = store.create(subject, ["predictor"], expires_in=3600, attributes={"clearance": "internal"})
                 finally:
                     store.close()
-                results.append(setup.drill(book, attack, subject, issued.plaintext))
-            return results
+                try:
+                    results.append(setup.drill(book, attack, subject, issued.plaintext))
+                finally:
+                    evidence.engine.dispose()
     finally:
         receiver.close()
+    return results
 
 
 @contextmanager
