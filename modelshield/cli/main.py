@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "scan": "scan",
     "serve": "serve",
     "siem": "siem",
+    "synth": "synth",
     "sign": "sign",
     "sign-keygen": "sign",
     "threat": "threat",
