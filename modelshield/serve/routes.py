@@ -256,7 +256,9 @@ def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> N
         raise RuntimeError("attach_admin_writes before the gateway's admin actions are set")
     errors = _error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
 
-    def audited_as(summary: dict[str, Any], body: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def audited_as(
+        summary: dict[str, Any], body: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         return {"admin": summary}, body if body is not None else summary
 
     @app.post(
