@@ -50,7 +50,7 @@ def membership_probe(holdout_x: np.ndarray, holdout_y: np.ndarray) -> Membership
     return probe
 
 
-def demo_table(split: str, seed: int = 0) -> pd.DataFrame:
+def demo_table(split: str, seed: int = 0, subjects: int = DEMO_SUBJECTS) -> pd.DataFrame:
     """Digits as a table: 64 pixel columns, label, a record id and a synthetic data-subject column."""
     import numpy as np
     import pandas as pd
@@ -63,7 +63,7 @@ def demo_table(split: str, seed: int = 0) -> pd.DataFrame:
     frame["label"] = data.y.numpy()
     frame["record_id"] = [f"{split}-{i:05d}" for i in range(len(frame))]
     rng = np.random.default_rng(seed)
-    frame["subject"] = [f"subject-{s:04d}" for s in rng.integers(0, DEMO_SUBJECTS, len(frame))]
+    frame["subject"] = [f"subject-{s:04d}" for s in rng.integers(0, subjects, len(frame))]
     return frame
 
 

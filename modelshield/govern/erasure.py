@@ -16,6 +16,7 @@ the erased records before and after when the caller supplies a probe (attacks li
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -119,9 +120,13 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
             frame.to_csv(tmp, index=False)
 
 
-def row_digest(row: dict[str, Any]) -> str:
-    """SHA-256 of a row's canonical JSON (values as text): proves which row went without keeping it."""
-    return "sha256:" + hashlib.sha256(canonical_json({str(k): str(v) for k, v in row.items()})).hexdigest()
+def row_digest(row: dict[str, Any], key: bytes | None = None) -> str:
+    """SHA-256 (HMAC-SHA-256 under ``key``) of a row's canonical JSON, values as text: proves which row went
+    without keeping it; keyed, nobody without the key can confirm a guessed row against the tombstone."""
+    data = canonical_json({str(k): str(v) for k, v in row.items()})
+    if key is None:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "hmac-sha256:" + hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -153,6 +158,7 @@ def remove_rows(
     id_column: str | None,
     tombstones: Path | None,
     reason: dict[str, Any],
+    digest_key: bytes | None = None,
 ) -> DatasetChange:
     """Write ``frame`` less the rows where ``drop`` is true over ``path``; tombstone them (id + digest) if asked.
 
@@ -163,7 +169,7 @@ def remove_rows(
     if len(gone):
         if tombstones is not None:
             lines = [
-                json.dumps({"record_id": rid, "row_digest": row_digest(row), **reason}, sort_keys=True)
+                json.dumps({"record_id": rid, "row_digest": row_digest(row, digest_key), **reason}, sort_keys=True)
                 for rid, row in zip(ids, gone.to_dict(orient="records"), strict=True)
             ]
             with tombstones.open("a", encoding="utf-8") as f:
@@ -288,7 +294,9 @@ def erase(
     for path, frame in frames.items():
         drop = (frame[request.subject_column].astype(str) == request.subject).to_numpy()
         changes.append(
-            remove_rows(path, frame, drop, id_column=request.id_column, tombstones=tombstones, reason=reason)
+            remove_rows(
+                path, frame, drop, id_column=request.id_column, tombstones=tombstones, reason=reason, digest_key=key
+            )
         )
     removed_ids = [rid for c in changes for rid in c.removed_ids]
     remaining = _concat([read_table(p) for p in frames])

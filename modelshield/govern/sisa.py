@@ -133,7 +133,8 @@ class TorchLearner(ShardLearner):
 
     def fit(self, model: nn.Module, x: np.ndarray, y: np.ndarray, seed: int) -> nn.Module:
         gen = torch.Generator().manual_seed(seed)
-        xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+        xt = torch.from_numpy(np.array(x, dtype=np.float32))  # a copy: pandas hands out read-only arrays
+        yt = torch.from_numpy(np.array(y, dtype=np.int64))
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         model.train()
         # small batches run fastest on one thread, above all on a busy machine (see modelshield.demo)

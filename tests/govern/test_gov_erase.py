@@ -83,6 +83,7 @@ def test_erasure_removes_rows_unlearns_one_shard_and_certifies(
     stones = [json.loads(line) for line in (tmp_path / "out/tombstones.jsonl").read_text().splitlines()]
     assert [s["record_id"] for s in stones] == list(mine["record_id"])
     assert all(set(s) == {"record_id", "row_digest", "reason", "subject", "time"} for s in stones)
+    assert all(s["row_digest"].startswith("hmac-sha256:") for s in stones)  # keyed: a guessed row cannot be confirmed
 
     record = verify_certificate(result.certificate, key.public_key())
     assert record["records_removed"] == 10 and record["datasets"][0]["old_digest"] == old_digest
