@@ -11,6 +11,13 @@
 
 from __future__ import annotations
 
+from modelshield.core.errors import DependencyError
+
+try:
+    import pandas  # noqa: F401  (every module here reads or writes tables)
+except ImportError as e:  # pragma: no cover - the data extra is installed in the test environment
+    raise DependencyError("anonymising tables needs pandas", hint="pip install 'modelshield[data]'") from e
+
 from modelshield.privacy.anonymize.criteria import Criteria
 from modelshield.privacy.anonymize.hierarchy import IntervalHierarchy, TreeHierarchy, load_hierarchies
 from modelshield.privacy.anonymize.linkage import LinkageResult, link
