@@ -128,7 +128,16 @@ def erase_command(
     retire: Annotated[
         list[str] | None, typer.Option(help="MODEL:VERSION derived from the data to retire in the registry (repeat).")
     ] = None,
-    db: Annotated[str | None, typer.Option("--db", envvar="MODELSHIELD_DB_URL", help="Registry database.")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", envvar="MODELSHIELD_DB_URL", help="Registry and lineage database.")
+    ] = None,
+    lineage: Annotated[
+        bool,
+        typer.Option(
+            "--lineage/--no-lineage",
+            help="Follow the data sets' digests downstream in --db's lineage store; retire the registered versions found.",
+        ),
+    ] = False,
     audit_db: Annotated[str | None, typer.Option("--audit-db", help="Record the erasure in this audit log.")] = None,
     key: Annotated[Path | None, typer.Option(help="Ed25519 private key (PEM) that signs the certificate.")] = None,
     holdout: Annotated[
@@ -163,20 +172,33 @@ def erase_command(
 
         hx, hy, _, _ = sisa_arrays(read_table(holdout), SisaEnsemble.open(sisa_dir), request)
         probe = membership_probe(hx, hy)
-    registry = audit = None
-    if retire:
+    registry = audit = store = None
+    if retire or lineage:
         from modelshield.registry import Registry
 
         registry = Registry.open(db)
+    if lineage:
+        from modelshield.govern.lineage import LineageStore
+
+        store = LineageStore.open(db)
     if audit_db is not None:
         from modelshield.audit.log import AuditLog
 
         audit = AuditLog.open(audit_db)
     try:
         result = erase(
-            request, signing_key=_private_key(key), out=out, registry=registry, audit=audit, membership=probe
+            request,
+            signing_key=_private_key(key),
+            out=out,
+            registry=registry,
+            audit=audit,
+            membership=probe,
+            lineage=store,
+            retire_derived=lineage,
         )
     finally:
+        if store is not None:
+            store.close()
         if registry is not None:
             registry.close()
         if audit is not None:

@@ -7,6 +7,7 @@ import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from modelshield.core.errors import IntegrityError
 from modelshield.govern.certificate import certificate_bytes, verify_certificate, verify_certificate_bytes
 from modelshield.govern.erasure import ErasureRequest, ModelTarget, erase, file_digest, sisa_from_table
 from modelshield.govern.sisa import SisaEnsemble, SklearnLearner
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 SUBJECT = "alice.example@mail.test"
 FEATURES = [f"p{i}" for i in range(64)]
@@ -138,14 +142,16 @@ def test_every_single_byte_edit_of_a_certificate_is_refused() -> None:
 
 
 def test_lineage_finds_the_registered_version_trained_on_the_data_and_erasure_retires_it(
-    setup: tuple[Path, Path, Ed25519PrivateKey], tmp_path: Path
+    setup: tuple[Path, Path, Ed25519PrivateKey], tmp_path: Path, run_main: RunMain
 ) -> None:
     from modelshield.cli.audit import existing_log
     from modelshield.govern.lineage import LineageStore, registry_events
     from modelshield.ingest.lineage import DatasetRef, run_event, run_id
+    from modelshield.integrity.signing.keys import write_key_pair
     from modelshield.registry import Registry
 
     data, sisa, key = setup
+    write_key_pair(key, tmp_path / "dpo.pem", tmp_path / "dpo.pub.pem")
     model_file = sisa / "shard000" / "slice000.skops"
     db = f"sqlite:///{tmp_path / 'gov.db'}"
     with Registry.open(db) as reg:
@@ -161,18 +167,18 @@ def test_lineage_finds_the_registered_version_trained_on_the_data_and_erasure_re
     )
     with LineageStore.open(db) as store:
         store.ingest_events([train, *registry_events(engine, {(mv.name, mv.version): mv.path})])
-        with Registry.open(db) as reg:
-            result = erase(
-                ErasureRequest(SUBJECT, [data]),
-                signing_key=key,
-                out=tmp_path / "out",
-                registry=reg,
-                lineage=store,
-                retire_derived=True,
-            )
-            assert reg.get("digits", mv.version).status == "retired"
     engine.dispose()
-    names = {d["name"] for d in result.record["derived"]}
+    out = tmp_path / "out"
+    code, stdout, err = run_main(
+        "govern", "erase", "--subject", SUBJECT, "--data", str(data), "--lineage", "--db", db,
+        "--key", str(tmp_path / "dpo.pem"), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "model digits: retire (retired)" in stdout
+    with Registry.open(db) as reg:
+        assert reg.get("digits", mv.version).status == "retired"
+    record = verify_certificate(out / "certificate.json", key.public_key())
+    names = {d["name"] for d in record["derived"]}
     assert "digits:1" in names and str(model_file.absolute()) in names
-    (action,) = result.record["models"]
+    (action,) = record["models"]
     assert action == {"model": "digits", "version": 1, "action": "retire", "status": "retired"}
