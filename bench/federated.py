@@ -82,10 +82,10 @@ def round_time(rounds: int, cpus: int, clients: int) -> list[dict[str, Any]]:
     return rows
 
 
-def accuracy(rounds: int, cpus: int) -> list[dict[str, Any]]:
-    """Final accuracy at client-level ε = 1, 3, 8 (and without DP) with 10 and 100 clients."""
+def accuracy(rounds: int, cpus: int, populations: list[int]) -> list[dict[str, Any]]:
+    """Final accuracy at client-level ε = 1, 3, 8 (and without DP) with 10 (all sampled) and 100 (10 sampled) clients."""
     rows = []
-    for clients, fraction in ((10, 1.0), (100, 0.1)):
+    for clients, fraction in ((n, 1.0 if n <= 10 else 10 / n) for n in populations):
         q = max(1, int(fraction * clients)) / clients
         plain = _run(FederatedSettings(clients=clients, rounds=rounds, fraction_fit=fraction), cpus)
         rows.append({"clients": clients, "q": q, "target": None, "epsilon": None, "z": None,
@@ -157,6 +157,7 @@ def main() -> None:
     p.add_argument("--dp-rounds", type=int, default=20)
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--clients", type=int, default=10, help="clients for --round-time")
+    p.add_argument("--dp-clients", default="10,100", help="client populations for --accuracy (10 sampled per round)")
     p.add_argument("--engine", choices=("simulation", "deployment"), default="simulation")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", help="also write the results here")
@@ -172,7 +173,7 @@ def main() -> None:
     if args.round_time:
         results["round_time"] = round_time(args.rounds, args.cpus, args.clients)
     if args.accuracy:
-        results["accuracy"] = accuracy(args.dp_rounds, args.cpus)
+        results["accuracy"] = accuracy(args.dp_rounds, args.cpus, [int(n) for n in args.dp_clients.split(",")])
     if args.backdoor:
         results["backdoor"] = backdoor(args.rounds, args.cpus)
     if args.json:

@@ -14,6 +14,7 @@ private ``FLWR_HOME`` holding the connection.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -100,6 +101,16 @@ def _process(args: list[str], log: Path, env: dict[str, str]) -> Iterator[subpro
                 proc.wait()
 
 
+def _hint(cause: str) -> str:
+    """What to do next; for Ray's start-up timeout, the cause measured on a loaded machine (docs/federated.md)."""
+    if _RAY_START_TIMEOUT in cause and importlib.util.find_spec("rfc3987_syntax") is not None:
+        return (
+            "Ray's raylet gives its Python agents a fixed ~15 s to start, and with rfc3987-syntax installed every "
+            "'import ray' compiles a Lark grammar; pip uninstall rfc3987-syntax, or use --engine deployment"
+        )
+    return "run with --verbose"
+
+
 def _app_dir(root: Path, settings_file: Path) -> Path:
     """A minimal Flower app project whose components are modelshield's apps."""
     app = root / "app"
@@ -180,7 +191,7 @@ def _run_flwr(
                 sys.stderr.write("".join(p.read_text(errors="replace")[-4000:] for p in sorted(root.glob("*.log"))))
             lines = [ln.strip() for ln in detail.splitlines() if ln.strip()]
             cause = next((ln for ln in lines if _RAY_START_TIMEOUT in ln), lines[-1] if lines else "no output")
-            raise InputError(f"flwr run failed (exit {run.returncode}): {cause}", hint="run with --verbose")
+            raise InputError(f"flwr run failed (exit {run.returncode}): {cause}", hint=_hint(cause))
         return _read(out)
 
 

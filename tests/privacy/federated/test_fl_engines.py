@@ -48,6 +48,19 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path, run_main: RunMain, ar
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_flower_error_lines_lose_ansi_colours_and_ray_timeout_names_the_remedy() -> None:
+    import importlib.util
+
+    from modelshield.privacy.federated.engines import _ANSI, _hint
+
+    line = "\x1b[91mERROR \x1b[0m:     An exception occured!! The current node timed out during startup."
+    clean = _ANSI.sub("", line)
+    assert "\x1b" not in clean and clean.startswith("ERROR :")
+    if importlib.util.find_spec("rfc3987_syntax") is not None:
+        assert "pip uninstall rfc3987-syntax" in _hint(clean)
+    assert _hint("ValueError: bad settings") == "run with --verbose"
+
+
 @pytest.mark.slow
 def test_simulation_with_client_dp_under_secagg_reports_epsilon_per_round(tmp_path: Path, run_main: RunMain) -> None:
     code, _, err = run_main(
