@@ -129,11 +129,12 @@ def load_command(
     if derive:
         with _registry(db) as reg:
             paths_by_version = {(mv.name, mv.version): mv.path for mv in reg.list()}
-        audit = _audit(db)
-        try:
-            derived += registry_events(audit, paths_by_version)
-        finally:
-            audit.dispose()
+        if paths_by_version:  # a registry with versions has their audit records in the same store
+            audit = _audit(db)
+            try:
+                derived += registry_events(audit, paths_by_version)
+            finally:
+                audit.dispose()
         gateway = _audit(audit_db) if audit_db is not None else None
         if gateway is not None:
             try:
