@@ -92,3 +92,13 @@ def test_missing_input_and_link_column(run_main: RunMain, adult_csv: Path, tmp_p
     assert code == 2 and "does not exist" in stderr and len(stderr.strip().splitlines()) == 1
     code, _, stderr = run_main("anonymize", "link", str(adult_csv), str(adult_csv), "--on", "age,zip")
     assert code == 2 and "no column 'zip'" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_group_help_and_a_bad_suppression_limit(run_main: RunMain, adult_csv: Path, tmp_path: Path) -> None:
+    code, stdout, _ = run_main("anonymize", "--help")
+    assert code == 0 and all(word in stdout for word in ("run", "risk", "link"))
+    code, _, stderr = run_main(
+        "anonymize", str(adult_csv), "-q", "age,sex", "--k", "5", "--algorithm", "lattice",
+        "--max-suppression", "1.5", "--out", str(tmp_path / "o.csv"),
+    )  # fmt: skip
+    assert code == 2 and "suppression limit must lie in [0, 1)" in stderr and len(stderr.strip().splitlines()) == 1
