@@ -10,7 +10,8 @@ import datetime as _dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -31,7 +32,7 @@ from modelshield.assess.results import (
     white_box_skipped,
 )
 from modelshield.assess.sanity import SanityContext, run_sanity_checks
-from modelshield.attacks.base import Attack, Norm
+from modelshield.attacks.base import Attack, AttackResult, Norm
 from modelshield.attacks.errors import GradientUnavailableError
 from modelshield.attacks.evasion import APGD, FGSM, PGD, CarliniWagnerL2, DeepFool, HopSkipJump, Square
 from modelshield.core.datasets import Dataset
@@ -61,12 +62,52 @@ class _Run:
     verified: int = 0
 
 
+class AttackRunner(Protocol):
+    """Runs one attack over ``(x, y)``, the first rows of the evaluation set, and gives back its per-sample outcome
+    or why it has none. The single-process runner is :func:`run_attack` on the driver's model; ``assess.sharded``
+    runs it on Ray workers, each over a contiguous range of the rows, and puts the ranges back together."""
+
+    def __call__(self, attack: Attack, x: Tensor, y: Tensor) -> AttackResult | AttackError: ...
+
+
+def run_attack(
+    model: Model, attack: Attack, x: Tensor, y: Tensor, *, batch_size: int, seed: int, first_index: int = 0
+) -> AttackResult | AttackError:
+    """Attack ``(x, y)`` batch by batch, ``x[0]`` being sample ``first_index`` of the evaluation set.
+
+    The code every assessment runs an attack with, in one process or on a shard: the global RNG is re-seeded
+    first (seedless attacks draw their seed from it), and a failure the model raised, or a white-box attack on
+    a model without usable input gradients (``GradientUnavailableError``, raised before any work), comes back
+    as an ``AttackError`` instead of stopping the assessment.
+    """
+    torch.manual_seed(seed)
+    model.reset_queries()
+    try:
+        return attack.run(model, x, y, batch_size=batch_size, first_index=first_index)
+    except GradientUnavailableError as exc:
+        return attack_error(attack, "not-applicable", exc)
+    except (ModelCallError, RemoteModelError) as exc:  # the model's own failure, not a bug of the attack
+        return attack_error(attack, "error", exc)
+
+
+def attack_error(attack: Attack, kind: Literal["error", "not-applicable"], exc: Exception) -> AttackError:
+    """Why ``attack`` has no numbers; a model failure is named by what the model itself raised."""
+    cause = exc.__cause__ if isinstance(exc, ModelCallError) and exc.__cause__ is not None else exc
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return AttackError(
+        attack=attack.name, norm=attack.norm, eps=attack.eps, kind=kind, error=type(cause).__name__, message=text[:300]
+    )
+
+
 class _Assessment:
     """The state of one assessment while its attacks run."""
 
-    def __init__(self, model: Model, data: Dataset, cfg: AssessConfig, progress: Progress | None) -> None:
+    def __init__(
+        self, model: Model, data: Dataset, cfg: AssessConfig, progress: Progress | None, runner: AttackRunner | None
+    ) -> None:
         self.model, self.data, self.cfg = model, data, cfg
         self.progress = progress or (lambda _desc, _n: None)
+        self.runner = runner or partial(run_attack, model, batch_size=cfg.batch_size, seed=cfg.seed)
         self.x, self.y = data.x.to(model.device), data.y.to(model.device)
         self.clean_pred = model.predict(self.x, cfg.batch_size)
         self.correct = self.clean_pred == self.y
@@ -76,53 +117,32 @@ class _Assessment:
         self.l2: dict[str, list[float]] = {}
         self.runs: list[_Run] = []
 
-    def attempt(self, attack: Attack, desc: str, idx: Tensor | None = None) -> _Run | None:
-        """Run and record ``attack``; when the model raises inside it, record the error and go on.
-
-        A white-box attack on a model without usable input gradients raises ``GradientUnavailableError``
-        before any work (the attack's own probe): it is recorded as not applicable.
-        """
+    def attempt(self, attack: Attack, desc: str, first: int | None = None) -> _Run | None:
+        """Run and record ``attack`` on all samples (or the ``first`` ones); an attack that has no numbers
+        (the model raised inside it, or it does not apply) is recorded as an error and the others go on."""
         self.progress(desc, 0)
-        run = None
-        try:
-            run = self.run(attack, idx)
-        except GradientUnavailableError as exc:
-            self.error(attack, "not-applicable", exc)
-        except (ModelCallError, RemoteModelError) as exc:  # the model's own failure, not a bug of the attack
-            self.error(attack, "error", exc)
+        run = self.run(attack, first)
         if run is not None:
-            self.record(attack, run, idx)
+            self.record(attack, run, run.idx)
         self.progress(desc, 1)
         return run
 
-    def error(self, attack: Attack, kind: Literal["error", "not-applicable"], exc: Exception) -> None:
-        """Record why ``attack`` has no numbers; a model failure is named by what the model itself raised."""
-        cause = exc.__cause__ if isinstance(exc, ModelCallError) and exc.__cause__ is not None else exc
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        self.errors.append(
-            AttackError(
-                attack=attack.name,
-                norm=attack.norm,
-                eps=attack.eps,
-                kind=kind,
-                error=type(cause).__name__,
-                message=text[:300],
-            )
-        )
-
-    def run(self, attack: Attack, idx: Tensor | None = None) -> _Run:
-        """Attack the samples ``idx`` (default all) batch by batch, timing it; successes are re-verified."""
-        x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
-        torch.manual_seed(self.cfg.seed)
-        self.model.reset_queries()
+    def run(self, attack: Attack, first: int | None = None) -> _Run | None:
+        """Attack all samples (or the ``first`` ones), timing it; successes are re-verified."""
+        idx = None if first is None else torch.arange(first, device=self.x.device)
+        x, y = (self.x, self.y) if first is None else (self.x[:first], self.y[:first])
         start = time.perf_counter()
-        res = attack.run(self.model, x, y, batch_size=self.cfg.batch_size)
+        res = self.runner(attack, x, y)
+        seconds = time.perf_counter() - start
+        if isinstance(res, AttackError):
+            self.errors.append(res)
+            return None
         result = _Run(
             attack,
             idx,
-            res.x_adv,
-            res.success,
-            time.perf_counter() - start,
+            res.x_adv.to(self.x.device),
+            res.success.to(self.x.device),
+            seconds,
             res.queries,
             res.total_queries,
             res.n_claimed,
@@ -217,9 +237,17 @@ def _white_box_attacks(cfg: AssessConfig, num_classes: int) -> list[tuple[Attack
 
 
 def assess(
-    model: Model, data: Dataset, cfg: AssessConfig | None = None, progress: Progress | None = None
+    model: Model,
+    data: Dataset,
+    cfg: AssessConfig | None = None,
+    progress: Progress | None = None,
+    runner: AttackRunner | None = None,
 ) -> tuple[AssessmentResult, ExampleGrid | None]:
     """Assess ``model`` on ``data``; return the result and an example grid for image data.
+
+    ``runner`` runs the per-sample attacks elsewhere (``assess.sharded.RayShards``); everything else (clean
+    accuracy, curves, certification, detectors, sanity checks, findings) runs here on the whole set, so the
+    report is the one a single process writes.
 
     An attack the model raises inside becomes an error record and the others still run; white-box attacks on
     a model without usable input gradients are recorded as not applicable while black-box attacks run.
@@ -231,7 +259,7 @@ def assess(
         raise InputError("the evaluation data is empty")
     model.check_inputs(data.x, data.y)
     _check_budgets(cfg, model.bounds)
-    st = _Assessment(model, data, cfg, progress)
+    st = _Assessment(model, data, cfg, progress, runner)
     st.progress("clean accuracy", 1)
     gate = cfg.gate
 
@@ -243,7 +271,7 @@ def assess(
         atk = Square(eps=gate, n_queries=cfg.square_queries, seed=cfg.seed)
         if not model.has_scores:  # asked for, but a score-based attack has nothing to search on: say so
             reason = CapabilityError(f"{type(model).__name__} answers with labels only; Square searches class scores")
-            st.error(atk, "not-applicable", reason)
+            st.errors.append(attack_error(atk, "not-applicable", reason))
         else:
             run = st.attempt(atk, f"square L∞ ε={gate:g}, {cfg.square_queries} queries")
             if run is not None and run.queries is not None:
@@ -319,14 +347,14 @@ def decide(result: AssessmentResult) -> Verdict:
 def _run_hopskipjump(st: _Assessment) -> None:
     """Decision-based attack on a subset at growing budgets: how fast the perturbation shrinks."""
     cfg = st.cfg
-    idx = torch.arange(min(cfg.hsj_samples, len(st.x)), device=st.x.device)
-    x, correct = st.x[idx], st.correct[idx]
+    first = min(cfg.hsj_samples, len(st.x))
+    x, correct = st.x[:first], st.correct[:first]
     eps_l2 = sorted(cfg.eps_l2)[len(cfg.eps_l2) // 2] if cfg.eps_l2 else 1.0
     n_correct = int(correct.sum())
     budgets, successes = [], []
     for budget in sorted(cfg.hsj_budgets):
         atk = HopSkipJump(max_queries=int(budget), seed=cfg.seed)
-        run = st.attempt(atk, f"hopskipjump {budget} queries × {len(idx)} samples", idx)
+        run = st.attempt(atk, f"hopskipjump {budget} queries × {first} samples", first)
         if run is None:
             continue
         small = run.fooled & correct & (_l2(run.x_adv - x) <= eps_l2)
@@ -389,4 +417,13 @@ def _examples(st: _Assessment, gate: float) -> ExampleGrid | None:
     )
 
 
-__all__ = ["AssessConfig", "Progress", "assess", "decide", "planned_steps"]
+__all__ = [
+    "AssessConfig",
+    "AttackRunner",
+    "Progress",
+    "assess",
+    "attack_error",
+    "decide",
+    "planned_steps",
+    "run_attack",
+]

@@ -107,8 +107,12 @@ class Attack(ABC):
             return torch.where(_per_sample(out.claimed, x), out.x_adv, x)
         return out.x_adv
 
-    def run(self, model: Model, x: Tensor, y: Tensor, *, batch_size: int = 512) -> AttackResult:
+    def run(self, model: Model, x: Tensor, y: Tensor, *, batch_size: int = 512, first_index: int = 0) -> AttackResult:
         """Attack a whole data set in batches of ``batch_size``; the result does not depend on it.
+
+        ``first_index`` is the index of ``x[0]`` in a larger data set this is one contiguous slice of
+        (a shard): each sample draws the noise of its index in the whole set, so shards run apart and
+        put back together give exactly the result of one run on the whole set.
 
         White-box attacks first probe the model's gradients and raise
         :class:`~modelshield.attacks.errors.GradientUnavailableError` when there are none to
@@ -130,7 +134,8 @@ class Attack(ABC):
             rows = slice(start, min(start + batch_size, n))
             xb, yb = x[rows], y[rows]
             before = model.queries
-            out = self._attack(model, xb, yb, SampleNoise(seed, torch.arange(rows.start, rows.stop), x.device))
+            index = torch.arange(first_index + rows.start, first_index + rows.stop)
+            out = self._attack(model, xb, yb, SampleNoise(seed, index, x.device))
             spent += model.queries - before
             ok = is_adversarial(model.predict(out.x_adv, batch_size), yb, self.targeted)
             x_adv[rows] = torch.where(_per_sample(ok, xb), out.x_adv, xb) if self.minimal else out.x_adv

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -40,7 +40,9 @@ from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.settings import load_settings
 
 if TYPE_CHECKING:  # torch loads only when an assessment runs, so other commands start fast
+    from modelshield.assess.config import AssessConfig
     from modelshield.assess.results import AssessmentResult, AttackRecord, PoisoningRecord
+    from modelshield.assess.runner import AttackRunner
     from modelshield.core.datasets import Dataset
     from modelshield.core.model import Model
 
@@ -130,36 +132,70 @@ class _Inputs:
 
 def _load(o: _Inputs) -> tuple[Model, Dataset]:
     from modelshield.core.datasets import load_dataset
-    from modelshield.integrity.safe_load import load_model
 
     if o.image_size is not None and len(o.image_size) != 2:
         raise InputError("--image-size takes H,W, e.g. 32,32")
     ds = load_dataset(
         o.data, label_column=o.label_column, bounds=o.bounds, input_shape=o.input_shape, image_size=o.image_size
     )
-    shape = tuple(ds.x.shape[1:])
-    b = o.bounds or ds.bounds
-    if o.model.startswith(("http://", "https://")):
-        from modelshield.core.adapters import RemoteModel
+    source = _ModelSource(o, tuple(ds.x.shape[1:]), o.bounds or ds.bounds, o.num_classes or int(ds.y.max()) + 1)
+    return source.load(), ds
 
-        n_classes = o.num_classes or int(ds.y.max()) + 1
-        return RemoteModel(
-            o.model, input_shape=shape, num_classes=n_classes, bounds=b, headers=parse_headers(o.headers)
-        ), ds
-    kwargs = parse_arch_kwargs(o.arch_kwargs)
-    m = load_model(
-        o.model,
-        arch=o.arch,
-        arch_kwargs=kwargs,
-        input_shape=shape,
-        num_classes=o.num_classes,
-        bounds=b,
-        mean=parse_floats(o.mean, "--mean") if o.mean else None,
-        std=parse_floats(o.std, "--std") if o.std else None,
-        device=o.device,
-        trusted_types=o.trust_types or None,
-    )
-    return m, ds
+
+@dataclass(frozen=True)
+class _ModelSource:
+    """Where the model comes from, in plain values: the driver loads it from here, and so does every Ray worker
+    (``--ray``), so no model object is ever pickled across the wire."""
+
+    inputs: _Inputs
+    shape: tuple[int, ...]
+    bounds: tuple[float, float]
+    remote_classes: int
+    bf16: bool = False
+    channels_last: bool = False
+
+    def load(self) -> Model:
+        """The model, safely loaded (signatures checked, no pickle), on the fast path if asked."""
+        from modelshield.integrity.safe_load import load_model
+
+        o = self.inputs
+        if o.model.startswith(("http://", "https://")):
+            from modelshield.core.adapters import RemoteModel
+
+            return RemoteModel(
+                o.model,
+                input_shape=self.shape,
+                num_classes=self.remote_classes,
+                bounds=self.bounds,
+                headers=parse_headers(o.headers),
+            )
+        m = load_model(
+            o.model,
+            arch=o.arch,
+            arch_kwargs=parse_arch_kwargs(o.arch_kwargs),
+            input_shape=self.shape,
+            num_classes=o.num_classes,
+            bounds=self.bounds,
+            mean=parse_floats(o.mean, "--mean") if o.mean else None,
+            std=parse_floats(o.std, "--std") if o.std else None,
+            device=o.device,
+            trusted_types=o.trust_types or None,
+        )
+        _fast_path(m, self.bf16, self.channels_last)
+        return m
+
+
+def _fast_path(m: Model, bf16: bool, channels_last: bool) -> None:
+    """``--bf16`` / ``--channels-last`` on a PyTorch model; refused on any other."""
+    if not (bf16 or channels_last):
+        return
+    import torch
+
+    from modelshield.core.model import TorchModel
+
+    if not isinstance(m, TorchModel):
+        raise InputError("--bf16 and --channels-last apply to PyTorch models only")
+    m.use_fast_path(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last)
 
 
 def _share(value: float | None) -> str:
@@ -312,6 +348,7 @@ CERTIFY = "Certification (--certify)"
 DETECT = "Detectors (--detectors)"
 AUDITS = "Privacy and poisoning audits (with --demo)"
 RUN = "Run and output"
+RAY = "Sharding on Ray (--ray)"
 
 
 def assess_command(
@@ -520,6 +557,21 @@ def assess_command(
     channels_last: Annotated[
         bool, typer.Option("--channels-last", help="Channels-last memory for PyTorch models.", rich_help_panel=RUN)
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Shard the attacks by sample range over Ray workers: local (start Ray here), auto, ray://host:port "
+            "or host:port. Same report as one process; workers load the model from its file or URL themselves.",
+            rich_help_panel=RAY,
+        ),
+    ] = None,
+    ray_workers: Annotated[int, typer.Option(help="Ray workers (one sample range each).", rich_help_panel=RAY)] = 2,
+    ray_cpus: Annotated[int, typer.Option(help="CPUs per Ray worker (its torch threads).", rich_help_panel=RAY)] = 1,
+    ray_gpus: Annotated[
+        float, typer.Option(help="GPUs per Ray worker (0.5: two workers share one GPU).", rich_help_panel=RAY)
+    ] = 0.0,
     alpha: Annotated[str | None, typer.Option("--alpha", hidden=True)] = None,
 ) -> None:
     """Run evasion attacks on a model and write HTML, JSON, SARIF and Markdown reports.
@@ -530,7 +582,6 @@ def assess_command(
     import torch
 
     from modelshield.assess.runner import AssessConfig, assess, planned_steps
-    from modelshield.core.model import TorchModel
     from modelshield.report import write_reports
 
     if alpha is not None:
@@ -584,11 +635,17 @@ def assess_command(
         cfg.gating_eps = parse_floats(gating_eps, "--gating-eps")[0] if gating_eps else policy.gating_eps
     samples = _pick(samples, policy.samples, None)
     cfg.validate()
+    if ray is not None:
+        from modelshield.assess.sharded import check_address
+
+        check_address(ray)
+        if ray_workers < 1 or ray_cpus < 1 or ray_gpus < 0:
+            raise InputError("--ray-workers and --ray-cpus must be at least 1, --ray-gpus at least 0")
 
     out.mkdir(parents=True, exist_ok=True)
     if demo:
         from modelshield.core.loading import save_torch_model
-        from modelshield.demo import demo_model_and_data
+        from modelshield.demo import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, demo_model_and_data
 
         # The demo CNN's batches are tiny (8×8 digits): on one thread the whole demo used 40 s of CPU against 233 s
         # with torch's default threads on 2 shared cores, whose idle workers spin (docs/assess.md, "Timings").
@@ -599,6 +656,11 @@ def assess_command(
         weights = out / "model.safetensors"
         save_torch_model(demo_model.module, weights)
         cfg.model_info = {"name": "demo digits CNN", "path": str(weights), "arch": "modelshield.demo:DigitsCNN"}
+        demo_inputs = _Inputs(
+            str(weights.resolve()), "", "modelshield.demo:DigitsCNN", None, None, None, None, None, DEMO_NUM_CLASSES, [],
+            device, [], None, None,
+        )  # fmt: skip
+        source = _ModelSource(demo_inputs, DEMO_INPUT_SHAPE, (0.0, 1.0), DEMO_NUM_CLASSES, bf16, channels_last)
         if not (eps or policy.eps):
             cfg.eps_linf = DEMO_EPS
         if not (eps_l2 or policy.eps_l2):
@@ -624,19 +686,21 @@ def assess_command(
             parse_shape(image_size, "--image-size") if image_size else None,
         )
         m, ds = _load_inputs(inputs)
+        where = model if "://" in model else str(Path(model).resolve())  # workers may start in another folder
+        source = _ModelSource(replace(inputs, model=where), m.input_shape, m.bounds, m.num_classes, bf16, channels_last)
         shown = redact_url(model)
         cfg.model_info = {"name": Path(model).name if "://" not in model else shown, "path": shown, "arch": arch}
     if samples is not None:
         if samples < 1:
             raise InputError("--samples must be at least 1")
         ds = ds.subset(samples, seed=seed)
-    if bf16 or channels_last:
-        if not isinstance(m, TorchModel):
-            raise InputError("--bf16 and --channels-last apply to PyTorch models only")
-        m.use_fast_path(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last)
+    _fast_path(m, bf16, channels_last)
 
-    with _progress(console, planned_steps(cfg, m.white_box)) as advance:
-        result, examples = assess(m, ds, cfg, progress=advance)
+    with (
+        _progress(console, planned_steps(cfg, m.white_box)) as advance,
+        _shards(ray, source, cfg, ray_workers, ray_cpus, ray_gpus) as runner,
+    ):
+        result, examples = assess(m, ds, cfg, progress=advance, runner=runner)
         if cfg.poisoning:
             stage = "poisoning: BadNets and label flips on digits, screened and retrained"
             advance(stage, 0)
@@ -646,6 +710,25 @@ def assess_command(
     _summary(console, result, paths)
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _shards(
+    address: str | None, source: _ModelSource, cfg: AssessConfig, workers: int, cpus: int, gpus: float
+) -> AbstractContextManager[AttackRunner | None]:
+    """Ray workers for ``--ray`` (each loads the model from ``source``), or nothing: one process."""
+    if address is None:
+        return nullcontext(None)
+    from modelshield.assess.sharded import RayShards
+
+    return RayShards(
+        source.load,
+        address=address,
+        workers=workers,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        cpus_per_worker=cpus,
+        gpus_per_worker=gpus,
+    )
 
 
 def register(app: typer.Typer) -> None:
