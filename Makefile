@@ -38,6 +38,7 @@ bench:
 	.venv/bin/python bench/dp.py --accuracy --accountant --markdown
 	.venv/bin/python bench/gradient_inversion.py --markdown --png docs/img/gradient-inversion-digits.png
 	.venv/bin/python bench/tokenize_pii.py --values 20000 --sentences 3000 --markdown
+	.venv/bin/python bench/assess_ray.py --markdown   # local Ray, 2 workers against one process
 	.venv/bin/python bench/federated.py --round-time --accuracy --backdoor --markdown   # Flower simulation engine (Ray, 2 CPUs)
 	# Evidently 0.7 does not import with pandas 3, and pytm is only a comparison: each gets a venv of its own
 	python3 -m venv .venv-peers-evidently && .venv-peers-evidently/bin/pip install --quiet evidently==0.7.23 'pandas<3' pyarrow
