@@ -259,6 +259,8 @@ def erase(
     tombstones = out / "tombstones.jsonl"
     reason = {"reason": "erasure", "subject": pseudonym, "time": when.isoformat()}
 
+    if not request.data:
+        raise InputError("an erasure request needs at least one data set")
     frames: dict[Path, pd.DataFrame] = {}
     for path in request.data:
         frame = read_table(Path(path))
@@ -272,8 +274,7 @@ def erase(
     }
     if any(t.action == "sisa" and t.sisa_dir is None for t in request.models):
         raise InputError("a SISA model target needs its sisa_dir")
-    gone_rows = [f for f in erased.values() if len(f)]
-    gone = gone_rows[0].iloc[0:0] if not gone_rows else _concat(gone_rows)
+    gone = _concat(list(erased.values()))  # empty when the subject has no rows left (a repeated request)
 
     before: dict[str, Any] = {}
     if membership is not None and len(gone):

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from modelshield.audit import AuditLog
 from modelshield.core.errors import IntegrityError
@@ -182,3 +183,25 @@ def test_lineage_finds_the_registered_version_trained_on_the_data_and_erasure_re
     assert "digits:1" in names and str(model_file.absolute()) in names
     (action,) = record["models"]
     assert action == {"model": "digits", "version": 1, "action": "retire", "status": "retired"}
+
+
+def test_a_model_without_sisa_is_retrained_by_its_owner_function_and_a_second_request_finds_nothing(
+    setup: tuple[Path, Path, Ed25519PrivateKey], tmp_path: Path
+) -> None:
+    data, _, key = setup
+    seen: list[int] = []
+
+    def retrain(rows: pd.DataFrame) -> dict[str, int]:
+        assert SUBJECT not in set(rows["subject"])
+        with threadpool_limits(1):  # BLAS threads only spin against each other on a busy machine
+            model = LogisticRegression(max_iter=50).fit(rows[FEATURES].to_numpy(), rows["label"].to_numpy())
+        seen.append(len(rows))
+        return {"rows": len(rows), "classes": len(model.classes_)}
+
+    request = ErasureRequest(SUBJECT, [data], [ModelTarget("digits-lr", "retrain", retrain=retrain)])
+    first = erase(request, signing_key=key, out=tmp_path / "one")
+    assert first.record["models"][0]["retrain"] == {"rows": 890, "classes": 10} and seen == [890]
+    again = erase(request, signing_key=key, out=tmp_path / "two")
+    assert again.record["records_removed"] == 0 and again.record["datasets"][0]["rows_removed"] == 0
+    assert again.record["datasets"][0]["old_digest"] == again.record["datasets"][0]["new_digest"]
+    assert again.record["subject"] == first.record["subject"]  # one key, one pseudonym: requests can be matched
