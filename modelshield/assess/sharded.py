@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,21 @@ def check_address(address: str) -> str:
             hint="use local (start Ray here), auto (the cluster `ray start` began here), ray://host:port or host:port",
         )
     return address
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) nothing answers at, in seconds: Ray itself retries
+    an unreachable head for minutes, logging as it goes."""
+    if address in ("local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(
+            f"--ray {address}: nothing answers there ({exc.strerror or type(exc).__name__})",
+            hint="start the head with `ray start --head`, or use --ray local",
+        ) from None
 
 
 def shard_ranges(n: int, workers: int, batch_size: int) -> list[range]:
@@ -150,6 +166,8 @@ class RayShards:
 
     def __enter__(self) -> RayShards:
         ray = _ray()
+        if not ray.is_initialized():
+            check_reachable(self.address)
         try:
             if ray.is_initialized():  # this process is already a Ray driver (a notebook, a test): use its cluster
                 pass
@@ -236,4 +254,4 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-__all__ = ["ModelLoader", "RayShards", "check_address", "merge_shards", "shard_ranges"]
+__all__ = ["ModelLoader", "RayShards", "check_address", "check_reachable", "merge_shards", "shard_ranges"]

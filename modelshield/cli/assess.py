@@ -636,9 +636,9 @@ def assess_command(
     samples = _pick(samples, policy.samples, None)
     cfg.validate()
     if ray is not None:
-        from modelshield.assess.sharded import check_address
+        from modelshield.assess.sharded import check_address, check_reachable
 
-        check_address(ray)
+        check_reachable(check_address(ray))
         if ray_workers < 1 or ray_cpus < 1 or ray_gpus < 0:
             raise InputError("--ray-workers and --ray-cpus must be at least 1, --ray-gpus at least 0")
 

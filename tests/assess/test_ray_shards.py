@@ -4,6 +4,7 @@ together give exactly the single-process report; bad ``--ray`` addresses are ref
 from __future__ import annotations
 
 import json
+import socket
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,3 +118,13 @@ def test_cli_bad_ray_address_is_one_line_exit_2(run_main: RunMain, tmp_path: Pat
     assert code == 2
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "not a Ray address" in lines[0] and "Traceback" not in err
+
+
+def test_cli_ray_address_nothing_answers_at_is_one_line_exit_2(run_main: RunMain, tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a loopback port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, _out, err = run_main("assess", "--demo", "--ray", f"ray://127.0.0.1:{port}", "--out", str(tmp_path))
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "nothing answers there" in lines[0]
