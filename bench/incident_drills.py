@@ -1,7 +1,7 @@
 """Incident drills on the demo gateway: time to detect and time to contain per shipped playbook.
 
-`python bench/incident_drills.py --markdown [--repeats 3]` runs `modelshield incident drill all --demo` (the demo
-gateway in its own process, each playbook's attack under a fresh key, auto-approved steps, notifications to a
+`python bench/incident_drills.py --markdown [--repeats 3]` runs `modelshield incident drill all --demo` (a fresh demo
+gateway in its own process per drill, each playbook's attack under a fresh key, auto-approved steps, notifications to a
 loopback webhook, evidence bundles signed with the demo's audit key) ``--repeats`` times on one state folder and
 prints, per playbook, the median and worst time to detect (attack start → the triggering audit record) and to
 contain (that record → every containment check holding), and whether every run was contained with every step
@@ -73,7 +73,8 @@ def main() -> None:
     if not args.markdown:
         print(json.dumps({"machine": machine, "commit": _commit(), "rows": rows}, indent=2))
         return
-    print(f"Machine: {machine}; commit {_commit()}; {args.repeats} drills per playbook on one demo gateway each run.\n")
+    runs_note = f"{args.repeats} runs of every playbook, each drill on a fresh demo gateway"
+    print(f"Machine: {machine}; commit {_commit()}; {runs_note}.\n")
     print("| playbook | attack (trigger) | steps | time to detect, s: median (max) | time to contain, s: median (max) "
           "| contained, every step audited |")  # fmt: skip
     print("|---|---|---|---|---|---|")
