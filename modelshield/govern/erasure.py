@@ -212,6 +212,8 @@ MembershipProbe = Callable[["Model", np.ndarray, np.ndarray], dict[str, Any]]
 
 @dataclass
 class ErasureResult:
+    """The signed certificate's path and the record it certifies."""
+
     certificate: Path
     record: dict[str, Any]
 

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -384,8 +385,6 @@ class SisaEnsemble:
         start: dict[int, int],
         groups: Sequence[str] | None,
     ) -> Work:
-        import time
-
         place = Placement.of(list(groups) if groups is not None else ids, key, self.shards, self.slices)
         work = Work(shards=list(shards))
         t0 = time.perf_counter()
