@@ -19,7 +19,7 @@ multiplier whose rounds spend at most ε (``privacy.dp.accountant.noise_for_epsi
 each, the same clients without DP.
 
 Part 3 — backdoor (``--backdoor``): 10 clients, 1 malicious (10 %), model replacement (BadNets
-trigger, half the malicious shard relabelled to 0, update boosted ×10; Bagdasaryan et al. 2020);
+trigger, half the malicious shard relabelled to 0, update boosted ×10 in the last round; Bagdasaryan et al. 2020);
 backdoor success (triggered test digits of other classes read as 0) and clean accuracy after
 ``--rounds`` rounds under FedAvg, Krum, trimmed mean, median and Bulyan.
 
