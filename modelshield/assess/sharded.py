@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import socket
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -166,27 +167,9 @@ class RayShards:
 
     def __enter__(self) -> RayShards:
         ray = _ray()
-        if not ray.is_initialized():
+        if not ray.is_initialized():  # else this process is already a Ray driver (a notebook, a test): its cluster
             check_reachable(self.address)
-        try:
-            if ray.is_initialized():  # this process is already a Ray driver (a notebook, a test): use its cluster
-                pass
-            elif self.address == "local":
-                ray.init(
-                    num_cpus=self.workers * self.cpus,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-                self._started = True
-            elif not ray.is_initialized():
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-                self._started = True
-        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
-            raise InputError(f"could not reach Ray at {self.address}: {_one_line(exc)}") from None
-        except Exception as exc:  # Ray raises a bare Exception when its own processes fail to start
-            self._shutdown(ray)
-            raise DependencyError(f"Ray did not start ({self.address}): {_one_line(exc)}") from None
+            self._start(ray)
         actor = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(ShardWorker)
         self._actors = [actor.remote(self.loader, self.cpus, self.batch_size, self.seed) for _ in range(self.workers)]
         try:  # every worker has loaded the model: a source it cannot load fails here, in one line
@@ -203,6 +186,27 @@ class RayShards:
         self._actors = []
         self._data = None
         self._shutdown(ray)
+
+    def _start(self, ray: Any) -> None:
+        """Start Ray here (``local``) or join the cluster at the address, with every failure in one line."""
+        try:
+            with warnings.catch_warnings():  # a tip about a future default, printed by every ray.init
+                warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+                self._init(ray)
+        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+            raise InputError(f"could not reach Ray at {self.address}: {_one_line(exc)}") from None
+        except Exception as exc:  # Ray raises a bare Exception when its own processes fail to start
+            ray.shutdown()
+            raise DependencyError(f"Ray did not start ({self.address}): {_one_line(exc)}") from None
+        self._started = True
+
+    def _init(self, ray: Any) -> None:
+        if self.address == "local":
+            ray.init(
+                num_cpus=self.workers * self.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
+            )
+        else:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
 
     def _shutdown(self, ray: Any) -> None:
         if self._started:

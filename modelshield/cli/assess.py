@@ -695,6 +695,8 @@ def assess_command(
             raise InputError("--samples must be at least 1")
         ds = ds.subset(samples, seed=seed)
     _fast_path(m, bf16, channels_last)
+    if ray is not None:  # Ray's start and the workers' model loading take a while before the first attack
+        console.print(f"ray {ray}: starting {ray_workers} workers, each loading the model itself...", highlight=False)
 
     with (
         _progress(console, planned_steps(cfg, m.white_box)) as advance,

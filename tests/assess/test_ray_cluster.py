@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,9 @@ from test_ray_shards import CHEAP, comparable, weights_loader
 from modelshield.assess.runner import AssessConfig, assess
 from modelshield.assess.sharded import RayShards
 from modelshield.core.datasets import Dataset
+from modelshield.core.errors import DependencyError
 from modelshield.core.model import TorchModel
+from modelshield.integrity.safe_load import load_model
 
 if TYPE_CHECKING:
     from conftest import RunMain
@@ -65,3 +68,10 @@ def test_cli_ray_local_writes_the_single_process_report(cluster: Any, run_main: 
     assert code == 0, err
     assert _report(tmp_path / "ray") == _report(tmp_path / "one")
     assert "--ray local" in json.loads((tmp_path / "ray" / "report.json").read_text())["command"]
+
+
+def test_a_worker_that_cannot_load_the_model_fails_in_one_line(cluster: Any, tmp_path: Path) -> None:
+    missing = partial(load_model, str(tmp_path / "gone.safetensors"), arch="modelshield.demo:DigitsCNN")
+    with pytest.raises(DependencyError, match="could not load the model") as info:
+        RayShards(missing, address="local", workers=2).__enter__()
+    assert "\n" not in str(info.value)
