@@ -155,19 +155,17 @@ class Pipeline:
                 raise RequestValidationError(f"input refused by the adversarial guard: {verdict.reason}", status=422)
             if verdict.action == "fallback" and verdict.fallback is not None:
                 record.update(decision="guard_fallback", reason=f"guard fallback: {verdict.reason}")
-                if g.live is not None:  # the model's own answers to the inputs the guard accepted
-                    fb = verdict.fallback
-                    accepted = [p for p, a in zip(fb["probabilities"], fb["guard"], strict=True) if a == "accept"]
-                    if accepted:
-                        g.live.observe_outputs(name, np.asarray(accepted, dtype=np.float64))
-                return json_response(
-                    {
-                        **verdict.fallback,
-                        "version": loaded.version,
-                        "digest": loaded.digest,
-                        "request_id": record["request_id"],
-                    }
+                fb = verdict.fallback
+                kept = [i for i, a in enumerate(fb["guard"]) if a == "accept"]
+                answered = np.asarray([fb["probabilities"][i] for i in kept], dtype=np.float64)
+                if g.live is not None and kept:  # the model's own answers to the inputs the guard accepted
+                    g.live.observe_outputs(name, answered)
+                response = json_response(
+                    {**fb, "version": loaded.version, "digest": loaded.digest, "request_id": record["request_id"]}
                 )
+                if g.extraction is not None and kept:  # one flagged input must not hide the batch's other answers
+                    response.background = BackgroundTask(g.watch_extraction, identity, name, x[kept], answered)
+                return response
         probs = await loaded.predict(x)
         if g.live is not None:
             g.live.observe_outputs(name, probs)

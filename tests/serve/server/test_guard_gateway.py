@@ -4,6 +4,7 @@ rate, PGD inputs are caught, every guard decision is audited (without the input)
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import numpy as np
@@ -27,7 +28,9 @@ def guarded(weights, tmp_path_factory):
     """One gateway, two routes on the same weights: ``digits`` falls back (abstain) via the top-level [guard]
     table, ``strict`` rejects via its own [models.strict.guard] table."""
     path, digest = weights
-    state = make_state(tmp_path_factory.mktemp("guard"), {"alice": ["predictor"], "auditor": ["auditor"]})
+    state = make_state(
+        tmp_path_factory.mktemp("guard"), {"alice": ["predictor"], "mallory": ["predictor"], "auditor": ["auditor"]}
+    )
     source = {"path": str(path), "digest": digest, **ARCH}
     guard = {
         "detector": "feature-squeezing",
@@ -91,6 +94,28 @@ def test_pgd_inputs_fall_back_or_are_refused(guarded, adversarial):
     metrics = client.get("/metrics").text
     assert 'modelshield_guard_decisions_total{action="fallback"}' in metrics
     assert 'modelshield_guard_decisions_total{action="reject"}' in metrics
+
+
+def test_one_flagged_input_per_batch_does_not_hide_the_rest_from_the_extraction_signal(guarded, adversarial):
+    """A thief who adds one adversarial input to each batch gets a guard fallback for it and answers for the
+    rest: those answers are still scored by the extraction signal (they used to be returned unscored)."""
+    client, state, _ = guarded
+    x0 = sklearn_dataset("digits", "test", seed=0).x[0].numpy()
+    rng = np.random.default_rng(1)
+    fell_back = 0
+    for i in range(8):
+        probes = np.clip(x0 + rng.normal(0, 0.01, size=(10, *x0.shape)), 0, 1).astype(np.float32)
+        r = predict(client, state.keys["mallory"], "digits", np.concatenate([probes, adversarial[i : i + 1]]))
+        assert r.status_code == 200
+        fell_back += "fallback" in r.json().get("guard", [])
+    assert fell_back >= 4  # most batches took the fallback path this test is about
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        flags = [e for e in state.audit_events() if e.get("action") == "security.extraction"]
+        if any(f["actor"]["subject"] == "mallory" for f in flags):
+            break
+        time.sleep(0.1)
+    assert any(f["actor"]["subject"] == "mallory" for f in flags)
 
 
 def test_guard_events_are_audited_without_the_input_and_the_log_verifies(guarded, adversarial):
