@@ -7,7 +7,6 @@ stdout), 2 on bad input (a missing file, a key that is not Ed25519).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -769,46 +768,12 @@ def _drill_demo(chosen: list[tuple[Playbook, str]], state: Path, out: Path) -> l
 def demo_gateway(state: Path) -> Iterator[tuple[str, str, str]]:
     """The demo gateway (``modelshield serve --demo``'s config) in a child process on a free loopback port:
     yields (base URL, audit database URL, admin key)."""
-    import socket
-    import subprocess
-    import sys
+    from modelshield.cli.serve import free_port, gateway_process, prepare_demo
 
-    import httpx
-
-    from modelshield.cli.serve import prepare_demo
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     config, _, admin_file = prepare_demo(state, "127.0.0.1", port)
-    log = (state / "drill-gateway.log").open("wb")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelshield", "serve", "--config", str(config)], stdout=log, stderr=log, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise InputError(f"the demo gateway exited with code {proc.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise InputError(f"the demo gateway did not start in 120 s; see {log.name}")
-            time.sleep(0.2)
+    with gateway_process(config, port, state / "drill-gateway.log") as url:
         yield url, f"sqlite:///{state / 'modelshield.db'}", _read_key(admin_file, "admin key")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modelshield.core.errors import InputError, RemoteModelError
+from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
     from modelshield.redteam import CampaignPlan, Target
@@ -43,23 +40,13 @@ def _attacks(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _demo_gateway(state: Path, attacks: list[str]) -> Iterator[tuple[str, str, dict[str, tuple[str, str]], Path]]:
     """The demo gateway in a child process: yields (base URL, audit DB URL, (subject, key) per attack, weights)."""
-    import httpx
-
-    from modelshield.cli.serve import prepare_demo
+    from modelshield.cli.serve import free_port, gateway_process, prepare_demo
     from modelshield.serve.apikeys import ApiKeyStore
 
-    port = _free_port()
+    port = free_port()
     config, _, _ = prepare_demo(state, "127.0.0.1", port)
     db_url = f"sqlite:///{state / 'modelshield.db'}"
     run = secrets.token_hex(3)
@@ -71,35 +58,9 @@ def _demo_gateway(state: Path, attacks: list[str]) -> Iterator[tuple[str, str, d
         }
     finally:
         store.close()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = (state / "redteam-gateway.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelshield", "serve", "--config", str(config)], stdout=log, stderr=log, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RemoteModelError(f"the demo gateway exited with code {proc.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RemoteModelError(f"the demo gateway did not start in 120 s; see {log.name}")
-            time.sleep(0.2)
+    with gateway_process(config, port, state / "redteam-gateway.log") as url:
         issued = {a: (f"red-{a}-{run}", k.plaintext) for a, k in keys.items()}
         yield url, db_url, issued, state / "model" / "model.safetensors"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _campaign(target: Target, plan: CampaignPlan, attacks: list[str], keys: dict[str, tuple[str, str]]) -> list[Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -148,6 +150,57 @@ def prepare_demo(state: Path, host: str, port: int) -> tuple[Path, str, Path]:
         encoding="utf-8",
     )
     return config, predictor.plaintext, admin_file
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gateway_process(config: Path, port: int, log_path: Path, wait_s: float = 120.0) -> Iterator[str]:
+    """``modelshield serve --config CONFIG`` in a child process on loopback ``port``, its output in ``log_path``:
+    yields the base URL once /healthz answers, and stops the process after. Drills and red-team runs attack a
+    real gateway this way, not an in-process app, so what they measure is what a client sees."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from modelshield.core.errors import RemoteModelError
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelshield", "serve", "--config", str(config)], stdout=log, stderr=log, env=env
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                if proc.poll() is not None:
+                    raise RemoteModelError(f"the demo gateway exited with code {proc.returncode}; see {log_path}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).is_success:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RemoteModelError(f"the demo gateway did not start in {wait_s:.0f} s; see {log_path}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def register(app: typer.Typer) -> None:
