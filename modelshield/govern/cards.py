@@ -14,7 +14,6 @@ document with cyclonedx-python-lib's strict JSON validator against the 1.6 schem
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 from modelshield import __version__
 from modelshield.core.errors import DependencyError, InputError
 from modelshield.govern.evidence import Evidence
-from modelshield.supplychain.sbom import SPEC_VERSION, artifact_component, pypi_purl
+from modelshield.supplychain.sbom import artifact_component, bom_document
 
 Json = dict[str, Any]
 
@@ -136,31 +135,8 @@ def cyclonedx_card(ev: Evidence, datasets: list[Json] | None = None) -> Json:
         card["considerations"] = considerations
     card["properties"] = _properties(ev)
     subject["modelCard"] = card
-    return {
-        "bomFormat": "CycloneDX",
-        "specVersion": SPEC_VERSION,
-        "serialNumber": uuid.uuid4().urn,
-        "version": 1,
-        "metadata": {
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "tools": {
-                "components": [
-                    {
-                        "type": "application",
-                        "name": "modelshield",
-                        "version": __version__,
-                        "purl": pypi_purl("modelshield", __version__),
-                    }
-                ]
-            },
-            "component": subject,
-        },
-        "components": data,
-        "dependencies": [
-            {"ref": subject["bom-ref"], "dependsOn": refs},
-            *({"ref": r, "dependsOn": []} for r in refs),
-        ],
-    }
+    dependencies = [{"ref": subject["bom-ref"], "dependsOn": refs}, *({"ref": r, "dependsOn": []} for r in refs)]
+    return bom_document(subject, data, dependencies)
 
 
 def validate_cyclonedx(document: Json) -> None:

@@ -163,6 +163,17 @@ def build_sbom(
     parameters: Json = {"task": task, "architectureFamily": architecture, "datasets": [{"ref": r} for r in data_refs]}
     subject["modelCard"] = {"modelParameters": {k: v for k, v in parameters.items() if v}}
     packages, package_deps = environment_components()
+    dependencies = [
+        {"ref": subject["bom-ref"], "dependsOn": data_refs},
+        *({"ref": r, "dependsOn": []} for r in data_refs),
+        *package_deps,
+    ]
+    return bom_document(subject, data + packages, dependencies)
+
+
+def bom_document(subject: Json, components: list[Json], dependencies: list[Json]) -> Json:
+    """A CycloneDX document about ``subject`` (a model), made by this modelshield: the envelope every BOM and
+    model card shares."""
     return {
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,
@@ -182,12 +193,8 @@ def build_sbom(
             },
             "component": subject,
         },
-        "components": data + packages,
-        "dependencies": [
-            {"ref": subject["bom-ref"], "dependsOn": data_refs},
-            *({"ref": r, "dependsOn": []} for r in data_refs),
-            *package_deps,
-        ],
+        "components": components,
+        "dependencies": dependencies,
     }
 
 
