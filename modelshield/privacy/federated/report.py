@@ -144,5 +144,22 @@ secure aggregation (SecAgg+): {"on" if report["secure_aggregation"] else "off"}.
 <p>Each cell: attack success rate (backdoor: triggered inputs classified as the target;
 untargeted: share of the clean accuracy lost) and the final test accuracy.</p>
 <table><tr><th>attack \\ aggregator</th>{"".join(f"<th>{e(a)}</th>" for a in aggregators)}</tr>{matrix}</table>
+{_inversion_html(report.get("inversion", []))}
 </body></html>
 """
+
+
+def _inversion_html(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><th>{html.escape(r['view'])}</th><td>{r['psnr_db']:.1f}</td><td>{'yes' if r['label_recovered'] else 'no'}"
+        "</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h2>Gradient inversion: what a curious server could rebuild</h2><p>Inverting Gradients on one client's "
+        "8×8 digit from what the server sees (an untrained sigmoid MLP: the attacker's best case). Above ~30 dB "
+        "the digit is recognisable; ~4 dB is noise.</p><table><tr><th>server sees</th><th>PSNR (dB)</th>"
+        f"<th>label recovered</th></tr>{body}</table>"
+    )
