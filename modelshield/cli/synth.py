@@ -19,7 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from modelshield.core.errors import FormatError, InputError, MissingFileError
+from modelshield.core.errors import DependencyError, FormatError, InputError, MissingFileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +47,10 @@ Delta = Annotated[float, typer.Option("--delta", help="δ of the (ε, δ) guaran
 
 
 def _read(path: Path) -> pd.DataFrame:
-    import pandas as pd
+    try:
+        import pandas as pd
+    except ImportError:
+        raise DependencyError("reading tables needs pandas", hint="pip install 'modelshield[data]'") from None
 
     if not path.is_file():
         raise MissingFileError(f"input not found: {path}")
