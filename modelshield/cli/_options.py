@@ -132,3 +132,18 @@ def flag_words(exc: ModelShieldError) -> ModelShieldError:
     if type(exc).__init__ is not ModelShieldError.__init__:
         return exc
     return type(exc)(words(str(exc)), hint=words(exc.hint))
+
+
+def default_command_group(default: str) -> type[Any]:
+    """A typer group class whose first argument, when it names no subcommand, is the input of ``default``:
+    ``modelshield anonymize IN.csv ...`` runs ``anonymize run IN.csv ...`` while ``anonymize risk`` stays a verb."""
+    import click
+    from typer.core import TyperGroup
+
+    class DefaultCommandGroup(TyperGroup):
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+                args = [default, *args]
+            return super().parse_args(ctx, args)
+
+    return DefaultCommandGroup

@@ -16,27 +16,17 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
-from typer.core import TyperGroup
 
+from modelshield.cli._options import default_command_group
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
     from modelshield.privacy.anonymize.hierarchy import Hierarchy
 
 
-class _RunByDefault(TyperGroup):
-    """A group whose first argument, when it names no subcommand, is the input of ``run``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
 anonymize_app = typer.Typer(
-    cls=_RunByDefault,
+    cls=default_command_group("run"),
     help="Anonymise a table (k-anonymity, l-diversity, t-closeness), measure re-identification risk, link.",
     no_args_is_help=True,
 )

@@ -15,10 +15,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
-from typer.core import TyperGroup
 
+from modelshield.cli._options import default_command_group
 from modelshield.core.errors import DependencyError, FormatError, InputError, MissingFileError
 
 if TYPE_CHECKING:
@@ -27,17 +26,8 @@ if TYPE_CHECKING:
     from modelshield.privacy.synth.stats import Release
 
 
-class _DataByDefault(TyperGroup):
-    """A group whose first argument, when it names no subcommand, is the input of ``data``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["data", *args]
-        return super().parse_args(ctx, args)
-
-
 synth_app = typer.Typer(
-    cls=_DataByDefault,
+    cls=default_command_group("data"),
     help="Differentially private synthetic data (MST) and DP statistics (counts, histograms, means, quantiles).",
     no_args_is_help=True,
 )
