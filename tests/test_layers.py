@@ -66,7 +66,8 @@ LAYERS: dict[str, set[str]] = {
     "privacy": {"core", "attacks", "defenses"},
     "monitor": {"core", "attacks", "defenses", "integrity", "audit"},
     "incident": {"core", "integrity", "audit", "registry", "monitor", "threat"},  # threat: escalation matrix
-    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain"},  # ingest: the OpenLineage event builder; supplychain: CycloneDX components
+    # govern reuses ingest's OpenLineage event builder and supplychain's CycloneDX components
+    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain"},
     "ingest": {"core", "attacks", "defenses", "integrity"},  # provenance + poisoning detectors at the door
     # the shells on top
     "serve": set(_LIBRARY),
