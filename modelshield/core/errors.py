@@ -16,6 +16,11 @@ The CLI turns any ``ModelShieldError`` into one line on stderr and exit code 2::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class ModelShieldError(Exception):
     """Base of every error modelshield raises on purpose."""
@@ -36,6 +41,18 @@ def error_cause(e: BaseException) -> str:
     """The error's own words on one line: TorchScript wraps them in a multi-line trace whose last line is the cause."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[-1] if lines else type(e).__name__
+
+
+def validation_line(exc: ValidationError, place: str | None = None) -> str:
+    """The first problem of a pydantic ``ValidationError`` as one line, ``where: message (and N more)``.
+
+    Users of a YAML or TOML file need the field they wrote, not pydantic's multi-line report; ``place`` replaces
+    the dotted location where a caller can name it better (list items by id, union tags dropped)."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) if place is None else place
+    message = str(err["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
 class InputError(ModelShieldError):

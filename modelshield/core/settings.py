@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import InputError, validation_line
 
 
 class AssessDefaults(BaseModel):
@@ -101,7 +101,6 @@ def load_settings(path: str | Path | None = None) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"])
         from_env = [e for e, name in VERIFY_ENV.items() if where == f"verify.{name}" and os.environ.get(e)]
-        raise InputError(f"{from_env[0] if from_env else file}: {where}: {first['msg']}") from None
+        raise InputError(f"{from_env[0] if from_env else file}: {validation_line(exc)}") from None

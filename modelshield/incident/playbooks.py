@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import InputError, validation_line
 from modelshield.core.severity import Severity
 
 NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -172,9 +172,7 @@ def parse_playbook(data: Any, source: str) -> Playbook:
     try:
         book = Playbook.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(map(str, err["loc"])) or "playbook"
-        raise InputError(f"{source}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise InputError(f"{source}: {validation_line(exc)}") from None
     known = roles()
     for i, step in enumerate(book.steps):
         if step.approval is not None and step.approval not in known:

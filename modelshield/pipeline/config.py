@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.errors import InputError, MissingFileError, validation_line
 
 ARTIFACT_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
@@ -172,8 +172,7 @@ class Stage(_Strict):
         try:
             POLICIES[self.kind].model_validate(self.policy)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ValueError(f"policy.{_where(tuple(err['loc']))}: {err['msg']}") from None
+            raise ValueError(f"policy.{validation_line(exc, _where(tuple(exc.errors()[0]['loc'])))}") from None
         return self
 
     def typed_policy(self) -> Any:
@@ -224,11 +223,9 @@ def parse_pipeline(doc: Any, where: str) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        place = _where(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
-        message = str(err["msg"]).removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(f"{where}: {place + ': ' if place else ''}{message}{more}") from None
+        loc = exc.errors()[0]["loc"]
+        place = _where(tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-"))))
+        raise InputError(f"{where}: {validation_line(exc, place)}") from None
 
 
 def load_pipeline(path: Path | str) -> tuple[PipelineConfig, Path]:

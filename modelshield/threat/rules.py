@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.errors import InputError, MissingFileError, validation_line
 from modelshield.core.severity import Severity
 from modelshield.threat.atlas import load_atlas
 from modelshield.threat.evidence import EvidenceKind
@@ -237,16 +237,13 @@ def _check(library: RuleLibrary, source: str) -> RuleLibrary:
         try:
             condition = rule.condition
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InputError(f"{where}: when.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+            raise InputError(f"{where}: when.{validation_line(exc)}") from None
         condition.check(f"{where}: when")
         for i, case in enumerate(rule.severity_when):
             try:
                 rule._match(case.when).check(f"{where}: severity_when[{i}].when")
             except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(map(str, err["loc"]))
-                raise InputError(f"{where}: severity_when[{i}].when.{loc}: {err['msg']}") from None
+                raise InputError(f"{where}: severity_when[{i}].when.{validation_line(exc)}") from None
         for tid in rule.atlas:
             if tid not in atlas.techniques:
                 raise InputError(f"{where}: {tid!r} is not a technique in ATLAS {atlas.version}")
@@ -261,8 +258,7 @@ def parse_rules(data: Any, source: str) -> RuleLibrary:
     try:
         library = RuleLibrary.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(f"{source}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise InputError(f"{source}: {validation_line(exc)}") from None
     return _check(library, source)
 
 

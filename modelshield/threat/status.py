@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import InputError, validation_line
 from modelshield.core.files import atomic_output
 from modelshield.threat.findings import Decision, Status, ThreatFinding
 
@@ -42,10 +42,9 @@ def load_decisions(path: Path) -> dict[str, Decision]:
         try:
             decisions[str(fid)] = Decision.model_validate(entry)
         except ValidationError as exc:
-            err = exc.errors()[0]
             allowed = ", ".join(s.value for s in Status)
-            hint = f" (one of: {allowed})" if "status" in err["loc"] else ""
-            raise InputError(f"{path}: {fid}.{'.'.join(map(str, err['loc']))}: {err['msg']}{hint}") from None
+            hint = f" (one of: {allowed})" if "status" in exc.errors()[0]["loc"] else ""
+            raise InputError(f"{path}: {fid}.{validation_line(exc)}{hint}") from None
     return decisions
 
 

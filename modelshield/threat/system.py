@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.errors import InputError, MissingFileError, validation_line
 from modelshield.core.severity import RankedEnum
 from modelshield.threat.evidence import EvidenceSpec
 
@@ -341,8 +341,7 @@ def _one_line(exc: ValidationError, data: Any) -> str:
         return f"{where}: an element needs a kind (one of: {', '.join(KINDS)})"
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown field"
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{where}: {err['msg']}{more}"
+    return validation_line(exc, where)
 
 
 def parse_system(data: Any, source: str = "system") -> System:

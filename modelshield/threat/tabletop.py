@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import InputError, validation_line
 from modelshield.core.severity import Severity
 from modelshield.threat.atlas import load_atlas, release
 from modelshield.threat.case_studies import CaseStudy
@@ -93,8 +93,7 @@ def parse_playbook(data: Any, source: str) -> Playbook:
     try:
         book = Playbook.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(f"{source}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise InputError(f"{source}: {validation_line(exc)}") from None
     roles = {r.id for r in book.roles}
     for severity, esc in book.escalation.items():
         unknown = [r for r in esc.notify if r not in roles]
