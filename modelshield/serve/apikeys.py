@@ -45,6 +45,7 @@ from modelshield.core.errors import InputError, KeyringError
 from modelshield.core.storage import data_home, ensure_schema, open_engine, safe_url, write_transaction
 from modelshield.integrity.keys import atomic_output, check_private
 from modelshield.serve.errors import AuthenticationError
+from modelshield.serve.feed import RedisFeed
 from modelshield.serve.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -562,7 +563,7 @@ def _refuse_new_pepper_over_keys(engine: sa.Engine, file: Path, now: float) -> N
         )
 
 
-class RevocationFeed:
+class RevocationFeed(RedisFeed):
     """Revoked key ids shared through Redis: a set (for replicas that start later) plus a pub/sub channel.
 
     Each replica's listener thread drops a revoked key from its cache as soon as the message arrives.
@@ -571,54 +572,4 @@ class RevocationFeed:
     """
 
     def __init__(self, url: str, channel: str = "modelshield:apikeys:revoked") -> None:
-        import redis
-
-        self.channel = channel
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._subscribed = threading.Event()
-
-    def publish(self, key_id: str) -> None:
-        """Tell every replica; a Redis failure is logged (the database still has the revocation)."""
-        import redis
-
-        try:
-            pipe = self._redis.pipeline()
-            pipe.sadd(self.channel, key_id)
-            pipe.publish(self.channel, key_id)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.error("could not publish API key revocation to Redis: %s", exc)
-
-    def start(self, on_revoke: Callable[[str], None]) -> None:
-        """Apply the revocations already published, then listen for new ones in a daemon thread."""
-        self._thread = threading.Thread(target=self._listen, args=(on_revoke,), name="apikey-revocations", daemon=True)
-        self._thread.start()
-        self._subscribed.wait(timeout=2.0)
-
-    def _listen(self, on_revoke: Callable[[str], None]) -> None:
-        import redis
-
-        while not self._stop.is_set():
-            try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                for key_id in self._redis.smembers(self.channel):
-                    on_revoke(str(key_id))
-                self._subscribed.set()
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if message and message.get("type") == "message":
-                        on_revoke(str(message["data"]))
-                pubsub.close()
-            except redis.RedisError as exc:
-                self._subscribed.set()
-                log.error("API key revocation feed lost Redis (%s); retrying", exc)
-                self._stop.wait(1.0)
-
-    def stop(self) -> None:
-        """Stop the listener thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        super().__init__(url, channel, remember=True)
