@@ -213,6 +213,9 @@ class RateLimitConfig(_Strict):
     per_model_burst: float = Field(default=4000.0, ge=1)
     daily_quota: int | None = Field(default=100_000, ge=1)
     redis_url: str | None = None
+    #: the namespace of every Redis key and channel this gateway uses (buckets, quotas, revocations, controls):
+    #: deployments sharing one Redis give each its own
+    redis_prefix: str = Field(default="modelshield", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     fail_open: bool = False
     extraction_signal: bool = True
     insecure_disabled: bool = False
@@ -263,6 +266,8 @@ class ServerConfig(_Strict):
     tls_key_file: Path | None = None
     rehash_seconds: float = Field(default=300.0, gt=0)
     store_url: str | None = None
+    #: how often each worker polls the store for fleet control changes (the bound when Redis is off or lost)
+    control_poll_seconds: float = Field(default=2.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerConfig:
