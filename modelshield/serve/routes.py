@@ -24,6 +24,7 @@ from modelshield.serve.gateway import Gateway
 from modelshield.serve.identity import Identity
 from modelshield.serve.metrics import CONTENT_TYPE
 from modelshield.serve.pipeline import Pipeline
+from modelshield.serve.readiness import Readiness
 from modelshield.serve.responses import JSON, json_response, request_id
 
 _ERROR_SCHEMA = {
@@ -125,6 +126,7 @@ class PredictFastPath:
 
 def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
     """Every route of the gateway, on ``app``."""
+    readiness = Readiness(gateway)
 
     def predict_route(name: str) -> Callable[[Request], Awaitable[Response]]:
         async def predict(request: Request) -> Response:
@@ -221,17 +223,13 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Readiness: every primary model version intact, the audit log writing",
+        summary="Readiness: every primary model version intact, the audit log writing, the store and Redis answering",
         responses={503: {"description": "Not ready.", "content": {JSON: {"schema": {"type": "object"}}}}},
     )
     async def readyz() -> Response:
-        broken = [r.name for r in gateway.routers.values() if not r.primary.healthy]
-        audit_failing = gateway.audit_log is not None and gateway.audit_log.problem() is not None
-        if not broken and not audit_failing:
-            return json_response({"status": "ready"}, 200)
-        # why the audit log fails (file paths, database host) is in the gateway's log, not told to anonymous probes
-        body = {"status": "unready", "broken": broken, "audit_log": "failing" if audit_failing else "ok"}
-        return json_response(body, 503)
+        # only ok/failing per component: why (file paths, database host) is in the gateway's log, not told to probes
+        ready, body = await readiness.report()
+        return json_response(body, 200 if ready else 503)
 
     @app.get(
         "/metrics",
