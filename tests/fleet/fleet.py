@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -151,6 +152,11 @@ def save_demo_weights(path: Path, model: Any = None) -> str:
         model = train_digits_cnn(sklearn_dataset("digits", "train", seed=0))
     save_torch_model(model, path)
     return file_digest(path)
+
+
+def _die_with_parent() -> None:
+    """In a child: SIGKILL it when the test process dies, however that happens (no replica outlives a run)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def cpu_seconds(pid: int) -> float:
@@ -345,7 +351,8 @@ class Fleet:
             f'[server]\nstore_url = "{self.db_url}"\n\n[auth]\napi_key_pepper_file = "{pepper}"\n\n'
             f'[audit]\ndb_url = "{self.db_url}"\nsigning_key_file = "{self.work / "audit.pem"}"\n'
             f'public_key_file = "{self.public_key}"\ndurability = "{self._durability}"\n\n'
-            f"[rate_limits]\n{redis}per_identity_rps = {rps}\nper_identity_burst = {burst}\n"
+            f'[rate_limits]\n{redis}redis_prefix = "fleet-{self.tag}"\n'
+            f"per_identity_rps = {rps}\nper_identity_burst = {burst}\n"
             f"per_model_rps = 1e9\nper_model_burst = 1e9\ndaily_quota = {quota}\n\n"
             f'[logging]\nlevel = "{self._log_level}"\n' + self._extra
         )
@@ -368,7 +375,7 @@ class Fleet:
             replica.proc = subprocess.Popen(
                 [sys.executable, "-m", "modelshield", "serve", "--config", str(self.config),
                  "--port", str(replica.port)],
-                cwd=ROOT, stdout=log, stderr=log, env=env, start_new_session=True,
+                cwd=ROOT, stdout=log, stderr=log, env=env, start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
 
     def wait_replica(self, replica: Replica) -> None:
@@ -398,7 +405,11 @@ class Fleet:
             raise RuntimeError(f"haproxy -c failed: {check.stderr.strip()}")
         with (self.work / "haproxy.log").open("ab") as log:
             self.haproxy = subprocess.Popen(
-                ["haproxy", "-db", "-f", str(cfg)], stdout=log, stderr=log, start_new_session=True
+                ["haproxy", "-db", "-f", str(cfg)],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     # -- replicas ----------------------------------------------------------------------------------
@@ -536,6 +547,31 @@ class Fleet:
             return out
 
         return asyncio.run(run())
+
+    def revoke_and_time(self, key: str, via: int = 0, timeout: float = 10.0) -> dict[str, float]:
+        """Revoke ``key`` through replica ``via``'s admin API, then ask every replica in turn until each refuses
+        it (401): the seconds from the revocation's answer to each replica's first refusal (its propagation
+        time). Raises ``TimeoutError`` if a replica still accepts it after ``timeout`` seconds."""
+        answer = httpx.post(
+            self.replicas[via].url + "/v1/admin/keys/revoke",
+            json={"key_id": key.split("_")[1]},
+            headers={"Authorization": f"Bearer {self.admin_key}"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        revoked_at = time.monotonic()
+        pending = {r.name: r.url for r in self.replicas if r.proc is not None}
+        refused: dict[str, float] = {}
+        with httpx.Client(timeout=10) as client:
+            while pending:
+                for name, url in list(pending.items()):
+                    status = client.post(url + PREDICT, content=self.body, headers=self.headers(key)).status_code
+                    if status == 401:
+                        refused[name] = time.monotonic() - revoked_at
+                        del pending[name]
+                if pending and time.monotonic() - revoked_at > timeout:
+                    raise TimeoutError(f"{', '.join(pending)} still accept a key revoked {timeout:g} s ago")
+        return refused
 
     # -- the audit log -----------------------------------------------------------------------------
 
