@@ -66,8 +66,9 @@ LAYERS: dict[str, set[str]] = {
     "privacy": {"core", "attacks", "defenses"},
     "monitor": {"core", "attacks", "defenses", "integrity", "audit"},
     "incident": {"core", "integrity", "audit", "registry", "monitor", "threat"},  # threat: escalation matrix
-    # govern reuses ingest's OpenLineage event builder and supplychain's CycloneDX components
-    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain"},
+    # govern reuses ingest's OpenLineage event builder and supplychain's CycloneDX components; monitor: access
+    # denials raise alerts through monitor.alerts
+    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain", "monitor"},
     "ingest": {"core", "attacks", "defenses", "integrity"},  # provenance + poisoning detectors at the door
     # the shells on top
     "serve": set(_LIBRARY),

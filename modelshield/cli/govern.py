@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from modelshield.cli._governance_access import attach as attach_access
 from modelshield.cli._governance_erasure import attach as attach_erasure
 from modelshield.core.errors import InputError
 
@@ -478,6 +479,7 @@ def num(value: float | None, spec: str = ".3f") -> str:
 
 
 attach_erasure(govern_app)  # erase, verify-certificate, retention
+attach_access(govern_app)  # consent, access, dpa
 
 
 def register(app: typer.Typer) -> None:
