@@ -2,7 +2,9 @@
 
 A run's settings are written to ``OUT/harden.json`` before training starts, so
 ``modelshield harden --resume OUT`` continues an interrupted run from its last checkpoint with
-exactly the settings it began with (``--epochs`` may extend it).
+exactly the settings it began with (``--epochs`` may extend it). The training loop's data access is
+monitored (``--no-monitor`` turns it off): its summary goes to ``OUT/data-access.json``, and an
+alarm makes the command exit 1 after everything is written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from modelshield.cli._options import parse_arch_kwargs, parse_bounds, parse_floats
+from modelshield.cli._training_monitor import (
+    AuditDbOption,
+    MonitorOption,
+    MonitorZOption,
+    finish,
+    make_monitor,
+    watching,
+)
 from modelshield.cli.assess import DEMO_EPS, DEMO_EPS_L2, DEMO_GATE, redact_argv
 from modelshield.core.errors import InputError
 
@@ -27,6 +37,7 @@ if TYPE_CHECKING:  # torch loads only when a run starts, so `modelshield --help`
     from modelshield.core.model import TorchModel
     from modelshield.defenses.training.config import Optimizer, Schedule
     from modelshield.defenses.training.harden import HardenOutcome
+    from modelshield.monitor.training import DataAccessMonitor
 
 SETTINGS_FILE = "harden.json"
 DEMO_ARCH = "modelshield.demo:DigitsCNN"
@@ -244,6 +255,9 @@ def harden_command(
     resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this folder.")] = None,
     report: Annotated[bool, typer.Option("--report", help="Also assess the hardened model into OUT/report.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
+    monitor: MonitorOption = True,
+    monitor_z: MonitorZOption = 5.0,
+    audit_db: AuditDbOption = None,
 ) -> None:
     """Train a model to resist evasion attacks and show its robustness before and after."""
     given: dict[str, Any] = {
@@ -293,10 +307,13 @@ def harden_command(
             s.threads = 1
     if epochs is not None:
         s.epochs = epochs
-    _run(s, out, resume is not None, report, progress)
+    watch = make_monitor(monitor, s.batch_size, "shuffle", monitor_z)
+    _run(s, out, resume is not None, report, progress, watch)
+    if finish(watch, out, audit_db):
+        raise typer.Exit(1)
 
 
-def _run(s: Settings, out: Path, resuming: bool, report: bool, progress: bool) -> None:
+def _run(s: Settings, out: Path, resuming: bool, report: bool, progress: bool, watch: DataAccessMonitor | None) -> None:
     import torch
 
     from modelshield.defenses.training import TrainConfig, make_trainer
@@ -340,7 +357,11 @@ def _run(s: Settings, out: Path, resuming: bool, report: bool, progress: bool) -
         m.use_fast_path(autocast_dtype=torch.bfloat16 if s.bf16 else None, channels_last=s.channels_last)
     out.mkdir(parents=True, exist_ok=True)
     (out / SETTINGS_FILE).write_text(json.dumps(asdict(s), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    outcome = harden(m, train, test, trainer, cfg, out=out, eval_eps=gate, eval_steps=s.eval_steps, model_info=info)
+    with watching(watch):
+        outcome = harden(
+            m, train, test, trainer, cfg, out=out, eval_eps=gate, eval_steps=s.eval_steps, model_info=info,
+            data_observer=watch,
+        )  # fmt: skip
     _print(outcome, s.method)
     if report:
         _report(m, test, s, gate, out, info)

@@ -4,7 +4,8 @@ The network is the demo digits CNN (``--demo``, or digits-shaped image data), a 
 feature vectors, or any ``--arch package.module:Class`` (optionally starting from ``--model`` weights).
 Progress per epoch and the spent ε go to the terminal; ``OUT/model.safetensors`` carries the budget in
 its header and ``OUT/model.json`` beside it; ``--register NAME --owner TEAM`` also records it in the
-model registry.
+model registry. The Poisson sampler's data access is monitored (``--no-monitor`` turns it off): its
+summary goes to ``OUT/data-access.json``, and an alarm makes the command exit 1 after the model is saved.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from modelshield.cli._training_monitor import (
+    AuditDbOption,
+    MonitorOption,
+    MonitorZOption,
+    finish,
+    make_monitor,
+    watching,
+)
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -146,6 +155,9 @@ def train_command(
     db: Annotated[
         str | None, typer.Option("--db", envvar="MODELSHIELD_DB_URL", help="Registry database URL for --register.")
     ] = None,
+    monitor: MonitorOption = True,
+    monitor_z: MonitorZOption = 5.0,
+    audit_db: AuditDbOption = None,
 ) -> None:
     """Train a model with differential privacy (DP-SGD) and save it with the ε it spent."""
     if not dp:
@@ -184,22 +196,25 @@ def train_command(
             f"epoch {s.epoch:>3}/{epochs}  step {s.steps:>5}  loss {s.loss:.4f}  ε {s.epsilon:.3f}  {s.seconds:.1f} s"
         )
 
-    net, report = train_dp(
-        net,
-        train.x,
-        train.y,
-        epsilon=epsilon,
-        delta=delta,
-        epochs=epochs,
-        batch_size=batch_size,
-        max_grad_norm=max_grad_norm,
-        noise_multiplier=noise_multiplier,
-        lr=lr if lr is not None else (0.01 if optimizer == "adam" else None),
-        optimizer=cast("DPOptimizer", optimizer),
-        accountant=accountant,
-        seed=seed,
-        progress=progress,
-    )
+    watch = make_monitor(monitor, batch_size, "poisson", monitor_z)
+    with watching(watch):
+        net, report = train_dp(
+            net,
+            train.x,
+            train.y,
+            epsilon=epsilon,
+            delta=delta,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_grad_norm=max_grad_norm,
+            noise_multiplier=noise_multiplier,
+            lr=lr if lr is not None else (0.01 if optimizer == "adam" else None),
+            optimizer=cast("DPOptimizer", optimizer),
+            accountant=accountant,
+            seed=seed,
+            progress=progress,
+            data_observer=watch,
+        )
     accuracy = _accuracy(net, test) if test is not None else None
     info = {
         "name": "demo digits CNN" if demo else Path(data or "").name,
@@ -227,6 +242,8 @@ def train_command(
             )
         err.print(f"registered {mv.ref} {mv.digest} with ε={report.epsilon:.3f} at δ={report.delta:g}")
     _summary(report, accuracy, paths)
+    if finish(watch, out, audit_db):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,24 @@ record is tested against what a correct sampler produces:
   audit hook; one outside ``allowed_roots`` raises an alarm. Files opened in DataLoader worker processes are not
   seen (the hook records in the process where the open happens).
 
+With ``sampling="poisson"`` (DP-SGD: every sample joins each step's batch independently with probability
+``q = batch_size / N``, so batch sizes vary and an epoch is ``N / batch_size`` steps) the checks are the ones such a
+sampler passes instead, each a z-score against ``z_limit``:
+
+* **batch-size** — each batch is Binomial(N, q): its exact two-sided tail, as a z-score, for the most extreme
+  batch (Bonferroni over the epoch's batches), and the epoch's sum of squared standardised sizes against χ²;
+* **coverage** — the samples read at least once over ``s`` steps: Binomial(N, 1 − (1 − q)^s);
+* **frequency** — each sample's count is Binomial(s, q): the most-read sample's tail (Bonferroni over N) and the
+  dispersion of the counts (Σ of squared standardised counts against its mean N and variance N·(2 + excess
+  kurtosis));
+* **replay** — consecutive batches share Binomial(N, q²) samples: the epoch's summed overlap against that;
+* **batch-mix** — as above (a Poisson batch, given its size, is a uniform random subset). Positions within a
+  batch are sorted, so the shuffle checks do not apply.
+
+A training loop that is not a DataLoader reports each batch itself: ``monitor.record_batch(indices)`` then
+``monitor.end_epoch()`` (``modelshield harden`` and ``modelshield train --dp`` do, through their loops'
+``data_observer`` hook).
+
 Use it by giving the loader the monitor's sampler and iterating through the monitor::
 
     monitor = DataAccessMonitor(len(train_set), batch_size=128, labels=train_labels)
@@ -40,12 +58,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
 
 from modelshield.core.errors import InputError
+
+Sampling = Literal["shuffle", "poisson"]
 
 
 @dataclass
@@ -89,20 +109,25 @@ class DataAccessMonitor:
 
     def __init__(
         self,
-        dataset_size: int,
+        dataset_size: int | None,
         batch_size: int,
         *,
         labels: Sequence[int] | np.ndarray | None = None,
         drop_last: bool = False,
         z_limit: float = 5.0,
         allowed_roots: Sequence[str | Path] = (),
+        sampling: Sampling = "shuffle",
     ) -> None:
-        if dataset_size < 2 or batch_size < 1:
-            raise InputError(f"need a dataset of ≥ 2 samples and batches of ≥ 1 (got {dataset_size}, {batch_size})")
-        self.n, self.batch_size, self.drop_last, self.z_limit = dataset_size, batch_size, drop_last, z_limit
+        if sampling not in ("shuffle", "poisson"):
+            raise InputError(f"sampling must be shuffle or poisson, not {sampling!r}")
+        if not z_limit > 0:
+            raise InputError(f"the alarm threshold z must be positive, got {z_limit}")
+        self.batch_size, self.drop_last, self.z_limit = batch_size, drop_last, z_limit
+        self.sampling: Sampling = sampling
+        self.n, self.sample_rate = 0, 0.0
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        if self.labels is not None and len(self.labels) != dataset_size:
-            raise InputError(f"{len(self.labels)} labels for a dataset of {dataset_size}")
+        if dataset_size is not None:
+            self._size(dataset_size)
         self.allowed_roots = [Path(r).resolve() for r in allowed_roots]
         self.epochs: list[EpochRecord] = []
         self.alarms: list[TrainingAlarm] = []
@@ -110,6 +135,24 @@ class DataAccessMonitor:
         self._current = EpochRecord(0)
         self._previous_order: np.ndarray | None = None
         self._file_epoch = 0
+
+    def _size(self, n: int) -> None:
+        if n < 2 or self.batch_size < 1:
+            raise InputError(f"need a dataset of ≥ 2 samples and batches of ≥ 1 (got {n}, {self.batch_size})")
+        if self.sampling == "poisson" and self.batch_size >= n:
+            raise InputError(f"Poisson batches of expected size {self.batch_size} need more than {n} samples")
+        if self.labels is not None and len(self.labels) != n:
+            raise InputError(f"{len(self.labels)} labels for a dataset of {n}")
+        self.n, self.sample_rate = n, self.batch_size / n  # q of Poisson sampling
+
+    def start(self, labels: Any) -> None:
+        """Called by a training loop before its first epoch with the labels it trains on; a monitor made with
+        ``dataset_size=None`` takes its size from them."""
+        values = np.asarray(labels.tolist() if hasattr(labels, "tolist") else labels, dtype=np.int64)
+        if self.n and len(values) != self.n:
+            raise InputError(f"the loop trains on {len(values)} samples, the monitor was made for {self.n}")
+        self.labels = values
+        self._size(len(values))
 
     def sampler(self, inner: Iterable[int]) -> _RecordingSampler:
         """Wrap the sampler a DataLoader will use, so the monitor sees every index it hands out."""
@@ -122,10 +165,19 @@ class DataAccessMonitor:
             yield batch
         self.end_epoch()
 
+    def record_batch(self, indices: Any) -> None:
+        """Record one batch a training loop read, as the sample indices it gathered (a tensor, array or list)."""
+        values = indices.tolist() if hasattr(indices, "tolist") else [int(i) for i in indices]
+        self._current.indices.extend(values)
+        self._current.batch_sizes.append(len(values))
+
     def end_epoch(self) -> list[TrainingAlarm]:
         """Check the epoch just read and start the next; returns its alarms (also kept in ``alarms``)."""
         record = self._current
-        found = [*self._check_sizes(record), *self._check_indices(record), *self._check_batch_mix(record)]
+        if self.sampling == "poisson":
+            found = [*self._check_poisson(record), *self._check_batch_mix(record)]
+        else:
+            found = [*self._check_sizes(record), *self._check_indices(record), *self._check_batch_mix(record)]
         self.alarms.extend(found)
         self.epochs.append(record)
         self._current = EpochRecord(record.epoch + 1)
@@ -133,6 +185,45 @@ class DataAccessMonitor:
 
     def alarms_of(self, epoch: int) -> list[TrainingAlarm]:
         return [a for a in self.alarms if a.epoch == epoch]
+
+    def expected_coverage(self, steps: int) -> float:
+        """Share of the dataset a correct sampler reads in an epoch of ``steps`` batches."""
+        if self.sampling == "poisson":
+            return 1.0 - (1.0 - self.sample_rate) ** steps
+        return 1.0 - (self.n % self.batch_size if self.drop_last else 0) / self.n
+
+    def summary(self) -> dict[str, Any]:
+        """What the run read, JSON-ready: per epoch the batches, their sizes, coverage against what a correct
+        sampler gives and the most-read sample's count; the files opened; every alarm."""
+        epochs = []
+        for r in self.epochs:
+            idx = np.asarray(r.indices, dtype=np.int64)
+            counts = np.bincount(idx[(idx >= 0) & (idx < self.n)], minlength=self.n)
+            sizes = r.batch_sizes or [0]
+            epochs.append(
+                {
+                    "epoch": r.epoch,
+                    "batches": len(r.batch_sizes),
+                    "samples_read": len(idx),
+                    "batch_size": {"min": min(sizes), "mean": round(float(np.mean(sizes)), 3), "max": max(sizes)},
+                    "coverage": round(float(np.count_nonzero(counts)) / self.n, 4),
+                    "expected_coverage": round(self.expected_coverage(len(r.batch_sizes)), 4),
+                    "max_reads": int(counts.max()),
+                }
+            )
+        return {
+            "sampling": self.sampling,
+            "dataset_size": self.n,
+            "batch_size": self.batch_size,
+            "z_limit": self.z_limit,
+            "epochs": epochs,
+            "files_opened": len(self.files),
+            "alarms": [
+                {"check": a.check, "epoch": a.epoch, "message": a.message, "statistic": a.statistic,
+                 "threshold": a.threshold}
+                for a in self.alarms
+            ],
+        }  # fmt: skip
 
     @contextmanager
     def audit_files(self) -> Iterator[None]:
@@ -228,6 +319,8 @@ class DataAccessMonitor:
         total = mean = var = 0.0
         for b in np.split(idx, np.cumsum(record.batch_sizes)[:-1]):
             m = len(b)
+            if m == 0:  # an empty Poisson batch
+                continue
             counts = np.bincount(self.labels[b[b < self.n]], minlength=classes)
             counts = counts[np.bincount(self.labels, minlength=classes) > 0]
             expected = share * m
@@ -245,6 +338,74 @@ class DataAccessMonitor:
                 z, self.z_limit,
             )
         ]  # fmt: skip
+
+    def _check_poisson(self, record: EpochRecord) -> list[TrainingAlarm]:
+        """Batch sizes, coverage, per-sample read counts and batch-to-batch overlap against Poisson sampling."""
+        sizes = np.asarray(record.batch_sizes, dtype=np.int64)
+        steps, n, q = len(sizes), self.n, self.sample_rate
+        if steps == 0:
+            return []
+        found: list[tuple[str, str, float]] = []
+        lo, hi = int(sizes.min()), int(sizes.max())
+        z = _tail_z(2 * steps * min(stats.binom.cdf(lo, n, q), stats.binom.sf(hi - 1, n, q)))
+        standard = (sizes - n * q) / math.sqrt(n * q * (1 - q))
+        z_spread = _dispersion_z(float(np.sum(standard**2)), steps, n, q)
+        if max(z, z_spread) > self.z_limit:
+            found.append((
+                "batch-size",
+                f"batch sizes {lo}..{hi} are not Binomial({n}, {q:.4g}) around {n * q:.1f} "
+                f"(extreme z = {z:.1f}, spread z = {z_spread:.1f})",
+                max(z, z_spread),
+            ))  # fmt: skip
+        idx = np.asarray(record.indices, dtype=np.int64)
+        counts = np.bincount(idx[(idx >= 0) & (idx < n)], minlength=n)
+        distinct, covered = int(np.count_nonzero(counts)), self.expected_coverage(steps)
+        z = _tail_z(2 * min(stats.binom.cdf(distinct, n, covered), stats.binom.sf(distinct - 1, n, covered)))
+        if z > self.z_limit or len(idx) != counts.sum():
+            found.append((
+                "coverage",
+                f"{distinct} distinct of {n} samples read in {steps} steps, expected {n * covered:.0f} "
+                f"(1 − (1 − q)^steps), z = {z:.1f}; {len(idx) - int(counts.sum())} indices out of range",
+                z,
+            ))  # fmt: skip
+        top = int(counts.max())
+        z = _tail_z(n * stats.binom.sf(top - 1, steps, q))
+        mu, var = steps * q, steps * q * (1 - q)
+        z_spread = _dispersion_z(float(np.sum((counts - mu) ** 2) / var), n, steps, q)
+        if max(z, z_spread) > self.z_limit:
+            found.append((
+                "frequency",
+                f"a sample was read {top} times in {steps} steps (expected {mu:.1f} ± {math.sqrt(var):.1f}); "
+                f"most-read z = {z:.1f}, spread of the counts z = {z_spread:.1f}",
+                max(z, z_spread),
+            ))  # fmt: skip
+        if steps > 1:
+            batches = np.split(idx, np.cumsum(sizes)[:-1])
+            overlap = sum(len(np.intersect1d(a, b)) for a, b in zip(batches, batches[1:], strict=False))
+            q2 = q * q
+            expected = (steps - 1) * n * q2
+            spread = n * ((steps - 1) * q2 * (1 - q2) + 2 * (steps - 2) * (q2 * q - q2 * q2))
+            z = (overlap - expected) / math.sqrt(spread)
+            if z > self.z_limit:
+                found.append((
+                    "replay",
+                    f"consecutive batches share {overlap} samples, expected {expected:.1f} (z = {z:.1f}): "
+                    "batches are replayed",
+                    z,
+                ))  # fmt: skip
+        return [TrainingAlarm(check, record.epoch, message, stat, self.z_limit) for check, message, stat in found]
+
+
+def _tail_z(p: float) -> float:
+    """The one-sided standard-normal z of a (Bonferroni-corrected) tail probability ``p``; 0 when p ≥ ½."""
+    return max(0.0, float(stats.norm.isf(min(max(p, 1e-300), 0.5))))
+
+
+def _dispersion_z(total: float, terms: int, trials: int, p: float) -> float:
+    """z of Σ of ``terms`` squared standardised Binomial(``trials``, ``p``) values: mean ``terms``, variance
+    ``terms`` · (2 + the binomial's excess kurtosis)."""
+    excess = (1 - 6 * p * (1 - p)) / (trials * p * (1 - p))
+    return (total - terms) / math.sqrt(terms * (2 + excess))
 
 
 def _spearman_z(a: np.ndarray, b: np.ndarray) -> float:
@@ -289,4 +450,4 @@ def _install_hook() -> None:
     _HOOKED = True
 
 
-__all__ = ["DataAccessMonitor", "EpochRecord", "TrainingAlarm"]
+__all__ = ["DataAccessMonitor", "EpochRecord", "Sampling", "TrainingAlarm"]

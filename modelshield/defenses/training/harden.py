@@ -17,6 +17,7 @@ from modelshield.core.model import TorchModel
 from modelshield.defenses.training.config import TrainConfig
 from modelshield.defenses.training.evaluation import accuracies
 from modelshield.defenses.training.history import TrainResult, write_json_atomic
+from modelshield.defenses.training.loop import DataObserver
 from modelshield.defenses.training.trainer import Trainer
 
 
@@ -59,18 +60,20 @@ def harden(
     eval_eps: float,
     eval_steps: int = 20,
     model_info: dict[str, Any] | None = None,
+    data_observer: DataObserver | None = None,
 ) -> HardenOutcome:
     """Train ``model`` in place with ``trainer`` and record its robustness before and after.
 
     Checkpoints go to ``out/checkpoints`` unless ``config`` names another folder; with
     ``config.resume`` a run that was interrupted continues where its last checkpoint left off.
+    ``data_observer`` (a data-access monitor) is told every batch the training loop reads.
     """
     model.check_inputs(test.x, test.y)
     out.mkdir(parents=True, exist_ok=True)
     if config.checkpoint_dir is None:
         config = replace(config, checkpoint_dir=out / "checkpoints")
     before = measure(model, test, eval_eps, eval_steps, config.seed)
-    result = trainer.fit(model, train, config)
+    result = trainer.fit(model, train, config, data_observer=data_observer)
     after = measure(model, test, eval_eps, eval_steps, config.seed)
     weights = save_torch_model(model, out / "model.safetensors")
     info = {

@@ -4,6 +4,10 @@ Data moves to the model's device once; minibatches are index gathers there, loss
 on the device and read back once per epoch, so the loop adds no host round trip per step.
 Forwards go through the model adapter, so its normalisation and fast path (bf16 autocast,
 channels-last: ``TorchModel.use_fast_path``) apply to training as they do to attacks.
+
+A ``data_observer`` sees what the loop reads (a data-access monitor, such as
+``modelshield.monitor.training.DataAccessMonitor``, which this layer does not import): it is given
+the training labels before the first epoch, then each batch's positions into them and each epoch's end.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
@@ -28,6 +32,19 @@ from modelshield.defenses.training.step import Step, frozen
 
 if TYPE_CHECKING:
     from modelshield.defenses.training.trainer import Trainer
+
+
+class DataObserver(Protocol):
+    """What a training loop reports to a data-access monitor."""
+
+    def start(self, labels: Tensor) -> None:
+        """Before the first epoch: the labels of the data trained on (their count is the dataset size)."""
+
+    def record_batch(self, indices: Tensor) -> None:
+        """One batch, as the positions (on the CPU) of its samples in the training data."""
+
+    def end_epoch(self) -> object:
+        """The epoch is over (its checks may run now)."""
 
 
 def _optimizer(cfg: TrainConfig, module: torch.nn.Module) -> torch.optim.Optimizer:
@@ -112,8 +129,12 @@ def run_training(
     config: TrainConfig | None = None,
     *,
     validation: Dataset | None = None,
+    data_observer: DataObserver | None = None,
 ) -> TrainResult:
-    """Train ``model``'s network in place with ``trainer``; see :class:`TrainConfig` for the knobs."""
+    """Train ``model``'s network in place with ``trainer``; see :class:`TrainConfig` for the knobs.
+
+    ``data_observer`` is told every batch read (see :class:`DataObserver`).
+    """
     cfg = config or TrainConfig()
     cfg.validate()
     _check(model, train, validation)
@@ -175,10 +196,13 @@ def run_training(
             torch.manual_seed(cfg.seed)
             trainer.prepare(model, Dataset(x_all[train_idx], y_all[train_idx], train.name, train.bounds), cfg)
         bars = _Bars(cfg.progress, trainer.name, cfg.epochs, state.epoch, n_batches)
+        observer = data_observer
+        if observer is not None:
+            observer.start(y_all[train_idx].cpu())
         with bars.shown():
             while state.epoch < cfg.epochs and not state.result.stopped_early:
                 start = time.perf_counter()
-                loss, lr = _epoch(trainer, step, cfg, state.epoch, bars, x_all, y_all, train_idx, shuffle)
+                loss, lr = _epoch(trainer, step, cfg, state.epoch, bars, x_all, y_all, train_idx, shuffle, observer)
                 clean = robust = None
                 if has_val:
                     with frozen(model):
@@ -220,11 +244,13 @@ def _epoch(
     y_all: Tensor,
     train_idx: Tensor,
     shuffle: torch.Generator,
+    observer: DataObserver | None,
 ) -> tuple[float, float]:
     """One pass over the training data in shuffled minibatches; returns the mean loss and the last lr."""
     n_train = int(train_idx.shape[0])
     n_batches = -(-n_train // cfg.batch_size)
-    order = train_idx[torch.randperm(n_train, generator=shuffle).to(train_idx.device)]
+    positions = shuffled_positions(n_train, shuffle)
+    order = train_idx[positions.to(train_idx.device)]
     loss_sum = torch.zeros((), device=x_all.device)
     lr = cfg.lr
     for b in range(n_batches):
@@ -232,9 +258,18 @@ def _epoch(
         lr = cfg.lr_at((epoch + b / n_batches) / cfg.epochs)
         for group in step.optimizer.param_groups:
             group["lr"] = lr
+        if observer is not None:
+            observer.record_batch(positions[b * cfg.batch_size : (b + 1) * cfg.batch_size])
         loss_sum += trainer.train_batch(step, x_all[idx], y_all[idx]) * idx.shape[0]
         bars.batch()
+    if observer is not None:
+        observer.end_epoch()
     return round(float(loss_sum) / n_train, 6), lr
+
+
+def shuffled_positions(n: int, generator: torch.Generator) -> Tensor:
+    """This epoch's order of the ``n`` training samples (a uniform random permutation, on the CPU)."""
+    return torch.randperm(n, generator=generator)
 
 
 def _track_best(state: LoopState, cfg: TrainConfig, module: torch.nn.Module) -> None:

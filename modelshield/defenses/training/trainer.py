@@ -24,6 +24,7 @@ from modelshield.defenses.training.step import Step
 if TYPE_CHECKING:
     from modelshield.defenses.training.config import TrainConfig
     from modelshield.defenses.training.history import TrainResult
+    from modelshield.defenses.training.loop import DataObserver
 
 
 class Trainer(ABC):
@@ -57,6 +58,10 @@ class Trainer(ABC):
         config: TrainConfig | None = None,
         *,
         validation: Dataset | None = None,
+        data_observer: DataObserver | None = None,
     ) -> TrainResult:
-        """Train ``model``'s network in place with this method; returns the per-epoch history."""
-        return run_training(self, model, train, config, validation=validation)
+        """Train ``model``'s network in place with this method; returns the per-epoch history.
+
+        ``data_observer`` (a data-access monitor) is told every batch the loop reads.
+        """
+        return run_training(self, model, train, config, validation=validation, data_observer=data_observer)

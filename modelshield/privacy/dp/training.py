@@ -7,7 +7,8 @@ Each step includes every training sample independently with probability ``q = ba
 sampling the accountant's subsampled-Gaussian analysis assumes; fixed-size shuffled batches would not
 match it), clips each sample's gradient to ``max_grad_norm`` (:class:`.clipping.BookKeeping`), adds
 Gaussian noise of standard deviation ``σ · max_grad_norm`` to the sum and divides by the expected batch
-size ``q N``. With a target ε the run never takes a step that would spend more than it.
+size ``q N``. With a target ε the run never takes a step that would spend more than it. A
+``data_observer`` (a data-access monitor) is told each step's sample indices and each epoch's end.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from modelshield.core.errors import InputError
+from modelshield.defenses.training.loop import DataObserver
 from modelshield.privacy.dp import accountant as acct
 from modelshield.privacy.dp.accountant import ACCOUNTANTS, Accountant
 from modelshield.privacy.dp.clipping import BookKeeping, LossFn, per_sample_cross_entropy
@@ -87,6 +89,11 @@ def _optimizer(name: str, params: list[nn.Parameter], lr: float | None) -> torch
     raise InputError(f"optimizer must be sgd or adam, not {name!r}")
 
 
+def poisson_batch(n: int, q: float, generator: torch.Generator) -> Tensor:
+    """One step's batch: the indices of the samples, each drawn independently with probability ``q``."""
+    return (torch.rand(n, generator=generator) < q).nonzero().squeeze(1)
+
+
 def plan(
     n: int,
     *,
@@ -138,6 +145,7 @@ def train_dp(
     loss_fn: LossFn = per_sample_cross_entropy,
     seed: int = 0,
     progress: Callable[[EpochStats], None] | None = None,
+    data_observer: DataObserver | None = None,
 ) -> tuple[nn.Module, DPReport]:
     """Train ``model`` in place with DP-SGD on ``(x, y)``; return it (in eval mode) and the budget spent.
 
@@ -145,7 +153,8 @@ def train_dp(
     ``epsilon`` too, training stops before the step that would exceed it). ``delta`` should be well
     below 1/N. Batches go to the device the model's parameters are on. ``optimizer`` is SGD with
     momentum 0.9 (default lr 1.0, suited to clipped mean gradients of norm ≤ ``max_grad_norm``) or
-    Adam (default lr 1e-3). Noise comes from torch's generator seeded with ``seed``, which is fine for
+    Adam (default lr 1e-3). ``data_observer`` is given ``y``, then every Poisson batch's
+    indices into ``x`` and the end of every epoch (``N / batch_size`` steps). Noise comes from torch's generator seeded with ``seed``, which is fine for
     research and auditing but not a cryptographically secure source.
 
     Example::
@@ -170,6 +179,9 @@ def train_dp(
     noise = torch.Generator(device=device).manual_seed(seed + 1)
     torch.manual_seed(seed)  # dropout and any other randomness inside the model
     per_epoch = planned // epochs
+    observer = data_observer
+    if observer is not None:
+        observer.start(y.cpu())
     history: list[EpochStats] = []
     start = time.perf_counter()
     model.train()
@@ -178,7 +190,9 @@ def train_dp(
         checked = False
         loss_sum, seen = 0.0, 0
         for step in range(1, steps + 1):
-            idx = (torch.rand(n, generator=sampler) < q).nonzero().squeeze(1)
+            idx = poisson_batch(n, q, sampler)
+            if observer is not None:
+                observer.record_batch(idx)
             xb, yb = x[idx].to(device), y[idx].to(device)
             if len(idx) and not checked:
                 bk.check(xb, yb, loss_fn)
@@ -194,6 +208,8 @@ def train_dp(
                 p.grad = g.div_(q * n)
             opt.step()
             if step % per_epoch == 0 or step == steps:
+                if observer is not None:
+                    observer.end_epoch()
                 stats = EpochStats(
                     epoch=math.ceil(step / per_epoch),
                     steps=step,

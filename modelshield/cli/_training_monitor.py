@@ -1,0 +1,99 @@
+"""The data-access monitor of ``modelshield harden`` and ``modelshield train --dp``: its options, and what a run
+shows and writes of it (``OUT/data-access.json``, a table, alarms as audit-log signals, exit status 1)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import modelshield
+from modelshield.core.errors import InputError
+
+if TYPE_CHECKING:
+    from modelshield.monitor.training import DataAccessMonitor, Sampling
+
+SUMMARY_FILE = "data-access.json"
+
+MonitorOption = Annotated[
+    bool,
+    typer.Option(
+        "--monitor/--no-monitor",
+        help="Record and check the training loop's data access (batch sizes, coverage, order, files); on by default.",
+    ),
+]
+MonitorZOption = Annotated[
+    float, typer.Option("--monitor-z", help="Alarm threshold of the data-access checks, in standard deviations.")
+]
+AuditDbOption = Annotated[
+    str | None,
+    typer.Option("--audit-db", help="Also record data-access alarms in this audit log, for `monitor alerts run`."),
+]
+
+
+def make_monitor(enabled: bool, batch_size: int, sampling: Sampling, z_limit: float) -> DataAccessMonitor | None:
+    """A monitor sized by the training loop when it starts (it knows the training split), or None when off."""
+    if not enabled:
+        return None
+    if not z_limit > 0:
+        raise InputError(f"--monitor-z must be positive, got {z_limit}")
+    from modelshield.monitor.training import DataAccessMonitor
+
+    return DataAccessMonitor(None, batch_size, sampling=sampling, z_limit=z_limit)
+
+
+@contextmanager
+def watching(monitor: DataAccessMonitor | None) -> Iterator[None]:
+    """Record the files the process opens meanwhile, when monitoring."""
+    with monitor.audit_files() if monitor is not None else nullcontext():
+        yield
+
+
+def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None) -> int:
+    """Write and show the data-access summary, publish its alarms; returns how many alarms there were."""
+    if monitor is None:
+        return 0
+    code = {sys.prefix, sys.base_prefix, *sys.path[1:], str(Path(modelshield.__file__).parent)}
+    installed = tuple(str(Path(p).resolve()) for p in code if p)  # Python's own files: imports, not data
+    data_files = sorted(f for f in monitor.files if not str(Path(f).resolve()).startswith(installed))
+    summary = {**monitor.summary(), "files_outside_python": data_files}
+    path = out / SUMMARY_FILE
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    console = Console(highlight=False)
+    epochs = summary["epochs"]
+    if epochs:
+        sizes = [e["batch_size"] for e in epochs]
+        reads = max(e["max_reads"] for e in epochs)
+        mean_cover = sum(e["coverage"] for e in epochs) / len(epochs)
+        mean_expected = sum(e["expected_coverage"] for e in epochs) / len(epochs)
+        console.print(
+            f"data access ({monitor.sampling}): {len(epochs)} epochs, {sum(e['batches'] for e in epochs)} batches "
+            f"of {min(s['min'] for s in sizes)}..{max(s['max'] for s in sizes)} samples, coverage "
+            f"{mean_cover:.1%} per epoch (expected {mean_expected:.1%}), a sample read at most {reads}× in an epoch, "
+            f"{len(monitor.files)} files opened"
+        )
+    if monitor.alarms:
+        table = Table(title=f"data-access alarms (z > {monitor.z_limit:g})", title_justify="left")
+        for col in ("epoch", "check", "what"):
+            table.add_column(col)
+        for a in monitor.alarms:
+            table.add_row(str(a.epoch), a.check, a.message)
+        Console(stderr=True, highlight=False).print(table)
+    else:
+        console.print("data access: no alarms")
+    console.print(f"{'access':8} {path}")
+    if audit_db is not None and monitor.alarms:
+        from modelshield.audit import AuditLog
+        from modelshield.monitor.alerts.signals import signal_event, training_alarm_signal
+
+        with AuditLog.open(audit_db) as audit:
+            for alarm in monitor.alarms:
+                audit.append(signal_event(training_alarm_signal(alarm)))
+    return len(monitor.alarms)
