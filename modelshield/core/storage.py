@@ -7,7 +7,9 @@ Where the data lives, highest precedence first: the ``url`` argument (``--db``),
 SQLite connections run in WAL mode with ``synchronous=FULL`` (a commit is fsynced before it returns),
 a busy timeout instead of instant ``database is locked`` errors, and foreign keys on. PostgreSQL goes through
 psycopg 3 (``postgresql://`` is accepted and means ``postgresql+psycopg://``) with ``synchronous_commit=on``
-for our sessions, so a commit is flushed to the WAL on disk before it returns.
+for our sessions, so a commit is flushed to the WAL on disk before it returns. A pooled PostgreSQL connection
+is checked before use (a restarted server's dead connections are replaced, not handed out), and a new one
+gives up after ``CONNECT_TIMEOUT_S`` unless the URL sets ``connect_timeout``.
 
 ``open_engine(url, durability="process")`` relaxes that for callers that chose to: SQLite ``synchronous=NORMAL``
 (in WAL mode a commit is in the OS page cache when it returns — it survives the process being killed, not a
@@ -37,6 +39,7 @@ from modelshield.core.errors import DependencyError, FormatError, InputError
 ENV_URL = "MODELSHIELD_DB_URL"
 ENV_HOME = "MODELSHIELD_HOME"
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 5  # PostgreSQL: psycopg waits 130 s for a server that accepts but does not answer
 _IMMEDIATE = "modelshield_immediate"
 Durability = Literal["fsync", "process"]
 _SQLITE_SYNC = {"fsync": "FULL", "process": "NORMAL"}
@@ -148,7 +151,9 @@ def open_engine(url: str | None = None, *, durability: Durability = "fsync") -> 
         import psycopg  # noqa: F401 - fail here with a clear message rather than deep inside SQLAlchemy
     except ImportError:
         raise DependencyError("PostgreSQL needs psycopg 3", hint="pip install 'modelshield[postgres]'") from None
-    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    # A URL's own ?connect_timeout= wins; without one a new connection gives up after CONNECT_TIMEOUT_S
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     _postgres_events(engine, durability)
     return engine
 

@@ -17,7 +17,9 @@ Life cycle: ``create`` prints the key once; ``rotate`` issues a successor and le
 until the overlap window ends; ``revoke`` is immediate in this process and, with a Redis
 ``RevocationFeed``, in every replica within milliseconds (without it, other processes notice within
 ``cache_ttl`` seconds). Verified keys are cached in memory so a request does not touch the database,
-and "last used" times are written in batches at most every ``last_used_interval`` seconds.
+and "last used" times are written in batches at most every ``last_used_interval`` seconds. While the store
+cannot be read, a key not verified in the last ``cache_ttl`` seconds is refused with 503
+(``ServiceUnavailableError``), never accepted unchecked.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import sqlalchemy as sa
 from modelshield.core.errors import InputError, KeyringError
 from modelshield.core.storage import data_home, ensure_schema, open_engine, safe_url, write_transaction
 from modelshield.integrity.keys import atomic_output, check_private
-from modelshield.serve.errors import AuthenticationError
+from modelshield.serve.errors import AuthenticationError, ServiceUnavailableError
 from modelshield.serve.feed import RedisFeed
 from modelshield.serve.identity import Identity
 
@@ -56,6 +58,7 @@ KEY_ID_BYTES = 8
 PEPPER_ENV = "MODELSHIELD_KEY_PEPPER_FILE"
 PEPPER_MIN_BYTES = 32
 DEFAULT_KEY_LIFETIME = 90 * 86400.0
+OUTAGE_LOG_SECONDS = 5.0
 SCHEMA_VERSION = 1
 _TOKEN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{{2 * KEY_ID_BYTES}}})_([a-z2-7]{{52}})")
 _KEY_ID = re.compile(rf"[0-9a-f]{{{2 * KEY_ID_BYTES}}}")
@@ -249,6 +252,7 @@ class ApiKeyStore:
         self._last_flush = clock()
         self._flushing = threading.Lock()
         self._told_pepper: set[str] = set()
+        self._last_outage_log = -OUTAGE_LOG_SECONDS
         ensure_schema(engine, "apikeys", metadata, SCHEMA_VERSION)
         self.revocations = revocations
         if revocations is not None:
@@ -474,14 +478,33 @@ class ApiKeyStore:
             if hit is not None and 0 <= now - hit[1] < self.cache_ttl:
                 self._cache.move_to_end(key_id)
                 return hit[0]
-        with self.engine.connect() as conn:
-            record = self._load(conn, key_id)
+        try:
+            with self.engine.connect() as conn:
+                record = self._load(conn, key_id)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._store_unavailable(exc) from None
         with self._lock:
             self._cache[key_id] = (record, now)
             self._cache.move_to_end(key_id)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return record
+
+    def _store_unavailable(self, exc: sa.exc.SQLAlchemyError) -> ServiceUnavailableError:
+        """The store cannot be read (database down or restarting): a key that is not cached is refused with 503,
+        never accepted unchecked; one log line per ``OUTAGE_LOG_SECONDS``, not one per request."""
+        now = time.monotonic()
+        if now - self._last_outage_log > OUTAGE_LOG_SECONDS:
+            self._last_outage_log = now
+            reason = (str(getattr(exc, "orig", exc)).splitlines() or [""])[0]
+            log.error(
+                "API key store %s unreachable (%s: %s); refusing keys not verified in the last %g s",
+                safe_url(str(self.engine.url)),
+                type(exc).__name__,
+                reason,
+                self.cache_ttl,
+            )
+        return ServiceUnavailableError("the API key store is unavailable")
 
     def _evict(self, key_id: str) -> None:
         with self._lock:
@@ -509,8 +532,8 @@ class ApiKeyStore:
     def _flush_locked(self) -> None:
         try:
             self._flush_unlocked()
-        except sa.exc.SQLAlchemyError:
-            log.exception("could not record API key last-used times")
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("could not record API key last-used times (kept for the next try): %s", type(exc).__name__)
         finally:
             self._flushing.release()
 
@@ -525,15 +548,24 @@ class ApiKeyStore:
             .where(t.key_id == sa.bindparam("k"), sa.or_(t.last_used_at.is_(None), t.last_used_at < sa.bindparam("t")))
             .values(last_used_at=sa.bindparam("t"))
         )
-        with self.engine.begin() as conn:
-            conn.execute(stmt, [{"k": k, "t": v} for k, v in pending.items()])
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, [{"k": k, "t": v} for k, v in pending.items()])
+        except sa.exc.SQLAlchemyError:
+            with self._lock:  # keep them for the next flush, unless a newer use came in meanwhile
+                self._touched = {**pending, **self._touched}
+            raise
         return len(pending)
 
     def close(self) -> None:
-        """Flush last-used times and stop listening for revocations."""
-        self.flush_last_used()
-        if self.revocations is not None:
-            self.revocations.stop()
+        """Flush last-used times (a store that is down loses only those) and stop listening for revocations."""
+        try:
+            self.flush_last_used()
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("API key last-used times not recorded at close: %s", type(exc).__name__)
+        finally:
+            if self.revocations is not None:
+                self.revocations.stop()
 
 
 def usable_keys_by_pepper(engine: sa.Engine, now: float) -> dict[str, int]:
