@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
+from modelshield.core.conditions import compile_conditions
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.storage import open_engine, write_transaction
 from modelshield.govern.consent import ConsentScope, ConsentStore, covering
@@ -336,38 +337,23 @@ class AccessPolicy:
     """A casbin enforcer over the rules of ``_rules``; ``known`` maps name patterns to lineage digests."""
 
     def __init__(self, rules: list[list[str]], known: Mapping[str, frozenset[str]]) -> None:
+        cond = compile_conditions(
+            (r[3] for r in rules),
+            {
+                "within": lambda now, start, end: start <= now < end,
+                "columnsWithin": lambda cols, allowed: (
+                    allowed == "*" or (cols is not None and set(cols) <= set(allowed.split()))
+                ),
+                "anyDataset": lambda obj, refs: any(ref_matches(r, obj.target, known) for r in refs.split()),
+            },
+        )  # raises DependencyError without pycasbin, before casbin itself is imported
         import casbin
-        from casbin.core_enforcer import CoreEnforcer
-        from casbin.util import escape_assertion
 
         text = (resources.files("modelshield.govern") / "data" / MODEL_CONF).read_text(encoding="utf-8")
         self.rules = rules
         self.version = hashlib.sha256(json.dumps([text, rules]).encode()).hexdigest()[:16]
         self._enforcer = casbin.Enforcer(casbin.Enforcer.new_model(text=text))
-
-        def dataset_is(obj: Any, ref: str) -> bool:
-            return ref == "*" or ref_matches(ref, obj.target, known)
-
-        functions = {
-            "within": lambda now, start, end: start <= now < end,
-            "columnsWithin": lambda cols, allowed: (
-                allowed == "*" or (cols is not None and set(cols) <= set(allowed.split()))
-            ),
-            "anyDataset": lambda obj, refs: any(dataset_is(obj, r) for r in refs.split()),
-        }
-        compiled: dict[str, Any] = {}
-        for rule in rules:
-            if rule[3] not in compiled:
-                expr = rule[3]
-                compiled[expr] = (
-                    True if expr == "true" else CoreEnforcer._get_expression(escape_assertion(expr), functions)
-                )
-
-        def cond(text: str, sub: Any, obj: Any, act: str, env: Any) -> bool:
-            expression = compiled[text]
-            return expression is True or bool(expression.eval({"r_sub": sub, "r_obj": obj, "r_act": act, "r_env": env}))
-
-        self._enforcer.add_function("datasetIs", dataset_is)
+        self._enforcer.add_function("datasetIs", lambda obj, ref: ref_matches(ref, obj.target, known))
         self._enforcer.add_function("cond", cond)
         if rules:
             self._enforcer.add_policies([tuple(r) for r in rules])

@@ -36,8 +36,9 @@ from typing import Any
 import casbin
 from casbin.core_enforcer import CoreEnforcer
 from casbin.persist.adapter import load_policy_line
-from casbin.util import escape_assertion, key_match
+from casbin.util import key_match
 
+from modelshield.core.conditions import compile_conditions
 from modelshield.core.errors import InputError
 from modelshield.serve.identity import Identity
 
@@ -152,7 +153,6 @@ def _build(model_conf: Path, policy: Path) -> _Loaded:
     enforcer = _Enforcer(model)
     enforcer.build_role_links()
     roles = enforcer.get_role_manager()
-    compiled: dict[str, Any] = {}
 
     def has_role(sub: Any, role: str) -> bool:
         return role == "*" or any(roles.has_link(r, role) for r in sub.roles)
@@ -167,21 +167,14 @@ def _build(model_conf: Path, policy: Path) -> _Loaded:
         "keyMatch": key_match,
     }
 
-    def cond(text: str, sub: Any, obj: Any, act: str, env: Any) -> bool:
-        expression = compiled[text]
-        return expression is True or bool(expression.eval({"r_sub": sub, "r_obj": obj, "r_act": act, "r_env": env}))
-
     for rule in model["p"]["p"].policy:
         if len(rule) != 5 or rule[4] not in ("allow", "deny"):
             raise InputError(f"{policy}: rule {', '.join(rule)!r} needs 5 fields ending in allow or deny")
-        text = rule[3]
-        if text not in compiled:
-            try:
-                compiled[text] = (
-                    True if text == "true" else CoreEnforcer._get_expression(escape_assertion(text), functions)
-                )
-            except SyntaxError as exc:
-                raise InputError(f"{policy}: condition {text!r} is not a valid expression ({exc.msg})") from None
+    texts = list(dict.fromkeys(rule[3] for rule in model["p"]["p"].policy))
+    try:
+        cond = compile_conditions(texts, functions)
+    except InputError as exc:
+        raise InputError(f"{policy}: {exc}") from None
     for name, fn in {**functions, "cond": cond}.items():
         enforcer.add_function(name, fn)
     probe = _request(
@@ -192,7 +185,7 @@ def _build(model_conf: Path, policy: Path) -> _Loaded:
         0.0,
     )
     try:
-        for text in compiled:
+        for text in texts:
             cond(text, *probe)  # unknown functions and attributes show up here, not on a live request
         enforcer.enforce_ex(*probe)
     except Exception as exc:
