@@ -3,8 +3,9 @@
 Authentication, authorisation, rate limits and the audit log are on by default. Each can only be
 turned off by an explicit ``insecure_disabled = true`` in its table, and every such switch is
 returned by ``ServeConfig.insecure_settings()`` so the server logs it at start-up. The database
-and Redis URLs can come from ``MODELSHIELD_DB_URL`` and ``MODELSHIELD_REDIS_URL`` (the container
-recipe mounts secrets as environment variables); the file wins when it names one.
+and Redis URLs can come from ``MODELSHIELD_DB_URL`` and ``MODELSHIELD_REDIS_URL``, or from the files that
+``MODELSHIELD_DB_URL_FILE`` and ``MODELSHIELD_REDIS_URL_FILE`` name (a mounted Secret: a URL with a password
+never has to sit in the environment); the config file wins when it names one.
 
 A minimal file::
 
@@ -356,16 +357,32 @@ class ServeConfig(_Strict):
         return off
 
     def database_url(self) -> str | None:
-        """The audit database: the file's value, else ``MODELSHIELD_DB_URL``, else the store default (None)."""
-        return self.audit.db_url or os.environ.get("MODELSHIELD_DB_URL") or None
+        """The audit database: the file's value, else ``MODELSHIELD_DB_URL[_FILE]``, else the store default (None)."""
+        return self.audit.db_url or env_setting("MODELSHIELD_DB_URL")
 
     def redis_url(self) -> str | None:
-        """Redis for shared rate limits: the file's value, else ``MODELSHIELD_REDIS_URL``, else in-process."""
-        return self.rate_limits.redis_url or os.environ.get("MODELSHIELD_REDIS_URL") or None
+        """Redis for shared rate limits: the file's value, else ``MODELSHIELD_REDIS_URL[_FILE]``, else in-process."""
+        return self.rate_limits.redis_url or env_setting("MODELSHIELD_REDIS_URL")
 
     def store_url(self) -> str | None:
         """The store holding API keys and the registry: server.store_url, else the audit database."""
         return self.server.store_url or self.database_url()
+
+
+def env_setting(name: str) -> str | None:
+    """``$NAME``, else the contents of the file ``$NAME_FILE`` names (a Secret mounted as a file), else None."""
+    value, file = os.environ.get(name), os.environ.get(f"{name}_FILE")
+    if value and file:
+        raise InputError(f"both ${name} and ${name}_FILE are set", hint="set one of them")
+    if value or not file:
+        return value or None
+    try:
+        text = Path(file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"${name}_FILE names {file}, which cannot be read ({type(exc).__name__})") from None
+    if not text:
+        raise InputError(f"${name}_FILE names {file}, which is empty")
+    return text
 
 
 def _resolve_dataset(spec: str, base: Path) -> str:

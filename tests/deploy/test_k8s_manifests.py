@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -12,15 +13,24 @@ from urllib.parse import parse_qs, urlsplit
 import kubernetes_validate
 import pytest
 
+from bench import capacity
+from modelshield.core.errors import InputError
 from modelshield.serve.config import parse_config
+from modelshield.serve.readiness import CACHE_SECONDS, CHECK_SECONDS
 
 K8S_VERSION = "1.31"
+README = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 Docs = list[tuple[Path, dict[str, Any]]]
 Kinds = dict[str, list[dict[str, Any]]]
 
 
 def the(by_kind: Kinds, kind: str) -> dict[str, Any]:
     (doc,) = by_kind[kind]
+    return doc
+
+
+def named(by_kind: Kinds, kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [d for d in by_kind[kind] if d["metadata"]["name"] == name]
     return doc
 
 
@@ -150,10 +160,7 @@ def test_every_file_the_config_and_urls_name_is_mounted(by_kind: Kinds) -> None:
     files = projected_files(by_kind)
     config = serve_toml(by_kind)
     named = [v for table in config.values() if isinstance(table, dict) for k, v in table.items() if k.endswith("_file")]
-    for var in gateway(by_kind)["env"]:
-        if var["name"] in ("MODELSHIELD_DB_URL", "MODELSHIELD_REDIS_URL"):
-            query = parse_qs(urlsplit(var["value"]).query)
-            named += [v[0] for k, v in query.items() if v[0].startswith("/")]
+    named += [v["value"] for v in gateway(by_kind)["env"] if v["name"].endswith("_FILE")]
     assert named and all(path in files for path in named), sorted(set(named) - set(files))
     assert "/etc/modelshield/serve.toml" in files
 
@@ -190,20 +197,109 @@ def test_network_policy_denies_by_default_and_allows_only_what_is_needed(by_kind
             sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]}
             assert "ingress-nginx" in sources
         for rule in spec.get("egress", []):
-            assert rule.get("to") and all("ipBlock" not in peer for peer in rule["to"])
-            egress_ports |= {(p["protocol"], p["port"]) for p in rule["ports"]}
+            ports = {(p["protocol"], p["port"]) for p in rule["ports"]}
+            assert rule.get("to")
+            for peer in rule["to"]:
+                if "ipBlock" in peer:  # only the external datastores, by private subnet, one port each
+                    assert ports in ({("TCP", 5432)}, {("TCP", 6379)}), ports
+                    assert ipaddress.ip_network(peer["ipBlock"]["cidr"]).is_private, peer
+            egress_ports |= ports
     assert ingress_ports == {8443}
-    assert egress_ports == {("TCP", 5432), ("TCP", 6380), ("UDP", 53), ("TCP", 53)}
+    assert egress_ports == {("TCP", 5432), ("TCP", 6379), ("UDP", 53), ("TCP", 53)}
 
 
 def test_service_pdb_and_hpa_point_at_the_gateway(by_kind: Kinds) -> None:
     deployment = the(by_kind, "Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    service = the(by_kind, "Service")["spec"]
+    service = named(by_kind, "Service", "modelshield-gateway")["spec"]
     assert service["selector"].items() <= labels.items() and service["type"] == "ClusterIP"
     assert {p["targetPort"] for p in service["ports"]} <= {p["name"] for p in gateway(by_kind)["ports"]}
     pdb = the(by_kind, "PodDisruptionBudget")["spec"]
     assert pdb["selector"]["matchLabels"].items() <= labels.items()
-    assert pdb["minAvailable"] < deployment["spec"]["replicas"]
     hpa = the(by_kind, "HorizontalPodAutoscaler")["spec"]
-    assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"] and hpa["minReplicas"] >= 2
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "modelshield-gateway"}
+    # the autoscaler owns the count: a replicas field would reset it to that number on every kubectl apply
+    assert "replicas" not in deployment["spec"]
+    # a drain takes one replica at a time at any scale (minAvailable: 1 would let it take all but one), and the
+    # smallest fleet keeps one serving while one is disrupted
+    assert pdb == {**pdb, "maxUnavailable": 1} and "minAvailable" not in pdb
+    assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_autoscaler_matches_the_capacity_plan_and_scales_up_fast_down_slowly(by_kind: Kinds) -> None:
+    hpa = the(by_kind, "HorizontalPodAutoscaler")["spec"]
+    ((metric),) = hpa["metrics"]
+    assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
+    # docs/capacity.md sizes replicas from bench/capacity.py at this target and this CPU request
+    assert metric["resource"]["target"]["averageUtilization"] / 100 == capacity.HPA_CPU_TARGET
+    requests = gateway(by_kind)["resources"]["requests"]
+    assert float(requests["cpu"].removesuffix("m")) / (1000 if requests["cpu"].endswith("m") else 1) == (
+        capacity.POD_CPU_REQUEST
+    )
+    up, down = hpa["behavior"]["scaleUp"], hpa["behavior"]["scaleDown"]
+    assert up["stabilizationWindowSeconds"] == 0 and down["stabilizationWindowSeconds"] >= 300
+    assert max(p["value"] for p in up["policies"] if p["type"] == "Pods") > max(
+        p["value"] for p in down["policies"] if p["type"] == "Pods"
+    )
+
+
+def test_readiness_probe_waits_longer_than_the_gateway_bounds_its_checks(by_kind: Kinds) -> None:
+    probe = gateway(by_kind)["readinessProbe"]
+    assert probe["timeoutSeconds"] > CHECK_SECONDS  # /readyz answers within CHECK_SECONDS, hung store or not
+    # a replica that lost its store leaves the balancer within period x threshold + the cache
+    assert probe["periodSeconds"] * probe["failureThreshold"] + CACHE_SECONDS <= 15
+
+
+def test_postgres_and_redis_are_external_services_reached_by_name(by_kind: Kinds) -> None:
+    postgres, redis = named(by_kind, "Service", "postgresql"), named(by_kind, "Service", "redis")
+    for svc, port in ((postgres, 5432), (redis, 6379)):
+        spec = svc["spec"]
+        assert spec["type"] == "ExternalName" and "selector" not in spec
+        assert "." in spec["externalName"] and not spec["externalName"].endswith(".svc.cluster.local")
+        assert [p["port"] for p in spec["ports"]] == [port]
+
+
+def readme_urls() -> dict[str, str]:
+    """The example URLs deploy/README.md tells operators to put in the Secret modelshield-datastores."""
+    text = README.read_text(encoding="utf-8")
+    found = dict(re.findall(r"^(db-url|redis-url): (\S+)$", text, re.MULTILINE))
+    assert set(found) == {"db-url", "redis-url"}, "deploy/README.md lost its example datastore URLs"
+    return found
+
+
+def test_datastore_urls_come_from_a_secret_mounted_as_files(by_kind: Kinds) -> None:
+    files = projected_files(by_kind)
+    env = {v["name"]: v["value"] for v in gateway(by_kind)["env"]}
+    assert "MODELSHIELD_DB_URL" not in env and "MODELSHIELD_REDIS_URL" not in env
+    assert files[env["MODELSHIELD_DB_URL_FILE"]] == "secret:modelshield-datastores"
+    assert files[env["MODELSHIELD_REDIS_URL_FILE"]] == "secret:modelshield-datastores"
+    # the documented URLs name the in-cluster service names and ports, and only files that are mounted
+    urls = readme_urls()
+    for key, service, port in (("db-url", "postgresql", 5432), ("redis-url", "redis", 6379)):
+        parts = urlsplit(urls[key])
+        assert parts.hostname == f"{service}.modelshield.svc" and parts.port == port, urls[key]
+        named_files = [v[0] for v in parse_qs(parts.query).values() if v[0].startswith("/")]
+        assert named_files and all(f in files for f in named_files), named_files
+
+
+def test_the_gateway_reads_its_urls_from_the_secret_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_kind: Kinds
+) -> None:
+    urls = readme_urls()
+    for key in ("db-url", "redis-url"):
+        (tmp_path / key).write_text(urls[key] + "\n")  # kubectl create secret --from-file keeps the newline
+    monkeypatch.setenv("MODELSHIELD_DB_URL_FILE", str(tmp_path / "db-url"))
+    monkeypatch.setenv("MODELSHIELD_REDIS_URL_FILE", str(tmp_path / "redis-url"))
+    monkeypatch.delenv("MODELSHIELD_DB_URL", raising=False)
+    monkeypatch.delenv("MODELSHIELD_REDIS_URL", raising=False)
+    config = parse_config(serve_toml(by_kind), source="configmap serve.toml")
+    assert config.database_url() == config.store_url() == urls["db-url"]
+    assert config.redis_url() == urls["redis-url"]
+    monkeypatch.setenv("MODELSHIELD_DB_URL", "postgresql://elsewhere/db")
+    with pytest.raises(InputError, match="both"):  # two sources is a mistake, not a precedence puzzle
+        config.database_url()
+    monkeypatch.delenv("MODELSHIELD_DB_URL")
+    (tmp_path / "db-url").write_text("")
+    with pytest.raises(InputError, match="empty"):
+        config.database_url()

@@ -80,12 +80,18 @@ def forwarder(pg_engine: sa.Engine) -> Any:  # noqa: F811 - the imported fixture
     fwd.close()
 
 
-def _config(tmp_path: Path, weights: tuple[Path, str], db_url: str, redis: str, **rate_limits: Any) -> Any:
+def _config(
+    tmp_path: Path, weights: tuple[Path, str], db_url: str | None, redis: str | None, **rate_limits: Any
+) -> Any:
+    """Every control on, on ``db_url`` and ``redis`` (None: from ``$MODELSHIELD_DB_URL[_FILE]`` and the Redis twin)."""
     path, digest = weights
     state = make_state(tmp_path / "state", {})
-    state.db_url = db_url
     return secure_config(
-        state, {"demo": {"path": str(path), "digest": digest, **ARCH}}, rate_limits={"redis_url": redis, **rate_limits}
+        state,
+        {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        server={"store_url": db_url},
+        audit={"db_url": db_url},
+        rate_limits={"redis_url": redis, **rate_limits},
     )
 
 
@@ -108,9 +114,15 @@ def test_ready_on_healthy_postgres_and_redis_and_probes_cost_at_most_one_connect
     weights: tuple[Path, str],
     forwarder: tuple[Forwarder, str],
     redis_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fwd, db_url = forwarder
-    with running(_config(tmp_path, weights, db_url, redis_url)) as url:
+    # as deployed (deploy/k8s): both URLs from files of a mounted Secret, named by *_FILE variables
+    for name, value in (("MODELSHIELD_DB_URL", db_url), ("MODELSHIELD_REDIS_URL", redis_url)):
+        (tmp_path / name).write_text(value + "\n")
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(f"{name}_FILE", str(tmp_path / name))
+    with running(_config(tmp_path, weights, None, None)) as url:
         r = _ready(url)
         assert r.status_code == 200, r.text
         assert r.json() == {"status": "ready", "broken": [], "audit_log": "ok", "store": "ok", "redis": "ok"}
