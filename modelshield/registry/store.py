@@ -6,7 +6,9 @@ before the version is accepted. Versions move ``registered -> staged -> producti
 first take a canary share of traffic) and end ``retired``; ``verify`` re-hashes a version and, on any mismatch,
 moves it to ``quarantined`` (never served again), writes a security event to the audit log and raises
 ``IntegrityError``. Every change is also written to the audit log, so the registry's history is tamper-evident
-even though its table is the current state.
+even though its table is the current state. A change to what is served (pin, unpin, promote, retire, quarantine)
+also bumps the store's serving generation (``core.generation``) in its transaction: gateway replicas poll that
+number and switch versions when it moves.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelshield.audit.canonical import canonical_json
 from modelshield.audit.log import AuditLog
+from modelshield.core import generation
 from modelshield.core.errors import DependencyError, InputError, IntegrityError, ModelShieldError
 from modelshield.core.storage import ensure_schema, open_engine, write_transaction
 from modelshield.integrity.provenance import hash_tree
@@ -132,6 +135,7 @@ class Registry:
 
     def __init__(self, engine: Engine, audit: AuditLog | None = None) -> None:
         ensure_schema(engine, "registry", metadata, 1)
+        generation.ensure(engine)
         self._engine = engine
         self._audit = audit
         self._own_audit = audit is None
@@ -301,6 +305,7 @@ class Registry:
                 .values(pinned=False, updated_at=_now())
             )
             mv = self._update(conn, mv, pinned=True)
+            generation.bump(conn)
         self._record("pin", mv, actor)
         return mv
 
@@ -318,6 +323,8 @@ class Registry:
                 sa.select(versions).where(versions.c.name == check_name(name), versions.c.pinned.is_(True))
             ).all()
             changed = [self._update(conn, _row(r), pinned=False) for r in rows]
+            if changed:
+                generation.bump(conn)
         for mv in changed:
             self._record("unpin", mv, actor)
 
@@ -358,6 +365,7 @@ class Registry:
                 for old in others:
                     self._update(conn, old, status="staged", canary_percent=None)
             mv = self._update(conn, mv, status=stage, canary_percent=canary)
+            generation.bump(conn)
         self._record("promote", mv, actor, canary_percent=canary)
         return mv
 
@@ -368,6 +376,7 @@ class Registry:
             if mv.status == "retired":
                 raise InputError(f"{mv.ref} is already retired")
             mv = self._update(conn, mv, status="retired", pinned=False, canary_percent=None)
+            generation.bump(conn)
         self._record("retire", mv, actor)
         return mv
 
@@ -388,6 +397,7 @@ class Registry:
                 quarantined = self._update(
                     conn, self._get(conn, mv.name, mv.version), status="quarantined", pinned=False, canary_percent=None
                 )
+                generation.bump(conn)
             self._record("quarantine", quarantined, actor, type="security", decision="error", reason=reason)
             raise IntegrityError(
                 f"{reason} (quarantined)", hint="restore the files from a trusted copy and register them again"

@@ -5,14 +5,20 @@ casbin policy (``keys.*`` for keys, ``registry.write`` for pins and quarantines,
 the guard, ``incident.*`` for incident notes: the shipped policy gives them to ``admin``) and audited as
 ``admin.<action>`` with what was asked and what changed (never a key's secret).
 
-Where a change lives, and so what several workers or replicas see:
+Every change is fleet-wide: it is written to the shared store (``modelshield.serve.controls``), so every worker
+of every replica on that store applies it, and the answer says so (``"scope": "fleet"`` and the ``generation``
+that holds it; ``GET /v1/admin/controls`` lists the generation each worker has applied):
 
-- key revocation and rotation: in the key store (the database), so every worker refuses a revoked key on its next
-  cache miss, and at once where the Redis revocation feed is on; this process refuses it at once;
-- pin / roll back: the registry pin is stored; this process swaps the served version at once, other workers keep
-  theirs until restarted (or until they are sent the same call);
-- quarantine, rate-limit overrides and the guard's strict mode: this process only (in memory; overrides expire).
-  With several workers, send the call to each (``modelshield incident run`` does, per ``--target``).
+- key revocation and rotation: in the key store, refused by this process at once, by the others at once through
+  the Redis revocation feed (with Redis configured), else on their next key-cache miss (within 5 s);
+- pin / roll back: the registry pin, which every replica serves (unless its config pins a digest);
+- quarantine, rate-limit overrides (with their expiry) and the guard's strict mode: rows of the controls table.
+
+This process applies a change before it answers; the others hear of it through Redis at once, or find it at their
+next poll of the store's generation (``server.control_poll_seconds``, 2 s by default); a replica that starts later
+applies the current state before it serves. With Redis, an override's bucket is shared by the whole fleet;
+without it, each worker enforces the override on its own share of the traffic. A gateway with no store at all
+keeps its controls in this process (``"scope": "process"``).
 """
 
 from __future__ import annotations
@@ -20,22 +26,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelshield.core.errors import InputError, ModelShieldError
-from modelshield.serve.config import ModelSource
 from modelshield.serve.errors import RequestValidationError, ServiceUnavailableError
-from modelshield.serve.ratelimit import LocalTokenBucket, enforce
 from modelshield.serve.responses import NotFound
 
 if TYPE_CHECKING:
     from modelshield.serve.gateway import Gateway
     from modelshield.serve.guarding import GatewayGuard
-    from modelshield.serve.identity import Identity
-    from modelshield.serve.runtime import LoadedModel
 
 log = logging.getLogger("modelshield.serve")
 MAX_ADMIN_BODY = 16 * 1024
@@ -116,25 +117,22 @@ def parse_body(raw: bytes, model: type[B]) -> B:
         raise RequestValidationError(f"{where}: {err['msg']}", status=422) from None
 
 
-@dataclass
-class LimitOverride:
-    """A tighter bucket for one identity, on top of the configured limits, until ``expires_at`` (monotonic)."""
-
-    bucket: LocalTokenBucket
-    rps: float
-    burst: float
-    expires_at: float
-
-
 class AdminActions:
-    """The containment actions on one gateway's live state; each returns the audit/response summary."""
+    """The containment actions: each writes the fleet's control state, applies it here and announces it."""
 
     def __init__(self, gateway: Gateway, guards: dict[str, GatewayGuard]) -> None:
+        if gateway.controls is None:
+            raise RuntimeError("AdminActions before the gateway's fleet controls are set up")
         self.g = gateway
         self.guards = guards
-        self.overrides: dict[str, LimitOverride] = {}
-        self._normal_guard: dict[str, tuple[Any, float | None, float | None]] = {}
-        self.guard_modes: dict[str, str] = dict.fromkeys(guards, "normal")
+        self.fleet = gateway.controls
+        self.fleet.bind(guards)
+
+    def _changed(self, gen: int) -> dict[str, Any]:
+        """Announce generation ``gen`` to the other replicas, apply it here, and say so in the answer."""
+        self.fleet.announce(gen)
+        self.fleet.sync()
+        return {"scope": self.fleet.store.scope, "generation": gen}
 
     # -- keys --------------------------------------------------------------------------------------------------
 
@@ -145,14 +143,14 @@ class AdminActions:
         try:
             if body.key_id is not None:
                 store.revoke(body.key_id)
-                return {"revoked": [body.key_id]}
+                return {"revoked": [body.key_id], "scope": "fleet"}
             assert body.subject is not None
             usable = [k.key_id for k in store.list(body.subject) if k.status() == "active"]
             for key_id in usable:
                 store.revoke(key_id)
         except InputError as exc:
             raise NotFound(str(exc)) from None
-        return {"subject": body.subject, "revoked": usable}
+        return {"subject": body.subject, "revoked": usable, "scope": "fleet"}
 
     def rotate(self, body: RotateBody) -> tuple[dict[str, Any], str]:
         """The audit summary and the successor's plaintext (for the response only)."""
@@ -167,6 +165,7 @@ class AdminActions:
             "rotated": body.key_id,
             "new_key_id": key_id_of(plaintext),
             "overlap_s": body.overlap_seconds,
+            "scope": "fleet",
         }, plaintext
 
     def _keys(self) -> Any:
@@ -177,11 +176,13 @@ class AdminActions:
     # -- model versions ----------------------------------------------------------------------------------------
 
     def pin(self, model: str, body: PinBody, actor: str) -> dict[str, Any]:
-        """Pin ``version`` (or the previous one) in the registry and serve it from now on in this process."""
+        """Pin ``version`` (or the previous one) in the registry: every replica serves it from now on."""
         router, registry_name = self._router(model)
         registry = self.g.registry
-        if registry is None:
+        if registry is None or self.g.config.models[model].path is not None:
             raise RequestValidationError(f"model {model} is served from a file; pinning needs the registry", 422)
+        if self.g.config.models[model].digest is not None:
+            raise RequestValidationError(f"the config pins model {model} to one digest; change the config", 422)
         current = router.primary
         version = body.version
         if version is None:
@@ -194,30 +195,29 @@ class AdminActions:
             if not older:
                 raise RequestValidationError(f"model {model} has no servable version before {current.version}", 422)
             version = max(older)
-        try:
+        key = (model, str(version))
+        try:  # load and check it here first: a version no replica can serve is refused before it is pinned
+            if key[1] != current.version:
+                self.fleet.ready[key] = self.fleet.load(model, version)
             registry.pin(registry_name, version, actor=actor)
-            loaded = self._load(model, ModelSource(registry_name=registry_name, version=version))
         except (ModelShieldError, OSError) as exc:
+            self.fleet.discard(key)
             raise RequestValidationError(f"model {model} version {version}: {exc}", 422) from None
-        if loaded.signature != current.signature:
-            loaded.executor.shutdown(wait=False)
-            raise RequestValidationError(f"model {model} version {version} takes different inputs", 422)
-        router.primary = loaded
-        self.g.replaced.append(current)  # its thread may still run the guard's batches; shut at close
-        self.g.rehashed.append(loaded)
-        log.warning("model %s: now serving version %s (was %s)", model, loaded.version, current.version)
-        return {"model": model, "from_version": current.version, "version": loaded.version, "digest": loaded.digest}
-
-    def _load(self, model: str, source: ModelSource) -> LoadedModel:
-        from modelshield.serve.runtime import load_source
-
-        loaded = load_source(model, source, self.g.registry)
-        loaded.max_batch = self.g.routers[model].primary.max_batch
-        return loaded
+        # pinning a quarantined version again is the way back to serving it
+        fleet = self._changed(self.fleet.store.drop("quarantine", [f"{model}:{version}"]))
+        self.fleet.discard(key)  # still there if the apply did not take it (another pin came first)
+        served = router.primary
+        return {
+            "model": model,
+            "from_version": current.version,
+            "version": served.version,
+            "digest": served.digest,
+            **fleet,
+        }
 
     def quarantine(self, model: str, body: QuarantineBody) -> dict[str, Any]:
-        """Stop serving a version in this process now: requests it would answer get 503 (a canary's go to the
-        primary). Pin another version to serve again."""
+        """Stop serving a version on every replica: requests it would answer get 503 (a canary's go to the
+        primary). Pin a version to serve again."""
         router, _ = self._router(model)
         chosen = [v for v in (router.primary, router.canary, router.shadow) if v is not None]
         if body.version is not None:
@@ -226,10 +226,10 @@ class AdminActions:
                 raise NotFound(f"model {model} serves no version {body.version} here")
         else:
             chosen = chosen[:1]
-        for loaded in chosen:
-            loaded.healthy = False
-            loaded.failure = f"quarantined by an administrator: {body.reason or 'no reason given'}"
-        return {"model": model, "quarantined": sorted({v.version for v in chosen}), "reason": body.reason}
+        versions = sorted({v.version for v in chosen})
+        reason = body.reason or "no reason given"
+        gen = self.fleet.store.put("quarantine", {f"{model}:{v}": {"reason": reason} for v in versions})
+        return {"model": model, "quarantined": versions, "reason": body.reason, **self._changed(gen)}
 
     def _router(self, model: str) -> tuple[Any, str]:
         router = self.g.routers.get(model)
@@ -240,19 +240,9 @@ class AdminActions:
     # -- rate limits and the guard -----------------------------------------------------------------------------
 
     def limit(self, body: LimitBody) -> dict[str, Any]:
-        bucket = LocalTokenBucket(body.rps, body.burst)
-        self.overrides[body.subject] = LimitOverride(bucket, body.rps, body.burst, time.monotonic() + body.expires_in)
-        return {"subject": body.subject, "rps": body.rps, "burst": body.burst, "expires_in": body.expires_in}
-
-    def spend_override(self, identity: Identity) -> None:
-        """Spend one token from the caller's override bucket, if it has one that has not expired."""
-        override = self.overrides.get(identity.subject)
-        if override is None:
-            return
-        if time.monotonic() >= override.expires_at:
-            self.overrides.pop(identity.subject, None)
-            return
-        enforce(override.bucket, f"id:{identity.subject}", 1.0, what="incident rate limit")
+        value = {"rps": body.rps, "burst": body.burst}
+        gen = self.fleet.store.put("limit", {body.subject: value}, expires_at=time.time() + body.expires_in)
+        return {"subject": body.subject, **value, "expires_in": body.expires_in, **self._changed(gen)}
 
     def guard(self, body: GuardBody) -> dict[str, Any]:
         names = [body.model] if body.model is not None else list(self.guards)
@@ -260,34 +250,31 @@ class AdminActions:
             raise NotFound(f"model {body.model!r} has no guard here")
         if not names:
             raise RequestValidationError("no model on this gateway is guarded", 422)
+        if body.mode == "normal":
+            gen = self.fleet.store.drop("guard", names)
+        else:
+            value = {"mode": "strict", "threshold": body.threshold, "min_confidence": body.min_confidence}
+            gen = self.fleet.store.put("guard", dict.fromkeys(names, value))
+        fleet = self._changed(gen)
         out = {}
         for name in names:
             guard = self.guards[name].guard
-            saved = self._normal_guard.setdefault(name, (guard.fallback, guard.threshold, guard.min_confidence))
-            if body.mode == "normal":
-                guard.fallback, guard.threshold, guard.min_confidence = saved
-            else:
-                guard.fallback = None  # a flagged input is refused, not answered with an abstention or a default
-                if body.threshold is not None:
-                    guard.threshold = body.threshold
-                if body.min_confidence is not None:
-                    guard.min_confidence = body.min_confidence
-            self.guard_modes[name] = body.mode
-            out[name] = {"mode": body.mode, "threshold": guard.threshold, "min_confidence": guard.min_confidence}
-        return {"guards": out}
+            mode = self.fleet.guard_mode(name)
+            out[name] = {"mode": mode, "threshold": guard.threshold, "min_confidence": guard.min_confidence}
+        return {"guards": out, **fleet}
 
     def describe(self) -> dict[str, Any]:
-        """The controls in force now (``GET /v1/admin/controls``)."""
-        now = time.monotonic()
+        """The controls in force on this worker (``GET /v1/admin/controls``) and what every worker has applied."""
+        now = time.time()
         return {
             "limits": {
                 s: {"rps": o.rps, "burst": o.burst, "expires_in": round(o.expires_at - now, 1)}
-                for s, o in self.overrides.items()
+                for s, o in self.fleet.overrides.items()
                 if o.expires_at > now
             },
             "guards": {
                 name: {
-                    "mode": self.guard_modes.get(name, "normal"),
+                    "mode": self.fleet.guard_mode(name),
                     "threshold": g.guard.threshold,
                     "min_confidence": g.guard.min_confidence,
                     "fallback": g.guard.fallback.mode if g.guard.fallback else "reject",
@@ -302,4 +289,5 @@ class AdminActions:
                 }
                 for name, r in self.g.routers.items()
             },
+            "fleet": self.fleet.describe(),
         }

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the stores and controls are imported where they are built: 
     from modelshield.serve.admin import AdminActions
     from modelshield.serve.apikeys import ApiKeyStore
     from modelshield.serve.auth import Authenticator
+    from modelshield.serve.controls import FleetControls
     from modelshield.serve.extraction import ExtractionMonitor
     from modelshield.serve.live import GatewayLive
     from modelshield.serve.policy import PolicyEngine
@@ -69,6 +70,8 @@ class Gateway:
         self.sessions = Sessions()
         #: what an admin call changed at run time (``modelshield.serve.admin``); set by ``create_app``
         self.admin: AdminActions | None = None
+        #: the fleet's control state (quarantines, overrides, guard modes, pins) as this worker applies it
+        self.controls: FleetControls | None = None
         self.rehashed: list[LoadedModel] = []
         self.replaced: list[LoadedModel] = []
 
@@ -82,6 +85,7 @@ class Gateway:
             g._open_stores()
             g._build_controls()
             g._load_models()
+            g._open_controls()
         except BaseException:
             g.close()
             raise
@@ -123,7 +127,15 @@ class Gateway:
             if c.auth.api_keys:
                 from modelshield.serve.apikeys import ApiKeyStore
 
-                self.api_keys = ApiKeyStore.open(c.store_url(), pepper_file=c.auth.api_key_pepper_file)
+                redis_url = c.redis_url()
+                feed = None
+                if redis_url:
+                    from modelshield.serve.apikeys import RevocationFeed
+
+                    feed = RevocationFeed(redis_url, f"{c.rate_limits.redis_prefix}:apikeys:revoked")
+                self.api_keys = ApiKeyStore.open(
+                    c.store_url(), pepper_file=c.auth.api_key_pepper_file, revocations=feed
+                )
                 foreign = self.api_keys.foreign_keys()
                 if foreign:
                     log.error(
@@ -165,7 +177,7 @@ class Gateway:
 
         def bucket(rate: float, burst: float) -> RateLimiter:
             if redis_url:
-                return RedisTokenBucket(redis_url, rate, burst, fail_open=rl.fail_open)
+                return RedisTokenBucket(redis_url, rate, burst, fail_open=rl.fail_open, prefix=f"{rl.redis_prefix}:rl:")
             return LocalTokenBucket(rate, burst)
 
         self.remote_limits = bool(redis_url)
@@ -174,11 +186,19 @@ class Gateway:
             ("model", bucket(rl.per_model_rps, rl.per_model_burst)),
         ]
         if rl.daily_quota is not None:
-            self.quota = DailyQuota(rl.daily_quota, redis_url=redis_url, fail_open=rl.fail_open)
+            self.quota = DailyQuota(
+                rl.daily_quota, redis_url=redis_url, fail_open=rl.fail_open, prefix=f"{rl.redis_prefix}:quota:"
+            )
 
     def _load_models(self) -> None:
+        from modelshield.serve.controls import serving_version
+
         for name, route in self.config.models.items():
-            primary = load_source(name, route, self.registry)
+            source: ModelSource = route
+            if route.path is None and self.registry is not None:  # the registry's pin wins over the config's version
+                version = serving_version(route, self.registry.list(route.registry_name or name))
+                source = route.model_copy(update={"version": version})
+            primary = load_source(name, source, self.registry)
             canary_source: ModelSource | None = route.canary
             percent = route.canary.percent if route.canary else 0.0
             if canary_source is None and route.path is None and route.version is None:
@@ -200,6 +220,20 @@ class Gateway:
                 shadow=shadow,
                 shadow_percent=route.shadow.percent if route.shadow else 0.0,
             )
+
+    def _open_controls(self) -> None:
+        """The fleet's control state: in the shared store when this gateway uses one, else in this process."""
+        from modelshield.serve.controls import FleetControls, MemoryControls, StoreControls
+
+        c = self.config
+        shared = self.audit_log is not None or self.api_keys is not None or self.registry is not None
+        store = StoreControls.open(c.store_url()) if shared else MemoryControls()
+        feed = None
+        if shared and c.redis_url():
+            from modelshield.serve.feed import RedisFeed
+
+            feed = RedisFeed(c.redis_url() or "", f"{c.rate_limits.redis_prefix}:controls")
+        self.controls = FleetControls(self, store, poll_seconds=c.server.control_poll_seconds, feed=feed)
 
     def _registry_canary(self, registry_name: str) -> tuple[ModelSource | None, float]:
         """A canary release promoted in the registry (``registry promote --canary P``) when the config names none."""
@@ -257,9 +291,9 @@ class Gateway:
                 continue
             key = f"id:{identity.subject}" if scope == "identity" else f"model:{model}"
             self._spend(scope, limiter, key, 1.0)
-        if self.admin is not None and self.admin.overrides:
+        if self.controls is not None and self.controls.overrides:
             try:
-                self.admin.spend_override(identity)
+                self.controls.spend_override(identity)
             except RateLimitedError:
                 self.metrics.rate_limited.labels("identity").inc()
                 raise
@@ -364,6 +398,8 @@ class Gateway:
         tasks = [loop.create_task(rehash_forever(self.rehashed, every, self.integrity_failed))]
         if self.live is not None:
             tasks.append(loop.create_task(self.live.run_forever()))
+        if self.controls is not None:
+            tasks.append(loop.create_task(self.controls.run_forever()))
         return tasks
 
     async def integrity_failed(self, loaded: LoadedModel) -> None:
@@ -439,7 +475,7 @@ class Gateway:
                     v.executor.shutdown(wait=True)
         for v in self.replaced:
             v.executor.shutdown(wait=True)
-        for resource in (self.audit_log, self.api_keys, self.registry):
+        for resource in (self.controls, self.audit_log, self.api_keys, self.registry):
             if resource is not None and hasattr(resource, "close"):
                 resource.close()
 

@@ -151,6 +151,8 @@ class LoadedModel:
     max_batch: int = 1024
     #: a reference sketch registered with this version (metadata ``sketch``: a file in its folder), for monitoring
     sketch: Path | None = None
+    #: why an administrator quarantined this version (``serve.controls``): it is unhealthy until released
+    quarantined: str | None = None
     batcher: Batcher = field(init=False)
 
     def __post_init__(self) -> None:
@@ -176,6 +178,19 @@ class LoadedModel:
     async def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, num_classes) for a validated batch, sharing forwards with concurrent requests."""
         return await self.batcher.submit(x)
+
+    def quarantine(self, reason: str) -> None:
+        """Stop answering with this version (503; a canary's share goes to the primary) until ``release``."""
+        self.quarantined = reason
+        self.healthy = False
+        self.failure = f"quarantined by an administrator: {reason}"
+
+    def release(self) -> None:
+        """Serve again after a quarantine, once the bytes are verified again (a mismatch keeps it stopped)."""
+        if self.quarantined is None:
+            return
+        self.quarantined, self.healthy, self.failure = None, True, ""
+        self.check()
 
     def check(self) -> bool:
         """Re-verify the bytes against the pin; on a mismatch mark the version unhealthy. True when it newly failed."""
