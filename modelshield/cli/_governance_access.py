@@ -88,9 +88,9 @@ consent_app = typer.Typer(help="Consent scopes: which purposes each data set may
 
 
 def _scope_line(doc: dict[str, Any]) -> str:
-    until = doc["expires_at"] or "no expiry"
+    until = f"until {doc['expires_at']}" if doc["expires_at"] else "no expiry"
     state = f"  [{doc['state']}]" if doc.get("state") not in (None, "active") else ""
-    return f"#{doc['id']}  {doc['dataset']}  {doc['purpose']}  ({doc['legal_basis']})  until {until}{state}"
+    return f"#{doc['id']}  {doc['dataset']}  {doc['purpose']}  ({doc['legal_basis']})  {until}{state}"
 
 
 @consent_app.command("grant")

@@ -156,9 +156,7 @@ def _request(row: Any) -> AccessRequest:
 def _columns(columns: Iterable[str] | None) -> tuple[str, ...] | None:
     if columns is None:
         return None
-    out = tuple(dict.fromkeys(c.strip() for c in columns if c.strip()))
-    if any(any(ch.isspace() or ch in ",'\"" for ch in c) for c in out):
-        raise InputError("column names in an access scope cannot hold spaces, commas or quotes")
+    out = tuple(dict.fromkeys(c for c in columns if c.strip()))
     return out or None
 
 
@@ -226,7 +224,7 @@ class AccessStore(AuditedRecords):
             current = self._locked(conn, request_id)
             if by == current.requester:
                 raise InputError(
-                    f"{by} filed request {request_id} and cannot {verb} it (separation of duties)",
+                    f"{by} filed request {request_id} and cannot {verb} it: separation of duties",
                     hint="another approver must decide it",
                 )
             status = current.status(now)
@@ -317,8 +315,9 @@ def _rules(requests: Iterable[AccessRequest], scopes: Sequence[ConsentScope]) ->
     for req in requests:
         if req.decided_at is None or req.decided_by is None or req.state not in ("approved", "revoked"):
             continue
-        cols = " ".join(req.columns) if req.columns is not None else "*"
-        cond = f"{_window(req.decided_at, req.expires_at, req.revoked_at)} && columnsWithin(r.obj.columns, '{cols}')"
+        cond = _window(req.decided_at, req.expires_at, req.revoked_at)
+        if req.columns is not None:
+            cond += f" && columnsWithin(r.obj.columns, 'request:{req.id}')"
         rules += [[req.requester, d, p, cond, "allow", f"request:{req.id}"] for d in req.datasets for p in req.purposes]
     by_ref: dict[str, list[ConsentScope]] = {}
     for scope in scopes:
@@ -334,16 +333,18 @@ def _rules(requests: Iterable[AccessRequest], scopes: Sequence[ConsentScope]) ->
 
 
 class AccessPolicy:
-    """A casbin enforcer over the rules of ``_rules``; ``known`` maps name patterns to lineage digests."""
+    """A casbin enforcer over the rules of ``_rules``; ``known`` maps name patterns to lineage digests, ``columns``
+    a request (``request:<id>``) to the columns it is limited to (column names may hold any character, so the
+    rules name the request rather than spell its columns out)."""
 
-    def __init__(self, rules: list[list[str]], known: Mapping[str, frozenset[str]]) -> None:
+    def __init__(
+        self, rules: list[list[str]], known: Mapping[str, frozenset[str]], columns: Mapping[str, frozenset[str]]
+    ) -> None:
         cond = compile_conditions(
             (r[3] for r in rules),
             {
                 "within": lambda now, start, end: start <= now < end,
-                "columnsWithin": lambda cols, allowed: (
-                    allowed == "*" or (cols is not None and set(cols) <= set(allowed.split()))
-                ),
+                "columnsWithin": lambda cols, scope: cols is not None and set(cols) <= columns[scope],
                 "anyDataset": lambda obj, refs: any(ref_matches(r, obj.target, known) for r in refs.split()),
             },
         )  # raises DependencyError without pycasbin, before casbin itself is imported
@@ -351,7 +352,8 @@ class AccessPolicy:
 
         text = (resources.files("modelshield.govern") / "data" / MODEL_CONF).read_text(encoding="utf-8")
         self.rules = rules
-        self.version = hashlib.sha256(json.dumps([text, rules]).encode()).hexdigest()[:16]
+        scoped = {k: sorted(v) for k, v in columns.items()}
+        self.version = hashlib.sha256(json.dumps([text, rules, scoped], sort_keys=True).encode()).hexdigest()[:16]
         self._enforcer = casbin.Enforcer(casbin.Enforcer.new_model(text=text))
         self._enforcer.add_function("datasetIs", lambda obj, ref: ref_matches(ref, obj.target, known))
         self._enforcer.add_function("cond", cond)
@@ -513,7 +515,8 @@ def check_access(
         requests = store.requests()
         scopes = ConsentStore(engine, audit).scopes()
         known = lineage_digests(engine, [*(d for r in requests for d in r.datasets), *(s.dataset for s in scopes)])
-        policy = AccessPolicy(_rules(requests, scopes), known)
+        limits = {f"request:{r.id}": frozenset(r.columns) for r in requests if r.columns is not None}
+        policy = AccessPolicy(_rules(requests, scopes), known, limits)
         allowed, rule = policy.enforce(requester, target, wanted, cols, at)
         reason, kind, rid, consent_ids = _explain(
             allowed, rule, requester, target, wanted, cols, at, requests, scopes, known
