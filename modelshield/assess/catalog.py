@@ -108,6 +108,15 @@ ATTACK_ERROR = Rule(
     "The model raised inside this attack, so the assessment has no numbers for it: read the error, fix the model "
     "or its endpoint, and re-run with --attacks naming this attack.",
 )
+GUARD_ABSTAINED = Rule(
+    "MS-ASSESS-002",
+    "The endpoint abstained on some queries",
+    ("AML.T0043",),
+    ("ML01:2023",),
+    "A guard in front of the model withheld answers: an abstention counts as wrong on a clean input and never as a "
+    "successful attack, so the figures are the guarded system's. Compare with the model behind the guard "
+    "(--model FILE) to see what the guard adds, and weigh how often it abstains on clean traffic.",
+)
 LOW_CERTIFIED_ACCURACY = Rule(
     "MS-CERT-001",
     "Low certified accuracy under randomized smoothing",

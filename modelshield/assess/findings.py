@@ -248,6 +248,19 @@ def _error_findings(result: AssessmentResult) -> list[Finding]:
 def _defence_findings(result: AssessmentResult) -> list[Finding]:
     """Low certified accuracy at radius σ, and detectors an adaptive attacker evades."""
     out: list[Finding] = []
+    abstained = result.model.get("abstained")
+    if abstained:
+        out.append(
+            _finding(
+                catalog.GUARD_ABSTAINED,
+                f"The endpoint abstained on {abstained} queries (no answer: label -1); clean accuracy counts them as "
+                "wrong and the attacks as failed.",
+                "abstained_queries",
+                float(abstained),
+                Severity.info,
+                abstained=abstained,
+            )
+        )
     if result.certified:
         sigma = result.certified[0].sigma
         point = min(result.certified, key=lambda p: abs(p.radius - sigma))

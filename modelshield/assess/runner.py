@@ -292,6 +292,7 @@ def assess(
         model={
             **cfg.model_info,
             "kind": type(model).__name__,
+            **({"abstained": n} if (n := getattr(model, "abstained", 0)) else {}),  # a guarded endpoint withheld n
             "white_box": model.white_box,
             "has_scores": model.has_scores,
             "num_classes": model.num_classes,

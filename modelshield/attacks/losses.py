@@ -93,9 +93,10 @@ def resolve_loss(loss: LossSpec, targeted: bool) -> LossFn:
 
 
 def is_adversarial(scores: Tensor, y: Tensor, targeted: bool) -> Tensor:
-    """Boolean (N,): predicted class differs from ``y`` (untargeted) or equals it (targeted)."""
+    """Boolean (N,): predicted class differs from ``y`` (untargeted) or equals it (targeted); a label of −1
+    (an abstention: a guard that withheld the answer) is never adversarial."""
     pred = scores.argmax(dim=1) if scores.ndim == 2 else scores
-    return pred == y if targeted else pred != y
+    return pred == y if targeted else (pred != y) & (pred >= 0)
 
 
 __all__ = [

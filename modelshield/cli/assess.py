@@ -168,6 +168,7 @@ class _ModelSource:
                 num_classes=self.remote_classes,
                 bounds=self.bounds,
                 headers=parse_headers(o.headers),
+                abstentions="count",  # a guard's abstention is label -1: wrong when clean, never a success
             )
         m = load_model(
             o.model,
