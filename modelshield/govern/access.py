@@ -52,6 +52,7 @@ from modelshield.govern.scopes import (
     now_utc,
     parse_time,
     ref_matches,
+    resolve_target,
 )
 
 if TYPE_CHECKING:
@@ -509,7 +510,7 @@ def check_access(
 ) -> AccessCheck:
     """Decide an access on the store at ``engine``, record it in the audit log, and alert on a denial."""
     at = now or now_utc()
-    target, wanted, cols = DataTarget.of(dataset), check_purpose(purpose), _columns(columns)
+    target, wanted, cols = resolve_target(engine, dataset), check_purpose(purpose), _columns(columns)
     store = AccessStore(engine, audit)
     try:
         requests = store.requests()

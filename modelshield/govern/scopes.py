@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modelshield.core.errors import InputError
+from modelshield.core.errors import InputError, MissingFileError
 from modelshield.core.storage import ensure_schema, open_engine
 
 if TYPE_CHECKING:
@@ -109,6 +109,29 @@ class DataTarget:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "digest": self.digest}
+
+
+def resolve_target(engine: Engine, dataset: str | Path) -> DataTarget:
+    """``DataTarget.of(dataset)``; a name that is not a file must be one the lineage store holds (its newest digest
+    is then the target's), else ``MissingFileError``: a mistyped path is an error, not an access to nothing."""
+    from modelshield.govern.lineage import LineageStore, datasets, events
+
+    target = DataTarget.of(dataset)
+    if target.digest is not None:
+        return target
+    LineageStore(engine)
+    query = (
+        sa.select(datasets.c.digest)
+        .join(events, events.c.event_hash == datasets.c.event_hash)
+        .where(datasets.c.name == target.name, datasets.c.digest.is_not(None))
+        .order_by(events.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        digest = conn.execute(query).scalar()
+    if digest is None:
+        raise MissingFileError(f"{target.name} is neither a file nor a data set the lineage store names")
+    return DataTarget(target.name, str(digest))
 
 
 def ref_matches(ref: str, target: DataTarget, known: Mapping[str, frozenset[str]]) -> bool:
@@ -207,4 +230,5 @@ __all__ = [
     "parse_expiry",
     "parse_time",
     "ref_matches",
+    "resolve_target",
 ]

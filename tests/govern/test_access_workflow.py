@@ -16,6 +16,8 @@ import yaml
 from modelshield.cli.audit import existing_log
 from modelshield.govern.access import AccessDenied, AccessStore, authorize_access, require_access
 from modelshield.govern.consent import ConsentStore
+from modelshield.govern.erasure import file_digest
+from modelshield.govern.lineage import read_events
 from modelshield.govern.scopes import now_utc
 from modelshield.monitor.alerts.loopback import WebhookReceiver
 from modelshield.monitor.alerts.signals import read_records
@@ -71,6 +73,9 @@ def test_approved_request_allows_the_scoped_access_and_nothing_beyond(governed: 
     copy = governed.system / "elsewhere.csv"
     shutil.copy(data, copy)
     assert authorize_access("alice", copy, "training", columns=["p0"], db=db).allowed
+    # and a data set named as lineage names it (no file at hand) is decided on its recorded digest
+    (name,) = {i["name"] for e in read_events(governed.run) for i in e.get("inputs", []) if i["name"].endswith("/incoming.csv")}  # fmt: skip
+    assert authorize_access("alice", name, "training", columns=["p0"], db=db).target.digest == file_digest(copy)
     # beyond the scope: another column, another purpose, another person
     assert authorize_access("alice", data, "training", columns=["p5"], db=db).kind == "columns"
     denied = authorize_access("alice", data, "evaluation", db=db)
@@ -93,7 +98,7 @@ def test_approved_request_allows_the_scoped_access_and_nothing_beyond(governed: 
         ("govern.access.revoke", "bob"),
     ]
     checks = [e["decision"] for e in records if e["action"] == "govern.access.check"]
-    assert checks == ["deny", "allow", "allow", "deny", "deny", "deny", "deny"]
+    assert checks == ["deny", "allow", "allow", "allow", "deny", "deny", "deny", "deny"]
     assert all(e.get("time") and e.get("request_id") == rid for e in records if e["action"] != "govern.access.check")
 
 
@@ -226,6 +231,7 @@ def test_bad_input_is_one_line_and_exit_2(governed: PipelineRun, run_main: RunMa
         (("access", "approve", "99", "--by", "bob"), "no access request 99"),
         (("access", "check", "alice", str(governed.system / "data"), "-p", "training"), "is a folder"),
         (("consent", "withdraw", "42"), "no consent scope 42"),
+        (("access", "check", "alice", "data/typo.csv", "-p", "training"), "neither a file nor a data set"),
     ]:
         code, _, err = run_main("govern", *args, "--db", db)
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (args, err)
