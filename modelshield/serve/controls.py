@@ -514,6 +514,7 @@ class FleetControls:
 
         if self.feed is not None:
             await asyncio.to_thread(self.feed.start, poke, poke)
+        failing = False
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -522,7 +523,13 @@ class FleetControls:
                 try:
                     await asyncio.to_thread(self.sync)
                 except Exception as exc:  # the store is down: serve with the state applied last, retry next poll
-                    log.error("fleet controls: could not read the store (%s); retrying", " ".join(str(exc).split()))
+                    if not failing:
+                        log.error("fleet controls: cannot read the store (%s); retrying", " ".join(str(exc).split()))
+                    failing = True
+                else:
+                    if failing:
+                        log.warning("fleet controls: the store answers again; generation %d applied", self.applied)
+                    failing = False
         finally:
             if self.feed is not None:
                 await asyncio.to_thread(self.feed.stop)
