@@ -218,6 +218,15 @@ async def _client(
             writer.close()
 
 
+@dataclass(frozen=True)
+class Propagation:
+    """How a revocation reached each replica: seconds from the revoke call's answer to the replica's first 401
+    (an upper bound: it includes that request's round trip), and requests it still accepted before."""
+
+    seconds: dict[str, float]
+    accepted_after: dict[str, int]
+
+
 @dataclass
 class Replica:
     """One ``modelshield serve`` child process (``proc`` is None while it is stopped)."""
@@ -359,11 +368,17 @@ class Fleet:
 
     def create_key(self, subject: str, roles: tuple[str, ...] = ("predictor",), clearance: str = "internal") -> str:
         """A new API key in the fleet's store (every replica accepts it); the plaintext."""
+        return self.create_keys([subject], roles, clearance)[0]
+
+    def create_keys(
+        self, subjects: list[str], roles: tuple[str, ...] = ("predictor",), clearance: str = "internal"
+    ) -> list[str]:
+        """One new key per subject, through one store connection; the plaintexts."""
         from modelshield.serve.apikeys import ApiKeyStore
 
         store = ApiKeyStore.open(self.db_url, pepper_file=self._pepper)
         try:
-            return store.create(subject, list(roles), attributes={"clearance": clearance}).plaintext
+            return [store.create(s, list(roles), attributes={"clearance": clearance}).plaintext for s in subjects]
         finally:
             store.close()
 
@@ -548,10 +563,9 @@ class Fleet:
 
         return asyncio.run(run())
 
-    def revoke_and_time(self, key: str, via: int = 0, timeout: float = 10.0) -> dict[str, float]:
+    def revoke_and_time(self, key: str, via: int = 0, timeout: float = 10.0) -> Propagation:
         """Revoke ``key`` through replica ``via``'s admin API, then ask every replica in turn until each refuses
-        it (401): the seconds from the revocation's answer to each replica's first refusal (its propagation
-        time). Raises ``TimeoutError`` if a replica still accepts it after ``timeout`` seconds."""
+        it (401). Raises ``TimeoutError`` if a replica still accepts it after ``timeout`` seconds."""
         answer = httpx.post(
             self.replicas[via].url + "/v1/admin/keys/revoke",
             json={"key_id": key.split("_")[1]},
@@ -561,17 +575,19 @@ class Fleet:
         answer.raise_for_status()
         revoked_at = time.monotonic()
         pending = {r.name: r.url for r in self.replicas if r.proc is not None}
-        refused: dict[str, float] = {}
+        out = Propagation({}, dict.fromkeys(pending, 0))
         with httpx.Client(timeout=10) as client:
             while pending:
                 for name, url in list(pending.items()):
                     status = client.post(url + PREDICT, content=self.body, headers=self.headers(key)).status_code
                     if status == 401:
-                        refused[name] = time.monotonic() - revoked_at
+                        out.seconds[name] = time.monotonic() - revoked_at
                         del pending[name]
+                    else:
+                        out.accepted_after[name] += 1
                 if pending and time.monotonic() - revoked_at > timeout:
                     raise TimeoutError(f"{', '.join(pending)} still accept a key revoked {timeout:g} s ago")
-        return refused
+        return out
 
     # -- the audit log -----------------------------------------------------------------------------
 

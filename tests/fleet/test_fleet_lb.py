@@ -50,7 +50,7 @@ def test_rate_limit_holds_across_replicas_at_a_10x_burst(fleet: Fleet) -> None:
     assert min(per_replica.values()) > 0.25 * len(answers), per_replica  # both replicas spent from the bucket
     statuses = Counter(a.status for a in answers)
     assert set(statuses) == {200, 429}, statuses
-    span = max(a.sent + a.seconds for a in answers) - min(a.sent for a in answers)
+    span = max(a.sent for a in answers) - min(a.sent for a in answers)  # as Redis saw them, one latency later
     expected = BURST + RPS * span
     offered = len(answers) / span
     assert offered > 7 * RPS, f"the load generator offered only {offered:.0f} req/s"
@@ -81,9 +81,9 @@ def test_key_revoked_through_one_replica_is_refused_by_every_replica(fleet: Flee
     key = fleet.create_key(f"fleet-{fleet.tag}-revoked")
     for replica in fleet.replicas:  # each replica has verified (and cached) the key
         assert fleet.predict(key, url=replica.url)[0] == 200
-    refused_after = fleet.revoke_and_time(key, via=0)
-    assert refused_after["r1"] < 0.5  # the replica that revoked it: at once
-    assert max(refused_after.values()) < REVOCATION_BOUND, refused_after
+    got = fleet.revoke_and_time(key, via=0)
+    assert got.accepted_after["r1"] == 0  # the replica that revoked it: at once
+    assert max(got.seconds.values()) < REVOCATION_BOUND, got
     before = fleet.served()
     statuses = Counter(fleet.predict(key)[0] for _ in range(10))
     assert statuses == {401: 10}
