@@ -85,6 +85,7 @@ requests_table = sa.Table(
     sa.Column("decision_note", sa.Text, nullable=True),
     sa.Column("revoked_by", sa.String(200), nullable=True),
     sa.Column("revoked_at", sa.String(40), nullable=True),
+    sa.Column("revoke_note", sa.Text, nullable=True),
 )
 
 
@@ -106,6 +107,7 @@ class AccessRequest:
     decision_note: str | None = None
     revoked_by: str | None = None
     revoked_at: datetime | None = None
+    revoke_note: str | None = None
 
     def status(self, at: datetime) -> Status:
         """The stored state, or ``expired`` for a pending or approved request past its expiry."""
@@ -130,6 +132,7 @@ class AccessRequest:
             "decision_note": self.decision_note,
             "revoked_by": self.revoked_by,
             "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
+            "revoke_note": self.revoke_note,
         }
 
 
@@ -151,6 +154,7 @@ def _request(row: Any) -> AccessRequest:
         row.decision_note,
         row.revoked_by,
         parse_time(row.revoked_at),
+        row.revoke_note,
     )
 
 
@@ -183,8 +187,8 @@ class AccessStore(AuditedRecords):
         refs = tuple(dict.fromkeys(check_ref(d) for d in datasets))
         wanted = tuple(dict.fromkeys(check_purpose(p) for p in purposes))
         cols = _columns(columns)
-        if not requester.strip():
-            raise InputError("name the requester")
+        if not requester.strip() or requester == "*" or any(c in requester for c in ",'\""):
+            raise InputError(f"requester {requester!r} must be a person's or a service's name (no '*', commas, quotes)")
         if not refs or not wanted:
             raise InputError("an access request names at least one data set and one purpose")
         if not justification.strip():
@@ -253,7 +257,7 @@ class AccessStore(AuditedRecords):
             conn.execute(
                 requests_table.update()
                 .where(requests_table.c.id == request_id)
-                .values(state="revoked", revoked_by=who, revoked_at=iso(when), decision_note=note)
+                .values(state="revoked", revoked_by=who, revoked_at=iso(when), revoke_note=note)
             )
         revoked = self.get(request_id)
         self.record("access.revoke", who, decision="deny", **_fields(revoked))
@@ -292,7 +296,7 @@ def _fields(req: AccessRequest) -> dict[str, Any]:
         "columns": list(req.columns) if req.columns is not None else None,
         "expires_at": iso(req.expires_at),
         "state": req.state,
-        "reason": req.decision_note,
+        "reason": req.revoke_note if req.state == "revoked" else req.decision_note,
     }
 
 

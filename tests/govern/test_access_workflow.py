@@ -229,6 +229,23 @@ def test_bad_input_is_one_line_and_exit_2(governed: PipelineRun, run_main: RunMa
             "purpose",
         ),  # fmt: skip
         (("access", "approve", "99", "--by", "bob"), "no access request 99"),
+        (
+            (
+                "access",
+                "request",
+                "--requester",
+                "*",
+                "-d",
+                INCOMING,
+                "-p",
+                "training",
+                "--expires",
+                "1d",
+                "--justification",
+                "x",
+            ),
+            "no '*'",
+        ),  # fmt: skip
         (("access", "check", "alice", str(governed.system / "data"), "-p", "training"), "is a folder"),
         (("consent", "withdraw", "42"), "no consent scope 42"),
         (("access", "check", "alice", "data/typo.csv", "-p", "training"), "neither a file nor a data set"),
