@@ -20,7 +20,7 @@ from modelshield.govern.erasure import file_digest
 from modelshield.govern.lineage import read_events
 from modelshield.govern.scopes import now_utc
 from modelshield.monitor.alerts.loopback import WebhookReceiver
-from modelshield.monitor.alerts.signals import read_records
+from modelshield.monitor.alerts.signals import read_records, record_signal
 
 if TYPE_CHECKING:
     from conftest import PipelineRun, RunMain
@@ -168,10 +168,15 @@ def test_a_training_script_is_stopped_and_the_denial_alerts_a_webhook(
     )
     audit = existing_log(governed.db)
     try:
-        actions = [e["action"] for _, _, e in read_records(audit)]
+        records = list(read_records(audit))
     finally:
         audit.dispose()
-    assert actions[-2:] == ["govern.access.check", "alert.fired"]
+    assert [e["action"] for _, _, e in records[-2:]] == ["govern.access.check", "alert.fired"]
+    # `monitor alerts run`, following the audit log instead, reads the check as the same signal the rule matches
+    _, at_us, check = records[-2]
+    followed = record_signal(check, at_us)
+    assert followed is not None and followed.name == "govern.access.check"
+    assert {k: followed.labels[k] for k in ("decision", "subject")} == {"decision": "deny", "subject": "alice"}
 
 
 def test_bad_input_is_one_line_and_exit_2(governed: PipelineRun, run_main: RunMain) -> None:
