@@ -14,9 +14,9 @@ that holds it; ``GET /v1/admin/controls`` lists the generation each worker has a
 - pin / roll back: the registry pin, which every replica serves (unless its config pins a digest);
 - quarantine, rate-limit overrides (with their expiry) and the guard's strict mode: rows of the controls table.
 
-This process applies a change before it answers; the others hear of it through Redis at once, or find it at their
-next poll of the store's generation (``server.control_poll_seconds``, 2 s by default); a replica that starts later
-applies the current state before it serves. With Redis, an override's bucket is shared by the whole fleet;
+The worker that got the call applies the change before it answers; the others hear of it through Redis at once,
+or find it at their next poll of the store's generation (``server.control_poll_seconds``, 2 s by default); a
+replica that starts later applies the current state before it serves. With Redis, an override's bucket is shared by the whole fleet;
 without it, each worker enforces the override on its own share of the traffic. A gateway with no store at all
 keeps its controls in this process (``"scope": "process"``).
 """
@@ -24,7 +24,6 @@ keeps its controls in this process (``"scope": "process"``).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from modelshield.serve.gateway import Gateway
     from modelshield.serve.guarding import GatewayGuard
 
-log = logging.getLogger("modelshield.serve")
 MAX_ADMIN_BODY = 16 * 1024
 _ID = r"^[A-Za-z0-9._@:-]{1,128}$"
 

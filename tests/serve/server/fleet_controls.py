@@ -50,12 +50,16 @@ class ControlFleet:
         poll_seconds: float = 2.0,
         replicas: int = 2,
         processes: bool = True,
+        workers: int = 1,
     ) -> None:
         self.work, self.weights, self.db_url = work, weights, db_url
         self.redis, self.poll_seconds, self.count, self.processes = redis, poll_seconds, replicas, processes
+        self.workers = workers if processes else 1
         self.prefix = f"mstest-fleet-{secrets.token_hex(4)}"
         self.urls: list[str] = []
         self.keys: dict[str, str] = {}
+        #: each process replica's log (JSON lines), by URL
+        self.logs: dict[str, Path] = {}
         self._stack = contextlib.ExitStack()
         self._n = itertools.count(1)
 
@@ -114,7 +118,8 @@ class ControlFleet:
         redis = f'redis_url = "{REDIS_URL}"\n' if self.redis else ""
         path = self.work / f"serve-{port}.toml"
         path.write_text(
-            f'[server]\nport = {port}\nstore_url = "{self.db_url}"\ncontrol_poll_seconds = {self.poll_seconds}\n\n'
+            f'[server]\nport = {port}\nworkers = {self.workers}\nstore_url = "{self.db_url}"\n'
+            f"control_poll_seconds = {self.poll_seconds}\n\n"
             f'[models.digits]\nregistry_name = "digits"\n\n{GUARD}\n'
             f'[auth]\napi_key_pepper_file = "{self.pepper}"\n\n'
             f'[audit]\ndb_url = "{self.db_url}"\nsigning_key_file = "{self.work / "audit.pem"}"\n'
@@ -130,7 +135,9 @@ class ControlFleet:
         if not self.processes:
             return self._stack.enter_context(running(load_config(self._config(port))))
         log = self.work / f"replica-{next(self._n)}.log"
-        return self._stack.enter_context(gateway_process(self._config(port), port, log, wait_s=180))
+        url = self._stack.enter_context(gateway_process(self._config(port), port, log, wait_s=180))
+        self.logs[url] = log
+        return url
 
     # -- calls -------------------------------------------------------------------------------------------------
 

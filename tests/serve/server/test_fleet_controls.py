@@ -34,7 +34,10 @@ def _fleet(request: pytest.FixtureRequest, weights: Path, redis: bool, poll: flo
     with fresh_database() as db_url:
         work = request.getfixturevalue("tmp_path_factory").mktemp("fleet")
         processes = request.param == "processes"
-        with ControlFleet(work, weights, db_url, redis=redis, poll_seconds=poll, processes=processes) as fleet:
+        workers = 1 if redis else 2  # the polled process fleet runs two uvicorn workers per replica
+        with ControlFleet(
+            work, weights, db_url, redis=redis, poll_seconds=poll, processes=processes, workers=workers
+        ) as fleet:
             yield fleet
 
 
@@ -111,9 +114,31 @@ def test_without_redis_the_poll_converges_and_a_late_replica_starts_with_the_sta
 
     gen = polled.admin(a, "/v1/admin/models/digits/quarantine", {})["generation"]
     seconds_until(lambda: _version(polled, b) == 503, POLL_BOUND, "b refusing the quarantined version by polling")
+
+    def every_worker_applied() -> bool:
+        workers = polled.controls(b)["fleet"]["replicas"]
+        return len([w for w in workers if w["generation"] >= gen]) == polled.count * polled.workers
+
+    seconds_until(every_worker_applied, POLL_BOUND, "every worker of every replica applying it")
     polled.admin(a, "/v1/admin/limits", {"subject": "carol", "rps": 0.01, "burst": 1, "expires_in": 600})
 
     late = polled.start_replica()
     state = polled.controls(late)
     assert state["fleet"]["generation_applied"] >= gen and state["limits"]["carol"]["rps"] == 0.01
     assert _version(polled, late) == 503 and state["models"]["digits"]["version"] == "1"
+
+
+@pytest.fixture
+def single_host(weights: tuple[Path, str], tmp_path: Path) -> Iterator[ControlFleet]:
+    """Two replicas on one SQLite file, no Redis: one host's workers."""
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    with ControlFleet(tmp_path, weights[0], db_url, redis=False, poll_seconds=POLL_SECONDS, processes=False) as fleet:
+        yield fleet
+
+
+def test_on_one_sqlite_file_the_replicas_agree_by_polling(single_host: ControlFleet) -> None:
+    a, b = single_host.urls
+    single_host.admin(a, "/v1/admin/models/digits/quarantine", {"reason": "drill"})
+    seconds_until(lambda: _version(single_host, b) == 503, POLL_BOUND, "b refusing the quarantined version")
+    single_host.admin(a, "/v1/admin/models/digits/pin", {"version": 2})
+    seconds_until(lambda: _version(single_host, b) == "2", POLL_BOUND, "b serving the released version")
