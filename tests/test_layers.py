@@ -67,8 +67,8 @@ LAYERS: dict[str, set[str]] = {
     "monitor": {"core", "attacks", "defenses", "integrity", "audit"},
     "incident": {"core", "integrity", "audit", "registry", "monitor", "threat"},  # threat: escalation matrix
     # govern reuses ingest's OpenLineage event builder and supplychain's CycloneDX components; monitor: access
-    # denials raise alerts through monitor.alerts
-    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain", "monitor"},
+    # denials raise alerts through monitor.alerts; privacy: minimisation flags PII columns with privacy.pii
+    "govern": {"core", "integrity", "audit", "registry", "ingest", "supplychain", "monitor", "privacy"},
     "ingest": {"core", "attacks", "defenses", "integrity"},  # provenance + poisoning detectors at the door
     # the shells on top
     "serve": set(_LIBRARY),

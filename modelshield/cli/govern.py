@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from modelshield.cli._governance_access import attach as attach_access
+from modelshield.cli._governance_dpia import attach as attach_dpia
 from modelshield.cli._governance_erasure import attach as attach_erasure
 from modelshield.core.errors import InputError
 
@@ -479,6 +480,7 @@ def num(value: float | None, spec: str = ".3f") -> str:
 
 
 attach_erasure(govern_app)  # erase, verify-certificate, retention
+attach_dpia(govern_app)  # minimise, dpia
 attach_access(govern_app)  # consent, access, dpa
 
 

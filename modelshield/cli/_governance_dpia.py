@@ -1,0 +1,101 @@
+"""``modelshield govern minimise | dpia``: which features a model could do without (measured), and a data
+protection impact assessment in the ICO's seven steps filled from what modelshield recorded. Attached to the
+``govern`` group by ``attach``."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelshield.core.errors import InputError
+
+
+class ReportFormat(str, Enum):
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+class MinimiseMethod(str, Enum):
+    permutation = "permutation"
+    drop_column = "drop-column"
+
+
+def _emit(text: str, out: Path | None, what: str) -> None:
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+        return
+    from modelshield.core.files import atomic_output
+
+    with atomic_output(out, mode=0o644) as f:
+        f.write(text.encode("utf-8"))
+    typer.echo(f"{what} written to {out}", err=True)
+
+
+def minimise_command(
+    data: Annotated[Path, typer.Argument(help="The training table (CSV or Parquet).")],
+    target: Annotated[str, typer.Option("--target", "-t", help="The column the model predicts.")],
+    model: Annotated[
+        str, typer.Option(help="hist-gradient-boosting, logistic-regression or random-forest (scikit-learn).")
+    ] = "hist-gradient-boosting",
+    method: Annotated[
+        MinimiseMethod, typer.Option(help="permutation (held-out split) or drop-column (retrain, cross-validated).")
+    ] = MinimiseMethod.permutation,
+    threshold: Annotated[
+        float, typer.Option(help="A feature whose removal costs less than this (in --metric) is a candidate.")
+    ] = 0.01,
+    metric: Annotated[
+        str | None, typer.Option(help="accuracy (default), balanced_accuracy, f1_macro, roc_auc; r2 for regression.")
+    ] = None,
+    quasi_identifiers: Annotated[
+        str | None, typer.Option("--quasi-identifiers", "-q", help="Comma-separated columns to flag as such.")
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Permutations per feature.")] = 5,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds of drop-column.")] = 3,
+    max_train_rows: Annotated[int, typer.Option(help="Train on a random sample of at most this many rows.")] = 200_000,
+    max_importance_rows: Annotated[
+        int, typer.Option(help="Permutation importance on at most this many held-out rows.")
+    ] = 20_000,
+    threads: Annotated[int | None, typer.Option(help="Cap BLAS/OpenMP threads (default: all cores).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the split, sampling and permutations.")] = 0,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="md, html or json.")] = ReportFormat.md,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output.")] = None,
+) -> None:
+    """Measure what each feature earns a model (permutation importance or drop-column retraining), recommend
+    those costing less than --threshold, check that removing them together stays within it, and flag the
+    personal data among them."""
+    from modelshield.govern.minimise import html, markdown, minimise, read_frame
+
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    named = [q.strip() for q in quasi_identifiers.split(",") if q.strip()] if quasi_identifiers else []
+    report = minimise(
+        read_frame(data),
+        target,
+        model=model,
+        method="drop-column" if method is MinimiseMethod.drop_column else "permutation",
+        metric=metric,
+        threshold=threshold,
+        repeats=repeats,
+        folds=folds,
+        max_train_rows=max_train_rows,
+        max_importance_rows=max_importance_rows,
+        quasi_identifiers=named,
+        source=data.name,
+        seed=seed,
+        threads=threads,
+    )
+    if format is ReportFormat.json:
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+    else:
+        text = html(report) if format is ReportFormat.html else markdown(report)
+    _emit(text, out, "minimisation report")
+
+
+def attach(govern_app: typer.Typer) -> None:
+    """Add ``minimise`` and ``dpia`` to the ``govern`` group."""
+    govern_app.command("minimise")(minimise_command)
