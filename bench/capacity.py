@@ -41,6 +41,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `modelshield`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gateway import WRK_LUA, Server, prepare, wrk  # noqa: E402
+from bench.gateway import write_config as local_config  # noqa: E402
 
 HPA_CPU_TARGET = 0.70  # deploy/k8s/hpa.yaml: averageUtilization 70 (of the pod's CPU request)
 POD_CPU_REQUEST = 1.0  # deploy/k8s/deployment.yaml: requests.cpu "1"
@@ -116,6 +117,13 @@ class PrivatePostgres:
         commits, inserted, updated, wal, connections = (float(v) for v in row)
         return {"commits": commits, "rows": inserted, "updated": updated, "wal": wal, "connections": connections - 1}
 
+    def audit_bytes_per_record(self) -> float:
+        """The audit table's size on disk (heap, indexes, TOAST) per record: storage growth per request."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_total_relation_size('audit_records'), count(*) FROM audit_records").fetchone()
+        assert row is not None
+        return float(row[0]) / max(1, int(row[1]))
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError):
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
@@ -141,8 +149,11 @@ class PrivateRedis:
         raise RuntimeError("the bench's Redis did not start")
 
     def commands(self) -> dict[str, float]:
+        """Calls per command, and ``usec``: Redis's own time spent executing them all (its CPU cost)."""
         stats = self.client.info("commandstats")
-        return {k.removeprefix("cmdstat_"): float(v["calls"]) for k, v in stats.items()}
+        calls = {k.removeprefix("cmdstat_"): float(v["calls"]) for k, v in stats.items()}
+        top = [v for k, v in stats.items() if k.removeprefix("cmdstat_") in ROUND_TRIPS]  # scripts include their calls
+        return {**calls, "usec": float(sum(v["usec"] for v in top))}
 
     def stop(self) -> None:
         self.client.close()
@@ -168,6 +179,19 @@ def write_config(ctx: dict[str, Any], db_url: str, redis_url: str, workers: int)
     return path
 
 
+def audit_append_seconds(url: str) -> tuple[float, float]:
+    """(sum, count) of the gateway's audit-append histogram: how long requests waited for their record's commit
+    (with several workers, the one worker that answers)."""
+    import httpx
+
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        for suffix in totals:
+            if line.startswith(f"modelshield_audit_append_seconds{suffix} "):
+                totals[suffix] = float(line.split()[-1])
+    return totals["_sum"], totals["_count"]
+
+
 def measure(ctx: dict[str, Any], workers: int, *, seconds: float, concurrency: int) -> dict[str, Any]:
     """One replica with ``workers`` processes on fresh servers: throughput, CPU and store cost per request."""
     from modelshield.serve.apikeys import ApiKeyStore
@@ -181,17 +205,24 @@ def measure(ctx: dict[str, Any], workers: int, *, seconds: float, concurrency: i
         try:
             wrk(ctx, server, key, connections=8, seconds=2, cpus=None)  # warm-up: imports, connection pools
             time.sleep(STATS_QUIET_SECONDS)
-            s0, r0, cpu0 = pg.stats(), rd.commands(), tree_cpu_seconds(server.proc.pid)
+            s0, r0, cpu0, a0 = (
+                pg.stats(),
+                rd.commands(),
+                tree_cpu_seconds(server.proc.pid),
+                audit_append_seconds(server.url),
+            )
             run = wrk(ctx, server, key, connections=concurrency, seconds=seconds, cpus=None)
             cpu1, r1, connections = tree_cpu_seconds(server.proc.pid), rd.commands(), pg.stats()["connections"]
+            a1 = audit_append_seconds(server.url)
         finally:
             server.stop()
         s1 = pg.stats()  # the gateway's backends have exited, flushing their counters
+        audit_bytes = pg.audit_bytes_per_record()
     finally:
         rd.stop()
         pg.stop()
     n = max(1, run["requests"])
-    redis_ops = {k: (v - r0.get(k, 0.0)) / n for k, v in r1.items() if k != "info" and v > r0.get(k, 0.0)}
+    redis_ops = {k: (v - r0.get(k, 0.0)) / n for k, v in r1.items() if k not in ("info", "usec") and v > r0.get(k, 0.0)}
     return {
         "workers": workers,
         "concurrency": concurrency,
@@ -208,10 +239,27 @@ def measure(ctx: dict[str, Any], workers: int, *, seconds: float, concurrency: i
         "pg_rows_inserted_per_request": (s1["rows"] - s0["rows"]) / n,
         "pg_rows_updated_per_request": (s1["updated"] - s0["updated"]) / n,
         "wal_bytes_per_request": (s1["wal"] - s0["wal"]) / n,
+        "audit_table_bytes_per_record": audit_bytes,
+        "audit_append_ms_mean": 1000 * (a1[0] - a0[0]) / max(1.0, a1[1] - a0[1]),
         "redis_round_trips_per_request": sum(v for k, v in redis_ops.items() if k in ROUND_TRIPS),
         "redis_commands_per_request": sum(redis_ops.values()),  # the scripts' own commands included
+        "redis_us_per_request": (r1["usec"] - r0["usec"]) / n,
         "redis_commands": redis_ops,
     }
+
+
+def baseline(ctx: dict[str, Any], *, seconds: float, concurrency: int) -> dict[str, Any]:
+    """The same replica (1 worker) on a local SQLite file with in-process limits, bench/gateway.py's full stack, in
+    the same run: what PostgreSQL and Redis add, side by side on the same (shared, noisy) machine."""
+    server = Server(local_config(ctx, "capacity-sqlite", secure=True))
+    try:
+        wrk(ctx, server, ctx["key"], connections=8, seconds=2, cpus=None)
+        cpu0 = tree_cpu_seconds(server.proc.pid)
+        run = wrk(ctx, server, ctx["key"], connections=concurrency, seconds=seconds, cpus=None)
+        cpu1 = tree_cpu_seconds(server.proc.pid)
+    finally:
+        server.stop()
+    return {**run, "cpu_ms_per_request": 1000 * (cpu1 - cpu0) / max(1, run["requests"])}
 
 
 def plan(run: dict[str, Any]) -> dict[str, Any]:
@@ -233,24 +281,39 @@ def plan(run: dict[str, Any]) -> dict[str, Any]:
         "pg_commits_per_s_measured_batching": replicas * rps_per_pod * run["pg_commits_per_request"],
         "wal_mb_per_s": TARGET_RPS * run["wal_bytes_per_request"] / 1e6,
         "wal_gb_per_day": TARGET_RPS * run["wal_bytes_per_request"] * 86400 / 1e9,
+        "audit_table_gb_per_day": TARGET_RPS * run["audit_table_bytes_per_record"] * 86400 / 1e9,
         "redis_round_trips_per_s": TARGET_RPS * run["redis_round_trips_per_request"],
         "redis_commands_per_s": TARGET_RPS * run["redis_commands_per_request"],
+        "redis_cores": TARGET_RPS * run["redis_us_per_request"] / 1e6,
     }
 
 
 def report(result: dict[str, Any]) -> None:
-    print(f"machine: {result['machine']}; concurrency {result['concurrency']}, {result['seconds']:g} s per run")
     print(
-        "| workers | req/s | p50 / p99 ms | CPU ms/req | PG commits/s | commits/req | rows/req | WAL B/req | Redis cmd/req |"
+        f"machine: {result['machine']}, load average {result['load_average']:.1f} at the end; "
+        f"concurrency {result['concurrency']}, {result['seconds']:g} s per run"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| workers | req/s | p50 / p99 ms | CPU ms/req | PG connections | PG commits/s | commits/req | rows/req "
+        "| WAL B/req | audit B/record | audit wait ms | Redis round trips (commands)/req | Redis µs/req |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["runs"]:
         print(
             f"| {r['workers']} | {r['rps']:.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {r['cpu_ms_per_request']:.2f} "
             f"| {r['pg_connections']:.0f} | {r['pg_commits_per_s']:.0f} | {r['pg_commits_per_request']:.3f} | {r['pg_rows_inserted_per_request']:.2f} "
-            f"| {r['wal_bytes_per_request']:.0f} "
-            f"| {r['redis_round_trips_per_request']:.2f} ({r['redis_commands_per_request']:.1f}) |"
+            f"| {r['wal_bytes_per_request']:.0f} | {r['audit_table_bytes_per_record']:.0f} "
+            f"| {r['audit_append_ms_mean']:.1f} "
+            f"| {r['redis_round_trips_per_request']:.2f} ({r['redis_commands_per_request']:.1f}) "
+            f"| {r['redis_us_per_request']:.0f} |"
         )
+    b = result["baseline_sqlite_local_limits"]
+    print(
+        f"baseline, 1 worker on SQLite with in-process limits: {b['rps']:.0f} req/s, "
+        f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms, {b['cpu_ms_per_request']:.2f} CPU ms/req "
+        f"(PostgreSQL + Redis, {result['runs'][0]['workers']} worker(s): "
+        f"x{result['runs'][0]['cpu_ms_per_request'] / b['cpu_ms_per_request']:.2f} CPU)"
+    )
     p = result["plan"]
     print(
         f"plan for {TARGET_RPS} req/s (from the {p['workers']}-worker run, the costliest per request): "
@@ -258,8 +321,10 @@ def report(result: dict[str, Any]) -> None:
         f"{HPA_CPU_TARGET:.0%} of {POD_CPU_REQUEST:g} CPU -> {p['replicas']} replicas (+1 for a disruption); "
         f"{p['pg_connections']:.0f} PostgreSQL connections held; "
         f"PostgreSQL {p['pg_rows_per_s']:.0f} rows/s, {p['pg_commits_per_s_measured_batching']:.0f} commits/s "
-        f"(<= {p['pg_commits_per_s_upper']:.0f}), WAL {p['wal_mb_per_s']:.1f} MB/s ({p['wal_gb_per_day']:.0f} GB/day); "
-        f"Redis {p['redis_round_trips_per_s']:.0f} round trips/s ({p['redis_commands_per_s']:.0f} commands/s)"
+        f"(<= {p['pg_commits_per_s_upper']:.0f}), WAL {p['wal_mb_per_s']:.1f} MB/s ({p['wal_gb_per_day']:.0f} GB/day), "
+        f"audit table +{p['audit_table_gb_per_day']:.0f} GB/day; "
+        f"Redis {p['redis_round_trips_per_s']:.0f} round trips/s ({p['redis_commands_per_s']:.0f} commands/s), "
+        f"{p['redis_cores']:.2f} of a core"
     )
 
 
@@ -286,11 +351,14 @@ def main() -> None:
         ctx["body_file"] = Path(tmp) / "body.json"
         ctx["body_file"].write_bytes(ctx["body"])
         runs = [measure(ctx, w, seconds=args.seconds, concurrency=args.concurrency) for w in args.workers]
+        local = baseline(ctx, seconds=args.seconds, concurrency=args.concurrency)
     result = {
         "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs ({platform.machine()})",
         "seconds": args.seconds,
         "concurrency": args.concurrency,
+        "load_average": os.getloadavg()[0],
         "runs": runs,
+        "baseline_sqlite_local_limits": local,
         "plan": plan(max(runs, key=lambda r: r["cpu_ms_per_request"])),
     }
     report(result)
