@@ -77,7 +77,7 @@ def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None) -
             f"data access ({monitor.sampling}): {len(epochs)} epochs, {sum(e['batches'] for e in epochs)} batches "
             f"of {min(s['min'] for s in sizes)}..{max(s['max'] for s in sizes)} samples, coverage "
             f"{mean_cover:.1%} per epoch (expected {mean_expected:.1%}), a sample read at most {reads}× in an epoch, "
-            f"{len(monitor.files)} files opened"
+            f"{len(monitor.files)} files opened ({len(data_files)} outside the Python installation)"
         )
     if monitor.alarms:
         table = Table(title=f"data-access alarms (z > {monitor.z_limit:g})", title_justify="left")

@@ -361,11 +361,12 @@ class DataAccessMonitor:
         counts = np.bincount(idx[(idx >= 0) & (idx < n)], minlength=n)
         distinct, covered = int(np.count_nonzero(counts)), self.expected_coverage(steps)
         z = _tail_z(2 * min(stats.binom.cdf(distinct, n, covered), stats.binom.sf(distinct - 1, n, covered)))
-        if z > self.z_limit or len(idx) != counts.sum():
+        stray = len(idx) - int(counts.sum())
+        if z > self.z_limit or stray:
             found.append((
                 "coverage",
                 f"{distinct} distinct of {n} samples read in {steps} steps, expected {n * covered:.0f} "
-                f"(1 − (1 − q)^steps), z = {z:.1f}; {len(idx) - int(counts.sum())} indices out of range",
+                f"(1 − (1 − q)^steps), z = {z:.1f}" + (f"; {stray} indices out of range" if stray else ""),
                 z,
             ))  # fmt: skip
         top = int(counts.max())

@@ -21,29 +21,47 @@ from modelshield.privacy.dp import training as dp_training
 if TYPE_CHECKING:
     from conftest import RunMain
 
-HARDEN = ["harden", "--demo", "--method", "standard", "--epochs", "2", "--batch-size", "64", "--eval-steps", "2",
-          "--no-progress"]  # fmt: skip
+HARDEN = ["harden", "--arch", "modelshield.demo:DigitsCNN", "--method", "standard", "--gating-eps", "0.1",
+          "--epochs", "2", "--batch-size", "64", "--eval-steps", "2", "--no-progress"]  # fmt: skip
 DP = ["train", "--dp", "--data", "sklearn:breast_cancer:train", "--noise-multiplier", "1.0", "--epochs", "6",
       "--batch-size", "32"]  # fmt: skip
 
 
-def test_honest_harden_run_is_quiet_and_writes_its_summary(run_main: RunMain, tmp_path: Path) -> None:
-    code, stdout, stderr = run_main(*HARDEN, "--out", str(tmp_path / "h"))
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """--model and --data for harden: the digits CNN's initial weights and 600 digits as an .npz."""
+    from modelshield.core.datasets import sklearn_dataset
+    from modelshield.core.loading import save_torch_model
+    from modelshield.demo import DigitsCNN
+
+    folder = tmp_path_factory.mktemp("digits")
+    ds = sklearn_dataset("digits", "all").subset(600)
+    np.savez(folder / "data.npz", x=ds.x.numpy(), y=ds.y.numpy())
+    torch.manual_seed(0)
+    save_torch_model(DigitsCNN(), folder / "w.safetensors")
+    return ["--model", str(folder / "w.safetensors"), "--data", str(folder / "data.npz")]
+
+
+def test_honest_harden_run_is_quiet_and_writes_its_summary(
+    run_main: RunMain, tmp_path: Path, digits_files: list[str]
+) -> None:
+    code, stdout, stderr = run_main(*HARDEN, *digits_files, "--out", str(tmp_path / "h"))
     assert code == 0, stderr
     assert "data access (shuffle): 2 epochs" in stdout and "data access: no alarms" in stdout
     summary = json.loads((tmp_path / "h" / "data-access.json").read_text())
     assert summary["alarms"] == [] and len(summary["epochs"]) == 2
-    n_train = summary["dataset_size"]  # the digits training split less the 10 % validation hold-out
+    n_train = summary["dataset_size"]
+    assert n_train == 432  # 600 less the 20 % test split, less the 10 % validation hold-out
     for epoch in summary["epochs"]:
         assert epoch["coverage"] == 1.0 and epoch["max_reads"] == 1 and epoch["samples_read"] == n_train
         assert epoch["batches"] == -(-n_train // 64) and epoch["batch_size"]["max"] == 64
 
 
 def test_a_harden_loop_that_stops_shuffling_exits_1_with_alarms(
-    run_main: RunMain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_main: RunMain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digits_files: list[str]
 ) -> None:
     monkeypatch.setattr(loop, "shuffled_positions", lambda n, generator: torch.arange(n))
-    code, stdout, stderr = run_main(*HARDEN, "--out", str(tmp_path / "h"))
+    code, stdout, stderr = run_main(*HARDEN, *digits_files, "--out", str(tmp_path / "h"))
     assert code == 1
     checks = {a["check"] for a in json.loads((tmp_path / "h" / "data-access.json").read_text())["alarms"]}
     assert {"shuffle", "reshuffle"} <= checks
