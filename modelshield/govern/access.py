@@ -517,7 +517,7 @@ def check_access(
     target, wanted, cols = resolve_target(engine, dataset), check_purpose(purpose), _columns(columns)
     store = AccessStore(engine, audit)
     try:
-        requests = store.requests()
+        requests = store.requests(requester=requester)  # the policy for this check: its rules and the consent
         scopes = ConsentStore(engine, audit).scopes()
         known = lineage_digests(engine, [*(d for r in requests for d in r.datasets), *(s.dataset for s in scopes)])
         limits = {f"request:{r.id}": frozenset(r.columns) for r in requests if r.columns is not None}
