@@ -216,7 +216,7 @@ class Redis(_Child):
 
 def _require() -> None:
     if os.geteuid() != 0 or not (PG_BIN / "initdb").exists() or shutil.which("redis-server") is None:
-        pytest.fail("the fleet fault tests need root (to run PostgreSQL as postgres), PostgreSQL 15 and redis-server")
+        raise RuntimeError("private servers need root (to run PostgreSQL as postgres), PostgreSQL 15 and redis-server")
 
 
 @contextlib.contextmanager
