@@ -96,6 +96,63 @@ def minimise_command(
     _emit(text, out, "minimisation report")
 
 
+def dpia_command(
+    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION (default version: the one served).")],
+    answers: Annotated[
+        Path | None,
+        typer.Option(help="YAML: purposes, nature, context, consultation, lawful_basis, risks, measures, sign_off."),
+    ] = None,
+    minimisation: Annotated[
+        Path | None, typer.Option(help="A govern minimise --format json report of the training table.")
+    ] = None,
+    run: Annotated[Path | None, typer.Option("--run", help="Pipeline run folder (default: found by digest).")] = None,
+    assess: Annotated[Path | None, typer.Option("--assess", help="An assess report.json.")] = None,
+    privacy: Annotated[Path | None, typer.Option("--privacy", help="A privacy audit --json file.")] = None,
+    threat: Annotated[Path | None, typer.Option("--threat", help="A threat check JSON report.")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="MODELSHIELD_DB_URL", help="Registry, lineage, consent and DPA database."),
+    ] = None,
+    audit_db: Annotated[
+        str | None, typer.Option("--audit-db", help="Where incidents are counted (default: --db).")
+    ] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Record a signed-off DPIA as a govern.dpia audit event in --db.")
+    ] = False,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="md, html or json.")] = ReportFormat.md,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output.")] = None,
+) -> None:
+    """A data protection impact assessment in the ICO's seven steps: filled from the registry, lineage,
+    assessments, privacy audits, threat model, incidents, minimisation, consent and DPAs; the rest (purposes,
+    consultation, sign-off) from --answers. What nothing records is marked "not recorded"."""
+    from modelshield.govern import dpia
+    from modelshield.govern.evidence import gather
+    from modelshield.registry import Registry
+    from modelshield.registry.store import check_name
+
+    name, sep, number = model.partition(":")
+    if sep and not number.isdigit():
+        raise InputError(f"{model!r}: the version after ':' must be a number")
+    version = int(number) if sep else None
+    given = dpia.load_answers(answers) if answers is not None else None
+    report = dpia.load_minimisation(minimisation) if minimisation is not None else None
+    with Registry.open(db) as reg:
+        mv = reg.get(check_name(name), version)
+    ev = gather(mv, run=run, assess=assess, privacy=privacy, threat=threat)
+    if privacy is not None and "membership_advantage" not in ev.privacy:
+        ev.privacy["membership_advantage"] = dpia.audit_advantage(privacy)
+    doc = dpia.build(ev, answers=given, minimisation=report, **dpia.records(ev, db, audit_db))
+    if format is ReportFormat.json:
+        text = json.dumps(doc.to_dict(), indent=2) + "\n"
+    else:
+        text = dpia.html(doc) if format is ReportFormat.html else dpia.markdown(doc)
+    if record:
+        seq = dpia.record_sign_off(doc, text, db)
+        typer.echo(f"signed-off DPIA recorded as audit event #{seq}", err=True)
+    _emit(text, out, "DPIA")
+
+
 def attach(govern_app: typer.Typer) -> None:
     """Add ``minimise`` and ``dpia`` to the ``govern`` group."""
     govern_app.command("minimise")(minimise_command)
+    govern_app.command("dpia")(dpia_command)
