@@ -34,6 +34,7 @@ log = logging.getLogger("modelshield.serve")
 
 CHECK_SECONDS = 1.0  # the bound on one round of store and Redis checks (the kubelet's probe timeout must exceed it)
 CACHE_SECONDS = 1.0  # a result is reused this long: probes cannot hammer the database
+LOG_EVERY_SECONDS = 5.0  # one log line per failing component per 5 s, however often /readyz is asked
 
 
 class Readiness:
@@ -52,6 +53,7 @@ class Readiness:
         self._started = 0.0
         self._checked_at = -float("inf")
         self._last: dict[str, str] = {}
+        self._logged: dict[str, float] = {}
 
     async def report(self) -> tuple[bool, dict[str, Any]]:
         """(ready?, the body for anonymous probes: ``status``, ``broken`` and ``ok``/``failing`` per component)."""
@@ -59,7 +61,7 @@ class Readiness:
         audit = self.gateway.audit_log
         audit_problem = audit.problem() if audit is not None else None
         if audit_problem is not None:
-            log.error("not ready: the audit log is failing: %s", audit_problem)
+            self._log("audit_log", "the audit log is failing: %s", audit_problem)
         components = {"audit_log": "failing" if audit_problem else "ok", **await self._dependencies()}
         ready = not broken and all(v == "ok" for k, v in components.items() if k not in self._optional)
         return ready, {"status": "ready" if ready else "unready", "broken": broken, **components}
@@ -78,11 +80,18 @@ class Readiness:
                 asyncio.shield(task), max(0.0, self._started + self.check_seconds - now)
             )
         except TimeoutError:  # still hung: failing until it returns (only one check at a time is ever in flight)
-            log.error("not ready: the store and Redis checks have not returned after %.1f s", now - self._started)
+            self._log("checks", "the store and Redis checks have not returned after %.1f s", now - self._started)
             return {name: "failing" for name in self._names()}
         if self._task is task:
             self._task, self._checked_at = None, time.monotonic()
         return self._last
+
+    def _log(self, component: str, message: str, *args: object) -> None:
+        """Why a component fails, to the gateway log; at most every ``LOG_EVERY_SECONDS`` (``/readyz`` is open)."""
+        now = time.monotonic()
+        if now - self._logged.get(component, -float("inf")) >= LOG_EVERY_SECONDS:
+            self._logged[component] = now
+            log.error("not ready: " + message, *args)
 
     def _names(self) -> list[str]:
         return (["store"] if self._engines else []) + (["redis"] if self._redis is not None else [])
@@ -97,14 +106,14 @@ class Readiness:
                     with engine.connect() as conn:
                         conn.execute(sa.text("SELECT 1"))
                 except Exception as exc:  # any failure to answer is "failing"; the reason goes to the log only
-                    log.error("not ready: store %s: %s", safe_url(str(engine.url)), _one_line(exc))
+                    self._log("store", "store %s: %s", safe_url(str(engine.url)), _one_line(exc))
                     out["store"] = "failing"
         if self._redis is not None:
             try:
                 self._redis.ping()
                 out["redis"] = "ok"
             except Exception as exc:
-                log.error("not ready: Redis does not answer PING: %s", _one_line(exc))
+                self._log("redis", "Redis does not answer PING: %s", _one_line(exc))
                 out["redis"] = "failing"
         return out
 

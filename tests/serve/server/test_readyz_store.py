@@ -140,6 +140,7 @@ def test_unready_while_the_store_is_unreachable_and_ready_again_when_it_returns(
     weights: tuple[Path, str],
     forwarder: tuple[Forwarder, str],
     redis_url: str,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fwd, db_url = forwarder
     with running(_config(tmp_path, weights, db_url, redis_url)) as url:
@@ -148,6 +149,11 @@ def test_unready_while_the_store_is_unreachable_and_ready_again_when_it_returns(
         r = _until(url, 503, "failing", within=5)
         assert r.status_code == 503 and r.json()["store"] == "failing" and r.json()["redis"] == "ok", r.text
         assert "127.0.0.1" not in r.text and "postgres" not in r.text  # anonymous probes learn no host or reason
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for _ in range(30):  # anyone may ask /readyz: asking often must not flood the gateway's log
+                assert client.get("/readyz").status_code == 503
+        why = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("not ready: store")]
+        assert 1 <= len(why) <= 2 and f":{fwd.port}/" in why[0], why  # the reason, with the host, is in the log
         fwd.set("forward")
         r = _until(url, 200, "ok", within=10)  # the audit writer heals too (its checkpoint is retried)
         assert r.status_code == 200, r.text
