@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -47,10 +48,20 @@ PREDICT = f"/v1/models/{MODEL}/predict"
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on now, below the kernel's ephemeral range: a port the OS hands out for
+    outgoing connections (to PostgreSQL, Redis, ...) could be taken again before a replica or HAProxy binds it,
+    or while a killed replica is down."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def _postgres_up(server: str) -> bool:
