@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from modelshield.core import generation
-from modelshield.core.errors import InputError, ModelShieldError
+from modelshield.core.errors import InputError
 from modelshield.core.storage import ensure_schema, open_engine, write_transaction
 from modelshield.serve.ratelimit import LocalTokenBucket, RateLimiter, enforce
 
@@ -297,9 +297,9 @@ class FleetControls:
     ready: dict[tuple[str, str], LoadedModel] = field(default_factory=dict)
     #: why the last apply could not serve what the store says, per model (cleared when it can)
     errors: dict[str, str] = field(default_factory=dict)
-    _guards: dict[str, _GuardState] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _heartbeat_at: float = 0.0
+    _guards: dict[str, _GuardState] = field(init=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _heartbeat_at: float = field(init=False, default=0.0)
 
     def bind(self, guards: dict[str, GatewayGuard]) -> None:
         """Take the guards built for the models and apply the stored state: done once, before serving."""
@@ -361,7 +361,7 @@ class FleetControls:
                 if route.canary is None and route.version is None:
                     changes += self._apply_canary(name, route, versions)
                 self.errors.pop(name, None)
-            except (ModelShieldError, OSError) as exc:
+            except Exception as exc:  # a version this worker cannot load: the one it serves stays, the rest applies
                 self.errors[name] = " ".join(str(exc).split())
                 log.error("fleet controls: model %s keeps version %s: %s", name, router.primary.version, exc)
         return changes
