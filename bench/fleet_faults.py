@@ -10,9 +10,11 @@ its own X-Request-ID. Each fault runs ``--rounds`` times, ``--lead`` seconds int
 - ``postgres restart``: PostgreSQL's fast shutdown, ``--down`` seconds, start.
 - ``postgres kill -9``: every PostgreSQL process killed, ``--down`` seconds, start (which replays the WAL).
 - ``redis kill -9``: ``--down`` seconds, start (Redis keeps nothing: the rate-limit buckets start full).
+- ``postgres hung`` / ``redis hung``: the server and its children stopped (SIGSTOP) for ``--down`` seconds, then
+  continued: connections stay open and nothing answers, the case where only client-side timeouts help.
 
 Per fault: the answers that were not 2xx, the slowest answer, and the recovery — seconds from the server
-answering again (its start returned) to the first 2xx the load got through the balancer after it. After every
+answering again (its start returned, or it was continued) to the first 2xx the load got through the balancer. After every
 round: 2xx answers missing from the audit log (must be 0) and ``modelshield audit verify`` on the database.
 
     python bench/fleet_faults.py --rounds 3 [--markdown]
@@ -39,7 +41,7 @@ from bench.fleet import machine  # noqa: E402
 from tests.fleet.fleet import Answer, Fleet, fresh_database, save_demo_weights  # noqa: E402
 from tests.fleet.services import Postgres, Redis, private_postgres, private_redis  # noqa: E402
 
-FAULTS = ("replica kill -9", "postgres restart", "postgres kill -9", "redis kill -9")
+FAULTS = ("replica kill -9", "postgres restart", "postgres kill -9", "postgres hung", "redis kill -9", "redis hung")
 
 
 def inject(fault: str, fleet: Fleet, pg: Postgres, redis: Redis, down: float) -> tuple[float, dict[str, float]]:
@@ -49,6 +51,11 @@ def inject(fault: str, fleet: Fleet, pg: Postgres, redis: Redis, down: float) ->
         fleet.kill(0)
         return time.monotonic(), {"marked_down_s": fleet.wait_states({"r1": "DOWN", "r2": "UP"}, timeout=30)}
     server: Postgres | Redis = redis if fault.startswith("redis") else pg
+    if fault.endswith("hung"):
+        server.pause()
+        time.sleep(down)
+        server.resume()
+        return time.monotonic(), {}
     server.kill() if "kill" in fault else server.stop()
     time.sleep(down)
     started = time.monotonic()

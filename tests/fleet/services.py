@@ -111,6 +111,26 @@ class _Child:
         """The server's own clean shutdown (SIGKILL if it takes longer than ``seconds``)."""
         self._end(self.stop_signal, seconds)
 
+    def _pids(self) -> list[int]:
+        """The server process and its children (PostgreSQL's backends and workers)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return []
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        return [process.pid, *map(int, children)]
+
+    def pause(self) -> None:
+        """SIGSTOP the server and its children: a hung server — connections stay open, nothing answers."""
+        for pid in self._pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT what ``pause`` stopped."""
+        for pid in self._pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def restart(self, *, crash: bool = False) -> float:
         """Stop (or, with ``crash``, kill) the server and start it again on the same port; seconds it was down."""
         down = time.monotonic()
@@ -162,12 +182,9 @@ class Postgres(_Child):
     def kill(self) -> None:
         """``kill -9`` of the postmaster and every backend it had (they would otherwise linger, holding the shared
         memory that stops the next start)."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        pids = self._pids()
         super().kill()
-        for pid in map(int, children):
+        for pid in pids[1:]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -144,7 +144,9 @@ def test_key_store_down_is_503_not_500_and_heals(pg_server: Postgres) -> None:  
             store.engine.dispose()
 
 
-@pytest.mark.parametrize("how", ["restart", pytest.param("kill -9", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "how", ["restart", pytest.param("kill -9", marks=pytest.mark.slow), pytest.param("hung", marks=pytest.mark.slow)]
+)
 def test_postgres_restarted_mid_load_fails_closed_then_heals(
     healthy: Fleet,
     pg_server: Postgres,  # noqa: F811 - fixture
@@ -152,14 +154,20 @@ def test_postgres_restarted_mid_load_fails_closed_then_heals(
 ) -> None:
     """``restart``: PostgreSQL's fast shutdown (every connection of every replica is cut), then a start.
     ``kill -9``: every PostgreSQL process killed at once; the start replays the WAL, and every record acknowledged
-    before the crash is still there (the audit log commits with ``synchronous_commit=on``)."""
+    before the crash is still there (the audit log commits with ``synchronous_commit=on``).
+    ``hung``: every PostgreSQL process stopped (SIGSTOP): connections stay open and nothing answers."""
     fleet = healthy
     load = Load(fleet, 8.0 if how == "restart" else 16.0)
     until(lambda: min(fleet.served().values()) > 0, "both replicas serving", 10)
     time.sleep(1.0)
-    pg_server.stop() if how == "restart" else pg_server.kill()
-    time.sleep(1.5)
-    pg_server.start()
+    if how == "hung":
+        pg_server.pause()
+        time.sleep(3.0)
+        pg_server.resume()
+    else:
+        pg_server.stop() if how == "restart" else pg_server.kill()
+        time.sleep(1.5)
+        pg_server.start()
     back = time.monotonic()
     recovered = until(lambda: answers_2xx(fleet), "a 2xx through the balancer after the restart", RECOVERY_BOUND)
     answers = load.answers()
