@@ -280,7 +280,7 @@ def _lawfulness_risk(consent: list[dict[str, Any]] | None, uncovered: list[str],
     problems = [f"no active consent scope covers {d}" for d in uncovered] + dpa_flags
     if problems:
         return _risk("Processing without a lawful basis", harm, "probable", "severe", "; ".join(problems), "govern")
-    basis = "every training data set is covered by an active consent scope; no DPA flags"
+    basis = "every source data set is covered by an active consent scope; no DPA flags"
     return _risk("Processing without a lawful basis", harm, "remote", "severe", basis, "govern")
 
 
@@ -310,7 +310,7 @@ def build(
     ``lineage``: ``{"training_data": [...], "sources": [...], "served": [...]}`` (dataset dicts, SERVE runs);
     ``approvals``: the registry audit records that configured its serving; ``incidents``: (count, last);
     ``minimisation``: a ``minimise`` JSON report and its path; ``consent``: the active consent scopes covering
-    the training data (None when no consent store was read) and ``uncovered`` the data sets none covers;
+    the source data (None when no consent store was read) and ``uncovered`` the data sets none covers;
     ``dpas``: ``{"dpa": Dpa.to_dict(), "use": ModelUse.to_dict()}`` for each DPA whose data made this version."""
     a = answers or Answers()
     mv = ev.model
@@ -409,10 +409,10 @@ def build(
             "Lawful basis (consent scopes)",
             bases,
             "govern consent",
-            "no consent store read" if consent is None else "no active consent scope covers the training data",
+            "no consent store read" if consent is None else "no active consent scope covers the source data",
         ),
         _item(
-            "Training data without an active consent scope",
+            "Source data without an active consent scope",
             list(uncovered) or None,
             "govern consent",
             "none" if consent is not None else "not checked",
@@ -780,7 +780,9 @@ def records(ev: Evidence, db: str | None, audit_db: str | None = None) -> dict[s
     with ConsentStore.open(db) as consent:
         scopes = consent.scopes(active_at=datetime.now(UTC))
         if scopes:
-            targets = [DataTarget(d.name, d.digest) for d in trained_on] or [DataTarget(d) for d in mv.datasets]
+            # consent is given for the records people supplied: the lineage's sources, else what the registry names
+            leaves = node.sources() if node.produced_by else []
+            targets = [DataTarget(d.name, d.digest) for d in leaves] or [DataTarget(d) for d in mv.datasets]
             known = lineage_digests(consent.engine, [s.dataset for s in scopes])
             covered = {t.name: covering(scopes, t, known) for t in targets}
             out["consent"] = [s.to_dict() for found in covered.values() for s in found]

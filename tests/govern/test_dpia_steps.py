@@ -188,3 +188,26 @@ def test_bad_answers_are_one_line_and_exit_2(
     assert code == 2 and "purpose" in err
     code, _, err = _main(["govern", "dpia", "digits", "--db", pipeline_run.db, "--record"], monkeypatch, capsys)
     assert code == 2 and "not signed off" in err
+
+
+def test_consent_scopes_on_the_source_records_give_the_lawful_basis(audited: tuple[PipelineRun, Path]) -> None:
+    from modelshield.govern.consent import ConsentStore
+    from modelshield.govern.dpia import records
+
+    run, _ = audited
+    with Registry.open(run.db) as reg:
+        ev = gather(reg.get("digits"))
+    with ConsentStore.open(run.db) as consent:
+        consent.grant("*/incoming.csv", ["training"], "public_task", by="dpo")
+    found = records(ev, run.db)
+    (uncovered,) = found["uncovered"]  # only incoming.csv is covered (the lineage names the shared run's paths)
+    assert uncovered.endswith("/system/data/reference.csv")
+    d = build(ev, **found)
+    (basis,) = [it for it in d.steps[STEPS[3]] if it.label == "Lawful basis (consent scopes)"]
+    assert basis.value is not None and basis.value.startswith("public_task (training, */incoming.csv)")
+    assert "Processing without a lawful basis" in {r.risk for r in d.risks if r.overall == "high"}
+    with ConsentStore.open(run.db) as consent:
+        consent.grant("*/reference.csv", ["evaluation"], "public_task", by="dpo")
+    d = build(ev, **records(ev, run.db))
+    (lawful,) = [r for r in d.risks if r.risk == "Processing without a lawful basis"]
+    assert lawful.likelihood == "remote"
