@@ -5,8 +5,8 @@ audit log); the Poisson checks hold their false-alarm rate and catch replays and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,8 +18,7 @@ from modelshield.monitor.alerts.signals import read_records, record_signal
 from modelshield.monitor.training import DataAccessMonitor
 from modelshield.privacy.dp import training as dp_training
 
-if TYPE_CHECKING:
-    from conftest import RunMain
+RunMain = Callable[..., tuple[int, str, str]]  # the root conftest's run_main fixture
 
 HARDEN = ["harden", "--arch", "modelshield.demo:DigitsCNN", "--method", "standard", "--gating-eps", "0.1",
           "--epochs", "2", "--batch-size", "64", "--eval-steps", "2", "--no-progress"]  # fmt: skip
