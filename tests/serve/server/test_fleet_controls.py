@@ -142,3 +142,39 @@ def test_on_one_sqlite_file_the_replicas_agree_by_polling(single_host: ControlFl
     seconds_until(lambda: _version(single_host, b) == 503, POLL_BOUND, "b refusing the quarantined version")
     single_host.admin(a, "/v1/admin/models/digits/pin", {"version": 2})
     seconds_until(lambda: _version(single_host, b) == "2", POLL_BOUND, "b serving the released version")
+
+
+def test_concurrent_changes_from_the_registry_and_the_controls_each_get_their_own_generation(tmp_path: Path) -> None:
+    """Writers on separate connections (as on separate replicas) bump the one counter: no number twice, none lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelshield.core import generation
+    from modelshield.registry import Registry
+    from modelshield.serve.controls import StoreControls
+
+    ensure_postgres()
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"\0" * 64)
+    with fresh_database() as db_url:
+        controls = [StoreControls.open(db_url) for _ in range(4)]
+        registry = Registry.open(db_url)
+        try:
+            mv = registry.register("m", folder, owner="test")
+            start = generation.current(controls[0].engine)
+
+            def change(i: int) -> int:
+                if i % 5 == 0:
+                    registry.pin("m", mv.version)
+                    return -1
+                return controls[i % 4].put("limit", {f"s{i}": {"rps": 1, "burst": 1}}, expires_at=None)
+
+            with ThreadPoolExecutor(8) as pool:
+                got = [g for g in pool.map(change, range(40)) if g >= 0]
+            assert len(set(got)) == len(got) == 32  # each control change has a number of its own
+            assert generation.current(controls[0].engine) == start + 40  # and the 8 pins counted too
+            assert controls[1].snapshot().generation == start + 40
+        finally:
+            registry.close()
+            for c in controls:
+                c.close()
