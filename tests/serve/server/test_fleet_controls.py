@@ -22,6 +22,7 @@ from tests.serve.server.fleet_controls import ControlFleet, seconds_until
 PUSH_BOUND = 3.0  # seconds: far below the 30 s poll, so only the Redis push meets it
 POLL_SECONDS = 1.0
 POLL_BOUND = POLL_SECONDS + 3.0  # the poll, plus loading a version and a loaded machine's delays
+KEY_CACHE_BOUND = 5.0 + 3.0  # the gateway's API key cache, plus a loaded machine's delays
 X = sklearn_dataset("digits", "test", seed=0).x[:1].numpy().tolist()
 NOISE = np.random.default_rng(0).uniform(0, 1, (8, 1, 8, 8)).tolist()  # far from any digit: the guard flags it
 
@@ -121,6 +122,10 @@ def test_without_redis_the_poll_converges_and_a_late_replica_starts_with_the_sta
 
     seconds_until(every_worker_applied, POLL_BOUND, "every worker of every replica applying it")
     polled.admin(a, "/v1/admin/limits", {"subject": "carol", "rps": 0.01, "burst": 1, "expires_in": 600})
+
+    assert polled.predict(b, "bob", X).status_code == 503  # bob's key is now in b's cache (5 s); the model is not
+    polled.admin(a, "/v1/admin/keys/revoke", {"subject": "bob"})
+    seconds_until(lambda: polled.predict(b, "bob", X).status_code == 401, KEY_CACHE_BOUND, "b refusing bob")
 
     late = polled.start_replica()
     state = polled.controls(late)
