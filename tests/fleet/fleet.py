@@ -524,10 +524,12 @@ class Fleet:
         }
 
     def predict(self, key: str | None = None, url: str | None = None) -> tuple[int, dict[str, Any], str]:
-        """One predict request through the balancer (or ``url``, e.g. a replica's): status, JSON body, request id."""
+        """One predict request through the balancer (or ``url``, e.g. a replica's): status, JSON body ({} when the
+        answer is not JSON, e.g. HAProxy's own 503 with no replica up), request id."""
         headers = self.headers(key)
         r = httpx.post((url or self.url) + PREDICT, content=self.body, headers=headers, timeout=15)
-        return r.status_code, r.json(), headers["X-Request-ID"]
+        json_body = r.headers.get("content-type", "").startswith("application/json")
+        return r.status_code, r.json() if json_body else {}, headers["X-Request-ID"]
 
     def request_bytes(self, key: str | None = None, port: int | None = None) -> bytes:
         """A raw HTTP/1.1 predict request (keep-alive) whose ``X-Request-ID: ?`` ``drive`` fills in."""
