@@ -373,7 +373,9 @@ def build(
             "Scope: personal data columns",
             [f"{f['feature']} ({f['personal_data']})" for f in flagged],
             report_path,
-            "not measured — run modelshield govern minimise DATA --target COL --format json",
+            "none flagged by the minimisation report"
+            if report is not None
+            else "not measured — run modelshield govern minimise DATA --target COL --format json, pass --minimisation",
         ),
         _item("Scope: ingest screening", _ingest(ev), ev.training.get("source")),
         _item("Scope (answers)", a.scope, "answers", f"not recorded — {add} as scope:"),
