@@ -57,7 +57,9 @@ class Readiness:
 
     async def report(self) -> tuple[bool, dict[str, Any]]:
         """(ready?, the body for anonymous probes: ``status``, ``broken`` and ``ok``/``failing`` per component)."""
-        broken = [r.name for r in self.gateway.routers.values() if not r.primary.healthy]
+        # a quarantine is a fleet-wide decision, not this replica's fault: taking every replica out of the balancer
+        # for it would take every other model down with the quarantined one
+        broken = [r.name for r in self.gateway.routers.values() if not r.primary.healthy and not r.primary.quarantined]
         audit = self.gateway.audit_log
         audit_problem = audit.problem() if audit is not None else None
         if audit_problem is not None:

@@ -153,12 +153,6 @@ def test_quarantine_sent_to_one_replica_holds_on_every_replica(fleet: Fleet) -> 
     assert Counter(status(fleet.url) for _ in range(4)) == {503: 4}
 
 
-@pytest.mark.xfail(
-    reason="/readyz counts a quarantined primary as broken: HAProxy's checks take every replica out, and every other "
-    "model goes dark with the quarantined one (readiness should reflect a replica's own faults, which a balancer "
-    "can route around, not a fleet-wide decision)",
-    strict=False,
-)
 def test_quarantining_one_model_keeps_the_replicas_in_the_balancer(fleet: Fleet) -> None:
     _quarantine_spare(fleet, via=0)  # idempotent: the same quarantine again
     time.sleep(3.5)  # more than the 2 failed checks 1 s apart that take a replica out
