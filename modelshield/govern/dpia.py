@@ -431,8 +431,9 @@ def build(
 
     # step 5 -----------------------------------------------------------------------------------------------------
     dpa_flags = [f"DPA {d['dpa']['vendor']}: {flag}" for d in dpas for flag in d["use"].get("flags", [])]
+    membership = _membership_risk(ev)
     found = [
-        _membership_risk(ev),
+        membership,
         _evasion_risk(ev),
         _minimisation_risk(*minimisation) if minimisation else None,
         _threat_risk(ev),
@@ -443,7 +444,7 @@ def build(
     risks = [r for r in found if r is not None]
     risks += [_risk(r.risk, r.harm or "", r.likelihood, r.severity, "answers", "answers") for r in a.risks]
     unassessed = []
-    if _membership_risk(ev) is None:
+    if membership is None:
         unassessed.append("membership disclosure — run modelshield privacy audit --json F, pass --privacy F")
     if ev.robust_accuracy is None:
         unassessed.append("adversarial inputs — run modelshield assess, pass --assess report.json")

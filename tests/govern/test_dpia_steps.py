@@ -211,3 +211,25 @@ def test_consent_scopes_on_the_source_records_give_the_lawful_basis(audited: tup
     d = build(ev, **records(ev, run.db))
     (lawful,) = [r for r in d.risks if r.risk == "Processing without a lawful basis"]
     assert lawful.likelihood == "remote"
+
+
+def test_a_dpa_whose_data_made_the_model_is_in_step_2_and_its_breach_is_a_risk(
+    audited: tuple[PipelineRun, Path],
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from modelshield.govern.dpa import DpaStore
+    from modelshield.govern.dpia import records
+
+    run, _ = audited
+    with Registry.open(run.db) as reg:
+        ev = gather(reg.get("digits"))
+    signed = datetime.now(UTC) - timedelta(days=30)
+    with DpaStore.open(run.db) as store:  # the vendor's data may be used for evaluation only, not training
+        store.add("Scans Ltd", ["*/incoming.csv"], ["evaluation"], terms="eval only", signed=signed, by="legal")
+    d = build(ev, **records(ev, run.db))
+    (line,) = [it for it in d.steps[STEPS[1]] if it.label == "Data processing agreements"]
+    assert line.value is not None and line.value.startswith("Scans Ltd (DPA #1): purposes evaluation")
+    assert "FLAGGED" in line.value and "training" in line.value
+    (lawful,) = [r for r in d.risks if r.risk == "Processing without a lawful basis"]
+    assert lawful.overall == "high" and "DPA Scans Ltd" in lawful.basis
