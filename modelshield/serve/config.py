@@ -101,6 +101,16 @@ class ShadowRoute(ModelSource):
     percent: float = Field(default=100.0, ge=0.0, le=100.0)
 
 
+def _dataset_exists(spec: str | None) -> str | None:
+    """Refuse a dataset spec whose file(s) are missing at parse time, before a model is loaded to calibrate on it."""
+    if spec is None or spec.startswith("sklearn:") or Path(spec).exists():
+        return spec
+    missing = [p for p in spec.split(",") if not Path(p).exists()]
+    if missing:
+        raise ValueError(f"{missing[0]} does not exist")
+    return spec
+
+
 class GuardConfig(_Strict):
     """The adversarial-input Guard for one model: a detector fitted and calibrated at start-up, and what a
     flagged input gets (``reject`` → 422, ``abstain`` → label −1, ``default`` → ``default_label``)."""
@@ -113,6 +123,8 @@ class GuardConfig(_Strict):
     min_confidence: float | None = Field(default=None, gt=0.0, le=1.0)
     fallback: Literal["reject", "abstain", "default"] = "reject"
     default_label: int | None = Field(default=None, ge=0)
+
+    _calibration_exists = field_validator("calibration_data")(_dataset_exists)
 
     @model_validator(mode="after")
     def _default_needs_label(self) -> GuardConfig:
@@ -144,6 +156,8 @@ class MonitorConfig(_Strict):
     output_window: int = Field(default=50, ge=1)
     bucket_seconds: float = Field(default=60.0, ge=1.0)  # width of the correlation windows
     buckets: int = Field(default=120, ge=2, le=10_000)  # how many of them are kept
+
+    _reference_exists = field_validator("reference_data")(_dataset_exists)
 
     @model_validator(mode="after")
     def _window_fits(self) -> MonitorConfig:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelshield.core.errors import InputError
-from modelshield.serve.app import create_app
 from modelshield.serve.config import ServeConfig, load_config
 
 if TYPE_CHECKING:
@@ -53,6 +52,8 @@ def app_from_env() -> FastAPI:
     """uvicorn factory (one app per worker): the app for the config file in ``$MODELSHIELD_SERVE_CONFIG``."""
     config = load_config(os.environ[CONFIG_ENV])
     configure_logging(config)
+    from modelshield.serve.app import create_app
+
     return create_app(config)
 
 
@@ -72,11 +73,16 @@ def _ssl_context(_uvicorn_config: Any, _default: Any) -> ssl.SSLContext:
 def run_server(
     path: str | os.PathLike[str], *, host: str | None = None, port: int | None = None, workers: int | None = None
 ) -> None:
-    """Serve the config at ``path`` with uvicorn until interrupted; errors in it stop the start with one line."""
-    import uvicorn
+    """Serve the config at ``path`` with uvicorn until interrupted; errors in it stop the start with one line.
 
+    The config is checked before the app (torch, FastAPI) is imported, so a bad one fails in a fraction of a second.
+    """
     path = Path(path).resolve()
     config = load_config(path)
+    import uvicorn
+
+    from modelshield.serve.app import create_app
+
     os.environ[CONFIG_ENV] = str(path)
     configure_logging(config)
     s = config.server
