@@ -4,17 +4,15 @@ shows and writes of it (``OUT/data-access.json``, a table, alarms as audit-log s
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-import modelshield
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -56,25 +54,33 @@ def watching(monitor: DataAccessMonitor | None) -> Iterator[None]:
         yield
 
 
-def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None) -> int:
-    """Write and show the data-access summary, publish its alarms; returns how many alarms there were."""
+def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None, *, resumed: bool = False) -> int:
+    """Write and show the data-access summary, publish its alarms; returns how many alarms there were (this
+    part's). A ``resumed`` run merges its record into the summary the earlier part left (epochs before the
+    checkpoint's are kept, later ones replaced)."""
     if monitor is None:
         return 0
-    code = {sys.prefix, sys.base_prefix, *sys.path[1:], str(Path(modelshield.__file__).parent)}
-    installed = tuple(str(Path(p).resolve()) for p in code if p)  # Python's own files: imports, not data
-    data_files = sorted(f for f in monitor.files if not str(Path(f).resolve()).startswith(installed))
-    summary = {**monitor.summary(), "files_outside_python": data_files}
+    from modelshield.monitor.training import merge_summaries
+
+    summary = monitor.summary()
     path = out / SUMMARY_FILE
+    if resumed and path.is_file():
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise InputError(f"{path} is not valid JSON: move it away to resume") from None
+        summary = merge_summaries(earlier, summary) if isinstance(earlier, dict) else summary
+    data_files = monitor.data_files()
     path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     console = Console(highlight=False)
-    epochs = summary["epochs"]
+    epochs = summary["epochs"][len(summary["epochs"]) - len(monitor.epochs) :]  # this part's
     if epochs:
         sizes = [e["batch_size"] for e in epochs]
         reads = max(e["max_reads"] for e in epochs)
         mean_cover = sum(e["coverage"] for e in epochs) / len(epochs)
         mean_expected = sum(e["expected_coverage"] for e in epochs) / len(epochs)
         console.print(
-            f"data access ({monitor.sampling}): {len(epochs)} epochs, {sum(e['batches'] for e in epochs)} batches "
+            f"data access ({monitor.sampling}): {_span(epochs)}, {sum(e['batches'] for e in epochs)} batches "
             f"of {min(s['min'] for s in sizes)}..{max(s['max'] for s in sizes)} samples, coverage "
             f"{mean_cover:.1%} per epoch (expected {mean_expected:.1%}), a sample read at most {reads}× in an epoch, "
             f"{len(monitor.files)} files opened ({len(data_files)} outside the Python installation)"
@@ -97,3 +103,9 @@ def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None) -
             for alarm in monitor.alarms:
                 audit.append(signal_event(training_alarm_signal(alarm)))
     return len(monitor.alarms)
+
+
+def _span(epochs: list[dict[str, Any]]) -> str:
+    """ "2 epochs" for a whole run; "epochs 3..5" when a resumed run watched only those."""
+    first, last = epochs[0]["epoch"], epochs[-1]["epoch"]
+    return f"{len(epochs)} epochs" if first == 0 else f"epochs {first}..{last}"

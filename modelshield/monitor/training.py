@@ -145,9 +145,12 @@ class DataAccessMonitor:
             raise InputError(f"{len(self.labels)} labels for a dataset of {n}")
         self.n, self.sample_rate = n, self.batch_size / n  # q of Poisson sampling
 
-    def start(self, labels: Any) -> None:
+    def start(self, labels: Any, epoch: int = 0) -> None:
         """Called by a training loop before its first epoch with the labels it trains on; a monitor made with
-        ``dataset_size=None`` takes its size from them."""
+        ``dataset_size=None`` takes its size from them. A loop resumed from a checkpoint gives the ``epoch`` it
+        starts at, so the records carry the run's epoch numbers."""
+        if not self.epochs:
+            self._current = EpochRecord(epoch)
         values = np.asarray(labels.tolist() if hasattr(labels, "tolist") else labels, dtype=np.int64)
         if self.n and len(values) != self.n:
             raise InputError(f"the loop trains on {len(values)} samples, the monitor was made for {self.n}")
@@ -216,14 +219,22 @@ class DataAccessMonitor:
             "dataset_size": self.n,
             "batch_size": self.batch_size,
             "z_limit": self.z_limit,
+            "epochs_covered": [r.epoch for r in self.epochs],
             "epochs": epochs,
             "files_opened": len(self.files),
+            "files_outside_python": self.data_files(),
             "alarms": [
                 {"check": a.check, "epoch": a.epoch, "message": a.message, "statistic": a.statistic,
                  "threshold": a.threshold}
                 for a in self.alarms
             ],
         }  # fmt: skip
+
+    def data_files(self) -> list[str]:
+        """The files opened that are not Python's own (the interpreter, site-packages, modelshield): the data."""
+        code = {sys.prefix, sys.base_prefix, *sys.path[1:], str(Path(__file__).parents[1])}
+        installed = tuple(str(Path(p).resolve()) for p in code if p)  # imports, not data
+        return sorted(f for f in self.files if not str(Path(f).resolve()).startswith(installed))
 
     @contextmanager
     def audit_files(self) -> Iterator[None]:
@@ -397,6 +408,30 @@ class DataAccessMonitor:
         return [TrainingAlarm(check, record.epoch, message, stat, self.z_limit) for check, message, stat in found]
 
 
+def merge_summaries(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """One run's record from two of its summaries: ``later`` (a resumed run, from its checkpoint's epoch on)
+    replaces what ``earlier`` recorded of the same epochs and keeps the rest, so ``epochs_covered`` lists every
+    epoch some part of the run watched (the epochs an interrupted part read but never summarised are missing)."""
+    if {k: earlier.get(k) for k in ("sampling", "dataset_size", "batch_size")} != {
+        k: later.get(k) for k in ("sampling", "dataset_size", "batch_size")
+    }:
+        return later  # another run's record: nothing to keep
+    start = min(later.get("epochs_covered") or [math.inf])
+    kept = [e for e in earlier.get("epochs", []) if e["epoch"] < start]
+    alarms = [a for a in earlier.get("alarms", []) if a["epoch"] < start]
+    files = sorted({*earlier.get("files_outside_python", []), *later.get("files_outside_python", [])})
+    epochs = kept + later["epochs"]
+    return {
+        **later,
+        "epochs_covered": [e["epoch"] for e in epochs],
+        "epochs": epochs,
+        "files_opened": int(earlier.get("files_opened", 0)) + int(later["files_opened"]),
+        "files_outside_python": files,
+        "alarms": alarms + later["alarms"],
+        "parts": int(earlier.get("parts", 1)) + 1,
+    }
+
+
 def _tail_z(p: float) -> float:
     """The one-sided standard-normal z of a (Bonferroni-corrected) tail probability ``p``; 0 when p ≥ ½."""
     return max(0.0, float(stats.norm.isf(min(max(p, 1e-300), 0.5))))
@@ -451,4 +486,4 @@ def _install_hook() -> None:
     _HOOKED = True
 
 
-__all__ = ["DataAccessMonitor", "EpochRecord", "Sampling", "TrainingAlarm"]
+__all__ = ["DataAccessMonitor", "EpochRecord", "Sampling", "TrainingAlarm", "merge_summaries"]

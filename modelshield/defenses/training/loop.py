@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 class DataObserver(Protocol):
     """What a training loop reports to a data-access monitor."""
 
-    def start(self, labels: Tensor) -> None:
-        """Before the first epoch: the labels of the data trained on (their count is the dataset size)."""
+    def start(self, labels: Tensor, epoch: int = 0) -> None:
+        """Before the first epoch: the labels of the data trained on (their count is the dataset size), and the
+        epoch the loop starts at (a resumed run's checkpoint epoch)."""
 
     def record_batch(self, indices: Tensor) -> None:
         """One batch, as the positions (on the CPU) of its samples in the training data."""
@@ -198,7 +199,7 @@ def run_training(
         bars = _Bars(cfg.progress, trainer.name, cfg.epochs, state.epoch, n_batches)
         observer = data_observer
         if observer is not None:
-            observer.start(y_all[train_idx].cpu())
+            observer.start(y_all[train_idx].cpu(), epoch=state.epoch)
         with bars.shown():
             while state.epoch < cfg.epochs and not state.result.stopped_early:
                 start = time.perf_counter()
