@@ -220,10 +220,17 @@ class PolicyConfig(_Strict):
 
 
 class RateLimitConfig(_Strict):
-    """Token buckets per identity and per model, a daily quota per identity and model; Redis when shared."""
+    """Token buckets per identity and per model, a daily quota per identity and model; Redis when shared.
 
+    ``cost = "samples"`` (default): a predict request spends one token per input in its batch, so batching does
+    not multiply the queries a caller gets (model extraction and query-based evasion batch to do exactly that);
+    a batch larger than a bucket's burst is refused with 413. ``"requests"``: one token per request. The daily
+    quota always counts samples.
+    """
+
+    cost: Literal["samples", "requests"] = "samples"
     per_identity_rps: float = Field(default=50.0, gt=0)
-    per_identity_burst: float = Field(default=100.0, ge=1)
+    per_identity_burst: float = Field(default=256.0, ge=1)
     per_model_rps: float = Field(default=2000.0, gt=0)
     per_model_burst: float = Field(default=4000.0, ge=1)
     daily_quota: int | None = Field(default=100_000, ge=1)

@@ -278,20 +278,21 @@ class Gateway:
             self.metrics.denials.labels("authz").inc()
             raise AuthorizationError(f"not allowed to {action}: {decision.reason}")
 
-    async def rate_limit(self, identity: Identity, model: str | None) -> None:
-        """Spend one token per identity and per model; Redis round trips run off the event loop."""
+    async def rate_limit(self, identity: Identity, model: str | None, cost: float = 1.0, paid: float = 0.0) -> None:
+        """Spend ``cost`` tokens per identity and per model (``paid``: what this request spent in an earlier hit, for
+        the Retry-After; an incident override is charged once, on the first); Redis round trips run off the loop."""
         if self.remote_limits:
-            await asyncio.to_thread(self._rate_limit, identity, model)
+            await asyncio.to_thread(self._rate_limit, identity, model, cost, paid)
         else:
-            self._rate_limit(identity, model)
+            self._rate_limit(identity, model, cost, paid)
 
-    def _rate_limit(self, identity: Identity, model: str | None) -> None:
+    def _rate_limit(self, identity: Identity, model: str | None, cost: float = 1.0, paid: float = 0.0) -> None:
         for scope, limiter in self.limiters:
             if scope == "model" and model is None:
                 continue
             key = f"id:{identity.subject}" if scope == "identity" else f"model:{model}"
-            self._spend(scope, limiter, key, 1.0)
-        if self.controls is not None and self.controls.overrides:
+            self._spend(scope, limiter, key, cost, paid)
+        if not paid and self.controls is not None and self.controls.overrides:
             try:
                 self.controls.spend_override(identity)
             except RateLimitedError:
@@ -310,9 +311,9 @@ class Gateway:
         else:
             self._spend(*args)
 
-    def _spend(self, scope: str, limiter: RateLimiter, key: str, cost: float) -> None:
+    def _spend(self, scope: str, limiter: RateLimiter, key: str, cost: float, paid: float = 0.0) -> None:
         try:
-            enforce(limiter, key, cost, what=f"{scope.replace('_', ' ')} limit")
+            enforce(limiter, key, cost, what=f"{scope.replace('_', ' ')} limit", paid=paid)
         except RateLimitedError:
             self.metrics.rate_limited.labels(scope).inc()
             raise

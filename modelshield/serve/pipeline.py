@@ -2,7 +2,8 @@
 
     Content-Length cap → plain JSON (Content-Type, no Content-Encoding) → authenticate → authorise (policy)
       → rate limits → read body (capped) → JSON depth + parse (no repeated keys)
-      → validate against the model's signature → daily quota (per sample)
+      → validate against the model's signature → rate limits for the rest of the batch (``cost = "samples"``)
+      → daily quota (per sample)
       → guard (optional; ``[guard]`` in the config or ``create_app(guard=)``; batched) → predict (batched; a lone fast
         forward on the event loop) → audit append (durable) → respond
       → extraction signal (after the response is sent)
@@ -33,6 +34,7 @@ from modelshield.serve.gateway import Gateway
 from modelshield.serve.guarding import GatewayGuard
 from modelshield.serve.headers import one_header, require_json_body
 from modelshield.serve.identity import Identity
+from modelshield.serve.ratelimit import largest_batch
 from modelshield.serve.responses import NotFound, decision, error_response, json_response, request_id
 from modelshield.serve.sessions import COOKIE
 from modelshield.serve.validation import batch_from_body, declared_length_ok, read_capped
@@ -142,7 +144,7 @@ class Pipeline:
             max_batch=limits.max_batch,
             max_depth=max(limits.max_depth, len(loaded.signature.input_shape) + 2),
         )
-        await g.charge_quota(identity, name, len(x))
+        await self.charge_samples(identity, name, len(x))
         if g.live is not None:  # every valid input is traffic, whatever the guard then makes of it
             g.live.observe_inputs(name, x)
         guard = self.guards.get(name)
@@ -185,6 +187,23 @@ class Pipeline:
         if g.extraction is not None:
             response.background = BackgroundTask(g.watch_extraction, identity, name, x, probs)
         return response
+
+    async def charge_samples(self, identity: Identity, name: str, samples: int) -> None:
+        """Charge a validated batch: with ``rate_limits.cost = "samples"`` the rest of its samples on the rate limits
+        (the first was spent before the body was read), and every sample on the daily quota. A batch that no
+        bucket could ever hold is refused with 413 and the largest that can pass."""
+        g = self.g
+        per_sample = g.config.rate_limits.cost == "samples"
+        limiters = [lim for _, lim in g.limiters] if per_sample else []
+        ceiling = largest_batch(limiters + ([g.quota] if g.quota is not None else []))
+        if samples > ceiling:
+            raise RequestValidationError(
+                f"a batch of {samples} samples can never pass the rate limits; send at most {ceiling:g} per request",
+                status=413,
+            )
+        if per_sample and samples > 1:
+            await g.rate_limit(identity, name, cost=samples - 1, paid=1.0)
+        await g.charge_quota(identity, name, samples)
 
     async def admin(self, request: Request, action: str, build: Callable[[], Any]) -> Response:
         """An admin read: authenticate, authorise ``action`` on every model, rate-limit, build off the loop."""

@@ -2,7 +2,9 @@
 
 A token bucket holds at most ``burst`` tokens and refills at ``rate_per_s``; a request spends
 ``cost`` tokens or is refused with the time until it could pass (``Retry-After``). Over any window of
-``t`` seconds a key gets at most ``burst + rate·t`` requests, however hard it is hammered.
+``t`` seconds a key gets at most ``burst + rate·t`` tokens' worth, however hard it is hammered. The gateway
+charges one token per *sample* by default (``rate_limits.cost = "samples"``): a batch of 512 costs 512, so
+batching cannot multiply what a caller may query; a batch larger than a bucket's capacity can never pass.
 
 - ``LocalTokenBucket``: one process (a lock and the monotonic clock).
 - ``RedisTokenBucket``: any number of replicas. Each hit is one Lua script, atomic in Redis, that
@@ -16,9 +18,10 @@ A token bucket holds at most ``burst`` tokens and refills at ``rate_per_s``; a r
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +45,11 @@ class RateDecision:
 class RateLimiter(Protocol):
     """Anything that can admit or refuse a hit on a key."""
 
+    @property
+    def capacity(self) -> float:
+        """The most one hit may cost: a bucket's burst, a quota's daily limit."""
+        ...
+
     def hit(self, key: str, cost: float = 1.0) -> RateDecision: ...
 
 
@@ -50,12 +58,32 @@ def bucket_key(subject: str, model: str) -> str:
     return f"{subject}\x1f{model}"
 
 
-def enforce(limiter: RateLimiter, key: str, cost: float = 1.0, what: str = "rate limit") -> RateDecision:
-    """Hit ``limiter`` and raise ``RateLimitedError`` (429, with ``retry_after``) when refused."""
+def enforce(
+    limiter: RateLimiter, key: str, cost: float = 1.0, what: str = "rate limit", *, paid: float = 0.0
+) -> RateDecision:
+    """Hit ``limiter`` and raise ``RateLimitedError`` (429, with ``retry_after``) when refused.
+
+    ``paid``: tokens the same request already spent from this bucket in an earlier hit (the gateway takes a
+    batch's first sample before reading the body, the rest after); a refusal's Retry-After is then the time
+    until the *whole* request could pass, so a client that waits it out is not refused again.
+    """
     decision = limiter.hit(key, cost)
-    if not decision.allowed:
-        raise RateLimitedError(f"{what} exceeded; retry in {decision.retry_after:.2f} s", decision.retry_after)
-    return decision
+    if decision.allowed:
+        return decision
+    retry = decision.retry_after
+    if paid > 0:  # the bucket refills at (cost - remaining) / retry_after tokens a second
+        retry *= (cost + paid - decision.remaining) / (cost - decision.remaining)
+    if cost + paid > 1:
+        left = max(0.0, decision.remaining + paid)
+        raise RateLimitedError(
+            f"{what}: this batch of {cost + paid:g} samples exceeds the {left:.0f} left; retry in {retry:.2f} s", retry
+        )
+    raise RateLimitedError(f"{what} exceeded; retry in {retry:.2f} s", retry)
+
+
+def largest_batch(limiters: Iterable[RateLimiter]) -> float:
+    """The most samples one request can ever carry when each costs a token: the smallest capacity."""
+    return min((limiter.capacity for limiter in limiters), default=math.inf)
 
 
 def _check_bucket(rate_per_s: float, burst: float) -> None:
@@ -81,6 +109,11 @@ class LocalTokenBucket:
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    @property
+    def capacity(self) -> float:
+        """The burst: no hit may cost more."""
+        return self.burst
 
     def hit(self, key: str, cost: float = 1.0) -> RateDecision:
         """Spend ``cost`` tokens from ``key``'s bucket if it has them."""
@@ -235,6 +268,11 @@ class RedisTokenBucket:
             clock=clock,
         )
 
+    @property
+    def capacity(self) -> float:
+        """The burst: no hit may cost more."""
+        return self.burst
+
     def hit(self, key: str, cost: float = 1.0) -> RateDecision:
         """Spend ``cost`` tokens from ``key``'s shared bucket; ``ServiceUnavailableError`` if Redis is down (fail closed)."""
         _check_cost(cost, self.burst)
@@ -279,6 +317,11 @@ class DailyQuota:
                 capacity=self.limit,
                 clock=clock,
             )
+
+    @property
+    def capacity(self) -> float:
+        """The daily limit: no hit may cost more."""
+        return self.limit
 
     def hit(self, key: str, cost: float = 1.0) -> RateDecision:
         """Count ``cost`` against today's budget, or refuse until the next UTC midnight."""

@@ -47,7 +47,9 @@ def test_extract_through_gateway_is_flagged_and_stops_at_the_quota(
     path, digest, local = served
     state = make_state(tmp_path, {"thief": ["predictor"], "greedy": ["predictor"]})
     config = secure_config(
-        state, {"demo": {"path": str(path), "digest": digest, **ARCH}}, rate_limits={"daily_quota": QUOTA}
+        state,
+        {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        rate_limits={"daily_quota": QUOTA, "per_identity_burst": 1000},  # limits count samples: the quota stops it
     )
     train, test = sklearn_dataset("digits", "train"), sklearn_dataset("digits", "test")
     evaluation = EvalSet(test.x, test.y, victim_labels=local.predict(test.x))  # measured locally: no gateway queries
