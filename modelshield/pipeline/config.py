@@ -47,7 +47,8 @@ class ScanPolicy(_Strict):
 
 class TrainPolicy(_Strict):
     """How the model is trained: adversarially (``pgd``, ``trades``, …) through ``defenses.training``, with
-    DP-SGD (``dp``) through ``privacy.dp``, or plainly (``standard``, no defence at all)."""
+    DP-SGD (``dp``) through ``privacy.dp``, or plainly (``standard``, no defence at all). ``monitor`` checks
+    what the training loop reads (``monitor.training``); an alarm beyond ``monitor_z`` fails the stage."""
 
     method: str = "pgd"
     arch: str | None = Field(None, description="'package.module:Class'; default: the base model's")
@@ -64,6 +65,8 @@ class TrainPolicy(_Strict):
     bounds: tuple[float, float] = (0.0, 1.0)
     label: str | None = None
     seed: int = 0
+    monitor: bool = True
+    monitor_z: float = Field(5.0, gt=0)
 
 
 class AssessPolicy(_Strict):

@@ -1,8 +1,8 @@
 """One function per stage kind, each a call into the library that owns the step, and each a gate.
 
 A stage returns ``failed`` with a one-line reason when its policy is not met (an open high threat, too many
-records quarantined, an unsafe file, robust accuracy under the bar, a leaking model, a vulnerable dependency,
-a registered model whose files changed); it raises only on bad input (a missing file, a broken key), which the
+records quarantined, an unsafe file, a training loop whose data access raised an alarm, robust accuracy under
+the bar, a leaking model, a vulnerable dependency, a registered model whose files changed); it raises only on bad input (a missing file, a broken key), which the
 runner reports as an error rather than a gate. Outputs are written whole or not at all: into scratch space
 first, then moved into ``RUN_DIR/artifacts``.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +34,11 @@ from modelshield.pipeline.results import StageContext, StageResult
 if TYPE_CHECKING:
     from modelshield.core.datasets import Dataset
     from modelshield.core.model import TorchModel
+    from modelshield.monitor.training import DataAccessMonitor, Sampling
 
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
+DATA_ACCESS = "data-access.json"
 
 
 def _passed(reason: str, findings: list[Finding] | None = None, **details: Any) -> StageResult:
@@ -244,17 +247,78 @@ def train(ctx: StageContext) -> StageResult:
         "method": policy.method,
         "trained_on": str(ctx.input("data")),
     }
+    watch = _monitor(policy)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a small network on a busy CPU trains several times faster on one thread
     try:
-        if policy.method == "dp":
-            details = _train_dp(model, data, policy, tmp, sidecar)
-        else:
-            details = _train_robust(model, data, policy, tmp, sidecar, ctx.work() / "checkpoints")
+        with watch.audit_files() if watch is not None else nullcontext():
+            if policy.method == "dp":
+                details = _train_dp(model, data, policy, tmp, sidecar, watch)
+            else:
+                details = _train_robust(model, data, policy, tmp, sidecar, ctx.work() / "checkpoints", watch)
     finally:
         torch.set_num_threads(threads)
+    trained = f"trained with {policy.method} for {policy.epochs} epoch(s) on {len(data)} records"
+    if watch is not None:
+        details["data_access"] = _data_access(watch, ctx.work() / DATA_ACCESS)
+        if watch.alarms:  # the model stays in the stage's scratch space: it is not handed on
+            return _failed(
+                f"{trained}, but its data access raised {len(watch.alarms)} alarm(s): "
+                + _first([f"epoch {a.epoch} {a.check}: {a.message}" for a in watch.alarms], 2),
+                [_data_access_finding(watch)],
+                **details,
+            )
     _publish(tmp, ctx.output("model"))
-    return _passed(f"trained with {policy.method} for {policy.epochs} epoch(s) on {len(data)} records", [], **details)
+    return _passed(trained, [], **details)
+
+
+def _monitor(policy: TrainPolicy) -> DataAccessMonitor | None:
+    """The data-access monitor for the training loop (sized by the loop when it starts), or None when off."""
+    if not policy.monitor:
+        return None
+    from modelshield.monitor.training import DataAccessMonitor
+
+    sampling: Sampling = "poisson" if policy.method == "dp" else "shuffle"
+    return DataAccessMonitor(None, policy.batch_size, sampling=sampling, z_limit=policy.monitor_z)
+
+
+def _data_access(watch: DataAccessMonitor, path: Path) -> dict[str, Any]:
+    """The monitor's summary, whole in the stage's work folder and in brief in its details."""
+    from modelshield.defenses.training.history import write_json_atomic
+
+    summary = watch.summary()
+    write_json_atomic(path, summary)
+    epochs = summary["epochs"]
+    return {
+        "sampling": summary["sampling"],
+        "epochs": len(epochs),
+        "batches": sum(e["batches"] for e in epochs),
+        "coverage": [e["coverage"] for e in epochs],
+        "expected_coverage": [e["expected_coverage"] for e in epochs],
+        "max_reads": max((e["max_reads"] for e in epochs), default=0),
+        "files_outside_python": summary["files_outside_python"],
+        "alarms": summary["alarms"],
+        "summary": str(path),
+    }
+
+
+def _data_access_finding(watch: DataAccessMonitor) -> Finding:
+    checks = sorted({a.check for a in watch.alarms})
+    return Finding(
+        id="MS-TRAIN-DATA-ACCESS",
+        title="The training loop's data access is not a correct sampler's",
+        description=f"{len(watch.alarms)} data-access alarm(s) during training ({', '.join(checks)}): the order, "
+        "batches or files read differ from what the configured sampler produces",
+        metric="alarms",
+        value=float(len(watch.alarms)),
+        threshold=0.0,
+        severity=Severity.high,
+        atlas=["AML.T0020"],
+        owasp_ml=["ML02"],
+        remediation="Find what changed the sampler or data loader (a data-ordering attack needs no access to the "
+        "weights), fix it and train again.",
+        evidence={"alarms": watch.summary()["alarms"]},
+    )
 
 
 def _train_robust(
@@ -264,6 +328,7 @@ def _train_robust(
     out: Path,
     sidecar: dict[str, Any],
     checkpoints: Path,
+    watch: DataAccessMonitor | None,
 ) -> dict[str, Any]:
     from modelshield.core.loading import save_torch_model
     from modelshield.defenses.training import TrainConfig, make_trainer
@@ -280,7 +345,7 @@ def _train_robust(
         progress=False,
     )
     config.validate()
-    result = trainer.fit(model, data, config)
+    result = trainer.fit(model, data, config, data_observer=watch)
     save_torch_model(model, out / WEIGHTS)
     write_json_atomic(out / MODEL_JSON, {**sidecar, "params": trainer.params()})
     last = result.history[-1] if result.history else None
@@ -293,7 +358,12 @@ def _train_robust(
 
 
 def _train_dp(
-    model: TorchModel, data: Dataset, policy: TrainPolicy, out: Path, sidecar: dict[str, Any]
+    model: TorchModel,
+    data: Dataset,
+    policy: TrainPolicy,
+    out: Path,
+    sidecar: dict[str, Any],
+    watch: DataAccessMonitor | None,
 ) -> dict[str, Any]:
     from modelshield.privacy.dp import save_dp_model, train_dp
 
@@ -311,6 +381,7 @@ def _train_dp(
         lr=policy.lr,
         optimizer="adam",
         seed=policy.seed,
+        data_observer=watch,
     )
     save_dp_model(net, report, out, sidecar)
     return {"method": "dp", "epsilon": report.epsilon, "delta": report.delta, "steps": report.steps}
