@@ -121,8 +121,10 @@ class DriftReport:
 
 
 @dataclass
-class _Current:
-    """The current data's summary on the reference's bins and categories."""
+class CurrentSummary:
+    """The current data's summary on the reference's bins and categories. Summaries of disjoint parts of the data
+    merge into the summary of the whole (what the gateway's replicas do with their shares of the traffic); the MMD
+    test's uniform sample does not, and is dropped by a merge."""
 
     rows: int = 0
     moments: dict[str, Moments] = field(default_factory=dict)
@@ -131,17 +133,48 @@ class _Current:
     missing: dict[str, int] = field(default_factory=dict)
     sample: np.ndarray | None = None
 
+    @classmethod
+    def empty(cls, sketch: ReferenceSketch) -> CurrentSummary:
+        """The summary of no rows, shaped by the sketch's features."""
+        numeric = [f for f in sketch.features if isinstance(f, NumericFeature)]
+        categorical = [f for f in sketch.features if isinstance(f, CategoricalFeature)]
+        return cls(
+            moments={f.name: Moments() for f in numeric},
+            bins={f.name: np.zeros(len(f.counts), dtype=np.int64) for f in numeric},
+            categories={f.name: np.zeros(len(f.categories) + 1, dtype=np.int64) for f in categorical},
+            missing={f.name: 0 for f in categorical},
+        )
+
+    def merge(self, other: CurrentSummary) -> None:
+        """Add the summary of other, disjoint rows of the same sketch's columns."""
+        self.rows += other.rows
+        for name, m in other.moments.items():
+            self.moments[name].merge(m)
+        for name, b in other.bins.items():
+            self.bins[name] += b
+        for name, c in other.categories.items():
+            self.categories[name] += c
+        for name, n in other.missing.items():
+            self.missing[name] += n
+        self.sample = None
+
 
 def detect_drift(sketch: ReferenceSketch, current: ChunkSource, config: DriftConfig | None = None) -> DriftReport:
     """Stream ``current`` once and test every feature of ``sketch`` against it."""
     config = config or DriftConfig()
-    summary = _summarise(sketch, current, config)
+    return drift_of(sketch, summarise(sketch, current, config), config)
+
+
+def drift_of(sketch: ReferenceSketch, summary: CurrentSummary, config: DriftConfig) -> DriftReport:
+    """Test every feature of ``sketch`` against a summary of the current data (MMD only when it holds a sample)."""
     if summary.rows == 0:
         raise InputError("the current data has no rows")
     results = [_measure(f, summary) for f in sketch.features]
     per_test, mmd_alpha = _levels(config, sum(1 for r in results if _decider(r["type"], config.test) in ("ks", "chi2")))
     features = [_decide(r, config.test, per_test) for r in results]
-    mmd = _mmd(sketch, summary, config, mmd_alpha) if config.mmd and len(sketch.reservoir_columns) else None
+    mmd = None
+    if config.mmd and len(sketch.reservoir_columns) and summary.sample is not None:
+        mmd = _mmd(sketch, summary, config, mmd_alpha)
     drift = any(f.drift for f in features) or (mmd is not None and mmd.drift)
     return DriftReport(
         drift, features, mmd, sketch.rows, summary.rows, config.alpha, per_test, config.correction, sketch.digest
@@ -161,20 +194,18 @@ def _levels(config: DriftConfig, feature_tests: int) -> tuple[float, float]:
     return config.alpha / 2 / feature_tests, config.alpha / 2
 
 
-def _summarise(sketch: ReferenceSketch, current: ChunkSource, config: DriftConfig) -> _Current:
+def summarise(sketch: ReferenceSketch, current: ChunkSource, config: DriftConfig) -> CurrentSummary:
+    """Stream ``current`` once onto the sketch's bins and categories (and a uniform sample when MMD is on)."""
     kinds = {f.name: f.type for f in sketch.features}
     numeric = [f for f in sketch.features if isinstance(f, NumericFeature)]
     categorical = [f for f in sketch.features if isinstance(f, CategoricalFeature)]
     index = {f.name: {c: i for i, c in enumerate(f.categories)} for f in categorical}
-    s = _Current(
-        moments={f.name: Moments() for f in numeric},
-        bins={f.name: np.zeros(len(f.counts), dtype=np.int64) for f in numeric},
-        categories={f.name: np.zeros(len(f.categories) + 1, dtype=np.int64) for f in categorical},
-        missing=dict.fromkeys(index, 0),
-    )
-    sampler = Reservoir(
-        max(1, min(len(sketch.reservoir), config.mmd_samples)), len(sketch.reservoir_columns), config.seed
-    )
+    s = CurrentSummary.empty(sketch)
+    sampler = None
+    if config.mmd:
+        sampler = Reservoir(
+            max(1, min(len(sketch.reservoir), config.mmd_samples)), len(sketch.reservoir_columns), config.seed
+        )
     for chunk in current():
         check_kinds(kinds, chunk, "the current data")
         s.rows += chunk.rows
@@ -186,12 +217,13 @@ def _summarise(sketch: ReferenceSketch, current: ChunkSource, config: DriftConfi
             for value, n in chunk.categorical[c.name].items():
                 counts[where.get(value, -1)] += n  # the last slot: values the reference rarely or never had
             s.missing[c.name] += chunk.missing.get(c.name, 0)
-        sampler.add([chunk.numeric[c] for c in sketch.reservoir_columns])
-    s.sample = sampler.sample()
+        if sampler is not None:
+            sampler.add([chunk.numeric[c] for c in sketch.reservoir_columns])
+    s.sample = sampler.sample() if sampler is not None else None
     return s
 
 
-def _measure(f: NumericFeature | CategoricalFeature, s: _Current) -> dict[str, Any]:
+def _measure(f: NumericFeature | CategoricalFeature, s: CurrentSummary) -> dict[str, Any]:
     if isinstance(f, CategoricalFeature):
         ref = np.array([*f.categories.values(), f.other], dtype=np.int64)
         cur = s.categories[f.name]
@@ -250,7 +282,7 @@ def _decide(r: dict[str, Any], test: str, per_test: float) -> FeatureDrift:
     return FeatureDrift(name, kind, chosen, stat, None, THRESHOLDS[chosen], stat >= THRESHOLDS[chosen], measures)
 
 
-def _mmd(sketch: ReferenceSketch, s: _Current, config: DriftConfig, alpha: float) -> FeatureDrift:
+def _mmd(sketch: ReferenceSketch, s: CurrentSummary, config: DriftConfig, alpha: float) -> FeatureDrift:
     assert s.sample is not None
     numeric = {f.name: f for f in sketch.features if isinstance(f, NumericFeature)}
     mean = np.array([numeric[c].mean for c in sketch.reservoir_columns])
@@ -271,4 +303,14 @@ def _mmd(sketch: ReferenceSketch, s: _Current, config: DriftConfig, alpha: float
     return FeatureDrift("*", "multivariate", "mmd", mmd2, p, alpha, p < alpha, measures)
 
 
-__all__ = ["THRESHOLDS", "TESTS", "DriftConfig", "DriftReport", "FeatureDrift", "detect_drift"]
+__all__ = [
+    "THRESHOLDS",
+    "TESTS",
+    "CurrentSummary",
+    "DriftConfig",
+    "DriftReport",
+    "FeatureDrift",
+    "detect_drift",
+    "drift_of",
+    "summarise",
+]

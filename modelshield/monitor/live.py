@@ -7,6 +7,11 @@ reference sketch with the same ``detect_drift`` a batch ``modelshield monitor dr
 in-memory chunk whose columns are named as the sketch's), and feeds the queued outputs to the ``OutputMonitor``
 (CUSUM / Page–Hinkley on confidence, entropy and class mix).
 
+Several processes (gateway workers, replicas) each hold a share of the traffic. ``LiveMonitor.drain`` turns what a
+process saw since its last drain into an ``Interval`` — the inputs as a ``CurrentSummary`` on the sketch's bins, the
+outputs as their count and the sums of their stream values — whose JSON another process reads; ``check_fleet`` folds
+the merged intervals of every process into a fleet window and runs the same tests on it (``docs/dashboard.md``).
+
 Inputs are matched to sketch columns by index: a sketch built from an ``.npz`` whose 2-D array ``x`` holds the
 flattened inputs names its columns ``x[0]``, ``x[1]``, ...; a sketch with exactly as many numeric columns as the
 flattened input has, under other names, is read in column order.
@@ -14,6 +19,7 @@ flattened input has, under other names, is read in column order.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -25,14 +31,17 @@ from typing import Any
 import numpy as np
 
 from modelshield.core.errors import InputError
-from modelshield.monitor.drift import DriftConfig, DriftReport, detect_drift
+from modelshield.monitor.drift import CurrentSummary, DriftConfig, DriftReport, detect_drift, drift_of, summarise
 from modelshield.monitor.outputs import Alarm, OutputMonitor, OutputReference
+from modelshield.monitor.profile import Moments
 from modelshield.monitor.sketch import CategoricalFeature, NumericFeature, ReferenceSketch, build_sketch
 from modelshield.monitor.tables import Chunk, chunk_source
 
 _INDEXED = re.compile(r".*\[(\d+)\]")
 #: outputs queued for the output monitor between two checks, at most (older ones are dropped and counted)
 MAX_PENDING_OUTPUTS = 100_000
+#: the fleet window holds at most this many checks' intervals, however few inputs they hold
+MAX_FLEET_CHECKS = 120
 
 
 def sketch_columns(sketch: ReferenceSketch, width: int) -> list[tuple[str, int]]:
@@ -105,6 +114,50 @@ def alarm_dict(a: Alarm) -> dict[str, Any]:
     }  # fmt: skip
 
 
+@dataclass
+class Interval:
+    """What one process saw of one model between two drains, as summaries that merge (no raw inputs): the inputs on
+    the reference sketch's bins with their moments, and the outputs' count and sums of their stream values."""
+
+    inputs: CurrentSummary
+    outputs: int = 0
+    sums: np.ndarray | None = None
+
+    def merge(self, other: Interval) -> None:
+        """Add another process's (or a later) interval of the same model."""
+        self.inputs.merge(other.inputs)
+        if other.sums is not None:
+            self.sums = other.sums.copy() if self.sums is None else self.sums + other.sums
+            self.outputs += other.outputs
+
+    def to_json(self) -> str:
+        """Compact JSON: moments per feature, the non-zero bins only, the output sums."""
+        s = self.inputs
+        body: dict[str, Any] = {
+            "rows": s.rows,
+            "m": {
+                n: [m.count, m.mean, m.m2, m.lo, m.hi, m.missing] for n, m in s.moments.items() if m.count or m.missing
+            },
+            "b": {n: [np.flatnonzero(b).tolist(), b[b != 0].tolist()] for n, b in s.bins.items() if b.any()},
+        }
+        if self.sums is not None:
+            body.update(o=self.outputs, s=self.sums.tolist())
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, sketch: ReferenceSketch) -> Interval:
+        """Read ``to_json``'s form back, shaped by the sketch the model is monitored against."""
+        body = json.loads(text)
+        s = CurrentSummary.empty(sketch)
+        s.rows = int(body["rows"])
+        for name, (count, mean, m2, lo, hi, missing) in body["m"].items():
+            s.moments[name] = Moments(int(count), float(mean), float(m2), float(lo), float(hi), int(missing))
+        for name, (where, counts) in body["b"].items():
+            s.bins[name][np.asarray(where, dtype=np.int64)] = counts
+        sums = np.asarray(body["s"], dtype=np.float64) if "s" in body else None
+        return cls(s, int(body.get("o", 0)), sums)
+
+
 class LiveMonitor:
     """A ring buffer of the last ``window`` inputs and a queue of outputs; ``check()`` tests them.
 
@@ -137,6 +190,9 @@ class LiveMonitor:
         self._lock = threading.Lock()
         self.seen = 0
         self.checked_at_seen = 0
+        self._drained = 0
+        self._fleet: deque[CurrentSummary] = deque()
+        self.fleet_seen = 0
 
     def observe(self, x: np.ndarray) -> None:
         """Copy one batch's flattened inputs into the window: a memcpy, no statistics."""
@@ -175,9 +231,56 @@ class LiveMonitor:
     def snapshot(self) -> np.ndarray:
         """The window's rows, oldest first (a copy)."""
         with self._lock:
-            if self._filled < self.window:
-                return self._ring[: self._filled].astype(np.float64)
-            return np.roll(self._ring, -self._next, axis=0).astype(np.float64)
+            return self._latest(self._filled)
+
+    def _latest(self, n: int) -> np.ndarray:
+        """The newest ``n`` rows of the window, oldest first (a copy; call with the lock held)."""
+        if self._filled < self.window:
+            return self._ring[self._filled - n : self._filled].astype(np.float64)
+        return np.roll(self._ring, -self._next, axis=0)[self.window - n :].astype(np.float64)
+
+    def drain(self) -> Interval | None:
+        """What this process saw since the last drain (inputs beyond one window are not summarised), or None."""
+        with self._lock:
+            new = min(self.seen - self._drained, self.window)
+            self._drained = self.seen
+            rows = self._latest(new)
+            pending, self._pending, self._pending_rows = list(self._pending), deque(), 0
+        if not new and not pending:
+            return None
+        inputs = summarise(self.sketch, self._source(rows), self.config) if new else CurrentSummary.empty(self.sketch)
+        interval = Interval(inputs)
+        if self.outputs is not None and pending:
+            values = self.outputs.stream_values(np.concatenate(pending))
+            interval.outputs, interval.sums = len(values), values.sum(axis=0)
+        return interval
+
+    def check_fleet(self, intervals: list[Interval]) -> LiveCheck:
+        """Fold the fleet's merged intervals, oldest first, into the fleet window and the output monitor; test it.
+
+        The window keeps the newest checks' inputs that hold at least ``window`` rows (so it may hold one check's
+        worth more), at most ``MAX_FLEET_CHECKS`` checks. The output monitor sees each interval's outputs as that
+        many outputs at their mean: windows lying inside one interval average alike, a shift moves them alike."""
+        started = time.perf_counter()
+        alarms: list[Alarm] = []
+        merged = CurrentSummary.empty(self.sketch)
+        for interval in intervals:
+            merged.merge(interval.inputs)
+            if self.outputs is not None and interval.sums is not None and interval.outputs:
+                mean = interval.sums / interval.outputs
+                alarms.extend(self.outputs.fold(np.repeat(mean[None, :], interval.outputs, axis=0)))
+        if merged.rows:
+            self._fleet.append(merged)
+            self.fleet_seen += merged.rows
+        while len(self._fleet) > MAX_FLEET_CHECKS or (
+            len(self._fleet) > 1 and sum(c.rows for c in self._fleet) - self._fleet[0].rows >= self.window
+        ):
+            self._fleet.popleft()
+        window = CurrentSummary.empty(self.sketch)
+        for part in self._fleet:
+            window.merge(part)
+        report = drift_of(self.sketch, window, self.config) if window.rows >= self.min_rows else None
+        return LiveCheck(time.time(), window.rows, self.fleet_seen, report, alarms, time.perf_counter() - started)
 
     def check(self) -> LiveCheck:
         """Drift of the current window (when it holds ``min_rows``) and the alarms of the queued outputs."""
@@ -218,4 +321,12 @@ def sketch_inputs(sketch: ReferenceSketch, width: int) -> np.ndarray:
     return rows
 
 
-__all__ = ["LiveCheck", "LiveMonitor", "alarm_dict", "sketch_columns", "sketch_from_inputs", "sketch_inputs"]
+__all__ = [
+    "Interval",
+    "LiveCheck",
+    "LiveMonitor",
+    "alarm_dict",
+    "sketch_columns",
+    "sketch_from_inputs",
+    "sketch_inputs",
+]

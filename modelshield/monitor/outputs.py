@@ -174,22 +174,31 @@ class OutputMonitor:
 
     def update(self, outputs: np.ndarray) -> list[Alarm]:
         """Fold in a batch of outputs (N, classes) of any size; alarms of every window it completes."""
+        return self.fold(self.stream_values(outputs))
+
+    def stream_values(self, outputs: np.ndarray) -> np.ndarray:
+        """Each output's value on every stream (N, classes + 2): the one-hot predicted class, the confidence and the
+        entropy. Windows average these, so their sums over disjoint batches add up (what gateway replicas share)."""
         probs = probabilities(outputs, self.logits)
         if probs.shape[1] != self.reference.classes:
             raise InputError(f"outputs have {probs.shape[1]} classes; the reference has {self.reference.classes}")
         pred, conf, ent = _per_sample(probs)
         onehot = np.zeros((len(probs), self.reference.classes))
         onehot[np.arange(len(probs)), pred] = 1.0
-        rows = np.vstack([self._pending, np.column_stack([onehot, conf, ent])])
+        return np.column_stack([onehot, conf, ent])
+
+    def fold(self, values: np.ndarray) -> list[Alarm]:
+        """Fold in outputs given by their ``stream_values``; alarms of every window they complete."""
+        rows = np.vstack([self._pending, values])
         full = len(rows) // self.window
         self._pending = rows[full * self.window :]
         means = rows[: full * self.window].reshape(full, self.window, rows.shape[1]).mean(axis=1)
         z = (means - self._mu) * np.sqrt(self.window) / self._sd
         alarms: list[Alarm] = []
         start = self.seen
-        self.seen += len(probs)
+        self.seen += len(values)
         for i in range(full):
-            end = start - (len(rows) - len(probs)) + (i + 1) * self.window  # outputs seen at the window's end
+            end = start - (len(rows) - len(values)) + (i + 1) * self.window  # outputs seen at the window's end
             alarms.extend(self._step(z[i], end))
         return alarms
 

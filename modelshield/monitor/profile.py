@@ -32,20 +32,27 @@ class Moments:
     def add(self, values: np.ndarray) -> np.ndarray:
         """Fold in one chunk; returns its non-missing values."""
         present = values[~np.isnan(values)]
-        self.missing += len(values) - len(present)
         n = len(present)
         if n == 0:
+            self.missing += len(values)
             return present
         mean = float(present.mean())
         m2 = float(np.square(present - mean).sum())
-        total = self.count + n
-        delta = mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += m2 + delta * delta * self.count * n / total
-        self.count = total
-        self.lo = min(self.lo, float(present.min()))
-        self.hi = max(self.hi, float(present.max()))
+        self.merge(Moments(n, mean, m2, float(present.min()), float(present.max()), len(values) - n))
         return present
+
+    def merge(self, other: Moments) -> None:
+        """Fold in the moments of other, disjoint values (a chunk, or what another process summarised)."""
+        self.missing += other.missing
+        if other.count == 0:
+            return
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean += delta * other.count / total
+        self.m2 += other.m2 + delta * delta * self.count * other.count / total
+        self.count = total
+        self.lo = min(self.lo, other.lo)
+        self.hi = max(self.hi, other.hi)
 
     @property
     def std(self) -> float:

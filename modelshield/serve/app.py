@@ -49,7 +49,14 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None) -> FastAPI:
     except BaseException:
         gateway.close()
         raise
-    gateway.live = GatewayLive(list(gateway.routers), monitors, gateway.metrics, gateway.audit_log)
+    gateway.live = GatewayLive(
+        list(gateway.routers),
+        monitors,
+        gateway.metrics,
+        gateway.audit_log,
+        redis_url=config.redis_url(),
+        redis_prefix=config.rate_limits.redis_prefix,
+    )
     gateway.admin = AdminActions(gateway, guards)
     pipeline = Pipeline(gateway, guards)
 
