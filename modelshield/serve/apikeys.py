@@ -18,8 +18,8 @@ until the overlap window ends; ``revoke`` is immediate in this process and, with
 ``RevocationFeed``, in every replica within milliseconds (without it, other processes notice within
 ``cache_ttl`` seconds). Verified keys are cached in memory so a request does not touch the database,
 and "last used" times are written in batches at most every ``last_used_interval`` seconds. While the store
-cannot be read, a key not verified in the last ``cache_ttl`` seconds is refused with 503
-(``ServiceUnavailableError``), never accepted unchecked.
+cannot be read, or gives no answer within ``lookup_seconds``, a key not verified in the last ``cache_ttl``
+seconds is refused with 503 (``ServiceUnavailableError``), never accepted unchecked.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -59,6 +60,7 @@ PEPPER_ENV = "MODELSHIELD_KEY_PEPPER_FILE"
 PEPPER_MIN_BYTES = 32
 DEFAULT_KEY_LIFETIME = 90 * 86400.0
 OUTAGE_LOG_SECONDS = 5.0
+LOOKUP_SECONDS = 2.0  # the longest a verification waits for the store before refusing with 503
 SCHEMA_VERSION = 1
 _TOKEN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{{2 * KEY_ID_BYTES}}})_([a-z2-7]{{52}})")
 _KEY_ID = re.compile(rf"[0-9a-f]{{{2 * KEY_ID_BYTES}}}")
@@ -253,6 +255,9 @@ class ApiKeyStore:
         self._flushing = threading.Lock()
         self._told_pepper: set[str] = set()
         self._last_outage_log = -OUTAGE_LOG_SECONDS
+        self.lookup_seconds = LOOKUP_SECONDS
+        self._reading: dict[int, float] = {}  # reader thread -> when its read started
+        self._in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
         ensure_schema(engine, "apikeys", metadata, SCHEMA_VERSION)
         self.revocations = revocations
         if revocations is not None:
@@ -478,11 +483,7 @@ class ApiKeyStore:
             if hit is not None and 0 <= now - hit[1] < self.cache_ttl:
                 self._cache.move_to_end(key_id)
                 return hit[0]
-        try:
-            with self.engine.connect() as conn:
-                record = self._load(conn, key_id)
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._store_unavailable(exc) from None
+        record = self._read(key_id)
         with self._lock:
             self._cache[key_id] = (record, now)
             self._cache.move_to_end(key_id)
@@ -490,18 +491,48 @@ class ApiKeyStore:
                 self._cache.popitem(last=False)
         return record
 
-    def _store_unavailable(self, exc: sa.exc.SQLAlchemyError) -> ServiceUnavailableError:
-        """The store cannot be read (database down or restarting): a key that is not cached is refused with 503,
-        never accepted unchecked; one log line per ``OUTAGE_LOG_SECONDS``, not one per request."""
+    def _read(self, key_id: str) -> _Record | None:
+        """One key's row, read in a reader thread and waited for at most ``lookup_seconds``: a database that keeps
+        its connections open but does not answer (hung, overloaded, a black-holed network) must not hang the
+        caller — the gateway verifies keys on its event loop. While a read has been stuck that long, the next
+        ones are refused at once instead of queueing behind it."""
+        started = min(list(self._reading.values()), default=None)
+        if started is not None and (stuck := time.monotonic() - started) > self.lookup_seconds:
+            raise self._store_unavailable(f"a read has had no answer for {stuck:.0f} s")
+        future: Future[_Record | None] = Future()
+        if self._in_memory:  # each thread would see its own, empty database; nothing in-process can hang
+            self._read_now(key_id, future)
+        else:  # a daemon thread per read (a cache miss): one stuck on a hung database never holds up the exit
+            threading.Thread(target=self._read_now, args=(key_id, future), name="apikey-lookup", daemon=True).start()
+        try:
+            return future.result(timeout=self.lookup_seconds)
+        except TimeoutError:
+            raise self._store_unavailable(f"no answer within {self.lookup_seconds:g} s") from None
+        except sa.exc.SQLAlchemyError as exc:
+            reason = (str(getattr(exc, "orig", exc)).splitlines() or [""])[0]
+            raise self._store_unavailable(f"{type(exc).__name__}: {reason}") from None
+
+    def _read_now(self, key_id: str, future: Future[_Record | None]) -> None:
+        me = threading.get_ident()
+        self._reading[me] = time.monotonic()
+        try:
+            with self.engine.connect() as conn:
+                future.set_result(self._load(conn, key_id))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller waiting on it
+            future.set_exception(exc)
+        finally:
+            del self._reading[me]
+
+    def _store_unavailable(self, why: str) -> ServiceUnavailableError:
+        """The store cannot be read (database down, restarting or not answering): a key that is not cached is
+        refused with 503, never accepted unchecked; one log line per ``OUTAGE_LOG_SECONDS``, not one per request."""
         now = time.monotonic()
         if now - self._last_outage_log > OUTAGE_LOG_SECONDS:
             self._last_outage_log = now
-            reason = (str(getattr(exc, "orig", exc)).splitlines() or [""])[0]
             log.error(
-                "API key store %s unreachable (%s: %s); refusing keys not verified in the last %g s",
+                "API key store %s unavailable (%s); refusing keys not verified in the last %g s",
                 safe_url(str(self.engine.url)),
-                type(exc).__name__,
-                reason,
+                why,
                 self.cache_ttl,
             )
         return ServiceUnavailableError("the API key store is unavailable")

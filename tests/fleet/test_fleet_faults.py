@@ -206,6 +206,38 @@ def test_redis_restarted_mid_load_fails_closed_then_heals(healthy: Fleet, redis_
     assert max(propagation.seconds.values()) < FEED_BOUND, propagation
 
 
+def test_key_store_hung_is_503_within_bound_and_heals(pg_server: Postgres) -> None:  # noqa: F811 - fixture
+    """The store stops answering with its connections open (the gateway verifies keys on its event loop): a key
+    not verified lately is refused with 503 after ``lookup_seconds``, the next one at once, and accepted again
+    once the database answers."""
+    with fresh_database(pg_server.url.rsplit("/", 1)[0]) as db:
+        store = ApiKeyStore(open_engine(db), b"p" * 32, cache_ttl=0.01)
+        try:
+            key = store.create("alice", ["predictor"])
+            assert store.verify(key.plaintext).subject == "alice"
+            pg_server.pause()
+            try:
+                time.sleep(0.02)  # the cached verification expires
+                for bound in (store.lookup_seconds + 1.0, 0.5):  # the first waits its bound, the next fails fast
+                    started = time.monotonic()
+                    with pytest.raises(ServiceUnavailableError, match="API key store is unavailable"):
+                        store.verify(key.plaintext)
+                    assert time.monotonic() - started < bound
+            finally:
+                pg_server.resume()
+            until(lambda: _verifies(store, key.plaintext), "the key accepted again", 10)
+        finally:
+            store.close()
+            store.engine.dispose()
+
+
+def _verifies(store: ApiKeyStore, key: str) -> bool:
+    try:
+        return store.verify(key).subject == "alice"
+    except ServiceUnavailableError:
+        return False
+
+
 def test_replica_killed_mid_load_is_routed_around(healthy: Fleet) -> None:
     fleet = healthy
     load = Load(fleet, 6.0)
