@@ -32,6 +32,33 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def demo_trained_once() -> Iterator[None]:
+    """In-process ``--demo`` runs (assess, harden, watermark, serve) train the demo CNN once per seed per session.
+
+    Training is deterministic for a seed (one thread), so each call gets a deep copy of the model trained on its
+    first call, and torch's global RNG is left as that training left it: what follows the call sees the same
+    weights and random numbers as after a fresh training, a few seconds sooner. Subprocess runs still train."""
+    import copy
+
+    import modelshield.demo
+
+    train = modelshield.demo.demo_model_and_data
+    trained: dict[int, tuple[tuple[TorchModel, Dataset], torch.Tensor]] = {}
+
+    def demo_model_and_data(seed: int = 0) -> tuple[TorchModel, Dataset]:
+        if seed not in trained:
+            trained[seed] = (train(seed=seed), torch.get_rng_state())
+        result, rng = trained[seed]
+        torch.set_rng_state(rng)
+        return copy.deepcopy(result)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(modelshield.demo, "demo_model_and_data", demo_model_and_data)
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def digits() -> tuple[TorchModel, Dataset]:
     """The demo model and the digits test split (450 images, 1×8×8 in [0, 1])."""
