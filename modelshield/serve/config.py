@@ -240,6 +240,11 @@ class RateLimitConfig(_Strict):
     redis_prefix: str = Field(default="modelshield", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     fail_open: bool = False
     extraction_signal: bool = True
+    #: model name → a dataset spec of honest inputs (``sklearn:digits:train``, an .npz…): queries far from all of
+    #: them count as off-distribution (Knockoff-style); a model without one uses its ``monitor.reference_data``
+    extraction_reference: dict[str, str] = Field(default_factory=dict)
+    #: the extraction signal also pools each tenant's keys and/or each client address's (docs/extraction.md)
+    extraction_group_by: tuple[Literal["tenant", "address"], ...] = ("tenant",)
     insecure_disabled: bool = False
 
 

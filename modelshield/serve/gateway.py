@@ -65,7 +65,6 @@ class Gateway:
         self.audit_public_key: Ed25519PublicKey | None = None
         self.extraction: ExtractionMonitor | None = None
         self.remote_limits = False
-        self._flagged: set[str] = set()
         self.live: GatewayLive | None = None
         self.sessions = Sessions()
         #: what an admin call changed at run time (``modelshield.serve.admin``); set by ``create_app``
@@ -168,7 +167,7 @@ class Gateway:
             if c.rate_limits.extraction_signal:
                 from modelshield.serve.extraction import ExtractionMonitor
 
-                self.extraction = ExtractionMonitor()
+                self.extraction = ExtractionMonitor.from_config(c)
 
     def _build_limiters(self) -> None:
         from modelshield.serve.ratelimit import DailyQuota, LocalTokenBucket, RedisTokenBucket
@@ -352,43 +351,39 @@ class Gateway:
 
         return observe
 
-    async def watch_extraction(self, identity: Identity, model: str, x: np.ndarray, probs: np.ndarray) -> None:
-        """After the response: score the caller's recent queries; when it newly crosses the threshold, count it
-        and write a ``security.extraction`` event to the audit log (once, until its score falls back)."""
-        monitor, subject = self.extraction, identity.subject
+    async def watch_extraction(
+        self, identity: Identity, model: str, x: np.ndarray, probs: np.ndarray, address: str | None = None
+    ) -> None:
+        """After the response: score the caller's recent queries (and its tenant's and address's, when grouped); for
+        each window that newly crosses the threshold, count it and write a ``security.extraction`` audit event."""
+        monitor = self.extraction
         if monitor is None:
             return
-        score = monitor.observe(subject, x, probs)
-        if score < monitor.threshold:
-            self._flagged.discard(subject)
-            return
-        if subject in self._flagged:
-            return
-        signal = monitor.signal(subject)
-        if not signal.flagged:
-            return
-        self._flagged.add(subject)
-        self.metrics.extraction_flags.labels(model).inc()
-        if self.live is not None:
-            self.live.observe_extraction(model)
-        log.warning("extraction signal for %s on model %s: score %.2f", subject, model, signal.score)
-        if self.audit_log is None:
-            return
-        try:
-            await self.audit_log.append_async(
-                {
-                    "time": datetime.now(UTC).isoformat(),
-                    "action": "security.extraction",
-                    "actor": identity.audit_actor(),
-                    "model": model,
-                    "decision": "flag",
-                    "reason": "queries look like model extraction",
-                    "extraction": signal.audit_fields(),
-                }
+        raised = monitor.watch(identity.subject, x, probs, model=model, tenant=identity.tenant, address=address)
+        for signal in raised:
+            self.metrics.extraction_flags.labels(model).inc()
+            if self.live is not None:
+                self.live.observe_extraction(model)
+            log.warning(
+                "extraction signal for %s %s on model %s: score %.2f", signal.scope, signal.key, model, signal.score
             )
-        except Exception as exc:  # after the response: raising would cut the client's keep-alive connection
-            self._flagged.discard(subject)  # so the event is written on the next query, once the log works
-            log.error("audit of the extraction signal for %s failed: %s", subject, " ".join(str(exc).split()))
+            if self.audit_log is None:
+                continue
+            try:
+                await self.audit_log.append_async(
+                    {
+                        "time": datetime.now(UTC).isoformat(),
+                        "action": "security.extraction",
+                        "actor": identity.audit_actor(),
+                        "model": model,
+                        "decision": "flag",
+                        "reason": signal.reason,
+                        "extraction": signal.audit_fields(),
+                    }
+                )
+            except Exception as exc:  # after the response: raising would cut the client's keep-alive connection
+                monitor.forget_flag(signal)  # so the event is written on the next query, once the log works
+                log.error("audit of the extraction signal for %s failed: %s", signal.key, " ".join(str(exc).split()))
 
     # -- background and admin ----------------------------------------------------------------------
 

@@ -166,7 +166,9 @@ class Pipeline:
                     {**fb, "version": loaded.version, "digest": loaded.digest, "request_id": record["request_id"]}
                 )
                 if g.extraction is not None and kept:  # one flagged input must not hide the batch's other answers
-                    response.background = BackgroundTask(g.watch_extraction, identity, name, x[kept], answered)
+                    response.background = BackgroundTask(
+                        g.watch_extraction, identity, name, x[kept], answered, record["client_ip"]
+                    )
                 return response
         probs = await loaded.predict(x)
         if g.live is not None:
@@ -185,7 +187,7 @@ class Pipeline:
             }
         )
         if g.extraction is not None:
-            response.background = BackgroundTask(g.watch_extraction, identity, name, x, probs)
+            response.background = BackgroundTask(g.watch_extraction, identity, name, x, probs, record["client_ip"])
         return response
 
     async def charge_samples(self, identity: Identity, name: str, samples: int) -> None:
