@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -150,32 +147,14 @@ def test_openapi_declares_every_status_the_predict_route_answers(gateway):
     assert items["minItems"] == 1 and items["items"]["items"]["items"]["maximum"] == 1.0
 
 
-def test_assess_red_teams_the_gateway(gateway, tmp_path):
+def test_assess_red_teams_the_gateway(gateway, tmp_path, run_main):
     _, state, url = gateway
-    cmd = [
-        sys.executable,
-        "-m",
-        "modelshield",
-        "assess",
-        "--model",
-        f"{url}/v1/models/demo/predict",
-        "--data",
-        "sklearn:digits",
-        "--header",
-        f"Authorization: Bearer {state.keys['alice']}",
-        "--attacks",
-        "square",
-        "--samples",
-        "4",
-        "--queries",
-        "10",
-        "--eps",
-        "0.1",
-        "--out",
-        str(tmp_path / "a"),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode in (0, 1), done.stderr[-2000:]
+    code, _, err = run_main(
+        "assess", "--model", f"{url}/v1/models/demo/predict", "--data", "sklearn:digits",
+        "--header", f"Authorization: Bearer {state.keys['alice']}", "--attacks", "square", "--samples", "4",
+        "--queries", "10", "--eps", "0.1", "--out", str(tmp_path / "a"),
+    )  # fmt: skip
+    assert code in (0, 1), err[-2000:]
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["attacks"] and state.keys["alice"] not in (tmp_path / "a" / "report.json").read_text()
 
