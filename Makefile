@@ -54,3 +54,4 @@ bench:
 	.venv/bin/python bench/erasure.py --markdown   # SISA unlearning vs full retraining on digits; ~3 min on the shared 2-core VM
 	.venv/bin/python bench/fleet.py --replicas 1,2,4 --seconds 10 --markdown   # replicas behind HAProxy on PostgreSQL + Redis; needs haproxy, wrk (apt); ~7 min
 	.venv/bin/python bench/fleet_faults.py --rounds 3 --markdown   # replica kill -9, PostgreSQL and Redis restarted/killed/hung under load; private servers (root), haproxy; ~7 min
+	.venv/bin/python bench/live_fleet.py --markdown   # the fleet-wide live window through Redis: hooks, flush, evaluator check; ~1 min
