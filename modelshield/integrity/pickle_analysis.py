@@ -91,7 +91,7 @@ class PickleAnalysis:
     opcodes: int = 0
     globals: set[str] = field(default_factory=set)
     persistent_ids: list[Any] = field(default_factory=list)
-    joblib_arrays: int = 0  # raw arrays skipped the way joblib.load reads them
+    joblib_arrays: int = 0  # NumpyArrayWrapper BUILDs reached: joblib.load reads raw bytes after each
 
 
 class _Machine:
@@ -271,12 +271,13 @@ class _Machine:
                 self.skip_joblib_array(state)
 
     def skip_joblib_array(self, state: Any) -> None:
-        """joblib's unpickler reads the array's bytes right after this BUILD; skip exactly those."""
+        """joblib's unpickler reads the array's bytes right after this BUILD; skip exactly those. Counted
+        first: from here on joblib.load and plain pickle.load read different bytes, whether or not these parse."""
+        self.out.joblib_arrays += 1
         dtype = state.get("dtype") if isinstance(state, dict) else None
         if not (isinstance(dtype, _Call) and dtype.target == _Global("numpy.dtype")):
             raise ValueError("joblib array wrapper whose dtype is not a numpy.dtype")
         layout = array_layout(state, dtype.args, dtype.state)
-        self.out.joblib_arrays += 1
         if layout.has_objects:  # a whole pickle of the object array follows
             read_pickle(self.stream, f"{self.where}[joblib object array]", self.depth + 1, self.out, self.context)
             return
@@ -347,6 +348,22 @@ def read_pickle(stream: IO[bytes], where: str, depth: int, out: PickleAnalysis, 
     return machine.result
 
 
+def _read_both_ways(
+    stream: IO[bytes], data: Data, where: str, depth: int, out: PickleAnalysis, context: Context
+) -> Any:
+    """One pickle as joblib.load reads it and, once it reached a joblib array, as plain pickle.load reads it
+    too — also when joblib's reading fails: whatever the padding and array bytes hold, pickle.load runs the
+    opcodes it finds there before anything after them is read."""
+    start, arrays = stream.tell(), out.joblib_arrays
+    try:
+        return read_pickle(stream, where, depth, out, context)
+    finally:
+        if out.joblib_arrays > arrays:
+            end = stream.tell()
+            out.findings += _as_pickle_load_reads(data, start, where, depth)
+            stream.seek(end)
+
+
 def _as_pickle_load_reads(data: Data, start: int, where: str, depth: int) -> list[Finding]:
     """The same bytes as plain ``pickle.load`` reads them: no joblib array is skipped, so the bytes after
     the first wrapper are taken as opcodes until one is invalid. What would run before that is judged;
@@ -372,12 +389,7 @@ def analyse_pickle(data: Data, where: str, depth: int = 0, context: Context = PL
     stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data  # type: ignore[assignment]
     for index in range(MAX_STACKED):
         try:
-            start, arrays = stream.tell(), out.joblib_arrays
-            value = read_pickle(stream, where, depth, out, context)
-            if out.joblib_arrays > arrays:  # judged as joblib reads it; now as any other unpickler does
-                end = stream.tell()
-                out.findings += _as_pickle_load_reads(data, start, where, depth)
-                stream.seek(end)
+            value = _read_both_ways(stream, data, where, depth, out, context)
             if index == 0 and value == torch_legacy.MAGIC_NUMBER:
                 torch_legacy.walk(stream, out.persistent_ids, lambda: read_pickle(stream, where, depth, out))
                 out.findings += torch_legacy.trailing(stream, where)

