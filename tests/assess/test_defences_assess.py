@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
@@ -14,6 +13,9 @@ from typer.testing import CliRunner
 from modelshield.assess.catalog import DETECTOR_NAMES
 from modelshield.cli.main import app
 from modelshield.defenses.detection import DETECTORS
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 SCHEMA = json.loads(files("modelshield.report").joinpath("schemas/report.schema.json").read_text())
 
@@ -67,23 +69,7 @@ def test_demo_with_certify_and_detectors_fills_the_report(tmp_path: Path) -> Non
     assert "| L2 radius | Certified accuracy |" in md and "Adaptive AUC" in md
 
 
-def test_unknown_detector_is_one_line_error(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelshield",
-            "assess",
-            "--demo",
-            "--out",
-            str(tmp_path),
-            "--detectors",
-            "--detector-list",
-            "magic",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert "unknown detectors ['magic']" in proc.stderr and "Traceback" not in proc.stderr
+def test_unknown_detector_is_one_line_error(tmp_path: Path, run_main: RunMain) -> None:
+    code, _, err = run_main("assess", "--demo", "--out", str(tmp_path), "--detectors", "--detector-list", "magic")
+    assert code == 2
+    assert "unknown detectors ['magic']" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
