@@ -30,6 +30,7 @@ shrink: an entry that no longer matches anything fails the test, so remove it wi
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,12 +147,18 @@ def imports(module: str, source: str | None = None) -> Iterator[tuple[str, int, 
     yield from walk(ast.parse(MODULES[module].read_text(encoding="utf-8") if source is None else source), "load")
 
 
+@functools.cache
+def tree_imports(module: str) -> tuple[tuple[str, int, str], ...]:
+    """``imports(module)`` of a file in the tree, walked once for both checks (the walk is most of their time)."""
+    return tuple(imports(module))
+
+
 def upward_imports() -> dict[tuple[str, str], int]:
     """Every import that runs against ``LAYERS``, with its line."""
     found: dict[tuple[str, str], int] = {}
     for module in MODULES:
         mine = _package(module)
-        for target, line, _ in imports(module):
+        for target, line, _ in tree_imports(module):
             theirs = _package(target)
             if theirs not in (mine, "modelshield") and theirs not in LAYERS[mine]:
                 found.setdefault((module, target), line)
@@ -160,7 +167,9 @@ def upward_imports() -> dict[tuple[str, str], int]:
 
 def load_time_cycles() -> list[frozenset[str]]:
     """Strongly connected groups of modules in the graph of imports that run (Tarjan); type-only ones are left out."""
-    graph = {m: sorted({t for t, _, when in imports(m) if when != "type" and t != m and t in MODULES}) for m in MODULES}
+    graph = {
+        m: sorted({t for t, _, when in tree_imports(m) if when != "type" and t != m and t in MODULES}) for m in MODULES
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
