@@ -19,8 +19,9 @@ Four signals over a window's recent queries, each turned into a score in [0, 1];
    (``rate_limits.extraction_reference``, else the model's ``monitor.reference_data``), a query is
    off-distribution when its distance to the nearest reference input exceeds the ``reference_quantile``
    (0.99) of the reference's own leave-one-out nearest-neighbour distances: honest traffic shows about 1 %
-   whatever the data's scale, a surrogate data set close to 100 %. It is PRADA's minimum distance, measured
-   against the training distribution instead of the caller's own history.
+   whatever the data's scale, a surrogate data set close to 100 %. The score rises from a share of 10 % and
+   is full at 60 %, so an attacker who hides each query among one honest one is still caught. It is PRADA's
+   minimum distance, measured against the training distribution instead of the caller's own history.
 
 Scopes: every query is counted in its caller's window (``identity``) and, per ``group_by``, in its tenant's
 (``tenant``: the keys one customer holds) and its client address's (``address``: many keys from one host).
@@ -127,9 +128,9 @@ class _Window:
         return self.times >= now - max_age
 
 
-def _excess(share: float, baseline: float) -> float:
-    """How far a share sits above what normal traffic shows, scaled to [0, 1]."""
-    return float(np.clip((share - baseline) / (1.0 - baseline), 0.0, 1.0))
+def _excess(share: float, baseline: float, full: float = 1.0) -> float:
+    """How far a share sits above what normal traffic shows, scaled to [0, 1] (1 from the share ``full`` on)."""
+    return float(np.clip((share - baseline) / (full - baseline), 0.0, 1.0))
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -156,6 +157,7 @@ class ExtractionMonitor:
         reference_quantile: float = 0.99,
         reference_samples: int = 1000,
         baseline_off_distribution: float = 0.1,
+        full_off_distribution: float = 0.6,
         group_by: Sequence[str] = ("tenant",),
         max_members: int = 64,
         min_queries: int = 30,
@@ -168,6 +170,8 @@ class ExtractionMonitor:
             raise InputError("the window must hold at least min_queries (>= 3) queries")
         if not 0.5 <= reference_quantile < 1.0:
             raise InputError(f"reference_quantile must be in [0.5, 1) (got {reference_quantile})")
+        if not 0.0 <= baseline_off_distribution < full_off_distribution <= 1.0:
+            raise InputError("off-distribution shares need 0 <= baseline < full <= 1")
         unknown = sorted(set(group_by) - set(SCOPES[1:]))
         if unknown:
             raise InputError(f"extraction signals group by 'tenant' and/or 'address', not {unknown}")
@@ -183,6 +187,7 @@ class ExtractionMonitor:
         self.reference_quantile = reference_quantile
         self.reference_samples = reference_samples
         self.baseline_off_distribution = baseline_off_distribution
+        self.full_off_distribution = full_off_distribution
         self.group_by = tuple(group_by)
         self.max_members = max_members
         self.min_queries = min_queries
@@ -362,7 +367,7 @@ class ExtractionMonitor:
         score = max(
             _excess(duplicates, self.baseline_duplicates),
             _excess(low_margin, self.baseline_low_margin),
-            _excess(off, self.baseline_off_distribution),
+            _excess(off, self.baseline_off_distribution, self.full_off_distribution),
             prada,
         )
         if n < self.min_queries:
