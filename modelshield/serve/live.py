@@ -317,7 +317,7 @@ class FleetLink:
             end = int(time.time()) - GRACE_SECONDS
             start = max(end - INTERVALS_KEPT + 1, int(cursor) + 1 if cursor else end - 2 * GRACE_SECONDS)
             if start > end:
-                return [], None
+                return [], (json.loads(state) if state else None)
             if not self._claim(keys=[cursor_key], args=[cursor or "", end, 86400]):
                 return None
             pipe = self._redis.pipeline(transaction=False)
