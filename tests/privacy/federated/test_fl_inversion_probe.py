@@ -11,9 +11,9 @@ from modelshield.privacy.federated.report import render_html
 
 def test_probe_shows_what_secagg_and_dp_take_away() -> None:
     digits = load_digits()
-    rows = inversion_probe(digits.images / 16.0, digits.target, clients=10, noise_multiplier=1.0, steps=300)
+    rows = inversion_probe(digits.images / 16.0, digits.target, clients=10, noise_multiplier=1.0, steps=150)
     plain, secagg, dp = rows
-    assert plain["psnr_db"] > 40 and plain["label_recovered"]  # measured 98 dB at 600 steps
+    assert plain["psnr_db"] > 40 and plain["label_recovered"]  # measured 91 dB at 150 steps, 98 at 600
     assert secagg["psnr_db"] < 15 and dp["psnr_db"] < 15  # measured 5 and 4 dB
     assert "SecAgg+ sum of 10" in secagg["view"] and "z = 1" in dp["view"]
     assert inversion_probe(digits.images / 16.0, digits.target, clients=3, noise_multiplier=0.0, steps=50)[-1][
