@@ -301,6 +301,7 @@ def minimise(
     """Measure each feature's worth to a model of ``target`` and recommend the ones to stop collecting.
 
     ``threads`` caps the BLAS/OpenMP threads (gradient boosting's OpenMP spins badly on a loaded machine)."""
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime: threadpool_limits caps only libraries loaded
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads):

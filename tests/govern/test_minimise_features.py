@@ -49,7 +49,7 @@ def test_adult_personal_data_is_flagged_with_what_it_earns() -> None:
     frame.insert(0, "record", [f"r-{i:05d}" for i in range(len(frame))])
     frame["email"] = [f"person{i}@example.org" for i in range(len(frame))]
     report = minimise(
-        frame, "income", model="logistic-regression", quasi_identifiers=["occupation"], repeats=3, threads=1
+        frame, "income", model="logistic-regression", quasi_identifiers=["occupation"], repeats=3, folds=2, threads=1
     )
     flags = {f.feature: f.personal_data for f in report.features if f.personal_data}
     assert flags["email"] == "EMAIL" and flags["record"] == "identifier"
