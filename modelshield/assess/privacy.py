@@ -12,6 +12,7 @@ row gives the attack's AUC, TPR at low FPR and the ε it demonstrates, beside th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,10 +25,15 @@ from modelshield.core.model import TorchModel
 from modelshield.privacy.audit import MembershipAudit, audit_twins, insert_canaries
 from modelshield.privacy.dp import train_dp
 
+if TYPE_CHECKING:
+    from modelshield.defenses.training.loop import DataObserver
+
 DEMO_CANARIES = 500
 DEMO_EPSILON = 2.0
 DEMO_DELTA = 1e-5
 DEMO_REFERENCE_MODELS = 2
+DEMO_BATCH = 256
+"""The DP twin's expected Poisson batch size (a data-access monitor of its training is made for it)."""
 ROC_POINTS = 160
 """At most this many vertices per ROC in report.json, spread evenly on the plot's log FPR axis."""
 
@@ -59,10 +65,13 @@ def train_memorising(x: Tensor, y: Tensor, seed: int = 0, steps: int = 250) -> T
     return _wrap(net)
 
 
-def train_private(x: Tensor, y: Tensor, seed: int = 0) -> tuple[TorchModel, float]:
+def train_private(
+    x: Tensor, y: Tensor, seed: int = 0, data_observer: DataObserver | None = None
+) -> tuple[TorchModel, float]:
     """The twin: the same MLP by DP-SGD to ε = ``DEMO_EPSILON``; returns the model and the accountant's ε.
 
-    Adam at lr 0.01 with batches of 256: on digits' test split 90 % at ε = 2, where SGD (lr 1–4) stayed near 63 %.
+    Adam at lr 0.01 with batches of ``DEMO_BATCH``: on digits' test split 90 % at ε = 2, where SGD (lr 1–4)
+    stayed near 63 %. ``data_observer`` (a data-access monitor) is told every Poisson batch it reads.
     """
     torch.manual_seed(seed)
     net, report = train_dp(
@@ -72,10 +81,11 @@ def train_private(x: Tensor, y: Tensor, seed: int = 0) -> tuple[TorchModel, floa
         epsilon=DEMO_EPSILON,
         delta=DEMO_DELTA,
         epochs=30,
-        batch_size=256,
+        batch_size=DEMO_BATCH,
         optimizer="adam",
         lr=1e-2,
         seed=seed,
+        data_observer=data_observer,
     )
     return _wrap(net), report.epsilon
 
@@ -86,8 +96,11 @@ def _attacks(train_fn: TrainFn, pool_x: Tensor, pool_y: Tensor, seed: int) -> li
     return [LossThreshold(), RMIA(refs)]
 
 
-def demo_audit(seed: int = 0, progress: Progress | None = None) -> list[MembershipAudit]:
-    """Train the baseline and its DP twin on digits with canaries, attack both, bound ε from each attack."""
+def demo_audit(
+    seed: int = 0, progress: Progress | None = None, data_observer: DataObserver | None = None
+) -> list[MembershipAudit]:
+    """Train the baseline and its DP twin on digits with canaries, attack both, bound ε from each attack;
+    ``data_observer`` watches the twin's training (the audited DP model, not its reference models)."""
     step = progress or (lambda _desc, _n: None)
     data = sklearn_dataset("digits", "all", seed=seed)
     audit = insert_canaries(data, DEMO_CANARIES, CLASSES, seed=seed)
@@ -100,7 +113,7 @@ def demo_audit(seed: int = 0, progress: Progress | None = None) -> list[Membersh
     step("privacy: training the overfit baseline and its reference models", 1)
 
     step(f"privacy: DP-SGD twin at ε={DEMO_EPSILON:g} and its reference models", 0)
-    private, spent = train_private(audit.train.x, audit.train.y, seed)
+    private, spent = train_private(audit.train.x, audit.train.y, seed, data_observer)
     private_attacks = _attacks(lambda x, y: train_private(x, y, seed + 1)[0], pool_x, pool_y, seed)
     step(f"privacy: DP-SGD twin at ε={DEMO_EPSILON:g} and its reference models", 1)
 
@@ -148,9 +161,20 @@ def privacy_section(audits: Sequence[MembershipAudit]) -> tuple[list[PrivacyReco
     return rows, curves
 
 
-def demo_privacy(seed: int = 0, progress: Progress | None = None) -> tuple[list[PrivacyRecord], list[RocCurve]]:
+def demo_privacy(
+    seed: int = 0, progress: Progress | None = None, data_observer: DataObserver | None = None
+) -> tuple[list[PrivacyRecord], list[RocCurve]]:
     """What ``assess --demo --privacy`` adds to the report."""
-    return privacy_section(demo_audit(seed, progress))
+    return privacy_section(demo_audit(seed, progress, data_observer))
 
 
-__all__ = ["DEMO_CANARIES", "DEMO_DELTA", "DEMO_EPSILON", "demo_audit", "demo_privacy", "privacy_section", "thin_roc"]
+__all__ = [
+    "DEMO_BATCH",
+    "DEMO_CANARIES",
+    "DEMO_DELTA",
+    "DEMO_EPSILON",
+    "demo_audit",
+    "demo_privacy",
+    "privacy_section",
+    "thin_roc",
+]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -38,6 +38,9 @@ from modelshield.attacks.evasion import APGD, FGSM, PGD, CarliniWagnerL2, DeepFo
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import CapabilityError, InputError, RemoteModelError
 from modelshield.core.model import Model, ModelCallError
+
+if TYPE_CHECKING:
+    from modelshield.defenses.training.loop import DataObserver
 
 Progress = Callable[[str, int], None]
 """Called with a description and a step count to advance; the CLI draws a progress bar from it."""
@@ -242,6 +245,7 @@ def assess(
     cfg: AssessConfig | None = None,
     progress: Progress | None = None,
     runner: AttackRunner | None = None,
+    data_observer: DataObserver | None = None,
 ) -> tuple[AssessmentResult, ExampleGrid | None]:
     """Assess ``model`` on ``data``; return the result and an example grid for image data.
 
@@ -251,7 +255,8 @@ def assess(
 
     An attack the model raises inside becomes an error record and the others still run; white-box attacks on
     a model without usable input gradients are recorded as not applicable while black-box attacks run.
-    ``cfg.privacy`` adds the built-in membership audit (``assess.privacy``), which trains its own pair of models.
+    ``cfg.privacy`` adds the built-in membership audit (``assess.privacy``), which trains its own pair of models;
+    ``data_observer`` (a data-access monitor) watches the DP twin's training.
     """
     cfg = cfg or AssessConfig()
     cfg.validate()
@@ -311,7 +316,7 @@ def assess(
     if cfg.privacy:  # imported here: DP training and its accountant load only when asked for
         from modelshield.assess.privacy import demo_privacy
 
-        result.privacy, result.privacy_roc = demo_privacy(cfg.seed, st.progress)
+        result.privacy, result.privacy_roc = demo_privacy(cfg.seed, st.progress, data_observer)
     result.gating = _gating(result, gate, cfg.fail_under)
     adversarials = [(r.attack, st.x if r.idx is None else st.x[r.idx], r.x_adv) for r in st.runs]
     probe = slice(0, cfg.batch_size)  # the checks query the model in one call: at most one batch

@@ -8,6 +8,13 @@ with the ranges' global sample indices, so each sample draws the random numbers 
 that needs the whole set (clean accuracy, curves, certification, detectors, sanity checks, findings)
 stays on the driver, in ``assess.runner``.
 
+A guarded endpoint (``RemoteModel(abstentions="count")``) counts the queries it abstained on in each copy of
+the model: each worker's copy starts an attack from the driver's count (so it reads labels as the driver's copy
+would: ``labels_from_scores`` is False once anything was withheld) and hands back what it saw, which is added to
+the driver's count, so the report's ``model.abstained`` is the single process's. When the first abstention of
+the whole run comes inside a sharded attack, the ranges after the one it came in ran as if nothing had been
+withheld, where one process would have known: they run once more, knowing (this happens at most once a run).
+
 Workers never receive a model object: Ray ships arguments with (cloud)pickle, and a model that came from
 an untrusted file must not travel, or be unpickled, that way. Each worker calls a ``loader`` (a
 module-level function with plain arguments: paths, architecture, shapes) and loads the model from the same
@@ -94,6 +101,36 @@ class _Shard:
     claimed: NDArray[np.bool_]
     queries: NDArray[np.int64] | None
     total_queries: int | None
+    abstained: int = 0
+
+
+def abstained_so_far(model: Model | None) -> int:
+    """How many queries a guarded endpoint's model has seen withheld (0 for a model that never abstains)."""
+    return int(getattr(model, "abstained", 0) or 0)
+
+
+def add_abstentions(driver: Model | None, shards: list[_Shard | AttackError]) -> None:
+    """Count on the driver's copy of a guarded endpoint the abstentions its workers' copies saw."""
+    if driver is not None and hasattr(driver, "abstained"):
+        driver.abstained = abstained_so_far(driver) + sum(s.abstained for s in shards if isinstance(s, _Shard))
+
+
+def run_shards(
+    launch: Callable[[int, range, int], Any],
+    gather: Callable[[list[Any]], list[_Shard | AttackError]],
+    ranges: list[range],
+    driver: Model | None,
+) -> list[_Shard | AttackError]:
+    """Each range's outcome: ``launch(i, range, abstained)`` starts worker ``i`` on its range, ``gather`` waits
+    for what was launched; a guarded endpoint's abstentions are counted on ``driver`` as one process counts them."""
+    seen = abstained_so_far(driver)
+    shards = gather([launch(i, r, seen) for i, r in enumerate(ranges)])
+    first = next((i for i, s in enumerate(shards) if isinstance(s, _Shard) and s.abstained), None)
+    if seen == 0 and first is not None and first + 1 < len(shards):  # later ranges ran without knowing: again
+        known = sum(s.abstained for s in shards[: first + 1] if isinstance(s, _Shard))
+        shards[first + 1 :] = gather([launch(i, r, known) for i, r in enumerate(ranges) if i > first])
+    add_abstentions(driver, shards)
+    return shards
 
 
 def merge_shards(shards: list[_Shard | AttackError]) -> AttackResult | AttackError:
@@ -119,9 +156,16 @@ class ShardWorker:
     def __init__(self, loader: ModelLoader, threads: int, batch_size: int, seed: int) -> None:
         torch.set_num_threads(max(1, threads))  # its CPU share: more threads than cores only spin
         self.model, self.batch_size, self.seed = loader(), batch_size, seed
+        _ = self.model.has_scores  # an endpoint asked for its output kind here, as the driver's is, not in an attack
 
-    def run(self, attack: Attack, x: NDArray[Any], y: NDArray[Any], start: int, stop: int) -> _Shard | AttackError:
-        """Attack samples ``start:stop`` of the set ``x`` with their global indices."""
+    def run(
+        self, attack: Attack, x: NDArray[Any], y: NDArray[Any], start: int, stop: int, abstained: int = 0
+    ) -> _Shard | AttackError:
+        """Attack samples ``start:stop`` of the set ``x`` with their global indices; ``abstained`` is the driver's
+        count of a guarded endpoint's abstentions so far, which this worker's copy starts from."""
+        counts = hasattr(self.model, "abstained")
+        if counts:
+            self.model.abstained = abstained  # type: ignore[attr-defined]
         device = self.model.device
         xs = torch.from_numpy(np.ascontiguousarray(x[start:stop])).to(device)
         ys = torch.from_numpy(np.ascontiguousarray(y[start:stop])).to(device)
@@ -134,6 +178,7 @@ class ShardWorker:
             claimed=res.claimed.cpu().numpy(),
             queries=None if res.queries is None else res.queries.cpu().numpy(),
             total_queries=res.total_queries,
+            abstained=abstained_so_far(self.model) - abstained if counts else 0,
         )
 
 
@@ -142,7 +187,8 @@ class RayShards:
 
     ``address`` is ``local`` (start Ray in this process with ``workers × cpus_per_worker`` CPUs), ``auto``
     or a cluster address; a process that is already a Ray driver keeps its own cluster. Use it as a context
-    manager: on exit the actors end, and Ray too if it was started here.
+    manager: on exit the actors end, and Ray too if it was started here. ``driver`` is the model the assessment
+    runs on here: the abstentions a guarded endpoint gave the workers are counted on it.
     """
 
     def __init__(
@@ -155,12 +201,14 @@ class RayShards:
         seed: int = 0,
         cpus_per_worker: int = 1,
         gpus_per_worker: float = 0.0,
+        driver: Model | None = None,
     ) -> None:
         if workers < 1 or cpus_per_worker < 1 or gpus_per_worker < 0:
             raise InputError("--ray-workers and the CPUs per worker must be at least 1, GPUs per worker ≥ 0")
         self.loader, self.address = loader, check_address(address)
         self.workers, self.batch_size, self.seed = workers, batch_size, seed
         self.cpus, self.gpus = cpus_per_worker, gpus_per_worker
+        self.driver = driver
         self._actors: list[Any] = []
         self._started = False
         self._data: tuple[Tensor, Any, Any] | None = None
@@ -220,11 +268,13 @@ class RayShards:
         ray = _ray()
         x_ref, y_ref = self._put(x, y)
         ranges = shard_ranges(len(x), len(self._actors), self.batch_size)
-        calls = [
-            a.run.remote(attack, x_ref, y_ref, r.start, r.stop) for a, r in zip(self._actors, ranges, strict=False)
-        ]
+        actors = self._actors
+
+        def launch(i: int, r: range, abstained: int) -> Any:
+            return actors[i].run.remote(attack, x_ref, y_ref, r.start, r.stop, abstained)
+
         try:
-            shards = ray.get(calls)
+            shards = run_shards(launch, ray.get, ranges, self.driver)
         except ray.exceptions.RayActorError as exc:
             raise DependencyError(f"a Ray worker died: {_one_line(exc)}") from None
         merged = merge_shards(shards)
@@ -258,4 +308,14 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-__all__ = ["ModelLoader", "RayShards", "check_address", "check_reachable", "merge_shards", "shard_ranges"]
+__all__ = [
+    "ModelLoader",
+    "RayShards",
+    "abstained_so_far",
+    "add_abstentions",
+    "check_address",
+    "check_reachable",
+    "merge_shards",
+    "run_shards",
+    "shard_ranges",
+]

@@ -36,6 +36,7 @@ from modelshield.cli._options import (
     parse_shape,
     parse_step,
 )
+from modelshield.cli._training_monitor import AuditDbOption, MonitorZOption, finish, make_monitor, watching
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.core.settings import load_settings
 
@@ -573,12 +574,22 @@ def assess_command(
     ray_gpus: Annotated[
         float, typer.Option(help="GPUs per Ray worker (0.5: two workers share one GPU).", rich_help_panel=RAY)
     ] = 0.0,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor/--no-monitor",
+            help="With --privacy: record and check what the DP twin's training reads (OUT/data-access.json).",
+            rich_help_panel=AUDITS,
+        ),
+    ] = True,
+    monitor_z: MonitorZOption = 5.0,
+    audit_db: AuditDbOption = None,
     alpha: Annotated[str | None, typer.Option("--alpha", hidden=True)] = None,
 ) -> None:
     """Run evasion attacks on a model and write HTML, JSON, SARIF and Markdown reports.
 
     Exit codes: 0 passed (or NO GATE: no --fail-under), 1 gate FAILED or UNTRUSTED (gradient masking; see
-    --allow-untrusted), 2 bad input, 3 internal error.
+    --allow-untrusted) or a data-access alarm in --privacy's DP training, 2 bad input, 3 internal error.
     """
     import torch
 
@@ -699,11 +710,17 @@ def assess_command(
     if ray is not None:  # Ray's start and the workers' model loading take a while before the first attack
         console.print(f"ray {ray}: starting {ray_workers} workers, each loading the model itself...", highlight=False)
 
+    watch = None
+    if cfg.privacy:
+        from modelshield.assess.privacy import DEMO_BATCH
+
+        watch = make_monitor(monitor, DEMO_BATCH, "poisson", monitor_z)
     with (
         _progress(console, planned_steps(cfg, m.white_box)) as advance,
-        _shards(ray, source, cfg, ray_workers, ray_cpus, ray_gpus) as runner,
+        _shards(ray, source, cfg, ray_workers, ray_cpus, ray_gpus, m) as runner,
+        watching(watch),
     ):
-        result, examples = assess(m, ds, cfg, progress=advance, runner=runner)
+        result, examples = assess(m, ds, cfg, progress=advance, runner=runner, data_observer=watch)
         if cfg.poisoning:
             stage = "poisoning: BadNets and label flips on digits, screened and retrained"
             advance(stage, 0)
@@ -711,14 +728,16 @@ def assess_command(
             advance(stage, 1)
     paths = write_reports(result, out, examples)
     _summary(console, result, paths)
-    if not result.passed:
+    alarms = finish(watch, out, audit_db)
+    if not result.passed or alarms:
         raise typer.Exit(1)
 
 
 def _shards(
-    address: str | None, source: _ModelSource, cfg: AssessConfig, workers: int, cpus: int, gpus: float
+    address: str | None, source: _ModelSource, cfg: AssessConfig, workers: int, cpus: int, gpus: float, driver: Model
 ) -> AbstractContextManager[AttackRunner | None]:
-    """Ray workers for ``--ray`` (each loads the model from ``source``), or nothing: one process."""
+    """Ray workers for ``--ray`` (each loads the model from ``source``; a guarded endpoint's abstentions they
+    see are counted on ``driver``), or nothing: one process."""
     if address is None:
         return nullcontext(None)
     from modelshield.assess.sharded import RayShards
@@ -731,6 +750,7 @@ def _shards(
         seed=cfg.seed,
         cpus_per_worker=cpus,
         gpus_per_worker=gpus,
+        driver=driver,
     )
 
 
