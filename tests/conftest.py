@@ -16,7 +16,6 @@ from entrypoint import invoke_main
 
 from modelshield.core.datasets import Dataset
 from modelshield.core.model import TorchModel
-from modelshield.demo import demo_model_and_data
 
 RunMain = Callable[..., tuple[int, str, str]]
 ServeAsgi = Callable[..., AbstractContextManager[int]]
@@ -60,10 +59,11 @@ def demo_trained_once() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def digits() -> tuple[TorchModel, Dataset]:
-    """The demo model and the digits test split (450 images, 1×8×8 in [0, 1])."""
-    torch.manual_seed(0)
-    return demo_model_and_data(seed=0)
+def digits(demo_trained_once: None) -> tuple[TorchModel, Dataset]:
+    """The demo model and the digits test split (450 images, 1×8×8 in [0, 1]), from the same training as --demo."""
+    import modelshield.demo
+
+    return modelshield.demo.demo_model_and_data(seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 import torch
 
+import modelshield.demo
 from modelshield.attacks.evasion import PGD
 from modelshield.core.datasets import Dataset
 from modelshield.core.errors import InputError
 from modelshield.core.model import TorchModel
 from modelshield.defenses.detection import FeatureSqueezing
 from modelshield.defenses.guard import Fallback, Guard, JsonLinesSink, SecurityEvent
-from modelshield.demo import demo_model_and_data
 from modelshield.serve.guarding import GatewayGuard
 
 
 @pytest.fixture(scope="module")
 def setup() -> tuple[TorchModel, Dataset, FeatureSqueezing]:
     torch.set_num_threads(1)
-    model, test = demo_model_and_data(seed=0)
+    model, test = modelshield.demo.demo_model_and_data(seed=0)  # the session's training (tests/conftest.py)
     detector = FeatureSqueezing(model).fit(test.x[:200], test.y[:200]).calibrate(test.x[:200], fpr=0.05)
     return model, test, detector
 

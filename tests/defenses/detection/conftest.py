@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import Tensor
 
+import modelshield.demo
 from modelshield.attacks.evasion import PGD
 from modelshield.core.model import TorchModel
-from modelshield.demo import demo_model_and_data
 
 EPS = 0.1  # the demo assessment's gating ε
 
@@ -29,7 +29,7 @@ class Split:
 @pytest.fixture(scope="session")
 def digits() -> Split:
     torch.set_num_threads(1)
-    model, test = demo_model_and_data(seed=0)
+    model, test = modelshield.demo.demo_model_and_data(seed=0)  # the session's training (tests/conftest.py)
     order = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
     fit, held = order[: len(order) // 2], order[len(order) // 2 :]
     x, y = test.x[held], test.y[held]
