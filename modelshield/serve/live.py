@@ -510,9 +510,13 @@ class GatewayLive:
         if claimed is None:
             return
         texts, state = claimed
-        if watch.name not in self._leading:  # taking over: the drift onset already announced is not announced again
+        if watch.name not in self._leading:  # taking over: go on from the fleet's counts and drift state
             self._leading.add(watch.name)
-            watch.drifting = bool(state and state.get("drifting"))
+            state = state or {}
+            watch.drifting = bool(state.get("drifting"))  # an onset already announced is not announced again
+            monitor.fleet_seen = max(monitor.fleet_seen, int(state.get("seen") or 0))
+            if monitor.outputs is not None:
+                monitor.outputs.seen = max(monitor.outputs.seen, int(state.get("outputs_seen") or 0))
         if not any(texts):
             return
 

@@ -1,7 +1,8 @@
 """Live monitoring across gateway replicas: two ``modelshield serve`` replicas on one PostgreSQL and one Redis show
 one fleet-wide window — either replica's monitor view counts all the traffic and its merged class mix, and a
-campaign split across them raises each output alarm once, as one process seeing all of it would. Without Redis
-the view says it is one worker's share and the gateway goes on."""
+campaign split across them raises each output alarm once, as one process seeing all of it would; when the
+evaluating replica dies the other takes over. Without Redis the view says it is one worker's share and the gateway
+goes on."""
 
 from __future__ import annotations
 
@@ -120,6 +121,26 @@ def test_a_campaign_split_across_replicas_raises_each_alarm_once(
     assert views[0]["models"]["demo"]["evaluated_by"] == views[1]["models"]["demo"]["evaluated_by"]
     shown = [[(a["detector"], a["stream"]) for a in v["models"]["demo"]["alarms"]] for v in views]
     assert Counter(shown[0]) == Counter(shown[1]) == fired
+
+
+def test_when_the_evaluator_dies_the_other_replica_takes_over(fleet: Fleet, answered: list[np.ndarray]) -> None:
+    """The lease lapses (3 × check_seconds) and the survivor evaluates from the dead one's cursor on."""
+    before = wait_for(fleet, lambda v: v["models"]["demo"]["evaluated_by"] is not None)[0]["models"]["demo"]
+    pids = {int(r.proc.pid): i for i, r in enumerate(fleet.replicas) if r.proc is not None}
+    dead = pids[int(before["evaluated_by"].split(":")[1])]
+    survivor = 1 - dead
+    fleet.kill(dead)
+    x = sklearn_dataset("digits", "test", seed=0).x.numpy()[:20]
+    send(fleet, survivor, x, answered)
+    deadline = time.monotonic() + 15
+    while True:
+        after = view(fleet.replicas[survivor].url, fleet.admin_key)
+        demo = after["models"]["demo"]
+        if demo["evaluated_by"] == after["worker"] and demo["seen"] >= before["seen"] + 20:
+            break
+        assert time.monotonic() < deadline, demo
+        time.sleep(0.2)
+    assert after["scope"] == "fleet" and total(after, "requests") >= 13
 
 
 def test_without_redis_the_view_is_one_workers_and_the_gateway_goes_on(fleet_weights: Path, tmp_path: Path) -> None:
