@@ -50,7 +50,8 @@ def render_table(report: ScanReport, allow_unknown: bool = False) -> str:
         why = "\n".join(sorted({x.description.removeprefix(f"{f.path}: ") for x in f.findings})) or "-"
         table.add_row(f.path, f.format, f.verdict.value + ("" if f.passed(allow_unknown) else " ✗"), why)
     out = io.StringIO()
-    Console(file=out, width=160, highlight=False).print(table)
+    # markup off: file names and findings come from the files scanned, and "[...]" in them must print as written
+    Console(file=out, width=160, highlight=False, markup=False).print(table)
     return out.getvalue()
 
 

@@ -473,7 +473,7 @@ def render_table(report: AuditReport, threshold: str) -> str:
         sev = v.severity + (f" {v.score:.1f}" if v.score is not None else "") + (" ✗" if v.at_least(threshold) else "")
         table.add_row(v.package, v.version, v.id, ", ".join(v.aliases) or "-", sev, ", ".join(v.fixed_in) or "-")
     out = io.StringIO()
-    console = Console(file=out, width=160, highlight=False)
+    console = Console(file=out, width=160, highlight=False, markup=False)  # advisory text prints as written
     if report.vulnerabilities:
         console.print(table)
     hit = len({v.package for v in report.vulnerabilities})
