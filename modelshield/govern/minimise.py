@@ -45,6 +45,8 @@ QUASI_IDENTIFIER_NAMES = re.compile(
     r"nationality|native[_\- ]country|marital|religion)([_\- ]|$)",
     re.IGNORECASE,
 )
+#: names of record-number columns (``customer_id``, ``row_no``, ``RecordKey``)
+ID_NAMES = re.compile(r"(^|[_\- ])(id|key|no|num|number|index)$|^id[_\- ]|[a-z](Id|ID|Key|No)$")
 PII_SAMPLE = 200  # values per column the recognisers read
 PII_SHARE = 0.3  # of the non-empty sampled values, the share that must hold PII for the column to be flagged
 MAX_CLASSES = 20  # an integer target with more distinct values than this is treated as a regression target
@@ -113,7 +115,8 @@ def personal_data(
     """Column → what personal data it holds ("EMAIL", "identifier", "quasi-identifier" …), for flagged columns.
 
     Text columns are screened with the ``privacy.pii`` recognisers on up to ``PII_SAMPLE`` values (the column
-    name is their context); a text column with a distinct value per row is an identifier; quasi-identifiers
+    name is their context); a text column with a distinct value per row is an identifier, and so is an integer one
+    named like an id or numbering the rows; quasi-identifiers
     are those named, and columns whose names match ``QUASI_IDENTIFIER_NAMES``."""
     from collections import Counter
 
@@ -139,9 +142,27 @@ def personal_data(
             if values.nunique() == len(values) and len(values) > 1:
                 flags[col] = "identifier"
                 continue
+        elif _record_number(values, col):
+            flags[col] = "identifier"
+            continue
         if col in quasi_identifiers or QUASI_IDENTIFIER_NAMES.search(col):
             flags[col] = "quasi-identifier"
     return flags
+
+
+def _record_number(values: pd.Series, name: str) -> bool:
+    """An integer column with a distinct value per row that is named like an id or numbers the rows in order.
+
+    Such a column earns nothing on new records, and where rows were stored in label order it leaks the label:
+    it must not be a feature, whatever its permutation importance says."""
+    import pandas as pd
+
+    if len(values) < 2 or not pd.api.types.is_integer_dtype(values) or values.nunique() != len(values):
+        return False
+    counts_rows = int(values.max()) - int(values.min()) + 1 == len(values) and (
+        values.is_monotonic_increasing or values.is_monotonic_decreasing
+    )
+    return bool(ID_NAMES.search(name)) or counts_rows
 
 
 def _task(y: pd.Series) -> str:

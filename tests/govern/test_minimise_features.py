@@ -70,3 +70,17 @@ def test_html_escapes_column_names_and_bad_input_is_one_error() -> None:
         minimise(frame, "label")
     with pytest.raises(InputError, match="does not fit a classification target"):
         minimise(frame, "target", metric="r2")
+
+
+def test_a_row_number_stored_in_label_order_is_an_identifier_not_the_best_feature() -> None:
+    """wine is stored sorted by class: a customer number counting the rows predicts the label perfectly on this
+    file and is worth nothing on a new customer — it is flagged and left out, never recommended to keep."""
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    frame.insert(0, "customer_id", np.arange(len(frame)) + 100_000)
+    frame["visits"] = np.random.default_rng(0).permutation(len(frame))  # unique integers, but not an id
+    report = minimise(frame, "target", threads=1)
+    by_name = {f.feature: f for f in report.features}
+    assert by_name["customer_id"].personal_data == "identifier" and "customer_id" in report.recommended
+    assert by_name["visits"].personal_data is None
