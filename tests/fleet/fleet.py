@@ -373,6 +373,7 @@ class Fleet:
             f'public_key_file = "{self.public_key}"\ndurability = "{self._durability}"\n\n'
             f'[rate_limits]\n{redis}redis_prefix = "fleet-{self.tag}"\n'
             f"per_identity_rps = {rps}\nper_identity_burst = {burst}\n"
+            'cost = "requests"\n'  # one token a request: the quota test sends 200-sample batches under a burst of 20
             f"per_model_rps = 1e9\nper_model_burst = 1e9\ndaily_quota = {quota}\n\n"
             f'[logging]\nlevel = "{self._log_level}"\n' + self._extra
         )
