@@ -22,7 +22,8 @@ def test_rt_campaign_writes_the_joint_report(victim_weights: tuple[Path, str], t
     path, digest = victim_weights
     names = list(ATTACKS)
     state = make_state(tmp_path / "gw", {f"red-{a}": ["predictor"] for a in names})
-    config = secure_config(state, {"demo": {"path": str(path), "digest": digest, **ARCH}})
+    generous = {"per_identity_rps": 1000, "per_identity_burst": 1000}  # each sample of a batch costs a token
+    config = secure_config(state, {"demo": {"path": str(path), "digest": digest, **ARCH}}, rate_limits=generous)
     plan = CampaignPlan(budget=60, evasion_samples=2, epochs=2)
     test, train = sklearn_dataset("digits", "test"), sklearn_dataset("digits", "train")
     with running(config) as url:
