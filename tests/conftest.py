@@ -110,3 +110,32 @@ def serve_asgi() -> ServeAsgi:
             sock.close()
 
     return serve
+
+
+@pytest.fixture(scope="session")
+def guarded_demo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(predict URL, predictor API key) of the demo gateway (`modelshield serve --demo`'s config: API keys, audit
+    log, feature-squeezing guard with fallback abstain) in a child process, on a briefly trained digits CNN, its
+    guard calibrated on 300 inputs and without live monitoring so that it starts in seconds. One per session:
+    the RemoteModel and the Ray-sharding abstention tests share it (it answers deterministically)."""
+    import json
+
+    from modelshield.cli.serve import DEMO_GUARD, DEMO_MONITOR, free_port, gateway_process, prepare_demo
+    from modelshield.core.datasets import sklearn_dataset
+    from modelshield.core.loading import save_torch_model
+    from modelshield.demo import train_digits_cnn
+
+    state = tmp_path_factory.mktemp("guarded-demo")
+    torch.manual_seed(0)
+    net = train_digits_cnn(sklearn_dataset("digits", "train", seed=0), epochs=2)
+    save_torch_model(net, state / "model" / "model.safetensors")
+    test = sklearn_dataset("digits", "test", seed=0)
+    (state / "example-request.json").write_text(json.dumps({"inputs": test.x[:1].tolist()}))
+    port = free_port()
+    with pytest.MonkeyPatch.context() as env:  # prepare_demo points MODELSHIELD_HOME at its folder
+        env.setenv("MODELSHIELD_HOME", str(state))
+        config, key, _ = prepare_demo(state, "127.0.0.1", port)
+        quick = DEMO_GUARD.replace('fallback = "abstain"\n', 'fallback = "abstain"\ncalibration_samples = 300\n')
+        config.write_text(config.read_text().replace(DEMO_MONITOR, "").replace(DEMO_GUARD, quick))
+        with gateway_process(config, port, state / "gateway.log") as url:
+            yield f"{url}/v1/models/demo/predict", key

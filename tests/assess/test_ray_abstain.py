@@ -20,7 +20,6 @@ from modelshield.attacks.base import Attack, AttackResult
 from modelshield.core.adapters import RemoteModel
 from modelshield.core.adapters.remote import ABSTAIN
 from modelshield.core.datasets import Dataset, sklearn_dataset
-from tests.core.test_remote_abstain_gateway import gateway  # noqa: F401  (the guarded demo gateway fixture)
 
 CONFIG = dict(eps_linf=(0.2,), eps_l2=(), gating_eps=0.2, attacks=("square",), square_queries=8, batch_size=8, seed=5)
 SAMPLES = 16  # the demo gateway serves 50 samples a second per key: 16 × (1 + 8 queries) takes seconds
@@ -58,31 +57,31 @@ class InProcessShards:
 
 
 @pytest.fixture(scope="module")
-def digits16(gateway: tuple[str, str]) -> Dataset:  # noqa: F811
+def digits16(guarded_demo_gateway: tuple[str, str]) -> Dataset:
     """16 test digits the guard answers on: its first abstention comes inside the sharded attack, where a worker
     on a later range cannot know of it (the hard case: that range runs again)."""
     test = sklearn_dataset("digits", "test", seed=0)
-    probe = _loader(gateway)()
+    probe = _loader(guarded_demo_gateway)()
     answered = torch.nonzero(probe.predict(test.x[:64]) != ABSTAIN).squeeze(1)[:SAMPLES]
     probe.close()
     return Dataset(test.x[answered], test.y[answered], test.name, test.bounds)
 
 
 @pytest.fixture(scope="module")
-def single(gateway: tuple[str, str], digits16: Dataset) -> dict[str, Any]:  # noqa: F811
-    model = _loader(gateway)()
+def single(guarded_demo_gateway: tuple[str, str], digits16: Dataset) -> dict[str, Any]:
+    model = _loader(guarded_demo_gateway)()
     result, _ = assess(model, digits16, AssessConfig(**CONFIG))  # type: ignore[arg-type]
     model.close()
     return comparable(result)
 
 
 def test_sharded_workers_abstentions_are_counted_as_in_one_process(
-    gateway: tuple[str, str],  # noqa: F811
+    guarded_demo_gateway: tuple[str, str],
     digits16: Dataset,
     single: dict[str, Any],
 ) -> None:
-    driver = _loader(gateway)()
-    workers = [ShardWorker(_loader(gateway), 1, 8, 5) for _ in range(2)]
+    driver = _loader(guarded_demo_gateway)()
+    workers = [ShardWorker(_loader(guarded_demo_gateway), 1, 8, 5) for _ in range(2)]
     shards = InProcessShards(workers, driver, 8)
     sharded, _ = assess(driver, digits16, AssessConfig(**CONFIG), runner=shards)  # type: ignore[arg-type]
     assert single["model"]["abstained"] > 0 and single["attacks"][0]["queries"] > 0
@@ -93,15 +92,17 @@ def test_sharded_workers_abstentions_are_counted_as_in_one_process(
 
 @pytest.mark.slow
 def test_ray_workers_abstentions_are_counted_as_in_one_process(
-    gateway: tuple[str, str],  # noqa: F811
+    guarded_demo_gateway: tuple[str, str],
     digits16: Dataset,
     single: dict[str, Any],
 ) -> None:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        driver = _loader(gateway)()
-        with RayShards(_loader(gateway), address="local", workers=2, batch_size=8, seed=5, driver=driver) as shards:
+        driver = _loader(guarded_demo_gateway)()
+        with RayShards(
+            _loader(guarded_demo_gateway), address="local", workers=2, batch_size=8, seed=5, driver=driver
+        ) as shards:
             sharded, _ = assess(driver, digits16, AssessConfig(**CONFIG), runner=shards)  # type: ignore[arg-type]
     finally:
         ray.shutdown()

@@ -5,43 +5,24 @@ one-line error, and `modelshield assess` on the guarded endpoint finishes and sa
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
 from modelshield.attacks.losses import is_adversarial
-from modelshield.cli.serve import DEMO_GUARD, DEMO_MONITOR, free_port, gateway_process, prepare_demo
 from modelshield.core.adapters import RemoteModel
 from modelshield.core.adapters.remote import ABSTAIN
 from modelshield.core.datasets import sklearn_dataset
 from modelshield.core.errors import RemoteModelError
-from modelshield.core.loading import save_torch_model
-from modelshield.demo import train_digits_cnn
 
 RunMain = Callable[..., tuple[int, str, str]]  # the root conftest's run_main fixture
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(predict URL, predictor API key) of the demo gateway (`modelshield serve --demo`'s config: API keys, audit
-    log, feature-squeezing guard with fallback abstain), on a briefly trained digits CNN, its guard calibrated on 300
-    inputs and without live monitoring so that it starts in seconds."""
-    state = tmp_path_factory.mktemp("demo")
-    torch.manual_seed(0)
-    net = train_digits_cnn(sklearn_dataset("digits", "train", seed=0), epochs=2)
-    save_torch_model(net, state / "model" / "model.safetensors")
-    test = sklearn_dataset("digits", "test", seed=0)
-    (state / "example-request.json").write_text(json.dumps({"inputs": test.x[:1].tolist()}))
-    port = free_port()
-    with pytest.MonkeyPatch.context() as env:  # prepare_demo points MODELSHIELD_HOME at its folder
-        env.setenv("MODELSHIELD_HOME", str(state))
-        config, key, _ = prepare_demo(state, "127.0.0.1", port)
-        quick = DEMO_GUARD.replace('fallback = "abstain"\n', 'fallback = "abstain"\ncalibration_samples = 300\n')
-        config.write_text(config.read_text().replace(DEMO_MONITOR, "").replace(DEMO_GUARD, quick))
-        with gateway_process(config, port, state / "gateway.log") as url:
-            yield f"{url}/v1/models/demo/predict", key
+def gateway(guarded_demo_gateway: tuple[str, str]) -> tuple[str, str]:
+    return guarded_demo_gateway
 
 
 def _remote(gateway: tuple[str, str], **kwargs: object) -> RemoteModel:
