@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from modelshield.cli._options import emit_text
 from modelshield.core.errors import InputError
 
 
@@ -23,17 +24,6 @@ class ReportFormat(str, Enum):
 class MinimiseMethod(str, Enum):
     permutation = "permutation"
     drop_column = "drop-column"
-
-
-def _emit(text: str, out: Path | None, what: str) -> None:
-    if out is None:
-        typer.echo(text, nl=not text.endswith("\n"))
-        return
-    from modelshield.core.files import atomic_output
-
-    with atomic_output(out, mode=0o644) as f:
-        f.write(text.encode("utf-8"))
-    typer.echo(f"{what} written to {out}", err=True)
 
 
 def minimise_command(
@@ -93,7 +83,7 @@ def minimise_command(
         text = json.dumps(report.to_dict(), indent=2) + "\n"
     else:
         text = html(report) if format is ReportFormat.html else markdown(report)
-    _emit(text, out, "minimisation report")
+    emit_text(text, out, "minimisation report")
 
 
 def dpia_command(
@@ -149,7 +139,7 @@ def dpia_command(
     if record:
         seq = dpia.record_sign_off(doc, text, db)
         typer.echo(f"signed-off DPIA recorded as audit event #{seq}", err=True)
-    _emit(text, out, "DPIA")
+    emit_text(text, out, "DPIA")
 
 
 def attach(govern_app: typer.Typer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from modelshield.core.errors import InputError, ModelShieldError
@@ -147,3 +148,19 @@ def default_command_group(default: str) -> type[Any]:
             return super().parse_args(ctx, args)
 
     return DefaultCommandGroup
+
+
+def emit_text(text: str, out: Path | None, what: str = "") -> None:
+    """A rendered document to stdout, or written whole to ``out`` (atomically: a failed run leaves no torn file),
+    saying on stderr what was written where."""
+    import typer
+
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+        return
+    from modelshield.core.files import atomic_output
+
+    with atomic_output(out, mode=0o644) as f:
+        f.write(text.encode("utf-8"))
+    if what:
+        typer.echo(f"{what} written to {out}", err=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from packaging.utils import canonicalize_name
 
+from modelshield.cli._options import emit_text
 from modelshield.core.errors import InputError, MissingFileError
 
 if TYPE_CHECKING:
@@ -76,16 +77,6 @@ def _packages(requirements: Path | None, sbom: Path | None) -> list[Package]:
     return installed_packages()
 
 
-def _emit(text: str, out: Path | None) -> None:
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        from modelshield.core.files import atomic_output
-
-        with atomic_output(out, mode=0o644) as f:
-            f.write(text.encode("utf-8"))
-
-
 @deps_app.command("audit")
 def audit_command(
     osv: Annotated[
@@ -126,7 +117,7 @@ def audit_command(
     if ignore:
         accepted = set(ignore)
         report.vulnerabilities = [v for v in report.vulnerabilities if not accepted & {v.id, *v.aliases}]
-    _emit(render_audit(report, format.value, fail_on.value, load_sbom(sbom) if sbom is not None else None), out)
+    emit_text(render_audit(report, format.value, fail_on.value, load_sbom(sbom) if sbom is not None else None), out)
     raise typer.Exit(1 if report.failing(fail_on.value) else 0)
 
 

@@ -15,6 +15,7 @@ import typer
 from modelshield.cli._governance_access import attach as attach_access
 from modelshield.cli._governance_dpia import attach as attach_dpia
 from modelshield.cli._governance_erasure import attach as attach_erasure
+from modelshield.cli._options import emit_text
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -88,17 +89,6 @@ def _store(db: str | None) -> LineageStore:
     from modelshield.govern.lineage import LineageStore
 
     return LineageStore.open(db)
-
-
-def _emit(text: str, out: Path | None, what: str) -> None:
-    if out is None:
-        typer.echo(text, nl=not text.endswith("\n"))
-        return
-    from modelshield.core.files import atomic_output
-
-    with atomic_output(out, mode=0o644) as f:
-        f.write(text.encode("utf-8"))
-    typer.echo(f"{what} written to {out}", err=True)
 
 
 def _short(digest: str | None) -> str:
@@ -378,11 +368,11 @@ def card_command(
         components = [dataset_component(d.name, d.digest, d.records) for d in trained_on]
         doc = cyclonedx_card(ev, components or None)
         validate_cyclonedx(doc)
-        _emit(json.dumps(doc, indent=2) + "\n", out, "CycloneDX 1.6 model card (validated)")
+        emit_text(json.dumps(doc, indent=2) + "\n", out, "CycloneDX 1.6 model card (validated)")
     elif format is CardFormat.json:
-        _emit(json.dumps(json_card(ev, lineage), indent=2) + "\n", out, "model card")
+        emit_text(json.dumps(json_card(ev, lineage), indent=2) + "\n", out, "model card")
     else:
-        _emit(html_card(ev, lineage, [d.to_dict() for d in trained_on]), out, "model card")
+        emit_text(html_card(ev, lineage, [d.to_dict() for d in trained_on]), out, "model card")
 
 
 @govern_app.command("datasheet")
@@ -406,7 +396,7 @@ def datasheet_command(
     with _store(db) as store:
         sheet = datasheet(dataset, store=store, models=models, answers=given, label=label)
     text = json.dumps(sheet, indent=2) + "\n" if format is SheetFormat.json else markdown(sheet)
-    _emit(text, out, "datasheet")
+    emit_text(text, out, "datasheet")
 
 
 @govern_app.command("inventory")
@@ -426,7 +416,7 @@ def inventory_command(
         rows = inventory(versions, audit)
     finally:
         audit.dispose()
-    _emit(to_csv(rows) if format is TableFormat.csv else to_json(rows), out, "inventory")
+    emit_text(to_csv(rows) if format is TableFormat.csv else to_json(rows), out, "inventory")
 
 
 @govern_app.command("metrics")

@@ -6,15 +6,14 @@ validated; a signed-off DPIA recorded in the audit log; HTML escaped; bad input 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from entrypoint import invoke_main as _main
 
 from modelshield.audit import AuditLog
-from modelshield.cli.main import main
 from modelshield.govern.dpia import STEPS, build, load_answers, overall
 from modelshield.govern.evidence import gather
 from modelshield.registry import Registry
@@ -44,17 +43,6 @@ SIGNED = {
         "date": "2026-12-06",
     },
 }
-
-
-def _main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _membership_audit(model_dir: Path, run: PipelineRun) -> dict[str, Any]:

@@ -4,31 +4,19 @@ the HTML card renders the evidence (escaped), and the CLI answers a bad model na
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from entrypoint import invoke_main as _main
 
 from modelshield.assess.results import AssessmentResult, AttackRecord
-from modelshield.cli.main import main
 from modelshield.govern.cards import cyclonedx_card, html_card, validate_cyclonedx
 from modelshield.govern.evidence import gather
 from modelshield.registry import Registry
 
 if TYPE_CHECKING:
     from conftest import PipelineRun
-
-
-def _main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _assess_report(path: Path) -> Path:

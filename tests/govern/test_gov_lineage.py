@@ -4,14 +4,13 @@ that gave this prediction" for a prediction in the gateway's audit log."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from entrypoint import invoke_main
 
 from modelshield.cli.audit import existing_log
-from modelshield.cli.main import main
 from modelshield.govern.datasheet import datasheet, load_answers, markdown
 from modelshield.govern.lineage import (
     LineageError,
@@ -104,13 +103,7 @@ def test_a_facet_is_checked_against_its_vendored_schema(pipeline_run: PipelineRu
 
 
 def _main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["modelshield", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    code, out, err = invoke_main(args, monkeypatch, capsys)
     assert code == 0, err
     return code, out
 
