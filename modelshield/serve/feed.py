@@ -57,6 +57,7 @@ class RedisFeed:
     def _listen(self, on_message: Callable[[str], None], on_subscribed: Callable[[], None] | None) -> None:
         import redis
 
+        outage = False  # logged once per outage, not once a second while Redis is away
         while not self._stop.is_set():
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -68,6 +69,9 @@ class RedisFeed:
                     on_subscribed()
                 self.listening = True
                 self._subscribed.set()
+                if outage:
+                    log.warning("Redis channel %s subscribed again", self.channel)
+                    outage = False
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.5)
                     if message and message.get("type") == "message":
@@ -76,7 +80,9 @@ class RedisFeed:
             except redis.RedisError as exc:
                 self.listening = False
                 self._subscribed.set()
-                log.error("Redis channel %s lost (%s); retrying", self.channel, exc)
+                if not outage:
+                    log.error("Redis channel %s lost (%s); retrying every second", self.channel, exc)
+                    outage = True
                 self._stop.wait(1.0)
         self.listening = False
 
