@@ -38,6 +38,14 @@ RedisOption = Annotated[
         help="Redis URL: publish revocations to every gateway replica at once.",
     ),
 ]
+PrefixOption = Annotated[
+    str,
+    typer.Option(
+        "--redis-prefix",
+        envvar="MODELSHIELD_REDIS_PREFIX",
+        help="The gateways' rate_limits.redis_prefix (one per deployment sharing a Redis).",
+    ),
+]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -52,10 +60,12 @@ def parse_duration(text: str) -> float | None:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
-def _open(db: str | None, pepper_file: Path | None, redis_url: str | None = None) -> ApiKeyStore:
-    from modelshield.serve.apikeys import ApiKeyStore, RevocationFeed
+def _open(
+    db: str | None, pepper_file: Path | None, redis_url: str | None = None, prefix: str = "modelshield"
+) -> ApiKeyStore:
+    from modelshield.serve.apikeys import ApiKeyStore, RevocationFeed, revocation_channel
 
-    feed = RevocationFeed(redis_url) if redis_url else None
+    feed = RevocationFeed(redis_url, revocation_channel(prefix)) if redis_url else None
     store = ApiKeyStore.open(db, pepper_file=pepper_file, revocations=feed)
     foreign = store.foreign_keys()
     if foreign:
@@ -176,9 +186,10 @@ def revoke(
     db: DbOption = None,
     pepper_file: PepperOption = None,
     redis_url: RedisOption = None,
+    redis_prefix: PrefixOption = "modelshield",
 ) -> None:
     """Revoke a key now (gateways using the same Redis drop it at once, others within their cache TTL)."""
-    store = _open(db, pepper_file, redis_url)
+    store = _open(db, pepper_file, redis_url, redis_prefix)
     try:
         store.revoke(key_id)
     finally:

@@ -626,6 +626,11 @@ def _refuse_new_pepper_over_keys(engine: sa.Engine, file: Path, now: float) -> N
         )
 
 
+def revocation_channel(prefix: str = "modelshield") -> str:
+    """The revocation feed's channel (and set) under a deployment's ``rate_limits.redis_prefix``."""
+    return f"{prefix}:apikeys:revoked"
+
+
 class RevocationFeed(RedisFeed):
     """Revoked key ids shared through Redis: a set (for replicas that start later) plus a pub/sub channel.
 
@@ -634,5 +639,5 @@ class RevocationFeed(RedisFeed):
     ``cache_ttl`` seconds.
     """
 
-    def __init__(self, url: str, channel: str = "modelshield:apikeys:revoked") -> None:
+    def __init__(self, url: str, channel: str = revocation_channel()) -> None:
         super().__init__(url, channel, remember=True)

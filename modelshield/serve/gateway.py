@@ -129,9 +129,9 @@ class Gateway:
                 redis_url = c.redis_url()
                 feed = None
                 if redis_url:
-                    from modelshield.serve.apikeys import RevocationFeed
+                    from modelshield.serve.apikeys import RevocationFeed, revocation_channel
 
-                    feed = RevocationFeed(redis_url, f"{c.rate_limits.redis_prefix}:apikeys:revoked")
+                    feed = RevocationFeed(redis_url, revocation_channel(c.rate_limits.redis_prefix))
                 self.api_keys = ApiKeyStore.open(
                     c.store_url(), pepper_file=c.auth.api_key_pepper_file, revocations=feed
                 )

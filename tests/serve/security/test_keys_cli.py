@@ -127,3 +127,23 @@ def test_a_leaky_pepper_file_is_refused_by_the_installed_command(env: dict[str, 
     )
     assert proc.returncode == 2 and "accessible to others" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_revoke_publishes_under_the_deployments_redis_prefix(
+    env: dict[str, str], redis_url: str, redis_prefix: str
+) -> None:
+    """Gateways listen on ``<rate_limits.redis_prefix>:apikeys:revoked``; the CLI must publish there."""
+    import redis
+
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "--subject", "ann", "--role", "predictor"])
+    key_id = created.stdout.strip().splitlines()[0].split("_")[1]
+    prefix = redis_prefix.rstrip(":")
+    revoked = runner.invoke(app, ["keys", "revoke", key_id, "--redis", redis_url, "--redis-prefix", prefix])
+    assert revoked.exit_code == 0, revoked.output
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert client.smembers(f"{prefix}:apikeys:revoked") == {key_id}
+    finally:
+        client.delete(f"{prefix}:apikeys:revoked")
+        client.close()
