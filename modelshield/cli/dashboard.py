@@ -31,6 +31,18 @@ def _get(url: str, headers: dict[str, str] | None = None) -> Any:
     return response
 
 
+def _scope_line(view: dict[str, Any]) -> str | None:
+    """Whose traffic the numbers are: the whole fleet's (and which process evaluated drift) or this worker's only,
+    so an operator behind a balancer does not read one replica's share as the total. None from a gateway that
+    predates the field."""
+    if view.get("scope") == "fleet":
+        evaluators = sorted({m["evaluated_by"] for m in view["models"].values() if m.get("evaluated_by")})
+        return f"fleet view: {view['workers']} workers, evaluated by {', '.join(evaluators) or 'no process yet'}"
+    if view.get("scope") == "worker":
+        return f"this worker only: {view.get('scope_reason')}"
+    return None
+
+
 def _summary(view: dict[str, Any]) -> str:
     lines = []
     for name, m in view["models"].items():
@@ -54,6 +66,9 @@ def _summary(view: dict[str, Any]) -> str:
             f"  windows: {c['flagged_windows']} flagged, {c['security_windows']} with security events, "
             f"{len(c['co_occurring'])} with both"
         )
+    scope = _scope_line(view)
+    if scope:
+        lines.append(scope)
     events = view.get("events", [])[:10]
     if events:
         lines.append("recent alerts:")

@@ -74,12 +74,24 @@
     $("stat-guard").textContent = sum(b, "guard_reject") + " / " + sum(b, "guard_fallback");
     $("stat-guard-detail").textContent = "requests refused / abstained, of " + (sum(b, "guard_accept") + sum(b, "guard_reject") + sum(b, "guard_fallback")) + " inspected";
     $("stat-extraction").textContent = sum(b, "extraction");
+    renderScope(data, m);
     renderDrift(m);
     trafficChart(b);
     driftChart(b);
     renderCorrelation(m.correlation);
     renderEvents(data.events);
     $("updated").textContent = "live · updated " + fmtTime(data.now);
+  }
+
+  // Whose traffic this is: every worker's (Redis answers) or only the one that answered this poll, and why.
+  function renderScope(data, m) {
+    const scope = $("scope");
+    const fleet = data.scope === "fleet";
+    scope.hidden = !data.scope;
+    scope.classList.toggle("worker", !fleet);
+    scope.textContent = fleet
+      ? "fleet view: " + data.workers + " workers, evaluated by " + (m.evaluated_by || "no process yet")
+      : "this worker only: " + (data.scope_reason || "");
   }
 
   function renderDrift(m) {

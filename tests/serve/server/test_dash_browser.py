@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (selenium + Debian's chromedriver) against a real gateway on loopback:
-sign in with a key, watch clean traffic, a drifted batch and denied requests arrive, check the page fits a phone
-and a desktop, sign out. Skipped where chromium or chromedriver is missing (`apt-get install -y chromium
-chromium-driver`). With ``MODELSHIELD_DASH_SCREENSHOTS=docs/img`` the screenshots for the docs are written there.
+sign in with a key, see whose traffic the view is (this worker's: no Redis), watch clean traffic, a drifted batch
+and denied requests arrive, check the page fits a phone and a desktop, sign out. Skipped where chromium or
+chromedriver is missing (`apt-get install -y chromium chromium-driver`). With
+``MODELSHIELD_DASH_SCREENSHOTS=docs/img`` the screenshots for the docs are written there.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from modelshield.cli.serve import DEMO_GUARD
 from modelshield.core.datasets import sklearn_dataset
+from tests.conftest import RunMain
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
 CHROMEDRIVER = shutil.which("chromedriver") or (
@@ -86,7 +88,7 @@ def shoot(driver: object, name: str, tmp_path: Path) -> Path:
 
 
 def test_a_user_watches_the_served_model_in_the_browser(
-    gateway: tuple[str, dict[str, str]], browser: Any, tmp_path: Path
+    gateway: tuple[str, dict[str, str]], browser: Any, tmp_path: Path, run_main: RunMain
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -106,6 +108,11 @@ def test_a_user_watches_the_served_model_in_the_browser(
         for start in range(0, 300, 10):  # small batches: most pass the guard whole (5% of clean inputs abstain)
             assert client.post("/v1/models/demo/predict", json={"inputs": test[start : start + 10].tolist()}).is_success
         wait_for(lambda: text("drift-status") == "no drift" and int(text("stat-requests")) >= 30, "clean traffic")
+        # no Redis here: the page and the terminal view both say the numbers are this worker's share only
+        assert text("scope").startswith("this worker only: no Redis configured")
+        (tmp_path / "admin.key").write_text(keys["admin"])
+        code, out, err = run_main("dashboard", "--target", url, "--key-file", str(tmp_path / "admin.key"))
+        assert code == 0 and "\nthis worker only: no Redis configured" in out, err
         time.sleep(2.1)  # the next window
         shifted = np.clip(test[:300] + np.random.default_rng(0).uniform(-0.3, 0.3, test[:300].shape), 0, 1)
         for start in range(0, 300, 50):
