@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,12 +25,72 @@ DbOption = Annotated[
 NameArg = Annotated[str, typer.Argument(help="Model name (a-z, 0-9, '.', '_', '-').")]
 VersionArg = Annotated[int, typer.Argument(min=1, help="Version number.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RedisOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis",
+        envvar="MODELSHIELD_REDIS_URL",
+        help="Redis URL: tell every gateway replica at once (else they see the change at their next poll).",
+    ),
+]
+PrefixOption = Annotated[
+    str,
+    typer.Option(
+        "--redis-prefix",
+        envvar="MODELSHIELD_REDIS_PREFIX",
+        help="The gateways' rate_limits.redis_prefix (one per deployment sharing a Redis).",
+    ),
+]
 
 
 def _open(db: str | None) -> Registry:
     from modelshield.registry import Registry
 
     return Registry.open(db)
+
+
+class _Announce:
+    """After a change that alters what serves: publish the store's new generation on the gateways' controls channel.
+
+    The feed is made before the change, so a malformed URL fails before anything changes; a Redis error after it
+    is one warning, since the change is committed and replicas still apply it at their next poll.
+    """
+
+    def __init__(self, db: str | None, redis_url: str | None, prefix: str) -> None:
+        from modelshield.serve.feed import RedisFeed
+
+        self.db = db
+        try:
+            self.feed = RedisFeed(redis_url, f"{prefix}:controls") if redis_url else None
+        except ValueError as exc:
+            raise InputError(f"--redis: {exc}") from None
+
+    def __call__(self) -> None:
+        if self.feed is None:
+            return
+        from modelshield.core import generation
+        from modelshield.core.storage import open_engine
+
+        engine = open_engine(self.db)
+        try:
+            gen = generation.current(engine)
+        finally:
+            engine.dispose()
+        failure: list[str] = []  # the feed's own error log, folded into the one warning line printed here
+        feed_log = logging.getLogger("modelshield.serve.feed")
+
+        def fold(record: logging.LogRecord) -> bool:
+            failure.append(record.getMessage())
+            return False
+
+        feed_log.addFilter(fold)
+        try:
+            published = self.feed.publish(str(gen))
+        finally:
+            feed_log.removeFilter(fold)
+        if not published:
+            cause = failure[0] if failure else f"could not publish to Redis channel {self.feed.channel}"
+            typer.echo(f"warning: {cause} (the change is in the store: replicas apply it at their next poll)", err=True)
 
 
 def _line(mv: ModelVersion) -> str:
@@ -107,21 +168,32 @@ def pin(
     version: Annotated[int | None, typer.Argument(min=1, help="Version to pin.")] = None,
     digest: Annotated[str | None, typer.Option(help="Pin the version with this digest (sha256:<hex>).")] = None,
     db: DbOption = None,
+    redis_url: RedisOption = None,
+    redis_prefix: PrefixOption = "modelshield",
 ) -> None:
     """Serve exactly one version (one digest) of NAME, whatever is in production."""
     if (version is None) == (digest is None):
         raise InputError("give a VERSION or --digest, not both")
+    announce = _Announce(db, redis_url, redis_prefix)
     with _open(db) as reg:
         mv = reg.pin(name, version) if version is not None else reg.pin_digest(name, digest or "")
     typer.echo(f"pinned {mv.ref} {mv.digest}")
+    announce()
 
 
 @registry_app.command("unpin")
-def unpin(name: NameArg, db: DbOption = None) -> None:
+def unpin(
+    name: NameArg,
+    db: DbOption = None,
+    redis_url: RedisOption = None,
+    redis_prefix: PrefixOption = "modelshield",
+) -> None:
     """Serve the production version of NAME again."""
+    announce = _Announce(db, redis_url, redis_prefix)
     with _open(db) as reg:
         reg.unpin(name)
     typer.echo(f"unpinned {name}")
+    announce()
 
 
 @registry_app.command("promote")
@@ -133,21 +205,33 @@ def promote(
         float | None, typer.Option(help="Release to production as a canary taking this percent of traffic.")
     ] = None,
     db: DbOption = None,
+    redis_url: RedisOption = None,
+    redis_prefix: PrefixOption = "modelshield",
 ) -> None:
     """registered -> staged -> production; --canary P makes it a production canary at P% of traffic."""
+    announce = _Announce(db, redis_url, redis_prefix)
     with _open(db) as reg:
         current = reg.get(name, version)
         stage = to or ("production" if canary is not None or current.status != "registered" else "staged")
         mv = reg.promote(name, version, stage, canary=canary)
     typer.echo(f"{mv.ref} is now {mv.status}" + (f" (canary, {canary:g}% of traffic)" if canary is not None else ""))
+    announce()
 
 
 @registry_app.command("retire")
-def retire(name: NameArg, version: VersionArg, db: DbOption = None) -> None:
+def retire(
+    name: NameArg,
+    version: VersionArg,
+    db: DbOption = None,
+    redis_url: RedisOption = None,
+    redis_prefix: PrefixOption = "modelshield",
+) -> None:
     """Retire a version: unpinned, never served again."""
+    announce = _Announce(db, redis_url, redis_prefix)
     with _open(db) as reg:
         mv = reg.retire(name, version)
     typer.echo(f"{mv.ref} is retired")
+    announce()
 
 
 @registry_app.command("verify")
@@ -155,10 +239,13 @@ def verify(
     name: NameArg,
     version: Annotated[int | None, typer.Argument(min=1, help="Default: every live version.")] = None,
     db: DbOption = None,
+    redis_url: RedisOption = None,
+    redis_prefix: PrefixOption = "modelshield",
 ) -> None:
     """Re-hash versions (and re-check signatures): exit 0 if all match, 1 (and quarantine) on a mismatch."""
     from modelshield.registry.store import SERVABLE
 
+    announce = _Announce(db, redis_url, redis_prefix)
     with _open(db) as reg:
         targets = (
             [reg.get(name, version)] if version is not None else [mv for mv in reg.list(name) if mv.status in SERVABLE]
@@ -174,6 +261,7 @@ def verify(
                 failed.append(exc)
                 typer.echo(f"QUARANTINED {exc}")
     if failed:
+        announce()  # a quarantine changes what serves
         raise typer.Exit(1)
 
 
