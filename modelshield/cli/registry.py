@@ -57,11 +57,11 @@ class _Announce:
     """
 
     def __init__(self, db: str | None, redis_url: str | None, prefix: str) -> None:
-        from modelshield.serve.feed import RedisFeed
+        from modelshield.serve.feed import RedisFeed, controls_channel
 
         self.db = db
         try:
-            self.feed = RedisFeed(redis_url, f"{prefix}:controls") if redis_url else None
+            self.feed = RedisFeed(redis_url, controls_channel(prefix)) if redis_url else None
         except ValueError as exc:
             raise InputError(f"--redis: {exc}") from None
 

@@ -16,6 +16,12 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
+def controls_channel(prefix: str = "modelshield") -> str:
+    """The fleet control feed's channel under a deployment's ``rate_limits.redis_prefix`` (gateways listen, the
+    gateway's admin API and the registry CLI publish the new serving generation)."""
+    return f"{prefix}:controls"
+
+
 class RedisFeed:
     """One Redis pub/sub channel: ``publish`` to every replica, ``start`` a daemon thread that hears them."""
 

@@ -229,9 +229,9 @@ class Gateway:
         store = StoreControls.open(c.store_url()) if shared else MemoryControls()
         feed = None
         if shared and c.redis_url():
-            from modelshield.serve.feed import RedisFeed
+            from modelshield.serve.feed import RedisFeed, controls_channel
 
-            feed = RedisFeed(c.redis_url() or "", f"{c.rate_limits.redis_prefix}:controls")
+            feed = RedisFeed(c.redis_url() or "", controls_channel(c.rate_limits.redis_prefix))
         self.controls = FleetControls(self, store, poll_seconds=c.server.control_poll_seconds, feed=feed)
 
     def _registry_canary(self, registry_name: str) -> tuple[ModelSource | None, float]:
