@@ -72,7 +72,7 @@ def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None, *
         summary = merge_summaries(earlier, summary) if isinstance(earlier, dict) else summary
     data_files = monitor.data_files()
     path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)  # alarm texts and paths print as written
     epochs = summary["epochs"][len(summary["epochs"]) - len(monitor.epochs) :]  # this part's
     if epochs:
         sizes = [e["batch_size"] for e in epochs]
@@ -91,7 +91,7 @@ def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None, *
             table.add_column(col)
         for a in monitor.alarms:
             table.add_row(str(a.epoch), a.check, a.message)
-        Console(stderr=True, highlight=False).print(table)
+        Console(stderr=True, highlight=False, markup=False).print(table)
     else:
         console.print("data access: no alarms")
     console.print(f"{'access':8} {path}")

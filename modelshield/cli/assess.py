@@ -300,7 +300,7 @@ def _summary(console: Console, result: AssessmentResult, paths: dict[str, Path])
             markup=False,
         )
     for kind, path in paths.items():
-        console.print(f"{kind:5} {path}", highlight=False)
+        console.print(f"{kind:5} {path}", highlight=False, markup=False)
     console.print(f"verdict: {result.verdict} (exit {0 if result.passed else 1})", highlight=False)
 
 
@@ -708,7 +708,11 @@ def assess_command(
         ds = ds.subset(samples, seed=seed)
     _fast_path(m, bf16, channels_last)
     if ray is not None:  # Ray's start and the workers' model loading take a while before the first attack
-        console.print(f"ray {ray}: starting {ray_workers} workers, each loading the model itself...", highlight=False)
+        console.print(
+            f"ray {ray}: starting {ray_workers} workers, each loading the model itself...",
+            highlight=False,
+            markup=False,
+        )
 
     watch = None
     if cfg.privacy:

@@ -129,7 +129,7 @@ def _print(result: ExtractionResult, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # refusals, errors and paths print as written
     table = Table(title=f"{result.attack}: fidelity against queries")
     for col in ("queries", "fidelity", "accuracy", "seconds"):
         table.add_column(col, justify="right")

@@ -50,7 +50,7 @@ def _summary(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)
     last = report["rounds"][-1] if report["rounds"] else None
     if last:
         eps = "no DP" if last["epsilon"] is None else f"ε = {last['epsilon']:.2f}"

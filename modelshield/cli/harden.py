@@ -146,7 +146,7 @@ def _inputs(s: Settings) -> tuple[TorchModel, Dataset, Dataset, dict[str, Any]]:
 
 
 def _print(outcome: HardenOutcome, method: str) -> None:
-    console = Console()
+    console = Console(markup=False)  # paths print as written
     console.print(
         f"modelshield harden — {method}: robustness under PGD-{outcome.steps} at L∞ ε={outcome.eps:g}", highlight=False
     )
@@ -185,7 +185,7 @@ def _report(model: TorchModel, test: Dataset, s: Settings, gate: float, out: Pat
     with Console(stderr=True).status("assessing the hardened model..."):
         result, examples = assess(model, test, cfg)
     for kind, path in write_reports(result, out / "report", examples).items():
-        Console().print(f"report   {kind}: {path}", highlight=False)
+        Console(markup=False).print(f"report   {kind}: {path}", highlight=False)
 
 
 def harden_command(

@@ -157,7 +157,7 @@ def _print_table(report: DriftReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)  # column names come from the data
     table = Table()
     for col in ("feature", "type", "test", "statistic", "p-value", "drift"):
         table.add_column(col, justify="left" if col in ("feature", "type", "test") else "right")

@@ -273,7 +273,7 @@ def _print(result: PoisonResult, out: Path, sidecar: Path, measures: dict[str, d
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # paths print as written
     target = "" if result.target is None else f", target class {result.target}"
     console.print(
         f"{result.attack}: poisoned {int(result.poisoned.sum())} of {len(result.y)} rows "

@@ -209,7 +209,7 @@ def _print(rows: list[dict[str, Any]], header: str, notes: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)
     console.print(header, highlight=False)
     table = Table()
     for col in ("attack", "AUC", "TPR@0.1%FPR", "TPR@1%FPR", "ε lower bound", "seconds"):

@@ -83,7 +83,7 @@ def _print(report: dict[str, Any], paths: tuple[Path, Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # the target and paths print as written
     table = Table(title=f"red team vs blue team: {report['target']}")
     for col in ("attack", "queries", "success", "stopped", "detected", "after", "first control", "had then"):
         table.add_column(col, justify="right" if col in ("queries", "success", "after", "had then") else "left")

@@ -260,7 +260,7 @@ def _print(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # paths print as written
     table = Table(title=f"{n} rows screened")
     cols = ["detector", "flagged"] + (["precision", "recall", "F1"] if reports else [])
     for col in cols:

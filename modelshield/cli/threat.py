@@ -84,7 +84,7 @@ def _table(report: ThreatReport) -> None:
         table.add_column(col, no_wrap=col in ("id", "rule"))
     for f in report.findings:
         table.add_row(f.id, f.severity.value, f.status.value, f.element, f.rule, " ".join(f.owasp))
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, markup=False)  # element names print as written
     console.print(table)
     console.print(", ".join(f"{n} {s}" for s, n in report.counts().items()))
     for ev in report.evidence:

@@ -91,7 +91,7 @@ def _accuracy(net: nn.Module, test: Dataset) -> float:
 
 
 def _summary(report: DPReport, accuracy: float | None, paths: dict[str, Path]) -> None:
-    console = Console()
+    console = Console(markup=False)  # paths print as written
     table = Table(title="DP-SGD: privacy budget spent", title_justify="left")
     table.add_column("")
     table.add_column("value", justify="right")
@@ -189,7 +189,7 @@ def train_command(
     net, arch_ref, arch_kw = _network(arch, parse_arch_kwargs(arch_kwargs), model, train)
     if device is not None:
         net = net.to(device)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, markup=False)
 
     def progress(s: EpochStats) -> None:
         err.print(
