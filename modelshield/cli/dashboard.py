@@ -37,7 +37,10 @@ def _scope_line(view: dict[str, Any]) -> str | None:
     predates the field."""
     if view.get("scope") == "fleet":
         evaluators = sorted({m["evaluated_by"] for m in view["models"].values() if m.get("evaluated_by")})
-        return f"fleet view: {view['workers']} workers, evaluated by {', '.join(evaluators) or 'no process yet'}"
+        n = view["workers"]
+        return (
+            f"fleet view: {n} worker{'' if n == 1 else 's'}, evaluated by {', '.join(evaluators) or 'no process yet'}"
+        )
     if view.get("scope") == "worker":
         return f"this worker only: {view.get('scope_reason')}"
     return None

@@ -90,7 +90,7 @@
     scope.hidden = !data.scope;
     scope.classList.toggle("worker", !fleet);
     scope.textContent = fleet
-      ? "fleet view: " + data.workers + " workers, evaluated by " + (m.evaluated_by || "no process yet")
+      ? "fleet view: " + data.workers + (data.workers === 1 ? " worker" : " workers") + ", evaluated by " + (m.evaluated_by || "no process yet")
       : "this worker only: " + (data.scope_reason || "");
   }
 

@@ -22,6 +22,7 @@ import pytest
 from modelshield.cli.serve import DEMO_GUARD
 from modelshield.core.datasets import sklearn_dataset
 from tests.conftest import RunMain
+from tests.serve.security.conftest import redis_prefix, redis_url  # noqa: F401 - fixtures: Redis started if down
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
 CHROMEDRIVER = shutil.which("chromedriver") or (
@@ -148,3 +149,41 @@ def test_a_user_watches_the_served_model_in_the_browser(
     wait_for(lambda: d.find_element(By.ID, "login").is_displayed(), "the sign-in form after signing out")
     d.refresh()
     wait_for(lambda: d.find_element(By.ID, "login").is_displayed(), "the sign-in form after a reload")
+
+
+def test_with_redis_the_page_says_it_shows_the_fleet_and_who_evaluated_it(
+    weights: tuple[Path, str],
+    tmp_path: Path,
+    browser: Any,
+    run_main: RunMain,
+    redis_url: str,  # noqa: F811
+    redis_prefix: str,  # noqa: F811
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    path, digest = weights
+    state = make_state(tmp_path, {"admin": ["admin"]}, "restricted")
+    config = secure_config(
+        state,
+        {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        monitor={"reference_data": "sklearn:digits:train", "window": 300, "min_rows": 20, "check_seconds": 0.2},
+        rate_limits={"redis_url": redis_url, "redis_prefix": redis_prefix},
+    )
+    test = sklearn_dataset("digits", "test", seed=0).x.numpy()[:40].tolist()
+    d = browser
+    with running(config) as url:
+        headers = {"Authorization": f"Bearer {state.keys['admin']}"}
+        assert httpx.post(f"{url}/v1/models/demo/predict", json={"inputs": test}, headers=headers).is_success
+        d.get(f"{url}/admin/dashboard")  # signs in while the first flush and fleet check land
+        wait_for(lambda: d.find_element(By.ID, "login").is_displayed(), "the sign-in form")
+        d.find_element(By.ID, "key").send_keys(state.keys["admin"])
+        d.find_element(By.ID, "signin").click()
+        view = lambda: httpx.get(f"{url}/v1/admin/monitor", headers=headers).json()  # noqa: E731
+        wait_for(lambda: bool(view()["models"]["demo"].get("evaluated_by")), "a fleet verdict")
+        d.refresh()  # the next poll now, not in up to 2 s
+        scope = lambda: d.find_element(By.ID, "scope").text  # noqa: E731
+        line = f"fleet view: 1 worker, evaluated by {view()['worker']}"
+        wait_for(lambda: scope() == line, "the fleet scope")
+        (tmp_path / "admin.key").write_text(state.keys["admin"])
+        code, out, err = run_main("dashboard", "--target", url, "--key-file", str(tmp_path / "admin.key"))
+        assert code == 0 and f"\n{line}" in out, err
