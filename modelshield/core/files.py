@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 CHUNK = 1 << 20
 
@@ -68,3 +68,21 @@ def hash_file(path: Path) -> tuple[str, int]:
 
 
 __all__ = ["atomic_output", "atomic_path", "hash_file"]
+
+
+def load_yaml(path: Path) -> Any:
+    """A user's YAML file, parsed safely; bad YAML or text that is not UTF-8 is one ``InputError`` naming the file
+    and the line (callers check that the file exists: each says in its own words what it looked for)."""
+    import yaml
+
+    from modelshield.core.errors import InputError
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path} is not valid YAML{at}: {problem}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text") from None

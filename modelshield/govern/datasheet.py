@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modelshield.core.errors import InputError
+from modelshield.core.files import load_yaml
 from modelshield.govern.lineage import LineageStore
 from modelshield.integrity.provenance import hash_tree
 from modelshield.registry.store import ModelVersion
@@ -68,10 +67,7 @@ def load_answers(path: Path) -> dict[str, Any]:
     """The people's answers: a YAML mapping of section → text (or a mapping of question → answer)."""
     if not path.is_file():
         raise InputError(f"{path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path} is not YAML: {exc}") from None
+    doc = load_yaml(path) or {}
     if not isinstance(doc, dict):
         raise InputError(f"{path} must map section names to answers")
     unknown = sorted(set(doc) - set(SECTIONS))

@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelshield import __version__
 from modelshield.core.errors import InputError
+from modelshield.core.files import load_yaml
 from modelshield.govern.evidence import Evidence
 
 Likelihood = Literal["remote", "possible", "probable"]
@@ -116,10 +116,7 @@ def load_answers(path: Path) -> Answers:
     """The answers YAML, validated; a bad file is one ``InputError`` naming the first problem."""
     if not path.is_file():
         raise InputError(f"{path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path} is not YAML: {str(exc).splitlines()[0]}") from None
+    doc = load_yaml(path) or {}
     try:
         return Answers.model_validate(doc)
     except ValidationError as exc:

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modelshield.core.errors import InputError
+from modelshield.core.files import load_yaml
 from modelshield.registry.store import ModelVersion
 
 #: keys of the intended-use YAML (and of registry metadata), as Mitchell et al.'s model card sections
@@ -207,10 +206,7 @@ def add_considerations(ev: Evidence, path: Path) -> None:
     """Intended use and considerations from a YAML file (keys: ``CONSIDERATIONS``)."""
     if not path.is_file():
         raise InputError(f"{path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path} is not YAML: {exc}") from None
+    doc = load_yaml(path)
     doc = _mapping(doc, path, "a mapping of intended use and considerations")
     unknown = sorted(set(doc) - set(CONSIDERATIONS))
     if unknown:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.files import load_yaml
 from modelshield.govern.erasure import DatasetChange, read_table, remove_rows
 
 RetentionAction = Literal["delete", "tombstone"]
@@ -67,15 +68,10 @@ def _rule(raw: Any, where: str) -> RetentionRule:
 
 def load_schedule(path: Path | str) -> Schedule:
     """Read and check a retention schedule (YAML, safe loader)."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"retention schedule {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InputError(f"{p} is not valid YAML: {' '.join(str(e).split())[:200]}") from None
+    raw = load_yaml(p)
     entries = raw.get("datasets") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{p}: expected a 'datasets' list of retention rules")

@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelshield.core.errors import InputError, validation_line
+from modelshield.core.files import load_yaml
 from modelshield.core.severity import Severity
 
 NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -186,11 +187,7 @@ def load_playbook(path: Path) -> Playbook:
     """A playbook from a YAML file."""
     if not path.is_file():
         raise InputError(f"no playbook file at {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    return parse_playbook(data, str(path))
+    return parse_playbook(load_yaml(path), str(path))
 
 
 def builtin_playbooks() -> dict[str, Playbook]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelshield.core.errors import InputError, MissingFileError, validation_line
+from modelshield.core.files import load_yaml
 
 ARTIFACT_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
@@ -236,12 +236,7 @@ def load_pipeline(path: Path | str) -> tuple[PipelineConfig, Path]:
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"{p} does not exist")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{p} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    doc = load_yaml(p)
     if not isinstance(doc, dict):
         raise InputError(f"{p} must be a mapping with name, artifacts and stages")
     return parse_pipeline(doc, str(p)), p.parent.absolute()

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from modelshield.core.errors import InputError, MissingFileError, validation_line
+from modelshield.core.files import load_yaml
 from modelshield.core.severity import Severity
 from modelshield.threat.atlas import load_atlas
 from modelshield.threat.evidence import EvidenceKind
@@ -274,11 +275,7 @@ def load_rules(path: Path) -> RuleLibrary:
     """A user's extra rules file (same format as the built-in one)."""
     if not path.is_file():
         raise MissingFileError(f"no rules file at {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    return parse_rules(data, str(path))
+    return parse_rules(load_yaml(path), str(path))
 
 
 __all__ = [

@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelshield.core.errors import InputError, validation_line
-from modelshield.core.files import atomic_output
+from modelshield.core.files import atomic_output, load_yaml
 from modelshield.threat.findings import Decision, Status, ThreatFinding
 
 HEADER = "# modelshield threat status: set each finding's status to open, accepted, mitigated or false-positive\n"
@@ -30,10 +30,7 @@ def load_decisions(path: Path) -> dict[str, Decision]:
     """The decisions in a status file; an absent file means none yet."""
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    data = load_yaml(path) or {}
     entries = data.get("findings") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise InputError(f"{path}: a status file is a mapping with a 'findings' table")

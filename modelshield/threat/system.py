@@ -16,10 +16,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelshield.core.errors import InputError, MissingFileError, validation_line
+from modelshield.core.files import load_yaml
 from modelshield.core.severity import RankedEnum
 from modelshield.threat.evidence import EvidenceSpec
 
@@ -362,16 +362,7 @@ def load_system(path: Path) -> System:
     """Read and check a YAML system description."""
     if not path.is_file():
         raise MissingFileError(f"no system description at {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise InputError(f"{path}:{line}: {problem}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
-    return parse_system(data, str(path))
+    return parse_system(load_yaml(path), str(path))
 
 
 __all__ = [

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelshield.core.errors import InputError, validation_line
+from modelshield.core.files import load_yaml
 from modelshield.core.severity import Severity
 from modelshield.threat.atlas import load_atlas, release
 from modelshield.threat.case_studies import CaseStudy
@@ -117,10 +118,7 @@ def load_playbook(path: Path) -> Playbook:
     """A team's own roles, escalation matrix and questions (same format as the built-in file)."""
     if not path.is_file():
         raise InputError(f"no tabletop settings file at {path}")
-    try:
-        return parse_playbook(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return parse_playbook(load_yaml(path), str(path))
 
 
 @functools.cache

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.files import load_yaml
 
 ROOT = "*"
 
@@ -180,19 +181,10 @@ def parse_hierarchy(column: str, spec: Any, where: str) -> Hierarchy:
 
 def load_hierarchies(path: str | Path) -> dict[str, Hierarchy]:
     """Read a hierarchies YAML file (see the module docstring)."""
-    import yaml
-
     file = Path(path)
     if not file.is_file():
         raise MissingFileError(f"hierarchies file {file} does not exist")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{file}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{file}: not UTF-8 text") from None
+    data = load_yaml(file)
     if not isinstance(data, Mapping) or not data:
         raise InputError(f"{file}: expected a mapping of column → hierarchy")
     return {str(col): parse_hierarchy(str(col), spec, str(file)) for col, spec in data.items()}

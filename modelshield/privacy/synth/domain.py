@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.files import load_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,14 +183,9 @@ def _column_from_spec(name: str, spec: Any) -> Column:
 
 def load_domain(path: Path) -> Domain:
     """Read a declared (public) domain from YAML; see the module docstring for the format."""
-    import yaml
-
     if not path.is_file():
         raise MissingFileError(f"domain file not found: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    doc = load_yaml(path)
     columns = doc.get("columns") if isinstance(doc, dict) else None
     if not isinstance(columns, dict) or not columns:
         raise InputError(f"{path}: expected a 'columns' mapping of column name → spec")
