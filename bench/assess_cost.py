@@ -162,6 +162,13 @@ class StageClock:
         now = self.now()
         self.stages.append({"stage": name, **{k: now[k] - self.last[k] for k in self.KEYS}})
         self.last = now
+        st = self.stages[-1]  # a line per stage on stderr: a run of an hour or more shows where it is
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {name}: {st['seconds']:.1f} s wall, {st['cpu_seconds']:.1f} s CPU, "
+            f"{outside([st], cpu=True):.1%} outside the model",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def outside(stages: list[dict[str, Any]], cpu: bool) -> float:
