@@ -96,7 +96,15 @@ def test_erasure_removes_rows_unlearns_one_shard_and_certifies(
     (model,) = record["models"]
     # one subject → one shard (SISA places by subject): only that shard retrained, a fifth of the work
     assert model["shards_retrained"] == [int(s) for s in model["checkpoints"]] and len(model["shards_retrained"]) == 1
-    assert 0.6 < model["work_saved"] < 0.9
+    # shards are placed by subject under the (fresh) signing key, so the shard's size varies run to run; the work
+    # is that one shard's records, whatever its size, and well under a full retrain
+    assert model["sample_epochs"] == len(
+        SisaEnsemble.open(sisa, SklearnLearner(LogisticRegression())).shard_records(model["shards_retrained"][0])
+    )
+    assert model["work_saved"] == pytest.approx(
+        1 - model["sample_epochs"] / model["full_retrain_sample_epochs"], abs=1e-4
+    )
+    assert model["work_saved"] > 0.5
     assert {"auc", "erased_mean_loss"} <= set(model["membership"]["before"]) and model["membership"]["after"][
         "erased"
     ] == 10
