@@ -185,6 +185,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--train-samples", type=int, help="images to train on (default: --samples); a short run of a trained network"
+    )
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -197,7 +200,7 @@ def main() -> None:
     from modelshield.integrity.safe_load import load_model
     from modelshield.report import write_reports
 
-    x_train, y_train = colour_digits(args.samples, seed=1)
+    x_train, y_train = colour_digits(args.train_samples or args.samples, seed=1)
     x_test, y_test = colour_digits(args.samples, seed=2)
     net = timed.TimedCNN(width=args.width)
     train(net, x_train, y_train, args.epochs, seed=0)
