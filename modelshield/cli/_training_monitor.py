@@ -36,15 +36,47 @@ AuditDbOption = Annotated[
 ]
 
 
-def make_monitor(enabled: bool, batch_size: int, sampling: Sampling, z_limit: float) -> DataAccessMonitor | None:
-    """A monitor sized by the training loop when it starts (it knows the training split), or None when off."""
+class SummaryFile:
+    """``OUT/data-access.json``, rewritten after every epoch, so a run that is interrupted (killed, out of memory)
+    leaves the epochs it finished for ``--resume`` to merge into; a resumed run merges its record into what the
+    earlier part left, read once when the run starts."""
+
+    def __init__(self, out: Path, resumed: bool) -> None:
+        self.path = out / SUMMARY_FILE
+        self.earlier: dict[str, Any] | None = None
+        if resumed and self.path.is_file():
+            try:
+                earlier = json.loads(self.path.read_text(encoding="utf-8"))
+            except ValueError:
+                raise InputError(f"{self.path} is not valid JSON: move it away to resume") from None
+            self.earlier = earlier if isinstance(earlier, dict) else None
+
+    def __call__(self, monitor: DataAccessMonitor) -> dict[str, Any]:
+        """Save what the run read so far (merged into the earlier part's record); returns it."""
+        from modelshield.core.files import atomic_path
+        from modelshield.monitor.training import merge_summaries
+
+        summary = monitor.summary()
+        if self.earlier is not None:
+            summary = merge_summaries(self.earlier, summary)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path, mode=0o644) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return summary
+
+
+def make_monitor(
+    enabled: bool, batch_size: int, sampling: Sampling, z_limit: float, out: Path, *, resumed: bool = False
+) -> DataAccessMonitor | None:
+    """A monitor sized by the training loop when it starts (it knows the training split), saving its summary in
+    ``out`` after every epoch; None when off."""
     if not enabled:
         return None
     if not z_limit > 0:
         raise InputError(f"--monitor-z must be positive, got {z_limit}")
     from modelshield.monitor.training import DataAccessMonitor
 
-    return DataAccessMonitor(None, batch_size, sampling=sampling, z_limit=z_limit)
+    return DataAccessMonitor(None, batch_size, sampling=sampling, z_limit=z_limit, on_epoch=SummaryFile(out, resumed))
 
 
 @contextmanager
@@ -54,24 +86,17 @@ def watching(monitor: DataAccessMonitor | None) -> Iterator[None]:
         yield
 
 
-def finish(monitor: DataAccessMonitor | None, out: Path, audit_db: str | None, *, resumed: bool = False) -> int:
+def finish(monitor: DataAccessMonitor | None, audit_db: str | None) -> int:
     """Write and show the data-access summary, publish its alarms; returns how many alarms there were (this
-    part's). A ``resumed`` run merges its record into the summary the earlier part left (epochs before the
-    checkpoint's are kept, later ones replaced)."""
+    part's). A resumed run's summary keeps the earlier part's epochs before the checkpoint's, later ones
+    replaced (``SummaryFile``)."""
     if monitor is None:
         return 0
-    from modelshield.monitor.training import merge_summaries
-
-    summary = monitor.summary()
-    path = out / SUMMARY_FILE
-    if resumed and path.is_file():
-        try:
-            earlier = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            raise InputError(f"{path} is not valid JSON: move it away to resume") from None
-        summary = merge_summaries(earlier, summary) if isinstance(earlier, dict) else summary
+    saved = monitor.on_epoch
+    if not isinstance(saved, SummaryFile):
+        raise TypeError("the monitor was not made by make_monitor")  # a caller's bug, not the user's input
+    summary, path = saved(monitor), saved.path
     data_files = monitor.data_files()
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     console = Console(highlight=False, markup=False)  # alarm texts and paths print as written
     epochs = summary["epochs"][len(summary["epochs"]) - len(monitor.epochs) :]  # this part's
     if epochs:

@@ -718,7 +718,7 @@ def assess_command(
     if cfg.privacy:
         from modelshield.assess.privacy import DEMO_BATCH
 
-        watch = make_monitor(monitor, DEMO_BATCH, "poisson", monitor_z)
+        watch = make_monitor(monitor, DEMO_BATCH, "poisson", monitor_z, out)
     with (
         _progress(console, planned_steps(cfg, m.white_box)) as advance,
         _shards(ray, source, cfg, ray_workers, ray_cpus, ray_gpus, m) as runner,
@@ -732,7 +732,7 @@ def assess_command(
             advance(stage, 1)
     paths = write_reports(result, out, examples)
     _summary(console, result, paths)
-    alarms = finish(watch, out, audit_db)
+    alarms = finish(watch, audit_db)
     if not result.passed or alarms:
         raise typer.Exit(1)
 

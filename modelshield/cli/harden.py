@@ -3,8 +3,8 @@
 A run's settings are written to ``OUT/harden.json`` before training starts, so
 ``modelshield harden --resume OUT`` continues an interrupted run from its last checkpoint with
 exactly the settings it began with (``--epochs`` may extend it). The training loop's data access is
-monitored (``--no-monitor`` turns it off): its summary goes to ``OUT/data-access.json`` (a resumed
-run numbers its epochs from the checkpoint's and merges its record into the earlier one), and an
+monitored (``--no-monitor`` turns it off): its summary goes to ``OUT/data-access.json`` after every epoch
+(a resumed run numbers its epochs from the checkpoint's and merges its record into the earlier one), and an
 alarm makes the command exit 1 after everything is written.
 """
 
@@ -308,9 +308,9 @@ def harden_command(
             s.threads = 1
     if epochs is not None:
         s.epochs = epochs
-    watch = make_monitor(monitor, s.batch_size, "shuffle", monitor_z)
+    watch = make_monitor(monitor, s.batch_size, "shuffle", monitor_z, out, resumed=resume is not None)
     _run(s, out, resume is not None, report, progress, watch)
-    if finish(watch, out, audit_db, resumed=resume is not None):
+    if finish(watch, audit_db):
         raise typer.Exit(1)
 
 

@@ -196,7 +196,7 @@ def train_command(
             f"epoch {s.epoch:>3}/{epochs}  step {s.steps:>5}  loss {s.loss:.4f}  ε {s.epsilon:.3f}  {s.seconds:.1f} s"
         )
 
-    watch = make_monitor(monitor, batch_size, "poisson", monitor_z)
+    watch = make_monitor(monitor, batch_size, "poisson", monitor_z, out)
     with watching(watch):
         net, report = train_dp(
             net,
@@ -242,7 +242,7 @@ def train_command(
             )
         err.print(f"registered {mv.ref} {mv.digest} with ε={report.epsilon:.3f} at δ={report.delta:g}")
     _summary(report, accuracy, paths)
-    if finish(watch, out, audit_db):
+    if finish(watch, audit_db):
         raise typer.Exit(1)
 
 

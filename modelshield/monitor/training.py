@@ -16,8 +16,9 @@ record is tested against what a correct sampler produces:
   shares, summed over the epoch and compared with its mean and variance under random batching (z > ``z_limit``):
   batches composed by class or by loss have skewed label mixes;
 * **files** — inside ``with monitor.audit_files():`` every file the process opens is recorded through a PEP 578
-  audit hook; one outside ``allowed_roots`` raises an alarm. Files opened in DataLoader worker processes are not
-  seen (the hook records in the process where the open happens).
+  audit hook; one outside ``allowed_roots`` raises an alarm. Worker processes forked meanwhile (a DataLoader's
+  ``num_workers``, with the default ``fork`` start on Linux) inherit the hook and send what they open back over a
+  pipe; workers started by ``spawn`` or ``forkserver`` begin a fresh interpreter and are not seen.
 
 With ``sampling="poisson"`` (DP-SGD: every sample joins each step's batch independently with probability
 ``q = batch_size / N``, so batch sizes vary and an epoch is ``N / batch_size`` steps) the checks are the ones such a
@@ -50,11 +51,13 @@ Use it by giving the loader the monitor's sampler and iterating through the moni
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +120,7 @@ class DataAccessMonitor:
         z_limit: float = 5.0,
         allowed_roots: Sequence[str | Path] = (),
         sampling: Sampling = "shuffle",
+        on_epoch: Callable[[DataAccessMonitor], None] | None = None,
     ) -> None:
         if sampling not in ("shuffle", "poisson"):
             raise InputError(f"sampling must be shuffle or poisson, not {sampling!r}")
@@ -135,6 +139,9 @@ class DataAccessMonitor:
         self._current = EpochRecord(0)
         self._previous_order: np.ndarray | None = None
         self._file_epoch = 0
+        self._files_lock = threading.RLock()
+        self.on_epoch = on_epoch  # called after each epoch's checks (the CLI saves the summary, for a crash)
+        self._callback = threading.local()
 
     def _size(self, n: int) -> None:
         if n < 2 or self.batch_size < 1:
@@ -184,6 +191,12 @@ class DataAccessMonitor:
         self.alarms.extend(found)
         self.epochs.append(record)
         self._current = EpochRecord(record.epoch + 1)
+        if self.on_epoch is not None:
+            self._callback.active = True  # what the callback opens (the summary it saves) is not the loop's reading
+            try:
+                self.on_epoch(self)
+            finally:
+                self._callback.active = False
         return found
 
     def alarms_of(self, epoch: int) -> list[TrainingAlarm]:
@@ -231,27 +244,36 @@ class DataAccessMonitor:
         }  # fmt: skip
 
     def data_files(self) -> list[str]:
-        """The files opened that are not Python's own (the interpreter, site-packages, modelshield): the data."""
-        code = {sys.prefix, sys.base_prefix, *sys.path[1:], str(Path(__file__).parents[1])}
-        installed = tuple(str(Path(p).resolve()) for p in code if p)  # imports, not data
-        return sorted(f for f in self.files if not str(Path(f).resolve()).startswith(installed))
+        """The files opened that are not Python's own (the interpreter, site-packages, modules, devices): the data."""
+        return sorted(f for f in self.files if not python_own(f))
 
     @contextmanager
     def audit_files(self) -> Iterator[None]:
-        """Record every file this process opens meanwhile; alarm on one outside ``allowed_roots`` (if any)."""
+        """Record every file this process, and the workers it forks meanwhile, open; alarm on one outside
+        ``allowed_roots`` (if any)."""
         _install_hook()
         with _ACTIVE_LOCK:
+            if not _ACTIVE:
+                _FORKED.open()
             _ACTIVE.append(self)
         try:
             yield
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE.remove(self)
+                if not _ACTIVE:
+                    _FORKED.close()
 
     def _opened(self, path: str) -> None:
-        self.files[path] = self.files.get(path, 0) + 1
-        if self.files[path] > 1 or not self.allowed_roots:
+        if getattr(self._callback, "active", False):
             return
+        with self._files_lock:  # the pipe's reader thread records worker opens beside the training thread
+            self._record_open(path)
+
+    def _record_open(self, path: str) -> None:
+        self.files[path] = self.files.get(path, 0) + 1
+        if self.files[path] > 1 or not self.allowed_roots or python_own(path):
+            return  # a lazy import or a DataLoader worker's set-up is not reading data
         resolved = Path(path).resolve()
         if not any(resolved.is_relative_to(root) for root in self.allowed_roots):
             self.alarms.append(
@@ -432,6 +454,32 @@ def merge_summaries(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str,
     }
 
 
+_CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pth")
+_PSEUDO = ("/dev/", "/proc/", "/sys/")
+
+
+def python_own(path: str) -> bool:
+    """Whether a file the process opened is Python's own rather than data: under the installation (interpreter,
+    virtual environment, site-packages), a module or extension on ``sys.path`` (a project's own code, where data
+    may sit beside it), or a device or process pseudo-file (a worker's ``/dev/null``, ``/proc`` reads)."""
+    resolved = str(Path(path).resolve())
+    if resolved.startswith(_PSEUDO) or resolved in ("/dev/null", "/dev/zero"):
+        return True
+    installed, paths = _roots(sys.prefix, sys.base_prefix, tuple(sys.path[1:]))
+    inside = resolved.startswith(installed)
+    return inside or (resolved.endswith(_CODE_SUFFIXES) and resolved.startswith(paths))
+
+
+@functools.lru_cache(maxsize=8)
+def _roots(prefix: str, base_prefix: str, paths: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the installation's folders, every folder on sys.path and modelshield's), resolved, with a trailing /."""
+
+    def folders(items: Iterable[str]) -> tuple[str, ...]:
+        return tuple(str(Path(p).resolve()).rstrip(os.sep) + os.sep for p in items if p)
+
+    return folders((prefix, base_prefix)), folders((*paths, str(Path(__file__).parents[1])))
+
+
 def _tail_z(p: float) -> float:
     """The one-sided standard-normal z of a (Bonferroni-corrected) tail probability ``p``; 0 when p ≥ ½."""
     return max(0.0, float(stats.norm.isf(min(max(p, 1e-300), 0.5))))
@@ -464,13 +512,62 @@ def _batch_len(batch: Any) -> int:
     return len(batch)
 
 
+class _ForkedOpens:
+    """Files opened in processes forked while monitors are active (DataLoader workers): the audit hook a child
+    inherits writes each path to a pipe instead of its own copy of the monitors, and a thread here reads them in.
+    A write of at most ``PIPE_BUF`` bytes is atomic, so paths from several workers never interleave."""
+
+    LIMIT = 4000  # bytes of one path sent, under Linux's PIPE_BUF of 4096
+
+    def __init__(self) -> None:
+        self.owner = 0  # the process the monitors live in; 0 while none is active
+        self.write_fd = -1
+        self.reader: threading.Thread | None = None
+
+    def open(self) -> None:
+        read_fd, self.write_fd = os.pipe()
+        self.owner = os.getpid()
+        self.reader = threading.Thread(target=self._read, args=(read_fd,), name="modelshield-forked-opens", daemon=True)
+        self.reader.start()
+
+    def close(self) -> None:
+        """Stop reading once what the workers wrote so far is in (the empty record ends the reader)."""
+        os.write(self.write_fd, b"\0")
+        os.close(self.write_fd)
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+        self.owner, self.write_fd, self.reader = 0, -1, None
+
+    def send(self, path: str) -> None:
+        """In a forked child: hand the path to the parent. A failed write must not fail the child's own open."""
+        data = path.encode(errors="replace")[: self.LIMIT] + b"\0"
+        try:
+            os.write(self.write_fd, data)
+        except OSError:
+            pass  # the parent stopped listening (the monitor's block ended while a persistent worker still runs)
+
+    def _read(self, read_fd: int) -> None:
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *paths, pending = pending.split(b"\0")
+                for raw in paths:
+                    if not raw:
+                        return
+                    for monitor in list(_ACTIVE):
+                        monitor._opened(raw.decode(errors="replace"))
+
+
 _ACTIVE: list[DataAccessMonitor] = []
 _ACTIVE_LOCK = threading.Lock()
+_FORKED = _ForkedOpens()
 _HOOKED = False
 
 
 def _install_hook() -> None:
-    """One audit hook per process (they cannot be removed), forwarding file opens to the active monitors."""
+    """One audit hook per process (they cannot be removed), forwarding file opens to the active monitors, or
+    from a forked child to the parent's."""
     global _HOOKED
     if _HOOKED:
         return
@@ -479,6 +576,11 @@ def _install_hook() -> None:
         if event != "open" or not _ACTIVE or not isinstance(args[0], str | bytes | Path):
             return
         path = args[0].decode(errors="replace") if isinstance(args[0], bytes) else str(args[0])
+        if not path or os.path.isdir(path):
+            return  # a directory opened to list or remove it (a worker's rmtree of its temporary folder) is no read
+        if _FORKED.owner and os.getpid() != _FORKED.owner:
+            _FORKED.send(path)
+            return
         for monitor in list(_ACTIVE):
             monitor._opened(path)
 

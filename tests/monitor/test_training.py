@@ -115,6 +115,38 @@ def test_files_outside_allowed_roots(tmp_path: Path) -> None:
     assert [a.check for a in monitor.alarms] == ["file"] and "secrets.txt" in monitor.alarms[0].message
 
 
+class _FilePerSample(torch.utils.data.Dataset[torch.Tensor]):
+    """An image-folder-like dataset: each sample read from its own file when the loader asks for it."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.tensor(list(self.files[i].read_bytes()), dtype=torch.float32)
+
+
+def test_files_opened_in_dataloader_workers_are_recorded(tmp_path: Path) -> None:
+    """DataLoader workers (forked) read the files; what they open reaches the parent's monitor and its alarms."""
+    data, other = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir(), other.mkdir()
+    files = [data / f"img{i:02d}.bin" for i in range(15)] + [other / "stolen.bin"]
+    for f in files:
+        f.write_bytes(bytes([1, 2, 3]))
+    ds = _FilePerSample(files)
+    monitor = DataAccessMonitor(len(ds), 4, allowed_roots=[data])
+    loader = DataLoader(ds, batch_size=4, num_workers=2, sampler=monitor.sampler(SequentialSampler(ds)))
+    with monitor.audit_files():
+        for _ in monitor.batches(loader):
+            pass
+    assert {str(f) for f in files} <= set(monitor.files)
+    assert [a.check for a in monitor.alarms] == ["file"] and "stolen.bin" in monitor.alarms[0].message
+    (other / "stolen.bin").read_bytes()  # after the block: nothing recorded, and no worker is left writing
+    assert monitor.files[str(other / "stolen.bin")] == 1
+
+
 def test_bad_configuration() -> None:
     with pytest.raises(InputError):
         DataAccessMonitor(1, 32)

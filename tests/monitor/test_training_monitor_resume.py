@@ -86,3 +86,37 @@ def test_alarms_of_the_resumed_part_carry_the_run_epoch_and_replace_the_earlier_
     other = DataAccessMonitor(None, 25)  # another run's settings: nothing of the earlier record is kept
     other.start(labels)
     assert merge_summaries(earlier.summary(), other.summary())["epochs_covered"] == []
+
+
+def _epoch(monitor: DataAccessMonitor, rng: np.random.Generator) -> None:
+    for b in np.array_split(rng.permutation(200), 10):
+        monitor.record_batch(b)
+    monitor.end_epoch()
+
+
+def test_an_interrupted_part_leaves_the_epochs_it_finished_for_the_resumed_part(tmp_path: Path) -> None:
+    """The CLI's monitor saves OUT/data-access.json after every epoch: a run killed in epoch 2 leaves epochs 0 and
+    1, and the resumed part (from the epoch-1 checkpoint) merges into them once, however many epochs it saves."""
+    from modelshield.cli._training_monitor import finish, make_monitor
+
+    labels, rng = np.arange(200) % 4, np.random.default_rng(0)
+    first = make_monitor(True, 20, "shuffle", 5.0, tmp_path)
+    assert first is not None
+    first.start(labels)
+    with first.audit_files():
+        _epoch(first, rng)
+        _epoch(first, rng)
+        first.record_batch(np.arange(20))  # epoch 2 under way when the process is killed: finish() never runs
+    saved = json.loads((tmp_path / "data-access.json").read_text())
+    assert saved["epochs_covered"] == [0, 1] and "parts" not in saved
+    assert not [f for f in first.files if str(tmp_path) in f]  # saving the summary is not the loop reading data
+
+    resumed = make_monitor(True, 20, "shuffle", 5.0, tmp_path, resumed=True)
+    assert resumed is not None
+    resumed.start(labels, epoch=2)
+    for _ in range(3):  # epochs 2..4, each saved as it ends, then the summary once more at the end
+        _epoch(resumed, rng)
+    assert finish(resumed, None) == 0
+    merged = json.loads((tmp_path / "data-access.json").read_text())
+    assert merged["epochs_covered"] == [0, 1, 2, 3, 4] and merged["parts"] == 2
+    assert merged["epochs"][:2] == saved["epochs"] and merged["files_opened"] == 0
