@@ -230,40 +230,29 @@ RequestId = Annotated[int, typer.Argument(help="The request's id (from access li
 NoteOption = Annotated[str | None, typer.Option("--note", help="The reason, kept with the record.")]
 
 
-@access_app.command("approve")
-def access_approve(
-    request_id: RequestId,
-    by: ByOption = None,
-    note: NoteOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Approve a pending, unexpired request (refused to its own requester: separation of duties)."""
-    _transition("approve", request_id, by, note, db, as_json)
+def _transition_command(verb: str, summary: str) -> None:
+    """Register ``access VERB REQUEST_ID``: the three decisions on a request take the same options."""
+
+    def command(
+        request_id: RequestId,
+        by: ByOption = None,
+        note: NoteOption = None,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        _transition(verb, request_id, by, note, db, as_json)
+
+    command.__doc__ = summary
+    command.__name__ = f"access_{verb}"
+    access_app.command(verb)(command)
 
 
-@access_app.command("deny")
-def access_deny(
-    request_id: RequestId,
-    by: ByOption = None,
-    note: NoteOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Deny a pending request."""
-    _transition("deny", request_id, by, note, db, as_json)
-
-
-@access_app.command("revoke")
-def access_revoke(
-    request_id: RequestId,
-    by: ByOption = None,
-    note: NoteOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """End a pending or approved request before it expires."""
-    _transition("revoke", request_id, by, note, db, as_json)
+for _verb, _summary in (
+    ("approve", "Approve a pending, unexpired request (refused to its own requester: separation of duties)."),
+    ("deny", "Deny a pending request."),
+    ("revoke", "End a pending or approved request before it expires."),
+):
+    _transition_command(_verb, _summary)
 
 
 @access_app.command("list")
