@@ -85,7 +85,9 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 @pytest.fixture(scope="session")
 def serve_asgi() -> ServeAsgi:
     """``with serve_asgi(app, **uvicorn_options) as port:`` serves ``app`` with uvicorn in a thread on a free
-    127.0.0.1 port (the socket is bound before the server starts, so no other process can take the port)."""
+    127.0.0.1 port (the socket is bound before the server starts, so no other process can take the port).
+    uvicorn's logging config stays off: its handlers would hold this test's captured stderr, which pytest closes
+    after the test, and a later record written there fails ("I/O operation on closed file")."""
 
     @contextmanager
     def serve(app: Any, **options: Any) -> Iterator[int]:
@@ -93,7 +95,9 @@ def serve_asgi() -> ServeAsgi:
         sock.bind(("127.0.0.1", 0))
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "lifespan": "off", **options}))
+        server = uvicorn.Server(
+            uvicorn.Config(app, **{"log_level": "warning", "lifespan": "off", "log_config": None, **options})
+        )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 10

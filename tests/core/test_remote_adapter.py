@@ -95,7 +95,7 @@ def server(logreg: LogisticRegression) -> Iterator[str]:
     """A live uvicorn server on a free loopback port, stopped after the module's tests."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(make_app(logreg), log_level="warning", lifespan="off"))
+    srv = uvicorn.Server(uvicorn.Config(make_app(logreg), log_level="warning", lifespan="off", log_config=None))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

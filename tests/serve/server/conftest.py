@@ -114,7 +114,7 @@ def running(config: ServeConfig, uvicorn_options: dict[str, Any] | None = None, 
     app = create_app(config, **kwargs)
     sock = free_socket()
     options = uvicorn_options or {}
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **options))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, log_config=None, **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
