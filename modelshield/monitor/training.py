@@ -120,7 +120,7 @@ class DataAccessMonitor:
         z_limit: float = 5.0,
         allowed_roots: Sequence[str | Path] = (),
         sampling: Sampling = "shuffle",
-        on_epoch: Callable[[DataAccessMonitor], None] | None = None,
+        on_epoch: Callable[[DataAccessMonitor], object] | None = None,
     ) -> None:
         if sampling not in ("shuffle", "poisson"):
             raise InputError(f"sampling must be shuffle or poisson, not {sampling!r}")
