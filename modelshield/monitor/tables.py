@@ -6,11 +6,18 @@ streamed through pyarrow, a block at a time; an ``.npz`` is read whole (zip memb
 chunked. Every chunk arrives already split by kind: numeric columns as float64 arrays (missing → NaN), categorical
 columns (text, booleans, dictionary-encoded) as their distinct values with counts, which is all drift tests need
 from them and far smaller than the strings.
+
+Values are read as users mean them, and alike whatever the source: dates, timestamps (any time zone, as UTC) and
+durations are numbers of seconds; a pandas ``Categorical`` is categorical even when its categories are numbers;
+pandas' missing markers (``pd.NA``, ``NaT``) are missing; a category's text is spelled as Arrow spells it (booleans
+``true``/``false`` — also when a CSV wrote ``True`` — and whole floats without ``.0``), so a sketch made from a
+DataFrame reads the same data from the Parquet or CSV file pandas writes of it.
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +74,40 @@ def chunk_source(
             raise FormatError(f"{path} is a {fmt} file, not a table; drift reads CSV, Parquet or .npz")
         return lambda: _csv_chunks(path, forced)
     if hasattr(data, "columns") and hasattr(data, "__getitem__"):  # a pandas DataFrame, without importing pandas
-        columns = {str(c): np.asarray(data[c]) for c in data.columns}
-        return lambda: _array_chunks(columns, chunk_rows, forced)
+        columns, categories = _frame_columns(data)
+        return lambda: _array_chunks(columns, chunk_rows, forced | categories)
     if isinstance(data, Mapping):
         columns = {str(k): np.asarray(v) for k, v in data.items()}
         return lambda: _array_chunks(columns, chunk_rows, forced)
     raise InputError(f"cannot read a table from a {type(data).__name__}; pass a path, a DataFrame or a dict of arrays")
+
+
+def _frame_columns(frame: Any) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+    """A DataFrame's columns as numpy arrays, and the names of its ``Categorical`` columns.
+
+    numpy turns a time-zone-aware column into Timestamp objects and a Categorical into its categories' own type
+    (numbers for codes): the former is read as UTC datetime64, the latter as objects marked categorical."""
+    columns: dict[str, np.ndarray] = {}
+    categories: set[str] = set()
+    for c in frame.columns:
+        col, dtype = frame[c], getattr(frame[c], "dtype", None)
+        if getattr(dtype, "name", "") == "category":
+            columns[str(c)] = np.asarray(col, dtype=object)
+            categories.add(str(c))
+        elif getattr(dtype, "tz", None) is not None:
+            columns[str(c)] = np.asarray(col, dtype="datetime64[us]")
+        else:
+            columns[str(c)] = np.asarray(col)
+    return columns, frozenset(categories)
+
+
+def _seconds(values: np.ndarray) -> np.ndarray:
+    """Dates, timestamps and durations as float seconds (since the epoch for the former); NaT → NaN."""
+    unit = "datetime64[us]" if values.dtype.kind == "M" else "timedelta64[us]"
+    micro = values.astype(unit)
+    out = micro.view(np.int64) / 1e6
+    out[np.isnat(micro)] = np.nan
+    return out
 
 
 def _npz_columns(path: Path) -> dict[str, np.ndarray]:
@@ -110,22 +145,51 @@ def _array_chunks(columns: dict[str, np.ndarray], chunk_rows: int, forced: froze
             part = col[start : start + chunk_rows]
             if part.dtype.kind in "iuf" and name not in forced:
                 chunk.numeric[name] = part.astype(np.float64, copy=False)
+            elif part.dtype.kind in "Mm" and name not in forced:
+                chunk.numeric[name] = _seconds(part)
             else:
                 _add_categories(chunk, name, part)
         yield chunk
 
 
 def _add_categories(chunk: Chunk, name: str, values: np.ndarray) -> None:
-    """Count the distinct values of one column slice; None, NaN and empty strings are missing."""
-    if values.dtype.kind == "f":
-        present = values[~np.isnan(values)]
-    elif values.dtype.kind == "O":
-        present = values[np.array([v is not None and v == v and v != "" for v in values], dtype=bool)]
+    """Count the distinct values of one column slice; None, NaN, NaT, pd.NA and empty strings are missing."""
+    if values.dtype.kind == "O":
+        counts = Counter(_text(v) for v in values if _present(v))
+        present = sum(counts.values())
     else:
-        present = values
-    keys, counts = np.unique(present.astype(str), return_counts=True)
-    chunk.categorical[name] = dict(zip(keys.tolist(), counts.tolist(), strict=True))
-    chunk.missing[name] = len(values) - len(present)
+        kept = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+        kept = kept[~np.isnat(kept)] if kept.dtype.kind in "Mm" else kept
+        kept = kept[kept != ""] if kept.dtype.kind in "US" else kept
+        keys, n = np.unique(kept, return_counts=True)
+        counts = Counter()
+        for k, c in zip(keys.tolist(), n.tolist(), strict=True):
+            counts[_text(k)] += c
+        present = len(kept)
+    chunk.categorical[name] = dict(counts)
+    chunk.missing[name] = len(values) - present
+
+
+def _present(v: Any) -> bool:
+    """False for None, NaN, NaT, pd.NA (whose comparisons are neither true nor false) and the empty string."""
+    try:
+        return not (v is None or bool(v != v) or (isinstance(v, str) and v == ""))
+    except TypeError:
+        return False
+
+
+#: booleans as Arrow casts them to text, and the spellings CSV writers use for them
+_BOOL_TEXT = {"True": "true", "TRUE": "true", "False": "false", "FALSE": "false"}
+
+
+def _text(v: Any) -> str:
+    """A category's text as Arrow's cast to string writes it: true/false, whole floats without '.0'."""
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    text = str(v)
+    return _BOOL_TEXT.get(text, text)
 
 
 def _pyarrow() -> Any:
@@ -177,17 +241,21 @@ def _arrow_chunk(batch: Any, forced: frozenset[str]) -> Chunk:
     chunk = Chunk(rows=batch.num_rows, columns=list(batch.schema.names))
     for name, col in zip(batch.schema.names, batch.columns, strict=True):
         kind = col.type
-        if (
-            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
-        ) and name not in forced:
+        if name in forced:
+            pass
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             chunk.numeric[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            continue
+        elif pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_duration(kind):
+            chunk.numeric[name] = _seconds(col.to_numpy(zero_copy_only=False))
             continue
         present = pc.drop_null(col.cast(pa.string()))
         present = pc.filter(present, pc.not_equal(present, ""))
         counts = pc.value_counts(present)
-        chunk.categorical[name] = dict(
-            zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
-        )
+        merged: Counter[str] = Counter()
+        for value, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+            merged[_BOOL_TEXT.get(value, value)] += n
+        chunk.categorical[name] = dict(merged)
         chunk.missing[name] = len(col) - len(present)
     return chunk
 
