@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from modelshield.core.errors import FormatError, MissingFileError
 from modelshield.integrity.provenance import load_lock
-from modelshield.supplychain.sbom import installed_distributions, metadata_field
+from modelshield.supplychain.distributions import installed_distributions, metadata_field
 
 Status = Literal["allowed", "review", "unknown", "denied"]
 STATUSES: tuple[Status, ...] = ("allowed", "review", "unknown", "denied")

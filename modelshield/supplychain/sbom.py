@@ -21,27 +21,25 @@ from typing import Any
 from urllib.parse import quote
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from modelshield import __version__
 from modelshield.core.errors import InputError
 from modelshield.core.files import atomic_output
 from modelshield.integrity.provenance import hash_tree
+from modelshield.supplychain.distributions import installed_distributions, metadata_field
+from modelshield.supplychain.licenses import SPDX_IDS, detect_licence
 
 SPEC_VERSION = "1.6"
-_NORMALISE = re.compile(r"[-_.]+")
 _LICENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+()\- ]{0,199}")
 
 Json = dict[str, Any]
 
 
-def _normalise(name: str) -> str:
-    """PEP 503 name: what pip and purls compare on (``Typing_Extensions`` is ``typing-extensions``)."""
-    return _NORMALISE.sub("-", name).lower()
-
-
 def pypi_purl(name: str, version: str) -> str:
-    """``pkg:pypi`` purl; the version is percent-encoded, so a local version ``2.13.0+cpu`` reads ``2.13.0%2Bcpu``."""
-    return f"pkg:pypi/{_normalise(name)}@{quote(version, safe='.-_~!')}"
+    """``pkg:pypi`` purl as the purl spec and packageurl-python write it: the name lower-cased with ``_`` as
+    ``-`` (dots kept: ``ruamel.yaml``), the version percent-encoded (``2.13.0+cpu`` reads ``2.13.0%2Bcpu``)."""
+    return f"pkg:pypi/{quote(name.lower().replace('_', '-'), safe='.-~')}@{quote(version, safe='.-_~')}"
 
 
 def _hashes(digest: str) -> list[Json]:
@@ -77,29 +75,17 @@ def artifact_component(path: Path, kind: str, name: str, version: str | None = N
     return component
 
 
-def metadata_field(dist: metadata.Distribution, key: str) -> str:
-    """One core-metadata field, ``""`` when absent."""
-    values = dist.metadata.get_all(key) or [""]
-    return str(values[0]).strip()
-
-
 def _package_licence(dist: metadata.Distribution) -> list[Json]:
-    """PEP 639 ``License-Expression`` as an expression, else a one-line ``License`` field as a name."""
-    if expression := metadata_field(dist, "License-Expression"):
-        return [{"expression": expression}]
-    text = metadata_field(dist, "License")
-    if text and "\n" not in text and len(text) <= 100 and text.upper() != "UNKNOWN":
-        return [{"license": {"name": text}}]
-    return []
-
-
-def installed_distributions() -> dict[str, metadata.Distribution]:
-    """Installed distributions by normalised name; the first on ``sys.path`` wins, as it does for imports."""
-    found: dict[str, metadata.Distribution] = {}
-    for dist in metadata.distributions():
-        if (name := metadata_field(dist, "Name")) and dist.version:
-            found.setdefault(_normalise(name), dist)
-    return found
+    """The licence the package declares, read as ``deps licenses`` reads it: one SPDX id as a licence ``id``,
+    anything else SPDX as an ``expression``, a ``License-Expression`` that is not SPDX as a ``name``."""
+    licence, source = detect_licence(dist)
+    if not licence:
+        return []
+    if source == "License-Expression (not SPDX)":
+        return [{"license": {"name": licence[:200], "acknowledgement": "declared"}}]
+    if licence in SPDX_IDS.values() and "exception" not in licence:  # an exception id alone is no licence
+        return [{"license": {"id": licence, "acknowledgement": "declared"}}]
+    return [{"expression": licence, "acknowledgement": "declared"}]
 
 
 def _requires(dist: metadata.Distribution, installed: dict[str, metadata.Distribution]) -> list[str]:
@@ -112,7 +98,7 @@ def _requires(dist: metadata.Distribution, installed: dict[str, metadata.Distrib
             continue
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
             continue
-        if (name := _normalise(req.name)) in installed:
+        if (name := canonicalize_name(req.name)) in installed:
             needed.add(name)
     return sorted(needed)
 
@@ -120,7 +106,7 @@ def _requires(dist: metadata.Distribution, installed: dict[str, metadata.Distrib
 def environment_components() -> tuple[list[Json], list[Json]]:
     """Every installed distribution as a component, and the ``dependencies`` entries between them."""
     installed = installed_distributions()
-    refs = {key: pypi_purl(key, dist.version) for key, dist in installed.items()}
+    refs = {key: pypi_purl(metadata_field(dist, "Name"), dist.version) for key, dist in installed.items()}
     components: list[Json] = []
     dependencies: list[Json] = []
     for key in sorted(installed):

@@ -32,8 +32,9 @@ from modelshield.core.errors import DependencyError, FormatError, InputError, Mi
 from modelshield.core.findings import Finding, Severity
 from modelshield.core.sarif import artifact_uri
 from modelshield.core.sarif import render_sarif as sarif_text
+from modelshield.supplychain.distributions import installed_distributions, metadata_field
 from modelshield.supplychain.osv import SEVERITIES, AdvisoryDatabase, Range
-from modelshield.supplychain.sbom import SPEC_VERSION, installed_distributions, metadata_field, pypi_purl
+from modelshield.supplychain.sbom import SPEC_VERSION, pypi_purl
 
 Json = dict[str, Any]
 
