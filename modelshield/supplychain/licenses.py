@@ -2,7 +2,9 @@
 
 A package's licence is read, in this order, from its ``License-Expression`` (PEP 639), a short ``License`` field
 that reads as an SPDX expression or a known licence name, its ``License ::`` trove classifiers (several
-classifiers mean a choice: joined with OR), and the first line of a ``License`` field holding the full text.
+classifiers mean a choice: joined with OR), the first line of a ``License`` field holding the full text, and
+last the licence files the metadata declares (``License-File``), when their texts name one licence. A bare "BSD"
+is read as BSD-3-Clause unless those files hold the 2- or 4-clause text.
 Legacy names are normalised to SPDX ids (``Apache Software License`` is ``Apache-2.0``, ``GPLv3+`` is
 ``GPL-3.0-or-later``). Expressions are evaluated as SPDX defines them: ``A OR B`` lets the user pick, so it gets
 the better verdict; ``A AND B`` binds to both, so the worse; ``A WITH exception`` only grants more, so it is
@@ -101,6 +103,9 @@ ALIASES = {
     "bsd 3-clause": "BSD-3-Clause",
     "bsd-3": "BSD-3-Clause",
     "bsd 2-clause license": "BSD-2-Clause",
+    "2-clause bsd": "BSD-2-Clause",
+    "2-clause bsd license": "BSD-2-Clause",
+    "3-clause bsd": "BSD-3-Clause",
     "simplified bsd": "BSD-2-Clause",
     "freebsd": "BSD-2-Clause",
     "apache": "Apache-2.0",
@@ -273,6 +278,59 @@ def _as_expression(text: str) -> Node | None:
     return node if all(recognised(leaf) for leaf in _leaves(node)) else None
 
 
+# Licence texts told apart by phrases only they carry; the BSD family by the clauses after its common opening.
+_TEXTS = (
+    ("MIT", ("permission is hereby granted, free of charge, to any person obtaining a copy",)),
+    ("Apache-2.0", ("apache license", "version 2.0")),
+    ("ISC", ("permission to use, copy, modify, and/or distribute this software for any purpose",)),
+)
+_BSD_OPENING = "redistribution and use in source and binary forms"
+_PLAIN_BSD = {"bsd", "bsd license"}  # says BSD without saying which
+
+
+def _licence_files(dist: metadata.Distribution) -> list[tuple[str, str]]:
+    """(name, lower-cased text) of the licence files the metadata declares (PEP 639 ``License-File``), read
+    from ``.dist-info/licenses/`` or, as older wheels store them, the ``.dist-info`` folder itself."""
+    found = []
+    for name in dist.metadata.get_all("License-File") or []:
+        text = dist.read_text(f"licenses/{name}") or dist.read_text(name)
+        if text:
+            found.append((name, " ".join(text.lower().split())))
+    return found
+
+
+def _bsd_in(text: str) -> str | None:
+    """Which BSD licence a text holds: the 4-clause one has the advertising clause, the 3-clause one the
+    no-endorsement clause, both before the disclaimer that ends every variant."""
+    start = text.find(_BSD_OPENING)
+    if start < 0:
+        return None
+    end = text.find("this software is provided", start)
+    clauses = text[start:end] if end > 0 else text[start:]
+    if "advertising materials" in clauses:
+        return "BSD-4-Clause"
+    return "BSD-3-Clause" if "endorse or promote" in clauses else "BSD-2-Clause"
+
+
+def _licence_in(text: str) -> str | None:
+    if bsd := _bsd_in(text):
+        return bsd
+    return next((spdx for spdx, phrases in _TEXTS if all(p in text for p in phrases)), None)
+
+
+def _which_bsd(node: Node, dist: metadata.Distribution) -> Node:
+    """A bare "BSD" is read as BSD-3-Clause unless the package's licence files hold another BSD text."""
+    variants = {bsd for _, text in _licence_files(dist) if (bsd := _bsd_in(text))}
+    return _replace(node, "BSD-3-Clause", variants.pop()) if len(variants) == 1 else node
+
+
+def _replace(node: Node, old: str, new: str) -> Node:
+    kind, value = node
+    if kind == "id":
+        return ("id", new) if value == old else node
+    return (kind, [_replace(n, old, new) for n in value])
+
+
 def detect_licence(dist: metadata.Distribution) -> tuple[str, str]:
     """(SPDX expression, where it came from) for an installed distribution; ``("", "none")`` when nothing says."""
     if expression := metadata_field(dist, "License-Expression"):
@@ -282,18 +340,24 @@ def detect_licence(dist: metadata.Distribution) -> tuple[str, str]:
             return expression, "License-Expression (not SPDX)"
     text = metadata_field(dist, "License")
     if (node := _as_expression(text)) is not None:
-        return render(node), "License"
-    found = []
+        return render(_which_bsd(node, dist) if text.lower() in _PLAIN_BSD else node), "License"
+    found, plain_bsd = [], False
     for classifier in dist.metadata.get_all("Classifier") or []:
         if classifier.startswith("License ::"):
             tail = _CLASSIFIER_PREFIX.sub("", classifier).strip()
+            plain_bsd |= tail.lower() in _PLAIN_BSD
             if (spdx := ALIASES.get(tail.lower())) and spdx not in found:
                 found.append(spdx)
     if found:
-        return render(("or", [("id", f) for f in found]) if len(found) > 1 else ("id", found[0])), "classifier"
+        node = ("or", [("id", f) for f in found]) if len(found) > 1 else ("id", found[0])
+        return render(_which_bsd(node, dist) if plain_bsd else node), "classifier"
     first = text.splitlines()[0].strip().rstrip(".") if text else ""
     if (node := _as_expression(first)) is not None:
         return render(node), "License (first line of the text)"
+    from_files = {(name, spdx) for name, body in _licence_files(dist) if (spdx := _licence_in(body))}
+    if len({spdx for _, spdx in from_files}) == 1:  # several licences and no metadata saying how they combine
+        name, spdx = sorted(from_files)[0]
+        return spdx, f"license file {name}"
     return "", "none"
 
 
