@@ -14,7 +14,10 @@ features; χ², PSI and Jensen–Shannon for categorical ones) and one of them d
   decides categorical ones). These are effect sizes, not tests: they do not grow more sensitive with more rows.
 
 A column that is empty in the current data but was not in the reference drifts (test ``missing``), whatever the
-deciding test: with no values left, every distribution test would read "no difference".
+deciding test: with no values left, every distribution test would read "no difference"; so does one that was empty
+in the reference and has values now. χ² runs on the categories with expected counts of at least 5 in both samples
+(Cochran's rule), rarer ones pooled with the values the reference rarely or never had: below that its p-value is
+void, and an identifier column (a fresh value every row) read as drift or not by sample size alone.
 
 p-value tests on large samples flag shifts too small to matter (with a million rows a KS D of 0.002 is
 significant); choose an effect-size test, or a smaller α, where that is not wanted. The multivariate MMD
@@ -227,7 +230,7 @@ def _measure(f: NumericFeature | CategoricalFeature, s: CurrentSummary) -> dict[
     if isinstance(f, CategoricalFeature):
         ref = np.array([*f.categories.values(), f.other], dtype=np.int64)
         cur = s.categories[f.name]
-        chi2, chi2_p = stattests.chi2_homogeneity(ref, cur)
+        chi2, chi2_p = stattests.chi2_homogeneity(*stattests.pool_sparse(ref, cur))
         total = cur.sum()
         return {
             "name": f.name, "type": "categorical", "chi2": chi2, "chi2_p": chi2_p,
@@ -253,10 +256,14 @@ def _measure(f: NumericFeature | CategoricalFeature, s: CurrentSummary) -> dict[
 
 
 def _coarse(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge fine bins into about PSI_BINS groups of equal reference mass."""
+    """Merge fine bins into the reference's decile bins (−∞, q1], (q1, q2], ..., (q9, ∞).
+
+    Decile k closes the first fine bin where the reference's CDF reaches k/10; tied deciles leave empty groups
+    (zero in both samples, so they add nothing). Every fine bin past the last decile is its own group's, so
+    current mass moving beyond a reference that ends early (a constant column) is seen."""
     cum = np.cumsum(ref) / max(1, ref.sum())
-    group = np.minimum((cum * PSI_BINS - 1e-9).astype(int), PSI_BINS - 1)
-    group = np.maximum.accumulate(np.maximum(group, 0))
+    closing = np.searchsorted(cum, np.arange(1, PSI_BINS) / PSI_BINS - 1e-9, side="left")
+    group = np.searchsorted(closing, np.arange(len(ref)), side="left")
     return np.bincount(group, ref, PSI_BINS), np.bincount(group, cur, PSI_BINS)
 
 
@@ -272,8 +279,9 @@ def _decide(r: dict[str, Any], test: str, per_test: float) -> FeatureDrift:
     name, kind = r.pop("name"), r.pop("type")
     chosen = _decider(kind, test)
     measures = {k: float(v) for k, v in r.items()}
-    if measures["missing_current"] == 1.0 and measures["missing_reference"] < 1.0:
-        # no values left to compare: every test would read "no difference", yet the column went empty
+    if (measures["missing_current"] == 1.0) != (measures["missing_reference"] == 1.0):
+        # no values on one side to compare: every test would read "no difference", yet the column went empty (or
+        # one that was empty in the reference filled in)
         return FeatureDrift(name, kind, "missing", 1.0, None, 1.0, True, measures)
     if chosen in ("ks", "chi2"):
         p = measures[f"{chosen}_p"]

@@ -140,7 +140,7 @@ def build_sketch(
         raise InputError("the reference data has no rows")
     numeric = list(moments)
     drawn = sampler.sample()
-    edges = {name: _quantile_edges(drawn[:, j], bins) for j, name in enumerate(numeric)}
+    edges = {name: _quantile_edges(drawn[:, j], moments[name].lo, bins) for j, name in enumerate(numeric)}
     counts = {name: np.zeros(len(e) + 1, dtype=np.int64) for name, e in edges.items()}
     second = 0
     for chunk in source():
@@ -175,11 +175,15 @@ def build_sketch(
     )
 
 
-def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+def _quantile_edges(values: np.ndarray, lowest: float, bins: int) -> np.ndarray:
+    """The sample's quantiles at 1/bins, ..., (bins−1)/bins, below them the float just under the reference's
+    minimum: the first bin then holds no reference value, so current values below the reference's range are
+    told apart from its minimum (on n ≤ bins distinct values every CDF step is an edge, and KS's D is exact)."""
     present = values[~np.isnan(values)]
     if not len(present):
         return np.empty(0)
-    return np.unique(np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf"))
+    inner = np.unique(np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf"))
+    return np.concatenate([[np.nextafter(lowest, -np.inf)], inner])
 
 
 def _finite(v: float) -> float:
