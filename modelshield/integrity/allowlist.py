@@ -356,6 +356,47 @@ def _module_file(module: str) -> str | None:
     return found
 
 
+def lookup_fails(module: str, name: str) -> bool:
+    """Whether ``find_class(module, name)`` certainly fails here, without importing anything: no top-level
+    module of that name is installed, or the module is pure Python and binds no such name anywhere in its
+    source (every assignment, import, ``def`` and ``class`` counts; a module ``__getattr__``, a star import
+    or ``globals()`` makes it unknowable). Used only where a reading of the bytes is itself an accident of
+    memo layout (joblib's inner pickles under plain ``pickle.load``), never for a file's main reading."""
+    top = module.split(".")[0]
+    try:
+        if importlib.util.find_spec(top) is None:  # a top-level find imports nothing
+            return True
+    except (ImportError, ValueError):
+        return False
+    path = _module_file(module)
+    if not path or not path.endswith(".py"):
+        return False
+    bound = _bound_names(path)
+    return bound is not None and name.split(".")[0] not in bound
+
+
+@functools.lru_cache(maxsize=256)
+def _bound_names(path: str) -> frozenset[str] | None:
+    """Every name the module's source could bind, over-approximated; None when it binds names dynamically."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            text = source.read()
+        tree = ast.parse(text)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return None if "__getattr__" in names or "globals()" in text else frozenset(names)
+
+
 def classify(dotted: str, context: Context = PLAIN, family: bool = True) -> Verdict:
     """Safe only when listed (exactly, or as a class of a trusted family); unsafe when known-bad; else unknown."""
     if (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tokenize
 from typing import TYPE_CHECKING
 
 from modelshield.core.errors import FormatError
@@ -35,6 +36,9 @@ def check_npy(data: Data, where: str) -> list[Finding]:
         dtype = npy_dtype(f)
     except ValueError as exc:
         return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, str(exc))]
+    except (SyntaxError, tokenize.TokenError) as exc:  # numpy tokenizes the header's dict literal itself
+        why = f"the header is not a Python literal ({exc.args[0] if exc.args else type(exc).__name__})"
+        return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, why)]
     if not dtype.hasobject:
         return []
     found = [issue(Verdict.unknown, "MS-SCAN-NPY-OBJECT", "NumPy array of Python objects", where,

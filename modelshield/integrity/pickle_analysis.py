@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from modelshield.integrity import torch_legacy
-from modelshield.integrity.allowlist import PLAIN, Context, Verdict, classify, classify_import, named_arguments
+from modelshield.integrity.allowlist import (
+    PLAIN,
+    Context,
+    Verdict,
+    classify,
+    classify_import,
+    lookup_fails,
+    named_arguments,
+)
 from modelshield.integrity.joblib_arrays import array_layout
 from modelshield.integrity.results import issue
 
@@ -118,6 +126,9 @@ class _Machine:
         if not (_importable(module) and _importable(name)):  # "heckpoint from run 7": text read as GLOBAL
             raise ValueError(f"GLOBAL {module[:40]!r} {name[:40]!r} names no importable object: the unpickler stops")
         dotted, verdict = classify_import(module, name, self.context)
+        if verdict is Verdict.unknown and self.context is _PICKLE_LOAD and lookup_fails(module, name):
+            # joblib's inner object-array pickle read with the outer memo: names like "o.dtype", made of keys
+            raise ValueError(f"{dotted} names nothing installed here: pickle.load stops at this import")
         self.out.globals.add(dotted)
         if dotted == _GETATTR.dotted:  # judged where it is used: only fetching a vetted attribute passes
             self.getattr_pushes += 1
@@ -141,6 +152,8 @@ class _Machine:
                 and not target.dotted.startswith(_MAY_RETURN_STR)
                 and classify(target.dotted, self.context) is Verdict.safe
             )
+        if isinstance(value, _Global):  # every allowed global is a class, function or constant of another type
+            return value.dotted != _GETATTR.dotted and classify(value.dotted, self.context) is Verdict.safe
         return value is _OBJ or isinstance(value, int | float | tuple | list | dict | _Persistent) or value is None
 
     def flag_getattr(self, why: str) -> None:

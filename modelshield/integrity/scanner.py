@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelshield.core.errors import MissingFileError
+from modelshield.core.errors import InputError, MissingFileError
 from modelshield.core.file_formats import decompressor, looks_like_safetensors
-from modelshield.integrity import formats, keras_hdf5, torch_export, torchscript, tree_models, zipread
+from modelshield.integrity import formats, keras_hdf5, skops_schema, torch_export, torchscript, tree_models, zipread
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.archives import Limits, tar_members, zip_kind, zip_members, zipfile_opens
 from modelshield.integrity.onnx_check import check_onnx, external_files, looks_like_onnx
@@ -197,11 +197,13 @@ def _hdf5(scan: _Scan, layer: Layer) -> str | None:
 def _compressed(scan: _Scan, layer: Layer) -> str | None:
     """joblib picks its decompressor by the stream's magic bytes, and (like ``gzip``, ``bz2`` and ``lzma``)
     reads on into a next stream that follows the first: all of them are one layer."""
-    stream = decompressor(layer.head)
-    if stream is None:
+    start, stream = _zfile_start(layer.head), decompressor(layer.head)
+    if start:
+        stream = zlib.decompressobj()
+    elif stream is None:
         return None
     parts: list[bytes] = []
-    rest: Data = layer.data
+    rest: Data = layer.data[start:] if start else layer.data
     while stream is not None:
         parts.append(stream.decompress(rest, scan.limits.max_bytes + 1 - sum(map(len, parts))))
         if sum(map(len, parts)) > scan.limits.max_bytes:
@@ -213,6 +215,18 @@ def _compressed(scan: _Scan, layer: Layer) -> str | None:
                             "bytes follow the compressed data that are not another compressed stream"))  # fmt: skip
     scan.layer(b"".join(parts), f"{layer.where}[decompressed]", layer.depth + 1)
     return "compressed"
+
+
+def _zfile_start(head: bytes) -> int:
+    """Where the zlib stream of joblib's pre-0.10 zfile starts ("ZF", then the length in hex padded to 19
+    characters; ``joblib.load`` still reads the format), else 0."""
+    if not head.startswith(b"ZF"):
+        return 0
+    try:
+        int(head[2:21].decode("ascii"), 16)
+    except ValueError:
+        return 0
+    return 21 if decompressor(head[21:23]) is not None else 0
 
 
 def _onnx(scan: _Scan, layer: Layer) -> str | None:
@@ -252,7 +266,8 @@ def _tree_model(scan: _Scan, layer: Layer) -> str | None:
 
 
 def _json(scan: _Scan, layer: Layer) -> str | None:
-    """Keras configs, read as Keras reads them: ``json.loads`` on bytes, which also takes UTF-16 and UTF-32."""
+    """Keras configs and skops schemas, read as their loaders read them: ``json.loads`` on bytes, which also
+    takes UTF-16 and UTF-32."""
     start = bytes(layer.data[: 1 << 16]).lstrip(b" \t\r\n\0\xef\xbb\xbf\xfe\xff")
     if len(layer.data) > _MAX_JSON or start[:1] not in (b"{", b"["):
         return None
@@ -261,6 +276,9 @@ def _json(scan: _Scan, layer: Layer) -> str | None:
     except (UnicodeDecodeError, ValueError):
         return None
     scan.findings += keras_hdf5.check_keras_config(config, layer.where)
+    if skops_schema.is_skops_schema(config):
+        scan.findings += skops_schema.check_skops_schema(config, layer.where)
+        return "skops-schema"
     return "json"
 
 
@@ -306,7 +324,7 @@ def scan_file(path: str | os.PathLike[str], limits: Limits = Limits()) -> FileRe
 def _scan_file(path: Path, limits: Limits) -> tuple[FileReport, set[Path]]:
     """The report, and the files the scanned model reads as raw external data."""
     if not path.is_file():
-        raise MissingFileError(f"no such file: {path}")
+        raise MissingFileError(f"not a regular file: {path}" if path.exists() else f"no such file: {path}")
     scan = _Scan(limits, path.parent)
     if path.stat().st_size == 0:
         fmt = "empty"  # nothing to load and nothing to run (torch's exporter writes an empty model.onnx.data)
@@ -326,10 +344,15 @@ def scan_paths(paths: Sequence[str | os.PathLike[str]], limits: Limits = Limits(
         path = Path(raw)
         if not path.exists():
             raise MissingFileError(f"no such file or directory: {path}")
-        files += sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()) if path.is_dir() else [path]
+        found = sorted(p for p in path.rglob("*") if p.is_symlink() or not p.is_dir()) if path.is_dir() else [path]
+        if not found:  # a scan that looked at nothing must not read as a clean one (protectai/modelscan#218)
+            raise InputError(f"nothing to scan: {path} holds no files")
+        files += found
     reports, external = [], set()
     for p in files:
-        report, reads = (_link(p), set()) if p.is_symlink() else _scan_file(p, limits)
+        report, reads = (
+            (_link(p), set()) if p.is_symlink() else (_special(p), set()) if not p.is_file() else _scan_file(p, limits)
+        )
         reports.append(report)
         external |= reads
     return ScanReport([_as_external(r) if Path(r.path).resolve() in external else r for r in reports])
@@ -339,6 +362,13 @@ def _as_external(report: FileReport) -> FileReport:
     if report.format != "unknown" or any(f.id != "MS-SCAN-FORMAT" for f in report.findings):
         return report
     return FileReport(report.path, "onnx-external-data", [])
+
+
+def _special(path: Path) -> FileReport:
+    """A pipe, socket or device: reading it could block or never end, and it is no model file."""
+    finding = issue(Verdict.unknown, "MS-SCAN-SPECIAL", "Not a regular file", str(path),
+                    "a pipe, socket or device is not read; a model folder should hold only regular files")  # fmt: skip
+    return FileReport(str(path), "special", [finding])
 
 
 def _link(path: Path) -> FileReport:

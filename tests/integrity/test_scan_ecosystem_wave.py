@@ -1,0 +1,181 @@
+"""Files the ecosystem writes with default options, and peers' published attack shapes, not covered by the
+corpus: each written by the real library (or by hand where the attack needs it), scanned, never loaded.
+
+- joblib dumps whose first array holds Python objects: plain ``pickle.load`` reads joblib's inner object-array
+  pickle with the outer memo, so its names resolve to the dict's keys (``o.dtype``): an import that fails,
+  not a payload;
+- joblib's pre-0.10 ``ZF`` zfile format, which today's ``joblib.load`` still decompresses and unpickles;
+- skops archives: ``schema.json`` names the types and functions ``skops.io.load`` builds once trusted;
+- NumPy headers that break numpy's own header tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+
+from modelshield.integrity import Verdict, scan_file
+
+PAYLOAD = b"\x80\x02cos\nsystem\nX\x2a\x00\x00\x00touch /nonexistent/modelshield-never-run-ok\x85R."
+
+
+def _verdict(path: Path) -> tuple[Verdict, list[str]]:
+    report = scan_file(path)
+    return report.verdict, [f.description for f in report.findings]
+
+
+OBJECTS = np.array(["a", None], dtype=object)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"o": OBJECTS}, {"k": 1, "o": OBJECTS}, {"a": 1, "b": 2, "o": OBJECTS}, [OBJECTS], ["x", OBJECTS],
+     {"m": {"o": OBJECTS}}, {"o": np.array([1, 2], dtype=object), "w": np.ones(3)}],
+    ids=["dict", "key_before", "two_keys_before", "list", "str_before", "nested", "ints_then_floats"],
+)  # fmt: skip
+@pytest.mark.parametrize("compress", [0, 3, ("lzma", 3)])
+def test_joblib_first_array_of_objects_is_safe(tmp_path: Path, value: Any, compress: Any) -> None:
+    path = tmp_path / "data.joblib"
+    joblib.dump(value, path, compress=compress)
+    verdict, why = _verdict(path)
+    assert verdict is Verdict.safe, why
+
+
+def _zfile(body: bytes, path: Path) -> Path:
+    from joblib.numpy_pickle_compat import write_zfile
+
+    with open(path, "wb") as f:
+        write_zfile(f, body)
+    return path
+
+
+def test_joblib_legacy_zfile_is_read(tmp_path: Path) -> None:
+    benign = _verdict(_zfile(pickle.dumps({"w": [1.0, 2.0]}, 2), tmp_path / "old.pkl"))
+    assert benign[0] is Verdict.safe, benign[1]
+    verdict, why = _verdict(_zfile(PAYLOAD, tmp_path / "evil.pkl"))
+    assert verdict is Verdict.unsafe and any("os.system" in w for w in why), why
+
+
+def _skops(tmp_path: Path) -> dict[str, bytes]:
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    rng = np.random.default_rng(0)
+    model = make_pipeline(FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression())
+    path = tmp_path / "model.skops"
+    skops.io.dump(model.fit(rng.random((30, 3)), np.arange(30) % 2), path)
+    with zipfile.ZipFile(path) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def _write_zip(members: dict[str, bytes], path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, body in members.items():
+            zf.writestr(name, body)
+    return path
+
+
+def test_skops_real_file_is_safe(tmp_path: Path) -> None:
+    verdict, why = _verdict(_write_zip(_skops(tmp_path), tmp_path / "real.skops"))
+    assert verdict is Verdict.safe, why
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [(b'"numpy"', b'"os"', Verdict.unsafe),  # FunctionNode: np.log1p becomes os.system
+     (b'"log1p"', b'"fromfile"', Verdict.unknown),  # a numpy function that is not on the allow-list
+     (b'"sklearn.preprocessing._data"', b'"evilpkg.layers"', Verdict.unknown)],  # an object of a foreign class
+    ids=["function_os_system", "function_not_allowed", "foreign_class"],
+)  # fmt: skip
+def test_skops_schema_naming_code_fails(tmp_path: Path, old: bytes, new: bytes, expected: Verdict) -> None:
+    members = _skops(tmp_path)
+    assert old in members["schema.json"]
+    members["schema.json"] = members["schema.json"].replace(old, new)
+    verdict, why = _verdict(_write_zip(members, tmp_path / "evil.skops"))
+    assert verdict is expected, why
+
+
+def test_skops_reduce_node_calling_system(tmp_path: Path) -> None:
+    """skops' ReduceNode calls ``func(*args)``; here func is a FunctionNode for os.system."""
+    members = _skops(tmp_path)
+    schema = json.loads(members["schema.json"])
+    function = {"__class__": "function", "__module__": "builtins", "__loader__": "TypeNode",
+                "__id__": 9001, "content": {"__class__": "system", "__module__": "os"}}  # fmt: skip
+    schema["content"]["steps"] = {
+        "__class__": "list", "__module__": "builtins", "__loader__": "ReduceNode", "__id__": 9002,
+        "__reduce__": {"func": function, "args": {"__class__": "tuple", "__module__": "builtins",
+                                                  "__loader__": "TupleNode", "content": [{"__class__": "str",
+                                                  "__module__": "builtins", "__loader__": "JSONNode",
+                                                  "content": "\"id\"", "is_json": True}]}},
+        "content": {"__class__": "dict", "__module__": "builtins", "__loader__": "JSONNode", "content": "{}",
+                    "is_json": True},
+    }  # fmt: skip
+    members["schema.json"] = json.dumps(schema).encode()
+    verdict, why = _verdict(_write_zip(members, tmp_path / "reduce.skops"))
+    assert verdict is Verdict.unsafe, why
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"{'descr': '|O', 'fortran_order': False, \n", b"{'descr': '<f8', 'shape': (2,\n", b"\xff\xfe{\n"],
+    ids=["unclosed_dict", "unclosed_tuple", "not_text"],
+)
+def test_npy_broken_header_is_one_unparsed_finding(tmp_path: Path, header: bytes) -> None:
+    path = tmp_path / "broken.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + PAYLOAD)
+    verdict, why = _verdict(path)
+    assert verdict in (Verdict.unparsed, Verdict.unsafe), why
+
+
+def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from entrypoint import invoke_main
+
+    return invoke_main(["scan", *args], monkeypatch, capsys)
+
+
+def test_cli_scan_of_nothing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder with no files must not read as a clean scan (modelscan's "No issues found" on skipped files)."""
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    code, _, err = _cli([str(tmp_path / "empty")], monkeypatch, capsys)
+    assert code == 2 and err.count("\n") == 1 and "nothing to scan" in err
+
+
+def test_cli_pipe_is_not_read_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "weights.bin")  # reading it would block the scan forever
+    code, out, _ = _cli([str(tmp_path), "-f", "json"], monkeypatch, capsys)
+    assert code == 1 and json.loads(out)["files"][0]["verdict"] == "unknown"
+    code, _, err = _cli([str(tmp_path / "weights.bin"), "-f", "json"], monkeypatch, capsys)
+    assert code == 1, err
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "code"),
+    [("empty.pt", b"", 0),  # nothing to load, nothing to run
+     ("huge_header.safetensors", (1 << 60).to_bytes(8, "little") + b'{"a": 1}', 1),
+     ("huge_header.npy", b"\x93NUMPY\x02\x00" + (0xFFFFFFF0).to_bytes(4, "little") + b"{'descr': '<f8'", 1),
+     ("broken_header.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': '|O',\n" + PAYLOAD, 1)],
+)  # fmt: skip
+def test_cli_exit_codes_on_odd_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, body: bytes,
+    code: int,
+) -> None:  # fmt: skip
+    (tmp_path / name).write_bytes(body)
+    got, out, err = _cli([str(tmp_path / name), "-f", "json"], monkeypatch, capsys)
+    assert (got, err) == (code, ""), err
+    verdict = json.loads(out)["files"][0]["verdict"]
+    assert (verdict == "safe") == (code == 0), verdict
