@@ -153,16 +153,23 @@ def _array_chunks(columns: dict[str, np.ndarray], chunk_rows: int, forced: froze
 
 
 def _add_categories(chunk: Chunk, name: str, values: np.ndarray) -> None:
-    """Count the distinct values of one column slice; None, NaN, NaT, pd.NA and empty strings are missing."""
-    if values.dtype.kind == "O":
-        counts = Counter(_text(v) for v in values if _present(v))
+    """Count the distinct values of one column slice; None, NaN, NaT, pd.NA and empty strings are missing.
+
+    Python counts objects that compare equal as one, so in a column mixing them True is counted with 1."""
+    counts: Counter[str] = Counter()
+    if values.dtype.kind == "O":  # counted as objects first (at C speed), then each distinct value spelled once
+        for v, c in Counter(values.tolist()).items():
+            if type(v) is str:  # most values: spare them the general checks
+                if v:
+                    counts[_BOOL_TEXT.get(v, v)] += c
+            elif _present(v):
+                counts[_text(v)] += c
         present = sum(counts.values())
     else:
         kept = values[~np.isnan(values)] if values.dtype.kind == "f" else values
         kept = kept[~np.isnat(kept)] if kept.dtype.kind in "Mm" else kept
         kept = kept[kept != ""] if kept.dtype.kind in "US" else kept
         keys, n = np.unique(kept, return_counts=True)
-        counts = Counter()
         for k, c in zip(keys.tolist(), n.tolist(), strict=True):
             counts[_text(k)] += c
         present = len(kept)
