@@ -23,7 +23,6 @@ keeps its controls in this process (``"scope": "process"``).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -32,12 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.serve.errors import RequestValidationError, ServiceUnavailableError
 from modelshield.serve.responses import NotFound
+from modelshield.serve.validation import parse_json
 
 if TYPE_CHECKING:
     from modelshield.serve.gateway import Gateway
     from modelshield.serve.guarding import GatewayGuard
 
 MAX_ADMIN_BODY = 16 * 1024
+ADMIN_BODY_DEPTH = 16  # flat objects, but an incident note's "detail" nests (far under the parser's recursion limit)
 _ID = r"^[A-Za-z0-9._@:-]{1,128}$"
 
 
@@ -60,16 +61,20 @@ class RotateBody(_Body):
     overlap_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0
 
 
+#: a registry version number; the bound keeps it an SQLite/PostgreSQL integer (a larger one was a 500)
+Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
 class PinBody(_Body):
     """``version`` None: roll back to the newest servable version older than the one served now."""
 
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Version | None = None
 
 
 class QuarantineBody(_Body):
     """``version`` None: the version served now."""
 
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Version | None = None
     reason: Annotated[str, Field(max_length=500)] = ""
 
 
@@ -102,11 +107,9 @@ class IncidentNote(_Body):
 
 
 def parse_body(raw: bytes, model: type[B]) -> B:
-    """The JSON body as ``model``; any problem is one 422 line naming the field."""
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        raise RequestValidationError("the body is not JSON") from None
+    """The JSON body as ``model``: not plain JSON (nested deep, NaN, a repeated key) is 400, as for predict
+    bodies; a field that does not fit is one 422 line naming it."""
+    data = parse_json(raw or b"{}", ADMIN_BODY_DEPTH)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

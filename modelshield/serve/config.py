@@ -254,6 +254,9 @@ class ValidationLimits(_Strict):
     max_body_bytes: int = Field(default=1 << 20, ge=64)
     max_batch: int = Field(default=256, ge=1)
     max_depth: int = Field(default=8, ge=2, le=64)
+    #: a body must arrive within this many seconds of its request's headers, else 408 (a stalled upload would
+    #: hold its connection and its rate-limit token for as long as the client likes)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
 class AuditConfig(_Strict):

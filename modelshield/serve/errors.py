@@ -5,7 +5,7 @@
         ├── AuthenticationError      401  no, bad, expired or revoked credentials
         ├── AuthorizationError       403  authenticated, but the policy says no
         ├── RateLimitedError         429  over a rate limit or quota; ``retry_after`` seconds
-        ├── RequestValidationError   400 / 413 / 415 / 422  the request or body is not what the model takes
+        ├── RequestValidationError   400 / 408 / 413 / 415 / 422  the request or body is not what the model takes
         └── ServiceUnavailableError  503  a dependency the gateway fails closed on is down (Redis)
 
 Messages are safe to send to the client: they never contain a credential or an input value.
@@ -45,14 +45,14 @@ class RateLimitedError(GatewayError):
 
 
 class RequestValidationError(GatewayError):
-    """The request is malformed (400), its body too large (413), not plain JSON (415), or does not fit the
-    model's input signature (422)."""
+    """The request is malformed (400), its body too slow to arrive (408) or too large (413), not plain JSON (415),
+    or does not fit the model's input signature (422)."""
 
     status = 400
 
     def __init__(self, message: str, status: int = 400, hint: str = "") -> None:
-        if status not in (400, 413, 415, 422):
-            raise ValueError(f"RequestValidationError status must be 400, 413, 415 or 422, not {status}")
+        if status not in (400, 408, 413, 415, 422):
+            raise ValueError(f"RequestValidationError status must be 400, 408, 413, 415 or 422, not {status}")
         super().__init__(message, hint)
         self.status = status
 

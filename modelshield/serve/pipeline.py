@@ -133,11 +133,11 @@ class Pipeline:
             record,
         )
         await g.rate_limit(identity, name)
-        body = await read_capped(request.stream(), g.config.validation.max_body_bytes)
+        limits = g.config.validation
+        body = await read_capped(request.stream(), limits.max_body_bytes, limits.body_timeout_seconds)
         record["input_digest"] = sha256(body).hexdigest()
         loaded = g.choose(router, request_id=record["request_id"], subject=identity.subject)
         record.update(model_version=loaded.version, model_digest=loaded.digest)
-        limits = g.config.validation
         x = batch_from_body(
             body,
             loaded.signature,
@@ -235,7 +235,7 @@ class Pipeline:
             self.authorize(identity, action, _ANY_MODEL, request, record)
             await self.g.rate_limit(identity, None)
             require_json_body(request.headers)
-            raw = await read_capped(request.stream(), MAX_ADMIN_BODY)
+            raw = await read_capped(request.stream(), MAX_ADMIN_BODY, self.g.config.validation.body_timeout_seconds)
             audited, body = await asyncio.to_thread(handle, identity, raw)
             record.update(audited)
             return json_response(body, headers={"Cache-Control": "no-store"})

@@ -15,9 +15,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError as FastAPIValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelshield.serve.gateway import Gateway
@@ -37,6 +39,7 @@ _ERRORS = {
     401: "No, bad, expired or revoked credentials, or a credential header sent twice.",
     403: "Authenticated, but the policy does not allow it.",
     404: "No such model.",
+    408: "The body did not arrive within [validation] body_timeout_seconds of the request's headers.",
     413: "Body or batch over the configured limit.",
     415: "The body is not sent as plain JSON: Content-Type must be application/json (UTF-8), with no Content-Encoding.",
     422: "The inputs do not fit the model's input signature (shape, dtype, range, NaN/Inf).",
@@ -52,7 +55,8 @@ _PREDICTION_SCHEMA = {
         "version": {"type": "string"},
         "digest": {"type": "string"},
         "predictions": {"type": "array", "items": {"type": "integer"}},
-        "probabilities": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        # null for an input the adversarial guard flagged, when its fallback abstains (label -1)
+        "probabilities": {"type": "array", "items": {"type": ["array", "null"], "items": {"type": "number"}}},
         "request_id": {"type": "string"},
     },
 }
@@ -135,7 +139,7 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
         predict.__name__ = f"predict_{re.sub(r'[^a-z0-9]', '_', name)}"
         return predict
 
-    predict_errors = _error_responses(400, 401, 403, 404, 413, 415, 422, 429, 500, 503)
+    predict_errors = _error_responses(400, 401, 403, 404, 408, 413, 415, 422, 429, 500, 503)
     for name in gateway.config.models:
         app.add_api_route(
             predict_path(name),
@@ -252,22 +256,30 @@ def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> N
     actions = gateway.admin
     if actions is None:
         raise RuntimeError("attach_admin_writes before the gateway's admin actions are set")
-    errors = _error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
+    errors = _error_responses(400, 401, 403, 404, 408, 413, 415, 422, 429, 503)
+
+    def described(body: type[BaseModel], summary: str) -> dict[str, Any]:
+        """The route options of an admin write: its JSON body's schema (from its pydantic model) and errors."""
+        content = {JSON: {"schema": body.model_json_schema()}}
+        return {
+            "tags": ["admin"],
+            "summary": summary,
+            "responses": errors,
+            "openapi_extra": {"requestBody": {"required": True, "content": content}},
+        }
 
     def audited_as(
         summary: dict[str, Any], body: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         return {"admin": summary}, body if body is not None else summary
 
-    @app.post(
-        "/v1/admin/keys/revoke", tags=["admin"], summary="Revoke a key, or every key of a subject", responses=errors
-    )
+    @app.post("/v1/admin/keys/revoke", **described(a.RevokeBody, "Revoke a key, or every key of a subject"))
     async def revoke(request: Request) -> Response:
         return await pipeline.admin_write(
             request, "keys.revoke", lambda who, raw: audited_as(actions.revoke(a.parse_body(raw, a.RevokeBody)))
         )
 
-    @app.post("/v1/admin/keys/rotate", tags=["admin"], summary="Rotate a key (its successor in the answer, once)")
+    @app.post("/v1/admin/keys/rotate", **described(a.RotateBody, "Rotate a key (its successor in the answer, once)"))
     async def rotate(request: Request) -> Response:
         def handle(who: Identity, raw: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
             summary, plaintext = actions.rotate(a.parse_body(raw, a.RotateBody))
@@ -277,9 +289,7 @@ def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> N
 
     @app.post(
         "/v1/admin/models/{name}/pin",
-        tags=["admin"],
-        summary="Pin a version (default: the previous one) and serve it now",
-        responses=errors,
+        **described(a.PinBody, "Pin a version (default: the previous one) and serve it now"),
     )
     async def pin(name: str, request: Request) -> Response:
         return await pipeline.admin_write(
@@ -291,9 +301,7 @@ def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> N
 
     @app.post(
         "/v1/admin/models/{name}/quarantine",
-        tags=["admin"],
-        summary="Stop serving a version (default: the one served now)",
-        responses=errors,
+        **described(a.QuarantineBody, "Stop serving a version (default: the one served now)"),
     )
     async def quarantine(name: str, request: Request) -> Response:
         return await pipeline.admin_write(
@@ -303,17 +311,13 @@ def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> N
             model=_shown(name),
         )
 
-    @app.post(
-        "/v1/admin/limits", tags=["admin"], summary="Tighten one identity's rate limit for a while", responses=errors
-    )
+    @app.post("/v1/admin/limits", **described(a.LimitBody, "Tighten one identity's rate limit for a while"))
     async def limits(request: Request) -> Response:
         return await pipeline.admin_write(
             request, "controls.limits", lambda who, raw: audited_as(actions.limit(a.parse_body(raw, a.LimitBody)))
         )
 
-    @app.post(
-        "/v1/admin/guard", tags=["admin"], summary="Switch the adversarial guard to strict or back", responses=errors
-    )
+    @app.post("/v1/admin/guard", **described(a.GuardBody, "Switch the adversarial guard to strict or back"))
     async def guard(request: Request) -> Response:
         return await pipeline.admin_write(
             request, "controls.guard", lambda who, raw: audited_as(actions.guard(a.parse_body(raw, a.GuardBody)))
@@ -325,9 +329,7 @@ def attach_admin_writes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> N
 
     @app.post(
         "/v1/admin/incident/notes",
-        tags=["admin"],
-        summary="Record one step of an incident playbook run in the audit log",
-        responses=errors,
+        **described(a.IncidentNote, "Record one step of an incident playbook run in the audit log"),
     )
     async def incident_note(request: Request) -> Response:
         def handle(who: Identity, raw: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -366,14 +368,24 @@ def _static(file: str, media: str) -> Callable[[], Awaitable[Response]]:
     return static
 
 
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of ``app`` answers on the path of ``scope``."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def attach_error_handlers(app: FastAPI) -> None:
     """Framework-level errors (unknown path, wrong method) in the same JSON shape as the gateway's."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return json_response(
-            {"error": str(exc.detail), "request_id": request_id(request)}, exc.status_code, exc.headers
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(_allowed_methods(app, request.scope))
+        return json_response({"error": str(exc.detail), "request_id": request_id(request)}, exc.status_code, headers)
 
     @app.exception_handler(FastAPIValidationError)
     async def validation_error(request: Request, exc: FastAPIValidationError) -> Response:

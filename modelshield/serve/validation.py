@@ -9,6 +9,7 @@ the HTTP status the client should see: 400 (not JSON), 413 (too large), 422 (wro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -61,15 +62,22 @@ def declared_length_ok(content_length: str | None, max_bytes: int) -> None:
         raise RequestValidationError(f"body of {n} bytes is over the {max_bytes}-byte limit", status=413)
 
 
-async def read_capped(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    """Read a streamed body, stopping as soon as it passes ``max_bytes`` (chunked uploads included)."""
+async def read_capped(chunks: AsyncIterator[bytes], max_bytes: int, timeout: float | None = None) -> bytes:
+    """Read a streamed body, stopping as soon as it passes ``max_bytes`` (chunked uploads included) or has taken
+    ``timeout`` seconds (408): uvicorn times out idle connections, not a request whose body stops half-way."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestValidationError(f"body is over the {max_bytes}-byte limit", status=413)
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise RequestValidationError(f"body is over the {max_bytes}-byte limit", status=413)
+                parts.append(chunk)
+    except TimeoutError:
+        raise RequestValidationError(
+            f"the body did not arrive within {timeout:g} s ({size} bytes came)", status=408
+        ) from None
     return b"".join(parts)
 
 
@@ -107,7 +115,9 @@ def parse_json(body: bytes, max_depth: int) -> Any:
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        reason = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
+        # the parser's position, or Python's advice on a too-long integer (sys.set_int_max_str_digits), is not
+        # the client's business
+        reason = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc).split(";")[0]
         raise RequestValidationError(f"body is not valid JSON: {reason}", status=400) from None
 
 

@@ -1,0 +1,135 @@
+"""The gateway as a hostile or broken client meets it (found by schemathesis and by hand against
+``modelshield serve --demo``): every answer is a 4xx with one JSON line, never a 500, a hang or a wrong status."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from modelshield.serve.admin import PinBody, QuarantineBody, parse_body
+from modelshield.serve.errors import RequestValidationError
+from tests.serve.server.conftest import ARCH, make_state, running, secure_config
+
+SAMPLE = [[[0.0] * 8] * 8]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def gateway(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path, digest = weights
+    state = make_state(tmp_path_factory.mktemp("hostile"), {"admin": ["admin"], "alice": ["predictor"]})
+    config = secure_config(
+        state,
+        {"demo": {"path": str(path), "digest": digest, **ARCH}},
+        validation={"body_timeout_seconds": 1.0},
+    )
+    with running(config) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, state, url
+
+
+def _is_one_json_error(r: httpx.Response) -> bool:
+    body = r.json()
+    return set(body) == {"error", "request_id"} and "\n" not in body["error"] and "Traceback" not in r.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 1000 + b"]" * 1000,  # nested past Python's recursion limit: was a 500 (RecursionError)
+        b'{"subject":"x","rps":1,"burst":1,"subject":"nobody"}',  # which "subject" is meant? parsers disagree
+        b'{"subject":"x","rps":NaN,"burst":1}',
+        b'{"subject":"x","rps":1,"burst":1',
+        b'{"subject":"\xff"}',
+    ],
+)
+def test_admin_write_bodies_that_are_not_plain_json_are_400(gateway, raw):
+    client, state, _ = gateway
+    r = client.post("/v1/admin/limits", content=raw, headers=bearer(state.keys["admin"]))
+    assert r.status_code == 400, r.text
+    assert _is_one_json_error(r)
+
+
+def _send_and_stall(url: str, head: bytes, wait: float) -> tuple[bytes, float]:
+    """Send ``head`` (headers and part of a body), send nothing more, and read what comes back."""
+    parts = urlsplit(url)
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=wait) as sock:
+        sock.sendall(head)
+        got = b""
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+        except TimeoutError:
+            pass
+    return got, time.monotonic() - started
+
+
+@pytest.mark.parametrize("path", ["/v1/models/demo/predict", "/v1/admin/limits"])
+def test_a_body_that_stops_arriving_gets_408_instead_of_holding_the_request(gateway, path):
+    _, state, url = gateway
+    key = state.keys["admin"]
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+    ).encode() + b'{"inputs": [[[0.'
+    got, took = _send_and_stall(url, head, wait=15)
+    assert got.startswith(b"HTTP/1.1 408 "), got[:200]
+    assert took < 10
+    assert b'"error"' in got and key.encode() not in got
+
+
+def test_too_long_integers_are_refused_without_python_advice(gateway):
+    client, state, _ = gateway
+    body = '{"inputs": [[[' + "9" * 5000 + "]]]}"
+    r = client.post("/v1/models/demo/predict", content=body, headers=bearer(state.keys["alice"]))
+    assert r.status_code == 400 and _is_one_json_error(r)
+    assert "sys." not in r.text and "set_int_max_str_digits" not in r.text
+
+
+def test_405_lists_every_method_the_path_answers(gateway):
+    client, _, _ = gateway
+    r = client.request("OPTIONS", "/v1/admin/session")
+    assert r.status_code == 405 and _is_one_json_error(r)
+    assert {m.strip() for m in r.headers["allow"].split(",")} == {"POST", "DELETE"}
+
+
+def test_openapi_describes_the_admin_bodies_and_guard_abstentions(gateway):
+    client, _, _ = gateway
+    spec = client.get("/openapi.json").json()
+    for path in (
+        "/v1/admin/keys/revoke",
+        "/v1/admin/keys/rotate",
+        "/v1/admin/models/{name}/pin",
+        "/v1/admin/models/{name}/quarantine",
+        "/v1/admin/limits",
+        "/v1/admin/guard",
+        "/v1/admin/incident/notes",
+    ):
+        op = spec["paths"][path]["post"]
+        body = op["requestBody"]["content"]["application/json"]["schema"]
+        assert body.get("properties") or body.get("$ref"), path
+        assert {"400", "401", "403", "408", "415", "422"} <= set(op["responses"]), path
+    predict = spec["paths"]["/v1/models/demo/predict"]["post"]
+    assert "408" in predict["responses"]
+    ok = predict["responses"]["200"]["content"]["application/json"]["schema"]
+    # the guard's abstain fallback answers label -1 and no probabilities for a flagged input
+    assert "null" in json.dumps(ok["properties"]["probabilities"]["items"])
+
+
+@pytest.mark.parametrize("model", [PinBody, QuarantineBody])
+def test_admin_version_numbers_stay_database_integers(model):
+    # 10**30 reached the registry's SQLite query and came back as a 500 (OverflowError)
+    with pytest.raises(RequestValidationError) as caught:
+        parse_body(b'{"version": %d}' % 10**30, model)
+    assert caught.value.status == 422 and "version" in str(caught.value)
+    assert parse_body(b'{"version": 3}', model).version == 3
