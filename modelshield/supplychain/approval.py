@@ -306,8 +306,9 @@ def check(
     packages: Sequence[Package],
     artifacts: Sequence[tuple[str, str, Path]] = (),
 ) -> CheckReport:
-    """Compare packages and (kind, name, path) artifacts with the approvals; list approvals nothing used."""
-    results = [check_library(approvals, pkg) for pkg in packages]
+    """Compare packages and (kind, name, path) artifacts with the approvals; list approvals nothing used.
+    A package with no version (an editable install, a local project) has nothing to approve and is left out."""
+    results = [check_library(approvals, pkg) for pkg in packages if not pkg.skip]
     results += [check_artifact(approvals, kind, name, path) for kind, name, path in artifacts]
     present = {Package(r.name, r.found).key for r in results if r.kind == "library"}
     unused = [approvals.libraries[k].name for k in sorted(approvals.libraries.keys() - present)]
@@ -316,4 +317,4 @@ def check(
 
 def unapproved(approvals: Approvals, packages: Sequence[Package]) -> list[Package]:
     """Packages ``check`` would fail: what ``approve --all`` records in one go."""
-    return [pkg for pkg in packages if check_library(approvals, pkg).status != "approved"]
+    return [pkg for pkg in packages if not pkg.skip and check_library(approvals, pkg).status != "approved"]

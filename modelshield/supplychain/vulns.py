@@ -15,14 +15,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from rich.console import Console
 from rich.table import Table
@@ -33,6 +31,8 @@ from modelshield.core.findings import Finding, Severity
 from modelshield.core.sarif import artifact_uri
 from modelshield.core.sarif import render_sarif as sarif_text
 from modelshield.supplychain.distributions import installed_distributions, metadata_field
+from modelshield.supplychain.lockfiles import Package
+from modelshield.supplychain.lockfiles import requirements_packages as requirements_packages  # the CLI reads it here
 from modelshield.supplychain.osv import SEVERITIES, AdvisoryDatabase, Range
 from modelshield.supplychain.sbom import SPEC_VERSION, pypi_purl
 
@@ -45,96 +45,12 @@ class AuditServiceError(ModelShieldError):
     hint = "audit offline with --osv FILE (an OSV export, e.g. https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip)"
 
 
-@dataclass(frozen=True)
-class Package:
-    """A distribution to audit: PEP 503 name, exact version, and where it was found (a file, for reports)."""
-
-    name: str
-    version: str
-    location: str = ""
-
-    @property
-    def key(self) -> str:
-        return canonicalize_name(self.name)
-
-
 def installed_packages() -> list[Package]:
     """The distributions this interpreter imports from (the first on ``sys.path`` wins), by name."""
     found = []
     for key, dist in sorted(installed_distributions().items()):
         where = getattr(dist, "_path", None)
         found.append(Package(metadata_field(dist, "Name") or key, dist.version, str(where or "")))
-    return found
-
-
-def _requirement_lines(path: Path, seen: set[Path]) -> Iterable[tuple[str, str]]:
-    """(line, where) after joining continuations and dropping comments; ``-r`` includes are followed."""
-    if path.resolve() in seen:
-        return
-    seen.add(path.resolve())
-    if not path.is_file():
-        raise MissingFileError(f"requirements file {path} does not exist")
-    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
-        where = f"{path}:{number}"
-        if line.startswith(("-r ", "--requirement ", "-r", "--requirement=")):
-            include = line.split("=", 1)[1] if line.startswith("--requirement=") else line.split(None, 1)[-1]
-            include = include.removeprefix("-r").strip()
-            yield from _requirement_lines(path.parent / include, seen)
-        elif line:
-            yield line, where
-
-
-def _pinned(line: str, where: str) -> Package | None:
-    """A ``name==version`` requirement; ``None`` for lines that install nothing here (options, false markers)."""
-    if line.startswith("-"):
-        if line.startswith(("-e", "--editable")):
-            raise InputError(
-                f"{where}: editable requirement {line!r} has no version to audit",
-                hint="audit the installed environment instead, or pin it as name==version",
-            )
-        return None  # --hash, --index-url, -c and friends say how to install, not what
-    spec = line.split(" --", 1)[0].strip()
-    try:
-        req = Requirement(spec)
-    except InvalidRequirement as exc:
-        raise InputError(f"{where}: {spec!r} is not a requirement ({str(exc).splitlines()[0]})") from None
-    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-        return None
-    pins = [s for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
-    if req.url or len(pins) != 1 or len(req.specifier) != 1:
-        raise InputError(
-            f"{where}: {spec!r} is not pinned to one version",
-            hint="audit a lock file: pin every requirement as name==version (pip freeze, pip-compile)",
-        )
-    return Package(req.name, pins[0].version, str(where.rsplit(":", 1)[0]))
-
-
-def _pylock_packages(path: Path) -> list[Package]:
-    """PEP 751 ``pylock.toml``: ``[[packages]]`` with ``name`` and ``version``."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{path} is not valid TOML ({exc})") from None
-    found = []
-    for i, entry in enumerate(doc.get("packages") or []):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise FormatError(f"{path}: packages[{i}] has no name")
-        if not isinstance(entry.get("version"), str):
-            raise InputError(f"{path}: package {entry['name']!r} has no version to audit")
-        found.append(Package(entry["name"], entry["version"], str(path)))
-    return found
-
-
-def requirements_packages(path: Path | str) -> list[Package]:
-    """Every pinned package of a requirements file (``name==version`` per line) or a PEP 751 ``pylock.toml``."""
-    p = Path(path)
-    if p.name == "pylock.toml" or (p.name.startswith("pylock.") and p.suffix == ".toml"):
-        return _pylock_packages(p)
-    found = [pkg for line, where in _requirement_lines(p, set()) if (pkg := _pinned(line, where)) is not None]
-    if not found:
-        raise InputError(f"{p} pins no packages")
     return found
 
 
@@ -239,8 +155,10 @@ def _fixes(ranges: Sequence[Range], version: str) -> tuple[str, ...]:
 
 def audit_offline(packages: Sequence[Package], db: AdvisoryDatabase) -> AuditReport:
     """Match every package against the advisory database; nothing leaves the machine."""
-    report = AuditReport(f"osv:{db.source}", list(packages))
+    report = AuditReport(f"osv:{db.source}", list(packages), skipped={p.name: p.skip for p in packages if p.skip})
     for pkg in packages:
+        if pkg.skip:
+            continue
         for advisory, entry in db.lookup(pkg.name, pkg.version):
             scored = entry.score is not None and (advisory.score is None or entry.score > advisory.score)
             report.vulnerabilities.append(
@@ -321,6 +239,18 @@ def parse_pip_audit(output: str, packages: Sequence[Package], source: str) -> Au
     return report
 
 
+def _layers(packages: Sequence[Package]) -> list[list[Package]]:
+    """Groups in which no name repeats: pip-audit refuses a requirements file pinning one name twice, which a
+    universal lock does (numpy 2.4 for Python 3.11, numpy 2.5 for 3.12)."""
+    layers: list[list[Package]] = []
+    for pkg in packages:
+        layer = next((group for group in layers if all(p.key != pkg.key for p in group)), None)
+        if layer is None:
+            layers.append(layer := [])
+        layer.append(pkg)
+    return layers
+
+
 def audit_online(
     packages: Sequence[Package],
     service: str = "pypi",
@@ -330,8 +260,19 @@ def audit_online(
     """Ask PyPI's or OSV's vulnerability service through pip-audit, without letting it resolve or build anything."""
     if service not in ("pypi", "osv"):
         raise InputError(f"service {service!r} is not one of pypi, osv")
-    if not packages:
+    auditable = [p for p in packages if not p.skip]
+    if not auditable:
         raise InputError("no packages to audit")
+    report = AuditReport(f"pip-audit:{service}", list(packages), skipped={p.name: p.skip for p in packages if p.skip})
+    for layer in _layers(auditable):
+        part = _pip_audit(layer, service, osv_url, timeout)
+        report.vulnerabilities += part.vulnerabilities
+        report.skipped.update(part.skipped)
+    return report
+
+
+def _pip_audit(packages: Sequence[Package], service: str, osv_url: str | None, timeout: float) -> AuditReport:
+    """One pip-audit run over packages whose names do not repeat."""
     with tempfile.TemporaryDirectory(prefix="modelshield-audit-") as tmp:
         reqs = Path(tmp, "requirements.txt")
         reqs.write_text("".join(f"{p.name}=={p.version}\n" for p in packages), encoding="utf-8")
@@ -364,8 +305,9 @@ def _cyclonedx_rating(v: Vulnerability) -> Json:
     return {"score": v.score, "severity": v.severity, "method": method, "vector": v.vector}
 
 
-def cyclonedx_vulnerabilities(report: AuditReport, refs: dict[str, str]) -> list[Json]:
-    """CycloneDX 1.6 ``vulnerabilities``: one per advisory, ``affects`` pointing at the components' bom-refs."""
+def cyclonedx_vulnerabilities(report: AuditReport, refs: dict[tuple[str, str], str]) -> list[Json]:
+    """CycloneDX 1.6 ``vulnerabilities``: one per advisory, ``affects`` pointing at the bom-refs of the affected
+    components, found by (PEP 503 name, version): a lock may pin two versions of one name."""
     grouped: dict[str, list[Vulnerability]] = {}
     for v in report.vulnerabilities:
         grouped.setdefault(v.id, []).append(v)
@@ -379,9 +321,9 @@ def cyclonedx_vulnerabilities(report: AuditReport, refs: dict[str, str]) -> list
             "ratings": [_cyclonedx_rating(first)],
             "description": first.summary,
             "affects": [
-                {"ref": refs[canonicalize_name(h.package)], "versions": [{"version": h.version, "status": "affected"}]}
+                {"ref": ref, "versions": [{"version": h.version, "status": "affected"}]}
                 for h in hits
-                if canonicalize_name(h.package) in refs
+                if (ref := refs.get((canonicalize_name(h.package), h.version)))
             ],
         }
         if first.aliases:
@@ -398,7 +340,7 @@ def cyclonedx_vulnerabilities(report: AuditReport, refs: dict[str, str]) -> list
 
 def sbom_with_vulnerabilities(doc: Json, report: AuditReport) -> Json:
     """The SBOM with its ``vulnerabilities`` replaced by this audit's (an audit states the present, not history)."""
-    refs = {pkg.key: ref for pkg, ref in sbom_packages(doc)}
+    refs = {(pkg.key, pkg.version): ref for pkg, ref in sbom_packages(doc)}
     return {**doc, "vulnerabilities": cyclonedx_vulnerabilities(report, refs)}
 
 
@@ -413,6 +355,7 @@ def cyclonedx_document(report: AuditReport) -> Json:
             "purl": pypi_purl(p.name, p.version),
         }
         for p in report.packages
+        if not p.skip
     ]
     doc = {
         "bomFormat": "CycloneDX",
@@ -424,7 +367,7 @@ def cyclonedx_document(report: AuditReport) -> Json:
     return {
         **doc,
         "vulnerabilities": cyclonedx_vulnerabilities(
-            report, {p.key: c["bom-ref"] for p, c in zip(report.packages, components, strict=True)}
+            report, {(canonicalize_name(c["name"]), c["version"]): c["bom-ref"] for c in components}
         ),
     }
 

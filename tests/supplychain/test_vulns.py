@@ -218,13 +218,17 @@ def test_requirements_files(tmp_path: Path) -> None:
         "# pinned\n-r base.txt\n--index-url https://example.org/simple\nRequests==2.19.0  # old\n"
         "colorama==0.4.6; sys_platform == 'win32'\n"
     )
-    assert [(p.name, p.version) for p in requirements_packages(reqs)] == [("urllib3", "2.0.5"), ("Requests", "2.19.0")]
+    assert [(p.name, p.version) for p in requirements_packages(reqs)] == [
+        ("urllib3", "2.0.5"),
+        ("Requests", "2.19.0"),
+        ("colorama", "0.4.6"),  # a lock's pins are audited whatever the marker says about this interpreter
+    ]
     lock = tmp_path / "pylock.toml"
     lock.write_text('lock-version = "1.0"\n[[packages]]\nname = "jinja2"\nversion = "3.1.2"\n')
     assert requirements_packages(lock) == [Package("jinja2", "3.1.2", str(lock))]
     for line in ("requests>=2", "requests==2.*", "-e ./local", "requests @ https://x/requests.whl"):
         reqs.write_text(line + "\n")
-        with pytest.raises(InputError):
+        with pytest.raises(InputError):  # a range is refused; a file of nothing but unversioned lines pins nothing
             requirements_packages(reqs)
 
 
