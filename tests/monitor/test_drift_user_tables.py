@@ -90,3 +90,15 @@ def test_cli_on_a_parquet_of_mixed_dtypes(tmp_path: Path) -> None:
     gone = subprocess.run([*command, str(tmp_path / "gone.parquet")], capture_output=True, text=True, timeout=60)
     assert gone.returncode == 2
     assert gone.stderr.strip() == "error: the current data lacks columns the reference has: plan"
+
+
+def test_a_parquet_file_keeps_the_frames_column_kinds(tmp_path: Path) -> None:
+    """pandas records a Categorical in the Parquet file's metadata; the batches read back plain integers, and
+    'grade' became a numeric column in the file's sketch but a categorical one in the frame's."""
+    frame = _frame(2000, 3)
+    frame.to_parquet(tmp_path / "ref.parquet")
+    kinds = [
+        {f.name: f.type for f in build_sketch(chunk_source(source), bins=50, sample=2000, reservoir=10).features}
+        for source in (frame, tmp_path / "ref.parquet")
+    ]
+    assert kinds[0] == kinds[1] and kinds[1]["grade"] == "categorical"
