@@ -98,6 +98,13 @@ _SKLEARN_NEW_OBJ = (
     "sklearn.metrics._dist_metrics.newObj",
 )
 
+# torch.distributed.checkpoint's ``.metadata`` pickle: dataclasses of names, sizes and offsets, and an Enum
+_TORCH_DCP = (
+    "metadata.Metadata", "metadata.MetadataIndex", "metadata.StorageMeta", "metadata.ChunkStorageMetadata",
+    "metadata.TensorProperties", "metadata.TensorStorageMetadata", "metadata.BytesStorageMetadata",
+    "metadata._MEM_FORMAT_ENCODING", "filesystem._StorageInfo",
+)  # fmt: skip
+
 SAFE_GLOBALS: frozenset[str] = frozenset(
     {
         "collections.OrderedDict",
@@ -139,6 +146,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         *(f"torch.{dtype}" for dtype in _TORCH_DTYPES),
         *(f"torch.jit._pickle.{fn}" for fn in _TORCH_JIT_PICKLE),
         *_TORCH_NN_HOOKS,
+        *(f"torch.distributed.checkpoint.{name}" for name in _TORCH_DCP),
         *(f"numpy.{core}.multiarray.{fn}" for core in ("core", "_core") for fn in ("_reconstruct", "scalar")),
         *(f"numpy.{core}.numeric._frombuffer" for core in ("core", "_core")),  # protocol-5 arrays
         "numpy.ndarray",

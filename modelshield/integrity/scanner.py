@@ -140,6 +140,13 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
             raise zipread.ZipFormatError(layout.readings[-1].error)
         return None
     layer.zip_end = layout.end_record
+    sequence = _archive_sequence(layer.data, readings) if layout.start else None
+    if sequence:
+        for index, (start, end) in enumerate(sequence, 1):
+            layer.covered.append((start, end))
+            where = f"{layer.where}[archive {index} of {len(sequence)}, bytes {start}-{end}]"
+            scan.layer(bytes(layer.data[start:end]), where, layer.depth + 1)
+        return "zip-sequence"
     inside = any(start <= layout.start and layout.end <= end for start, end in layer.covered)
     if inside and len(readings) == 1:
         return None  # zipfile's reading is exactly a tar member's, scanned as a layer of its own
@@ -159,6 +166,23 @@ def _zip(scan: _Scan, layer: Layer) -> str | None:
             else:
                 scan.findings += judged
     return zip_kind([e.name for e in readings[-1].entries])
+
+
+def _archive_sequence(data: Data, readings: list[zipread.Reading]) -> list[tuple[int, int]] | None:
+    """Whole archives back to back (a ``.distcp`` shard), when every loader's reading of the file is exactly
+    one of them — zipfile reads the last, torch (offsets taken as absolute) may read the first — so that
+    scanning each archive on its own judges all of them; else None, and the disagreement is refused."""
+    spans = zipread.archive_sequence(data)
+    if spans is None:
+        return None
+    own = []
+    for start, end in spans:
+        layout = zipread.read_layout(bytes(data[start:end]))
+        if layout is None or layout.start or layout.ambiguities:
+            return None
+        own.append({(start + e.header, start + e.end, e.name) for e in layout.readings[-1].entries})
+    seen = [{(e.header, e.end, e.name) for e in reading.entries} for reading in readings]
+    return spans if all(entries in own for entries in seen) else None
 
 
 def _npy(scan: _Scan, layer: Layer) -> str | None:

@@ -118,6 +118,37 @@ def read_layout(data: Data) -> Layout | None:
     return Layout(shift, end, end + _END.size + comment, readings, ambiguities)
 
 
+def archive_sequence(data: Data) -> list[tuple[int, int]] | None:
+    """The spans of whole archives laid back to back, each opening with a local header and closed by an end
+    record whose directory sits just before it at its own offsets (torch.distributed.checkpoint's ``.distcp``
+    holds one ``torch.save`` zip per tensor, read by offset and length); None when the data is not that."""
+    spans, pos, size = [], 0, len(data)
+    while pos < size:
+        if data[pos : pos + 4] != LOCAL:
+            return None
+        end = _closing_end_record(data, pos)
+        if end is None:
+            return None
+        spans.append((pos, end))
+        pos = end
+    return spans if len(spans) > 1 else None
+
+
+def _closing_end_record(data: Data, start: int) -> int | None:
+    """The end of the first archive starting at ``start``: its end record's directory lies right before it."""
+    pos = data.find(END, start)
+    while pos >= 0 and len(data) - pos >= _END.size:
+        _, disk, _, _, _, cd_size, cd_offset, comment = _END.unpack_from(data, pos)
+        z64 = _zip64(data, pos)
+        cd_end, cd_size, cd_offset = (z64[0], z64[2], z64[3]) if z64 else (pos, cd_size, cd_offset)
+        if not disk and cd_end - cd_size - cd_offset == start and data[start + cd_offset : start + cd_offset + 4] in (
+            CENTRAL, END, Z64_END,  # an empty archive's directory is its end record itself
+        ):  # fmt: skip
+            return pos + _END.size + comment
+        pos = data.find(END, pos + 1)
+    return None
+
+
 def end_records(data: Data, skip: Sequence[tuple[int, int]] = ()) -> list[int]:
     """Every end record that leads to a central directory, outside the ``skip`` ranges, found at C speed (``find``)."""
     found, pos = [], 0

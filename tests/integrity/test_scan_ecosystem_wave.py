@@ -11,6 +11,7 @@ corpus: each written by the real library (or by hand where the attack needs it),
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import zipfile
@@ -179,3 +180,46 @@ def test_cli_exit_codes_on_odd_files(
     assert (got, err) == (code, ""), err
     verdict = json.loads(out)["files"][0]["verdict"]
     assert (verdict == "safe") == (code == 0), verdict
+
+
+def _distributed_checkpoint(folder: Path) -> Path:
+    """``torch.distributed.checkpoint.save`` in one process: a pickled ``.metadata`` and ``__0_0.distcp``,
+    which holds one whole ``torch.save`` zip per tensor, back to back, each read by its offset and length."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    dcp.save({"model": net.state_dict(), "step": 7}, checkpoint_id=str(folder))
+    return folder / "__0_0.distcp"
+
+
+def test_torch_distributed_checkpoint_is_safe(tmp_path: Path) -> None:
+    from modelshield.integrity.scanner import scan_paths
+
+    _distributed_checkpoint(tmp_path / "ckpt")
+    report = scan_paths([tmp_path / "ckpt"])
+    assert {Path(f.path).name for f in report.files} == {".metadata", "__0_0.distcp"}
+    assert all(f.verdict is Verdict.safe for f in report.files), [
+        x.description for f in report.files for x in f.findings
+    ]
+
+
+def test_torch_distributed_checkpoint_payload_in_one_archive(tmp_path: Path) -> None:
+    """The payload replaces the data.pkl of one archive in the middle of the sequence."""
+    shard = _distributed_checkpoint(tmp_path / "ckpt").read_bytes()
+    starts = [i for i in range(len(shard)) if shard.startswith(b"PK\x03\x04", i)]
+    ends = [shard.index(b"PK\x05\x06", s) + 22 for s in starts]
+    archives = sorted({(s, next(e for e in ends if e > s)) for s in starts if s in [0, *ends]})
+    assert len(archives) >= 3 and archives[-1][1] == len(shard)
+    start, end = archives[1]
+    with zipfile.ZipFile(io.BytesIO(shard[start:end])) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    name = next(n for n in members if n.endswith("/data.pkl"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for member, body in members.items():
+            zf.writestr(member, PAYLOAD if member == name else body)
+    (tmp_path / "evil.distcp").write_bytes(shard[:start] + buf.getvalue() + shard[end:])
+    verdict, why = _verdict(tmp_path / "evil.distcp")
+    assert verdict is Verdict.unsafe and any("os.system" in w for w in why), why
