@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.serve.errors import RequestValidationError, ServiceUnavailableError
@@ -52,6 +52,13 @@ B = TypeVar("B", bound=_Body)
 class RevokeBody(_Body):
     """Revoke one key, or every usable key of a subject (a compromised or abusive identity)."""
 
+    # the schema says what ``revoke`` checks: exactly one of the two is a string
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("key_id", "subject")]
+        }
+    )
+
     key_id: Annotated[str, Field(pattern=_ID)] | None = None
     subject: Annotated[str, Field(pattern=_ID)] | None = None
 
@@ -61,8 +68,13 @@ class RotateBody(_Body):
     overlap_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0
 
 
+def _whole(value: Any) -> Any:
+    """586.0 is version 586: JSON Schema's "integer" takes it, and Python's json.dumps writes a float so."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 #: a registry version number; the bound keeps it an SQLite/PostgreSQL integer (a larger one was a 500)
-Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Version = Annotated[int, BeforeValidator(_whole), Field(ge=1, le=2**31 - 1)]
 
 
 class PinBody(_Body):
@@ -156,12 +168,14 @@ class AdminActions:
     def rotate(self, body: RotateBody) -> tuple[dict[str, Any], str]:
         """The audit summary and the successor's plaintext (for the response only)."""
         store = self._keys()
+        from modelshield.serve.apikeys import UnknownKeyError, key_id_of
+
         try:
             plaintext = store.rotate(body.key_id, overlap_seconds=body.overlap_seconds)
+        except UnknownKeyError as exc:
+            raise NotFound(str(exc)) from None
         except InputError as exc:
             raise RequestValidationError(str(exc), status=422) from None
-        from modelshield.serve.apikeys import key_id_of
-
         return {
             "rotated": body.key_id,
             "new_key_id": key_id_of(plaintext),

@@ -144,6 +144,10 @@ def _create_pepper(file: Path) -> None:
         f.write((base64.b64encode(secrets.token_bytes(PEPPER_MIN_BYTES)).decode() + "\n").encode())
 
 
+class UnknownKeyError(InputError):
+    """No key by that id in the store (the admin API answers 404, not 422)."""
+
+
 class IssuedKey(NamedTuple):
     """A new key: its id, and the plaintext that is shown to the user once and never stored."""
 
@@ -366,7 +370,7 @@ class ApiKeyStore:
         with write_transaction(self.engine, "modelshield-apikeys") as conn:
             old = self._load(conn, key_id)
             if old is None:
-                raise InputError(f"no API key {key_id!r}")
+                raise UnknownKeyError(f"no API key {key_id!r}")
             status = old.info.status(now)
             if status != "active":
                 where = f" to {old.info.replaced_by}" if old.info.replaced_by else ""
@@ -408,7 +412,7 @@ class ApiKeyStore:
                 .values(revoked_at=self._clock())
             )
             if updated.rowcount == 0 and self._load(conn, key_id) is None:
-                raise InputError(f"no API key {key_id!r}")
+                raise UnknownKeyError(f"no API key {key_id!r}")
         with self._lock:
             self._revoked.add(key_id)
             self._cache.pop(key_id, None)

@@ -11,9 +11,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import jsonschema
 import pytest
 
-from modelshield.serve.admin import PinBody, QuarantineBody, parse_body
+from modelshield.serve.admin import PinBody, QuarantineBody, RevokeBody, parse_body
 from modelshield.serve.errors import RequestValidationError
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
@@ -133,3 +134,30 @@ def test_admin_version_numbers_stay_database_integers(model):
         parse_body(b'{"version": %d}' % 10**30, model)
     assert caught.value.status == 422 and "version" in str(caught.value)
     assert parse_body(b'{"version": 3}', model).version == 3
+
+
+def test_whole_numbers_written_as_floats_are_versions():
+    # JSON Schema's "integer" takes 586.0 (Python's json.dumps writes a float version so); 586.5 is no version
+    assert parse_body(b'{"version": 586.0}', PinBody).version == 586
+    with pytest.raises(RequestValidationError):
+        parse_body(b'{"version": 586.5}', QuarantineBody)
+
+
+def test_the_revoke_schema_says_exactly_one_of_key_id_and_subject():
+    # the gateway answers 422 to {} and to both; the published schema let a client think they were fine
+    check = jsonschema.Draft202012Validator(RevokeBody.model_json_schema())
+    for body, valid in (
+        ({}, False),
+        ({"key_id": "a"}, True),
+        ({"subject": "b"}, True),
+        ({"key_id": None}, False),
+        ({"key_id": "a", "subject": "b"}, False),
+    ):
+        assert check.is_valid(body) is valid, body
+
+
+def test_rotating_a_key_that_does_not_exist_is_404_like_revoking_it(gateway):
+    client, state, _ = gateway
+    for path in ("/v1/admin/keys/rotate", "/v1/admin/keys/revoke"):
+        r = client.post(path, json={"key_id": "0000000000000000"}, headers=bearer(state.keys["admin"]))
+        assert r.status_code == 404 and _is_one_json_error(r), (path, r.text)
