@@ -78,3 +78,9 @@ def test_purls_are_unique_and_parse(doc: dict[str, Any]) -> None:
     for purl in purls:
         parsed = PackageURL.from_string(purl)
         assert parsed.to_string() == purl and parsed.version
+
+
+def test_metadata_is_parsed_once_per_distribution() -> None:
+    """The SBOM reads about nine fields of each package; the standard library re-parses METADATA for each."""
+    dist = installed_distributions()["packaging"]
+    assert dist.metadata is dist.metadata
