@@ -74,7 +74,7 @@ def _whole(value: Any) -> Any:
 
 
 #: a registry version number; the bound keeps it an SQLite/PostgreSQL integer (a larger one was a 500)
-Version = Annotated[int, BeforeValidator(_whole), Field(ge=1, le=2**31 - 1)]
+Version = Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(_whole)]
 
 
 class PinBody(_Body):

@@ -42,7 +42,8 @@ _ERRORS = {
     408: "The body did not arrive within [validation] body_timeout_seconds of the request's headers.",
     413: "Body or batch over the configured limit.",
     415: "The body is not sent as plain JSON: Content-Type must be application/json (UTF-8), with no Content-Encoding.",
-    422: "The inputs do not fit the model's input signature (shape, dtype, range, NaN/Inf).",
+    422: "The inputs do not fit the model's input signature (shape, dtype, range, NaN/Inf), or the adversarial guard "
+    "refused them.",
     429: "Over a rate limit or quota; see Retry-After.",
     500: "The model failed on a valid input.",
     503: "The model version failed its integrity check, or a dependency (audit log, Redis) is down.",
