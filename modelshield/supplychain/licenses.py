@@ -259,9 +259,10 @@ def render(node: Node, top: bool = True) -> str:
     return text if top else f"({text})"  # AND binds tighter than OR, but nobody should have to remember that
 
 
-def _leaves(node: Node) -> list[str]:
+def licence_ids(node: Node) -> list[str]:
+    """Every licence id in an expression tree, exceptions included with their licence."""
     kind, value = node
-    return [value] if kind == "id" else [leaf for n in value for leaf in _leaves(n)]
+    return [value] if kind == "id" else [leaf for n in value for leaf in licence_ids(n)]
 
 
 def _as_expression(text: str) -> Node | None:
@@ -275,7 +276,7 @@ def _as_expression(text: str) -> Node | None:
         node = parse_expression(text)
     except FormatError:
         return None
-    return node if all(recognised(leaf) for leaf in _leaves(node)) else None
+    return node if all(recognised(leaf) for leaf in licence_ids(node)) else None
 
 
 # Licence texts told apart by phrases only they carry; the BSD family by the clauses after its common opening.

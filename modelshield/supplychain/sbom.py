@@ -24,14 +24,22 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from modelshield import __version__
-from modelshield.core.errors import InputError
+from modelshield.core.errors import FormatError, InputError
 from modelshield.core.files import atomic_output
 from modelshield.integrity.provenance import hash_tree
 from modelshield.supplychain.distributions import installed_distributions, metadata_field
-from modelshield.supplychain.licenses import SPDX_IDS, detect_licence
+from modelshield.supplychain.licenses import (
+    SPDX_IDS,
+    detect_licence,
+    licence_ids,
+    normalise_id,
+    parse_expression,
+    recognised,
+    render,
+)
 
 SPEC_VERSION = "1.6"
-_LICENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+()\- ]{0,199}")
+_OPERATOR = re.compile(r"\b(?:AND|OR|WITH)\b|[()]", re.IGNORECASE)
 
 Json = dict[str, Any]
 
@@ -46,12 +54,23 @@ def _hashes(digest: str) -> list[Json]:
     return [{"alg": "SHA-256", "content": digest.removeprefix("sha256:")}]
 
 
-def _check_licence(licence: str) -> str:
-    if not _LICENCE.fullmatch(licence):
-        raise InputError(
-            f"licence {licence!r} is not an SPDX id or expression", hint="e.g. Apache-2.0 or MIT OR Apache-2.0"
-        )
-    return licence
+def _model_licence(licence: str) -> list[Json]:
+    """An SPDX expression as an ``expression`` in SPDX spelling; a licence that is no SPDX expression (a Hugging
+    Face tag such as ``llama3.1`` or ``openrail++``) as a licence ``name``; a broken expression refused."""
+    text = licence.strip()
+    if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
+        raise InputError(f"licence {licence!r} is not one line of text", hint="e.g. Apache-2.0 or MIT OR Apache-2.0")
+    try:
+        node = parse_expression(normalise_id(text))  # a known name ("Apache License 2.0") as its SPDX id
+    except FormatError:
+        if _OPERATOR.search(text):
+            raise InputError(
+                f"licence {licence!r} is not a valid SPDX expression", hint="e.g. Apache-2.0 or MIT OR Apache-2.0"
+            ) from None
+        return [{"license": {"name": text}}]
+    if all(recognised(leaf) for leaf in licence_ids(node)):
+        return [{"expression": render(node)}]
+    return [{"license": {"name": text}}]
 
 
 def artifact_component(path: Path, kind: str, name: str, version: str | None = None) -> Json:
@@ -139,7 +158,7 @@ def build_sbom(
     model_path = Path(model)
     subject = artifact_component(model_path, "machine-learning-model", name or model_path.name, version)
     if licence:
-        subject["licenses"] = [{"expression": _check_licence(licence)}]
+        subject["licenses"] = _model_licence(licence)
     data = [artifact_component(Path(p), "data", Path(p).name) for p in datasets]
     data_refs = [d["bom-ref"] for d in data]
     if len(set(data_refs)) != len(data_refs):

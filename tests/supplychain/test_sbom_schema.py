@@ -14,6 +14,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
+from modelshield.core.errors import InputError
 from modelshield.supplychain.distributions import installed_distributions
 from modelshield.supplychain.licenses import detect_licence, parse_expression
 from modelshield.supplychain.sbom import build_sbom, pypi_purl
@@ -84,3 +85,28 @@ def test_metadata_is_parsed_once_per_distribution() -> None:
     """The SBOM reads about nine fields of each package; the standard library re-parses METADATA for each."""
     dist = installed_distributions()["packaging"]
     assert dist.metadata is dist.metadata
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Apache-2.0", [{"expression": "Apache-2.0"}]),
+        ("apache-2.0 or mit", [{"expression": "Apache-2.0 OR MIT"}]),  # SPDX spelling
+        ("llama3.1", [{"license": {"name": "llama3.1"}}]),  # Hugging Face licence tags are not SPDX ids
+        ("openrail++", [{"license": {"name": "openrail++"}}]),
+    ],
+)
+def test_model_licence(tmp_path: Path, given: str, expected: list[dict[str, Any]]) -> None:
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"\0")
+    doc = build_sbom(model, licence=given)
+    assert doc["metadata"]["component"]["licenses"] == expected
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(doc)) is None
+
+
+@pytest.mark.parametrize("given", ["MIT OR", "(MIT", "MIT AND AND Apache-2.0"])
+def test_broken_model_licence_expression_is_refused(tmp_path: Path, given: str) -> None:
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"\0")
+    with pytest.raises(InputError):
+        build_sbom(model, licence=given)
