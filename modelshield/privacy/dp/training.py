@@ -109,6 +109,12 @@ def plan(
         raise InputError(f"accountant must be one of {', '.join(ACCOUNTANTS)}, not {accountant!r}")
     if epochs < 1:
         raise InputError(f"epochs must be at least 1, got {epochs}")
+    if delta >= 1 / n:
+        raise InputError(
+            f"δ={delta:g} is not below 1/N = {1 / n:.3g}: a release that publishes one random training record "
+            "in full meets that δ, so the (ε, δ) figure would promise nothing",
+            hint=f"use a δ well below 1/N, e.g. {10 ** math.floor(math.log10(0.1 / n)):g}",
+        )
     q = batch_size / n
     planned = epochs * max(1, round(n / batch_size))
     if noise_multiplier is None:
