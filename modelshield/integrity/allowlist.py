@@ -253,6 +253,13 @@ DANGEROUS_PREFIXES: tuple[str, ...] = (
     "builtins.exec", "builtins.compile", "builtins.getattr", "builtins.setattr", "builtins.delattr",
     "builtins.__import__", "builtins.open", "builtins.globals", "builtins.locals", "builtins.vars",
     "builtins.breakpoint", "builtins.input",
+    # more of picklescan's and modelscan's published gadgets (GHSA-…, protectai/modelscan#338): all already
+    # fail as unknown; listed so the report says why
+    "pydoc", "lib2to3", "linecache", "aiohttp", "httpx", "imp", "shelve", "dbm", "sqlite3", "_sqlite3", "xmlrpc",
+    "logging.config", "_posixsubprocess", "_interpreters", "_xxsubinterpreters", "_winapi", "_ctypes",
+    "uuid._get_command_stdout", "torch.utils.bottleneck", "torch.utils._config_module", "torch.utils.data.datapipes",
+    "torch.from_file", "numpy.fromfile", "numpy.lib.npyio", "pandas.read_pickle", "pandas.read_csv", "pandas.io",
+    "pandas.eval", "scipy.io", "mlflow.projects",
 )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from modelshield.integrity.allowlist import Verdict
 from modelshield.integrity.pickle_analysis import Data
 from modelshield.integrity.results import issue
-from modelshield.integrity.zipread import Entry, ZipFormatError, member_bytes
+from modelshield.integrity.zipread import Entry, MemberMismatch, ZipFormatError, member_bytes
 
 if TYPE_CHECKING:  # pydantic is imported only when a finding is made
     from modelshield.core.findings import Finding
@@ -115,6 +115,9 @@ def zip_members(data: Data, entries: list[Entry], where: str, limits: Limits, em
             continue
         try:
             body = member_bytes(data, entry, limits.max_bytes)
+        except MemberMismatch as exc:  # refused, and its bytes judged too: a streaming reader runs them first
+            emit(issue(Verdict.unparsed, "MS-SCAN-UNPARSED", "Archive member could not be read", name, str(exc)))
+            body = exc.body
         except (ZipFormatError, zlib.error, OSError, EOFError, ValueError) as exc:
             emit(issue(Verdict.unparsed, "MS-SCAN-UNPARSED", "Archive member could not be read", name, str(exc)))
             continue

@@ -35,6 +35,15 @@ class ZipFormatError(ValueError):
     """The archive cannot be read the way its loader would read it."""
 
 
+class MemberMismatch(ZipFormatError):
+    """A member's bytes contradict its directory entry's size or CRC. ``zipfile`` checks only at the end of
+    the stream, after a streaming reader (``pickle.load(zf.open(name))``) has run them: they are kept."""
+
+    def __init__(self, message: str, body: bytes) -> None:
+        super().__init__(message)
+        self.body = body
+
+
 @dataclass(frozen=True)
 class Entry:
     """One member as a loader sees it: offsets are absolute positions in the file."""
@@ -324,5 +333,5 @@ def member_bytes(data: Data, entry: Entry, limit: int) -> bytes:
     else:
         raise ZipFormatError(f"member {entry.name!r} uses compression method {entry.method}, which is not read")
     if len(body) <= limit and (len(body) != entry.usize or zlib.crc32(body) != entry.crc):
-        raise ZipFormatError(f"member {entry.name!r} does not match the size and CRC its directory entry gives")
+        raise MemberMismatch(f"member {entry.name!r} does not match the size and CRC its directory entry gives", body)
     return body
