@@ -12,6 +12,7 @@ A ``pyproject.toml`` declares ranges, not pins, and is refused with the command 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
+
+_COMMENT = re.compile(r"(^|\s+)#.*$")  # pip's rule: a '#' at the start or after whitespace (not a URL's #egg=)
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def _requirement_lines(path: Path, seen: set[Path]) -> Iterator[tuple[str, str]]
         raise MissingFileError(f"requirements file {path} does not exist")
     text = path.read_text(encoding="utf-8").replace("\\\n", " ")
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        line = _COMMENT.sub("", raw).strip()
         where = f"{path}:{number}"
         if line.startswith(("-r ", "--requirement ", "-r", "--requirement=")):
             include = line.split("=", 1)[1] if line.startswith("--requirement=") else line.split(None, 1)[-1]

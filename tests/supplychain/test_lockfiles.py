@@ -140,3 +140,13 @@ def test_approval_check_leaves_out_what_has_no_version() -> None:
     report = check(Approvals(), packages)
     assert len(report.results) == 10 and all(r.found for r in report.results)
     assert Package("x", "1").skip == ""
+
+
+def test_compiled_on_windows(tmp_path: Path) -> None:
+    """pip-compile on Windows writes CRLF line ends; its continuations end in a backslash before them."""
+    crlf = tmp_path / "requirements.txt"
+    crlf.write_bytes((LOCKS / "uv-compiled.txt").read_bytes().replace(b"\n", b"\r\n"))
+    assert _pins(crlf) == _pins(LOCKS / "uv-compiled.txt")
+    tabbed = tmp_path / "tabbed.txt"
+    tabbed.write_text("requests==2.31.0\t# pinned for the proxy\n")
+    assert _pins(tabbed) == [("requests", "2.31.0")]
