@@ -36,7 +36,7 @@ import numpy as np
 
 from modelshield.core.errors import InputError
 from modelshield.monitor import stattests
-from modelshield.monitor.profile import Moments, bin_counts, check_kinds
+from modelshield.monitor.profile import Moments, check_kinds, fold_numeric
 from modelshield.monitor.reservoir import Reservoir
 from modelshield.monitor.sketch import CategoricalFeature, NumericFeature, ReferenceSketch
 from modelshield.monitor.tables import ChunkSource
@@ -209,12 +209,15 @@ def summarise(sketch: ReferenceSketch, current: ChunkSource, config: DriftConfig
         sampler = Reservoir(
             max(1, min(len(sketch.reservoir), config.mmd_samples)), len(sketch.reservoir_columns), config.seed
         )
+    moments, bins, edges = (
+        [s.moments[f.name] for f in numeric],
+        [s.bins[f.name] for f in numeric],
+        [f.edges for f in numeric],
+    )
     for chunk in current():
         check_kinds(kinds, chunk, "the current data")
         s.rows += chunk.rows
-        for f in numeric:
-            present = s.moments[f.name].add(chunk.numeric[f.name])
-            s.bins[f.name] += bin_counts(f.edges, present)
+        fold_numeric(moments, bins, edges, [chunk.numeric[f.name] for f in numeric])
         for c in categorical:
             counts, where = s.categories[c.name], index[c.name]
             for value, n in chunk.categorical[c.name].items():

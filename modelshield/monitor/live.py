@@ -301,7 +301,8 @@ class LiveMonitor:
 
     def _source(self, rows: np.ndarray) -> Any:
         chunk = Chunk(rows=len(rows), columns=[name for name, _ in self.columns])
-        chunk.numeric = {name: np.ascontiguousarray(rows[:, j]) for name, j in self.columns}
+        by_column = np.ascontiguousarray(rows.T)  # one transposing copy, not one per column
+        chunk.numeric = {name: by_column[j] for name, j in self.columns}
 
         def one() -> Iterator[Chunk]:
             yield chunk

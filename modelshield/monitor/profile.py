@@ -95,6 +95,56 @@ def bin_counts(edges: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.diff(below, prepend=0, append=len(present))
 
 
+#: rows × features folded per block by ``fold_numeric`` (16 MiB of float64, and as much again sorted)
+BLOCK_ELEMENTS = 1 << 21
+
+
+def fold_numeric(
+    moments: list[Moments], bins: list[np.ndarray], edges: list[np.ndarray], columns: list[np.ndarray]
+) -> None:
+    """Add equal-length numeric columns to their moments and to their bins' counts, a block of columns per numpy
+    call: a Python loop of a dozen numpy calls per column cost more than the numbers on a live window of 1,000 rows.
+
+    The counts are exactly ``bin_counts``'s; without missing values the moments are bit for bit ``Moments.add``'s
+    (the same pairwise sums over each column), with them equal to rounding."""
+    if not columns:
+        return
+    step = max(1, BLOCK_ELEMENTS // max(1, len(columns[0])))
+    for start in range(0, len(columns), step):
+        part = slice(start, start + step)
+        _fold_block(moments[part], bins[part], edges[part], np.array(columns[part], dtype=np.float64))
+
+
+def _fold_block(moments: list[Moments], bins: list[np.ndarray], edges: list[np.ndarray], x: np.ndarray) -> None:
+    """``fold_numeric`` on a (features, rows) block: moments by reductions along rows, one sort of every row (NaN
+    sorts last), then one binary search of each feature's edges in its sorted present values."""
+    nan = np.isnan(x)
+    missing = nan.sum(axis=1)
+    count = x.shape[1] - missing
+    gaps = bool(missing.any())  # masks cost three passes over the block; most blocks have nothing to mask
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (np.where(nan, 0.0, x) if gaps else x).sum(axis=1) / count
+        dev = x - mean[:, None]
+        if gaps:
+            dev[nan] = 0.0
+        m2 = np.square(dev, out=dev).sum(axis=1)
+    lo = (np.where(nan, np.inf, x) if gaps else x).min(axis=1)
+    hi = (np.where(nan, -np.inf, x) if gaps else x).max(axis=1)
+    ordered = np.sort(x, axis=1)
+    below = [
+        np.searchsorted(ordered[j, :n], e, side="right") for j, (n, e) in enumerate(zip(count, edges, strict=True))
+    ]
+    lengths = np.array([len(e) for e in edges], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    upper = np.insert(np.concatenate(below), ends, count)  # per feature: values ≤ each edge, then all its values
+    lower = np.concatenate([[0], upper[:-1]])
+    lower[ends - lengths + np.arange(len(edges))] = 0
+    counts = np.split(upper - lower, (ends + np.arange(1, len(edges) + 1))[:-1])
+    for j, (m, b) in enumerate(zip(moments, bins, strict=True)):
+        m.merge(Moments(int(count[j]), float(mean[j]), float(m2[j]), float(lo[j]), float(hi[j]), int(missing[j])))
+        b += counts[j]
+
+
 def column_kinds(chunk: Chunk) -> dict[str, str]:
     """Column name → "numeric" or "categorical", in the chunk's column order."""
     return {c: "numeric" if c in chunk.numeric else "categorical" for c in chunk.columns}
@@ -116,4 +166,4 @@ def check_kinds(expected: dict[str, str], chunk: Chunk, where: str) -> None:
         )
 
 
-__all__ = ["CategoryCounts", "Moments", "bin_counts", "check_kinds", "column_kinds"]
+__all__ = ["BLOCK_ELEMENTS", "CategoryCounts", "Moments", "bin_counts", "check_kinds", "column_kinds", "fold_numeric"]
