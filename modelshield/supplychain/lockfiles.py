@@ -112,8 +112,8 @@ def _toml_packages(path: Path, key: str) -> Iterator[Package]:
             yield Package(entry["name"], "", str(path), f"local project ({local}), not from an index")
         elif isinstance(entry.get("version"), str):
             yield Package(entry["name"], entry["version"], str(path))
-        else:
-            raise InputError(f"{path}: package {entry['name']!r} has no version to audit")
+        else:  # PEP 751 leaves the version out for an archive URL or a source tree
+            yield Package(entry["name"], "", str(path), "no version in the lock: built from a URL or a source tree")
 
 
 def _pipfile_packages(path: Path) -> Iterator[Package]:

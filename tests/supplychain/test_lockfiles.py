@@ -150,3 +150,18 @@ def test_compiled_on_windows(tmp_path: Path) -> None:
     tabbed = tmp_path / "tabbed.txt"
     tabbed.write_text("requests==2.31.0\t# pinned for the proxy\n")
     assert _pins(tabbed) == [("requests", "2.31.0")]
+
+
+def test_pylock_source_trees_have_no_version(tmp_path: Path) -> None:
+    """PEP 751: ``version`` is optional for a package built from a VCS checkout, a directory or an archive URL."""
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "hand"\n'
+        '[[packages]]\nname = "jinja2"\nversion = "3.1.2"\n'
+        '[[packages]]\nname = "tool"\n[packages.vcs]\ntype = "git"\nurl = "https://example.org/tool.git"\n'
+        'commit-id = "9f2c3b1a7d5e4c6b8a0f1e2d3c4b5a6978e1d2c3"\n'
+        '[[packages]]\nname = "blob"\n[packages.archive]\nurl = "https://example.org/blob-1.0.tar.gz"\n'
+        '[packages.archive.hashes]\nsha256 = "ab"\n'
+    )
+    assert _pins(lock) == [("jinja2", "3.1.2")]
+    assert set(_skipped(lock)) == {"tool", "blob"}
