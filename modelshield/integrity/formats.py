@@ -30,7 +30,7 @@ def check_safetensors(data: Data, where: str) -> list[Finding]:
 
 
 def check_npy(data: Data, where: str) -> list[Finding]:
-    """Object arrays are stored as pickles after the header: flag them and analyse that pickle too."""
+    """Object arrays are stored as pickles after the header (``np.save``'s default): that pickle is judged."""
     f = io.BytesIO(bytes(data[: 1 << 16]))
     try:
         dtype = npy_dtype(f)
@@ -41,9 +41,11 @@ def check_npy(data: Data, where: str) -> list[Finding]:
         return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, why)]
     if not dtype.hasobject:
         return []
-    found = [issue(Verdict.unknown, "MS-SCAN-NPY-OBJECT", "NumPy array of Python objects", where,
-                   "the array is a pickle; loading it needs allow_pickle=True")]  # fmt: skip
-    return found + analyse_pickle(bytes(data[f.tell() :]), f"{where}[object array]").findings
+    found = analyse_pickle(bytes(data[f.tell() :]), f"{where}[object array]").findings
+    if not found:  # np.load(allow_pickle=True) unpickles it, judged like any pickle: strings, numbers, tuples
+        return []
+    return [issue(Verdict.unknown, "MS-SCAN-NPY-OBJECT", "NumPy array of Python objects", where,
+                  "the array is a pickle; loading it needs allow_pickle=True"), *found]  # fmt: skip
 
 
 def check_saved_model(data: Data, where: str) -> list[Finding]:

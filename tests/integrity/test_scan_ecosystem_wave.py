@@ -251,3 +251,21 @@ def test_published_gadgets_are_named_unsafe(tmp_path: Path, dotted: str) -> None
     )
     verdict, why = _verdict(path)
     assert verdict is Verdict.unsafe, why
+
+
+def test_numpy_object_arrays_of_plain_values_are_safe(tmp_path: Path) -> None:
+    """``np.save``/``np.savez`` pickle object arrays by default; one of strings, numbers and tuples imports
+    nothing (picklescan's object_array.npy). One holding a payload still fails."""
+    tuples = np.empty((2, 2), dtype=object)
+    tuples[:] = [(1, 2), (3, 4)]
+    np.save(tmp_path / "tuples.npy", tuples)
+    np.savez(tmp_path / "labels.npz", labels=np.array(["cat", None, 3.5], dtype=object), w=np.ones(2))
+    np.savez_compressed(tmp_path / "nested.npz", o=np.array([{"k": [1, 2]}, "x"], dtype=object))
+    for name in ("tuples.npy", "labels.npz", "nested.npz"):
+        verdict, why = _verdict(tmp_path / name)
+        assert verdict is Verdict.safe, (name, why)
+    body = (tmp_path / "tuples.npy").read_bytes()
+    header = body.index(b"\n") + 1
+    (tmp_path / "evil.npy").write_bytes(body[:header] + PAYLOAD)
+    verdict, why = _verdict(tmp_path / "evil.npy")
+    assert verdict is Verdict.unsafe and any("os.system" in w for w in why), why
