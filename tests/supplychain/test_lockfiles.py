@@ -11,8 +11,8 @@ import pytest
 
 from modelshield.core.errors import InputError
 from modelshield.supplychain.approval import Approvals, check
-from modelshield.supplychain.osv import AdvisoryDatabase
-from modelshield.supplychain.vulns import Package, audit_offline, render_audit, requirements_packages
+from modelshield.supplychain.osv import AdvisoryDatabase, serve_query_api
+from modelshield.supplychain.vulns import Package, audit_offline, audit_online, render_audit, requirements_packages
 
 LOCKS = Path(__file__).parent / "data" / "lock"
 
@@ -165,3 +165,29 @@ def test_pylock_source_trees_have_no_version(tmp_path: Path) -> None:
     )
     assert _pins(lock) == [("jinja2", "3.1.2")]
     assert set(_skipped(lock)) == {"tool", "blob"}
+
+
+def test_online_audit_of_a_lock_pinning_one_name_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip-audit refuses a requirements file with two pins of one name; a universal lock has them."""
+    db = AdvisoryDatabase("test")
+    db.add_record(
+        {
+            "id": "OSV-TEST-NUMPY",
+            "affected": [
+                {
+                    "package": {"ecosystem": "PyPI", "name": "numpy"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.5.0"}, {"fixed": "2.5.6"}]}],
+                }
+            ],
+        }
+    )
+    server = serve_query_api(db)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    try:
+        packages = [p for p in requirements_packages(LOCKS / "uv-compiled.txt") if p.key in ("numpy", "idna")]
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/query"
+        report = audit_online(packages, service="osv", osv_url=url, timeout=5)
+    finally:
+        server.shutdown()
+    assert [(v.package, v.version, v.id) for v in report.vulnerabilities] == [("numpy", "2.5.5", "OSV-TEST-NUMPY")]
+    assert report.skipped == {}
