@@ -110,3 +110,10 @@ def test_broken_model_licence_expression_is_refused(tmp_path: Path, given: str) 
     model.write_bytes(b"\0")
     with pytest.raises(InputError):
         build_sbom(model, licence=given)
+
+
+def test_every_known_spdx_id_is_on_cyclonedx_list() -> None:
+    """A single known id is written as a CycloneDX licence ``id``, which the schema checks against its SPDX list."""
+    from modelshield.supplychain.licenses import SPDX_IDS
+
+    assert set(SPDX_IDS.values()) <= set(json.loads(SPDX_SCHEMA.read_text())["enum"])
