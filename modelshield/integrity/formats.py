@@ -29,23 +29,24 @@ def check_safetensors(data: Data, where: str) -> list[Finding]:
     return []
 
 
-def check_npy(data: Data, where: str) -> list[Finding]:
-    """Object arrays are stored as pickles after the header (``np.save``'s default): that pickle is judged."""
+def check_npy(data: Data, where: str) -> tuple[list[Finding], int | None]:
+    """Object arrays are stored as pickles after the header (``np.save``'s default): that pickle is judged.
+    Also returns where a plain array's raw numbers start (None for an object array or a broken header)."""
     f = io.BytesIO(bytes(data[: 1 << 16]))
     try:
         dtype = npy_dtype(f)
     except ValueError as exc:
-        return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, str(exc))]
+        return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, str(exc))], None
     except (SyntaxError, tokenize.TokenError) as exc:  # numpy tokenizes the header's dict literal itself
         why = f"the header is not a Python literal ({exc.args[0] if exc.args else type(exc).__name__})"
-        return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, why)]
+        return [issue(Verdict.unparsed, "MS-SCAN-NPY-HEADER", "NumPy header unreadable", where, why)], None
     if not dtype.hasobject:
-        return []
+        return [], f.tell()
     found = analyse_pickle(bytes(data[f.tell() :]), f"{where}[object array]").findings
     if not found:  # np.load(allow_pickle=True) unpickles it, judged like any pickle: strings, numbers, tuples
-        return []
+        return [], None
     return [issue(Verdict.unknown, "MS-SCAN-NPY-OBJECT", "NumPy array of Python objects", where,
-                  "the array is a pickle; loading it needs allow_pickle=True"), *found]  # fmt: skip
+                  "the array is a pickle; loading it needs allow_pickle=True"), *found], None  # fmt: skip
 
 
 def check_saved_model(data: Data, where: str) -> list[Finding]:

@@ -188,11 +188,9 @@ def _archive_sequence(data: Data, readings: list[zipread.Reading]) -> list[tuple
 def _npy(scan: _Scan, layer: Layer) -> str | None:
     if not layer.head.startswith(b"\x93NUMPY"):
         return None
-    found = formats.check_npy(layer.data, layer.where)
-    if not found:  # a plain array: raw numbers after the header
-        wide = layer.head[6] >= 2
-        size = int.from_bytes(layer.head[8 : 12 if wide else 10], "little")
-        layer.covered.append(((12 if wide else 10) + size, len(layer.data)))
+    found, numbers = formats.check_npy(layer.data, layer.where)
+    if numbers is not None:  # a plain array: raw numbers after the header
+        layer.covered.append((numbers, len(layer.data)))
     scan.findings += found
     return "npy"
 
