@@ -45,7 +45,7 @@ def _awkward() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return edges, columns
 
 
-@pytest.mark.parametrize("block", [1 << 21, 2500])  # one block; blocks of 2 columns
+@pytest.mark.parametrize("block", [1 << 16, 2500, 1000])  # one block; blocks of 2 columns; column by column
 def test_fold_equals_column_by_column(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(profile, "BLOCK_ELEMENTS", block)
     edges, columns = _awkward()
