@@ -44,22 +44,25 @@ class Package:
 
 
 def _requirement_lines(path: Path, seen: set[Path]) -> Iterator[tuple[str, str]]:
-    """(line, where) after joining continuations and dropping comments; ``-r`` includes are followed."""
+    """(line, where) of a requirements file and the files it includes with ``-r``, each read once."""
     if path.resolve() in seen:
         return
     seen.add(path.resolve())
     if not path.is_file():
         raise MissingFileError(f"requirements file {path} does not exist")
-    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
-    for number, raw in enumerate(text.splitlines(), 1):
+    yield from _lines(path.read_text(encoding="utf-8"), path, seen)
+
+
+def _lines(text: str, path: Path, seen: set[Path]) -> Iterator[tuple[str, str]]:
+    """(line, where) after joining continuations and dropping comments; ``-r`` includes are followed from
+    the folder of ``path``."""
+    for number, raw in enumerate(text.replace("\\\n", " ").splitlines(), 1):
         line = _COMMENT.sub("", raw).strip()
-        where = f"{path}:{number}"
         if line.startswith(("-r ", "--requirement ", "-r", "--requirement=")):
             include = line.split("=", 1)[1] if line.startswith("--requirement=") else line.split(None, 1)[-1]
-            include = include.removeprefix("-r").strip()
-            yield from _requirement_lines(path.parent / include, seen)
+            yield from _requirement_lines(path.parent / include.removeprefix("-r").strip(), seen)
         elif line:
-            yield line, where
+            yield line, f"{path}:{number}"
 
 
 def _pinned(line: str, where: str) -> Package | None:
@@ -139,9 +142,10 @@ def _conda_packages(path: Path) -> Iterator[Package]:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise FormatError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     for dep in (doc or {}).get("dependencies") or []:
-        if isinstance(dep, dict):
-            for line in dep.get("pip") or []:
-                if (pkg := _pinned(str(line).strip(), f"{path}:pip")) is not None:
+        if isinstance(dep, dict):  # conda hands these lines to pip: includes and options as in a file
+            pip_lines = "\n".join(str(line) for line in dep.get("pip") or [])
+            for line, where in _lines(pip_lines, path, {path.resolve()}):
+                if (pkg := _pinned(line, where)) is not None:
                     yield pkg
         elif isinstance(dep, str):
             name = dep.split("::")[-1].split("=")[0].split("<")[0].split(">")[0].strip()

@@ -191,3 +191,13 @@ def test_online_audit_of_a_lock_pinning_one_name_twice(monkeypatch: pytest.Monke
         server.shutdown()
     assert [(v.package, v.version, v.id) for v in report.vulnerabilities] == [("numpy", "2.5.5", "OSV-TEST-NUMPY")]
     assert report.skipped == {}
+
+
+def test_conda_environment_including_a_requirements_file(tmp_path: Path) -> None:
+    """conda passes its ``pip:`` lines to pip, so ``-r file`` there includes a requirements file."""
+    (tmp_path / "requirements.txt").write_text("jinja2==3.1.2\n")
+    env = tmp_path / "environment.yml"
+    env.write_text(
+        "name: x\ndependencies:\n  - python=3.11\n  - pip:\n      - -r requirements.txt\n      - torch==2.13.0\n"
+    )
+    assert _pins(env) == [("jinja2", "3.1.2"), ("torch", "2.13.0")]
