@@ -339,9 +339,6 @@ def detect_licence(dist: metadata.Distribution) -> tuple[str, str]:
             return render(parse_expression(expression)), "License-Expression"
         except FormatError:
             return expression, "License-Expression (not SPDX)"
-    text = metadata_field(dist, "License")
-    if (node := _as_expression(text)) is not None:
-        return render(_which_bsd(node, dist) if text.lower() in _PLAIN_BSD else node), "License"
     found, plain_bsd = [], False
     for classifier in dist.metadata.get_all("Classifier") or []:
         if classifier.startswith("License ::"):
@@ -349,9 +346,14 @@ def detect_licence(dist: metadata.Distribution) -> tuple[str, str]:
             plain_bsd |= tail.lower() in _PLAIN_BSD
             if (spdx := ALIASES.get(tail.lower())) and spdx not in found:
                 found.append(spdx)
+    choice: Node = ("or", [("id", f) for f in found]) if len(found) > 1 else ("id", found[0] if found else "")
+    text = metadata_field(dist, "License")
+    if (node := _as_expression(text)) is not None:
+        if node[0] == "id" and node[1] in found and len(found) > 1:  # "MIT License", classifiers MIT and Apache:
+            return render(choice), "classifier"  # the field names one of the licences on offer
+        return render(_which_bsd(node, dist) if text.lower() in _PLAIN_BSD else node), "License"
     if found:
-        node = ("or", [("id", f) for f in found]) if len(found) > 1 else ("id", found[0])
-        return render(_which_bsd(node, dist) if plain_bsd else node), "classifier"
+        return render(_which_bsd(choice, dist) if plain_bsd else choice), "classifier"
     first = text.splitlines()[0].strip().rstrip(".") if text else ""
     if (node := _as_expression(first)) is not None:
         return render(node), "License (first line of the text)"

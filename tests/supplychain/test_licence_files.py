@@ -59,6 +59,15 @@ def _dist(tmp_path: Path, headers: list[str], files: dict[str, str]) -> metadata
             "Apache-2.0 OR BSD-2-Clause",
         ),
         (["License: BSD-3-Clause"], {"LICENSE": BSD2}, "BSD-3-Clause"),  # an explicit id is not second-guessed
+        (  # uvloop: License names one of the two licences its classifiers offer
+            [
+                "License: MIT License",
+                "Classifier: License :: OSI Approved :: Apache Software License",
+                "Classifier: License :: OSI Approved :: MIT License",
+            ],
+            {},
+            "Apache-2.0 OR MIT",
+        ),
     ],
 )
 def test_which_bsd(tmp_path: Path, headers: list[str], files: dict[str, str], expected: str) -> None:
