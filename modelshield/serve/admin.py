@@ -264,7 +264,7 @@ class AdminActions:
         if body.model is not None and body.model not in self.guards:
             raise NotFound(f"model {body.model!r} has no guard here")
         if not names:
-            raise RequestValidationError("no model on this gateway is guarded", 422)
+            raise NotFound("no model on this gateway is guarded")
         if body.mode == "normal":
             gen = self.fleet.store.drop("guard", names)
         else:

@@ -34,14 +34,19 @@ class AuthorizationError(GatewayError):
     status = 403
 
 
+#: the longest Retry-After told: a day (the quota's period); a near-zero rate (an admin override may set
+#: 5e-324/s) would otherwise give an infinite wait, which no header can carry
+MAX_RETRY_AFTER = 86400.0
+
+
 class RateLimitedError(GatewayError):
-    """Over a rate limit or daily quota; the client may retry after ``retry_after`` seconds."""
+    """Over a rate limit or daily quota; the client may retry after ``retry_after`` seconds (at most a day)."""
 
     status = 429
 
     def __init__(self, message: str, retry_after: float, hint: str = "") -> None:
         super().__init__(message, hint)
-        self.retry_after = max(0.0, float(retry_after))
+        self.retry_after = min(max(0.0, float(retry_after)), MAX_RETRY_AFTER)
 
 
 class RequestValidationError(GatewayError):

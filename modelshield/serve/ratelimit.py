@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from modelshield.core.errors import InputError
-from modelshield.serve.errors import RateLimitedError, ServiceUnavailableError
+from modelshield.serve.errors import MAX_RETRY_AFTER, RateLimitedError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def enforce(
     retry = decision.retry_after
     if paid > 0:  # the bucket refills at (cost - remaining) / retry_after tokens a second
         retry *= (cost + paid - decision.remaining) / (cost - decision.remaining)
+    retry = min(retry, MAX_RETRY_AFTER)
     if cost + paid > 1:
         left = max(0.0, decision.remaining + paid)
         raise RateLimitedError(

@@ -162,3 +162,27 @@ def test_rotating_a_key_that_does_not_exist_is_404_like_revoking_it(gateway):
     for path in ("/v1/admin/keys/rotate", "/v1/admin/keys/revoke"):
         r = client.post(path, json={"key_id": "0000000000000000"}, headers=bearer(state.keys["admin"]))
         assert r.status_code == 404 and _is_one_json_error(r), (path, r.text)
+
+
+def test_switching_the_guard_where_no_model_has_one_is_404(gateway):
+    client, state, _ = gateway
+    r = client.post("/v1/admin/guard", json={"mode": "normal"}, headers=bearer(state.keys["admin"]))
+    assert r.status_code == 404 and _is_one_json_error(r), r.text
+
+
+def test_a_near_zero_rate_limit_override_answers_429_with_a_finite_retry_after(gateway):
+    # schemathesis set rps 5e-324 (the schema's only bound is > 0): the wait before a token is 1e323 s or more
+    client, state, _ = gateway
+    override = {"subject": "alice", "rps": 5e-324, "burst": 1, "expires_in": 60}
+    r = client.post("/v1/admin/limits", json=override, headers=bearer(state.keys["admin"]))
+    assert r.status_code == 200, r.text
+    try:
+        codes = []
+        for _ in range(3):
+            r = client.post("/v1/models/demo/predict", json={"inputs": [SAMPLE]}, headers=bearer(state.keys["alice"]))
+            codes.append(r.status_code)
+        assert codes[-1] == 429 and _is_one_json_error(r), (codes, r.text)
+        assert 1 <= int(r.headers["retry-after"]) <= 86400 and "inf" not in r.text
+    finally:
+        lift = {**override, "rps": 10_000, "burst": 100_000, "expires_in": 1}
+        client.post("/v1/admin/limits", json=lift, headers=bearer(state.keys["admin"]))
