@@ -265,6 +265,9 @@ def _arrow_chunk(batch: Any, forced: frozenset[str]) -> Chunk:
         kind = col.type
         if name in forced:
             pass
+        elif pa.types.is_null(kind):  # no values in the whole column: pandas' all-NaN float column
+            chunk.numeric[name] = np.full(len(col), np.nan)
+            continue
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             chunk.numeric[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
             continue

@@ -102,3 +102,14 @@ def test_a_parquet_file_keeps_the_frames_column_kinds(tmp_path: Path) -> None:
         for source in (frame, tmp_path / "ref.parquet")
     ]
     assert kinds[0] == kinds[1] and kinds[1]["grade"] == "categorical"
+
+
+def test_an_empty_column_in_a_csv_matches_the_frames(tmp_path: Path) -> None:
+    """pandas holds an all-missing column as float NaN, a CSV of it has no values at all (Arrow's null type): it was
+    read as text, and the check stopped on "column 'empty' is categorical here but numeric in the reference"."""
+    rng = np.random.default_rng(7)
+    ref = pd.DataFrame({"x": rng.normal(size=500), "empty": np.full(500, np.nan)})
+    cur = pd.DataFrame({"x": rng.normal(size=400), "empty": np.full(400, np.nan)})
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    report = _drift(ref, tmp_path / "cur.csv")
+    assert not report.drift and [f.type for f in report.features] == ["numeric", "numeric"]
