@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 #: numeric columns with at most this many distinct values are treated as categorical when inferred
 CATEGORICAL_MAX_DISTINCT = 20
 DEFAULT_BINS = 16
+#: an inferred category list longer than this (or than half the rows) is an identifier or free text: its
+#: values are the private records themselves, and synthetic rows would copy them
+INFERRED_MAX_CATEGORIES = 1000
 
 
 @dataclass(frozen=True)
@@ -149,15 +152,30 @@ def infer_domain(frame: pd.DataFrame, *, bins: int = DEFAULT_BINS) -> Domain:
     """A domain read from the table itself (not differentially private: every column is listed as inferred).
 
     Numeric columns with more than :data:`CATEGORICAL_MAX_DISTINCT` distinct values get ``bins`` bins on
-    [min, max]; every other column is categorical with the values it holds."""
+    [min, max]; every other column is categorical with the values it holds, unless it holds so many
+    (:data:`INFERRED_MAX_CATEGORIES`, or half the rows) that it is refused as an identifier or free text."""
     if frame.shape[1] == 0 or len(frame) == 0:
         raise InputError("the table is empty")
     columns: list[Column] = []
+    most = min(INFERRED_MAX_CATEGORIES, max(CATEGORICAL_MAX_DISTINCT, len(frame) // 2))
     for name in frame.columns:
         series = frame[name]
-        if series.dtype.kind in "iuf" and series.notna().all() and series.nunique() > CATEGORICAL_MAX_DISTINCT:
+        distinct = int(series.nunique())
+        if series.dtype.kind in "iuf" and distinct > CATEGORICAL_MAX_DISTINCT:
+            if series.isna().any():
+                raise InputError(
+                    f"column {name!r} is numeric with missing values, so it cannot be binned",
+                    hint="fill them or drop those rows, or declare the column's domain with --domain",
+                )
             lo, hi = float(series.min()), float(series.max())
             columns.append(Numeric(str(name), lo, hi if hi > lo else lo + 1, bins, series.dtype.kind in "iu"))
+        elif distinct > most:
+            raise InputError(
+                f"column {name!r} has {distinct:,} distinct values in {len(frame):,} rows, like an identifier or "
+                "free text: listed from the table, its values are the private records, and synthetic rows "
+                "would copy them",
+                hint="drop the column, group its values into fewer categories, or declare its domain with --domain",
+            )
         else:
             columns.append(Categorical(str(name), tuple(sorted(set(_text(series).tolist())))))
     return Domain(tuple(columns), inferred=tuple(str(n) for n in frame.columns))
