@@ -23,6 +23,7 @@ import importlib.machinery
 import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 from modelshield.core.severity import RankedEnum
@@ -371,23 +372,37 @@ def _module_file(module: str) -> str | None:
     return found
 
 
+# Modules whose import alone does something (opens a browser, starts IDLE): never reasoned about by source.
+_IMPORT_SIDE_EFFECTS = frozenset({"antigravity", "this", "idlelib", "turtledemo", "__hello__", "__phello__"})
+
+
 def lookup_fails(module: str, name: str) -> bool:
-    """Whether ``find_class(module, name)`` certainly fails here, without importing anything: no top-level
-    module of that name is installed, or the module is pure Python and binds no such name anywhere in its
-    source (every assignment, import, ``def`` and ``class`` counts; a module ``__getattr__``, a star import
-    or ``globals()`` makes it unknowable). Used only where a reading of the bytes is itself an accident of
-    memo layout (joblib's inner pickles under plain ``pickle.load``), never for a file's main reading."""
-    top = module.split(".")[0]
+    """Whether ``find_class(module, name)`` certainly fails: no top-level module of that name is installed
+    here; or the module — already imported, compiled into the interpreter, or pure Python read with ``ast``
+    (every assignment, import, ``def`` and ``class`` counts) — binds no such name and has no submodule of
+    it. A module ``__getattr__``, a star import or ``globals()`` makes it unknowable. Used only where a
+    reading is itself an accident of memo layout (joblib's inner pickles under plain ``pickle.load``, whose
+    names come out as the dict's keys: ``signal.dtype``), never for a file's main reading."""
+    first, top = name.split(".")[0], module.split(".")[0]
+    loaded = sys.modules.get(module)
+    if loaded is None and module in sys.builtin_module_names:
+        loaded = importlib.import_module(module)  # compiled into the interpreter: importing runs no Python
+    if loaded is not None:
+        bound = vars(loaded)
+        return first not in bound and "__getattr__" not in bound
     try:
-        if importlib.util.find_spec(top) is None:  # a top-level find imports nothing
-            return True
+        spec = importlib.util.find_spec(top)  # a top-level find imports nothing
     except (ImportError, ValueError):
         return False
-    path = _module_file(module)
-    if not path or not path.endswith(".py"):
+    if spec is None:
+        return True
+    path = spec.origin if module == top else _module_file(module)
+    if not path or not path.endswith(".py") or module.endswith("__main__") or top in _IMPORT_SIDE_EFFECTS:
         return False
-    bound = _bound_names(path)
-    return bound is not None and name.split(".")[0] not in bound
+    if _module_file(f"{module}.{first}"):  # a submodule is an attribute once anything imported it
+        return False
+    names = _bound_names(path)
+    return names is not None and first not in names
 
 
 @functools.lru_cache(maxsize=256)

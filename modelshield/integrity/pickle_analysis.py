@@ -126,7 +126,7 @@ class _Machine:
         if not (_importable(module) and _importable(name)):  # "heckpoint from run 7": text read as GLOBAL
             raise ValueError(f"GLOBAL {module[:40]!r} {name[:40]!r} names no importable object: the unpickler stops")
         dotted, verdict = classify_import(module, name, self.context)
-        if verdict is Verdict.unknown and self.context is _PICKLE_LOAD and lookup_fails(module, name):
+        if verdict is not Verdict.safe and self.context is _PICKLE_LOAD and lookup_fails(module, name):
             # joblib's inner object-array pickle read with the outer memo: names like "o.dtype", made of keys
             raise ValueError(f"{dotted} names nothing installed here: pickle.load stops at this import")
         self.out.globals.add(dotted)

@@ -38,8 +38,11 @@ OBJECTS = np.array(["a", None], dtype=object)
 @pytest.mark.parametrize(
     "value",
     [{"o": OBJECTS}, {"k": 1, "o": OBJECTS}, {"a": 1, "b": 2, "o": OBJECTS}, [OBJECTS], ["x", OBJECTS],
-     {"m": {"o": OBJECTS}}, {"o": np.array([1, 2], dtype=object), "w": np.ones(3)}],
-    ids=["dict", "key_before", "two_keys_before", "list", "str_before", "nested", "ints_then_floats"],
+     {"m": {"o": OBJECTS}}, {"o": np.array([1, 2], dtype=object), "w": np.ones(3)},
+     {"a": 1, "b": 2, "signal": OBJECTS}, {"a": 1, "b": 2, "code": OBJECTS}, {"a": 1, "b": 2, "time": OBJECTS},
+     {"a": 1, "b": 2, "json": OBJECTS}],
+    ids=["dict", "key_before", "two_keys_before", "list", "str_before", "nested", "ints_then_floats",
+         "key_signal", "key_code", "key_time", "key_json"],
 )  # fmt: skip
 @pytest.mark.parametrize("compress", [0, 3, ("lzma", 3)])
 def test_joblib_first_array_of_objects_is_safe(tmp_path: Path, value: Any, compress: Any) -> None:
