@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 
 from modelshield.core.errors import FormatError, InputError, MissingFileError
 
+_EDITABLE = re.compile(r"^(?:--editable|-e)[\s=]*")
 _COMMENT = re.compile(r"(^|\s+)#.*$")  # pip's rule: a '#' at the start or after whitespace (not a URL's #egg=)
 
 
@@ -69,7 +70,7 @@ def _pinned(line: str, where: str) -> Package | None:
     """A ``name==version`` requirement; ``None`` for option lines (``--hash``, ``--index-url``, ``-c``...)."""
     file = where.rsplit(":", 1)[0]
     if line.startswith(("-e", "--editable")):
-        target = line.split(None, 1)[-1] if " " in line else line.removeprefix("-e")
+        target = _EDITABLE.sub("", line)
         name = target.split("#egg=", 1)[1].split("&")[0] if "#egg=" in target else target
         return Package(name, "", file, "editable install: no released version to audit")
     if line.startswith("-"):

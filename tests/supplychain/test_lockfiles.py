@@ -201,3 +201,18 @@ def test_conda_environment_including_a_requirements_file(tmp_path: Path) -> None
         "name: x\ndependencies:\n  - python=3.11\n  - pip:\n      - -r requirements.txt\n      - torch==2.13.0\n"
     )
     assert _pins(env) == [("jinja2", "3.1.2"), ("torch", "2.13.0")]
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("-e /work/app", "/work/app"),
+        ("-e git+https://example.org/tool.git@v1#egg=tool", "tool"),
+        ("--editable=./local", "./local"),
+        ("--editable ./local", "./local"),
+    ],
+)
+def test_editable_lines_are_named(tmp_path: Path, line: str, name: str) -> None:
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"jinja2==3.1.2\n{line}\n")
+    assert list(_skipped(reqs)) == [name]
