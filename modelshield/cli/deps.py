@@ -54,7 +54,7 @@ RequirementsOption = Annotated[
     typer.Option(
         "--requirements",
         "-r",
-        help="Pinned requirements file (name==version) or pylock.toml instead of the environment.",
+        help="A pinned requirements file (pip freeze, pip-compile, uv pip compile/export) or a lock file (pylock.toml, uv.lock, poetry.lock, Pipfile.lock, conda environment.yml) instead of the environment.",
     ),
 ]
 SbomOption = Annotated[Path | None, typer.Option(help="CycloneDX JSON SBOM whose pkg:pypi components to use instead.")]
