@@ -6,7 +6,10 @@ corpus: each written by the real library (or by hand where the attack needs it),
   not a payload;
 - joblib's pre-0.10 ``ZF`` zfile format, which today's ``joblib.load`` still decompresses and unpickles;
 - skops archives: ``schema.json`` names the types and functions ``skops.io.load`` builds once trusted;
-- NumPy headers that break numpy's own header tokenizer.
+- NumPy headers that break numpy's own header tokenizer; object arrays of plain values (``np.save``'s default);
+- torch.distributed.checkpoint shards (whole ``torch.save`` zips back to back) and their ``.metadata``;
+- a zip member whose CRC is wrong (picklescan's vector), and published gadgets named for what they are;
+- the CLI on an empty folder, a pipe, an empty file and headers claiming huge sizes.
 """
 
 from __future__ import annotations
