@@ -35,7 +35,7 @@ from modelshield.monitor.drift import CurrentSummary, DriftConfig, DriftReport, 
 from modelshield.monitor.outputs import Alarm, OutputMonitor, OutputReference
 from modelshield.monitor.profile import Moments
 from modelshield.monitor.sketch import CategoricalFeature, NumericFeature, ReferenceSketch, build_sketch
-from modelshield.monitor.tables import Chunk, chunk_source
+from modelshield.monitor.tables import Chunk, chunk_source, finite
 
 _INDEXED = re.compile(r".*\[(\d+)\]")
 #: outputs queued for the output monitor between two checks, at most (older ones are dropped and counted)
@@ -301,7 +301,7 @@ class LiveMonitor:
 
     def _source(self, rows: np.ndarray) -> Any:
         chunk = Chunk(rows=len(rows), columns=[name for name, _ in self.columns])
-        by_column = np.ascontiguousarray(rows.T)  # one transposing copy, not one per column
+        by_column = finite(np.ascontiguousarray(rows.T))  # one transposing copy, not one per column
         chunk.numeric = {name: by_column[j] for name, j in self.columns}
 
         def one() -> Iterator[Chunk]:

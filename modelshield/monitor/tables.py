@@ -9,7 +9,7 @@ from them and far smaller than the strings.
 
 Values are read as users mean them, and alike whatever the source: dates, timestamps (any time zone, as UTC) and
 durations are numbers of seconds; a pandas ``Categorical`` is categorical even when its categories are numbers;
-pandas' missing markers (``pd.NA``, ``NaT``) are missing; a category's text is spelled as Arrow spells it (booleans
+pandas' missing markers (``pd.NA``, ``NaT``) and ±∞ are missing; a category's text is spelled as Arrow spells it (booleans
 ``true``/``false`` — also when a CSV wrote ``True`` — and whole floats without ``.0``), so a sketch made from a
 DataFrame reads the same data from the Parquet or CSV file pandas writes of it.
 """
@@ -101,6 +101,13 @@ def _frame_columns(frame: Any) -> tuple[dict[str, np.ndarray], frozenset[str]]:
     return columns, frozenset(categories)
 
 
+def finite(values: np.ndarray) -> np.ndarray:
+    """Float values with ±∞ read as missing (NaN), in a copy only when there are any: one infinity makes the
+    moments NaN, which no report can carry, and says nothing about the distribution a test could use."""
+    infinite = np.isinf(values)
+    return np.where(infinite, np.nan, values) if infinite.any() else values
+
+
 def _seconds(values: np.ndarray) -> np.ndarray:
     """Dates, timestamps and durations as float seconds (since the epoch for the former); NaT → NaN."""
     unit = "datetime64[us]" if values.dtype.kind == "M" else "timedelta64[us]"
@@ -144,7 +151,7 @@ def _array_chunks(columns: dict[str, np.ndarray], chunk_rows: int, forced: froze
         for name, col in columns.items():
             part = col[start : start + chunk_rows]
             if part.dtype.kind in "iuf" and name not in forced:
-                chunk.numeric[name] = part.astype(np.float64, copy=False)
+                chunk.numeric[name] = finite(part.astype(np.float64, copy=False))
             elif part.dtype.kind in "Mm" and name not in forced:
                 chunk.numeric[name] = _seconds(part)
             else:
@@ -269,7 +276,7 @@ def _arrow_chunk(batch: Any, forced: frozenset[str]) -> Chunk:
             chunk.numeric[name] = np.full(len(col), np.nan)
             continue
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            chunk.numeric[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            chunk.numeric[name] = finite(col.cast(pa.float64()).to_numpy(zero_copy_only=False))
             continue
         elif pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_duration(kind):
             chunk.numeric[name] = _seconds(col.to_numpy(zero_copy_only=False))
@@ -289,4 +296,4 @@ def _short(e: BaseException) -> str:
     return " ".join(str(e).split())[:200]
 
 
-__all__ = ["CHUNK_ROWS", "Chunk", "ChunkSource", "chunk_source"]
+__all__ = ["CHUNK_ROWS", "Chunk", "ChunkSource", "chunk_source", "finite"]

@@ -4,6 +4,7 @@ that means something, or one clear error — never a traceback."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,33 @@ def test_an_empty_column_in_a_csv_matches_the_frames(tmp_path: Path) -> None:
     cur.to_csv(tmp_path / "cur.csv", index=False)
     report = _drift(ref, tmp_path / "cur.csv")
     assert not report.drift and [f.type for f in report.features] == ["numeric", "numeric"]
+
+
+def test_infinities_are_missing_not_nan_verdicts(tmp_path: Path) -> None:
+    """±∞ (a ratio divided by zero) made the moments NaN: the sketch could not be saved ("internal error: Out of
+    range float values are not JSON compliant") and the MMD statistic read NaN with a DRIFT verdict."""
+    rng = np.random.default_rng(8)
+    ref = pd.DataFrame({"ratio": rng.normal(size=400), "y": rng.normal(size=400)})
+    cur = pd.DataFrame({"ratio": rng.normal(size=300), "y": rng.normal(size=300)})
+    ref.loc[::50, "ratio"], cur.loc[::40, "ratio"] = np.inf, -np.inf
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    command = [str(Path(sys.executable).parent / "modelshield"), "monitor"]
+    sketch = subprocess.run(
+        [*command, "sketch", "--reference", str(tmp_path / "ref.csv"), "-o", str(tmp_path / "s.json")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert sketch.returncode == 0, sketch.stderr
+    drift = subprocess.run(
+        [*command, "drift", "--reference", str(tmp_path / "s.json"), "--current", str(tmp_path / "cur.csv"), "-f", "json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert drift.returncode == 0, drift.stdout + drift.stderr
+    report = json.loads(drift.stdout)
+    ratio = report["features"][0]
+    assert ratio["measures"]["missing_current"] == pytest.approx(8 / 300)
+    assert np.isfinite(report["multivariate"]["statistic"])
+    direct = _drift(ref, cur)
+    assert direct.features[0].measures["missing_current"] == pytest.approx(8 / 300)
+    assert all(np.isfinite(v) for v in direct.features[0].measures.values())
+    assert ref["ratio"].isin([np.inf]).sum() == 8  # the caller's frame is not changed
