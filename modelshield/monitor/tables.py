@@ -89,6 +89,7 @@ def _frame_columns(frame: Any) -> tuple[dict[str, np.ndarray], frozenset[str]]:
     (numbers for codes): the former is read as UTC datetime64, the latter as objects marked categorical."""
     columns: dict[str, np.ndarray] = {}
     categories: set[str] = set()
+    unique_names([str(c) for c in frame.columns])
     for c in frame.columns:
         col, dtype = frame[c], getattr(frame[c], "dtype", None)
         if getattr(dtype, "name", "") == "category":
@@ -99,6 +100,15 @@ def _frame_columns(frame: Any) -> tuple[dict[str, np.ndarray], frozenset[str]]:
         else:
             columns[str(c)] = np.asarray(col)
     return columns, frozenset(categories)
+
+
+def unique_names(names: list[str]) -> None:
+    """Refuse a table whose columns repeat a name: one would silently stand for both."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"column {name!r} appears twice in the table; rename one of them")
+        seen.add(name)
 
 
 def finite(values: np.ndarray) -> np.ndarray:
@@ -165,7 +175,12 @@ def _add_categories(chunk: Chunk, name: str, values: np.ndarray) -> None:
     Python counts objects that compare equal as one, so in a column mixing them True is counted with 1."""
     counts: Counter[str] = Counter()
     if values.dtype.kind == "O":  # counted as objects first (at C speed), then each distinct value spelled once
-        for v, c in Counter(values.tolist()).items():
+        items = values.tolist()
+        try:
+            distinct = Counter(items)
+        except TypeError:  # lists, dicts (parsed JSON): counted by their text
+            distinct = Counter(str(v) if type(v).__hash__ is None else v for v in items)
+        for v, c in distinct.items():
             if type(v) is str:  # most values: spare them the general checks
                 if v:
                     counts[_BOOL_TEXT.get(v, v)] += c
@@ -267,6 +282,7 @@ def _arrow_chunk(batch: Any, forced: frozenset[str]) -> Chunk:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    unique_names(batch.schema.names)
     chunk = Chunk(rows=batch.num_rows, columns=list(batch.schema.names))
     for name, col in zip(batch.schema.names, batch.columns, strict=True):
         kind = col.type

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelshield.core.errors import InputError
 from modelshield.monitor.drift import DriftConfig, DriftReport, detect_drift
 from modelshield.monitor.sketch import build_sketch
 from modelshield.monitor.tables import chunk_source
@@ -144,3 +145,22 @@ def test_infinities_are_missing_not_nan_verdicts(tmp_path: Path) -> None:
     assert direct.features[0].measures["missing_current"] == pytest.approx(8 / 300)
     assert all(np.isfinite(v) for v in direct.features[0].measures.values())
     assert ref["ratio"].isin([np.inf]).sum() == 8  # the caller's frame is not changed
+
+
+def test_repeated_column_names_are_one_clear_error(tmp_path: Path) -> None:
+    """A frame or a CSV with two columns named alike: numpy's concatenation error (frames), or the second column
+    silently taking the first one's place (CSV, Parquet)."""
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame(rng.normal(size=(50, 3)), columns=["a", "a", "b"])
+    frame.to_csv(tmp_path / "dup.csv", index=False)
+    for source in (frame, tmp_path / "dup.csv"):
+        with pytest.raises(InputError, match="column 'a' appears twice"):
+            build_sketch(chunk_source(source), bins=10, sample=50, reservoir=5)
+
+
+def test_object_columns_of_lists_and_dicts_are_counted_as_text() -> None:
+    """Unhashable values (JSON payloads parsed into lists and dicts) are categories by their text."""
+    ref = pd.DataFrame({"tags": [["a", "b"], ["c"], None, {"k": 1}] * 50})
+    report = _drift(ref, ref.iloc[:100])
+    assert report.features[0].type == "categorical" and not report.drift
+    assert report.features[0].measures["missing_current"] == pytest.approx(0.25)
