@@ -15,9 +15,10 @@ features; χ², PSI and Jensen–Shannon for categorical ones) and one of them d
 
 A column that is empty in the current data but was not in the reference drifts (test ``missing``), whatever the
 deciding test: with no values left, every distribution test would read "no difference"; so does one that was empty
-in the reference and has values now. χ² runs on the categories with expected counts of at least 5 in both samples
-(Cochran's rule), rarer ones pooled with the values the reference rarely or never had: below that its p-value is
-void, and an identifier column (a fresh value every row) read as drift or not by sample size alone.
+in the reference and has values now. Categorical measures (χ², PSI, Jensen–Shannon) compare the categories with
+expected counts of at least 5 in both samples (Cochran's rule for χ²), rarer ones pooled with the values the
+reference rarely or never had: below that χ²'s p-value is void and proportions are noise, and an identifier column
+(a fresh value every row) read as drift or not by sample size alone.
 
 p-value tests on large samples flag shifts too small to matter (with a million rows a KS D of 0.002 is
 significant); choose an effect-size test, or a smaller α, where that is not wanted. The multivariate MMD
@@ -233,11 +234,12 @@ def _measure(f: NumericFeature | CategoricalFeature, s: CurrentSummary) -> dict[
     if isinstance(f, CategoricalFeature):
         ref = np.array([*f.categories.values(), f.other], dtype=np.int64)
         cur = s.categories[f.name]
-        chi2, chi2_p = stattests.chi2_homogeneity(*stattests.pool_sparse(ref, cur))
+        pooled = stattests.pool_sparse(ref, cur)
+        chi2, chi2_p = stattests.chi2_homogeneity(*pooled)
         total = cur.sum()
         return {
             "name": f.name, "type": "categorical", "chi2": chi2, "chi2_p": chi2_p,
-            "psi": stattests.psi(ref, cur), "js": stattests.jensen_shannon(ref, cur),
+            "psi": stattests.psi(*pooled), "js": stattests.jensen_shannon(*pooled),
             "other_share": float(cur[-1] / total) if total else 0.0,
             "missing_reference": f.missing / max(1, f.missing + f.count),
             "missing_current": s.missing[f.name] / max(1, s.rows),
