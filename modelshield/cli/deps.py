@@ -209,24 +209,29 @@ def approve_command(
     sbom: SbomOption = None,
 ) -> None:
     """Record an approval (who, when, why) for libraries, models or datasets; the other entries are kept."""
-    from modelshield.supplychain.approval import Approvals, approve, load_approvals, unapproved
+    from modelshield.supplychain.approval import Approvals, approve, either, load_approvals, unapproved
 
     artifacts = _artifacts(model, dataset)
     if not (names or all_new or artifacts):
         raise InputError("nothing to approve: name libraries, or pass --all, --model or --dataset")
-    packages = {pkg.key: pkg for pkg in _packages(requirements, sbom)}
+    found = [pkg for pkg in _packages(requirements, sbom) if not pkg.skip]
+    pins: dict[str, list[str]] = {}  # a universal lock pins a library at one version per platform: approve them all
+    for pkg in found:
+        pins.setdefault(pkg.key, []).append(pkg.version)
+    display = {pkg.key: pkg.name for pkg in found}
     chosen = []
     for name in names or []:
-        pkg = packages.get(canonicalize_name(name))
+        key = canonicalize_name(name)
         if version is not None:
-            chosen.append((pkg.name if pkg else name, version))
-        elif pkg is None:
+            chosen.append((display.get(key, name), version))
+        elif key not in pins:
             raise InputError(f"{name} is not installed (or not in the given file); give --version to approve it anyway")
         else:
-            chosen.append((pkg.name, f"=={pkg.version}"))
+            chosen.append((display[key], either(pins[key])))
     if all_new:
         current = load_approvals(approvals) if approvals.exists() else Approvals()
-        chosen += [(p.name, f"=={p.version}") for p in unapproved(current, list(packages.values()))]
+        keys = dict.fromkeys(pkg.key for pkg in unapproved(current, found))
+        chosen += [(display[k], either(pins[k])) for k in keys]
     approve(approvals, approved_by=by, reason=reason, libraries=chosen, artifacts=artifacts)
     for name, spec in chosen:
         typer.echo(f"approved library {name} {spec or '(any version)'}")

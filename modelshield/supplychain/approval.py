@@ -8,7 +8,7 @@ swapped weight file; ``approve`` records a decision without losing the others.
 
     [[library]]
     name = "torch"
-    version = "==2.13.0"          # a PEP 440 specifier; "" approves every version
+    version = "==2.13.0"          # a PEP 440 specifier; "" approves every version; "==2.2.6 || ==2.3.1" either
     approved_by = "alice@example.com"
     date = "2026-05-01"
     reason = "training stack"
@@ -64,11 +64,33 @@ class LibraryApproval:
     reason: str
 
     def allows(self, version: str) -> bool:
-        """PEP 440 match, pre-releases included (an approver who pinned one meant it)."""
+        """PEP 440 match of any of the ``||`` alternatives, pre-releases included (an approver who pinned one meant
+        it). A universal lock pins one library at several versions, one per platform or Python."""
         try:
-            return SpecifierSet(self.version).contains(Version(version), prereleases=True)
+            found = Version(version)
         except InvalidVersion:
-            return self.version in ("", f"=={version}", f"==={version}")
+            return self.version == "" or any(a in (f"=={version}", f"==={version}") for a in alternatives(self.version))
+        return any(SpecifierSet(a).contains(found, prereleases=True) for a in alternatives(self.version))
+
+
+def alternatives(spec: str) -> list[str]:
+    """The PEP 440 specifiers an approval's version joins with ``||`` (any of them approves)."""
+    return [part.strip() for part in spec.split("||")]
+
+
+def valid_spec(spec: str) -> bool:
+    """Whether every ``||`` alternative of an approval's version is a PEP 440 specifier."""
+    try:
+        for alternative in alternatives(spec):
+            SpecifierSet(alternative)
+    except InvalidSpecifier:
+        return False
+    return True
+
+
+def either(versions: Sequence[str]) -> str:
+    """The approval of exactly these versions: ``==a || ==b``, sorted, without repeats."""
+    return " || ".join(f"=={v}" for v in sorted(set(versions)))
 
 
 @dataclass(frozen=True)
@@ -125,10 +147,8 @@ def parse_approvals(text: str, where: str) -> Approvals:
     approvals = Approvals()
     for raw, here in _entries(doc, "library", _LIBRARY_FIELDS, where):
         name, spec = _text(raw, "name", here), _text(raw, "version", here, allow_empty=True)
-        try:
-            SpecifierSet(spec)
-        except InvalidSpecifier:
-            raise FormatError(f"{here}: version {spec!r} is not a PEP 440 specifier (e.g. ==2.13.0)") from None
+        if not valid_spec(spec):
+            raise FormatError(f"{here}: version {spec!r} is not a PEP 440 specifier (e.g. ==2.13.0)")
         key = canonicalize_name(name)
         if key in approvals.libraries:
             raise FormatError(f"{here}: library {name!r} is listed twice")
@@ -231,12 +251,10 @@ def approve(
     """
     _check_who(approved_by, reason)
     for name, spec in libraries:
-        try:
-            SpecifierSet(spec)
-        except InvalidSpecifier:
+        if not valid_spec(spec):
             raise InputError(
-                f"version {spec!r} for {name} is not a PEP 440 specifier (e.g. ==2.13.0, >=2,<3)"
-            ) from None
+                f"version {spec!r} for {name} is not a PEP 440 specifier (e.g. ==2.13.0, >=2,<3, ==1.0 || ==1.2)"
+            )
     for kind, _, _ in artifacts:
         if kind not in ARTIFACT_KINDS:
             raise InputError(f"kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")

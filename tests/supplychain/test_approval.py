@@ -167,3 +167,27 @@ def test_cli_gate(tmp_path: Path, run_main: RunMain) -> None:
         assert one_line_error(*deps(*args)[::2]), args
     approvals.write_text("version = 1\n[[library]]\nname = 3\n")
     assert one_line_error(*deps("check", *base)[::2])
+
+
+def test_a_library_pinned_twice_in_a_universal_lock_is_approved_at_both_versions(
+    tmp_path: Path, run_main: RunMain
+) -> None:
+    """`uv pip compile --universal` pins numpy once per Python: `approve --all` approves both pins (either), so the
+    gate passes on the lock it was run on and fails when one of them moves."""
+    approvals, reqs = tmp_path / "approvals.toml", tmp_path / "requirements.txt"
+    reqs.write_text(
+        "numpy==2.2.6 ; python_full_version < '3.12'\nnumpy==2.3.1 ; python_full_version >= '3.12'\nrequests==2.32.3\n"
+    )
+    base = ["--approvals", str(approvals), "-r", str(reqs)]
+    code, out, err = run_main("deps", "approve", "--all", "--by", "ci", "--reason", "baseline", *base)
+    assert code == 0 and "approved library numpy ==2.2.6 || ==2.3.1" in out, err
+    assert load_approvals(approvals).libraries["numpy"].version == "==2.2.6 || ==2.3.1"
+    assert run_main("deps", "check", *base)[0] == 0
+    reqs.write_text(reqs.read_text().replace("2.3.1", "2.3.2"))
+    code, out, _ = run_main("deps", "check", *base)
+    assert code == 1 and "changed  library  numpy 2.3.2 (approved: ==2.2.6 || ==2.3.1 by ci)" in out
+    code, out, _ = run_main("deps", "approve", "numpy", "--by", "alice", "--reason", "reviewed", *base)
+    assert code == 0 and "approved library numpy ==2.2.6 || ==2.3.2" in out  # the pins now, not the old ones too
+    assert run_main("deps", "check", *base)[0] == 0
+    with pytest.raises(InputError, match="PEP 440"):
+        approve(tmp_path / "x.toml", approved_by="a", reason="r", libraries=[("numpy", "==1 || =>2")])
