@@ -38,11 +38,17 @@ def per_column(sketch: ReferenceSketch, window: np.ndarray, names: list[tuple[st
     return s
 
 
-def timed(fn: Callable[[], CurrentSummary], repeats: int) -> float:
+def timed(fn: Callable[[], object], repeats: int) -> float:
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
     return (time.perf_counter() - start) / repeats
+
+
+def refill_and_drain(monitor: LiveMonitor, window: np.ndarray) -> object:
+    """A second's traffic of one window, then the flush's drain."""
+    monitor.observe(window)
+    return monitor.drain()
 
 
 def case(label: str, reference: np.ndarray, window: np.ndarray, blocks: int, repeats: int) -> list[str]:
@@ -59,7 +65,7 @@ def case(label: str, reference: np.ndarray, window: np.ndarray, blocks: int, rep
     for _ in range(blocks):  # alternating, so load changes hit both alike
         before.append(timed(lambda: per_column(sketch, rows, monitor.columns), repeats))
         after.append(timed(lambda: summarise(sketch, monitor._source(rows), config), repeats))  # noqa: SLF001
-        drains = timed(lambda: (monitor.observe(window), monitor.drain())[1], repeats)  # type: ignore[return-value]
+        drains = timed(lambda: refill_and_drain(monitor, window), repeats)
     b, a = statistics.median(before), statistics.median(after)
     return [label, f"{b * 1e3:.2f} ms", f"{a * 1e3:.2f} ms", f"{b / a:.1f}×", f"{drains * 1e3:.2f} ms"]
 

@@ -19,6 +19,13 @@ from modelshield.monitor.sketch import build_sketch
 from modelshield.monitor.tables import chunk_source
 
 
+def _gapped(values: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    """The values as objects, None where ``gaps``."""
+    out = values.astype(object)
+    out[gaps] = None
+    return out
+
+
 def _frame(n: int, seed: int, days: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     gaps = rng.random(n) < 0.1
@@ -26,9 +33,9 @@ def _frame(n: int, seed: int, days: int = 0) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "amount": rng.lognormal(3, 1, n),
-            "visits": pd.array(np.where(gaps, None, rng.poisson(4, n)), dtype="Int64"),
-            "member": pd.array(np.where(gaps, None, rng.random(n) < 0.3), dtype="boolean"),
-            "plan": pd.Series(np.where(gaps, None, rng.choice(["free", "pro", "team"], n)), dtype="string"),
+            "visits": pd.array(_gapped(rng.poisson(4, n), gaps), dtype="Int64"),
+            "member": pd.array(_gapped(rng.random(n) < 0.3, gaps), dtype="boolean"),
+            "plan": pd.Series(_gapped(rng.choice(["free", "pro", "team"], n), gaps), dtype="string"),
             "grade": pd.Categorical(rng.integers(1, 4, n)),
             "seen": start + pd.to_timedelta(rng.integers(0, 30 * 24, n), unit="h"),
             "seen_utc": (start + pd.to_timedelta(rng.integers(0, 30 * 24, n), unit="h")).tz_localize("UTC"),
