@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from modelshield.core.errors import InputError, ModelShieldError
 from modelshield.serve.errors import RequestValidationError, ServiceUnavailableError
@@ -116,6 +116,19 @@ class IncidentNote(_Body):
     action: Annotated[str, Field(pattern=r"^[a-z_.]{1,64}$")]
     status: Literal["started", "done", "failed", "skipped", "approved", "dry-run", "contained", "not-contained"]
     detail: dict[str, Any] = {}
+
+    @field_validator("detail")
+    @classmethod
+    def _auditable(cls, detail: dict[str, Any]) -> dict[str, Any]:
+        """The note goes into the audit log, whose canonical JSON (RFC 8785) refuses integers past 2**53 and lone
+        surrogates: refused here with 422, not at the append with a 503 that says the log is down."""
+        from modelshield.audit.canonical import canonical_json
+
+        try:
+            canonical_json(detail)
+        except InputError as exc:
+            raise ValueError(str(exc).removeprefix("audit event ")) from None
+        return detail
 
 
 def parse_body(raw: bytes, model: type[B]) -> B:

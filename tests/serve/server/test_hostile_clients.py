@@ -186,3 +186,26 @@ def test_a_near_zero_rate_limit_override_answers_429_with_a_finite_retry_after(g
     finally:
         lift = {**override, "rps": 10_000, "burst": 100_000, "expires_in": 1}
         client.post("/v1/admin/limits", json=lift, headers=bearer(state.keys["admin"]))
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        b'{"n": 9007199254740992}',  # 2**53: the audit log's canonical JSON cannot carry it exactly
+        b'{"deep": [{"n": -9007199254740993}]}',
+        b'{"s": "\\ud800"}',  # a lone surrogate: no UTF-8 spelling
+        b'{"\\udc00": 1}',
+    ],
+)
+def test_incident_notes_the_audit_log_cannot_hold_are_422_not_503(gateway, detail):
+    client, state, _ = gateway
+    body = b'{"incident":"i1","playbook":"p","step":"s","action":"a","status":"started","detail":' + detail + b"}"
+    r = client.post("/v1/admin/incident/notes", content=body, headers=bearer(state.keys["admin"]))
+    assert r.status_code == 422 and _is_one_json_error(r), r.text
+    assert "detail" in r.json()["error"]
+    ok = client.post(
+        "/v1/admin/incident/notes",
+        content=body.replace(detail, b'{"n": 9007199254740991, "s": "\\u00e9"}'),
+        headers=bearer(state.keys["admin"]),
+    )
+    assert ok.status_code == 200, ok.text
