@@ -236,6 +236,9 @@ def attach_routes(app: FastAPI, gateway: Gateway, pipeline: Pipeline) -> None:
         ready, body = await readiness.report()
         return json_response(body, 200 if ready else 503)
 
+    for path, probe in (("/healthz", healthz), ("/readyz", readyz)):  # load balancers probe with HEAD (RFC 9110 §9.3.2)
+        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
+
     @app.get(
         "/metrics",
         tags=["health"],

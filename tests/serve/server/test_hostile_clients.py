@@ -209,3 +209,11 @@ def test_incident_notes_the_audit_log_cannot_hold_are_422_not_503(gateway, detai
         headers=bearer(state.keys["admin"]),
     )
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_head_as_get(gateway, path):
+    # RFC 9110 §9.3.2: a server answers HEAD wherever it answers GET; load balancers probe with it
+    client, _, _ = gateway
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code == 200 and head.content == b""
