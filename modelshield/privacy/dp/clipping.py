@@ -71,6 +71,7 @@ class BookKeeping:
         self.module = module
         self.max_grad_norm = float(max_grad_norm)
         self.layers = {name: m for name, m in module.named_modules() if trainable(m)}
+        self._names = {m: name for name, m in self.layers.items()}
         owners: dict[int, int] = {}
         for m in self.layers.values():
             for p in trainable(m).values():
@@ -92,12 +93,16 @@ class BookKeeping:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _where(self, module: nn.Module) -> str:
+        """A layer as errors name it: its path in the model and its class (``encoder.cell (LSTMCell)``)."""
+        return f"{self._names.get(module) or 'the model'} ({type(module).__name__})"
+
     def _hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         if self._records is None:  # not recording: an evaluation forward, or the fallback re-running a layer
             return
         if not isinstance(output, Tensor):
             raise InputError(
-                f"layer {type(module).__name__} returns {type(output).__name__}, not a tensor; "
+                f"layer {self._where(module)} returns {type(output).__name__}, not a tensor; "
                 "DP training needs each layer with parameters to return one tensor"
             )
         if not output.requires_grad:
@@ -167,14 +172,14 @@ class BookKeeping:
         for (module, r), g in zip(flat, grads, strict=True):
             if tuple(a._version for a in r.args if isinstance(a, Tensor)) != r.versions:
                 raise InputError(
-                    f"the input of layer {type(module).__name__} was changed in place after the layer used it; "
+                    f"the input of layer {self._where(module)} was changed in place after the layer used it; "
                     "per-sample gradients need it intact (use an out-of-place op there)"
                 )
             if g is None:
                 continue
             if g.shape[0] != b:
                 raise InputError(
-                    f"layer {type(module).__name__} gives an output whose first axis is {g.shape[0]}, not the "
+                    f"layer {self._where(module)} gives an output whose first axis is {g.shape[0]}, not the "
                     f"batch ({b}); DP training needs the batch first in every layer"
                 )
             calls.setdefault(module, []).append(Call(r.args, r.kwargs, g))

@@ -88,3 +88,35 @@ def test_clipped_sum_matches_opacus(make: Callable[..., nn.Module], inputs: Call
     assert 0 < int((norms > c).sum()) < len(norms)
     for p, ref in zip(ours_model.parameters(), theirs, strict=True):
         torch.testing.assert_close(ours.grads[p], ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+
+
+class _Pair(nn.Module):
+    """A user's layer with its own weight that returns a tuple, like an RNN cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 4))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = x @ self.weight
+        return h, h.tanh()
+
+
+class _Tower(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.ModuleDict({"cell": _Pair()})
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, _ = self.encoder["cell"](x)
+        return self.head(h)
+
+
+def test_an_unsupported_layer_is_named_by_its_path() -> None:
+    """Opacus added module names to its validation errors (PR #823) because a bare class name did not say
+    which of many layers failed; ours names the path too."""
+    from modelshield.core.errors import InputError
+
+    with BookKeeping(_Tower(), max_grad_norm=1.0) as bk, pytest.raises(InputError, match=r"encoder\.cell"):
+        bk.clipped(torch.randn(8, 4), torch.randint(0, 2, (8,)))
