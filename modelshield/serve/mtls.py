@@ -32,6 +32,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from modelshield.core.errors import InputError
 from modelshield.integrity.keys import atomic_output
+from modelshield.serve.deadlines import HeaderDeadline
 from modelshield.serve.errors import AuthenticationError
 from modelshield.serve.identity import Identity
 
@@ -159,8 +160,9 @@ def _tls_extension(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
     }
 
 
-class MtlsH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, extended to hand each connection's verified client certificate to the app."""
+class MtlsH11Protocol(HeaderDeadline, H11Protocol):
+    """uvicorn's h11 protocol, extended to hand each connection's verified client certificate to the app (and
+    with the header deadline of ``modelshield.serve.deadlines``)."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)

@@ -38,6 +38,8 @@ def error_response(exc: Exception, request_id: str) -> Response:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="modelshield"'
+    if status == 408:  # the rest of the body may still come: nothing after it on this connection is a request
+        headers["Connection"] = "close"
     return json_response({"error": message, "request_id": request_id}, status, headers)
 
 

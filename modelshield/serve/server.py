@@ -1,7 +1,8 @@
 """Running the gateway: the config file's location, structured logging, TLS, and uvicorn.
 
 uvicorn runs on uvloop and the httptools parser when they are installed (``modelshield[serve]``); with
-mutual TLS it uses the h11-based protocol that exposes the client certificate.
+mutual TLS it uses the h11-based protocol that exposes the client certificate. Either way the protocol closes a
+connection whose request headers do not all arrive within 10 s (``modelshield.serve.deadlines``).
 """
 
 from __future__ import annotations
@@ -96,10 +97,15 @@ def run_server(
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
+    from modelshield.serve.deadlines import H11WithDeadline, http_protocol
+
+    options["http"] = http_protocol()  # uvicorn's, with a deadline for request headers (slowloris)
     if s.tls_cert_file is not None:
         from modelshield.serve.mtls import MtlsH11Protocol
 
-        options.update(ssl_context_factory=_ssl_context, http=MtlsH11Protocol if config.auth.mtls_ca_file else "h11")
+        options.update(
+            ssl_context_factory=_ssl_context, http=MtlsH11Protocol if config.auth.mtls_ca_file else H11WithDeadline
+        )
         _ssl_context(None, None)  # a bad certificate stops the start here, with one line
     if workers > 1:
         uvicorn.run("modelshield.serve.server:app_from_env", factory=True, workers=workers, **options)

@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from modelshield.serve.admin import PinBody, QuarantineBody, RevokeBody, parse_body
+from modelshield.serve.deadlines import HeaderDeadline, http_protocol
 from modelshield.serve.errors import RequestValidationError
 from tests.serve.server.conftest import ARCH, make_state, running, secure_config
 
@@ -34,7 +35,8 @@ def gateway(weights: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory)
         {"demo": {"path": str(path), "digest": digest, **ARCH}},
         validation={"body_timeout_seconds": 1.0},
     )
-    with running(config) as url, httpx.Client(base_url=url, timeout=30) as client:
+    # the protocol ``modelshield serve`` runs
+    with running(config, {"http": http_protocol()}) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client, state, url
 
 
@@ -85,7 +87,7 @@ def test_a_body_that_stops_arriving_gets_408_instead_of_holding_the_request(gate
     ).encode() + b'{"inputs": [[[0.'
     got, took = _send_and_stall(url, head, wait=15)
     assert got.startswith(b"HTTP/1.1 408 "), got[:200]
-    assert took < 10
+    assert took < 5 and b"\r\nconnection: close\r\n" in got.lower()  # closed with the answer, not by a timer
     assert b'"error"' in got and key.encode() not in got
 
 
@@ -217,3 +219,13 @@ def test_probes_answer_head_as_get(gateway, path):
     client, _, _ = gateway
     got, head = client.get(path), client.head(path)
     assert head.status_code == got.status_code == 200 and head.content == b""
+
+
+@pytest.mark.parametrize("sent", [b"POST /v1/models/demo/predict HTTP/1.1\r\nHost: x\r\nContent-", b"GET /hea"])
+def test_headers_that_stop_arriving_lose_the_connection(gateway, sent, monkeypatch):
+    # slowloris: uvicorn's keep-alive timer stops at the first byte, so part of a request line held a connection
+    # (and a file descriptor) for as long as the client liked
+    _, _, url = gateway
+    monkeypatch.setattr(HeaderDeadline, "header_timeout", 1.0)
+    got, took = _send_and_stall(url, sent, wait=20)
+    assert took < 10, (got, took)
