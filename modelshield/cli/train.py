@@ -134,7 +134,10 @@ def train_command(
     arch_kwargs: Annotated[str | None, typer.Option(help="JSON keyword arguments for --arch.")] = None,
     model: Annotated[str | None, typer.Option(help="Start from these safetensors weights (with --arch).")] = None,
     epsilon: Annotated[float | None, typer.Option(help="Target ε: training never spends more.")] = None,
-    delta: Annotated[float, typer.Option(help="δ of the (ε, δ) guarantee; keep it well below 1/N.")] = 1e-5,
+    delta: Annotated[
+        float | None,
+        typer.Option(help="δ of the (ε, δ) guarantee, below 1/N; default 1e-5, or 10^⌊log10(0.1/N)⌋ for N ≥ 100,000."),
+    ] = None,
     max_grad_norm: Annotated[float, typer.Option(help="Per-sample gradient clipping norm C.")] = 1.0,
     noise_multiplier: Annotated[
         float | None, typer.Option(help="σ; default: derived from --epsilon for the planned epochs.")
@@ -176,7 +179,7 @@ def train_command(
     from modelshield.cli._options import parse_arch_kwargs
     from modelshield.privacy.dp import save_dp_model, train_dp
     from modelshield.privacy.dp.accountant import ACCOUNTANTS
-    from modelshield.privacy.dp.training import DPOptimizer
+    from modelshield.privacy.dp.training import DPOptimizer, default_delta
 
     if accountant not in ACCOUNTANTS:
         raise InputError(f"--accountant must be one of {', '.join(ACCOUNTANTS)}, not {accountant!r}")
@@ -203,7 +206,7 @@ def train_command(
             train.x,
             train.y,
             epsilon=epsilon,
-            delta=delta,
+            delta=default_delta(len(train.x)) if delta is None else delta,
             epochs=epochs,
             batch_size=batch_size,
             max_grad_norm=max_grad_norm,

@@ -94,6 +94,12 @@ def poisson_batch(n: int, q: float, generator: torch.Generator) -> Tensor:
     return (torch.rand(n, generator=generator) < q).nonzero().squeeze(1)
 
 
+def default_delta(n: int) -> float:
+    """δ for N training records when none is given: the customary 1e-5 while it is below 1/N, else the power of
+    ten at or below 0.1/N (1e-7 for a million rows)."""
+    return 1e-5 if 1e-5 < 1 / n else 10.0 ** math.floor(math.log10(0.1 / n))
+
+
 def plan(
     n: int,
     *,
@@ -113,7 +119,7 @@ def plan(
         raise InputError(
             f"δ={delta:g} is not below 1/N = {1 / n:.3g}: a release that publishes one random training record "
             "in full meets that δ, so the (ε, δ) figure would promise nothing",
-            hint=f"use a δ well below 1/N, e.g. {10 ** math.floor(math.log10(0.1 / n)):g}",
+            hint=f"use a δ well below 1/N, e.g. {default_delta(n):g}",
         )
     q = batch_size / n
     planned = epochs * max(1, round(n / batch_size))

@@ -96,6 +96,16 @@ def test_delta_at_or_above_one_over_n_is_refused() -> None:
         train_dp(net, x, y, epsilon=3.0, delta=0.05, epochs=1, batch_size=10)
 
 
+def test_the_cli_default_delta_stays_below_one_over_n() -> None:
+    """`train --dp` without --delta: the customary 1e-5 while it is below 1/N, a smaller power of ten for large
+    data (a million rows must not be refused for a default the user never chose)."""
+    from modelshield.privacy.dp.training import default_delta
+
+    assert default_delta(1797) == 1e-5 and default_delta(60_000) == 1e-5
+    assert default_delta(100_000) == 1e-6 and default_delta(1_000_000) == 1e-7
+    assert all(default_delta(n) < 1 / n for n in (2, 10, 99_999, 100_000, 123_456, 10**9))
+
+
 @pytest.mark.parametrize(
     "args",
     [(float("nan"), MNIST_Q, 10, DELTA), (1.0, float("nan"), 10, DELTA), (1.0, MNIST_Q, 10, float("nan"))],
