@@ -1,5 +1,5 @@
-"""``modelshield pii``: find PII in text or CSV files offline (checksummed recognisers, a name gazetteer) and mask it
-with the same masker the gateway applies to its logs."""
+"""``modelshield pii``: find PII in text, CSV or Parquet files offline (checksummed recognisers, a name gazetteer) and
+mask it with the same masker the gateway applies to its logs. A Parquet table is read as the CSV of its values."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelshield.core.errors import InputError, MissingFileError
+from modelshield.core.errors import FormatError, InputError, MissingFileError
 from modelshield.privacy.pii import BUILTIN, Finding, Masker, find_pii
 
 pii_app = typer.Typer(help="Find and mask personal data offline: cards, IBANs, national ids, e-mails, phones, names.")
@@ -30,19 +30,34 @@ class Format(enum.StrEnum):
     json = "json"
 
 
-FileArgument = Annotated[str, typer.Argument(help="Text or CSV file (.csv: scanned per column), or - for stdin.")]
+FileArgument = Annotated[
+    str, typer.Argument(help="Text, CSV or Parquet file (.csv/.parquet: scanned per column), or - for stdin.")
+]
+
+
+def _is_table(source: str) -> bool:
+    return source.lower().endswith((".csv", ".parquet"))
 
 
 def _read(source: str) -> str:
+    """The file's text; a Parquet table as CSV text, every value as written."""
     if source == "-":
         return sys.stdin.read()
     path = Path(source)
     if not path.is_file():
         raise MissingFileError(f"no such file: {source}")
+    if source.lower().endswith(".parquet"):
+        import pandas as pd
+
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise FormatError(f"cannot read {source} as Parquet: {' '.join(str(e).split())[:200]}") from None
+        return str(frame.to_csv(index=False, lineterminator="\n"))
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{source} is not UTF-8 text") from None
+        raise InputError(f"{source} is not UTF-8 text (a table: .csv or .parquet)") from None
 
 
 def _detector(engine: Engine) -> Any:
@@ -92,7 +107,7 @@ def scan(
     Exit 1 when something was found, 0 when nothing was."""
     text = _read(file)
     detect = _detector(engine)
-    as_csv = csv_mode if csv_mode is not None else file.lower().endswith(".csv")
+    as_csv = csv_mode if csv_mode is not None else _is_table(file)
     if as_csv:
         report: dict[str, Any] = _scan_csv(text, detect)
         found = bool(report["columns"])
@@ -118,16 +133,18 @@ def scan(
 @pii_app.command("mask")
 def mask(
     file: FileArgument,
-    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of stdout (.parquet: a Parquet table of text).")
+    ] = None,
     log_rules: Annotated[
         bool, typer.Option("--log-rules", help="Only the gateway's log rules (no names, no context-bound ids).")
     ] = False,
 ) -> None:
-    """Replace PII with placeholders ([EMAIL], [CARD], [NATIONAL_ID], [PERSON] ...); CSV cells are masked with their
+    """Replace PII with placeholders ([EMAIL], [CARD], [NATIONAL_ID], [PERSON] ...); table cells are masked with their
     column name as context."""
     text = _read(file)
     masker = Masker() if log_rules else Masker(patterns=BUILTIN)
-    if file.lower().endswith(".csv"):
+    if _is_table(file):
         rows = csv.reader(io.StringIO(text, newline=""))
         header = next(rows, None) or []
         buf = io.StringIO()
@@ -140,9 +157,15 @@ def mask(
         result = "".join(masker.mask_text(line) for line in text.splitlines(keepends=True))
     if out is None:
         typer.echo(result, nl=False)
+        return
+    if out.suffix.lower() == ".parquet":
+        import pandas as pd
+
+        masked = pd.read_csv(io.StringIO(result), dtype=str, keep_default_na=False)
+        masked.to_parquet(out, index=False)
     else:
         out.write_text(result, encoding="utf-8")
-        typer.echo(f"masked {file} -> {out}", err=True)
+    typer.echo(f"masked {file} -> {out}", err=True)
 
 
 def register(app: typer.Typer) -> None:

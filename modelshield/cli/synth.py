@@ -44,10 +44,11 @@ def _read(path: Path) -> pd.DataFrame:
 
     if not path.is_file():
         raise MissingFileError(f"input not found: {path}")
+    kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
     try:
-        frame = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise FormatError(f"cannot read {path} as CSV: {' '.join(str(e).split())[:200]}") from None
+        frame = pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise FormatError(f"cannot read {path} as {kind}: {' '.join(str(e).split())[:200]}") from None
     if len(frame) == 0:
         raise InputError(f"{path} has no rows")
     return frame
@@ -55,7 +56,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 @synth_app.command("data")
 def data(
-    input: Annotated[Path, typer.Argument(help="The private table (CSV with a header row).")],
+    input: Annotated[Path, typer.Argument(help="The private table (CSV with a header row, or Parquet).")],
     epsilon: Epsilon,
     out: Annotated[Path, typer.Option("--out", help="Where to write the synthetic CSV.")],
     delta: Delta = 1e-9,
@@ -160,7 +161,7 @@ def _release(
 
 @synth_app.command("stats")
 def stats(
-    input: Annotated[Path, typer.Argument(help="The private table (CSV with a header row).")],
+    input: Annotated[Path, typer.Argument(help="The private table (CSV with a header row, or Parquet).")],
     epsilon: Epsilon,
     delta: Delta = 1e-9,
     count: Annotated[bool, typer.Option("--count", help="The number of rows.")] = False,

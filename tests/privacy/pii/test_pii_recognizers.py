@@ -89,6 +89,11 @@ def test_pii_scan_and_mask_on_a_csv_written_by_pandas(tmp_path: Path, run_main: 
     masked = pd.read_csv(io.StringIO(out), dtype=str)
     assert code == 0 and set(masked["card"]) == {"[CARD]"} and set(masked["bsn"]) == {"[NATIONAL_ID]"}
     assert list(masked["order_id"]) == list(frame["order_id"])
+    frame.to_parquet(tmp_path / "t.parquet", index=False)  # the same table as Parquet: the same report and masks
+    code, out, _ = run_main("pii", "scan", str(tmp_path / "t.parquet"), "--format", "json")
+    assert code == 1 and json.loads(out) == report
+    code, _, _ = run_main("pii", "mask", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "m.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "m.parquet"), masked)
     (tmp_path / "clean.txt").write_text("nothing to see here\n")
     assert run_main("pii", "scan", str(tmp_path / "clean.txt"))[0] == 0
     code, _, err = run_main("pii", "scan", str(tmp_path / "missing.txt"))
