@@ -140,7 +140,7 @@ def parse_body(raw: bytes, model: type[B]) -> B:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(map(str, err["loc"])) or "body"
-        raise RequestValidationError(f"{where}: {err['msg']}", status=422) from None
+        raise RequestValidationError(f"{where}: {err['msg'].removeprefix('Value error, ')}", status=422) from None
 
 
 class AdminActions:
