@@ -21,6 +21,15 @@ def _pins(path: Path) -> list[tuple[str, str]]:
     return sorted((p.key, p.version) for p in requirements_packages(path) if not p.skip)
 
 
+def _advisory(name: str, introduced: str, fixed: str) -> AdvisoryDatabase:
+    """An offline database of one OSV record: ``name`` vulnerable from ``introduced`` until ``fixed``."""
+    db = AdvisoryDatabase("test")
+    events = [{"introduced": introduced}, {"fixed": fixed}]
+    affected = [{"package": {"ecosystem": "PyPI", "name": name}, "ranges": [{"type": "ECOSYSTEM", "events": events}]}]
+    db.add_record({"id": f"OSV-TEST-{name.upper()}", "affected": affected})
+    return db
+
+
 def _skipped(path: Path) -> dict[str, str]:
     return {p.name: p.skip for p in requirements_packages(path) if p.skip}
 
@@ -90,18 +99,7 @@ def test_pyproject_is_refused_with_a_way_forward(tmp_path: Path) -> None:
 
 
 def test_audit_reports_what_it_could_not_audit() -> None:
-    db = AdvisoryDatabase("test")
-    db.add_record(
-        {
-            "id": "OSV-TEST-TORCH",
-            "affected": [
-                {
-                    "package": {"ecosystem": "PyPI", "name": "torch"},
-                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0.0"}, {"fixed": "2.14.0"}]}],
-                }
-            ],
-        }
-    )
+    db = _advisory("torch", "2.0.0", "2.14.0")
     report = audit_offline(requirements_packages(LOCKS / "Pipfile.lock"), db)
     assert [(v.package, v.version, v.fixed_in) for v in report.vulnerabilities] == [
         ("torch", "2.13.0+cpu", ("2.14.0",))
@@ -114,18 +112,7 @@ def test_cyclonedx_affects_the_pinned_version_that_is_vulnerable() -> None:
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    db = AdvisoryDatabase("test")
-    db.add_record(
-        {
-            "id": "OSV-TEST-NUMPY",
-            "affected": [
-                {
-                    "package": {"ecosystem": "PyPI", "name": "numpy"},
-                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.5.0"}, {"fixed": "2.5.6"}]}],
-                }
-            ],
-        }
-    )
+    db = _advisory("numpy", "2.5.0", "2.5.6")
     report = audit_offline(requirements_packages(LOCKS / "uv-compiled.txt"), db)
     text = render_audit(report, "cyclonedx")
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
@@ -169,18 +156,7 @@ def test_pylock_source_trees_have_no_version(tmp_path: Path) -> None:
 
 def test_online_audit_of_a_lock_pinning_one_name_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """pip-audit refuses a requirements file with two pins of one name; a universal lock has them."""
-    db = AdvisoryDatabase("test")
-    db.add_record(
-        {
-            "id": "OSV-TEST-NUMPY",
-            "affected": [
-                {
-                    "package": {"ecosystem": "PyPI", "name": "numpy"},
-                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.5.0"}, {"fixed": "2.5.6"}]}],
-                }
-            ],
-        }
-    )
+    db = _advisory("numpy", "2.5.0", "2.5.6")
     server = serve_query_api(db)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     try:
