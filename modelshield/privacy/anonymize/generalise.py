@@ -1,6 +1,7 @@
 """From groups of rows to released values: labels, and the information each label loses.
 
-Released values are strings: a number or a range ``[30-39]`` (inclusive), a hierarchy label, or ``*``.
+Released values are strings: a number or a range ``[30-39]`` (inclusive), a date or a range of dates
+``2021-03-01..2021-03-31`` (inclusive), a hierarchy label, or ``*``.
 Information loss is the normalised certainty penalty (NCP, Xu et al. KDD 2006, "Utility-based
 anonymization using local recoding"; ARX calls it loss / generalised information loss): per value, the
 share of the attribute's range (numeric) or of its leaves (categorical) the label covers, 0 for an intact
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from modelshield.privacy.anonymize.hierarchy import ROOT, IntervalHierarchy, TreeHierarchy
-from modelshield.privacy.anonymize.tables import Encoded
+from modelshield.privacy.anonymize.tables import Encoded, day_text
 
 
 def number(value: float) -> str:
@@ -20,7 +21,10 @@ def number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
 
 
-def span_label(low: float, high: float) -> str:
+def span_label(low: float, high: float, dates: bool = False) -> str:
+    """An inclusive range as released: ``[30-39]``, or ``2021-03-01..2021-03-31`` on a date column."""
+    if dates:
+        return day_text(low) if low == high else f"{day_text(low)}..{day_text(high)}"
     return number(low) if low == high else f"[{number(low)}-{number(high)}]"
 
 
@@ -38,7 +42,8 @@ def region_labels(enc: Encoded, region: np.ndarray, regions: int) -> tuple[list[
     penalty = np.zeros(regions)
     for j, hier in enumerate(enc.hierarchies):
         if enc.numeric[j]:
-            labels.append([span_label(a, b) for a, b in zip(lows[:, j], highs[:, j], strict=True)])
+            dates = enc.is_date(j)
+            labels.append([span_label(a, b, dates) for a, b in zip(lows[:, j], highs[:, j], strict=True)])
             width = domain_high[j] - domain_low[j]
             penalty += (highs[:, j] - lows[:, j]) / width if width > 0 else 0.0
         else:
@@ -103,8 +108,9 @@ class Levels:
         if h == hier.height:
             return ROOT
         if isinstance(hier, IntervalHierarchy):
+            dates = self.enc.is_date(j)
             if h == 0:
-                return number(value)
+                return span_label(value, value, dates)
             lows, highs = hier.bounds(np.array([value]), h)
-            return span_label(float(lows[0]), float(highs[0]))
+            return span_label(float(lows[0]), float(highs[0]), dates)
         return hier.level(hier.leaves[int(value)], h)

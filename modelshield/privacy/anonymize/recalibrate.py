@@ -15,13 +15,34 @@ import pandas as pd
 
 from modelshield.core.errors import InputError
 from modelshield.privacy.anonymize.hierarchy import ROOT
+from modelshield.privacy.anonymize.tables import days
 
 _RANGE = r"^\[\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*-\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*\]$"
 
 
+def _date_bounds(text: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """Released date labels (``2021-03-14``, ``2021-03-01..2021-03-31``, ``*``) as day numbers, else None."""
+    star = text == ROOT
+    ends = text[~star].str.split("..", n=1, expand=True, regex=False)
+    if star.all() or ends.empty:
+        return None
+    low = days(ends[0])
+    high = days(ends[ends.columns[-1]].fillna(ends[0]))
+    if low is None or high is None:
+        return None
+    out_low, out_high = np.full(len(text), -np.inf), np.full(len(text), np.inf)
+    out_low[~star.to_numpy()], out_high[~star.to_numpy()] = low, high
+    return out_low, out_high
+
+
 def label_bounds(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Released numeric labels as inclusive (low, high): a number is itself, ``[lo-hi]`` its ends, ``*`` ±∞."""
+    """Released numeric labels as inclusive (low, high): a number is itself, ``[lo-hi]`` its ends, ``*`` ±∞.
+
+    On a date column (every label a date, a ``first..last`` range or ``*``) the bounds are day numbers."""
     text = labels.astype(str).str.strip()
+    dated = _date_bounds(text)
+    if dated is not None:
+        return dated
     spans = text.str.extract(_RANGE)
     single = pd.to_numeric(text, errors="coerce")
     low = pd.to_numeric(spans[0], errors="coerce").fillna(single)

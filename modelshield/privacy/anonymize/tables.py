@@ -1,7 +1,8 @@
 """Reading the table to anonymise in chunks, keeping only the columns the algorithms need.
 
 Partitioning needs every row's quasi-identifiers at once, but not the rest of the row: a quasi-identifier
-is held as one float (numeric) or one int32 code (categorical), the sensitive attribute as one code, so a
+is held as one float (numeric; an ISO date ``2021-03-14`` as its day number since 1970-01-01, so dates
+generalise into ranges like numbers do) or one int32 code (categorical), the sensitive attribute as one code, so a
 million-row file with five quasi-identifiers costs about 40 MB however wide it is. The released table is
 written in a second pass over the file (``release.write_release``).
 """
@@ -9,7 +10,7 @@ written in a second pass over the file (``release.write_release``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,12 +84,36 @@ def _numbers(values: pd.Series) -> np.ndarray | None:
     return None if parsed.isna().any() else parsed.to_numpy(dtype=np.float64)
 
 
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+
+
+def days(values: pd.Series) -> np.ndarray | None:
+    """Day numbers (since 1970-01-01) when every value is an ISO date ``YYYY-MM-DD``, else None.
+
+    This is how pandas writes a date column to CSV, and what a Parquet date or midnight timestamp reads
+    back as; a column with any other value (a time, free text, an empty cell) stays as it was."""
+    parsed = _parse_days(values)
+    if parsed.isna().any():
+        return None
+    return parsed.to_numpy().astype("datetime64[D]").astype(np.int64).astype(np.float64)
+
+
+def _parse_days(values: pd.Series) -> pd.Series:
+    text = values.astype(str)
+    return pd.to_datetime(text.where(text.str.fullmatch(_ISO_DATE)), format="%Y-%m-%d", errors="coerce")
+
+
+def day_text(day: float) -> str:
+    """A day number as its ISO date."""
+    return str(np.datetime64(int(day), "D"))
+
+
 @dataclass
 class Encoded:
     """Quasi-identifiers and the sensitive attribute of every row, encoded for the algorithms.
 
-    ``numeric[j]`` holds floats, otherwise ``codes`` into ``hierarchies[j].leaves`` (so leaf order is code
-    order). ``sensitive`` codes index ``sensitive_values`` (sorted, so ordered when numeric).
+    ``numeric[j]`` holds floats (day numbers where ``dates[j]``), otherwise ``codes`` into
+    ``hierarchies[j].leaves`` (so leaf order is code order). ``sensitive`` codes index ``sensitive_values`` (sorted, so ordered when numeric).
     """
 
     columns: list[str]
@@ -99,6 +124,10 @@ class Encoded:
     sensitive_name: str | None
     sensitive_values: list[str]
     sensitive_numeric: bool
+    dates: list[bool] = field(default_factory=list)
+
+    def is_date(self, j: int) -> bool:
+        return bool(self.dates) and self.dates[j]
 
     @property
     def rows(self) -> int:
@@ -141,22 +170,38 @@ def encode(
     """Encode the quasi-identifiers (and sensitive attribute) of every chunk.
 
     A column is numeric when its hierarchy is an interval one, or when it has none and every value in the
-    first chunk is a number; a later non-number in it is an error naming the value."""
+    first chunk is a number; it is a date column (numeric, in days) when every value in the first chunk is
+    an ISO date and no tree hierarchy is given for it. A later value that does not fit is an error naming it."""
     given = hierarchies or {}
     numeric: list[bool] | None = None
+    dates: list[bool] = []
     floats: list[list[np.ndarray]] = [[] for _ in quasi_identifiers]
     codes = [_Codes() for _ in quasi_identifiers]
     secret = _Codes()
     seen = 0
     for chunk in chunks:
         if numeric is None:
-            numeric = [
-                isinstance(given.get(c), IntervalHierarchy)
-                or (c not in given and len(chunk) > 0 and _numbers(chunk[c]) is not None)
+            dates = [
+                not isinstance(given.get(c), TreeHierarchy) and len(chunk) > 0 and days(chunk[c]) is not None
                 for c in quasi_identifiers
             ]
+            numeric = [
+                dates[j]
+                or isinstance(given.get(c), IntervalHierarchy)
+                or (c not in given and len(chunk) > 0 and _numbers(chunk[c]) is not None)
+                for j, c in enumerate(quasi_identifiers)
+            ]
         for j, col in enumerate(quasi_identifiers):
-            if numeric[j]:
+            if dates[j]:
+                values = days(chunk[col])
+                if values is None:
+                    bad = chunk[col][_parse_days(chunk[col]).isna()].iloc[0]
+                    raise InputError(
+                        f"column {col!r} holds dates but also {bad!r} near row {seen + 1}",
+                        hint="give it a categorical hierarchy, or clean the value",
+                    )
+                floats[j].append(values)
+            elif numeric[j]:
                 values = _numbers(chunk[col])
                 if values is None:
                     bad = chunk[col][pd.to_numeric(chunk[col], errors="coerce").isna()].iloc[0]
@@ -206,6 +251,7 @@ def encode(
         sensitive,
         secret_values,
         secret_numeric,
+        dates,
     )
 
 
