@@ -66,7 +66,10 @@ def resnet() -> TorchModel:
 
 
 def _same(a: AttackResult, b: AttackResult) -> None:
-    assert torch.equal(a.x_adv, b.x_adv)
+    """The same result: outcomes and counts exactly, points to float precision — the attack draws its randomness
+    per sample, but on some CPUs (this Intel Xeon VM, not the AMD EPYC one) a batch's size changes BLAS blocking
+    and so the model's own arithmetic in the last bit (L2 steps differed by 2e-7)."""
+    torch.testing.assert_close(a.x_adv, b.x_adv, rtol=0, atol=1e-5)
     assert torch.equal(a.success, b.success) and torch.equal(a.claimed, b.claimed)
     assert (a.queries is None) == (b.queries is None)
     if a.queries is not None and b.queries is not None:

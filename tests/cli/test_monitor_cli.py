@@ -55,7 +55,7 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cur.to_parquet(paths["same.parquet"])
     cur["alcohol"] += 1.5
     cur.to_parquet(paths["shifted.parquet"])
-    cur.assign(alcohol="n/a").to_csv(paths["text.csv"], index=False)
+    cur.assign(alcohol="not measured").to_csv(paths["text.csv"], index=False)  # text; "n/a" would read as missing
     return paths
 
 
