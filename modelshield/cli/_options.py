@@ -1,14 +1,25 @@
-"""Option parsers shared by the command groups: numbers (ε as k/255), bounds, shapes, steps, HTTP headers;
-and library errors reworded to name the flags a command-line user types."""
+"""Options and option parsers shared by the command groups: numbers (ε as k/255), bounds, shapes, steps, HTTP
+headers, the gateways' Redis prefix; and library errors reworded to name the flags a command-line user types."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from modelshield.core.errors import InputError, ModelShieldError
+
+RedisPrefixOption = Annotated[
+    str,
+    typer.Option(
+        "--redis-prefix",
+        envvar="MODELSHIELD_REDIS_PREFIX",
+        help="The gateways' rate_limits.redis_prefix (one per deployment sharing a Redis).",
+    ),
+]
 
 
 def parse_floats(text: str, what: str) -> list[float]:

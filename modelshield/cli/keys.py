@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelshield.cli._options import RedisPrefixOption
 from modelshield.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -36,14 +37,6 @@ RedisOption = Annotated[
         "--redis",
         envvar="MODELSHIELD_REDIS_URL",
         help="Redis URL: publish revocations to every gateway replica at once.",
-    ),
-]
-PrefixOption = Annotated[
-    str,
-    typer.Option(
-        "--redis-prefix",
-        envvar="MODELSHIELD_REDIS_PREFIX",
-        help="The gateways' rate_limits.redis_prefix (one per deployment sharing a Redis).",
     ),
 ]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -186,7 +179,7 @@ def revoke(
     db: DbOption = None,
     pepper_file: PepperOption = None,
     redis_url: RedisOption = None,
-    redis_prefix: PrefixOption = "modelshield",
+    redis_prefix: RedisPrefixOption = "modelshield",
 ) -> None:
     """Revoke a key now (gateways using the same Redis drop it at once, others within their cache TTL)."""
     store = _open(db, pepper_file, redis_url, redis_prefix)

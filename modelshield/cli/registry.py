@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelshield.cli._options import RedisPrefixOption
 from modelshield.core.errors import InputError, IntegrityError
 
 if TYPE_CHECKING:
@@ -31,14 +32,6 @@ RedisOption = Annotated[
         "--redis",
         envvar="MODELSHIELD_REDIS_URL",
         help="Redis URL: tell every gateway replica at once (else they see the change at their next poll).",
-    ),
-]
-PrefixOption = Annotated[
-    str,
-    typer.Option(
-        "--redis-prefix",
-        envvar="MODELSHIELD_REDIS_PREFIX",
-        help="The gateways' rate_limits.redis_prefix (one per deployment sharing a Redis).",
     ),
 ]
 
@@ -169,7 +162,7 @@ def pin(
     digest: Annotated[str | None, typer.Option(help="Pin the version with this digest (sha256:<hex>).")] = None,
     db: DbOption = None,
     redis_url: RedisOption = None,
-    redis_prefix: PrefixOption = "modelshield",
+    redis_prefix: RedisPrefixOption = "modelshield",
 ) -> None:
     """Serve exactly one version (one digest) of NAME, whatever is in production."""
     if (version is None) == (digest is None):
@@ -186,7 +179,7 @@ def unpin(
     name: NameArg,
     db: DbOption = None,
     redis_url: RedisOption = None,
-    redis_prefix: PrefixOption = "modelshield",
+    redis_prefix: RedisPrefixOption = "modelshield",
 ) -> None:
     """Serve the production version of NAME again."""
     announce = _Announce(db, redis_url, redis_prefix)
@@ -206,7 +199,7 @@ def promote(
     ] = None,
     db: DbOption = None,
     redis_url: RedisOption = None,
-    redis_prefix: PrefixOption = "modelshield",
+    redis_prefix: RedisPrefixOption = "modelshield",
 ) -> None:
     """registered -> staged -> production; --canary P makes it a production canary at P% of traffic."""
     announce = _Announce(db, redis_url, redis_prefix)
@@ -224,7 +217,7 @@ def retire(
     version: VersionArg,
     db: DbOption = None,
     redis_url: RedisOption = None,
-    redis_prefix: PrefixOption = "modelshield",
+    redis_prefix: RedisPrefixOption = "modelshield",
 ) -> None:
     """Retire a version: unpinned, never served again."""
     announce = _Announce(db, redis_url, redis_prefix)
@@ -240,7 +233,7 @@ def verify(
     version: Annotated[int | None, typer.Argument(min=1, help="Default: every live version.")] = None,
     db: DbOption = None,
     redis_url: RedisOption = None,
-    redis_prefix: PrefixOption = "modelshield",
+    redis_prefix: RedisPrefixOption = "modelshield",
 ) -> None:
     """Re-hash versions (and re-check signatures): exit 0 if all match, 1 (and quarantine) on a mismatch."""
     from modelshield.registry.store import SERVABLE

@@ -26,21 +26,6 @@ DP = ["train", "--dp", "--data", "sklearn:breast_cancer:train", "--noise-multipl
       "--batch-size", "32"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def digits_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """--model and --data for harden: the digits CNN's initial weights and 600 digits as an .npz."""
-    from modelshield.core.datasets import sklearn_dataset
-    from modelshield.core.loading import save_torch_model
-    from modelshield.demo import DigitsCNN
-
-    folder = tmp_path_factory.mktemp("digits")
-    ds = sklearn_dataset("digits", "all").subset(600)
-    np.savez(folder / "data.npz", x=ds.x.numpy(), y=ds.y.numpy())
-    torch.manual_seed(0)
-    save_torch_model(DigitsCNN(), folder / "w.safetensors")
-    return ["--model", str(folder / "w.safetensors"), "--data", str(folder / "data.npz")]
-
-
 def test_honest_harden_run_is_quiet_and_writes_its_summary(
     run_main: RunMain, tmp_path: Path, digits_files: list[str]
 ) -> None:

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from modelshield.monitor.training import DataAccessMonitor, merge_summaries
 
@@ -18,21 +16,6 @@ RunMain = Callable[..., tuple[int, str, str]]  # the root conftest's run_main fi
 
 HARDEN = ["harden", "--arch", "modelshield.demo:DigitsCNN", "--method", "standard", "--gating-eps", "0.1",
           "--batch-size", "64", "--eval-steps", "2", "--no-progress"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def digits_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """--model and --data: the digits CNN's initial weights and 400 digits as an .npz."""
-    from modelshield.core.datasets import sklearn_dataset
-    from modelshield.core.loading import save_torch_model
-    from modelshield.demo import DigitsCNN
-
-    folder = tmp_path_factory.mktemp("digits-resume")
-    ds = sklearn_dataset("digits", "all").subset(400)
-    np.savez(folder / "data.npz", x=ds.x.numpy(), y=ds.y.numpy())
-    torch.manual_seed(0)
-    save_torch_model(DigitsCNN(), folder / "w.safetensors")
-    return ["--model", str(folder / "w.safetensors"), "--data", str(folder / "data.npz")]
 
 
 def test_a_resumed_harden_run_continues_the_epoch_numbers_and_keeps_the_earlier_record(
