@@ -138,7 +138,6 @@ class DataAccessMonitor:
         self.files: dict[str, int] = {}
         self._current = EpochRecord(0)
         self._previous_order: np.ndarray | None = None
-        self._file_epoch = 0
         self._files_lock = threading.RLock()
         self.on_epoch = on_epoch  # called after each epoch's checks (the CLI saves the summary, for a crash)
         self._callback = threading.local()
@@ -463,7 +462,7 @@ def python_own(path: str) -> bool:
     virtual environment, site-packages), a module or extension on ``sys.path`` (a project's own code, where data
     may sit beside it), or a device or process pseudo-file (a worker's ``/dev/null``, ``/proc`` reads)."""
     resolved = str(Path(path).resolve())
-    if resolved.startswith(_PSEUDO) or resolved in ("/dev/null", "/dev/zero"):
+    if resolved.startswith(_PSEUDO):
         return True
     installed, paths = _roots(sys.prefix, sys.base_prefix, tuple(sys.path[1:]))
     inside = resolved.startswith(installed)
